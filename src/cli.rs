@@ -1,0 +1,157 @@
+//! The command line, exactly as the user types it: raw flags, no policy.
+//!
+//! [`crate::config::Config::from_cli`] validates these into the settings the
+//! stages use; nothing else in the crate sees clap types.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use clap::Parser;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  every page was fetched and parsed
+  1  the run completed, but some pages failed (see --pages)
+  2  the run could not run: bad arguments, unreadable input, unwritable output
+
+Example:
+  $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
+  $ scriptscrape urls.txt -o scripts.csv --pages pages.csv -c 32 --timeout 20
+  $ grep -c . scripts.csv          # one row per <script>, plus the header
+  $ cat big-list.txt | scriptscrape --pages pages.csv > scripts.csv";
+
+/// Fetch web pages concurrently and list every <script> element as CSV.
+///
+/// URLs are read one per line from the INPUT files (or standard input);
+/// blank lines and lines starting with '#' are skipped, and a bare host such
+/// as 'example.com' means 'https://example.com/'. Each page's scripts are
+/// written as soon as it completes, so rows follow completion order.
+#[derive(Debug, Parser)]
+#[command(name = "scriptscrape", version, about, long_about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Files of URLs, one per line; '-' reads standard input, as does no
+    /// INPUT when standard input is not a terminal.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Write the scripts CSV to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<String>,
+
+    /// Write the page report (one row per input URL: status, error,
+    /// script count) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pages: Option<String>,
+
+    /// Requests in flight at once.
+    #[arg(short = 'c', long, value_name = "N", default_value = "64")]
+    pub concurrency: NonZeroUsize,
+
+    /// Limit on each request as a whole, body included, in seconds
+    /// (decimals allowed).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub timeout: Duration,
+
+    /// Limit on establishing each connection, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub connect_timeout: Duration,
+
+    /// Largest page accepted, counted after decompression; a larger page
+    /// fails with body_too_large and the rest is not read. Suffixes K, M, G
+    /// (or KiB, MiB, GiB) are powers of 1024; KB, MB, GB powers of 1000.
+    #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    pub max_body: u64,
+
+    /// Redirects followed before a page fails with 'redirect'.
+    #[arg(long, value_name = "N", default_value = "10")]
+    pub max_redirects: usize,
+
+    /// User-Agent header sent with every request
+    /// [default: scriptscrape/VERSION].
+    #[arg(long, value_name = "STR")]
+    pub user_agent: Option<String>,
+
+    /// Extra request header, 'Name: value'; repeat for more.
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+
+    /// Also write the text of each inline script (column inline_text).
+    #[arg(long)]
+    pub inline_text: bool,
+
+    /// Print nothing on standard error but fatal errors: no summary line,
+    /// no per-page failures.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// Parses seconds: `30`, `2.5`, `0.25`. Zero is refused: it would fail every
+/// request.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("'{s}' must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a byte count with an optional unit suffix.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a byte count (try 10MiB or 500000)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{s}' (use K, M, G, KiB, MiB, GiB, KB, MB or GB)"
+            ));
+        }
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
+    if bytes == 0 {
+        return Err("the limit must be at least 1 byte".to_owned());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("10m"), Ok(10 << 20));
+        assert_eq!(parse_bytes("2KB"), Ok(2000));
+        assert_eq!(parse_bytes("123"), Ok(123));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+        assert!(parse_bytes("99999999999G").is_err());
+        assert_eq!(parse_secs("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("NaN").is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Validated settings for a run, built once from the command line.
+
+use std::io::IsTerminal as _;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+
+use crate::cli::Cli;
+use crate::fetch::FetchSettings;
+use crate::input::Source;
+
+/// Where an output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Standard output.
+    Stdout,
+    /// A file, created (or truncated) when the run starts.
+    File(PathBuf),
+}
+
+impl Destination {
+    fn from_arg(arg: &str) -> Self {
+        if arg == "-" {
+            Destination::Stdout
+        } else {
+            Destination::File(PathBuf::from(arg))
+        }
+    }
+}
+
+/// Everything a run needs, checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// URL lists, read in order.
+    pub sources: Vec<Source>,
+    /// The scripts CSV.
+    pub output: Destination,
+    /// The page report, when asked for.
+    pub pages: Option<Destination>,
+    /// Requests in flight at once (`-c`).
+    pub concurrency: NonZeroUsize,
+    /// Client settings.
+    pub fetch: FetchSettings,
+    /// Write the text of inline scripts.
+    pub inline_text: bool,
+    /// No summary or per-page messages on stderr.
+    pub quiet: bool,
+}
+
+/// The User-Agent sent when none is given.
+pub const DEFAULT_USER_AGENT: &str = concat!("scriptscrape/", env!("CARGO_PKG_VERSION"));
+
+impl Config {
+    /// Validates the command line. `stdin_is_terminal` decides what no
+    /// INPUT means.
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+        Self::from_cli_with_stdin(cli, std::io::stdin().is_terminal())
+    }
+
+    fn from_cli_with_stdin(cli: Cli, stdin_is_terminal: bool) -> anyhow::Result<Config> {
+        let sources: Vec<Source> = if cli.inputs.is_empty() {
+            if stdin_is_terminal {
+                bail!(
+                    "no input: name a file of URLs (one per line), or pipe URLs to standard input; see --help"
+                );
+            }
+            vec![Source::Stdin]
+        } else {
+            cli.inputs
+                .iter()
+                .map(|i| {
+                    if i == "-" {
+                        Source::Stdin
+                    } else {
+                        Source::File(PathBuf::from(i))
+                    }
+                })
+                .collect()
+        };
+
+        let output = cli
+            .output
+            .as_deref()
+            .map_or(Destination::Stdout, Destination::from_arg);
+        let pages = cli.pages.as_deref().map(Destination::from_arg);
+        if let Some(p) = &pages {
+            if *p == output {
+                match p {
+                    Destination::Stdout => {
+                        bail!("--pages and the scripts output cannot both go to standard output")
+                    }
+                    Destination::File(f) => {
+                        bail!("--pages and -o name the same file {}", f.display())
+                    }
+                }
+            }
+        }
+        for dest in std::iter::once(&output).chain(&pages) {
+            if let Destination::File(f) = dest {
+                if sources.iter().any(|s| *s == Source::File(f.clone())) {
+                    bail!(
+                        "output {} is also an input; refusing to overwrite it",
+                        f.display()
+                    );
+                }
+            }
+        }
+
+        let mut headers = HeaderMap::new();
+        let mut user_agent = cli.user_agent.clone();
+        for h in &cli.headers {
+            let (name, value) = parse_header(h)?;
+            if name == USER_AGENT {
+                // --user-agent, when also given, is the more specific wish.
+                if user_agent.is_none() {
+                    user_agent = Some(value.to_str().unwrap_or_default().to_owned());
+                }
+                continue;
+            }
+            headers.append(name, value);
+        }
+        let user_agent = user_agent.unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned());
+        HeaderValue::from_str(&user_agent)
+            .with_context(|| format!("invalid --user-agent {user_agent:?}"))?;
+
+        Ok(Config {
+            sources,
+            output,
+            pages,
+            concurrency: cli.concurrency,
+            fetch: FetchSettings {
+                timeout: cli.timeout,
+                connect_timeout: cli.connect_timeout,
+                max_body: cli.max_body,
+                max_redirects: cli.max_redirects,
+                user_agent,
+                headers,
+                pool_per_host: cli.concurrency.get(),
+            },
+            inline_text: cli.inline_text,
+            quiet: cli.quiet,
+        })
+    }
+}
+
+/// Parses `-H 'Name: value'`.
+fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+    let Some((name, value)) = h.split_once(':') else {
+        bail!("invalid header {h:?}: expected 'Name: value'");
+    };
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .with_context(|| format!("invalid header name in {h:?}"))?;
+    let value = HeaderValue::from_str(value.trim())
+        .with_context(|| format!("invalid header value in {h:?}"))?;
+    Ok((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn config(args: &[&str], terminal: bool) -> anyhow::Result<Config> {
+        let cli = Cli::try_parse_from(std::iter::once("scriptscrape").chain(args.iter().copied()))?;
+        Config::from_cli_with_stdin(cli, terminal)
+    }
+
+    #[test]
+    fn stdin_when_no_input_and_piped() {
+        assert_eq!(config(&[], false).unwrap().sources, [Source::Stdin]);
+        let err = config(&[], true).unwrap_err().to_string();
+        assert!(err.starts_with("no input"), "{err}");
+        assert_eq!(
+            config(&["a.txt", "-"], true).unwrap().sources,
+            [Source::File("a.txt".into()), Source::Stdin]
+        );
+    }
+
+    #[test]
+    fn headers_and_user_agent() {
+        let c = config(
+            &["x", "-H", "X-Token: abc", "-H", "user-agent: bot/1"],
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.fetch.headers["x-token"], "abc");
+        assert_eq!(c.fetch.user_agent, "bot/1");
+        assert!(!c.fetch.headers.contains_key(USER_AGENT));
+        let c = config(
+            &["x", "--user-agent", "mine", "-H", "User-Agent: other"],
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.fetch.user_agent, "mine");
+        assert!(config(&["x", "-H", "no colon"], true).is_err());
+        assert!(config(&["x", "-H", "bad name: v"], true).is_err());
+    }
+
+    #[test]
+    fn outputs_must_differ_from_each_other_and_inputs() {
+        assert!(config(&["x", "--pages", "-"], true).is_err());
+        assert!(config(&["x", "-o", "a.csv", "--pages", "a.csv"], true).is_err());
+        assert!(config(&["x", "-o", "x"], true).is_err());
+        assert!(config(&["x", "-o", "a.csv", "--pages", "-"], true).is_ok());
+    }
+}

@@ -1,0 +1,111 @@
+//! The page-level failure kinds that users see in the page report.
+//!
+//! These are the only errors a caller is expected to match on: each has a
+//! stable lower-case name that goes into the `error` column, so scripts and
+//! warehouses can group by it. Everything that stops the whole run (bad
+//! arguments, unwritable output) is an `anyhow::Error` with context instead.
+
+use std::fmt;
+
+/// Why one page produced no script rows.
+///
+/// The names returned by [`ErrorKind::as_str`] are part of the output format:
+/// renaming one is a breaking change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The input line is not a usable http(s) URL.
+    InvalidUrl,
+    /// The host name could not be resolved.
+    Dns,
+    /// The TCP connection could not be made (refused, unreachable, reset).
+    Connect,
+    /// The request, or its connection, took longer than allowed.
+    Timeout,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// The server answered with a status outside 2xx.
+    HttpStatus,
+    /// A 2xx response that is not an HTML document.
+    NotHtml,
+    /// The decompressed body passed `--max-body`.
+    BodyTooLarge,
+    /// Too many redirects, a redirect loop, or a redirect to another scheme.
+    Redirect,
+    /// The body's content encoding (gzip, br, …) could not be decoded.
+    Decode,
+    /// The connection failed while the body was being read, or another
+    /// transport error.
+    Io,
+    /// The HTML parser failed on the document (an internal error: the
+    /// parser accepts any input, so this is reported as a bug).
+    Parse,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order summaries list them.
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::InvalidUrl,
+        ErrorKind::Dns,
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Tls,
+        ErrorKind::HttpStatus,
+        ErrorKind::NotHtml,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Redirect,
+        ErrorKind::Decode,
+        ErrorKind::Io,
+        ErrorKind::Parse,
+    ];
+
+    /// The stable name written to the `error` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidUrl => "invalid_url",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Tls => "tls",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::NotHtml => "not_html",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Redirect => "redirect",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Io => "io",
+            ErrorKind::Parse => "parse",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed page: its kind, for machines, and a one-line detail, for people.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct PageError {
+    /// What went wrong, as users group it.
+    pub kind: ErrorKind,
+    /// Human-readable detail; never contains a newline.
+    pub detail: String,
+}
+
+impl PageError {
+    /// A page error whose detail is flattened onto one line.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        let detail: String = detail.into();
+        let detail = if detail.contains(['\n', '\r']) {
+            detail
+                .split(['\n', '\r'])
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            detail
+        };
+        PageError { kind, detail }
+    }
+}

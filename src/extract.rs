@@ -1,0 +1,474 @@
+//! Script extraction: a pure function from (document URL, HTML) to records.
+//!
+//! The document is parsed the way a browser with scripting enabled would
+//! build its tree (html5ever, through scraper), and the script elements of
+//! that tree are listed in document order. Nothing here does I/O or keeps
+//! state between pages, which makes this the easiest stage to test and to
+//! benchmark.
+//!
+//! What counts as "a script of the document" follows the HTML standard:
+//! - HTML `<script>` and SVG `<script>` elements anywhere in the tree (html5ever
+//!   already moves content after `</html>` into the body).
+//! - Not the contents of `<template>`: they belong to a separate document
+//!   fragment. scraper keeps that fragment as a child of the template
+//!   element, so its subtree is skipped here.
+//! - Not markup inside `<noscript>`: with scripting enabled it is raw text,
+//!   so the parser never makes elements of it.
+
+use base64::Engine as _;
+use ego_tree::iter::Edge;
+use scraper::{Html, Node, node::Element};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
+const SVG_NS: &str = "http://www.w3.org/2000/svg";
+const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+
+/// One script element of a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Script {
+    /// 0-based position among the page's script elements, in document order.
+    pub index: usize,
+    /// Where an external script comes from; `None` for an inline script.
+    pub src: Option<Src>,
+    /// True for an SVG `<script>` (its source is `href` or `xlink:href`).
+    pub svg: bool,
+    /// The `type` attribute as written.
+    pub type_attr: Option<String>,
+    /// The `async` attribute is present.
+    pub is_async: bool,
+    /// The `defer` attribute is present.
+    pub defer: bool,
+    /// The `nomodule` attribute is present.
+    pub nomodule: bool,
+    /// The `integrity` attribute as written.
+    pub integrity: Option<String>,
+    /// The `crossorigin` attribute as written.
+    pub crossorigin: Option<String>,
+    /// The text of an inline script; `None` for an external one.
+    pub inline: Option<Inline>,
+}
+
+/// The `src` of an external script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// Resolved against the document's base URL, as a browser would fetch it.
+    Resolved(Url),
+    /// A value no browser could fetch (empty, or not a valid URL), kept as
+    /// written so that it is reported rather than dropped.
+    Unresolved(String),
+}
+
+impl Src {
+    /// The absolute URL, or the raw value when it could not be resolved.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Src::Resolved(url) => url.as_str(),
+            Src::Unresolved(raw) => raw,
+        }
+    }
+
+    /// Whether the value was resolved to an absolute URL.
+    pub fn is_resolved(&self) -> bool {
+        matches!(self, Src::Resolved(_))
+    }
+}
+
+/// What is known about an inline script's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inline {
+    /// Length of the text in bytes, UTF-8 encoded.
+    pub bytes: usize,
+    /// `sha256-<base64>` of the UTF-8 text: the form used by CSP script
+    /// hashes and SRI `integrity`, so the two compare directly.
+    pub sha256: String,
+    /// The text itself, when the extractor was asked to keep it.
+    pub text: Option<String>,
+}
+
+/// Extracts script elements from documents; configure once, use for every page.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extractor {
+    keep_inline_text: bool,
+}
+
+impl Extractor {
+    /// An extractor that records lengths and hashes of inline scripts but not
+    /// their text.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also keep the text of each inline script (`--inline-text`).
+    pub fn keep_inline_text(mut self, yes: bool) -> Self {
+        self.keep_inline_text = yes;
+        self
+    }
+
+    /// Lists the script elements of `html`, a document fetched from
+    /// `document_url` (the final URL, after redirects).
+    pub fn extract(&self, document_url: &Url, html: &str) -> Vec<Script> {
+        let doc = Html::parse_document(html);
+        let mut base_href: Option<&str> = None;
+        let mut found: Vec<(&Element, ego_tree::NodeRef<'_, Node>)> = Vec::new();
+        // Depth inside template contents: their subtree is not part of the
+        // document, so neither its scripts nor its <base> count.
+        let mut in_template = 0usize;
+        for edge in doc.tree.root().traverse() {
+            match edge {
+                Edge::Open(node) => match node.value() {
+                    Node::Fragment => in_template += 1,
+                    Node::Element(el) if in_template == 0 => {
+                        let ns = &*el.name.ns;
+                        let local = &*el.name.local;
+                        if local == "script" && (ns == HTML_NS || ns == SVG_NS) {
+                            found.push((el, node));
+                        } else if local == "base" && ns == HTML_NS && base_href.is_none() {
+                            base_href = el.attr("href");
+                        }
+                    }
+                    _ => {}
+                },
+                Edge::Close(node) => {
+                    if let Node::Fragment = node.value() {
+                        in_template -= 1;
+                    }
+                }
+            }
+        }
+
+        let base = document_base(document_url, base_href);
+        found
+            .into_iter()
+            .enumerate()
+            .map(|(index, (el, node))| self.script(index, &base, el, node))
+            .collect()
+    }
+
+    fn script(
+        &self,
+        index: usize,
+        base: &Url,
+        el: &Element,
+        node: ego_tree::NodeRef<'_, Node>,
+    ) -> Script {
+        let svg = &*el.name.ns == SVG_NS;
+        let mut script = Script {
+            index,
+            src: None,
+            svg,
+            type_attr: None,
+            is_async: false,
+            defer: false,
+            nomodule: false,
+            integrity: None,
+            crossorigin: None,
+            inline: None,
+        };
+        let mut raw_src: Option<&str> = None;
+        let mut xlink_href: Option<&str> = None;
+        for (name, value) in &el.attrs {
+            let ns = &*name.ns;
+            let value: &str = value;
+            if ns == XLINK_NS {
+                if &*name.local == "href" {
+                    xlink_href = Some(value);
+                }
+                continue;
+            }
+            if !ns.is_empty() {
+                continue;
+            }
+            match &*name.local {
+                "src" if !svg => raw_src = Some(value),
+                // SVG 2 uses href; older SVG only xlink:href, which loses to it.
+                "href" if svg => raw_src = Some(value),
+                "type" => script.type_attr = Some(value.to_owned()),
+                "async" => script.is_async = true,
+                "defer" => script.defer = true,
+                "nomodule" => script.nomodule = true,
+                "integrity" => script.integrity = Some(value.to_owned()),
+                "crossorigin" => script.crossorigin = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        if svg && raw_src.is_none() {
+            raw_src = xlink_href;
+        }
+
+        match raw_src {
+            Some(raw) => script.src = Some(resolve_src(base, raw)),
+            None => script.inline = Some(self.inline(node)),
+        }
+        script
+    }
+
+    fn inline(&self, node: ego_tree::NodeRef<'_, Node>) -> Inline {
+        // A script's source is its "child text content": the direct text
+        // children only. The parser keeps HTML script text as one node, so
+        // the common case borrows instead of copying.
+        let mut texts = node.children().filter_map(|c| c.value().as_text());
+        let first = texts.next().map(|t| &*t.text).unwrap_or("");
+        let joined;
+        let text: &str = match texts.next() {
+            None => first,
+            Some(second) => {
+                let mut s = String::from(first);
+                s.push_str(&second.text);
+                for t in texts {
+                    s.push_str(&t.text);
+                }
+                joined = s;
+                &joined
+            }
+        };
+        Inline {
+            bytes: text.len(),
+            sha256: sha256_source(text.as_bytes()),
+            text: self.keep_inline_text.then(|| text.to_owned()),
+        }
+    }
+}
+
+/// `sha256-<base64 of the digest>`, the CSP / SRI hash-source form.
+pub fn sha256_source(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 44);
+    out.push_str("sha256-");
+    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out);
+    out
+}
+
+/// The document base URL: the first `<base href>`, resolved against the
+/// document URL, unless it fails to parse or is a `data:`/`javascript:` URL,
+/// in which case the document URL itself (HTML standard, "frozen base URL").
+fn document_base(document_url: &Url, base_href: Option<&str>) -> Url {
+    base_href
+        .and_then(|href| document_url.join(href).ok())
+        .filter(|url| !matches!(url.scheme(), "data" | "javascript"))
+        .unwrap_or_else(|| document_url.clone())
+}
+
+fn resolve_src(base: &Url, raw: &str) -> Src {
+    // An empty src is an error for a browser (it fires `error` and loads
+    // nothing); anything else goes through the URL parser, which trims
+    // surrounding whitespace and drops tabs and newlines as browsers do.
+    if raw.is_empty() {
+        return Src::Unresolved(String::new());
+    }
+    match base.join(raw) {
+        Ok(url) => Src::Resolved(url),
+        Err(_) => Src::Unresolved(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    fn srcs(scripts: &[Script]) -> Vec<String> {
+        scripts
+            .iter()
+            .map(|s| match &s.src {
+                Some(src) => src.as_str().to_owned(),
+                None => "<inline>".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kitchen_sink_in_document_order() {
+        let html = include_str!("../fixtures/html/kitchen-sink.html");
+        let scripts =
+            Extractor::new().extract(&url("https://www.example.com/shop/page.html"), html);
+        assert_eq!(
+            srcs(&scripts),
+            [
+                "<inline>",
+                "https://cdn.example.net/lib.js",
+                "https://www.example.com/static/Upper.js",
+                "<inline>",
+                "https://www.example.com/shop/app.mjs",
+                "https://www.example.com/shop/legacy.js",
+                "https://www.example.com/svg-href.js",
+                "https://www.example.com/svg-xlink.js",
+                "<inline>",
+                "https://other.example.org/x.js?v=1",
+                "<inline>",
+            ]
+        );
+        let indexes: Vec<usize> = scripts.iter().map(|s| s.index).collect();
+        assert_eq!(indexes, (0..11).collect::<Vec<_>>());
+
+        let lib = &scripts[1];
+        assert!(lib.is_async && !lib.defer && !lib.nomodule && !lib.svg);
+        assert_eq!(lib.crossorigin.as_deref(), Some("anonymous"));
+        assert_eq!(
+            lib.integrity.as_deref(),
+            Some("sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC")
+        );
+        assert!(lib.inline.is_none());
+
+        // Upper-case tag and attribute names are the same element to HTML.
+        let upper = &scripts[2];
+        assert!(upper.defer && !upper.is_async);
+        assert_eq!(upper.type_attr.as_deref(), Some("text/javascript"));
+
+        assert_eq!(scripts[3].type_attr.as_deref(), Some("application/ld+json"));
+        assert_eq!(scripts[4].type_attr.as_deref(), Some("module"));
+        assert!(scripts[5].nomodule);
+        assert!(scripts[6].svg && scripts[7].svg && scripts[8].svg);
+        assert!(!scripts[9].svg);
+        // A bare crossorigin attribute is present with an empty value.
+        assert_eq!(scripts[9].crossorigin.as_deref(), Some(""));
+        assert_eq!(scripts[0].crossorigin, None);
+    }
+
+    #[test]
+    fn inline_length_and_csp_hash() {
+        let html = "<script>alert('Hello, world.');</script><script></script>";
+        let scripts = Extractor::new().extract(&url("https://a.test/"), html);
+        let inline = scripts[0].inline.as_ref().unwrap();
+        assert_eq!(inline.bytes, "alert('Hello, world.');".len());
+        // The example hash from the CSP Level 3 specification.
+        assert_eq!(
+            inline.sha256,
+            "sha256-qznLcsROx4GACP2dm0UCKCzCG+HiZ1guq6ZZDob/Tng="
+        );
+        assert!(inline.text.is_none());
+        let empty = scripts[1].inline.as_ref().unwrap();
+        assert_eq!(empty.bytes, 0);
+        assert_eq!(
+            empty.sha256,
+            "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+    }
+
+    #[test]
+    fn inline_text_is_kept_on_request_and_newlines_normalised() {
+        let html = "<script>\r\nlet s = \"é\";\r\n</script>";
+        let scripts = Extractor::new()
+            .keep_inline_text(true)
+            .extract(&url("https://a.test/"), html);
+        let inline = scripts[0].inline.as_ref().unwrap();
+        // The parser turns CRLF into LF before a browser hashes the text.
+        assert_eq!(inline.text.as_deref(), Some("\nlet s = \"é\";\n"));
+        assert_eq!(inline.bytes, "\nlet s = \"é\";\n".len());
+        assert_eq!(
+            inline.sha256,
+            sha256_source("\nlet s = \"é\";\n".as_bytes())
+        );
+    }
+
+    #[test]
+    fn base_href_and_browser_style_resolution() {
+        let html = include_str!("../fixtures/html/base-href.html");
+        let scripts =
+            Extractor::new().extract(&url("https://site.example/pages/one.html?x=1"), html);
+        assert_eq!(
+            srcs(&scripts),
+            [
+                "https://site.example/assets/v2/a.js",
+                "https://site.example/assets/b.js",
+                "https://site.example/root.js",
+                "https://cdn.example.net/p.js",
+                "https://site.example/assets/v2/?q=1",
+                "https://site.example/assets/v2/padded.js",
+                "http://exa mple.com/bad.js",
+                "",
+                "https://abs.example.com/c.js#frag",
+            ]
+        );
+        let resolved: Vec<bool> = scripts
+            .iter()
+            .map(|s| s.src.as_ref().unwrap().is_resolved())
+            .collect();
+        assert_eq!(
+            resolved,
+            [true, true, true, true, true, true, false, false, true]
+        );
+    }
+
+    #[test]
+    fn without_base_the_document_url_is_the_base() {
+        let html = "<script src='x.js'></script><script src='?v=2'></script>";
+        let scripts = Extractor::new().extract(&url("http://a.test:8080/dir/page?old=1#f"), html);
+        assert_eq!(
+            srcs(&scripts),
+            [
+                "http://a.test:8080/dir/x.js",
+                "http://a.test:8080/dir/page?v=2"
+            ]
+        );
+    }
+
+    #[test]
+    fn base_that_is_invalid_or_javascript_falls_back_to_document_url() {
+        for base in ["http://[oops", "javascript:void(0)", "data:text/html,x"] {
+            let html = format!("<base href='{base}'><script src='x.js'></script>");
+            let scripts = Extractor::new().extract(&url("https://a.test/d/p"), &html);
+            assert_eq!(srcs(&scripts), ["https://a.test/d/x.js"], "base {base}");
+        }
+        // A base inside a template is not in the document.
+        let html =
+            "<template><base href='https://evil.test/'></template><script src='x.js'></script>";
+        let scripts = Extractor::new().extract(&url("https://a.test/d/p"), html);
+        assert_eq!(srcs(&scripts), ["https://a.test/d/x.js"]);
+        // A base without href does not count; the next one with href does.
+        let html = "<base target=_top><base href='/b/'><script src='x.js'></script>";
+        let scripts = Extractor::new().extract(&url("https://a.test/d/p"), html);
+        assert_eq!(srcs(&scripts), ["https://a.test/b/x.js"]);
+    }
+
+    #[test]
+    fn template_and_noscript_contents_are_not_scripts() {
+        let html = "<template><script>a()</script><template><script>b()</script></template></template>\
+                    <noscript><script>c()</script></noscript><script>d()</script>";
+        let scripts = Extractor::new()
+            .keep_inline_text(true)
+            .extract(&url("https://a.test/"), html);
+        assert_eq!(scripts.len(), 1);
+        assert_eq!(
+            scripts[0].inline.as_ref().unwrap().text.as_deref(),
+            Some("d()")
+        );
+    }
+
+    #[test]
+    fn malformed_markup_still_yields_scripts() {
+        let html = "<div><p><script src=a.js><table><script>x<y</script></td><script src='b.js'";
+        let scripts = Extractor::new().extract(&url("https://a.test/"), html);
+        // The first script's text runs to the first `</script>`, and the
+        // tag cut off by the end of input is dropped, as in a browser.
+        assert_eq!(srcs(&scripts), ["https://a.test/a.js"]);
+        assert!(
+            Extractor::new()
+                .extract(&url("https://a.test/"), "")
+                .is_empty()
+        );
+        assert!(
+            Extractor::new()
+                .extract(&url("https://a.test/"), "\0\u{fffd}<<>>")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn svg_href_beats_xlink_href() {
+        let html = "<svg><script xlink:href='old.js' href='new.js'></script></svg>";
+        let scripts = Extractor::new().extract(&url("https://a.test/"), html);
+        assert_eq!(srcs(&scripts), ["https://a.test/new.js"]);
+        // MathML has no script element.
+        let html = "<math><script>x</script></math>";
+        assert!(
+            Extractor::new()
+                .extract(&url("https://a.test/"), html)
+                .is_empty()
+        );
+    }
+}

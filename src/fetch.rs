@@ -1,0 +1,376 @@
+//! The network stage: one HTTP client for the whole run, one GET per page.
+//!
+//! A fetch either yields the raw body of an HTML document ([`Fetched`]) or a
+//! [`FetchFailure`] that says, in the error kinds users see, why not. Nothing
+//! here parses HTML or decodes text: that is CPU work, and it belongs to the
+//! parse stage, off the async worker threads.
+
+use std::error::Error as StdError;
+use std::sync::Once;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::redirect;
+use url::Url;
+
+use crate::error::{ErrorKind, PageError};
+
+/// What the fetch stage needs to know, validated.
+#[derive(Clone, Debug)]
+pub struct FetchSettings {
+    /// Whole-request limit: connecting, waiting, and reading the body.
+    pub timeout: Duration,
+    /// Limit on establishing the connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Largest body accepted, counted after decompression.
+    pub max_body: u64,
+    /// Redirect hops followed before the page fails with `redirect`.
+    pub max_redirects: usize,
+    /// The User-Agent header.
+    pub user_agent: String,
+    /// Extra request headers (`-H`).
+    pub headers: HeaderMap,
+    /// Idle connections kept per host; sized to the concurrency so that a
+    /// run against one host reuses its connections.
+    pub pool_per_host: usize,
+}
+
+/// A successful response carrying an HTML document, not yet decoded.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The URL after redirects; the document's URL for resolving `src`.
+    pub final_url: Url,
+    /// The HTTP status (2xx).
+    pub status: u16,
+    /// The body, decompressed.
+    pub body: Vec<u8>,
+    /// The `charset` parameter of Content-Type, if any.
+    pub charset: Option<String>,
+}
+
+/// A page that could not be fetched as an HTML document.
+#[derive(Debug)]
+pub struct FetchFailure {
+    /// Why.
+    pub error: PageError,
+    /// The last URL reached, when a response came back.
+    pub final_url: Option<Url>,
+    /// The HTTP status, when a response came back.
+    pub status: Option<u16>,
+    /// Body bytes read before the failure.
+    pub bytes: u64,
+}
+
+impl FetchFailure {
+    fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        FetchFailure {
+            error: PageError::new(kind, detail),
+            final_url: None,
+            status: None,
+            bytes: 0,
+        }
+    }
+}
+
+/// Fetches pages; cheap to clone (the client is shared).
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    timeout: Duration,
+    max_body: u64,
+}
+
+impl Fetcher {
+    /// Builds the run's HTTP client.
+    pub fn new(settings: &FetchSettings) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let max_redirects = settings.max_redirects;
+        let policy = redirect::Policy::custom(move |attempt| {
+            if !matches!(attempt.url().scheme(), "http" | "https") {
+                let msg = format!("refused redirect to a {} URL", attempt.url().scheme());
+                attempt.error(msg)
+            } else if attempt.previous().contains(attempt.url()) {
+                let msg = format!("redirect loop at {}", attempt.url());
+                attempt.error(msg)
+            } else if attempt.previous().len() > max_redirects {
+                let msg = format!("more than {max_redirects} redirects");
+                attempt.error(msg)
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(&settings.user_agent)
+            .default_headers(settings.headers.clone())
+            .connect_timeout(settings.connect_timeout)
+            .redirect(policy)
+            .pool_max_idle_per_host(settings.pool_per_host)
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Fetcher {
+            client,
+            timeout: settings.timeout,
+            max_body: settings.max_body,
+        })
+    }
+
+    /// GETs `url` and returns its HTML body, or why there is none.
+    pub async fn fetch(&self, url: &Url) -> Result<Fetched, FetchFailure> {
+        // One deadline for the whole exchange, body included, so a server
+        // that trickles bytes cannot hold a slot for longer than --timeout.
+        match tokio::time::timeout(self.timeout, self.fetch_inner(url)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchFailure::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no complete response within {}",
+                    human_duration(self.timeout)
+                ),
+            )),
+        }
+    }
+
+    async fn fetch_inner(&self, url: &Url) -> Result<Fetched, FetchFailure> {
+        let mut response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| request_failure(&e))?;
+        let final_url = response.url().clone();
+        let status = response.status();
+        let fail = |kind, detail: String, bytes| FetchFailure {
+            error: PageError::new(kind, detail),
+            final_url: Some(final_url.clone()),
+            status: Some(status.as_u16()),
+            bytes,
+        };
+        if !status.is_success() {
+            return Err(fail(ErrorKind::HttpStatus, format!("HTTP {status}"), 0));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        if let Some(ct) = &content_type {
+            if !is_html_type(ct) {
+                return Err(fail(ErrorKind::NotHtml, format!("Content-Type is {ct}"), 0));
+            }
+        }
+
+        // Compressed responses have no usable Content-Length, so the cap is
+        // enforced on the decompressed stream, chunk by chunk: a gzip bomb
+        // stops at --max-body, not at the end of memory.
+        let hint = response
+            .content_length()
+            .unwrap_or(0)
+            .min(self.max_body)
+            .min(1 << 20);
+        let mut body = Vec::with_capacity(hint as usize);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() as u64 + chunk.len() as u64 > self.max_body {
+                        let read = body.len() as u64 + chunk.len() as u64;
+                        return Err(fail(
+                            ErrorKind::BodyTooLarge,
+                            format!("body exceeds --max-body {} bytes", self.max_body),
+                            read,
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let mut failure = request_failure(&e);
+                    failure.final_url = Some(final_url);
+                    failure.status = Some(status.as_u16());
+                    failure.bytes = body.len() as u64;
+                    return Err(failure);
+                }
+            }
+        }
+        if content_type.is_none() && !sniffs_as_html(&body) {
+            let bytes = body.len() as u64;
+            return Err(fail(
+                ErrorKind::NotHtml,
+                "no Content-Type and body does not look like HTML".into(),
+                bytes,
+            ));
+        }
+        let charset = content_type
+            .as_deref()
+            .and_then(crate::charset::charset_param)
+            .map(str::to_owned);
+        Ok(Fetched {
+            final_url,
+            status: status.as_u16(),
+            body,
+            charset,
+        })
+    }
+}
+
+/// rustls needs one process-wide crypto provider; ring is the one compiled in.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed (a library user
+        // chose one), which is fine to keep.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Whether a Content-Type names an HTML document.
+pub fn is_html_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("text/html")
+        || essence.eq_ignore_ascii_case("application/xhtml+xml")
+}
+
+/// The WHATWG MIME sniffing rule for HTML, for responses without a
+/// Content-Type: after optional BOM and whitespace, one of a few tags that
+/// only HTML starts with, followed by a space or `>`.
+pub fn sniffs_as_html(body: &[u8]) -> bool {
+    const TAGS: [&[u8]; 17] = [
+        b"<!doctype html",
+        b"<html",
+        b"<head",
+        b"<script",
+        b"<iframe",
+        b"<h1",
+        b"<div",
+        b"<font",
+        b"<table",
+        b"<a",
+        b"<style",
+        b"<title",
+        b"<b",
+        b"<body",
+        b"<br",
+        b"<p",
+        b"<!--",
+    ];
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let start = body
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c'));
+    let Some(start) = start else { return false };
+    let rest = &body[start..];
+    TAGS.iter().any(|tag| {
+        rest.len() > tag.len()
+            && rest[..tag.len()].eq_ignore_ascii_case(tag)
+            && (tag == b"<!--" || matches!(rest[tag.len()], b' ' | b'>'))
+    })
+}
+
+/// Maps a reqwest error to the kinds users see, with the underlying causes
+/// as detail.
+fn request_failure(err: &reqwest::Error) -> FetchFailure {
+    let kind = if err.is_redirect() {
+        ErrorKind::Redirect
+    } else if err.is_timeout() {
+        ErrorKind::Timeout
+    } else if err.is_dns() {
+        ErrorKind::Dns
+    } else if has_tls_cause(err) {
+        ErrorKind::Tls
+    } else if err.is_connect() {
+        ErrorKind::Connect
+    } else if err.is_decode() {
+        ErrorKind::Decode
+    } else {
+        ErrorKind::Io
+    };
+    FetchFailure::new(kind, causes(err))
+}
+
+fn has_tls_cause(err: &reqwest::Error) -> bool {
+    let mut source = err.source();
+    while let Some(e) = source {
+        if is_tls_error(e) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// rustls errors reach us wrapped in one or more `io::Error`s, whose
+/// `source()` skips the wrapped error itself, so each layer is opened here.
+fn is_tls_error(e: &(dyn StdError + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
+    }
+}
+
+/// The error's causes, outermost first, on one line. reqwest's own message
+/// ("error sending request for url (…)") repeats the page URL, so it is left
+/// out when there is a cause to show.
+fn causes(err: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    if parts.is_empty() {
+        let mut top = err.to_string();
+        if let Some(url) = err.url() {
+            top = top.replace(&format!(" for url ({url})"), "");
+        }
+        parts.push(top);
+    }
+    parts.join(": ")
+}
+
+/// `2.5 s`, `30 s`, `500 ms`: a duration as a person reads it.
+pub fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        let s = d.as_secs_f64();
+        if s.fract() == 0.0 {
+            format!("{s:.0} s")
+        } else {
+            format!("{s:.1} s")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_types() {
+        assert!(is_html_type("text/html"));
+        assert!(is_html_type("Text/HTML; charset=utf-8"));
+        assert!(is_html_type("application/xhtml+xml"));
+        assert!(!is_html_type("application/json"));
+        assert!(!is_html_type("text/plain; charset=utf-8"));
+        assert!(!is_html_type(""));
+    }
+
+    #[test]
+    fn sniffing() {
+        assert!(sniffs_as_html(b"\n  <!DOCTYPE html><p>x"));
+        assert!(sniffs_as_html(b"\xef\xbb\xbf<html>"));
+        assert!(sniffs_as_html(b"<!-- c --><html>"));
+        assert!(!sniffs_as_html(b"{\"a\": 1}"));
+        assert!(!sniffs_as_html(b"<htmlx>"));
+        assert!(!sniffs_as_html(b"\x89PNG\r\n"));
+        assert!(!sniffs_as_html(b""));
+    }
+}

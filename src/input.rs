@@ -1,0 +1,334 @@
+//! Reading the URL list: sources, line rules, URL validation, duplicates.
+//!
+//! Lines are read lazily, one at a time, so a list of a million URLs costs
+//! no more memory than a list of ten (apart from the duplicate check, which
+//! keeps 8 bytes per distinct line). Every line that is neither blank nor a
+//! comment becomes an [`InputLine`]: valid or not, it is accounted for
+//! downstream.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use url::Url;
+
+/// Longest input line accepted, in bytes. Browsers stop at about 2 MB; a
+/// line longer than this is almost surely not a URL list (a binary file, a
+/// minified bundle), and reading it whole would make memory depend on input.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Where URLs are read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input.
+    Stdin,
+    /// A file of URLs.
+    File(PathBuf),
+}
+
+impl Source {
+    /// The name used in messages: the path, or `<stdin>`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".to_owned(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// One accounted input line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputLine {
+    /// The line, trimmed, as the user wrote it.
+    pub raw: String,
+    /// The URL to fetch, or why the line is not one.
+    pub url: Result<Url, String>,
+}
+
+impl InputLine {
+    /// The value for the `page_url` column: the normalised URL, or the raw
+    /// line when it is not a URL.
+    pub fn page_url(&self) -> &str {
+        match &self.url {
+            Ok(url) => url.as_str(),
+            Err(_) => &self.raw,
+        }
+    }
+}
+
+/// Opens every source up front, so an unreadable file stops the run before
+/// any request is made.
+pub fn open_sources(sources: &[Source]) -> anyhow::Result<Vec<(String, Box<dyn BufRead + Send>)>> {
+    sources
+        .iter()
+        .map(|s| {
+            let reader: Box<dyn BufRead + Send> = match s {
+                Source::Stdin => Box::new(BufReader::new(io::stdin())),
+                Source::File(path) => Box::new(BufReader::new(open_file(path)?)),
+            };
+            Ok((s.name(), reader))
+        })
+        .collect()
+}
+
+fn open_file(path: &Path) -> anyhow::Result<File> {
+    let file = File::open(path).with_context(|| format!("cannot read input {}", path.display()))?;
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        anyhow::bail!("cannot read input {}: is a directory", path.display());
+    }
+    Ok(file)
+}
+
+/// Counts of lines that produce no page: what the summary reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Lines whose URL (or, for an invalid line, whose text) was already seen.
+    pub duplicates: u64,
+}
+
+/// Reads lines from the sources in order, calling `emit` for each distinct
+/// non-blank, non-comment line. `emit` returns false to stop reading (the
+/// pipeline has shut down).
+pub fn read_lines(
+    sources: Vec<(String, Box<dyn BufRead + Send>)>,
+    mut emit: impl FnMut(InputLine) -> bool,
+) -> anyhow::Result<Skipped> {
+    let mut seen = Seen::default();
+    let mut skipped = Skipped::default();
+    let mut buf = Vec::new();
+    for (name, mut reader) in sources {
+        let mut line_no = 0u64;
+        loop {
+            let too_long = match read_line_bounded(&mut reader, &mut buf) {
+                Ok(None) => break,
+                Ok(Some(too_long)) => too_long,
+                Err(e) => return Err(e).with_context(|| format!("error reading input {name}")),
+            };
+            line_no += 1;
+            let Some(line) = classify_line(&buf, too_long, &name, line_no) else {
+                continue;
+            };
+            if !seen.insert(&line) {
+                skipped.duplicates += 1;
+                continue;
+            }
+            if !emit(line) {
+                return Ok(skipped);
+            }
+        }
+    }
+    Ok(skipped)
+}
+
+/// Reads one line into `buf` without its terminator, keeping at most
+/// [`MAX_LINE_BYTES`] of it. Returns `None` at end of input, else whether the
+/// line was cut.
+fn read_line_bounded(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut read_any = false;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(read_any.then_some(too_long));
+        }
+        read_any = true;
+        let (part, used, done) = match memchr_newline(chunk) {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        if part.len() > room {
+            too_long = true;
+        }
+        buf.extend_from_slice(&part[..part.len().min(room)]);
+        reader.consume(used);
+        if done {
+            return Ok(Some(too_long));
+        }
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// Turns a raw line into an accounted input, or `None` for a blank or
+/// comment line.
+fn classify_line(bytes: &[u8], too_long: bool, source: &str, line_no: u64) -> Option<InputLine> {
+    let text = String::from_utf8_lossy(bytes);
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return None;
+    }
+    let raw = trimmed.to_owned();
+    let url = if too_long {
+        Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
+    } else if std::str::from_utf8(bytes).is_err() {
+        Err("line is not valid UTF-8".to_owned())
+    } else {
+        parse_url(&raw)
+    };
+    let url = url.map_err(|why| format!("{source} line {line_no}: {why}"));
+    Some(InputLine { raw, url })
+}
+
+/// Parses a line as an http(s) URL; a bare host (`example.com`,
+/// `example.com:8443/path`) means `https://` that host.
+pub fn parse_url(line: &str) -> Result<Url, String> {
+    let candidate = if line.contains("://") {
+        line.to_owned()
+    } else if let Some(rest) = line.strip_prefix("//") {
+        format!("https://{rest}")
+    } else if let Some(scheme) = leading_scheme(line) {
+        return Err(format!(
+            "unsupported scheme {scheme:?}; only http and https are fetched"
+        ));
+    } else {
+        format!("https://{line}")
+    };
+    let url = Url::parse(&candidate).map_err(|e| format!("not a URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?}; only http and https are fetched"
+            ));
+        }
+    }
+    match url.host_str() {
+        None | Some("") => Err("URL has no host".to_owned()),
+        Some(_) => Ok(url),
+    }
+}
+
+/// For a line without `://`: the scheme it starts with, if the part before
+/// the first `:` is one (`mailto:x`, `javascript:…`), as opposed to a host
+/// and port (`example.com:8080`).
+fn leading_scheme(line: &str) -> Option<&str> {
+    let (head, tail) = line.split_once(':')?;
+    let mut chars = head.chars();
+    let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let port_follows = tail.bytes().next().is_some_and(|b| b.is_ascii_digit());
+    (is_scheme && !port_follows).then_some(head)
+}
+
+/// Distinct lines seen so far, as 64-bit hashes: 8 bytes a line instead of
+/// the URL itself. With a per-run random key, two distinct URLs of a
+/// million-line list collide with probability about 3e-8.
+#[derive(Default)]
+struct Seen {
+    hasher: RandomState,
+    hashes: HashSet<u64>,
+}
+
+impl Seen {
+    fn insert(&mut self, line: &InputLine) -> bool {
+        let hash = match &line.url {
+            Ok(url) => self.hasher.hash_one((0u8, url.as_str())),
+            Err(_) => self.hasher.hash_one((1u8, line.raw.as_str())),
+        };
+        self.hashes.insert(hash)
+    }
+}
+
+/// Reads everything from `reader` into lines, for tests and small callers.
+pub fn lines_from(reader: impl Read + Send + 'static) -> anyhow::Result<(Vec<InputLine>, Skipped)> {
+    let mut out = Vec::new();
+    let skipped = read_lines(
+        vec![("<test>".to_owned(), Box::new(BufReader::new(reader)))],
+        |l| {
+            out.push(l);
+            true
+        },
+    )?;
+    Ok((out, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(text: &str) -> Vec<Result<String, String>> {
+        let (lines, _) = lines_from(io::Cursor::new(text.to_owned().into_bytes())).unwrap();
+        lines
+            .into_iter()
+            .map(|l| l.url.map(|u| u.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn bare_hosts_mean_https() {
+        assert_eq!(
+            parse_url("example.com").unwrap().as_str(),
+            "https://example.com/"
+        );
+        assert_eq!(
+            parse_url("example.com:8443/a?b").unwrap().as_str(),
+            "https://example.com:8443/a?b"
+        );
+        assert_eq!(
+            parse_url("//example.com/x").unwrap().as_str(),
+            "https://example.com/x"
+        );
+        assert_eq!(
+            parse_url("HTTP://Example.COM:80").unwrap().as_str(),
+            "http://example.com/"
+        );
+    }
+
+    #[test]
+    fn other_schemes_and_junk_are_invalid() {
+        for bad in [
+            "mailto:someone@example.com",
+            "javascript:alert(1)",
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "http://",
+            "https://exa mple.com/",
+            "http://[::1",
+            "data:text/html,hi",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn blank_comment_whitespace_and_duplicates() {
+        let text = "  https://a.test/  \n\n# comment\n   # indented comment\nhttps://a.test/\nA.TEST\nnot a url\nnot a url\nhttps://b.test/x\r\n";
+        let (lines, skipped) = lines_from(io::Cursor::new(text.as_bytes().to_vec())).unwrap();
+        let got: Vec<_> = lines.iter().map(|l| l.page_url().to_owned()).collect();
+        assert_eq!(got, ["https://a.test/", "not a url", "https://b.test/x"]);
+        assert_eq!(skipped.duplicates, 3);
+        assert!(lines[1].url.as_ref().unwrap_err().contains("line 7"));
+    }
+
+    #[test]
+    fn long_and_non_utf8_lines_are_accounted_not_lost() {
+        let mut text = vec![b'a'; MAX_LINE_BYTES + 10];
+        text.extend_from_slice(b"\nhttps://ok.test/\nhttps://bad.test/\xff\xfe\n");
+        let got = urls(std::str::from_utf8(&text[..0]).unwrap());
+        assert!(got.is_empty());
+        let (lines, _) = lines_from(io::Cursor::new(text)).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].url.as_ref().unwrap_err().contains("longer than"));
+        assert_eq!(lines[1].url.as_ref().unwrap().as_str(), "https://ok.test/");
+        assert!(lines[2].url.as_ref().unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn last_line_without_newline_counts() {
+        assert_eq!(
+            urls("a.test\nb.test"),
+            [Ok("https://a.test/".into()), Ok("https://b.test/".into())]
+        );
+    }
+}

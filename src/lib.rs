@@ -1,0 +1,45 @@
+//! scriptscrape: fetch web pages concurrently and list every `<script>`
+//! element as CSV.
+//!
+//! # Layout
+//!
+//! One module per stage of the pipeline, and one place that wires them:
+//!
+//! - [`input`]: reads URL lists lazily, validates lines, drops duplicates.
+//! - [`fetch`]: the HTTP client; one GET per page, bounded in time and size.
+//! - [`charset`]: picks the document's encoding and decodes the body.
+//! - [`extract`]: a pure function from (URL, HTML) to script records.
+//! - [`output`]: the scripts CSV and the page report.
+//! - [`report`]: the counts, the summary line and the exit status.
+//! - [`pipeline`]: connects the stages with bounded channels.
+//!
+//! [`cli`] and [`config`] turn the command line into a checked [`Config`];
+//! [`error`] holds the page-level error kinds users see in the report.
+//!
+//! ```no_run
+//! use scriptscrape::extract::Extractor;
+//! let url = url::Url::parse("https://example.com/").unwrap();
+//! let scripts = Extractor::new().extract(&url, "<script src=/app.js></script>");
+//! assert_eq!(scripts[0].src.as_ref().unwrap().as_str(), "https://example.com/app.js");
+//! ```
+
+pub mod charset;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod fetch;
+pub mod input;
+pub mod output;
+pub mod pipeline;
+pub mod report;
+
+pub use config::Config;
+pub use report::{ExitStatus, Summary};
+
+/// Runs a whole scrape as configured and returns its summary. Page-level
+/// failures are in the summary, not in the error: an `Err` means the run
+/// itself could not go on (unreadable input, unwritable output).
+pub fn run(config: &Config) -> anyhow::Result<Summary> {
+    pipeline::run(config)
+}

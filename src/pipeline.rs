@@ -1,0 +1,324 @@
+//! The wiring: input → fetch → parse → write, and every bound between them.
+//!
+//! ```text
+//!  reader thread        async fetch stage            parse threads         writer thread
+//!  input::read_lines ─► buffer_unordered(-c) ──────► extract::Extractor ─► output::Sink
+//!           LINE_QUEUE lines     BODIES_PER_PARSER×parsers     PAGE_QUEUE pages
+//! ```
+//!
+//! Each arrow is a bounded channel, so a slow stage holds the ones before it
+//! back instead of piling up memory: at most `-c` requests in flight, plus
+//! the bodies and pages waiting in the queues, whatever the length of the
+//! URL list. Pages leave the fetch stage in the order they complete.
+//!
+//! Shutdown needs no flag: when the input ends, each stage finishes its
+//! queue and drops its sender, which ends the next. When the output fails
+//! (or its reader goes away), the writer drops its receiver and the stages
+//! before it stop at their next send.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError, mpsc as std_mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Destination};
+use crate::error::{ErrorKind, PageError};
+use crate::extract::Extractor;
+use crate::fetch::{FetchFailure, Fetched, Fetcher};
+use crate::input::{self, InputLine};
+use crate::output::{PageResult, Sink};
+use crate::report::Summary;
+
+/// Lines read ahead of the fetch stage. Reading is cheap, so this only needs
+/// to keep the fetch stage from waiting on the disk.
+const LINE_QUEUE: usize = 1024;
+
+/// Fetched bodies waiting for each parse thread: enough that a parser never
+/// waits for the network while another body is ready, few enough that memory
+/// stays at a handful of bodies (each up to --max-body).
+const BODIES_PER_PARSER: usize = 2;
+
+/// Parsed pages waiting for the writer. Writing a page's rows is much
+/// cheaper than parsing it, so this queue is short-lived; it only absorbs
+/// bursts.
+const PAGE_QUEUE: usize = 64;
+
+/// Parse threads: one per core, as parsing is CPU-bound, but never more than
+/// the requests in flight could keep busy.
+fn parse_threads(concurrency: usize) -> usize {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(concurrency).max(1)
+}
+
+/// What the fetch stage hands to the parse stage for one input line.
+struct Completed {
+    page_url: String,
+    fetch: Result<Fetched, FetchFailure>,
+    elapsed: Duration,
+}
+
+/// Runs the whole pipeline and returns what happened.
+pub fn run(config: &Config) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let sources = input::open_sources(&config.sources)?;
+    let sink = open_sink(config)?;
+    let fetcher = Fetcher::new(&config.fetch)?;
+    let concurrency = config.concurrency.get();
+    let parsers = parse_threads(concurrency);
+    let extractor = Extractor::new().keep_inline_text(config.inline_text);
+    // With --pages the report holds every failure; without it, stderr is
+    // the only place a failed page can be seen.
+    let log_failures = config.pages.is_none() && !config.quiet;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("scriptscrape-fetch")
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let (line_tx, line_rx) = mpsc::channel::<InputLine>(LINE_QUEUE);
+    let (body_tx, body_rx) = mpsc::channel::<Completed>(parsers * BODIES_PER_PARSER);
+    let (page_tx, page_rx) = std_mpsc::sync_channel::<PageResult>(PAGE_QUEUE);
+
+    let reader = thread::Builder::new()
+        .name("scriptscrape-input".into())
+        .spawn(move || input::read_lines(sources, |line| line_tx.blocking_send(line).is_ok()))
+        .context("cannot start the input thread")?;
+
+    let body_rx = Arc::new(Mutex::new(body_rx));
+    let mut parse_handles = Vec::with_capacity(parsers);
+    for i in 0..parsers {
+        let body_rx = Arc::clone(&body_rx);
+        let page_tx = page_tx.clone();
+        let handle = thread::Builder::new()
+            .name(format!("scriptscrape-parse-{i}"))
+            .spawn(move || parse_stage(&body_rx, &page_tx, extractor))
+            .context("cannot start a parse thread")?;
+        parse_handles.push(handle);
+    }
+    drop(page_tx);
+
+    let writer = thread::Builder::new()
+        .name("scriptscrape-output".into())
+        .spawn(move || write_stage(sink, page_rx, log_failures))
+        .context("cannot start the output thread")?;
+
+    runtime.block_on(fetch_stage(fetcher, line_rx, body_tx, concurrency));
+    // Requests still running here were abandoned because the output went
+    // away; dropping the runtime cancels them.
+    runtime.shutdown_background();
+
+    for handle in parse_handles {
+        // A parse thread cannot panic: extraction runs under catch_unwind.
+        let _ = handle.join();
+    }
+    let mut summary = match writer.join() {
+        Ok(result) => result?,
+        Err(_) => anyhow::bail!("internal error: the output thread panicked"),
+    };
+    if !summary.output_closed {
+        // The input ended (else the fetch stage would still be running), so
+        // this join does not wait on a read.
+        let skipped = match reader.join() {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("internal error: the input thread panicked"),
+        };
+        summary.duplicates = skipped.duplicates;
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn open_sink(config: &Config) -> anyhow::Result<Sink> {
+    let open = |dest: &Destination| -> anyhow::Result<Box<dyn std::io::Write + Send>> {
+        Ok(match dest {
+            Destination::Stdout => Box::new(std::io::stdout()),
+            Destination::File(path) => Box::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create output {}", path.display()))?,
+            ),
+        })
+    };
+    let scripts = open(&config.output)?;
+    let pages = config.pages.as_ref().map(open).transpose()?;
+    Sink::new(scripts, pages, config.inline_text).context("cannot write output")
+}
+
+/// Keeps at most `concurrency` requests in flight and passes each result on
+/// as soon as it completes.
+async fn fetch_stage(
+    fetcher: Fetcher,
+    mut lines: mpsc::Receiver<InputLine>,
+    bodies: mpsc::Sender<Completed>,
+    concurrency: usize,
+) {
+    let lines = futures::stream::poll_fn(move |cx| lines.poll_recv(cx));
+    let mut completed = lines
+        .map(|line| {
+            let fetcher = fetcher.clone();
+            async move {
+                let url = match line.url {
+                    Ok(url) => url,
+                    Err(why) => {
+                        return Completed {
+                            page_url: line.raw,
+                            fetch: Err(invalid_url(why)),
+                            elapsed: Duration::ZERO,
+                        };
+                    }
+                };
+                // Spawned, so that a request keeps making progress while
+                // this stage waits on a full body queue.
+                let task = AbortOnDrop(tokio::spawn(async move {
+                    let started = Instant::now();
+                    let fetch = fetcher.fetch(&url).await;
+                    (url, fetch, started.elapsed())
+                }));
+                match task.await {
+                    Ok((url, fetch, elapsed)) => Completed {
+                        page_url: url.into(),
+                        fetch,
+                        elapsed,
+                    },
+                    Err(e) => Completed {
+                        page_url: line.raw,
+                        fetch: Err(FetchFailure {
+                            error: PageError::new(ErrorKind::Io, format!("internal error: {e}")),
+                            final_url: None,
+                            status: None,
+                            bytes: 0,
+                        }),
+                        elapsed: Duration::ZERO,
+                    },
+                }
+            }
+        })
+        .buffer_unordered(concurrency);
+    while let Some(done) = completed.next().await {
+        if bodies.send(done).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn invalid_url(why: String) -> FetchFailure {
+    FetchFailure {
+        error: PageError::new(ErrorKind::InvalidUrl, why),
+        final_url: None,
+        status: None,
+        bytes: 0,
+    }
+}
+
+/// Aborts the task when the fetch stage is dropped, so no request outlives
+/// the run.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// Decodes and extracts pages until the fetch stage is done.
+fn parse_stage(
+    bodies: &Mutex<mpsc::Receiver<Completed>>,
+    pages: &std_mpsc::SyncSender<PageResult>,
+    extractor: Extractor,
+) {
+    loop {
+        // The lock is held only while waiting for the next body; parsing
+        // happens after it is released, in parallel with other threads.
+        let next = bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .blocking_recv();
+        let Some(done) = next else { return };
+        if pages.send(parse_one(done, &extractor)).is_err() {
+            return;
+        }
+    }
+}
+
+fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
+    match done.fetch {
+        Ok(fetched) => {
+            let final_url = fetched.final_url.to_string();
+            let bytes = fetched.body.len() as u64;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let (text, _encoding) =
+                    crate::charset::decode(&fetched.body, fetched.charset.as_deref());
+                extractor.extract(&fetched.final_url, &text)
+            }))
+            .map_err(|panic| {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                PageError::new(ErrorKind::Parse, format!("HTML parser failed: {msg}"))
+            });
+            PageResult {
+                page_url: done.page_url,
+                final_url: Some(final_url),
+                status: Some(fetched.status),
+                outcome,
+                bytes,
+                elapsed: done.elapsed,
+            }
+        }
+        Err(failure) => PageResult {
+            page_url: done.page_url,
+            final_url: failure.final_url.map(String::from),
+            status: failure.status,
+            outcome: Err(failure.error),
+            bytes: failure.bytes,
+            elapsed: done.elapsed,
+        },
+    }
+}
+
+/// The single owner of the outputs: writes each page whole, in the order
+/// pages arrive, and keeps the counts.
+fn write_stage(
+    mut sink: Sink,
+    pages: std_mpsc::Receiver<PageResult>,
+    log_failures: bool,
+) -> anyhow::Result<Summary> {
+    let mut summary = Summary::default();
+    for page in pages {
+        if log_failures {
+            if let Err(e) = &page.outcome {
+                eprintln!("scriptscrape: {}: {}: {}", page.page_url, e.kind, e.detail);
+            }
+        }
+        if let Err(e) = sink.write_page(&page) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                summary.output_closed = true;
+                return Ok(summary);
+            }
+            return Err(e).context("cannot write output");
+        }
+        summary.record(&page);
+    }
+    match sink.finish() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => summary.output_closed = true,
+        other => other.context("cannot write output")?,
+    }
+    Ok(summary)
+}

@@ -1,0 +1,136 @@
+//! Accounting for the run: what happened to every input line, the summary
+//! line on stderr, and the exit status derived from it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::ErrorKind;
+use crate::output::PageResult;
+
+/// Counts for the whole run, filled in as pages are written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Pages fetched and parsed.
+    pub pages_ok: u64,
+    /// Pages (and invalid lines) that failed, by kind.
+    pub failures: BTreeMap<ErrorKind, u64>,
+    /// Script elements found on all pages.
+    pub scripts: u64,
+    /// Input lines skipped because the same URL came earlier.
+    pub duplicates: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// The run stopped early because the reader of standard output went
+    /// away (`scriptscrape … | head`); not an error.
+    pub output_closed: bool,
+}
+
+impl Summary {
+    /// Accounts for one finished page.
+    pub fn record(&mut self, page: &PageResult) {
+        match &page.outcome {
+            Ok(scripts) => {
+                self.pages_ok += 1;
+                self.scripts += scripts.len() as u64;
+            }
+            Err(e) => *self.failures.entry(e.kind).or_default() += 1,
+        }
+    }
+
+    /// Pages that failed, all kinds together.
+    pub fn pages_failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    /// The process exit status this run maps to (see [`ExitStatus`]).
+    pub fn exit_status(&self) -> ExitStatus {
+        if self.pages_failed() == 0 || self.output_closed {
+            ExitStatus::Success
+        } else {
+            ExitStatus::PagesFailed
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        let pages = self.pages_ok + self.pages_failed();
+        write!(
+            f,
+            "{} pages ok, {} failed",
+            self.pages_ok,
+            self.pages_failed()
+        )?;
+        if !self.failures.is_empty() {
+            let kinds: Vec<String> = self
+                .failures
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            write!(f, " ({})", kinds.join(", "))?;
+        }
+        write!(f, ", {} scripts", self.scripts)?;
+        if self.duplicates > 0 {
+            write!(f, ", {} duplicate lines skipped", self.duplicates)?;
+        }
+        let rate = if secs > 0.0 { pages as f64 / secs } else { 0.0 };
+        write!(f, ", {secs:.1} s, {rate:.1} pages/s")?;
+        if self.output_closed {
+            write!(f, " (output closed early)")?;
+        }
+        Ok(())
+    }
+}
+
+/// How a run ends, as the process exit status that cron and scripts see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: every page was fetched and parsed.
+    Success = 0,
+    /// 1: the run completed, but some pages failed (see the page report).
+    PagesFailed = 1,
+    /// 2: the run could not run: bad arguments, unreadable input,
+    /// unwritable output.
+    Fatal = 2,
+}
+
+impl ExitStatus {
+    /// The numeric process exit code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::PageError;
+
+    fn page(outcome: Result<Vec<crate::extract::Script>, PageError>) -> PageResult {
+        PageResult {
+            page_url: "https://a.test/".into(),
+            final_url: None,
+            status: None,
+            outcome,
+            bytes: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn exit_status_follows_failures() {
+        let mut s = Summary::default();
+        s.record(&page(Ok(vec![])));
+        assert_eq!(s.exit_status(), ExitStatus::Success);
+        s.record(&page(Err(PageError::new(ErrorKind::Timeout, "slow"))));
+        s.record(&page(Err(PageError::new(ErrorKind::Timeout, "slow"))));
+        assert_eq!(s.exit_status(), ExitStatus::PagesFailed);
+        assert_eq!(s.pages_failed(), 2);
+        assert!(
+            s.to_string()
+                .starts_with("1 pages ok, 2 failed (2 timeout), 0 scripts")
+        );
+    }
+}
