@@ -17,7 +17,7 @@ Exit status:
 Example:
   $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
   $ scriptscrape urls.txt -o scripts.csv --pages pages.csv -c 32 --timeout 20
-  $ grep -c . scripts.csv          # one row per <script>, plus the header
+  $ head -3 scripts.csv            # header, then one row per <script>
   $ cat big-list.txt | scriptscrape --pages pages.csv > scripts.csv";
 
 /// Fetch web pages concurrently and list every <script> element as CSV.

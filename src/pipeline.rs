@@ -100,6 +100,9 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             .context("cannot start a parse thread")?;
         parse_handles.push(handle);
     }
+    // Only the parse threads may hold the ends of these channels, so that
+    // the stages before them see a closed channel when they stop.
+    drop(body_rx);
     drop(page_tx);
 
     let writer = thread::Builder::new()

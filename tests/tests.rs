@@ -1,1 +1,7 @@
+//! End-to-end tests: the built binary against a loopback server.
 
+mod support;
+
+mod cli;
+mod fetching;
+mod pipeline;

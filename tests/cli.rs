@@ -1,0 +1,257 @@
+//! Input handling, outputs and exit codes, through the command line.
+
+use crate::support::{Run, Table, TestServer};
+
+#[test]
+fn help_documents_exit_codes_and_ends_with_an_example() {
+    let out = Run::new().run(&["--help"], None);
+    assert_eq!(out.code, 0);
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Exit status:"), "{help}");
+    assert!(help.contains("  2  the run could not run"), "{help}");
+    let last = help.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains("scriptscrape"),
+        "help should end with an example, got {last:?}"
+    );
+}
+
+#[test]
+fn invalid_lines_duplicates_comments_are_all_accounted() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let page = server.url("/fixtures/no-scripts.html");
+    let bare = page.trim_start_matches("http://").to_owned();
+    let list = run.urls(
+        "urls.txt",
+        &[
+            "# a comment".into(),
+            String::new(),
+            format!("   {page}   "),
+            page.clone(),
+            "mailto:someone@example.com".into(),
+            "http://".into(),
+            "not a url at all".into(),
+            "not a url at all".into(),
+            server.url("/gen/1"),
+            "ftp://127.0.0.1/file".into(),
+            // A bare host means https; the plain-HTTP server refuses TLS.
+            bare,
+        ],
+    );
+    let out = run.run(&[&list, "--pages", "pages.csv", "-o", "scripts.csv"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let pages = Table::read(&run.path("pages.csv"));
+    assert_eq!(
+        pages.headers,
+        [
+            "page_url",
+            "final_url",
+            "status",
+            "error",
+            "scripts",
+            "bytes",
+            "elapsed_ms",
+            "error_detail"
+        ]
+    );
+    // One row per distinct line: 8 distinct URLs and invalid lines.
+    assert_eq!(pages.rows.len(), 7, "{:?}", pages.rows);
+    assert_eq!(server.hits("/fixtures/no-scripts.html"), 1);
+    let invalid = pages.rows_where("error", "invalid_url");
+    let mut raw: Vec<&str> = invalid.iter().map(|&i| pages.get(i, "page_url")).collect();
+    raw.sort();
+    assert_eq!(
+        raw,
+        [
+            "ftp://127.0.0.1/file",
+            "http://",
+            "mailto:someone@example.com",
+            "not a url at all"
+        ]
+    );
+    for &i in &invalid {
+        assert!(
+            pages.get(i, "error_detail").contains("urls.txt line"),
+            "{:?}",
+            pages.rows[i]
+        );
+        assert_eq!(pages.get(i, "status"), "");
+    }
+    let ok = pages.rows_where("page_url", &page)[0];
+    assert_eq!(pages.get(ok, "error"), "");
+    assert_eq!(pages.get(ok, "status"), "200");
+    assert_eq!(pages.get(ok, "scripts"), "0");
+    let tls = pages.rows_where("error", "tls");
+    assert_eq!(tls.len(), 1, "{:?}", pages.rows);
+    assert!(
+        pages
+            .get(tls[0], "page_url")
+            .starts_with("https://127.0.0.1:")
+    );
+
+    assert!(
+        out.stderr.contains("2 pages ok, 5 failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("2 duplicate lines skipped"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn urls_from_standard_input() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let stdin = format!("{}\n{}\n", server.url("/gen/2"), server.url("/gen/3"));
+    let out = run.run(&["--pages", "pages.csv"], Some(&stdin));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let scripts = Table::parse(&out.stdout);
+    let mut pages: Vec<&str> = scripts.column("page_url");
+    pages.dedup();
+    pages.sort();
+    assert_eq!(pages, [server.url("/gen/2"), server.url("/gen/3")]);
+    assert_eq!(Table::read(&run.path("pages.csv")).rows.len(), 2);
+
+    // '-' among files reads standard input in its place.
+    let list = run.urls("a.txt", &[server.url("/gen/5")]);
+    let out = run.run(&[&list, "-", "-o", "s.csv"], Some(&server.url("/gen/6")));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut pages: Vec<String> = Table::read(&run.path("s.csv"))
+        .column("page_url")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    pages.dedup();
+    pages.sort();
+    assert_eq!(pages, [server.url("/gen/5"), server.url("/gen/6")]);
+}
+
+#[test]
+fn exit_code_zero_when_every_page_succeeds() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[
+            server.url("/gen/1"),
+            server.url("/fixtures/kitchen-sink.html"),
+        ],
+    );
+    let out = run.run(&[&list, "-o", "scripts.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("scriptscrape: 2 pages ok, 0 failed, 13 scripts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.lines().count(),
+        1,
+        "one summary line: {}",
+        out.stderr
+    );
+    let quiet = run.run(&[&list, "-o", "scripts.csv", "-q"], None);
+    assert_eq!(quiet.code, 0);
+    assert_eq!(quiet.stderr, "");
+}
+
+#[test]
+fn exit_code_two_for_runs_that_cannot_run() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let cases: [(&[&str], &str); 6] = [
+        (&["missing-file.txt"], "cannot read input missing-file.txt"),
+        (
+            &[&list, "-o", "no/such/dir/out.csv"],
+            "cannot create output no/such/dir/out.csv",
+        ),
+        (&[&list, "-c", "0"], "--concurrency"),
+        (&[&list, "--timeout", "soon"], "--timeout"),
+        (&[&list, "-H", "NoColon"], "invalid header"),
+        (&[&list, "--max-body", "12 parsecs"], "--max-body"),
+    ];
+    for (args, message) in cases {
+        let out = run.run(args, None);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    // A directory as input is refused up front, before any request.
+    let out = run.run(&[".", "-o", "x.csv"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("is a directory"), "{}", out.stderr);
+}
+
+#[test]
+fn failures_go_to_stderr_when_there_is_no_page_report() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[server.url("/status/404"), server.url("/gen/1")],
+    );
+    let out = run.run(&[&list, "-o", "scripts.csv"], None);
+    assert_eq!(out.code, 1);
+    let expected = format!(
+        "scriptscrape: {}: http_status: HTTP 404 Not Found",
+        server.url("/status/404")
+    );
+    assert!(out.stderr.lines().any(|l| l == expected), "{}", out.stderr);
+}
+
+#[test]
+fn user_agent_and_headers_reach_the_server() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    let out = run.run(
+        &[
+            &list,
+            "-o",
+            "s.csv",
+            "--user-agent",
+            "inventory-bot/2.0",
+            "-H",
+            "X-Team: security",
+            "-H",
+            "Accept-Language: fr",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let headers = server.last_headers();
+    assert_eq!(headers["user-agent"], "inventory-bot/2.0");
+    assert_eq!(headers["x-team"], "security");
+    assert_eq!(headers["accept-language"], "fr");
+
+    let out = run.run(&[&list, "-o", "s.csv"], None);
+    assert_eq!(out.code, 0);
+    let ua = server.last_headers()["user-agent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(ua.starts_with("scriptscrape/"), "{ua}");
+}
+
+#[test]
+fn inline_text_column_on_request() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/fixtures/latin1-meta.html")]);
+    let out = run.run(&[&list, "-o", "s.csv", "--inline-text"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = Table::read(&run.path("s.csv"));
+    assert_eq!(t.headers.last().unwrap(), "inline_text");
+    // Declared windows-1252 by <meta> only; decoded before hashing.
+    assert_eq!(t.get(0, "inline_text"), "var s = \"café\";");
+    assert_eq!(
+        t.get(0, "inline_bytes"),
+        "var s = \"café\";".len().to_string()
+    );
+}

@@ -1,0 +1,181 @@
+//! How each kind of network outcome lands in the page report.
+
+use crate::support::{Run, Table, TestServer, refused_url};
+
+/// Runs the binary on `urls` with extra `args`; returns (exit code, pages, scripts).
+fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (i32, Table, Table) {
+    let run = Run::new();
+    let list = run.urls("urls.txt", urls);
+    let mut all = vec![list.as_str(), "--pages", "pages.csv", "-o", "scripts.csv"];
+    all.extend_from_slice(args);
+    let out = run.run(&all, None);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    (
+        out.code,
+        Table::read(&run.path("pages.csv")),
+        Table::read(&run.path("scripts.csv")),
+    )
+}
+
+#[test]
+fn redirects_set_final_url_and_the_base_for_src() {
+    let server = TestServer::start();
+    let start = server.url("/redirect/3");
+    let (code, pages, scripts) = scrape(&[&start], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(pages.get(0, "page_url"), start);
+    assert_eq!(pages.get(0, "final_url"), server.url("/redirect/0"));
+    assert_eq!(pages.get(0, "status"), "200");
+    assert_eq!(
+        scripts.column("src"),
+        [
+            server.url("/redirect/rel.js"),
+            server.url("/rel.js").replace("/rel.js", "/up.js")
+        ]
+    );
+    assert_eq!(scripts.column("page_url"), [start.as_str(), start.as_str()]);
+    assert_eq!(
+        scripts.column("final_url"),
+        [server.url("/redirect/0"), server.url("/redirect/0")]
+    );
+}
+
+#[test]
+fn redirect_loops_limits_and_other_schemes_fail_as_redirect() {
+    let server = TestServer::start();
+    let urls = [
+        server.url("/loop"),
+        server.url("/redirect/5"),
+        server.url("/to-ftp"),
+        server.url("/redirect/2"),
+    ];
+    let (code, pages, scripts) = scrape(&urls, &["--max-redirects", "3"]);
+    assert_eq!(code, 1);
+    for (url, error) in urls.iter().zip(["redirect", "redirect", "redirect", ""]) {
+        let row = pages.rows_where("page_url", url)[0];
+        assert_eq!(
+            pages.get(row, "error"),
+            error,
+            "{url}: {:?}",
+            pages.rows[row]
+        );
+    }
+    let looped = pages.rows_where("page_url", &urls[0])[0];
+    assert!(
+        pages.get(looped, "error_detail").contains("loop"),
+        "{:?}",
+        pages.rows[looped]
+    );
+    assert_eq!(scripts.rows.len(), 2);
+}
+
+#[test]
+fn error_statuses_are_reported_and_not_parsed() {
+    let server = TestServer::start();
+    let urls = [
+        server.url("/status/404"),
+        server.url("/status/500"),
+        server.url("/status/204"),
+    ];
+    let (code, pages, scripts) = scrape(&urls, &[]);
+    assert_eq!(code, 1);
+    let status_of = |u: &str| {
+        let r = pages.rows_where("page_url", u)[0];
+        (
+            pages.get(r, "status").to_owned(),
+            pages.get(r, "error").to_owned(),
+        )
+    };
+    assert_eq!(status_of(&urls[0]), ("404".into(), "http_status".into()));
+    assert_eq!(status_of(&urls[1]), ("500".into(), "http_status".into()));
+    // 204 is a success without a body: parsed, no scripts, no error.
+    assert_eq!(status_of(&urls[2]), ("204".into(), String::new()));
+    assert!(
+        scripts.rows.is_empty(),
+        "error pages must not be parsed: {:?}",
+        scripts.rows
+    );
+}
+
+#[test]
+fn non_html_is_not_parsed_and_missing_types_are_sniffed() {
+    let server = TestServer::start();
+    let urls = [
+        server.url("/json"),
+        server.url("/no-type-html"),
+        server.url("/no-type-binary"),
+    ];
+    let (code, pages, scripts) = scrape(&urls, &[]);
+    assert_eq!(code, 1);
+    let error_of = |u: &str| {
+        pages
+            .get(pages.rows_where("page_url", u)[0], "error")
+            .to_owned()
+    };
+    assert_eq!(error_of(&urls[0]), "not_html");
+    assert_eq!(error_of(&urls[1]), "");
+    assert_eq!(error_of(&urls[2]), "not_html");
+    assert_eq!(scripts.column("src"), [server.url("/x.js")]);
+}
+
+#[test]
+fn connection_refused_is_connect() {
+    let url = refused_url();
+    let (code, pages, _) = scrape(&[&url], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(pages.get(0, "page_url"), url);
+    assert_eq!(pages.get(0, "error"), "connect");
+    assert!(
+        pages
+            .get(0, "error_detail")
+            .to_lowercase()
+            .contains("refused"),
+        "{:?}",
+        pages.rows[0]
+    );
+    assert_eq!(pages.get(0, "status"), "");
+}
+
+#[test]
+fn stalled_servers_time_out_before_or_after_headers() {
+    let server = TestServer::start();
+    let urls = [
+        server.url("/stall-headers"),
+        server.url("/stall-body"),
+        server.url("/gen/1"),
+    ];
+    let (code, pages, scripts) = scrape(&urls, &["--timeout", "0.5"]);
+    assert_eq!(code, 1);
+    for u in &urls[..2] {
+        let r = pages.rows_where("page_url", u)[0];
+        assert_eq!(pages.get(r, "error"), "timeout", "{:?}", pages.rows[r]);
+        assert!(
+            pages.get(r, "error_detail").contains("500 ms"),
+            "{:?}",
+            pages.rows[r]
+        );
+    }
+    // A partial body never yields rows.
+    assert!(scripts.column("page_url").iter().all(|p| *p == urls[2]));
+    assert_eq!(scripts.rows.len(), 2);
+}
+
+#[test]
+fn max_body_fails_large_pages_and_keeps_small_ones() {
+    let server = TestServer::start();
+    let urls = [server.url("/big/300000"), server.url("/big/50000")];
+    let (code, pages, scripts) = scrape(&urls, &["--max-body", "100K"]);
+    assert_eq!(code, 1);
+    let big = pages.rows_where("page_url", &urls[0])[0];
+    assert_eq!(pages.get(big, "error"), "body_too_large");
+    assert_eq!(pages.get(big, "status"), "200");
+    let read: u64 = pages.get(big, "bytes").parse().unwrap();
+    assert!(
+        read > 100 * 1024 && read < 300_000,
+        "stopped reading early, read {read}"
+    );
+    let small = pages.rows_where("page_url", &urls[1])[0];
+    assert_eq!(pages.get(small, "error"), "");
+    assert_eq!(pages.get(small, "bytes"), "50000");
+    assert_eq!(scripts.column("page_url"), [urls[1].as_str()]);
+}

@@ -1,0 +1,248 @@
+//! The pipeline as a whole: order, concurrency, and every row checked
+//! against what the pages contain.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{GenScript, Run, Table, TestServer, generated_scripts};
+
+#[test]
+fn rows_follow_completion_order_not_input_order() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let slow = server.url("/slow/1500/kitchen-sink.html");
+    let fast = server.url("/gen/2");
+    let list = run.urls("urls.txt", &[slow.clone(), fast.clone()]);
+    let out = run.run(&[&list, "-c", "4", "--pages", "pages.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let scripts = Table::parse(&out.stdout);
+    let pages_in_order: Vec<&str> = scripts.column("page_url");
+    let first_slow = pages_in_order.iter().position(|p| *p == slow).unwrap();
+    let last_fast = pages_in_order.iter().rposition(|p| *p == fast).unwrap();
+    assert!(
+        last_fast < first_slow,
+        "fast page's rows must come first: {pages_in_order:?}"
+    );
+    assert_eq!(
+        Table::read(&run.path("pages.csv")).column("page_url"),
+        [fast.as_str(), slow.as_str()]
+    );
+}
+
+#[test]
+fn requests_in_flight_never_exceed_concurrency() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls: Vec<String> = (0..24)
+        .map(|i| server.url(&format!("/slow/100/no-scripts.html?{i}")))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    let out = run.run(
+        &[&list, "-c", "3", "--pages", "pages.csv", "-o", "s.csv"],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(Table::read(&run.path("pages.csv")).rows.len(), 24);
+    let max = server.max_in_flight();
+    assert!(max <= 3, "{max} requests in flight with -c 3");
+    assert!(max >= 2, "requests should overlap, max in flight was {max}");
+}
+
+#[test]
+fn every_row_of_many_generated_pages_matches_the_page() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let n_pages = 400u64;
+    let urls: Vec<String> = (0..n_pages)
+        .map(|n| server.url(&format!("/gen/{n}")))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    let out = run.run(
+        &[
+            &list,
+            "-c",
+            "32",
+            "--pages",
+            "pages.csv",
+            "-o",
+            "scripts.csv",
+            "--inline-text",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let scripts = Table::read(&run.path("scripts.csv"));
+    let mut by_page: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, page) in scripts.column("page_url").into_iter().enumerate() {
+        by_page.entry(page.to_owned()).or_default().push(i);
+    }
+    assert_eq!(by_page.len() as u64, n_pages);
+    let pages = Table::read(&run.path("pages.csv"));
+    assert_eq!(pages.rows.len() as u64, n_pages);
+
+    for n in 0..n_pages {
+        let url = server.url(&format!("/gen/{n}"));
+        let rows = &by_page[&url];
+        // A page's rows are contiguous, in document order.
+        assert_eq!(
+            rows.last().unwrap() - rows[0] + 1,
+            rows.len(),
+            "page {n} rows interleaved"
+        );
+        let expected = generated_scripts(n);
+        assert_eq!(rows.len(), expected.len(), "page {n}");
+        for (k, (&row, want)) in rows.iter().zip(&expected).enumerate() {
+            assert_eq!(scripts.get(row, "final_url"), url);
+            assert_eq!(scripts.get(row, "index"), k.to_string());
+            match want {
+                GenScript::External(src) => {
+                    assert_eq!(scripts.get(row, "src"), server.url(src));
+                    assert_eq!(scripts.get(row, "inline"), "false");
+                    assert_eq!(scripts.get(row, "defer"), "true");
+                    assert_eq!(scripts.get(row, "src_resolved"), "true");
+                    assert_eq!(scripts.get(row, "inline_sha256"), "");
+                }
+                GenScript::Inline(text) => {
+                    assert_eq!(scripts.get(row, "src"), "");
+                    assert_eq!(scripts.get(row, "inline"), "true");
+                    assert_eq!(scripts.get(row, "defer"), "false");
+                    assert_eq!(scripts.get(row, "inline_text"), text);
+                    assert_eq!(scripts.get(row, "inline_bytes"), text.len().to_string());
+                    assert_eq!(
+                        scripts.get(row, "inline_sha256"),
+                        scriptscrape::extract::sha256_source(text.as_bytes())
+                    );
+                }
+            }
+        }
+        let p = pages.rows_where("page_url", &url)[0];
+        assert_eq!(pages.get(p, "scripts"), expected.len().to_string());
+        assert_eq!(pages.get(p, "status"), "200");
+    }
+}
+
+#[test]
+fn kitchen_sink_fields_end_to_end() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let page = server.url("/fixtures/kitchen-sink.html");
+    let list = run.urls("urls.txt", &[&page]);
+    let out = run.run(&[&list, "-o", "scripts.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = Table::read(&run.path("scripts.csv"));
+    assert_eq!(
+        &t.headers[..13],
+        [
+            "page_url",
+            "final_url",
+            "index",
+            "src",
+            "inline",
+            "type",
+            "async",
+            "defer",
+            "nomodule",
+            "integrity",
+            "crossorigin",
+            "inline_bytes",
+            "inline_sha256"
+        ]
+    );
+    assert_eq!(t.rows.len(), 11);
+    assert_eq!(
+        t.rows[1][..13],
+        [
+            page.as_str(),
+            page.as_str(),
+            "1",
+            "https://cdn.example.net/lib.js",
+            "false",
+            "",
+            "true",
+            "false",
+            "false",
+            "sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC",
+            "anonymous",
+            "",
+            ""
+        ]
+    );
+    assert_eq!(
+        t.get(0, "inline_bytes"),
+        "window.dataLayer = [];".len().to_string()
+    );
+    assert_eq!(
+        t.get(0, "inline_sha256"),
+        scriptscrape::extract::sha256_source(b"window.dataLayer = [];")
+    );
+    assert_eq!(t.get(2, "src"), server.url("/static/Upper.js"));
+    assert_eq!(t.get(4, "src"), server.url("/fixtures/app.mjs"));
+    assert_eq!(t.get(4, "type"), "module");
+    assert_eq!(t.get(5, "nomodule"), "true");
+    assert_eq!(
+        t.column("svg"),
+        [
+            "false", "false", "false", "false", "false", "false", "true", "true", "true", "false",
+            "false"
+        ]
+    );
+    assert_eq!(t.get(9, "src"), "http://other.example.org/x.js?v=1");
+    assert!(
+        !t.column("src")
+            .iter()
+            .any(|s| s.contains("template") || s.contains("noscript"))
+    );
+}
+
+#[test]
+fn closed_stdout_stops_quietly() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls: Vec<String> = (0..300)
+        .map(|n| server.url(&format!("/gen/{}", n * 4 + 3)))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scriptscrape"))
+        .args([list.as_str(), "-c", "4"])
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+    // Bounded wait: a run that ignores the closed pipe would never end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = stderr_reader.join().unwrap();
+    let status =
+        status.unwrap_or_else(|| panic!("still running 60 s after stdout closed: {stderr}"));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("internal error"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("output closed early"), "{stderr}");
+}

@@ -1,0 +1,433 @@
+//! Test support: a real HTTP server on 127.0.0.1 with fault handlers, and
+//! helpers to run the built binary and read its CSV back.
+
+#![allow(dead_code)] // Each test module uses a different part of this.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// Longest any handler sleeps, so that a server thread always ends.
+const MAX_SLEEP: Duration = Duration::from_secs(20);
+
+/// What the server saw, for assertions.
+#[derive(Default)]
+pub struct Seen {
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    hits: Mutex<HashMap<String, usize>>,
+    last_headers: Mutex<Option<HeaderMap>>,
+}
+
+/// A loopback HTTP server that lives as long as this value.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    seen: Arc<Seen>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let seen = Arc::new(Seen::default());
+        let app = Router::new()
+            .route("/fixtures/{name}", get(fixture))
+            .route("/slow/{ms}/{name}", get(slow_fixture))
+            .route("/gen/{n}", get(generated))
+            .route("/status/{code}", get(status))
+            .route("/redirect/{n}", get(redirect_chain))
+            .route("/loop", get(|| async { redirect_to("/loop") }))
+            .route(
+                "/to-ftp",
+                get(|| async { redirect_to("ftp://127.0.0.1/x") }),
+            )
+            .route(
+                "/json",
+                get(|| async { ([(header::CONTENT_TYPE, "application/json")], "{\"a\": 1}") }),
+            )
+            .route(
+                "/no-type-html",
+                get(|| async { untyped(&b"<!DOCTYPE html><script src=/x.js></script>"[..]) }),
+            )
+            .route(
+                "/no-type-binary",
+                get(|| async { untyped(&b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..]) }),
+            )
+            .route(
+                "/stall-headers",
+                get(|| async {
+                    tokio::time::sleep(MAX_SLEEP).await;
+                    "too late"
+                }),
+            )
+            .route("/stall-body", get(stall_body))
+            .route("/big/{bytes}", get(big))
+            .route("/headers", get(echo_headers))
+            .layer(middleware::from_fn_with_state(seen.clone(), track))
+            .with_state(seen.clone());
+
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind 127.0.0.1:0");
+                addr_tx
+                    .send(listener.local_addr().expect("local addr"))
+                    .expect("send addr");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await
+                    .expect("serve");
+            });
+            // Handlers still sleeping are dropped with the runtime.
+            rt.shutdown_timeout(Duration::from_millis(100));
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server started");
+        TestServer {
+            addr,
+            seen,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The most requests the server had in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.seen.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// How many times `path` was requested.
+    pub fn hits(&self, path: &str) -> usize {
+        self.seen
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Headers of the last request to /headers.
+    pub fn last_headers(&self) -> HeaderMap {
+        self.seen
+            .last_headers
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("/headers was requested")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Graceful shutdown waits for open connections; a stalled one would
+        // hold the test, so the thread is left to end with its runtime.
+        drop(self.thread.take());
+    }
+}
+
+async fn track(State(seen): State<Arc<Seen>>, req: Request, next: Next) -> Response {
+    *seen
+        .hits
+        .lock()
+        .unwrap()
+        .entry(req.uri().path().to_owned())
+        .or_default() += 1;
+    let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = next.run(req).await;
+    seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/html")
+}
+
+fn html(body: impl Into<Body>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+async fn fixture(UrlPath(name): UrlPath<String>) -> Response {
+    serve_fixture(&name)
+}
+
+fn serve_fixture(name: &str) -> Response {
+    if name.contains('/') || name.contains("..") {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    match std::fs::read(fixtures_dir().join(name)) {
+        // No charset: the fixture's own <meta> decides.
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/html")], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn slow_fixture(UrlPath((ms, name)): UrlPath<(u64, String)>) -> Response {
+    tokio::time::sleep(Duration::from_millis(ms).min(MAX_SLEEP)).await;
+    serve_fixture(&name)
+}
+
+/// The scripts of generated page `n`: a deterministic mix of external and
+/// inline scripts, so a test can know every row without reading the page.
+pub fn generated_scripts(n: u64) -> Vec<GenScript> {
+    let mut out = Vec::new();
+    for k in 0..(n % 4) {
+        out.push(GenScript::External(format!("/js/{n}/{k}.js")));
+        if (n + k) % 3 == 0 {
+            out.push(GenScript::Inline(format!(
+                "console.log({n}, {k}, \"<\\/tag>\");"
+            )));
+        }
+    }
+    out.push(GenScript::Inline(format!("var page = {n};")));
+    out
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GenScript {
+    External(String),
+    Inline(String),
+}
+
+async fn generated(UrlPath(n): UrlPath<u64>) -> Response {
+    let mut page = format!("<!doctype html><html><head><title>page {n}</title>");
+    for (i, s) in generated_scripts(n).iter().enumerate() {
+        if i == 1 {
+            page.push_str("</head><body><p>filler</p>");
+        }
+        match s {
+            GenScript::External(src) => {
+                page.push_str(&format!("<script src=\"{src}\" defer></script>"))
+            }
+            GenScript::Inline(text) => page.push_str(&format!("<script>{text}</script>")),
+        }
+    }
+    page.push_str("</body></html>");
+    html(page)
+}
+
+async fn status(UrlPath(code): UrlPath<u16>) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/html")],
+        "<html><script>errorPage()</script></html>",
+    )
+        .into_response()
+}
+
+fn redirect_to(location: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+async fn redirect_chain(UrlPath(n): UrlPath<u32>) -> Response {
+    if n == 0 {
+        // Relative srcs here must resolve against this, the final URL.
+        html("<script src=\"rel.js\"></script><script src=\"../up.js\"></script>")
+    } else {
+        // Relative Location, as servers often send.
+        redirect_to(&format!("../redirect/{}", n - 1))
+    }
+}
+
+fn untyped(body: &'static [u8]) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().remove(header::CONTENT_TYPE);
+    response
+}
+
+async fn stall_body() -> Response {
+    let head = futures::stream::once(async {
+        Ok::<_, std::io::Error>(Bytes::from_static(b"<html><script>partial()</script>"))
+    });
+    let stall = futures::stream::once(async {
+        tokio::time::sleep(MAX_SLEEP).await;
+        Ok::<_, std::io::Error>(Bytes::from_static(b"</html>"))
+    });
+    html(Body::from_stream(futures::StreamExt::chain(head, stall)))
+}
+
+async fn big(UrlPath(bytes): UrlPath<usize>) -> Response {
+    let bytes = bytes.min(64 << 20);
+    let mut page = String::from("<html><script>big()</script><p>");
+    while page.len() < bytes {
+        page.push_str("lorem ipsum dolor sit amet ");
+    }
+    page.truncate(bytes);
+    html(page)
+}
+
+async fn echo_headers(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
+    *seen.last_headers.lock().unwrap() = Some(headers);
+    html("<script>ok()</script>")
+}
+
+/// A free port with nothing listening (bound, then released).
+pub fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}/")
+}
+
+/// A CSV file read back: header names and rows.
+#[derive(Debug)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn parse(bytes: &[u8]) -> Table {
+        let mut rdr = csv::Reader::from_reader(bytes);
+        let headers = rdr
+            .headers()
+            .expect("CSV header")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let rows = rdr
+            .records()
+            .map(|r| {
+                r.expect("whole CSV record")
+                    .iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
+        Table { headers, rows }
+    }
+
+    pub fn read(path: &Path) -> Table {
+        Table::parse(
+            &std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+        )
+    }
+
+    fn col(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    }
+
+    /// The value of column `name` in row `row`.
+    pub fn get(&self, row: usize, name: &str) -> &str {
+        &self.rows[row][self.col(name)]
+    }
+
+    /// Column `name` of every row.
+    pub fn column(&self, name: &str) -> Vec<&str> {
+        let c = self.col(name);
+        self.rows.iter().map(|r| r[c].as_str()).collect()
+    }
+
+    /// The rows whose column `name` equals `value`.
+    pub fn rows_where(&self, name: &str, value: &str) -> Vec<usize> {
+        let c = self.col(name);
+        (0..self.rows.len())
+            .filter(|&i| self.rows[i][c] == value)
+            .collect()
+    }
+}
+
+/// A temporary directory with helpers to run the binary in it.
+pub struct Run {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a finished run left behind.
+pub struct Output {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn new() -> Run {
+        Run {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a URL list and returns its path as a string argument.
+    pub fn urls(&self, name: &str, lines: &[impl AsRef<str>]) -> String {
+        let path = self.path(name);
+        let text: String = lines.iter().map(|l| format!("{}\n", l.as_ref())).collect();
+        std::fs::write(&path, text).expect("write url list");
+        path.to_string_lossy().into_owned()
+    }
+
+    /// Runs the binary with `args` and optional standard input, bounded to
+    /// 60 s.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = assert_cmd::Command::cargo_bin("scriptscrape").expect("binary built");
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .timeout(Duration::from_secs(60));
+        // Tests never go through a proxy, whatever the machine says.
+        for var in [
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        match stdin {
+            Some(s) => {
+                cmd.write_stdin(s.to_owned());
+            }
+            None => {
+                cmd.write_stdin(String::new());
+            }
+        }
+        let out = cmd.output().expect("run scriptscrape");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
