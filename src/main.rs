@@ -12,6 +12,12 @@ fn main() -> ExitCode {
         eprintln!("scriptscrape: internal error (please report): {info}");
     }));
     let cli = Cli::parse();
+    #[cfg(unix)]
+    {
+        // Best effort: if it fails, requests past the limit fail with
+        // `connect` errors and say why.
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+    }
     let quiet = cli.quiet;
     let result = Config::from_cli(cli).and_then(|config| scriptscrape::run(&config));
     match result {

@@ -1,9 +1,10 @@
 //! The CSV outputs: the scripts file and the page report.
 //!
-//! One [`Sink`] owns both writers and is driven by a single thread, so rows
-//! of different pages never interleave. Each page's rows are written
-//! together and flushed at once: a run killed at any moment leaves whole
-//! rows of finished pages, never half a record.
+//! One [`Sink`] owns both outputs and is driven by a single thread, so rows
+//! of different pages never interleave. Each page's rows are formatted into
+//! memory first and handed to the destination in one `write_all`, then
+//! flushed: a run killed at any moment leaves whole rows of finished pages,
+//! not half a record (a page's rows are one write(2) to a file).
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -66,9 +67,62 @@ pub struct PageResult {
 
 /// Writes the scripts CSV and, optionally, the page report.
 pub struct Sink {
-    scripts: csv::Writer<Box<dyn Write + Send>>,
-    pages: Option<csv::Writer<Box<dyn Write + Send>>>,
+    scripts: Table,
+    pages: Option<Table>,
     inline_text: bool,
+}
+
+/// One CSV output. Rows are formatted into a buffer reused for every page;
+/// [`Table::commit`] hands the buffer to the destination in one write.
+struct Table {
+    rows: csv::Writer<Staged>,
+}
+
+impl Table {
+    fn new(dest: Box<dyn Write + Send>, header: &[&str]) -> io::Result<Self> {
+        let staged = Staged {
+            buf: Vec::with_capacity(64 * 1024),
+            dest,
+        };
+        let mut table = Table {
+            rows: csv::Writer::from_writer(staged),
+        };
+        table.rows.write_record(header)?;
+        table.commit()?;
+        Ok(table)
+    }
+
+    /// Writes the rows formatted so far to the destination and flushes it.
+    fn commit(&mut self) -> io::Result<()> {
+        // csv moves its own buffer into `Staged`, then flushes it: that
+        // flush is the one place where bytes reach the destination.
+        self.rows.flush()
+    }
+}
+
+/// A writer that keeps everything in memory until flushed, so that what
+/// reaches the destination is always whole pages of whole rows.
+struct Staged {
+    buf: Vec<u8>,
+    dest: Box<dyn Write + Send>,
+}
+
+impl Write for Staged {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self
+            .dest
+            .write_all(&self.buf)
+            .and_then(|()| self.dest.flush());
+        self.buf.clear();
+        // One page with a huge inline script should not pin its memory.
+        self.buf.shrink_to(1 << 20);
+        result
+    }
 }
 
 impl Sink {
@@ -78,22 +132,12 @@ impl Sink {
         pages: Option<Box<dyn Write + Send>>,
         inline_text: bool,
     ) -> io::Result<Self> {
-        let mut scripts = writer(scripts);
         let mut header: Vec<&str> = SCRIPT_COLUMNS.to_vec();
         if inline_text {
             header.push(INLINE_TEXT_COLUMN);
         }
-        scripts.write_record(&header)?;
-        scripts.flush()?;
-        let pages = match pages {
-            Some(w) => {
-                let mut w = writer(w);
-                w.write_record(PAGE_COLUMNS)?;
-                w.flush()?;
-                Some(w)
-            }
-            None => None,
-        };
+        let scripts = Table::new(scripts, &header)?;
+        let pages = pages.map(|w| Table::new(w, &PAGE_COLUMNS)).transpose()?;
         Ok(Sink {
             scripts,
             pages,
@@ -107,7 +151,7 @@ impl Sink {
         if let Ok(scripts) = &page.outcome {
             let mut num = itoa::Buffer::new();
             for s in scripts {
-                let w = &mut self.scripts;
+                let w = &mut self.scripts.rows;
                 w.write_field(&page.page_url)?;
                 w.write_field(final_url)?;
                 w.write_field(num.format(s.index))?;
@@ -141,9 +185,10 @@ impl Sink {
                 }
                 w.write_record(None::<&[u8]>)?;
             }
-            self.scripts.flush()?;
+            self.scripts.commit()?;
         }
-        if let Some(w) = &mut self.pages {
+        if let Some(table) = &mut self.pages {
+            let w = &mut table.rows;
             let mut num = itoa::Buffer::new();
             w.write_field(&page.page_url)?;
             w.write_field(final_url)?;
@@ -158,7 +203,7 @@ impl Sink {
             w.write_field(itoa::Buffer::new().format(page.elapsed.as_millis()))?;
             w.write_field(detail)?;
             w.write_record(None::<&[u8]>)?;
-            w.flush()?;
+            table.commit()?;
         }
         Ok(())
     }
@@ -166,18 +211,12 @@ impl Sink {
     /// Flushes both outputs; call once at the end, so that a write error is
     /// reported rather than lost in `Drop`.
     pub fn finish(mut self) -> io::Result<()> {
-        self.scripts.flush()?;
-        if let Some(w) = &mut self.pages {
-            w.flush()?;
+        self.scripts.commit()?;
+        if let Some(table) = &mut self.pages {
+            table.commit()?;
         }
         Ok(())
     }
-}
-
-fn writer(w: Box<dyn Write + Send>) -> csv::Writer<Box<dyn Write + Send>> {
-    csv::WriterBuilder::new()
-        .buffer_capacity(64 * 1024)
-        .from_writer(w)
 }
 
 fn bool_str(b: bool) -> &'static str {

@@ -246,3 +246,76 @@ fn closed_stdout_stops_quietly() {
     );
     assert!(stderr.contains("output closed early"), "{stderr}");
 }
+
+#[test]
+fn a_killed_run_leaves_only_whole_rows() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // Staggered delays, so pages finish one after another while the run is
+    // killed; --inline-text makes rows long and multi-line.
+    let urls: Vec<String> = (0..400)
+        .map(|n| server.url(&format!("/slow-gen/{}/{n}", 20 + (n * 37) % 400)))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scriptscrape"))
+        .args([
+            list.as_str(),
+            "-c",
+            "16",
+            "--inline-text",
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+        ])
+        .current_dir(run.dir.path())
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pages_path = run.path("pages.csv");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Kill once a few dozen pages are written, in the middle of the run.
+    while Instant::now() < deadline {
+        let written = std::fs::read(&pages_path)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0);
+        if written > 40 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let pages = Table::read(&pages_path);
+    let scripts = Table::read(&run.path("scripts.csv"));
+    assert!(
+        pages.rows.len() >= 40 && pages.rows.len() < 400,
+        "killed mid-run: {} pages",
+        pages.rows.len()
+    );
+    assert!(
+        pages.rows.iter().chain(&scripts.rows).all(|r| r.len() >= 8),
+        "a torn row"
+    );
+    assert!(
+        scripts
+            .rows
+            .iter()
+            .all(|r| r.len() == scripts.headers.len()),
+        "a torn row"
+    );
+    // Every page in the report has all its rows in the scripts file.
+    for p in 0..pages.rows.len() {
+        let url = pages.get(p, "page_url");
+        let n: u64 = url.rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(
+            scripts.rows_where("page_url", url).len(),
+            generated_scripts(n).len(),
+            "{url}"
+        );
+    }
+}

@@ -45,6 +45,7 @@ impl TestServer {
             .route("/fixtures/{name}", get(fixture))
             .route("/slow/{ms}/{name}", get(slow_fixture))
             .route("/gen/{n}", get(generated))
+            .route("/slow-gen/{ms}/{n}", get(slow_generated))
             .route("/status/{code}", get(status))
             .route("/redirect/{n}", get(redirect_chain))
             .route("/loop", get(|| async { redirect_to("/loop") }))
@@ -239,6 +240,11 @@ async fn generated(UrlPath(n): UrlPath<u64>) -> Response {
     }
     page.push_str("</body></html>");
     html(page)
+}
+
+async fn slow_generated(UrlPath((ms, n)): UrlPath<(u64, u64)>) -> Response {
+    tokio::time::sleep(Duration::from_millis(ms).min(MAX_SLEEP)).await;
+    generated(UrlPath(n)).await
 }
 
 async fn status(UrlPath(code): UrlPath<u16>) -> Response {
