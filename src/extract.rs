@@ -14,12 +14,17 @@
 //!   element, so its subtree is skipped here.
 //! - Not markup inside `<noscript>`: with scripting enabled it is raw text,
 //!   so the parser never makes elements of it.
+//! - Not MathML elements that happen to be called `script`: they are not
+//!   script elements and never run. (But `<math><annotation-xml
+//!   encoding="text/html">` holds HTML, scripts included; see `sink`.)
 
 use base64::Engine as _;
 use ego_tree::iter::Edge;
-use scraper::{Html, Node, node::Element};
+use scraper::{Node, node::Element};
 use sha2::{Digest, Sha256};
 use url::Url;
+
+mod sink;
 
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
@@ -109,7 +114,7 @@ impl Extractor {
     /// Lists the script elements of `html`, a document fetched from
     /// `document_url` (the final URL, after redirects).
     pub fn extract(&self, document_url: &Url, html: &str) -> Vec<Script> {
-        let doc = Html::parse_document(html);
+        let doc = sink::parse_document(html);
         let mut base_href: Option<&str> = None;
         let mut found: Vec<(&Element, ego_tree::NodeRef<'_, Node>)> = Vec::new();
         // Depth inside template contents: their subtree is not part of the
@@ -456,6 +461,20 @@ mod tests {
                 .extract(&url("https://a.test/"), "\0\u{fffd}<<>>")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn mathml_annotation_xml_can_hold_html_scripts_and_base() {
+        let html = "<math><annotation-xml encoding=\"Text/HTML\"><base href='/ax/'>\
+                    <script src=ax.js></script><script>\"<p><script>inner()</script>\"</script>\
+                    </annotation-xml><annotation-xml encoding=' text/html'><script>mathml()</script>\
+                    </annotation-xml></math>";
+        let scripts = Extractor::new()
+            .keep_inline_text(true)
+            .extract(&url("https://a.test/"), html);
+        assert_eq!(srcs(&scripts), ["https://a.test/ax/ax.js", "<inline>"]);
+        let text = scripts[1].inline.as_ref().unwrap().text.as_deref();
+        assert_eq!(text, Some("\"<p><script>inner()"));
     }
 
     #[test]
