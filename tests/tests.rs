@@ -3,5 +3,6 @@
 mod support;
 
 mod cli;
+mod conformance;
 mod fetching;
 mod pipeline;
