@@ -42,22 +42,6 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in the order summaries list them.
-    pub const ALL: [ErrorKind; 12] = [
-        ErrorKind::InvalidUrl,
-        ErrorKind::Dns,
-        ErrorKind::Connect,
-        ErrorKind::Timeout,
-        ErrorKind::Tls,
-        ErrorKind::HttpStatus,
-        ErrorKind::NotHtml,
-        ErrorKind::BodyTooLarge,
-        ErrorKind::Redirect,
-        ErrorKind::Decode,
-        ErrorKind::Io,
-        ErrorKind::Parse,
-    ];
-
     /// The stable name written to the `error` column.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -52,20 +52,10 @@ fn redirect_loops_limits_and_other_schemes_fail_as_redirect() {
     let (code, pages, scripts) = scrape(&urls, &["--max-redirects", "3"]);
     assert_eq!(code, 1);
     for (url, error) in urls.iter().zip(["redirect", "redirect", "redirect", ""]) {
-        let row = pages.rows_where("page_url", url)[0];
-        assert_eq!(
-            pages.get(row, "error"),
-            error,
-            "{url}: {:?}",
-            pages.rows[row]
-        );
+        assert_eq!(pages.for_page(url, "error"), error, "{url}");
     }
-    let looped = pages.rows_where("page_url", &urls[0])[0];
-    assert!(
-        pages.get(looped, "error_detail").contains("loop"),
-        "{:?}",
-        pages.rows[looped]
-    );
+    let detail = pages.for_page(&urls[0], "error_detail");
+    assert!(detail.contains("loop"), "{detail}");
     assert_eq!(scripts.rows.len(), 2);
 }
 
@@ -79,17 +69,11 @@ fn error_statuses_are_reported_and_not_parsed() {
     ];
     let (code, pages, scripts) = scrape(&urls, &[]);
     assert_eq!(code, 1);
-    let status_of = |u: &str| {
-        let r = pages.rows_where("page_url", u)[0];
-        (
-            pages.get(r, "status").to_owned(),
-            pages.get(r, "error").to_owned(),
-        )
-    };
-    assert_eq!(status_of(&urls[0]), ("404".into(), "http_status".into()));
-    assert_eq!(status_of(&urls[1]), ("500".into(), "http_status".into()));
+    let status_of = |u: &str| (pages.for_page(u, "status"), pages.for_page(u, "error"));
+    assert_eq!(status_of(&urls[0]), ("404", "http_status"));
+    assert_eq!(status_of(&urls[1]), ("500", "http_status"));
     // 204 is a success without a body: parsed, no scripts, no error.
-    assert_eq!(status_of(&urls[2]), ("204".into(), String::new()));
+    assert_eq!(status_of(&urls[2]), ("204", ""));
     assert!(
         scripts.rows.is_empty(),
         "error pages must not be parsed: {:?}",
@@ -107,14 +91,9 @@ fn non_html_is_not_parsed_and_missing_types_are_sniffed() {
     ];
     let (code, pages, scripts) = scrape(&urls, &[]);
     assert_eq!(code, 1);
-    let error_of = |u: &str| {
-        pages
-            .get(pages.rows_where("page_url", u)[0], "error")
-            .to_owned()
-    };
-    assert_eq!(error_of(&urls[0]), "not_html");
-    assert_eq!(error_of(&urls[1]), "");
-    assert_eq!(error_of(&urls[2]), "not_html");
+    assert_eq!(pages.for_page(&urls[0], "error"), "not_html");
+    assert_eq!(pages.for_page(&urls[1], "error"), "");
+    assert_eq!(pages.for_page(&urls[2], "error"), "not_html");
     assert_eq!(scripts.column("src"), [server.url("/x.js")]);
 }
 
@@ -147,13 +126,9 @@ fn stalled_servers_time_out_before_or_after_headers() {
     let (code, pages, scripts) = scrape(&urls, &["--timeout", "0.5"]);
     assert_eq!(code, 1);
     for u in &urls[..2] {
-        let r = pages.rows_where("page_url", u)[0];
-        assert_eq!(pages.get(r, "error"), "timeout", "{:?}", pages.rows[r]);
-        assert!(
-            pages.get(r, "error_detail").contains("500 ms"),
-            "{:?}",
-            pages.rows[r]
-        );
+        assert_eq!(pages.for_page(u, "error"), "timeout", "{u}");
+        let detail = pages.for_page(u, "error_detail");
+        assert!(detail.contains("500 ms"), "{detail}");
     }
     // A partial body never yields rows.
     assert!(scripts.column("page_url").iter().all(|p| *p == urls[2]));
@@ -166,16 +141,14 @@ fn max_body_fails_large_pages_and_keeps_small_ones() {
     let urls = [server.url("/big/300000"), server.url("/big/50000")];
     let (code, pages, scripts) = scrape(&urls, &["--max-body", "100K"]);
     assert_eq!(code, 1);
-    let big = pages.rows_where("page_url", &urls[0])[0];
-    assert_eq!(pages.get(big, "error"), "body_too_large");
-    assert_eq!(pages.get(big, "status"), "200");
-    let read: u64 = pages.get(big, "bytes").parse().unwrap();
+    assert_eq!(pages.for_page(&urls[0], "error"), "body_too_large");
+    assert_eq!(pages.for_page(&urls[0], "status"), "200");
+    let read: u64 = pages.for_page(&urls[0], "bytes").parse().unwrap();
     assert!(
         read > 100 * 1024 && read < 300_000,
         "stopped reading early, read {read}"
     );
-    let small = pages.rows_where("page_url", &urls[1])[0];
-    assert_eq!(pages.get(small, "error"), "");
-    assert_eq!(pages.get(small, "bytes"), "50000");
+    assert_eq!(pages.for_page(&urls[1], "error"), "");
+    assert_eq!(pages.for_page(&urls[1], "bytes"), "50000");
     assert_eq!(scripts.column("page_url"), [urls[1].as_str()]);
 }

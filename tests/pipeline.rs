@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{GenScript, Run, Table, TestServer, generated_scripts};
@@ -205,10 +205,8 @@ fn closed_stdout_stops_quietly() {
         .map(|n| server.url(&format!("/gen/{}", n * 4 + 3)))
         .collect();
     let list = run.urls("urls.txt", &urls);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scriptscrape"))
-        .args([list.as_str(), "-c", "4"])
-        .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
+    let mut child = run
+        .command(&[list.as_str(), "-c", "4"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -257,8 +255,8 @@ fn a_killed_run_leaves_only_whole_rows() {
         .map(|n| server.url(&format!("/slow-gen/{}/{n}", 20 + (n * 37) % 400)))
         .collect();
     let list = run.urls("urls.txt", &urls);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scriptscrape"))
-        .args([
+    let mut child = run
+        .command(&[
             list.as_str(),
             "-c",
             "16",
@@ -268,9 +266,6 @@ fn a_killed_run_leaves_only_whole_rows() {
             "--pages",
             "pages.csv",
         ])
-        .current_dir(run.dir.path())
-        .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

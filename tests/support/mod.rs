@@ -363,6 +363,13 @@ impl Table {
         self.rows.iter().map(|r| r[c].as_str()).collect()
     }
 
+    /// Column `name` of the first row whose `page_url` is `page`.
+    pub fn for_page(&self, page: &str, name: &str) -> &str {
+        let row = self.rows_where("page_url", page);
+        let first = *row.first().unwrap_or_else(|| panic!("no row for {page}"));
+        self.get(first, name)
+    }
+
     /// The rows whose column `name` equals `value`.
     pub fn rows_where(&self, name: &str, value: &str) -> Vec<usize> {
         let c = self.col(name);
@@ -371,6 +378,16 @@ impl Table {
             .collect()
     }
 }
+
+/// Tests never go through a proxy, whatever the machine says.
+const PROXY_VARS: [&str; 6] = [
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 /// A temporary directory with helpers to run the binary in it.
 pub struct Run {
@@ -403,6 +420,17 @@ impl Run {
         path.to_string_lossy().into_owned()
     }
 
+    /// The binary as a process to manage by hand (signals, pipes), in this
+    /// directory. The caller bounds how long it waits.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scriptscrape"));
+        cmd.current_dir(self.dir.path()).args(args);
+        for var in PROXY_VARS {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
     /// Runs the binary with `args` and optional standard input, bounded to
     /// 60 s.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
@@ -410,15 +438,7 @@ impl Run {
         cmd.current_dir(self.dir.path())
             .args(args)
             .timeout(Duration::from_secs(60));
-        // Tests never go through a proxy, whatever the machine says.
-        for var in [
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
+        for var in PROXY_VARS {
             cmd.env_remove(var);
         }
         match stdin {
