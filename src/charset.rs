@@ -5,7 +5,7 @@
 //! `<meta>` declaration in the first 1024 bytes, then UTF-8. Decoding never
 //! fails: malformed sequences become U+FFFD, as in a browser.
 
-use encoding_rs::{Encoding, UTF_8};
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252, X_USER_DEFINED};
 
 /// How many bytes of the body the `<meta>` prescan looks at (HTML standard).
 const PRESCAN_BYTES: usize = 1024;
@@ -39,26 +39,39 @@ pub fn charset_param(content_type: &str) -> Option<&str> {
 /// (a document that really is UTF-16 has a BOM).
 fn prescan(head: &[u8]) -> Option<&'static Encoding> {
     let lower: Vec<u8> = head.iter().map(u8::to_ascii_lowercase).collect();
-    let mut from = 0;
-    while let Some(pos) = find(&lower[from..], b"<meta") {
-        let start = from + pos + 5;
-        let end = lower[start..]
+    let mut at = 0;
+    while let Some(pos) = lower[at..].iter().position(|&b| b == b'<') {
+        let start = at + pos;
+        let rest = &lower[start..];
+        if rest.starts_with(b"<!--") {
+            // A <meta> inside a comment declares nothing.
+            at = find(&rest[4..], b"-->").map_or(lower.len(), |e| start + 4 + e + 3);
+            continue;
+        }
+        let end = rest
             .iter()
             .position(|&b| b == b'>')
             .map_or(lower.len(), |e| start + e);
-        let tag = &lower[start..end];
-        if let Some(label) = charset_in_tag(tag) {
-            if let Some(enc) = Encoding::for_label(label) {
-                return Some(
-                    if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
-                        UTF_8
-                    } else {
-                        enc
-                    },
-                );
+        let is_meta = rest.starts_with(b"<meta")
+            && rest
+                .get(5)
+                .is_some_and(|b| b.is_ascii_whitespace() || *b == b'/');
+        if is_meta {
+            let label = charset_in_tag(&lower[start + 5..end]);
+            if let Some(enc) = label.and_then(Encoding::for_label) {
+                // The standard's fix-ups: a UTF-16 declaration in an
+                // ASCII-compatible document means UTF-8, and x-user-defined
+                // means windows-1252.
+                return Some(if enc == UTF_16LE || enc == UTF_16BE {
+                    UTF_8
+                } else if enc == X_USER_DEFINED {
+                    WINDOWS_1252
+                } else {
+                    enc
+                });
             }
         }
-        from = end;
+        at = end.max(start + 1);
     }
     None
 }
@@ -121,6 +134,13 @@ mod tests {
         assert_eq!(enc.name(), "Shift_JIS");
         assert!(text.ends_with('\u{3042}'));
         assert_eq!(decode(b"<meta charset=utf-16>x", None).1, UTF_8);
+        assert_eq!(
+            decode(b"<meta charset=x-user-defined>\xe9", None).0,
+            "<meta charset=x-user-defined>\u{e9}"
+        );
+        let commented = b"<!-- <meta charset=koi8-r> --><meta charset=windows-1251>\xe9";
+        assert_eq!(decode(commented, None).1.name(), "windows-1251");
+        assert_eq!(decode(b"<metadata charset=koi8-r>x", None).1, UTF_8);
     }
 
     #[test]

@@ -38,8 +38,8 @@ pub struct Cli {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<String>,
 
-    /// Write the page report (one row per input URL: status, error,
-    /// script count) to FILE.
+    /// Write the page report to FILE: one row per distinct input line,
+    /// with status, error kind and script count.
     #[arg(long, value_name = "FILE")]
     pub pages: Option<String>,
 
@@ -66,9 +66,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value = "10")]
     pub max_redirects: usize,
 
-    /// User-Agent header sent with every request
-    /// [default: scriptscrape/VERSION].
-    #[arg(long, value_name = "STR")]
+    /// User-Agent header sent with every request.
+    #[arg(long, value_name = "STR", help = concat!(
+        "User-Agent header sent with every request [default: scriptscrape/",
+        env!("CARGO_PKG_VERSION"),
+        "]"
+    ))]
     pub user_agent: Option<String>,
 
     /// Extra request header, 'Name: value'; repeat for more.
@@ -92,8 +95,8 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        return Err(format!("'{s}' must be a positive number of seconds"));
+    if !secs.is_finite() || !(0.001..=1e9).contains(&secs) {
+        return Err(format!("'{s}' must be between 0.001 and 1e9 seconds"));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -153,5 +156,6 @@ mod tests {
         assert!(parse_secs("0").is_err());
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("NaN").is_err());
+        assert!(parse_secs("1e-9").is_err());
     }
 }

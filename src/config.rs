@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal as _;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
@@ -85,24 +85,23 @@ impl Config {
             .as_deref()
             .map_or(Destination::Stdout, Destination::from_arg);
         let pages = cli.pages.as_deref().map(Destination::from_arg);
-        if let Some(p) = &pages {
-            if *p == output {
-                match p {
-                    Destination::Stdout => {
-                        bail!("--pages and the scripts output cannot both go to standard output")
-                    }
-                    Destination::File(f) => {
-                        bail!("--pages and -o name the same file {}", f.display())
-                    }
-                }
+        if pages == Some(Destination::Stdout) && output == Destination::Stdout {
+            bail!("--pages and the scripts output cannot both go to standard output");
+        }
+        if let (Some(Destination::File(p)), Destination::File(o)) = (&pages, &output) {
+            if same_file(p, o) {
+                bail!("--pages and -o name the same file {}", p.display());
             }
         }
         for dest in std::iter::once(&output).chain(&pages) {
-            if let Destination::File(f) = dest {
-                if sources.iter().any(|s| *s == Source::File(f.clone())) {
+            if let Destination::File(out) = dest {
+                let clash = sources
+                    .iter()
+                    .any(|s| matches!(s, Source::File(input) if same_file(input, out)));
+                if clash {
                     bail!(
                         "output {} is also an input; refusing to overwrite it",
-                        f.display()
+                        out.display()
                     );
                 }
             }
@@ -142,6 +141,31 @@ impl Config {
             inline_text: cli.inline_text,
             quiet: cli.quiet,
         })
+    }
+}
+
+/// Whether two paths name the same regular file: the same inode when both
+/// exist (`./a.csv` and `a.csv`, links), else the same canonical directory
+/// and name.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            // Two writers on one device (/dev/null) do not clobber a file.
+            return ma.is_file() && ma.dev() == mb.dev() && ma.ino() == mb.ino();
+        }
+    }
+    let canonical = |p: &Path| -> Option<PathBuf> {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(dir.canonicalize().ok()?.join(p.file_name()?))
+    };
+    match (canonical(a), canonical(b)) {
+        (Some(ca), Some(cb)) => ca == cb,
+        _ => a == b,
     }
 }
 
@@ -203,6 +227,31 @@ mod tests {
         assert!(config(&["x", "--pages", "-"], true).is_err());
         assert!(config(&["x", "-o", "a.csv", "--pages", "a.csv"], true).is_err());
         assert!(config(&["x", "-o", "x"], true).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("urls.txt");
+        std::fs::write(&input, "a.test\n").unwrap();
+        let dotted = dir.path().join(".").join("urls.txt");
+        let err = config(
+            &[input.to_str().unwrap(), "-o", dotted.to_str().unwrap()],
+            true,
+        );
+        assert!(err.unwrap_err().to_string().contains("is also an input"));
+        let a = dir.path().join("a.csv");
+        let a2 = dir.path().join("sub/../a.csv");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let args = [
+            "x",
+            "-o",
+            a.to_str().unwrap(),
+            "--pages",
+            a2.to_str().unwrap(),
+        ];
+        assert!(
+            config(&args, true)
+                .unwrap_err()
+                .to_string()
+                .contains("same file")
+        );
         assert!(config(&["x", "-o", "a.csv", "--pages", "-"], true).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::redirect;
 use url::Url;
 
@@ -77,6 +77,9 @@ impl FetchFailure {
 #[derive(Clone, Debug)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// The same client without a connection pool: every request it sends
+    /// opens a new connection.
+    unpooled: reqwest::Client,
     timeout: Duration,
     max_body: u64,
 }
@@ -85,31 +88,11 @@ impl Fetcher {
     /// Builds the run's HTTP client.
     pub fn new(settings: &FetchSettings) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let max_redirects = settings.max_redirects;
-        let policy = redirect::Policy::custom(move |attempt| {
-            if !matches!(attempt.url().scheme(), "http" | "https") {
-                let msg = format!("refused redirect to a {} URL", attempt.url().scheme());
-                attempt.error(msg)
-            } else if attempt.previous().contains(attempt.url()) {
-                let msg = format!("redirect loop at {}", attempt.url());
-                attempt.error(msg)
-            } else if attempt.previous().len() > max_redirects {
-                let msg = format!("more than {max_redirects} redirects");
-                attempt.error(msg)
-            } else {
-                attempt.follow()
-            }
-        });
-        let client = reqwest::Client::builder()
-            .user_agent(&settings.user_agent)
-            .default_headers(settings.headers.clone())
-            .connect_timeout(settings.connect_timeout)
-            .redirect(policy)
-            .pool_max_idle_per_host(settings.pool_per_host)
-            .build()
-            .context("cannot set up the HTTP client")?;
+        let client = build_client(settings, settings.pool_per_host)?;
+        let unpooled = build_client(settings, 0)?;
         Ok(Fetcher {
             client,
+            unpooled,
             timeout: settings.timeout,
             max_body: settings.max_body,
         })
@@ -131,13 +114,24 @@ impl Fetcher {
         }
     }
 
+    /// Sends the request. A request that dies before any response because
+    /// the server closed a pooled keep-alive connection as it was reused is
+    /// sent once more on a fresh connection, as browsers and curl do: the
+    /// server never saw it, and a GET is safe to repeat.
+    async fn send(&self, url: &Url) -> Result<reqwest::Response, FetchFailure> {
+        match self.client.get(url.clone()).send().await {
+            Err(e) if is_stale_connection(&e) => self
+                .unpooled
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| request_failure(&e)),
+            other => other.map_err(|e| request_failure(&e)),
+        }
+    }
+
     async fn fetch_inner(&self, url: &Url) -> Result<Fetched, FetchFailure> {
-        let mut response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| request_failure(&e))?;
+        let mut response = self.send(url).await?;
         let final_url = response.url().clone();
         let status = response.status();
         let fail = |kind, detail: String, bytes| FetchFailure {
@@ -146,13 +140,31 @@ impl Fetcher {
             status: Some(status.as_u16()),
             bytes,
         };
+        if status.is_redirection() {
+            // A redirect the client did not follow: it had no Location, or
+            // one that is not a URL.
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let detail = match location {
+                Some(l) => format!("HTTP {status} with an unusable Location {l:?}"),
+                None => format!("HTTP {status} without a Location header"),
+            };
+            return Err(fail(ErrorKind::Redirect, detail, 0));
+        }
         if !status.is_success() {
             return Err(fail(ErrorKind::HttpStatus, format!("HTTP {status}"), 0));
         }
+        // The last Content-Type wins, and an empty one counts as none (then
+        // the body is sniffed), as in browsers.
         let content_type = response
             .headers()
-            .get(CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            .get_all(CONTENT_TYPE)
+            .iter()
+            .next_back()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+            .filter(|v| !v.is_empty());
         if let Some(ct) = &content_type {
             if !is_html_type(ct) {
                 return Err(fail(ErrorKind::NotHtml, format!("Content-Type is {ct}"), 0));
@@ -210,6 +222,32 @@ impl Fetcher {
             charset,
         })
     }
+}
+
+fn build_client(settings: &FetchSettings, pool_per_host: usize) -> anyhow::Result<reqwest::Client> {
+    let max_redirects = settings.max_redirects;
+    let policy = redirect::Policy::custom(move |attempt| {
+        if !matches!(attempt.url().scheme(), "http" | "https") {
+            let msg = format!("refused redirect to a {} URL", attempt.url().scheme());
+            attempt.error(msg)
+        } else if attempt.previous().contains(attempt.url()) {
+            let msg = format!("redirect loop at {}", attempt.url());
+            attempt.error(msg)
+        } else if attempt.previous().len() > max_redirects {
+            let msg = format!("more than {max_redirects} redirects");
+            attempt.error(msg)
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .user_agent(&settings.user_agent)
+        .default_headers(settings.headers.clone())
+        .connect_timeout(settings.connect_timeout)
+        .redirect(policy)
+        .pool_max_idle_per_host(pool_per_host)
+        .build()
+        .context("cannot set up the HTTP client")
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one compiled in.
@@ -278,12 +316,45 @@ fn request_failure(err: &reqwest::Error) -> FetchFailure {
         ErrorKind::Tls
     } else if err.is_connect() {
         ErrorKind::Connect
+    } else if cause::<hyper::Error>(err).is_some() {
+        // The connection failed under the body (reset, closed early, bad
+        // chunking); reqwest reports those as decode errors too.
+        ErrorKind::Io
     } else if err.is_decode() {
         ErrorKind::Decode
     } else {
         ErrorKind::Io
     };
     FetchFailure::new(kind, causes(err))
+}
+
+/// The first error of type `E` among `err`'s causes.
+fn cause<E: StdError + 'static>(err: &reqwest::Error) -> Option<&E> {
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// Whether a request failed because its connection was closed before any
+/// response came back (the race of reusing a keep-alive connection the
+/// server is closing).
+fn is_stale_connection(err: &reqwest::Error) -> bool {
+    if err.is_connect() || err.is_timeout() || err.is_redirect() {
+        return false;
+    }
+    let closed = cause::<hyper::Error>(err).is_some_and(hyper::Error::is_incomplete_message);
+    let reset = cause::<std::io::Error>(err).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        )
+    });
+    closed || reset
 }
 
 fn has_tls_cause(err: &reqwest::Error) -> bool {

@@ -173,6 +173,10 @@ fn classify_line(bytes: &[u8], too_long: bool, source: &str, line_no: u64) -> Op
         Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
     } else if std::str::from_utf8(bytes).is_err() {
         Err("line is not valid UTF-8".to_owned())
+    } else if bytes.contains(&0) {
+        // Text lists never hold NUL; a binary file does, and its lines must
+        // not turn into requests to junk hosts.
+        Err("line contains NUL bytes (is the input a binary file?)".to_owned())
     } else {
         parse_url(&raw)
     };
@@ -188,9 +192,14 @@ pub fn parse_url(line: &str) -> Result<Url, String> {
     } else if let Some(rest) = line.strip_prefix("//") {
         format!("https://{rest}")
     } else if let Some(scheme) = leading_scheme(line) {
-        return Err(format!(
-            "unsupported scheme {scheme:?}; only http and https are fetched"
-        ));
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err(format!(
+                "unsupported scheme {scheme:?}; only http and https are fetched"
+            ));
+        }
+        // `http:/host/` and `http:host`: the URL standard repairs these, as
+        // browsers do.
+        line.to_owned()
     } else {
         format!("https://{line}")
     };
@@ -203,10 +212,15 @@ pub fn parse_url(line: &str) -> Result<Url, String> {
             ));
         }
     }
-    match url.host_str() {
-        None | Some("") => Err("URL has no host".to_owned()),
-        Some(_) => Ok(url),
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("URL has no host".to_owned());
     }
+    // The URL standard admits a few host characters that HTTP does not
+    // (`a,b"c`); such a URL could never be requested.
+    if url.as_str().parse::<http::Uri>().is_err() {
+        return Err("not a valid HTTP URL (characters HTTP does not allow in the host)".to_owned());
+    }
+    Ok(url)
 }
 
 /// For a line without `://`: the scheme it starts with, if the part before
@@ -284,6 +298,14 @@ mod tests {
             parse_url("HTTP://Example.COM:80").unwrap().as_str(),
             "http://example.com/"
         );
+        assert_eq!(
+            parse_url("http:/example.com/a").unwrap().as_str(),
+            "http://example.com/a"
+        );
+        assert_eq!(
+            parse_url("HTTPS:example.com").unwrap().as_str(),
+            "https://example.com/"
+        );
     }
 
     #[test]
@@ -297,6 +319,8 @@ mod tests {
             "https://exa mple.com/",
             "http://[::1",
             "data:text/html,hi",
+            "a,b\"c",
+            "nul\0host.test",
         ] {
             assert!(parse_url(bad).is_err(), "{bad} should be invalid");
         }

@@ -11,7 +11,18 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("scriptscrape: internal error (please report): {info}");
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(err) => {
+            // clap's message is several lines with usage; one is enough.
+            let text = err.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("scriptscrape: {first} (see --help)");
+            return ExitCode::from(ExitStatus::Fatal.code());
+        }
+    };
     #[cfg(unix)]
     {
         // Best effort: if it fails, requests past the limit fail with
@@ -24,6 +35,9 @@ fn main() -> ExitCode {
         Ok(summary) => {
             if !quiet {
                 eprintln!("scriptscrape: {summary}");
+                if summary.pages_ok + summary.pages_failed() == 0 && !summary.output_closed {
+                    eprintln!("scriptscrape: warning: the input held no URLs");
+                }
             }
             ExitCode::from(summary.exit_status().code())
         }

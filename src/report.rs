@@ -59,8 +59,8 @@ impl fmt::Display for Summary {
         let pages = self.pages_ok + self.pages_failed();
         write!(
             f,
-            "{} pages ok, {} failed",
-            self.pages_ok,
+            "{} ok, {} failed",
+            count(self.pages_ok, "page"),
             self.pages_failed()
         )?;
         if !self.failures.is_empty() {
@@ -71,9 +71,9 @@ impl fmt::Display for Summary {
                 .collect();
             write!(f, " ({})", kinds.join(", "))?;
         }
-        write!(f, ", {} scripts", self.scripts)?;
+        write!(f, ", {}", count(self.scripts, "script"))?;
         if self.duplicates > 0 {
-            write!(f, ", {} duplicate lines skipped", self.duplicates)?;
+            write!(f, ", {} skipped", count(self.duplicates, "duplicate line"))?;
         }
         let rate = if secs > 0.0 { pages as f64 / secs } else { 0.0 };
         write!(f, ", {secs:.1} s, {rate:.1} pages/s")?;
@@ -81,6 +81,15 @@ impl fmt::Display for Summary {
             write!(f, " (output closed early)")?;
         }
         Ok(())
+    }
+}
+
+/// `1 page`, `2 pages`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -130,7 +139,7 @@ mod tests {
         assert_eq!(s.pages_failed(), 2);
         assert!(
             s.to_string()
-                .starts_with("1 pages ok, 2 failed (2 timeout), 0 scripts")
+                .starts_with("1 page ok, 2 failed (2 timeout), 0 scripts")
         );
     }
 }

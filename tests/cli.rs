@@ -255,3 +255,44 @@ fn inline_text_column_on_request() {
         "var s = \"café\";".len().to_string()
     );
 }
+
+#[test]
+fn outputs_that_are_inputs_in_another_spelling_are_refused() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let out = run.run(&["urls.txt", "-o", "./urls.txt"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("is also an input"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&list).unwrap(),
+        "http://127.0.0.1:9/\n"
+    );
+    let out = run.run(&["urls.txt", "-o", "a.csv", "--pages", "./a.csv"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("same file"), "{}", out.stderr);
+
+    // An output that cannot be created leaves the others as they were.
+    std::fs::write(run.path("keep.csv"), "previous run\n").unwrap();
+    let out = run.run(
+        &["urls.txt", "-o", "keep.csv", "--pages", "no/such/dir/p.csv"],
+        None,
+    );
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        std::fs::read_to_string(run.path("keep.csv")).unwrap(),
+        "previous run\n"
+    );
+}
+
+#[test]
+fn argument_errors_are_one_line() {
+    let out = Run::new().run(&["--no-such-flag"], None);
+    assert_eq!(out.code, 2);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("scriptscrape: unexpected argument '--no-such-flag'"),
+        "{}",
+        out.stderr
+    );
+}

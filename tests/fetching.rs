@@ -1,6 +1,6 @@
 //! How each kind of network outcome lands in the page report.
 
-use crate::support::{Run, Table, TestServer, refused_url};
+use crate::support::{RawServer, Run, Table, TestServer, refused_url};
 
 /// Runs the binary on `urls` with extra `args`; returns (exit code, pages, scripts).
 fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (i32, Table, Table) {
@@ -151,4 +151,56 @@ fn max_body_fails_large_pages_and_keeps_small_ones() {
     assert_eq!(pages.for_page(&urls[1], "error"), "");
     assert_eq!(pages.for_page(&urls[1], "bytes"), "50000");
     assert_eq!(scripts.column("page_url"), [urls[1].as_str()]);
+}
+
+fn raw_replies(path: &str) -> Vec<u8> {
+    let page = "<html><script src=/a.js></script></html>";
+    match path {
+        // Promises 1000 bytes, sends a few, closes.
+        "/truncated" => b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n<html><script>".to_vec(),
+        "/no-location" => b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/empty-type" => format!("HTTP/1.1 200 OK\r\nContent-Type: \r\nContent-Length: {}\r\n\r\n{page}", page.len()).into_bytes(),
+        "/two-types" => format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{page}", page.len()).into_bytes(),
+        // A keep-alive response (no Connection: close) on a connection the
+        // server then closes: the next request on it dies unanswered.
+        _ => format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{page}", page.len()).into_bytes(),
+    }
+}
+
+#[test]
+fn body_cut_short_is_io_and_odd_headers_are_handled() {
+    let server = RawServer::start(raw_replies);
+    let urls = [
+        server.url("/truncated"),
+        server.url("/no-location"),
+        server.url("/empty-type"),
+        server.url("/two-types"),
+    ];
+    let (code, pages, scripts) = scrape(&urls, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(pages.for_page(&urls[0], "error"), "io", "{:?}", pages.rows);
+    assert_eq!(pages.for_page(&urls[1], "error"), "redirect");
+    assert_eq!(pages.for_page(&urls[1], "status"), "302");
+    assert!(
+        pages
+            .for_page(&urls[1], "error_detail")
+            .contains("without a Location")
+    );
+    // An empty Content-Type is sniffed; of two, the last one counts.
+    assert_eq!(pages.for_page(&urls[2], "error"), "");
+    assert_eq!(pages.for_page(&urls[3], "error"), "");
+    assert_eq!(scripts.rows.len(), 2);
+}
+
+#[test]
+fn keep_alive_connections_closed_by_the_server_are_retried_fresh() {
+    let server = RawServer::start(raw_replies);
+    let urls: Vec<String> = (0..60)
+        .map(|i| server.url(&format!("/kill-next/{i}")))
+        .collect();
+    let (code, pages, scripts) = scrape(&urls, &["-c", "4"]);
+    let failed: Vec<_> = pages.rows.iter().filter(|r| !r[3].is_empty()).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(code, 0);
+    assert_eq!(scripts.rows.len(), 60);
 }

@@ -457,3 +457,75 @@ impl Run {
         }
     }
 }
+
+/// A bare TCP server for faults axum will not produce: each connection gets
+/// the bytes `reply(path)` returns for its first request, and is then
+/// closed, whatever its headers promised. Under `/kill-next/` the close
+/// waits for the client's next request on the connection, which dies
+/// unanswered: the keep-alive race, made certain.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RawServer {
+    pub fn start(reply: fn(&str) -> Vec<u8>) -> RawServer {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut reader = BufReader::new(&conn);
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).is_err() {
+                        return;
+                    }
+                    // Skip the headers, bounded.
+                    for _ in 0..100 {
+                        let mut line = String::new();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let path = request_line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or("/")
+                        .to_owned();
+                    let _ = (&conn).write_all(&reply(&path));
+                    if path.starts_with("/kill-next/") {
+                        // Keep the connection until the client reuses it,
+                        // then close it under that request, unanswered.
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut next = String::new();
+                        let _ = reader.read_line(&mut next);
+                    }
+                    // Dropping `conn` closes the connection.
+                });
+            }
+        });
+        RawServer { addr, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
