@@ -1,26 +1,58 @@
 //! Turning a fetched body into text: which character encoding, and decoding.
 //!
-//! Order of evidence, from the HTML standard's encoding sniffing algorithm:
-//! a byte order mark, then the `charset` parameter of Content-Type, then a
-//! `<meta>` declaration in the first 1024 bytes, then UTF-8. Decoding never
-//! fails: malformed sequences become U+FFFD, as in a browser.
+//! The order of evidence is the HTML standard's encoding sniffing
+//! algorithm: a byte order mark, then the `charset` parameter of
+//! Content-Type, then a `<meta>` declaration in the first 1024 bytes, then a
+//! statistical guess (chardetng, the detector Firefox uses, told the page's
+//! top-level domain as Firefox does), and windows-1252 when even that has
+//! nothing to go on. A label that names no encoding counts as absent. A
+//! valid label is obeyed even when it is wrong, as browsers obey it.
+//! Decoding never fails: malformed sequences become U+FFFD.
 
+use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252, X_USER_DEFINED};
 
 /// How many bytes of the body the `<meta>` prescan looks at (HTML standard).
 const PRESCAN_BYTES: usize = 1024;
 
-/// Decodes `body` to text, choosing the encoding from the BOM, the
-/// Content-Type `charset` label and a `<meta>` prescan. Returns the text and
-/// the encoding used.
-pub fn decode(body: &[u8], header_charset: Option<&str>) -> (String, &'static Encoding) {
+/// Decodes `body` to text. `header_charset` is the Content-Type `charset`
+/// parameter; `tld` the top-level domain of the page's host, a hint for the
+/// statistical guess. Returns the text and the encoding used.
+pub fn decode(
+    body: &[u8],
+    header_charset: Option<&str>,
+    tld: Option<&str>,
+) -> (String, &'static Encoding) {
     let encoding = Encoding::for_bom(body)
         .map(|(enc, _)| enc)
         .or_else(|| header_charset.and_then(|l| Encoding::for_label(l.trim().as_bytes())))
         .or_else(|| prescan(&body[..body.len().min(PRESCAN_BYTES)]))
-        .unwrap_or(UTF_8);
+        .unwrap_or_else(|| guess(body, tld));
     let (text, used, _had_errors) = encoding.decode(body);
     (text.into_owned(), used)
+}
+
+/// The statistical step. Valid UTF-8 is taken as UTF-8 straight away, as
+/// Chrome does (Firefox does not, to keep authors labelling pages; for
+/// an inventory the right text matters more). ISO-2022-JP is never
+/// guessed, as browsers must not for pages that run scripts.
+fn guess(body: &[u8], tld: Option<&str>) -> &'static Encoding {
+    if std::str::from_utf8(body).is_ok() {
+        return UTF_8;
+    }
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    detector.feed(body, true);
+    let tld = tld.filter(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    detector.guess(tld.map(str::as_bytes), Utf8Detection::Allow)
+}
+
+/// The top-level domain of a URL's host, lower-case, for [`decode`]; none
+/// for an IP address.
+pub fn tld_of(url: &url::Url) -> Option<&str> {
+    match url.host()? {
+        url::Host::Domain(d) => d.rsplit('.').next().filter(|t| !t.is_empty()),
+        _ => None,
+    }
 }
 
 /// The `charset` parameter of a Content-Type value, if any.
@@ -114,33 +146,60 @@ mod tests {
     #[test]
     fn bom_beats_header_beats_meta() {
         let body = b"\xef\xbb\xbf<meta charset=latin1>caf\xc3\xa9";
-        let (text, enc) = decode(body, Some("iso-8859-2"));
+        let (text, enc) = decode(body, Some("iso-8859-2"), None);
         assert_eq!(enc, UTF_8);
         assert!(text.ends_with("café"));
 
-        let (text, enc) = decode(b"<meta charset=utf-8>caf\xe9", Some("windows-1252"));
+        let (text, enc) = decode(b"<meta charset=utf-8>caf\xe9", Some("windows-1252"), None);
         assert_eq!(enc.name(), "windows-1252");
         assert!(text.ends_with("café"));
     }
 
     #[test]
     fn meta_prescan() {
-        let (text, enc) = decode(b"<html><head><META CHARSET='ISO-8859-1'>caf\xe9", None);
+        let (text, enc) = decode(
+            b"<html><head><META CHARSET='ISO-8859-1'>caf\xe9",
+            None,
+            None,
+        );
         assert_eq!(enc.name(), "windows-1252");
         assert!(text.ends_with("café"));
         let http_equiv =
             b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=shift_jis\">\x82\xa0";
-        let (text, enc) = decode(http_equiv, None);
+        let (text, enc) = decode(http_equiv, None, None);
         assert_eq!(enc.name(), "Shift_JIS");
         assert!(text.ends_with('\u{3042}'));
-        assert_eq!(decode(b"<meta charset=utf-16>x", None).1, UTF_8);
+        assert_eq!(decode(b"<meta charset=utf-16>x", None, None).1, UTF_8);
         assert_eq!(
-            decode(b"<meta charset=x-user-defined>\xe9", None).0,
+            decode(b"<meta charset=x-user-defined>\xe9", None, None).0,
             "<meta charset=x-user-defined>\u{e9}"
         );
         let commented = b"<!-- <meta charset=koi8-r> --><meta charset=windows-1251>\xe9";
-        assert_eq!(decode(commented, None).1.name(), "windows-1251");
-        assert_eq!(decode(b"<metadata charset=koi8-r>x", None).1, UTF_8);
+        assert_eq!(decode(commented, None, None).1.name(), "windows-1251");
+        assert_eq!(decode(b"<metadata charset=koi8-r>x", None, None).1, UTF_8);
+    }
+
+    #[test]
+    fn undeclared_pages_are_guessed_and_bogus_labels_ignored() {
+        // "Привет, мир" in windows-1251, no declaration anywhere.
+        let cp1251 =
+            b"<p>\xcf\xf0\xe8\xe2\xe5\xf2, \xec\xe8\xf0! \xcf\xf0\xe8\xe2\xe5\xf2, \xec\xe8\xf0!";
+        let (text, enc) = decode(cp1251, Some("no-such-charset"), Some("ru"));
+        assert_eq!(enc.name(), "windows-1251");
+        assert!(text.contains("Привет, мир!"));
+        assert_eq!(decode("<p>héllo".as_bytes(), None, None).1, UTF_8);
+        assert_eq!(
+            decode(b"<p>caf\xe9 cr\xe8me br\xfbl\xe9e", None, Some("fr")).1,
+            WINDOWS_1252
+        );
+    }
+
+    #[test]
+    fn tlds() {
+        let tld = |u: &str| tld_of(&url::Url::parse(u).unwrap()).map(str::to_owned);
+        assert_eq!(tld("https://www.example.co.jp/x").as_deref(), Some("jp"));
+        assert_eq!(tld("http://127.0.0.1:8080/"), None);
+        assert_eq!(tld("http://localhost/"), Some("localhost".into()));
     }
 
     #[test]

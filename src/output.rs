@@ -36,7 +36,7 @@ pub const SCRIPT_COLUMNS: [&str; 15] = [
 pub const INLINE_TEXT_COLUMN: &str = "inline_text";
 
 /// Columns of the page report, in order.
-pub const PAGE_COLUMNS: [&str; 8] = [
+pub const PAGE_COLUMNS: [&str; 9] = [
     "page_url",
     "final_url",
     "status",
@@ -45,6 +45,7 @@ pub const PAGE_COLUMNS: [&str; 8] = [
     "bytes",
     "elapsed_ms",
     "error_detail",
+    "charset",
 ];
 
 /// Everything known about one input line once it has been through the
@@ -63,6 +64,8 @@ pub struct PageResult {
     pub bytes: u64,
     /// Time from the start of the request to the end of the body.
     pub elapsed: Duration,
+    /// The character encoding the body was decoded with.
+    pub charset: Option<&'static str>,
 }
 
 /// Writes the scripts CSV and, optionally, the page report.
@@ -202,6 +205,7 @@ impl Sink {
             w.write_field(itoa::Buffer::new().format(page.bytes))?;
             w.write_field(itoa::Buffer::new().format(page.elapsed.as_millis()))?;
             w.write_field(detail)?;
+            w.write_field(page.charset.unwrap_or(""))?;
             w.write_record(None::<&[u8]>)?;
             table.commit()?;
         }

@@ -280,9 +280,13 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
         Ok(fetched) => {
             let final_url = fetched.final_url.to_string();
             let bytes = fetched.body.len() as u64;
+            let (text, encoding) = crate::charset::decode(
+                &fetched.body,
+                fetched.charset.as_deref(),
+                crate::charset::tld_of(&fetched.final_url),
+            );
+            drop(fetched.body);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                let (text, _encoding) =
-                    crate::charset::decode(&fetched.body, fetched.charset.as_deref());
                 extractor.extract(&fetched.final_url, &text)
             }))
             .map_err(|panic| {
@@ -300,6 +304,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
                 outcome,
                 bytes,
                 elapsed: done.elapsed,
+                charset: Some(encoding.name()),
             }
         }
         Err(failure) => PageResult {
@@ -309,6 +314,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
             outcome: Err(failure.error),
             bytes: failure.bytes,
             elapsed: done.elapsed,
+            charset: None,
         },
     }
 }

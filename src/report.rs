@@ -125,6 +125,7 @@ mod tests {
             outcome,
             bytes: 0,
             elapsed: Duration::ZERO,
+            charset: None,
         }
     }
 

@@ -53,7 +53,8 @@ fn invalid_lines_duplicates_comments_are_all_accounted() {
             "scripts",
             "bytes",
             "elapsed_ms",
-            "error_detail"
+            "error_detail",
+            "charset"
         ]
     );
     // One row per distinct line: 8 distinct URLs and invalid lines.

@@ -58,7 +58,7 @@ fn extractor_agrees_with_an_independent_html5_parser() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         let bytes = std::fs::read(&path).unwrap();
-        let (text, _) = scriptscrape::charset::decode(&bytes, Some("utf-8"));
+        let (text, _) = scriptscrape::charset::decode(&bytes, Some("utf-8"), None);
         let url = Url::parse(&format!("https://conformance.test/{file}")).unwrap();
         let got: Vec<Vec<String>> = extractor.extract(&url, &text).iter().map(row_of).collect();
         let want = expected.remove(&file).unwrap_or_default();

@@ -1,6 +1,6 @@
 //! How each kind of network outcome lands in the page report.
 
-use crate::support::{RawServer, Run, Table, TestServer, refused_url};
+use crate::support::{ENCODED_TEXT, RawServer, Run, Table, TestServer, refused_url};
 
 /// Runs the binary on `urls` with extra `args`; returns (exit code, pages, scripts).
 fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (i32, Table, Table) {
@@ -203,4 +203,31 @@ fn keep_alive_connections_closed_by_the_server_are_retried_fresh() {
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(code, 0);
     assert_eq!(scripts.rows.len(), 60);
+}
+
+#[test]
+fn pages_are_decoded_as_the_html_standard_says() {
+    let server = TestServer::start();
+    let urls: Vec<String> = ENCODED_TEXT
+        .iter()
+        .map(|(case, _)| server.url(&format!("/encoded/{case}")))
+        .collect();
+    let (code, pages, scripts) = scrape(&urls, &["--inline-text"]);
+    assert_eq!(code, 0);
+    let charsets = [
+        "EUC-KR",
+        "Shift_JIS",
+        "windows-1251",
+        "UTF-16LE",
+        "Shift_JIS",
+        "UTF-8",
+    ];
+    for ((url, (_, text)), charset) in urls.iter().zip(ENCODED_TEXT).zip(charsets) {
+        assert_eq!(pages.for_page(url, "charset"), charset, "{url}");
+        let row = scripts.rows_where("page_url", url)[0];
+        assert_eq!(scripts.get(row, "inline_text"), text, "{url}");
+        assert_eq!(scripts.get(row, "inline_bytes"), text.len().to_string());
+        let hash = scriptscrape::extract::sha256_source(text.as_bytes());
+        assert_eq!(scripts.get(row, "inline_sha256"), hash, "{url}");
+    }
 }

@@ -75,6 +75,7 @@ impl TestServer {
             .route("/stall-body", get(stall_body))
             .route("/big/{bytes}", get(big))
             .route("/headers", get(echo_headers))
+            .route("/encoded/{case}", get(encoded))
             .layer(middleware::from_fn_with_state(seen.clone(), track))
             .with_state(seen.clone());
 
@@ -301,6 +302,82 @@ async fn big(UrlPath(bytes): UrlPath<usize>) -> Response {
 async fn echo_headers(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
     *seen.last_headers.lock().unwrap() = Some(headers);
     html("<script>ok()</script>")
+}
+
+/// The inline script text of every `/encoded/{case}` page.
+pub const ENCODED_TEXT: [(&str, &str); 6] = [
+    ("euc-kr-meta", "var s = \"안녕하세요\";"),
+    ("shift-jis-http-equiv", "var s = \"こんにちは\";"),
+    ("windows-1251-header", "var s = \"Привет\";"),
+    ("utf-16le-bom", "var s = \"é ✓ 𝄞\";"),
+    ("bogus-label-then-meta", "var s = \"こんにちは\";"),
+    ("wrong-label", "var s = \"caf\u{fffd}\";"),
+];
+
+/// Pages in legacy encodings, declared in the ways the HTML standard knows.
+async fn encoded(UrlPath(case): UrlPath<String>) -> Response {
+    use encoding_rs::{EUC_KR, SHIFT_JIS, WINDOWS_1251, WINDOWS_1252};
+    let text = |case: &str| {
+        ENCODED_TEXT
+            .iter()
+            .find(|(c, _)| *c == case)
+            .map(|(_, t)| *t)
+            .unwrap_or("")
+    };
+    let page = |head: &str, script: &str| {
+        format!(
+            "<!doctype html><html><head>{head}<script>{script}</script></head><body></body></html>"
+        )
+    };
+    let (content_type, body): (&str, Vec<u8>) = match case.as_str() {
+        "euc-kr-meta" => (
+            "text/html",
+            EUC_KR
+                .encode(&page("<meta charset=\"euc-kr\">", text(&case)))
+                .0
+                .into_owned(),
+        ),
+        "shift-jis-http-equiv" => (
+            "text/html",
+            SHIFT_JIS
+                .encode(&page(
+                    "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=Shift_JIS\">",
+                    text(&case),
+                ))
+                .0
+                .into_owned(),
+        ),
+        "windows-1251-header" => (
+            "text/html; charset=windows-1251",
+            WINDOWS_1251.encode(&page("", text(&case))).0.into_owned(),
+        ),
+        "utf-16le-bom" => {
+            let mut bytes = vec![0xff, 0xfe];
+            for unit in page("", text(&case)).encode_utf16() {
+                bytes.extend_from_slice(&unit.to_le_bytes());
+            }
+            ("text/html", bytes)
+        }
+        // A label that names no encoding is ignored; the meta decides.
+        "bogus-label-then-meta" => (
+            "text/html; charset=klingon",
+            SHIFT_JIS
+                .encode(&page("<meta charset=shift_jis>", text(&case)))
+                .0
+                .into_owned(),
+        ),
+        // windows-1252 bytes labelled UTF-8: the label is obeyed, as in a
+        // browser, and the é becomes U+FFFD.
+        "wrong-label" => (
+            "text/html; charset=utf-8",
+            WINDOWS_1252
+                .encode(&page("", "var s = \"café\";"))
+                .0
+                .into_owned(),
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// A free port with nothing listening (bound, then released).
