@@ -1,6 +1,8 @@
 //! How each kind of network outcome lands in the page report.
 
-use crate::support::{ENCODED_TEXT, RawServer, Run, Table, TestServer, refused_url};
+use crate::support::{
+    BOMB_BYTES, COMPRESSED_PAGE, ENCODED_TEXT, RawServer, Run, Table, TestServer, refused_url,
+};
 
 /// Runs the binary on `urls` with extra `args`; returns (exit code, pages, scripts).
 fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (i32, Table, Table) {
@@ -230,4 +232,56 @@ fn pages_are_decoded_as_the_html_standard_says() {
         let hash = scriptscrape::extract::sha256_source(text.as_bytes());
         assert_eq!(scripts.get(row, "inline_sha256"), hash, "{url}");
     }
+}
+
+#[test]
+fn compressed_responses_are_decoded() {
+    let server = TestServer::start();
+    let urls: Vec<String> = ["gzip", "deflate", "br", "zstd"]
+        .iter()
+        .map(|e| server.url(&format!("/compressed/{e}")))
+        .collect();
+    let (code, pages, scripts) = scrape(&urls, &["--inline-text"]);
+    assert_eq!(code, 0);
+    for url in &urls {
+        assert_eq!(
+            pages.for_page(url, "bytes"),
+            COMPRESSED_PAGE.len().to_string(),
+            "{url}"
+        );
+        let rows = scripts.rows_where("page_url", url);
+        assert_eq!(rows.len(), 2, "{url}");
+        assert_eq!(scripts.get(rows[0], "src"), server.url("/packed.js"));
+        assert_eq!(scripts.get(rows[1], "inline_text"), "unpacked()");
+    }
+}
+
+#[test]
+fn compression_bombs_stop_at_max_body_with_bounded_memory() {
+    let server = TestServer::start();
+    let urls = [server.url("/bomb/gzip"), server.url("/bomb/zstd")];
+    let (code, pages, scripts) = scrape(&urls, &["--max-body", "4MiB"]);
+    assert_eq!(code, 1);
+    for url in &urls {
+        assert_eq!(pages.for_page(url, "error"), "body_too_large", "{url}");
+        let read: u64 = pages.for_page(url, "bytes").parse().unwrap();
+        assert!(
+            read > 4 << 20 && read < 8 << 20,
+            "{url}: read {read} of {BOMB_BYTES}"
+        );
+    }
+    assert!(scripts.rows.is_empty());
+    // No child of this test process ever held a bomb: the largest peak
+    // memory among them is far below one decompressed body.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes into the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    let peak_bytes = usage.ru_maxrss as u64 * 1024;
+    assert!(
+        peak_bytes < BOMB_BYTES / 4,
+        "a child peaked at {peak_bytes} bytes"
+    );
 }

@@ -76,6 +76,8 @@ impl TestServer {
             .route("/big/{bytes}", get(big))
             .route("/headers", get(echo_headers))
             .route("/encoded/{case}", get(encoded))
+            .route("/compressed/{encoding}", get(compressed))
+            .route("/bomb/{encoding}", get(bomb))
             .layer(middleware::from_fn_with_state(seen.clone(), track))
             .with_state(seen.clone());
 
@@ -378,6 +380,124 @@ async fn encoded(UrlPath(case): UrlPath<String>) -> Response {
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The page every `/compressed/{encoding}` serves, before compression.
+pub const COMPRESSED_PAGE: &str = "<!doctype html><html><head><script src=\"/packed.js\"></script></head><body><script>unpacked()</script></body></html>";
+
+async fn compressed(UrlPath(encoding): UrlPath<String>) -> Response {
+    use std::io::Write as _;
+    let page = COMPRESSED_PAGE.as_bytes();
+    let body = match encoding.as_str() {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(page).unwrap();
+            e.finish().unwrap()
+        }
+        // HTTP's "deflate" is the zlib format.
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(page).unwrap();
+            e.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            brotli::BrotliCompress(&mut &page[..], &mut out, &Default::default()).unwrap();
+            out
+        }
+        "zstd" => zstd::encode_all(page, 3).unwrap(),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/html"),
+            (header::CONTENT_ENCODING, encoding.as_str()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Decompressed size of each `/bomb/{encoding}`: far more than any test's
+/// --max-body, and more than the machine could hold as one body.
+pub const BOMB_BYTES: u64 = 1 << 30;
+
+async fn bomb(UrlPath(encoding): UrlPath<String>) -> Response {
+    static GZIP: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    static ZSTD: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let body = match encoding.as_str() {
+        "gzip" => GZIP.get_or_init(|| gzip_bomb(BOMB_BYTES)).clone(),
+        "zstd" => ZSTD.get_or_init(|| zstd_bomb(BOMB_BYTES)).clone(),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/html"),
+            (header::CONTENT_ENCODING, encoding.as_str()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A valid gzip file of `total` zero bytes (a multiple of 1 MiB), about a
+/// thousand times smaller. Compressing a gigabyte would take the test a
+/// while; instead, once the window is all zeros, each sync-flushed MiB
+/// compresses to the same bytes, so that unit is repeated.
+fn gzip_bomb(total: u64) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    const MIB: usize = 1 << 20;
+    let zeros = vec![0u8; MIB];
+    let mut deflate = Compress::new(Compression::best(), false);
+    let mut next_unit = || {
+        let mut out = Vec::with_capacity(64 * 1024);
+        let before = deflate.total_in();
+        deflate
+            .compress_vec(&zeros, &mut out, FlushCompress::Sync)
+            .unwrap();
+        assert_eq!(
+            deflate.total_in() - before,
+            MIB as u64,
+            "one call compresses the whole MiB"
+        );
+        out
+    };
+    let first = next_unit();
+    let unit = next_unit();
+    assert_eq!(unit, next_unit(), "the deflate output for zeros repeats");
+    let mibs = total / MIB as u64;
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.extend_from_slice(&first);
+    for _ in 1..mibs {
+        out.extend_from_slice(&unit);
+    }
+    out.extend_from_slice(&[3, 0]); // An empty final block.
+    let mut crc = flate2::Crc::new();
+    crc.update(&zeros);
+    let mut mib_crc = flate2::Crc::new();
+    mib_crc.update(&zeros);
+    for _ in 1..mibs {
+        crc.combine(&mib_crc);
+    }
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes()); // ISIZE is mod 2^32.
+    out
+}
+
+/// A valid zstd frame of `total` zero bytes made of RLE blocks: four bytes
+/// per 128 KiB.
+fn zstd_bomb(total: u64) -> Vec<u8> {
+    const BLOCK: u64 = 128 * 1024;
+    // Magic; frame header: no content size, no checksum, window 128 KiB.
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (17 - 10) << 3];
+    let blocks = total / BLOCK;
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        let header = last | (1 << 1) | ((BLOCK as u32) << 3); // RLE block
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.push(0);
+    }
+    out
 }
 
 /// A free port with nothing listening (bound, then released).
