@@ -66,6 +66,17 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value = "10")]
     pub max_redirects: usize,
 
+    /// Retries after a transient failure (connection refused or reset,
+    /// timeout, HTTP 408, 425, 429, 500, 502, 503, 504), with exponential
+    /// backoff and full jitter, or as long as Retry-After asks.
+    #[arg(long, value_name = "N", default_value = "2")]
+    pub retries: u32,
+
+    /// Longest Retry-After honoured; a page asking for longer fails at once
+    /// with its status instead of stalling the run.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub max_retry_wait: Duration,
+
     /// User-Agent header sent with every request.
     #[arg(long, value_name = "STR", help = concat!(
         "User-Agent header sent with every request [default: scriptscrape/",

@@ -136,6 +136,8 @@ impl Config {
                 max_redirects: cli.max_redirects,
                 user_agent,
                 headers,
+                retries: cli.retries,
+                max_retry_wait: cli.max_retry_wait,
                 pool_per_host: cli.concurrency.get(),
             },
             inline_text: cli.inline_text,

@@ -31,6 +31,10 @@ pub struct FetchSettings {
     pub user_agent: String,
     /// Extra request headers (`-H`).
     pub headers: HeaderMap,
+    /// Retries after a transient failure (`--retries`).
+    pub retries: u32,
+    /// Longest Retry-After honoured; a longer one fails the page at once.
+    pub max_retry_wait: Duration,
     /// Idle connections kept per host; sized to the concurrency so that a
     /// run against one host reuses its connections.
     pub pool_per_host: usize,
@@ -47,6 +51,8 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// The `charset` parameter of Content-Type, if any.
     pub charset: Option<String>,
+    /// Requests made for this page, retries included.
+    pub attempts: u32,
 }
 
 /// A page that could not be fetched as an HTML document.
@@ -60,15 +66,36 @@ pub struct FetchFailure {
     pub status: Option<u16>,
     /// Body bytes read before the failure.
     pub bytes: u64,
+    /// Requests made for this page, retries included (0 when none could
+    /// be made).
+    pub attempts: u32,
+    /// What a Retry-After header asked for, on a status failure.
+    pub retry_after: Option<Duration>,
 }
 
 impl FetchFailure {
-    fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+    /// A failure before any response came back.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         FetchFailure {
             error: PageError::new(kind, detail),
             final_url: None,
             status: None,
             bytes: 0,
+            attempts: 0,
+            retry_after: None,
+        }
+    }
+
+    /// Whether trying again may help: network trouble and the statuses
+    /// that mean "not now" (RFC 9110), never a definite answer such as 404,
+    /// a TLS failure or an oversized body.
+    pub fn is_transient(&self) -> bool {
+        match self.error.kind {
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Io => true,
+            ErrorKind::HttpStatus => {
+                matches!(self.status, Some(408 | 425 | 429 | 500 | 502 | 503 | 504))
+            }
+            _ => false,
         }
     }
 }
@@ -77,6 +104,8 @@ impl FetchFailure {
 #[derive(Clone, Debug)]
 pub struct Fetcher {
     client: reqwest::Client,
+    retries: u32,
+    max_retry_wait: Duration,
     /// The same client without a connection pool: every request it sends
     /// opens a new connection.
     unpooled: reqwest::Client,
@@ -93,13 +122,50 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             unpooled,
+            retries: settings.retries,
+            max_retry_wait: settings.max_retry_wait,
             timeout: settings.timeout,
             max_body: settings.max_body,
         })
     }
 
-    /// GETs `url` and returns its HTML body, or why there is none.
+    /// GETs `url` and returns its HTML body, or why there is none,
+    /// retrying transient failures.
     pub async fn fetch(&self, url: &Url) -> Result<Fetched, FetchFailure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut failure = match self.fetch_once(url).await {
+                Ok(mut fetched) => {
+                    fetched.attempts = attempt;
+                    return Ok(fetched);
+                }
+                Err(failure) => failure,
+            };
+            failure.attempts = attempt;
+            if attempt > self.retries || !failure.is_transient() {
+                return Err(failure);
+            }
+            let wait = match failure.retry_after {
+                Some(wait) if wait > self.max_retry_wait => {
+                    // Waiting that long would stall the run; the page fails
+                    // with the status it has.
+                    failure.error.detail = format!(
+                        "{}; Retry-After {} exceeds --max-retry-wait {}",
+                        failure.error.detail,
+                        human_duration(wait),
+                        human_duration(self.max_retry_wait)
+                    );
+                    return Err(failure);
+                }
+                Some(wait) => wait,
+                None => backoff(attempt),
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn fetch_once(&self, url: &Url) -> Result<Fetched, FetchFailure> {
         // One deadline for the whole exchange, body included, so a server
         // that trickles bytes cannot hold a slot for longer than --timeout.
         match tokio::time::timeout(self.timeout, self.fetch_inner(url)).await {
@@ -134,11 +200,14 @@ impl Fetcher {
         let mut response = self.send(url).await?;
         let final_url = response.url().clone();
         let status = response.status();
+        let retry_after = retry_after(response.headers());
         let fail = |kind, detail: String, bytes| FetchFailure {
             error: PageError::new(kind, detail),
             final_url: Some(final_url.clone()),
             status: Some(status.as_u16()),
             bytes,
+            attempts: 0,
+            retry_after,
         };
         if status.is_redirection() {
             // A redirect the client did not follow: it had no Location, or
@@ -220,6 +289,7 @@ impl Fetcher {
             status: status.as_u16(),
             body,
             charset,
+            attempts: 0,
         })
     }
 }
@@ -248,6 +318,41 @@ fn build_client(settings: &FetchSettings, pool_per_host: usize) -> anyhow::Resul
         .pool_max_idle_per_host(pool_per_host)
         .build()
         .context("cannot set up the HTTP client")
+}
+
+/// First wait before a retry; each later one doubles it, up to
+/// [`BACKOFF_CAP`]. Half a second clears most momentary overloads without
+/// keeping a page long.
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+
+/// Longest wait between retries without a Retry-After.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// Exponential backoff with full jitter: a random wait between zero and
+/// `BACKOFF_BASE × 2^(attempt-1)`, so clients that failed together do not
+/// come back together.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+/// The wait a Retry-After header asks for: seconds, or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one compiled in.

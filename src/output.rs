@@ -36,7 +36,7 @@ pub const SCRIPT_COLUMNS: [&str; 15] = [
 pub const INLINE_TEXT_COLUMN: &str = "inline_text";
 
 /// Columns of the page report, in order.
-pub const PAGE_COLUMNS: [&str; 9] = [
+pub const PAGE_COLUMNS: [&str; 10] = [
     "page_url",
     "final_url",
     "status",
@@ -46,6 +46,7 @@ pub const PAGE_COLUMNS: [&str; 9] = [
     "elapsed_ms",
     "error_detail",
     "charset",
+    "attempts",
 ];
 
 /// Everything known about one input line once it has been through the
@@ -62,10 +63,13 @@ pub struct PageResult {
     pub outcome: Result<Vec<Script>, PageError>,
     /// Body bytes read (decompressed).
     pub bytes: u64,
-    /// Time from the start of the request to the end of the body.
+    /// Time from the start of the first request to the end of the body,
+    /// retries and their waits included.
     pub elapsed: Duration,
     /// The character encoding the body was decoded with.
     pub charset: Option<&'static str>,
+    /// Requests made, retries included; 0 for an invalid line.
+    pub attempts: u32,
 }
 
 /// Writes the scripts CSV and, optionally, the page report.
@@ -206,6 +210,7 @@ impl Sink {
             w.write_field(itoa::Buffer::new().format(page.elapsed.as_millis()))?;
             w.write_field(detail)?;
             w.write_field(page.charset.unwrap_or(""))?;
+            w.write_field(itoa::Buffer::new().format(page.attempts))?;
             w.write_record(None::<&[u8]>)?;
             table.commit()?;
         }

@@ -206,12 +206,10 @@ async fn fetch_stage(
                     },
                     Err(e) => Completed {
                         page_url: line.raw,
-                        fetch: Err(FetchFailure {
-                            error: PageError::new(ErrorKind::Io, format!("internal error: {e}")),
-                            final_url: None,
-                            status: None,
-                            bytes: 0,
-                        }),
+                        fetch: Err(FetchFailure::new(
+                            ErrorKind::Io,
+                            format!("internal error: {e}"),
+                        )),
                         elapsed: Duration::ZERO,
                     },
                 }
@@ -226,12 +224,7 @@ async fn fetch_stage(
 }
 
 fn invalid_url(why: String) -> FetchFailure {
-    FetchFailure {
-        error: PageError::new(ErrorKind::InvalidUrl, why),
-        final_url: None,
-        status: None,
-        bytes: 0,
-    }
+    FetchFailure::new(ErrorKind::InvalidUrl, why)
 }
 
 /// Aborts the task when the fetch stage is dropped, so no request outlives
@@ -305,6 +298,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
                 bytes,
                 elapsed: done.elapsed,
                 charset: Some(encoding.name()),
+                attempts: fetched.attempts,
             }
         }
         Err(failure) => PageResult {
@@ -315,6 +309,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
             bytes: failure.bytes,
             elapsed: done.elapsed,
             charset: None,
+            attempts: failure.attempts,
         },
     }
 }

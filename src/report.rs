@@ -126,6 +126,7 @@ mod tests {
             bytes: 0,
             elapsed: Duration::ZERO,
             charset: None,
+            attempts: 0,
         }
     }
 

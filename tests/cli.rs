@@ -54,7 +54,8 @@ fn invalid_lines_duplicates_comments_are_all_accounted() {
             "bytes",
             "elapsed_ms",
             "error_detail",
-            "charset"
+            "charset",
+            "attempts"
         ]
     );
     // One row per distinct line: 8 distinct URLs and invalid lines.

@@ -285,3 +285,50 @@ fn compression_bombs_stop_at_max_body_with_bounded_memory() {
         "a child peaked at {peak_bytes} bytes"
     );
 }
+
+#[test]
+fn transient_failures_are_retried_and_counted() {
+    let server = TestServer::start();
+    let refused = refused_url();
+    let urls = [
+        server.url("/flaky/2/a"),  // 503, 503, then a page: 3 attempts
+        server.url("/flaky/5/b"),  // still 503 after the last retry
+        server.url("/status/404"), // a definite answer: never retried
+        server.url("/retry-after/1/c"),
+        server.url("/retry-after/date+1/d"),
+        server.url("/retry-after/120/e"), // longer than --max-retry-wait
+        refused.clone(),
+    ];
+    let (code, pages, scripts) = scrape(&urls, &["--max-retry-wait", "5"]);
+    assert_eq!(code, 1);
+    let outcome = |u: &str| {
+        (
+            pages.for_page(u, "error"),
+            pages.for_page(u, "status"),
+            pages.for_page(u, "attempts"),
+        )
+    };
+    assert_eq!(outcome(&urls[0]), ("", "200", "3"));
+    assert_eq!(outcome(&urls[1]), ("http_status", "503", "3"));
+    assert_eq!(outcome(&urls[2]), ("http_status", "404", "1"));
+    assert_eq!(outcome(&urls[3]), ("", "200", "2"));
+    assert_eq!(outcome(&urls[4]), ("", "200", "2"));
+    assert_eq!(outcome(&urls[5]), ("http_status", "429", "1"));
+    assert!(
+        pages
+            .for_page(&urls[5], "error_detail")
+            .contains("exceeds --max-retry-wait")
+    );
+    assert_eq!(outcome(&refused), ("connect", "", "3"));
+    assert_eq!(server.hits("/status/404"), 1);
+    assert_eq!(server.hits("/flaky/5/b"), 3);
+    // Retry-After was waited out, not raced: the page took at least 1 s.
+    let waited: u64 = pages.for_page(&urls[3], "elapsed_ms").parse().unwrap();
+    assert!(waited >= 1000, "waited {waited} ms");
+    assert_eq!(scripts.rows.len(), 3);
+
+    // --retries 0 turns retrying off.
+    let (_, pages, _) = scrape(&[server.url("/flaky/1/f")], &["--retries", "0"]);
+    assert_eq!(pages.get(0, "attempts"), "1");
+    assert_eq!(pages.get(0, "error"), "http_status");
+}

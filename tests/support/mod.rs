@@ -76,6 +76,8 @@ impl TestServer {
             .route("/big/{bytes}", get(big))
             .route("/headers", get(echo_headers))
             .route("/encoded/{case}", get(encoded))
+            .route("/flaky/{failures}/{key}", get(flaky))
+            .route("/retry-after/{value}/{key}", get(retry_after))
             .route("/compressed/{encoding}", get(compressed))
             .route("/bomb/{encoding}", get(bomb))
             .layer(middleware::from_fn_with_state(seen.clone(), track))
@@ -299,6 +301,44 @@ async fn big(UrlPath(bytes): UrlPath<usize>) -> Response {
     }
     page.truncate(bytes);
     html(page)
+}
+
+/// 503 for the first `failures` requests of each key, then a page.
+async fn flaky(State(seen): State<Arc<Seen>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let failures: usize = path
+        .split('/')
+        .nth(2)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    let hits = seen.hits.lock().unwrap().get(&path).copied().unwrap_or(0);
+    if hits <= failures {
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
+    html("<script>recovered()</script>")
+}
+
+/// 429 with `Retry-After: value` (seconds, or `date+N` for an HTTP date N
+/// seconds ahead) on the first request of each key, then a page.
+async fn retry_after(State(seen): State<Arc<Seen>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if seen.hits.lock().unwrap().get(&path).copied().unwrap_or(0) > 1 {
+        return html("<script>afterWait()</script>");
+    }
+    let value = path.split('/').nth(2).unwrap_or("1");
+    let value = match value.strip_prefix("date+") {
+        Some(secs) => {
+            let secs: u64 = secs.parse().unwrap_or(1);
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs))
+        }
+        None => value.to_owned(),
+    };
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, value)],
+        "slow down",
+    )
+        .into_response()
 }
 
 async fn echo_headers(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
