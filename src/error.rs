@@ -36,6 +36,9 @@ pub enum ErrorKind {
     /// The connection failed while the body was being read, or another
     /// transport error.
     Io,
+    /// Parsing the document took more than its CPU budget (hostile markup,
+    /// such as tens of thousands of nested elements).
+    ParseLimit,
     /// The HTML parser failed on the document (an internal error: the
     /// parser accepts any input, so this is reported as a bug).
     Parse,
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::Redirect => "redirect",
             ErrorKind::Decode => "decode",
             ErrorKind::Io => "io",
+            ErrorKind::ParseLimit => "parse_limit",
             ErrorKind::Parse => "parse",
         }
     }

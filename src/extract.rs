@@ -22,6 +22,8 @@ use base64::Engine as _;
 use ego_tree::iter::Edge;
 use scraper::{Node, node::Element};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
+
 use url::Url;
 
 mod sink;
@@ -114,7 +116,26 @@ impl Extractor {
     /// Lists the script elements of `html`, a document fetched from
     /// `document_url` (the final URL, after redirects).
     pub fn extract(&self, document_url: &Url, html: &str) -> Vec<Script> {
-        let doc = sink::parse_document(html);
+        let doc = sink::parse_document(html, None);
+        // Without a budget the parser always finishes.
+        doc.map(|doc| self.scripts(document_url, &doc))
+            .unwrap_or_default()
+    }
+
+    /// Like [`Extractor::extract`], but gives up once parsing has taken
+    /// `budget` of CPU time on this thread: a guard against documents
+    /// crafted to make the parser slow (deep nesting).
+    pub fn extract_within(
+        &self,
+        document_url: &Url,
+        html: &str,
+        budget: Duration,
+    ) -> Result<Vec<Script>, OverBudget> {
+        let doc = sink::parse_document(html, Some(budget)).ok_or(OverBudget(budget))?;
+        Ok(self.scripts(document_url, &doc))
+    }
+
+    fn scripts(&self, document_url: &Url, doc: &scraper::Html) -> Vec<Script> {
         let mut base_href: Option<&str> = None;
         let mut found: Vec<(&Element, ego_tree::NodeRef<'_, Node>)> = Vec::new();
         // Depth inside template contents: their subtree is not part of the
@@ -235,6 +256,11 @@ impl Extractor {
         }
     }
 }
+
+/// Parsing a document took more CPU time than allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("parsing took more than {0:?} of CPU time")]
+pub struct OverBudget(pub Duration);
 
 /// `sha256-<base64 of the digest>`, the CSP / SRI hash-source form.
 pub fn sha256_source(bytes: &[u8]) -> String {
@@ -475,6 +501,17 @@ mod tests {
         assert_eq!(srcs(&scripts), ["https://a.test/ax/ax.js", "<inline>"]);
         let text = scripts[1].inline.as_ref().unwrap().text.as_deref();
         assert_eq!(text, Some("\"<p><script>inner()"));
+    }
+
+    #[test]
+    fn a_cpu_budget_stops_hostile_nesting_and_spares_ordinary_pages() {
+        let page = url("https://a.test/");
+        let deep = format!("<body>{}<script>x()</script>", "<div>".repeat(50_000));
+        let over = Extractor::new().extract_within(&page, &deep, Duration::from_millis(1));
+        assert_eq!(over, Err(OverBudget(Duration::from_millis(1))));
+        let html = include_str!("../fixtures/html/kitchen-sink.html");
+        let within = Extractor::new().extract_within(&page, html, Duration::from_secs(30));
+        assert_eq!(within, Ok(Extractor::new().extract(&page, html)));
     }
 
     #[test]

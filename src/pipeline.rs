@@ -47,6 +47,12 @@ const BODIES_PER_PARSER: usize = 2;
 /// bursts.
 const PAGE_QUEUE: usize = 64;
 
+/// CPU time one page may take to parse. An ordinary page takes about a
+/// millisecond per 100 KB; only markup built to defeat the parser (deep
+/// nesting, where html5ever is quadratic) comes near this, and it must not
+/// hold a parse thread for minutes.
+const PARSE_CPU_BUDGET: Duration = Duration::from_secs(2);
+
 /// Parse threads: one per core, as parsing is CPU-bound, but never more than
 /// the requests in flight could keep busy.
 fn parse_threads(concurrency: usize) -> usize {
@@ -280,7 +286,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
             );
             drop(fetched.body);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                extractor.extract(&fetched.final_url, &text)
+                extractor.extract_within(&fetched.final_url, &text, PARSE_CPU_BUDGET)
             }))
             .map_err(|panic| {
                 let msg = panic
@@ -289,6 +295,13 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 PageError::new(ErrorKind::Parse, format!("HTML parser failed: {msg}"))
+            })
+            .and_then(|parsed| {
+                parsed.map_err(|over| {
+                    let detail =
+                        format!("{over}; the markup is nested too deeply or is otherwise hostile");
+                    PageError::new(ErrorKind::ParseLimit, detail)
+                })
             });
             PageResult {
                 page_url: done.page_url,

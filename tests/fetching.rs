@@ -332,3 +332,23 @@ fn transient_failures_are_retried_and_counted() {
     assert_eq!(pages.get(0, "attempts"), "1");
     assert_eq!(pages.get(0, "error"), "http_status");
 }
+
+#[test]
+fn hostile_nesting_fails_as_parse_limit_without_stalling_the_run() {
+    let server = TestServer::start();
+    let mut urls = vec![server.url("/deep/div"), server.url("/deep/ul")];
+    urls.extend((0..40).map(|n| server.url(&format!("/gen/{n}"))));
+    let (code, pages, scripts) = scrape(&urls, &["-c", "8"]);
+    assert_eq!(code, 1);
+    for url in &urls[..2] {
+        assert_eq!(pages.for_page(url, "error"), "parse_limit", "{url}");
+        assert_eq!(pages.for_page(url, "status"), "200");
+    }
+    assert_eq!(pages.rows_where("error", "").len(), 40);
+    assert!(
+        scripts
+            .column("page_url")
+            .iter()
+            .all(|p| p.contains("/gen/"))
+    );
+}

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::time::Duration;
 
 use ego_tree::NodeId;
 use html5ever::tendril::StrTendril;
@@ -19,13 +20,70 @@ use html5ever::{Attribute, QualName};
 use scraper::{Html, HtmlTreeSink};
 
 /// Parses `html` as a whole document, scripting enabled, like a browser.
-pub fn parse_document(html: &str) -> Html {
+/// With a `budget`, gives up (returns `None`) once parsing has used that
+/// much CPU time on this thread.
+///
+/// The budget exists because html5ever's tree builder is quadratic in
+/// nesting depth (servo/html5ever#788): 200 KB of nested `<div>` take
+/// seconds to minutes, where a browser would cap the depth. The input is
+/// fed in slices and the clock read between them, so an over-budget page
+/// costs at most the budget plus one slice.
+pub fn parse_document(html: &str, budget: Option<Duration>) -> Option<Html> {
     use html5ever::tendril::TendrilSink as _;
+    /// Input between clock readings: small enough that one slice of a
+    /// hostile page stays far under any sensible budget, large enough that
+    /// reading the clock costs nothing on ordinary pages.
+    const SLICE: usize = 16 * 1024;
+
     let sink = DocumentSink {
         inner: HtmlTreeSink::new(Html::new_document()),
         integration_points: RefCell::default(),
     };
-    html5ever::driver::parse_document(sink, Default::default()).one(html)
+    let mut parser = html5ever::driver::parse_document(sink, Default::default());
+    let Some(budget) = budget else {
+        return Some(parser.one(html));
+    };
+    let started = thread_cpu_time();
+    let mut rest = html;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(SLICE);
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let (slice, tail) = rest.split_at(cut);
+        parser.process(StrTendril::from_slice(slice));
+        rest = tail;
+        if thread_cpu_time().saturating_sub(started) > budget {
+            return None;
+        }
+    }
+    Some(parser.finish())
+}
+
+/// CPU time used by the calling thread: unlike wall time, it does not grow
+/// when other processes load the machine.
+#[cfg(unix)]
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given, and
+    // CLOCK_THREAD_CPUTIME_ID is always available on the unix targets
+    // Rust supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(not(unix))]
+fn thread_cpu_time() -> Duration {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
 }
 
 struct DocumentSink {

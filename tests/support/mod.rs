@@ -77,6 +77,7 @@ impl TestServer {
             .route("/headers", get(echo_headers))
             .route("/encoded/{case}", get(encoded))
             .route("/flaky/{failures}/{key}", get(flaky))
+            .route("/deep/{kind}", get(deep))
             .route("/retry-after/{value}/{key}", get(retry_after))
             .route("/compressed/{encoding}", get(compressed))
             .route("/bomb/{encoding}", get(bomb))
@@ -339,6 +340,19 @@ async fn retry_after(State(seen): State<Arc<Seen>>, req: Request) -> Response {
         "slow down",
     )
         .into_response()
+}
+
+/// 200 KB of nesting that makes html5ever's tree builder quadratic.
+async fn deep(UrlPath(kind): UrlPath<String>) -> Response {
+    let unit = match kind.as_str() {
+        "div" => "<div>",
+        "ul" => "<ul><li>",
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mut page = String::from("<html><body><script>before()</script>");
+    page.push_str(&unit.repeat(200 * 1024 / unit.len()));
+    page.push_str("<script>deep()</script></body></html>");
+    html(page)
 }
 
 async fn echo_headers(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
