@@ -77,6 +77,17 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     pub max_retry_wait: Duration,
 
+    /// Send every request through this proxy (http://, https:// or
+    /// socks5:// URL); without it, HTTP_PROXY, HTTPS_PROXY and NO_PROXY
+    /// from the environment apply.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Accept invalid TLS certificates (self-signed, expired, wrong host).
+    /// Unsafe: anyone on the path can then change what is fetched.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
     /// User-Agent header sent with every request.
     #[arg(long, value_name = "STR", help = concat!(
         "User-Agent header sent with every request [default: scriptscrape/",

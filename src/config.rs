@@ -124,6 +124,12 @@ impl Config {
         HeaderValue::from_str(&user_agent)
             .with_context(|| format!("invalid --user-agent {user_agent:?}"))?;
 
+        let proxy = cli
+            .proxy
+            .as_deref()
+            .map(|p| url::Url::parse(p).with_context(|| format!("invalid --proxy {p:?}")))
+            .transpose()?;
+
         Ok(Config {
             sources,
             output,
@@ -136,6 +142,8 @@ impl Config {
                 max_redirects: cli.max_redirects,
                 user_agent,
                 headers,
+                proxy,
+                insecure: cli.insecure,
                 retries: cli.retries,
                 max_retry_wait: cli.max_retry_wait,
                 pool_per_host: cli.concurrency.get(),

@@ -35,6 +35,11 @@ pub struct FetchSettings {
     pub retries: u32,
     /// Longest Retry-After honoured; a longer one fails the page at once.
     pub max_retry_wait: Duration,
+    /// Proxy for every request (`--proxy`); `None` uses the HTTP_PROXY,
+    /// HTTPS_PROXY and NO_PROXY variables, as curl does.
+    pub proxy: Option<Url>,
+    /// Accept any certificate (`--insecure`).
+    pub insecure: bool,
     /// Idle connections kept per host; sized to the concurrency so that a
     /// run against one host reuses its connections.
     pub pool_per_host: usize,
@@ -310,14 +315,22 @@ fn build_client(settings: &FetchSettings, pool_per_host: usize) -> anyhow::Resul
             attempt.follow()
         }
     });
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(&settings.user_agent)
         .default_headers(settings.headers.clone())
         .connect_timeout(settings.connect_timeout)
         .redirect(policy)
         .pool_max_idle_per_host(pool_per_host)
-        .build()
-        .context("cannot set up the HTTP client")
+        .tls_danger_accept_invalid_certs(settings.insecure);
+    if let Some(proxy) = &settings.proxy {
+        // An explicit proxy replaces the environment's, but NO_PROXY still
+        // names the hosts to reach directly.
+        let proxy = reqwest::Proxy::all(proxy.as_str())
+            .with_context(|| format!("invalid --proxy {proxy}"))?
+            .no_proxy(reqwest::NoProxy::from_env());
+        builder = builder.proxy(proxy);
+    }
+    builder.build().context("cannot set up the HTTP client")
 }
 
 /// First wait before a retry; each later one doubles it, up to

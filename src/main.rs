@@ -30,7 +30,12 @@ fn main() -> ExitCode {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
     }
     let quiet = cli.quiet;
-    let result = Config::from_cli(cli).and_then(|config| scriptscrape::run(&config));
+    let result = Config::from_cli(cli).and_then(|config| {
+        if config.fetch.insecure {
+            eprintln!("scriptscrape: warning: --insecure: TLS certificates are not checked");
+        }
+        scriptscrape::run(&config)
+    });
     match result {
         Ok(summary) => {
             if !quiet {

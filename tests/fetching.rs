@@ -352,3 +352,88 @@ fn hostile_nesting_fails_as_parse_limit_without_stalling_the_run() {
             .all(|p| p.contains("/gen/"))
     );
 }
+
+fn proxy_replies(target: &str) -> Vec<u8> {
+    // A proxy is sent the absolute URL; anything else is a direct request.
+    let page = format!("<script src=\"/proxied.js\"></script><!-- {target} -->");
+    let status = if target.starts_with("http://") {
+        "200 OK"
+    } else {
+        "400 Bad Request"
+    };
+    format!("HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len()).into_bytes()
+}
+
+#[test]
+fn proxies_from_the_flag_and_the_environment() {
+    let proxy = RawServer::start(proxy_replies);
+    let proxy_url = format!("http://{}", proxy.addr);
+    // Never resolved: only the proxy sees this host name.
+    let behind = "http://behind-the-proxy.test/page";
+    let (code, pages, scripts) = scrape(&[behind], &["--proxy", &proxy_url, "--retries", "0"]);
+    assert_eq!(code, 0, "{:?}", pages.rows);
+    assert_eq!(
+        scripts.get(0, "src"),
+        "http://behind-the-proxy.test/proxied.js"
+    );
+
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[behind]);
+    let out = run
+        .command(&[&list, "-o", "s.csv", "-q"])
+        .env("HTTP_PROXY", &proxy_url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // NO_PROXY sends a host direct, with the flag too.
+    let direct = refused_url();
+    let list = run.urls("direct.txt", &[&direct]);
+    let out = run
+        .command(&[
+            &list,
+            "--pages",
+            "p.csv",
+            "-o",
+            "s.csv",
+            "-q",
+            "--retries",
+            "0",
+            "--proxy",
+            &proxy_url,
+        ])
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(Table::read(&run.path("p.csv")).get(0, "error"), "connect");
+}
+
+#[test]
+fn self_signed_certificates_fail_unless_insecure() {
+    let server = RawServer::start_tls(raw_replies);
+    let url = format!("https://{}/page", server.addr);
+    let (code, pages, _) = scrape(&[&url], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(pages.get(0, "error"), "tls");
+    assert_eq!(
+        pages.get(0, "attempts"),
+        "1",
+        "TLS failures are not retried"
+    );
+
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[&url]);
+    let out = run.run(&[&list, "-k", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("warning: --insecure"), "{}", out.stderr);
+    assert_eq!(
+        Table::read(&run.path("s.csv")).get(0, "src"),
+        format!("https://{}/a.js", server.addr)
+    );
+}

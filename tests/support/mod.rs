@@ -721,7 +721,23 @@ pub struct RawServer {
 
 impl RawServer {
     pub fn start(reply: fn(&str) -> Vec<u8>) -> RawServer {
-        use std::io::{BufRead as _, BufReader, Write as _};
+        Self::serve(reply, None)
+    }
+
+    /// The same over TLS, with a self-signed certificate for 127.0.0.1.
+    pub fn start_tls(reply: fn(&str) -> Vec<u8>) -> RawServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .expect("TLS config");
+        Self::serve(reply, Some(Arc::new(config)))
+    }
+
+    fn serve(reply: fn(&str) -> Vec<u8>, tls: Option<Arc<rustls::ServerConfig>>) -> RawServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -732,36 +748,16 @@ impl RawServer {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                std::thread::spawn(move || {
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                    let mut reader = BufReader::new(&conn);
-                    let mut request_line = String::new();
-                    if reader.read_line(&mut request_line).is_err() {
-                        return;
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => answer(conn, reply),
+                    Some(config) => {
+                        let Ok(session) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        answer(rustls::StreamOwned::new(session, conn), reply);
                     }
-                    // Skip the headers, bounded.
-                    for _ in 0..100 {
-                        let mut line = String::new();
-                        match reader.read_line(&mut line) {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) if line == "\r\n" => break,
-                            Ok(_) => {}
-                        }
-                    }
-                    let path = request_line
-                        .split_whitespace()
-                        .nth(1)
-                        .unwrap_or("/")
-                        .to_owned();
-                    let _ = (&conn).write_all(&reply(&path));
-                    if path.starts_with("/kill-next/") {
-                        // Keep the connection until the client reuses it,
-                        // then close it under that request, unanswered.
-                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                        let mut next = String::new();
-                        let _ = reader.read_line(&mut next);
-                    }
-                    // Dropping `conn` closes the connection.
                 });
             }
         });
@@ -771,6 +767,40 @@ impl RawServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+}
+
+/// Reads one request from `stream` and writes the reply for its target
+/// (the path, or the absolute URL a proxy is sent).
+fn answer(stream: impl std::io::Read + std::io::Write, reply: fn(&str) -> Vec<u8>) {
+    use std::io::{BufRead as _, BufReader};
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    // Skip the headers, bounded.
+    for _ in 0..100 {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let target = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
+    let _ = reader.get_mut().write_all(&reply(&target));
+    let _ = reader.get_mut().flush();
+    if target.starts_with("/kill-next/") {
+        // Keep the connection until the client reuses it, then close it
+        // under that request, unanswered.
+        let mut next = String::new();
+        let _ = reader.read_line(&mut next);
+    }
+    // Dropping the stream closes the connection.
 }
 
 impl Drop for RawServer {
