@@ -47,6 +47,16 @@ pub struct Cli {
     #[arg(short = 'c', long, value_name = "N", default_value = "64")]
     pub concurrency: NonZeroUsize,
 
+    /// Requests in flight to one host (host and port) at once; -c still
+    /// bounds the total.
+    #[arg(long, value_name = "N", default_value = "8")]
+    pub per_host: NonZeroUsize,
+
+    /// Least time between the starts of two requests to one host, in
+    /// milliseconds.
+    #[arg(long, value_name = "MS", default_value = "0")]
+    pub delay: u64,
+
     /// Limit on each request as a whole, body included, in seconds
     /// (decimals allowed).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]

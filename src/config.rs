@@ -41,6 +41,10 @@ pub struct Config {
     pub pages: Option<Destination>,
     /// Requests in flight at once (`-c`).
     pub concurrency: NonZeroUsize,
+    /// Requests in flight to one host (`--per-host`).
+    pub per_host: NonZeroUsize,
+    /// Least time between request starts to one host (`--delay`).
+    pub delay: std::time::Duration,
     /// Client settings.
     pub fetch: FetchSettings,
     /// Write the text of inline scripts.
@@ -135,6 +139,8 @@ impl Config {
             output,
             pages,
             concurrency: cli.concurrency,
+            per_host: cli.per_host,
+            delay: std::time::Duration::from_millis(cli.delay),
             fetch: FetchSettings {
                 timeout: cli.timeout,
                 connect_timeout: cli.connect_timeout,

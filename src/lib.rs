@@ -6,12 +6,16 @@
 //! One module per stage of the pipeline, and one place that wires them:
 //!
 //! - [`input`]: reads URL lists lazily, validates lines, drops duplicates.
-//! - [`fetch`]: the HTTP client; one GET per page, bounded in time and size.
+//! - [`schedule`]: per-host queues; which URL to fetch next, within the
+//!   global and per-host limits.
+//! - [`fetch`]: the HTTP client; one GET per page, bounded in time and size,
+//!   with retries.
 //! - [`charset`]: picks the document's encoding and decodes the body.
 //! - [`extract`]: a pure function from (URL, HTML) to script records.
 //! - [`output`]: the scripts CSV and the page report.
 //! - [`report`]: the counts, the summary line and the exit status.
-//! - [`pipeline`]: connects the stages with bounded channels.
+//! - [`pipeline`]: connects the stages with bounded channels; every bound
+//!   is there.
 //!
 //! [`cli`] and [`config`] turn the command line into a checked [`Config`];
 //! [`error`] holds the page-level error kinds users see in the report.
@@ -33,6 +37,7 @@ pub mod input;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod schedule;
 
 pub use config::Config;
 pub use report::{ExitStatus, Summary};

@@ -1,15 +1,17 @@
 //! The wiring: input → fetch → parse → write, and every bound between them.
 //!
 //! ```text
-//!  reader thread        async fetch stage            parse threads         writer thread
-//!  input::read_lines ─► buffer_unordered(-c) ──────► extract::Extractor ─► output::Sink
+//!  reader thread        fetch stage (async)          parse threads         writer thread
+//!  input::read_lines ─► schedule::run ─────────────► extract::Extractor ─► output::Sink
 //!           LINE_QUEUE lines     BODIES_PER_PARSER×parsers     PAGE_QUEUE pages
+//!                       (≤ MAX_QUEUED_URLS waiting in per-host queues,
+//!                        ≤ -c requests in flight, ≤ --per-host per host)
 //! ```
 //!
 //! Each arrow is a bounded channel, so a slow stage holds the ones before it
 //! back instead of piling up memory: at most `-c` requests in flight, plus
-//! the bodies and pages waiting in the queues, whatever the length of the
-//! URL list. Pages leave the fetch stage in the order they complete.
+//! the URLs, bodies and pages waiting in the queues, whatever the length of
+//! the URL list. Pages leave the fetch stage in the order they complete.
 //!
 //! Shutdown needs no flag: when the input ends, each stage finishes its
 //! queue and drops its sender, which ends the next. When the output fails
@@ -22,20 +24,26 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Destination};
 use crate::error::{ErrorKind, PageError};
 use crate::extract::Extractor;
-use crate::fetch::{FetchFailure, Fetched, Fetcher};
+use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
 use crate::output::{PageResult, Sink};
 use crate::report::Summary;
+use crate::schedule::{self, Completed};
 
 /// Lines read ahead of the fetch stage. Reading is cheap, so this only needs
 /// to keep the fetch stage from waiting on the disk.
 const LINE_QUEUE: usize = 1024;
+
+/// URLs read ahead into the per-host queues. This is how far the fetch
+/// stage looks past a host that is at its limit to find work for another
+/// host (a few MB of URLs); a list with more than this many URLs in a row
+/// for one host makes the hosts after them wait.
+const MAX_QUEUED_URLS: usize = 100_000;
 
 /// Fetched bodies waiting for each parse thread: enough that a parser never
 /// waits for the network while another body is ready, few enough that memory
@@ -58,13 +66,6 @@ const PARSE_CPU_BUDGET: Duration = Duration::from_secs(2);
 fn parse_threads(concurrency: usize) -> usize {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     cores.min(concurrency).max(1)
-}
-
-/// What the fetch stage hands to the parse stage for one input line.
-struct Completed {
-    page_url: String,
-    fetch: Result<Fetched, FetchFailure>,
-    elapsed: Duration,
 }
 
 /// Runs the whole pipeline and returns what happened.
@@ -116,7 +117,13 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         .spawn(move || write_stage(sink, page_rx, log_failures))
         .context("cannot start the output thread")?;
 
-    runtime.block_on(fetch_stage(fetcher, line_rx, body_tx, concurrency));
+    let limits = schedule::Limits {
+        concurrency,
+        per_host: config.per_host.get(),
+        delay: config.delay,
+        max_queued: MAX_QUEUED_URLS,
+    };
+    runtime.block_on(schedule::run(fetcher, line_rx, body_tx, limits));
     // Requests still running here were abandoned because the output went
     // away; dropping the runtime cancels them.
     runtime.shutdown_background();
@@ -172,86 +179,6 @@ fn open_sink(config: &Config) -> anyhow::Result<Sink> {
     let scripts = writer(scripts)?;
     let pages = pages.map(writer).transpose()?;
     Sink::new(scripts, pages, config.inline_text).context("cannot write output")
-}
-
-/// Keeps at most `concurrency` requests in flight and passes each result on
-/// as soon as it completes.
-async fn fetch_stage(
-    fetcher: Fetcher,
-    mut lines: mpsc::Receiver<InputLine>,
-    bodies: mpsc::Sender<Completed>,
-    concurrency: usize,
-) {
-    let lines = futures::stream::poll_fn(move |cx| lines.poll_recv(cx));
-    let mut completed = lines
-        .map(|line| {
-            let fetcher = fetcher.clone();
-            async move {
-                let url = match line.url {
-                    Ok(url) => url,
-                    Err(why) => {
-                        return Completed {
-                            page_url: line.raw,
-                            fetch: Err(invalid_url(why)),
-                            elapsed: Duration::ZERO,
-                        };
-                    }
-                };
-                // Spawned, so that a request keeps making progress while
-                // this stage waits on a full body queue.
-                let task = AbortOnDrop(tokio::spawn(async move {
-                    let started = Instant::now();
-                    let fetch = fetcher.fetch(&url).await;
-                    (url, fetch, started.elapsed())
-                }));
-                match task.await {
-                    Ok((url, fetch, elapsed)) => Completed {
-                        page_url: url.into(),
-                        fetch,
-                        elapsed,
-                    },
-                    Err(e) => Completed {
-                        page_url: line.raw,
-                        fetch: Err(FetchFailure::new(
-                            ErrorKind::Io,
-                            format!("internal error: {e}"),
-                        )),
-                        elapsed: Duration::ZERO,
-                    },
-                }
-            }
-        })
-        .buffer_unordered(concurrency);
-    while let Some(done) = completed.next().await {
-        if bodies.send(done).await.is_err() {
-            return;
-        }
-    }
-}
-
-fn invalid_url(why: String) -> FetchFailure {
-    FetchFailure::new(ErrorKind::InvalidUrl, why)
-}
-
-/// Aborts the task when the fetch stage is dropped, so no request outlives
-/// the run.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> std::future::Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
 }
 
 /// Decodes and extracts pages until the fetch stage is done.

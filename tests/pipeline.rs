@@ -314,3 +314,102 @@ fn a_killed_run_leaves_only_whole_rows() {
         );
     }
 }
+
+#[test]
+fn a_slow_host_does_not_hold_back_the_others() {
+    let slow = TestServer::start();
+    let others: Vec<TestServer> = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+        .into_iter()
+        .map(TestServer::start_on)
+        .collect();
+    let run = Run::new();
+    // 5,000 slow pages first: at 4 in flight and 300 ms each they would take
+    // over six minutes; then 20 pages on four other hosts.
+    let mut urls: Vec<String> = (0..5000)
+        .map(|i| slow.url(&format!("/slow/300/no-scripts.html?{i}")))
+        .collect();
+    let fast: Vec<String> = (0..20)
+        .map(|i| others[i % 4].url(&format!("/gen/{i}")))
+        .collect();
+    urls.extend(fast.iter().cloned());
+    let list = run.urls("urls.txt", &urls);
+    let mut child = run
+        .command(&[
+            &list,
+            "-c",
+            "16",
+            "--per-host",
+            "4",
+            "--pages",
+            "pages.csv",
+            "-o",
+            "scripts.csv",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bounded wait for the fast pages to be reported.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut done_fast = 0;
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(run.path("pages.csv")).unwrap_or_default();
+        done_fast = fast
+            .iter()
+            .filter(|u| text.contains(&format!("{u},")))
+            .count();
+        if done_fast == fast.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        done_fast,
+        fast.len(),
+        "the other hosts' pages waited behind the slow host"
+    );
+    let pages = Table::read(&run.path("pages.csv"));
+    let slow_done = pages
+        .column("page_url")
+        .iter()
+        .filter(|p| p.contains("/slow/"))
+        .count();
+    assert!(
+        slow_done < 5000,
+        "the slow host was still being worked through ({slow_done} done)"
+    );
+    assert!(
+        slow.max_in_flight() <= 4,
+        "--per-host 4, yet {} in flight",
+        slow.max_in_flight()
+    );
+    for other in &others {
+        assert_eq!(other.max_in_flight().min(4), other.max_in_flight());
+    }
+}
+
+#[test]
+fn delay_spaces_requests_to_one_host() {
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    let run = Run::new();
+    let mut urls: Vec<String> = (0..5).map(|i| server.url(&format!("/gen/{i}"))).collect();
+    urls.extend((0..5).map(|i| other.url(&format!("/gen/{i}"))));
+    let list = run.urls("urls.txt", &urls);
+    let out = run.run(&[&list, "--delay", "200", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for s in [&server, &other] {
+        let arrivals = s.arrivals("/gen/");
+        assert_eq!(arrivals.len(), 5);
+        for pair in arrivals.windows(2) {
+            let gap = pair[1] - pair[0];
+            // A lower bound only: a slow machine makes gaps longer, never shorter.
+            assert!(
+                gap >= Duration::from_millis(190),
+                "requests {gap:?} apart with --delay 200"
+            );
+        }
+    }
+}

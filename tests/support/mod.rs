@@ -27,6 +27,7 @@ pub struct Seen {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     hits: Mutex<HashMap<String, usize>>,
+    starts: Mutex<Vec<(String, std::time::Instant)>>,
     last_headers: Mutex<Option<HeaderMap>>,
 }
 
@@ -40,6 +41,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// A server on another loopback address (127.0.0.2, …): another host
+    /// for per-host limits, with no DNS involved.
+    pub fn start_on(ip: &'static str) -> TestServer {
         let seen = Arc::new(Seen::default());
         let app = Router::new()
             .route("/fixtures/{name}", get(fixture))
@@ -93,9 +100,9 @@ impl TestServer {
                 .build()
                 .expect("test server runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                let listener = tokio::net::TcpListener::bind((ip, 0))
                     .await
-                    .expect("bind 127.0.0.1:0");
+                    .expect("bind loopback");
                 addr_tx
                     .send(listener.local_addr().expect("local addr"))
                     .expect("send addr");
@@ -128,6 +135,16 @@ impl TestServer {
     /// The most requests the server had in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.seen.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// When each request whose path starts with `prefix` arrived, in order.
+    pub fn arrivals(&self, prefix: &str) -> Vec<std::time::Instant> {
+        let starts = self.seen.starts.lock().unwrap();
+        starts
+            .iter()
+            .filter(|(p, _)| p.starts_with(prefix))
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     /// How many times `path` was requested.
@@ -170,6 +187,8 @@ async fn track(State(seen): State<Arc<Seen>>, req: Request, next: Next) -> Respo
         .unwrap()
         .entry(req.uri().path().to_owned())
         .or_default() += 1;
+    let arrival = (req.uri().path().to_owned(), std::time::Instant::now());
+    seen.starts.lock().unwrap().push(arrival);
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let response = next.run(req).await;

@@ -1,0 +1,348 @@
+//! The fetch stage's scheduler: which URL to request next, and when.
+//!
+//! URLs wait in per-host queues. A request starts whenever a global slot
+//! (`-c`) is free and some host has a queued URL, a free per-host slot
+//! (`--per-host`) and its `--delay` behind it. Ready hosts take turns, so a
+//! long run of URLs for one slow host never holds back the others: while
+//! any other host has work, no global slot sits idle waiting on a full host.
+//!
+//! A host is a URL's authority, host and port (as for robots.txt): two
+//! servers on one machine are two hosts, and so are 127.0.0.1 and
+//! 127.0.0.2. The queues hold at most `max_queued` URLs in all; past that
+//! the scheduler stops reading input until requests drain them, which keeps
+//! memory bounded whatever the length of the list.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::error::ErrorKind;
+use crate::fetch::{FetchFailure, Fetched, Fetcher};
+use crate::input::InputLine;
+
+/// The bounds the scheduler keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Requests in flight in all (`-c`).
+    pub concurrency: usize,
+    /// Requests in flight to one host (`--per-host`).
+    pub per_host: usize,
+    /// Least time between the starts of two requests to one host.
+    pub delay: Duration,
+    /// URLs waiting in all the queues together.
+    pub max_queued: usize,
+}
+
+/// What the fetch stage hands on for one input line.
+#[derive(Debug)]
+pub struct Completed {
+    /// The normalised URL, or the raw line when it is not a URL.
+    pub page_url: String,
+    /// The response, or why there is none.
+    pub fetch: Result<Fetched, FetchFailure>,
+    /// From the start of the first request to the end of the body.
+    pub elapsed: Duration,
+}
+
+/// Fetches every URL from `lines`, within `limits`, and sends each result
+/// to `out` as it completes. Invalid lines are passed on at once. Returns
+/// when the input is exhausted and every request has finished, or when
+/// `out` is closed.
+pub async fn run(
+    fetcher: Fetcher,
+    mut lines: mpsc::Receiver<InputLine>,
+    out: mpsc::Sender<Completed>,
+    limits: Limits,
+) {
+    let mut queues = Queues::new(limits);
+    let mut running = FuturesUnordered::new();
+    let mut input_open = true;
+    loop {
+        let now = Instant::now();
+        queues.wake(now);
+        while let Some((host, url)) = queues.next_request(now) {
+            let fetcher = fetcher.clone();
+            // Spawned, so that a request keeps making progress while this
+            // loop waits to hand a result on.
+            let task = AbortOnDrop(tokio::spawn(async move {
+                let started = Instant::now();
+                let fetch = fetcher.fetch(&url).await;
+                Completed {
+                    page_url: url.into(),
+                    fetch,
+                    elapsed: started.elapsed(),
+                }
+            }));
+            running.push(async move { (host, task.await) });
+        }
+        if !input_open && queues.is_empty() && running.is_empty() {
+            return;
+        }
+        let accepting = input_open && queues.queued < limits.max_queued;
+        // A far-off deadline stands in for "no host is waiting on a delay".
+        let wake_at = queues
+            .next_wake()
+            .unwrap_or_else(|| now + Duration::from_secs(3600));
+        tokio::select! {
+            Some((host, joined)) = running.next(), if !running.is_empty() => {
+                queues.finished(&host, Instant::now());
+                let done = joined.unwrap_or_else(|e| Completed {
+                    page_url: host,
+                    fetch: Err(FetchFailure::new(ErrorKind::Io, format!("internal error: {e}"))),
+                    elapsed: Duration::ZERO,
+                });
+                if out.send(done).await.is_err() {
+                    return;
+                }
+            }
+            line = lines.recv(), if accepting => match line {
+                None => input_open = false,
+                Some(InputLine { url: Ok(url), .. }) => queues.push(url, Instant::now()),
+                Some(InputLine { raw, url: Err(why) }) => {
+                    let fetch = Err(FetchFailure::new(ErrorKind::InvalidUrl, why));
+                    let done = Completed { page_url: raw, fetch, elapsed: Duration::ZERO };
+                    if out.send(done).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(wake_at.into()) => {}
+        }
+    }
+}
+
+/// The per-host queues and the bookkeeping that decides the next request.
+struct Queues {
+    limits: Limits,
+    hosts: HashMap<String, Host>,
+    /// Hosts that may start a request now, in turn order.
+    ready: VecDeque<String>,
+    /// Hosts with work that wait for their delay to pass, soonest first.
+    waiting: BinaryHeap<Reverse<(Instant, String)>>,
+    /// URLs in all queues.
+    queued: usize,
+    /// Requests in flight in all.
+    in_flight: usize,
+}
+
+#[derive(Default)]
+struct Host {
+    queue: VecDeque<Url>,
+    in_flight: usize,
+    /// The earliest start of this host's next request (`--delay`).
+    not_before: Option<Instant>,
+    /// Listed in `ready` or `waiting`, so that it is listed once.
+    listed: bool,
+}
+
+/// A URL's host for politeness: its authority.
+fn host_key(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+impl Queues {
+    fn new(limits: Limits) -> Self {
+        Queues {
+            limits,
+            hosts: HashMap::new(),
+            ready: VecDeque::new(),
+            waiting: BinaryHeap::new(),
+            queued: 0,
+            in_flight: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    fn push(&mut self, url: Url, now: Instant) {
+        let key = host_key(&url);
+        self.hosts
+            .entry(key.clone())
+            .or_default()
+            .queue
+            .push_back(url);
+        self.queued += 1;
+        self.list(key, now);
+    }
+
+    /// Lists a host as ready or waiting, if it has work it may start.
+    fn list(&mut self, key: String, now: Instant) {
+        let Some(host) = self.hosts.get_mut(&key) else {
+            return;
+        };
+        if host.listed || host.queue.is_empty() || host.in_flight >= self.limits.per_host {
+            return;
+        }
+        host.listed = true;
+        match host.not_before {
+            Some(t) if t > now => self.waiting.push(Reverse((t, key))),
+            _ => self.ready.push_back(key),
+        }
+    }
+
+    /// Moves hosts whose delay has passed to the ready list.
+    fn wake(&mut self, now: Instant) {
+        while let Some(Reverse((t, _))) = self.waiting.peek() {
+            if *t > now {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.waiting.pop() else {
+                break;
+            };
+            if let Some(host) = self.hosts.get_mut(&key) {
+                host.listed = false;
+            }
+            self.list(key, now);
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.waiting.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// The next URL to request, taking hosts in turn, or `None` when all
+    /// slots are taken or no host may start one now.
+    fn next_request(&mut self, now: Instant) -> Option<(String, Url)> {
+        if self.in_flight >= self.limits.concurrency {
+            return None;
+        }
+        let (key, host, url) = loop {
+            let key = self.ready.pop_front()?;
+            let Some(host) = self.hosts.get_mut(&key) else {
+                continue;
+            };
+            host.listed = false;
+            if host.in_flight >= self.limits.per_host {
+                continue;
+            }
+            if let Some(url) = host.queue.pop_front() {
+                break (key, host, url);
+            }
+        };
+        host.in_flight += 1;
+        if !self.limits.delay.is_zero() {
+            host.not_before = Some(now + self.limits.delay);
+        }
+        self.in_flight += 1;
+        self.queued -= 1;
+        // To the back of the turn order, if it has more to do.
+        self.list(key.clone(), now);
+        Some((key, url))
+    }
+
+    fn finished(&mut self, key: &str, now: Instant) {
+        self.in_flight -= 1;
+        let Some(host) = self.hosts.get_mut(key) else {
+            return;
+        };
+        host.in_flight -= 1;
+        let idle = host.in_flight == 0 && host.queue.is_empty();
+        if idle && host.not_before.is_none_or(|t| t <= now) {
+            // Forget idle hosts, so that memory follows the hosts in play,
+            // not every host the list ever named.
+            self.hosts.remove(key);
+        } else {
+            self.list(key.to_owned(), now);
+        }
+    }
+}
+
+/// Aborts the task when dropped, so that no request outlives the run.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(concurrency: usize, per_host: usize, delay_ms: u64) -> Limits {
+        Limits {
+            concurrency,
+            per_host,
+            delay: Duration::from_millis(delay_ms),
+            max_queued: 1000,
+        }
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn hosts_take_turns_and_a_full_host_does_not_block_others() {
+        let now = Instant::now();
+        let mut q = Queues::new(limits(4, 2, 0));
+        for i in 0..10 {
+            q.push(url(&format!("http://slow.test/{i}")), now);
+        }
+        q.push(url("http://a.test/1"), now);
+        q.push(url("http://b.test:8080/1"), now);
+        let mut started = Vec::new();
+        while let Some((host, _)) = q.next_request(now) {
+            started.push(host);
+        }
+        // Two for the slow host (its limit), then the others; -c caps at 4.
+        assert_eq!(
+            started,
+            ["slow.test:80", "a.test:80", "b.test:8080", "slow.test:80"]
+        );
+        assert_eq!(q.next_request(now), None);
+        q.finished("a.test:80", now);
+        assert_eq!(
+            q.next_request(now),
+            None,
+            "slow.test is at its per-host limit"
+        );
+        q.finished("slow.test:80", now);
+        assert_eq!(
+            q.next_request(now).map(|(h, u)| (h, u.path().to_owned())),
+            Some(("slow.test:80".into(), "/2".into()))
+        );
+    }
+
+    #[test]
+    fn delay_spaces_the_starts_of_one_host() {
+        let now = Instant::now();
+        let mut q = Queues::new(limits(8, 8, 500));
+        q.push(url("http://a.test/1"), now);
+        q.push(url("http://a.test/2"), now);
+        q.push(url("http://b.test/1"), now);
+        assert_eq!(q.next_request(now).unwrap().0, "a.test:80");
+        assert_eq!(q.next_request(now).unwrap().0, "b.test:80");
+        assert_eq!(q.next_request(now), None);
+        assert_eq!(q.next_wake(), Some(now + Duration::from_millis(500)));
+        let later = now + Duration::from_millis(500);
+        q.wake(later);
+        assert_eq!(
+            q.next_request(later).map(|(_, u)| u.path().to_owned()),
+            Some("/2".into())
+        );
+    }
+}
