@@ -57,6 +57,13 @@ pub struct Cli {
     #[arg(long, value_name = "MS", default_value = "0")]
     pub delay: u64,
 
+    /// Obey robots.txt (RFC 9309): fetched once per host, matched against
+    /// the user agent's product token; a disallowed URL is reported as
+    /// robots_disallowed without being requested, and Crawl-delay raises
+    /// --delay for that host (up to 60 s).
+    #[arg(long)]
+    pub robots: bool,
+
     /// Limit on each request as a whole, body included, in seconds
     /// (decimals allowed).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]

@@ -45,6 +45,8 @@ pub struct Config {
     pub per_host: NonZeroUsize,
     /// Least time between request starts to one host (`--delay`).
     pub delay: std::time::Duration,
+    /// Obey robots.txt (`--robots`).
+    pub robots: bool,
     /// Client settings.
     pub fetch: FetchSettings,
     /// Write the text of inline scripts.
@@ -140,6 +142,7 @@ impl Config {
             pages,
             concurrency: cli.concurrency,
             per_host: cli.per_host,
+            robots: cli.robots,
             delay: std::time::Duration::from_millis(cli.delay),
             fetch: FetchSettings {
                 timeout: cli.timeout,

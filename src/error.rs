@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Timeout,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
+    /// robots.txt forbids the URL (or could not be had, which forbids the
+    /// host); the page was not requested.
+    RobotsDisallowed,
     /// The server answered with a status outside 2xx.
     HttpStatus,
     /// A 2xx response that is not an HTML document.
@@ -53,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Tls => "tls",
+            ErrorKind::RobotsDisallowed => "robots_disallowed",
             ErrorKind::HttpStatus => "http_status",
             ErrorKind::NotHtml => "not_html",
             ErrorKind::BodyTooLarge => "body_too_large",

@@ -185,6 +185,44 @@ impl Fetcher {
         }
     }
 
+    /// GETs a small text resource (robots.txt): its status and at most
+    /// `limit` bytes of body, whatever the status and Content-Type, with
+    /// the page fetch's timeout and retries for network failures and 5xx.
+    pub async fn fetch_text(&self, url: &Url, limit: u64) -> Result<(u16, Vec<u8>), FetchFailure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let exchange = async {
+                let mut response = self.send(url).await?;
+                let status = response.status().as_u16();
+                let mut body = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|e| request_failure(&e))? {
+                    let room = limit.saturating_sub(body.len() as u64) as usize;
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if room <= chunk.len() {
+                        break;
+                    }
+                }
+                Ok((status, body))
+            };
+            let result = match tokio::time::timeout(self.timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(FetchFailure::new(
+                    ErrorKind::Timeout,
+                    "no complete response in time",
+                )),
+            };
+            let transient = match &result {
+                Ok((status, _)) => *status >= 500,
+                Err(failure) => failure.is_transient(),
+            };
+            if !transient || attempt > self.retries {
+                return result;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
     /// Sends the request. A request that dies before any response because
     /// the server closed a pooled keep-alive connection as it was reused is
     /// sent once more on a fresh connection, as browsers and curl do: the

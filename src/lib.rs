@@ -10,6 +10,7 @@
 //!   global and per-host limits.
 //! - [`fetch`]: the HTTP client; one GET per page, bounded in time and size,
 //!   with retries.
+//! - [`robots`]: robots.txt rules per host (`--robots`).
 //! - [`charset`]: picks the document's encoding and decodes the body.
 //! - [`extract`]: a pure function from (URL, HTML) to script records.
 //! - [`output`]: the scripts CSV and the page report.
@@ -37,6 +38,7 @@ pub mod input;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod robots;
 pub mod schedule;
 
 pub use config::Config;

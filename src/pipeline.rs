@@ -122,6 +122,9 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         per_host: config.per_host.get(),
         delay: config.delay,
         max_queued: MAX_QUEUED_URLS,
+        robots_agent: config
+            .robots
+            .then(|| crate::robots::agent_token(&config.fetch.user_agent).to_owned()),
     };
     runtime.block_on(schedule::run(fetcher, line_rx, body_tx, limits));
     // Requests still running here were abandoned because the output went

@@ -6,6 +6,10 @@
 //! long run of URLs for one slow host never holds back the others: while
 //! any other host has work, no global slot sits idle waiting on a full host.
 //!
+//! With `--robots`, a host's first job is its robots.txt; its URLs wait
+//! until the rules are known, then each is fetched or refused, and a
+//! Crawl-delay raises the host's delay.
+//!
 //! A host is a URL's authority, host and port (as for robots.txt): two
 //! servers on one machine are two hosts, and so are 127.0.0.1 and
 //! 127.0.0.2. The queues hold at most `max_queued` URLs in all; past that
@@ -17,6 +21,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use url::Url;
@@ -24,9 +29,10 @@ use url::Url;
 use crate::error::ErrorKind;
 use crate::fetch::{FetchFailure, Fetched, Fetcher};
 use crate::input::InputLine;
+use crate::robots::{self, Rules};
 
 /// The bounds the scheduler keeps.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// Requests in flight in all (`-c`).
     pub concurrency: usize,
@@ -36,6 +42,9 @@ pub struct Limits {
     pub delay: Duration,
     /// URLs waiting in all the queues together.
     pub max_queued: usize,
+    /// With `--robots`: the product token robots.txt groups are matched
+    /// against.
+    pub robots_agent: Option<String>,
 }
 
 /// What the fetch stage hands on for one input line.
@@ -49,6 +58,23 @@ pub struct Completed {
     pub elapsed: Duration,
 }
 
+impl Completed {
+    /// A line that produced no request.
+    fn without_request(page_url: String, kind: ErrorKind, detail: String) -> Self {
+        Completed {
+            page_url,
+            fetch: Err(FetchFailure::new(kind, detail)),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// A request that finished, as the scheduler needs to hear of it.
+enum Finished {
+    Page(String, Result<Completed, tokio::task::JoinError>),
+    Robots(String, Rules),
+}
+
 /// Fetches every URL from `lines`, within `limits`, and sends each result
 /// to `out` as it completes. Invalid lines are passed on at once. Returns
 /// when the input is exhausted and every request has finished, or when
@@ -59,26 +85,55 @@ pub async fn run(
     out: mpsc::Sender<Completed>,
     limits: Limits,
 ) {
-    let mut queues = Queues::new(limits);
-    let mut running = FuturesUnordered::new();
+    let mut queues = Queues::new(limits.clone());
+    let mut running: FuturesUnordered<BoxFuture<'static, Finished>> = FuturesUnordered::new();
     let mut input_open = true;
+    let mut refused = Vec::new();
     loop {
         let now = Instant::now();
         queues.wake(now);
-        while let Some((host, url)) = queues.next_request(now) {
+        while let Some(job) = queues.next_job(now) {
             let fetcher = fetcher.clone();
-            // Spawned, so that a request keeps making progress while this
-            // loop waits to hand a result on.
-            let task = AbortOnDrop(tokio::spawn(async move {
-                let started = Instant::now();
-                let fetch = fetcher.fetch(&url).await;
-                Completed {
-                    page_url: url.into(),
-                    fetch,
-                    elapsed: started.elapsed(),
+            match job {
+                Job::Fetch(host, url) => {
+                    // Spawned, so that a request keeps making progress
+                    // while this loop waits to hand a result on.
+                    let task = AbortOnDrop(tokio::spawn(async move {
+                        let started = Instant::now();
+                        let fetch = fetcher.fetch(&url).await;
+                        Completed {
+                            page_url: url.into(),
+                            fetch,
+                            elapsed: started.elapsed(),
+                        }
+                    }));
+                    running.push(Box::pin(async move { Finished::Page(host, task.await) }));
                 }
-            }));
-            running.push(async move { (host, task.await) });
+                Job::Robots(host, page) => {
+                    let agent = limits.robots_agent.clone().unwrap_or_default();
+                    let task = AbortOnDrop(tokio::spawn(async move {
+                        robots::fetch_rules(&fetcher, &page, &agent).await
+                    }));
+                    running.push(Box::pin(async move {
+                        let rules = task.await.unwrap_or_else(|e| {
+                            Rules::DisallowAll(format!("robots.txt: internal error: {e}"))
+                        });
+                        Finished::Robots(host, rules)
+                    }));
+                }
+                Job::Refuse(url, why) => {
+                    refused.push(Completed::without_request(
+                        url.into(),
+                        ErrorKind::RobotsDisallowed,
+                        why,
+                    ));
+                }
+            }
+        }
+        for done in refused.drain(..) {
+            if out.send(done).await.is_err() {
+                return;
+            }
         }
         if !input_open && queues.is_empty() && running.is_empty() {
             return;
@@ -89,23 +144,23 @@ pub async fn run(
             .next_wake()
             .unwrap_or_else(|| now + Duration::from_secs(3600));
         tokio::select! {
-            Some((host, joined)) = running.next(), if !running.is_empty() => {
-                queues.finished(&host, Instant::now());
-                let done = joined.unwrap_or_else(|e| Completed {
-                    page_url: host,
-                    fetch: Err(FetchFailure::new(ErrorKind::Io, format!("internal error: {e}"))),
-                    elapsed: Duration::ZERO,
-                });
-                if out.send(done).await.is_err() {
-                    return;
+            Some(finished) = running.next(), if !running.is_empty() => match finished {
+                Finished::Robots(host, rules) => queues.robots_known(&host, rules, Instant::now()),
+                Finished::Page(host, joined) => {
+                    queues.finished(&host, Instant::now());
+                    let done = joined.unwrap_or_else(|e| {
+                        Completed::without_request(host, ErrorKind::Io, format!("internal error: {e}"))
+                    });
+                    if out.send(done).await.is_err() {
+                        return;
+                    }
                 }
-            }
+            },
             line = lines.recv(), if accepting => match line {
                 None => input_open = false,
                 Some(InputLine { url: Ok(url), .. }) => queues.push(url, Instant::now()),
                 Some(InputLine { raw, url: Err(why) }) => {
-                    let fetch = Err(FetchFailure::new(ErrorKind::InvalidUrl, why));
-                    let done = Completed { page_url: raw, fetch, elapsed: Duration::ZERO };
+                    let done = Completed::without_request(raw, ErrorKind::InvalidUrl, why);
                     if out.send(done).await.is_err() {
                         return;
                     }
@@ -114,6 +169,17 @@ pub async fn run(
             () = tokio::time::sleep_until(wake_at.into()) => {}
         }
     }
+}
+
+/// What the scheduler wants done next.
+#[derive(Debug, PartialEq)]
+enum Job {
+    /// Fetch this page of this host.
+    Fetch(String, Url),
+    /// Fetch this host's robots.txt (the URL is any page of the host).
+    Robots(String, Url),
+    /// Report this page as refused by robots.txt, without a request.
+    Refuse(Url, String),
 }
 
 /// The per-host queues and the bookkeeping that decides the next request.
@@ -130,14 +196,25 @@ struct Queues {
     in_flight: usize,
 }
 
-#[derive(Default)]
 struct Host {
     queue: VecDeque<Url>,
     in_flight: usize,
-    /// The earliest start of this host's next request (`--delay`).
+    /// Least time between request starts: --delay, or a larger Crawl-delay.
+    delay: Duration,
+    /// The earliest start of this host's next request.
     not_before: Option<Instant>,
     /// Listed in `ready` or `waiting`, so that it is listed once.
     listed: bool,
+    robots: RobotsState,
+}
+
+enum RobotsState {
+    /// Not asked yet: the host's first job is its robots.txt.
+    Unknown,
+    /// Being fetched; the host's URLs wait.
+    Fetching,
+    /// Known (or not wanted: `AllowAll`).
+    Known(Rules),
 }
 
 /// A URL's host for politeness: its authority.
@@ -167,11 +244,19 @@ impl Queues {
 
     fn push(&mut self, url: Url, now: Instant) {
         let key = host_key(&url);
-        self.hosts
-            .entry(key.clone())
-            .or_default()
-            .queue
-            .push_back(url);
+        let limits = &self.limits;
+        let host = self.hosts.entry(key.clone()).or_insert_with(|| Host {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            delay: limits.delay,
+            not_before: None,
+            listed: false,
+            robots: match limits.robots_agent {
+                Some(_) => RobotsState::Unknown,
+                None => RobotsState::Known(Rules::AllowAll),
+            },
+        });
+        host.queue.push_back(url);
         self.queued += 1;
         self.list(key, now);
     }
@@ -181,7 +266,11 @@ impl Queues {
         let Some(host) = self.hosts.get_mut(&key) else {
             return;
         };
-        if host.listed || host.queue.is_empty() || host.in_flight >= self.limits.per_host {
+        if host.listed
+            || host.queue.is_empty()
+            || host.in_flight >= self.limits.per_host
+            || matches!(host.robots, RobotsState::Fetching)
+        {
             return;
         }
         host.listed = true;
@@ -211,13 +300,13 @@ impl Queues {
         self.waiting.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// The next URL to request, taking hosts in turn, or `None` when all
-    /// slots are taken or no host may start one now.
-    fn next_request(&mut self, now: Instant) -> Option<(String, Url)> {
+    /// The next job, taking hosts in turn, or `None` when all slots are
+    /// taken or no host may start one now.
+    fn next_job(&mut self, now: Instant) -> Option<Job> {
         if self.in_flight >= self.limits.concurrency {
             return None;
         }
-        let (key, host, url) = loop {
+        loop {
             let key = self.ready.pop_front()?;
             let Some(host) = self.hosts.get_mut(&key) else {
                 continue;
@@ -226,19 +315,49 @@ impl Queues {
             if host.in_flight >= self.limits.per_host {
                 continue;
             }
-            if let Some(url) = host.queue.pop_front() {
-                break (key, host, url);
+            let rules = match &host.robots {
+                RobotsState::Unknown => {
+                    let Some(page) = host.queue.front().cloned() else {
+                        continue;
+                    };
+                    host.robots = RobotsState::Fetching;
+                    host.in_flight += 1;
+                    self.in_flight += 1;
+                    return Some(Job::Robots(key, page));
+                }
+                RobotsState::Fetching => continue,
+                RobotsState::Known(rules) => rules,
+            };
+            let Some(url) = host.queue.pop_front() else {
+                continue;
+            };
+            self.queued -= 1;
+            if let Some(why) = rules.refusal(&url) {
+                self.list(key, now);
+                return Some(Job::Refuse(url, why));
             }
-        };
-        host.in_flight += 1;
-        if !self.limits.delay.is_zero() {
-            host.not_before = Some(now + self.limits.delay);
+            host.in_flight += 1;
+            if !host.delay.is_zero() {
+                host.not_before = Some(now + host.delay);
+            }
+            self.in_flight += 1;
+            // To the back of the turn order, if it has more to do.
+            self.list(key.clone(), now);
+            return Some(Job::Fetch(key, url));
         }
-        self.in_flight += 1;
-        self.queued -= 1;
-        // To the back of the turn order, if it has more to do.
-        self.list(key.clone(), now);
-        Some((key, url))
+    }
+
+    fn robots_known(&mut self, key: &str, rules: Rules, now: Instant) {
+        self.in_flight -= 1;
+        let Some(host) = self.hosts.get_mut(key) else {
+            return;
+        };
+        host.in_flight -= 1;
+        if let Some(crawl_delay) = rules.crawl_delay() {
+            host.delay = host.delay.max(crawl_delay);
+        }
+        host.robots = RobotsState::Known(rules);
+        self.list(key.to_owned(), now);
     }
 
     fn finished(&mut self, key: &str, now: Instant) {
@@ -248,9 +367,12 @@ impl Queues {
         };
         host.in_flight -= 1;
         let idle = host.in_flight == 0 && host.queue.is_empty();
-        if idle && host.not_before.is_none_or(|t| t <= now) {
-            // Forget idle hosts, so that memory follows the hosts in play,
-            // not every host the list ever named.
+        // Forget idle hosts, so that memory follows the hosts in play, not
+        // every host the list ever named; but keep robots.txt rules, which
+        // are fetched once per host for the run.
+        let forgettable =
+            self.limits.robots_agent.is_none() && host.not_before.is_none_or(|t| t <= now);
+        if idle && forgettable {
             self.hosts.remove(key);
         } else {
             self.list(key.to_owned(), now);
@@ -288,11 +410,20 @@ mod tests {
             per_host,
             delay: Duration::from_millis(delay_ms),
             max_queued: 1000,
+            robots_agent: None,
         }
     }
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    /// The next job, which must be a page fetch.
+    fn fetch(q: &mut Queues, now: Instant) -> Option<(String, Url)> {
+        q.next_job(now).map(|job| match job {
+            Job::Fetch(host, url) => (host, url),
+            other => panic!("expected a fetch, got {other:?}"),
+        })
     }
 
     #[test]
@@ -305,7 +436,7 @@ mod tests {
         q.push(url("http://a.test/1"), now);
         q.push(url("http://b.test:8080/1"), now);
         let mut started = Vec::new();
-        while let Some((host, _)) = q.next_request(now) {
+        while let Some((host, _)) = fetch(&mut q, now) {
             started.push(host);
         }
         // Two for the slow host (its limit), then the others; -c caps at 4.
@@ -313,18 +444,49 @@ mod tests {
             started,
             ["slow.test:80", "a.test:80", "b.test:8080", "slow.test:80"]
         );
-        assert_eq!(q.next_request(now), None);
+        assert_eq!(fetch(&mut q, now), None);
         q.finished("a.test:80", now);
         assert_eq!(
-            q.next_request(now),
+            fetch(&mut q, now),
             None,
             "slow.test is at its per-host limit"
         );
         q.finished("slow.test:80", now);
         assert_eq!(
-            q.next_request(now).map(|(h, u)| (h, u.path().to_owned())),
+            fetch(&mut q, now).map(|(h, u)| (h, u.path().to_owned())),
             Some(("slow.test:80".into(), "/2".into()))
         );
+    }
+
+    #[test]
+    fn robots_first_then_pages_or_refusals() {
+        let now = Instant::now();
+        let mut q = Queues::new(Limits {
+            robots_agent: Some("bot".into()),
+            ..limits(8, 8, 0)
+        });
+        q.push(url("http://a.test/private/1"), now);
+        q.push(url("http://a.test/ok"), now);
+        assert_eq!(
+            q.next_job(now),
+            Some(Job::Robots(
+                "a.test:80".into(),
+                url("http://a.test/private/1")
+            ))
+        );
+        assert_eq!(q.next_job(now), None, "pages wait for robots.txt");
+        let robot =
+            texting_robots::Robot::new("bot", b"User-agent: *\nDisallow: /private\nCrawl-delay: 1")
+                .unwrap();
+        q.robots_known("a.test:80", Rules::Parsed(Box::new(robot)), now);
+        assert!(matches!(q.next_job(now), Some(Job::Refuse(u, _)) if u.path() == "/private/1"));
+        assert_eq!(
+            fetch(&mut q, now).map(|(_, u)| u.path().to_owned()),
+            Some("/ok".into())
+        );
+        q.push(url("http://a.test/later"), now);
+        assert_eq!(q.next_job(now), None, "Crawl-delay holds the next request");
+        assert_eq!(q.next_wake(), Some(now + Duration::from_secs(1)));
     }
 
     #[test]
@@ -334,14 +496,14 @@ mod tests {
         q.push(url("http://a.test/1"), now);
         q.push(url("http://a.test/2"), now);
         q.push(url("http://b.test/1"), now);
-        assert_eq!(q.next_request(now).unwrap().0, "a.test:80");
-        assert_eq!(q.next_request(now).unwrap().0, "b.test:80");
-        assert_eq!(q.next_request(now), None);
+        assert_eq!(fetch(&mut q, now).unwrap().0, "a.test:80");
+        assert_eq!(fetch(&mut q, now).unwrap().0, "b.test:80");
+        assert_eq!(fetch(&mut q, now), None);
         assert_eq!(q.next_wake(), Some(now + Duration::from_millis(500)));
         let later = now + Duration::from_millis(500);
         q.wake(later);
         assert_eq!(
-            q.next_request(later).map(|(_, u)| u.path().to_owned()),
+            fetch(&mut q, later).map(|(_, u)| u.path().to_owned()),
             Some("/2".into())
         );
     }

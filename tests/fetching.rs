@@ -1,5 +1,7 @@
 //! How each kind of network outcome lands in the page report.
 
+use std::time::Duration;
+
 use crate::support::{
     BOMB_BYTES, COMPRESSED_PAGE, ENCODED_TEXT, RawServer, Run, Table, TestServer, refused_url,
 };
@@ -436,4 +438,81 @@ fn self_signed_certificates_fail_unless_insecure() {
         Table::read(&run.path("s.csv")).get(0, "src"),
         format!("https://{}/a.js", server.addr)
     );
+}
+
+#[test]
+fn robots_txt_is_obeyed_per_rfc_9309() {
+    let rules = TestServer::start();
+    rules.set_robots(200, "User-agent: *\nDisallow: /fixtures/\n\nUser-agent: scriptscrape\nDisallow: /fixtures/\nDisallow: /status/\n");
+    let broken = TestServer::start_on("127.0.0.2");
+    broken.set_robots(503, "down");
+    let missing = TestServer::start_on("127.0.0.3"); // 404: all allowed
+    let urls = [
+        rules.url("/gen/1"),
+        rules.url("/fixtures/kitchen-sink.html"),
+        rules.url("/status/200"),
+        broken.url("/gen/2"),
+        broken.url("/gen/3"),
+        missing.url("/gen/4"),
+    ];
+    let (code, pages, _) = scrape(&urls, &["--robots"]);
+    assert_eq!(code, 1);
+    let errors: Vec<&str> = urls.iter().map(|u| pages.for_page(u, "error")).collect();
+    assert_eq!(
+        errors,
+        [
+            "",
+            "robots_disallowed",
+            "robots_disallowed",
+            "robots_disallowed",
+            "robots_disallowed",
+            ""
+        ]
+    );
+    assert_eq!(pages.for_page(&urls[1], "attempts"), "0");
+    assert!(
+        pages
+            .for_page(&urls[3], "error_detail")
+            .contains("HTTP 503")
+    );
+    // Refused pages were never requested; robots.txt was fetched once per
+    // host (the broken one with retries).
+    assert_eq!(
+        rules.hits("/fixtures/kitchen-sink.html") + rules.hits("/status/200"),
+        0
+    );
+    assert_eq!(broken.hits("/gen/2") + broken.hits("/gen/3"), 0);
+    assert_eq!(rules.hits("/robots.txt"), 1);
+    assert_eq!(missing.hits("/robots.txt"), 1);
+
+    // The group for our product token applies; another agent gets '*'.
+    let (_, pages, _) = scrape(
+        &[rules.url("/status/204")],
+        &["--robots", "--user-agent", "other-bot/1.0"],
+    );
+    assert_eq!(pages.get(0, "error"), "");
+    // Without --robots, robots.txt is not asked for.
+    let quiet = TestServer::start();
+    let (code, _, _) = scrape(&[quiet.url("/gen/1")], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(quiet.hits("/robots.txt"), 0);
+}
+
+#[test]
+fn crawl_delay_spaces_requests() {
+    let server = TestServer::start();
+    server.set_robots(200, "User-agent: *\nCrawl-delay: 0.3\n");
+    let urls: Vec<String> = (0..4).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    let (code, _, _) = scrape(&urls, &["--robots"]);
+    assert_eq!(code, 0);
+    let arrivals = server.arrivals("/gen/");
+    assert_eq!(arrivals.len(), 4);
+    for pair in arrivals.windows(2) {
+        // A lower bound only: a slow machine makes gaps longer, never shorter.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(290),
+            "{:?} apart",
+            pair[1] - pair[0]
+        );
+    }
 }

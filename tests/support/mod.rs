@@ -28,6 +28,7 @@ pub struct Seen {
     max_in_flight: AtomicUsize,
     hits: Mutex<HashMap<String, usize>>,
     starts: Mutex<Vec<(String, std::time::Instant)>>,
+    robots: Mutex<Option<(u16, String)>>,
     last_headers: Mutex<Option<HeaderMap>>,
 }
 
@@ -85,6 +86,7 @@ impl TestServer {
             .route("/encoded/{case}", get(encoded))
             .route("/flaky/{failures}/{key}", get(flaky))
             .route("/deep/{kind}", get(deep))
+            .route("/robots.txt", get(robots_txt))
             .route("/retry-after/{value}/{key}", get(retry_after))
             .route("/compressed/{encoding}", get(compressed))
             .route("/bomb/{encoding}", get(bomb))
@@ -135,6 +137,11 @@ impl TestServer {
     /// The most requests the server had in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.seen.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Serve this robots.txt from now on (404 until set).
+    pub fn set_robots(&self, status: u16, body: &str) {
+        *self.seen.robots.lock().unwrap() = Some((status, body.to_owned()));
     }
 
     /// When each request whose path starts with `prefix` arrived, in order.
@@ -372,6 +379,16 @@ async fn deep(UrlPath(kind): UrlPath<String>) -> Response {
     page.push_str(&unit.repeat(200 * 1024 / unit.len()));
     page.push_str("<script>deep()</script></body></html>");
     html(page)
+}
+
+async fn robots_txt(State(seen): State<Arc<Seen>>) -> Response {
+    match seen.robots.lock().unwrap().clone() {
+        Some((status, body)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn echo_headers(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
