@@ -413,3 +413,105 @@ fn delay_spaces_requests_to_one_host() {
         }
     }
 }
+
+#[test]
+fn every_fault_at_once_and_nothing_is_lost() {
+    let server = TestServer::start();
+    let refused = crate::support::refused_url();
+    // (URL, expected error kind), a few thousand of them, faults spread
+    // through the list.
+    let mut cases: Vec<(String, &str)> = Vec::new();
+    for n in 0..2600u64 {
+        cases.push((server.url(&format!("/gen/{n}")), ""));
+        let i = n / 26;
+        let fault: Option<(String, &str)> = match n % 26 {
+            1 => Some((server.url(&format!("/status/404?{i}")), "http_status")),
+            3 => Some((server.url(&format!("/status/503?{i}")), "http_status")),
+            5 => Some((server.url(&format!("/flaky/1/{i}")), "")),
+            7 if i < 20 => Some((server.url(&format!("/stall-headers?{i}")), "timeout")),
+            9 if i < 4 => Some((server.url(&format!("/deep/div?{i}")), "parse_limit")),
+            11 if i < 6 => Some((server.url(&format!("/bomb/gzip?{i}")), "body_too_large")),
+            13 => Some((server.url(&format!("/json?{i}")), "not_html")),
+            15 => Some((server.url(&format!("/loop?{i}")), "redirect")),
+            17 => Some((format!("not a url {i}"), "invalid_url")),
+            19 if i < 20 => Some((format!("{refused}{i}"), "connect")),
+            21 => Some((server.url(&format!("/encoded/euc-kr-meta?{i}")), "")),
+            23 => Some((server.url(&format!("/compressed/br?{i}")), "")),
+            _ => None,
+        };
+        cases.extend(fault);
+    }
+    // Duplicates in other spellings add lines, not pages.
+    let mut lines: Vec<String> = cases.iter().map(|(u, _)| u.clone()).collect();
+    lines.extend((0..50).map(|n| format!("  {}  ", server.url(&format!("/gen/{n}")))));
+    let run = Run::new();
+    let list = run.urls("urls.txt", &lines);
+    let mut child = run
+        .command(&[
+            &list,
+            "-c",
+            "64",
+            "--timeout",
+            "1",
+            "--max-body",
+            "2MiB",
+            "--pages",
+            "pages.csv",
+            "-o",
+            "scripts.csv",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end by itself within 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+
+    let pages = Table::read(&run.path("pages.csv"));
+    assert_eq!(pages.rows.len(), cases.len(), "one row per distinct input");
+    let mut by_url: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (row, url) in pages.column("page_url").into_iter().enumerate() {
+        assert!(by_url.insert(url, row).is_none(), "{url} reported twice");
+    }
+    for (url, kind) in &cases {
+        let row = *by_url
+            .get(url.as_str())
+            .unwrap_or_else(|| panic!("{url} missing"));
+        assert_eq!(
+            pages.get(row, "error"),
+            *kind,
+            "{url}: {:?}",
+            pages.rows[row]
+        );
+    }
+    // The scripts file reads back whole, and holds only successful pages.
+    let scripts = Table::read(&run.path("scripts.csv"));
+    let ok: std::collections::HashSet<&str> = cases
+        .iter()
+        .filter(|(_, k)| k.is_empty())
+        .map(|(u, _)| u.as_str())
+        .collect();
+    assert!(scripts.column("page_url").iter().all(|p| ok.contains(p)));
+    // No body larger than --max-body was held: the bombs are 1 GiB each.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes into the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    assert!(
+        (usage.ru_maxrss as u64) < 256 * 1024,
+        "a child peaked at {} KiB",
+        usage.ru_maxrss
+    );
+}
