@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    BOMB_BYTES, COMPRESSED_PAGE, ENCODED_TEXT, RawServer, Run, Table, TestServer, refused_url,
+    BOMB_BYTES, COMPRESSED_PAGE, ENCODED_TEXT, H2Server, RawServer, Run, Table, TestServer,
+    refused_url,
 };
 
 /// Runs the binary on `urls` with extra `args`; returns (exit code, pages, scripts).
@@ -515,4 +516,17 @@ fn crawl_delay_spaces_requests() {
             pair[1] - pair[0]
         );
     }
+}
+
+#[test]
+fn http2_is_used_when_the_server_offers_it() {
+    let server = H2Server::start();
+    let urls: Vec<String> = (0..3)
+        .map(|i| format!("https://{}/page/{i}", server.addr))
+        .collect();
+    let (code, pages, scripts) = scrape(&urls, &["-k"]);
+    assert_eq!(code, 0, "{:?}", pages.rows);
+    let srcs = scripts.column("src");
+    assert_eq!(srcs.len(), 3);
+    assert!(srcs.iter().all(|s| s.ends_with("/HTTP/2.0.js")), "{srcs:?}");
 }

@@ -805,6 +805,77 @@ impl RawServer {
     }
 }
 
+/// An HTTPS server (self-signed, so clients need --insecure) that speaks
+/// HTTP/1.1 and HTTP/2, offered by ALPN. Each page names the protocol
+/// version the request arrived in: `<script src="/HTTP/2.0.js">`.
+pub struct H2Server {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl H2Server {
+    pub fn start() -> H2Server {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .expect("TLS config");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, mut shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                        _ = &mut shutdown_rx => return,
+                    };
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                            let page = format!("<script src=\"/{:?}.js\"></script>", req.version());
+                            let body = http_body_util::Full::new(Bytes::from(page));
+                            let mut response = hyper::Response::new(body);
+                            response.headers_mut().insert(header::CONTENT_TYPE, "text/html".parse().expect("header"));
+                            Ok::<_, std::convert::Infallible>(response)
+                        });
+                        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+                    });
+                }
+            });
+            rt.shutdown_timeout(Duration::from_millis(100));
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server started");
+        H2Server {
+            addr,
+            shutdown: Some(shutdown_tx),
+        }
+    }
+}
+
+impl Drop for H2Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// Reads one request from `stream` and writes the reply for its target
 /// (the path, or the absolute URL a proxy is sent).
 fn answer(stream: impl std::io::Read + std::io::Write, reply: fn(&str) -> Vec<u8>) {
