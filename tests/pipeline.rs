@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{GenScript, Run, Table, TestServer, generated_scripts};
+use crate::support::{GenScript, Run, Table, TestServer, generated_scripts, wait_within};
 
 #[test]
 fn rows_follow_completion_order_not_input_order() {
@@ -222,18 +222,7 @@ fn closed_stdout_stops_quietly() {
         s
     });
     // Bounded wait: a run that ignores the closed pipe would never end.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_within(&mut child, Duration::from_secs(60));
     let stderr = stderr_reader.join().unwrap();
     let status =
         status.unwrap_or_else(|| panic!("still running 60 s after stdout closed: {stderr}"));
@@ -464,17 +453,8 @@ fn every_fault_at_once_and_nothing_is_lost() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not end by itself within 240 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_within(&mut child, Duration::from_secs(240))
+        .unwrap_or_else(|| panic!("the run did not end by itself within 240 s"));
     assert_eq!(status.code(), Some(1));
 
     let pages = Table::read(&run.path("pages.csv"));

@@ -666,6 +666,26 @@ impl Table {
     }
 }
 
+/// Waits for `child` to exit, for at most `limit`; past it, kills it and
+/// returns `None`.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Tests never go through a proxy, whatever the machine says.
 const PROXY_VARS: [&str; 6] = [
     "http_proxy",
