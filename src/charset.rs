@@ -23,13 +23,35 @@ pub fn decode(
     header_charset: Option<&str>,
     tld: Option<&str>,
 ) -> (String, &'static Encoding) {
-    let encoding = Encoding::for_bom(body)
+    let encoding = sniff(body, header_charset, tld);
+    let (text, used, _had_errors) = encoding.decode(body);
+    (text.into_owned(), used)
+}
+
+/// Like [`decode`], but takes the body by value, so that a UTF-8 body
+/// without a BOM, the common case, becomes the text without a copy.
+pub fn decode_owned(
+    body: Vec<u8>,
+    header_charset: Option<&str>,
+    tld: Option<&str>,
+) -> (String, &'static Encoding) {
+    let encoding = sniff(&body, header_charset, tld);
+    if encoding == UTF_8 && !body.starts_with(b"\xef\xbb\xbf") {
+        match String::from_utf8(body) {
+            Ok(text) => return (text, UTF_8),
+            Err(e) => return decode(e.as_bytes(), header_charset, tld),
+        }
+    }
+    decode(&body, header_charset, tld)
+}
+
+/// The encoding sniffing algorithm: which encoding `body` is in.
+fn sniff(body: &[u8], header_charset: Option<&str>, tld: Option<&str>) -> &'static Encoding {
+    Encoding::for_bom(body)
         .map(|(enc, _)| enc)
         .or_else(|| header_charset.and_then(|l| Encoding::for_label(l.trim().as_bytes())))
         .or_else(|| prescan(&body[..body.len().min(PRESCAN_BYTES)]))
-        .unwrap_or_else(|| guess(body, tld));
-    let (text, used, _had_errors) = encoding.decode(body);
-    (text.into_owned(), used)
+        .unwrap_or_else(|| guess(body, tld))
 }
 
 /// The statistical step. Valid UTF-8 is taken as UTF-8 straight away, as
@@ -200,6 +222,23 @@ mod tests {
         assert_eq!(tld("https://www.example.co.jp/x").as_deref(), Some("jp"));
         assert_eq!(tld("http://127.0.0.1:8080/"), None);
         assert_eq!(tld("http://localhost/"), Some("localhost".into()));
+    }
+
+    #[test]
+    fn owned_decoding_matches_borrowed() {
+        let cases: [(&[u8], Option<&str>); 5] = [
+            (b"<p>plain ascii", None),
+            ("<p>héllo ✓".as_bytes(), Some("utf-8")),
+            (b"\xef\xbb\xbf<p>bom", None),
+            (b"<p>bad \xff utf-8", Some("utf-8")),
+            (b"<meta charset=windows-1251>\xcf\xf0", None),
+        ];
+        for (body, label) in cases {
+            assert_eq!(
+                decode_owned(body.to_vec(), label, None),
+                decode(body, label, None)
+            );
+        }
     }
 
     #[test]

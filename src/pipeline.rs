@@ -209,12 +209,11 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
         Ok(fetched) => {
             let final_url = fetched.final_url.to_string();
             let bytes = fetched.body.len() as u64;
-            let (text, encoding) = crate::charset::decode(
-                &fetched.body,
+            let (text, encoding) = crate::charset::decode_owned(
+                fetched.body,
                 fetched.charset.as_deref(),
                 crate::charset::tld_of(&fetched.final_url),
             );
-            drop(fetched.body);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 extractor.extract_within(&fetched.final_url, &text, PARSE_CPU_BUDGET)
             }))
