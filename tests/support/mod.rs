@@ -782,15 +782,7 @@ impl RawServer {
 
     /// The same over TLS, with a self-signed certificate for 127.0.0.1.
     pub fn start_tls(reply: fn(&str) -> Vec<u8>) -> RawServer {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .expect("TLS config");
-        Self::serve(reply, Some(Arc::new(config)))
+        Self::serve(reply, Some(Arc::new(self_signed_tls())))
     }
 
     fn serve(reply: fn(&str) -> Vec<u8>, tls: Option<Arc<rustls::ServerConfig>>) -> RawServer {
@@ -825,6 +817,19 @@ impl RawServer {
     }
 }
 
+/// A TLS server configuration with a fresh self-signed certificate for
+/// 127.0.0.1 (clients need --insecure).
+fn self_signed_tls() -> rustls::ServerConfig {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("TLS config")
+}
+
 /// An HTTPS server (self-signed, so clients need --insecure) that speaks
 /// HTTP/1.1 and HTTP/2, offered by ALPN. Each page names the protocol
 /// version the request arrived in: `<script src="/HTTP/2.0.js">`.
@@ -835,14 +840,7 @@ pub struct H2Server {
 
 impl H2Server {
     pub fn start() -> H2Server {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-        let mut config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .expect("TLS config");
+        let mut config = self_signed_tls();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
