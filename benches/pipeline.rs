@@ -2,7 +2,7 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|all] [--runs N] [--no-python]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|extract|all] [--runs N] [--no-python]
 //! ```
 //!
 //! The server runs in this process on its own threads and serves generated
@@ -51,6 +51,26 @@ fn main() {
     if matches!(which, "scale" | "all") {
         scale(&dir, runs);
     }
+    if matches!(which, "extract" | "all") {
+        extract(runs);
+    }
+}
+
+/// The extractor alone on one thread: MB/s per core, the figure issue 4
+/// asks for before and after optimising it.
+fn extract(runs: usize) {
+    let n = 2_000u64;
+    println!("\n## extractor alone: {n} realistic pages, 1 thread");
+    let mut results: Vec<(f64, f64)> = (0..runs.max(1)).map(|_| extraction_ceiling(n, 1)).collect();
+    results.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let median = results[results.len() / 2];
+    let spread: Vec<String> = results.iter().map(|r| format!("{:.1}", r.1)).collect();
+    println!(
+        "extractor: {:.0} pages/s, {:.1} MB/s per core (runs: {} MB/s)",
+        median.0,
+        median.1,
+        spread.join(", ")
+    );
 }
 
 /// Latency-bound: 10,000 pages, 50 ms each, -c 256.
@@ -84,7 +104,9 @@ fn cpu(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
     let server = Server::start(Duration::ZERO, pages::Size::Realistic);
     let urls = write_urls(dir, "cpu.txt", (0..n).map(|i| server.url(i)));
     println!("\n## CPU-bound: {n} pages, no latency, -c 64");
-    let mut ceilings: Vec<(f64, f64)> = (0..runs.max(1)).map(|_| extraction_ceiling(n)).collect();
+    let mut ceilings: Vec<(f64, f64)> = (0..runs.max(1))
+        .map(|_| extraction_ceiling(n, cores()))
+        .collect();
     ceilings.sort_by(|a, b| a.0.total_cmp(&b.0));
     let ceiling = ceilings[ceilings.len() / 2];
     let spread: Vec<String> = ceilings.iter().map(|c| format!("{:.0}", c.0)).collect();
@@ -136,9 +158,8 @@ fn scale(dir: &Path, runs: usize) {
 }
 
 /// Pages per second and MB per second of `Extractor::extract` over the
-/// benchmark pages, on every core, in this process.
-fn extraction_ceiling(n: u64) -> (f64, f64) {
-    let threads = cores();
+/// benchmark pages, on `threads` threads, in this process.
+fn extraction_ceiling(n: u64, threads: usize) -> (f64, f64) {
     let bodies: Vec<String> = (0..n)
         .map(|i| pages::page(i, pages::Size::Realistic))
         .collect();
