@@ -1,17 +1,16 @@
 //! Script extraction: a pure function from (document URL, HTML) to records.
 //!
 //! The document is parsed the way a browser with scripting enabled would
-//! build its tree (html5ever, through scraper), and the script elements of
-//! that tree are listed in document order. Nothing here does I/O or keeps
-//! state between pages, which makes this the easiest stage to test and to
-//! benchmark.
+//! build its tree (html5ever, into the reduced tree of `sink`), and the
+//! script elements of that tree are listed in document order. Nothing here
+//! does I/O or keeps state between pages, which makes this the easiest
+//! stage to test and to benchmark.
 //!
 //! What counts as "a script of the document" follows the HTML standard:
 //! - HTML `<script>` and SVG `<script>` elements anywhere in the tree (html5ever
 //!   already moves content after `</html>` into the body).
 //! - Not the contents of `<template>`: they belong to a separate document
-//!   fragment. scraper keeps that fragment as a child of the template
-//!   element, so its subtree is skipped here.
+//!   fragment, which `sink` keeps apart from the document tree.
 //! - Not markup inside `<noscript>`: with scripting enabled it is raw text,
 //!   so the parser never makes elements of it.
 //! - Not MathML elements that happen to be called `script`: they are not
@@ -19,8 +18,7 @@
 //!   encoding="text/html">` holds HTML, scripts included; see `sink`.)
 
 use base64::Engine as _;
-use ego_tree::iter::Edge;
-use scraper::{Node, node::Element};
+use html5ever::{Attribute, local_name, ns};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -28,9 +26,7 @@ use url::Url;
 
 mod sink;
 
-const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
-const SVG_NS: &str = "http://www.w3.org/2000/svg";
-const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+use sink::{Id, Kind, Tree};
 
 /// One script element of a page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,32 +131,28 @@ impl Extractor {
         Ok(self.scripts(document_url, &doc))
     }
 
-    fn scripts(&self, document_url: &Url, doc: &scraper::Html) -> Vec<Script> {
+    fn scripts(&self, document_url: &Url, tree: &Tree) -> Vec<Script> {
         let mut base_href: Option<&str> = None;
-        let mut found: Vec<(&Element, ego_tree::NodeRef<'_, Node>)> = Vec::new();
-        // Depth inside template contents: their subtree is not part of the
-        // document, so neither its scripts nor its <base> count.
-        let mut in_template = 0usize;
-        for edge in doc.tree.root().traverse() {
-            match edge {
-                Edge::Open(node) => match node.value() {
-                    Node::Fragment => in_template += 1,
-                    Node::Element(el) if in_template == 0 => {
-                        let ns = &*el.name.ns;
-                        let local = &*el.name.local;
-                        if local == "script" && (ns == HTML_NS || ns == SVG_NS) {
-                            found.push((el, node));
-                        } else if local == "base" && ns == HTML_NS && base_href.is_none() {
-                            base_href = el.attr("href");
-                        }
-                    }
-                    _ => {}
-                },
-                Edge::Close(node) => {
-                    if let Node::Fragment = node.value() {
-                        in_template -= 1;
-                    }
+        let mut found: Vec<(Id, &[Attribute], bool)> = Vec::new();
+        for (id, node) in tree.elements() {
+            let Kind::Element { attrs, .. } = &node.kind else {
+                continue;
+            };
+            let name = &node.name;
+            if name.local == local_name!("script") {
+                if name.ns == ns!(html) {
+                    found.push((id, attrs, false));
+                } else if name.ns == ns!(svg) {
+                    found.push((id, attrs, true));
                 }
+            } else if name.local == local_name!("base")
+                && name.ns == ns!(html)
+                && base_href.is_none()
+            {
+                base_href = attrs
+                    .iter()
+                    .find(|a| a.name.ns == ns!() && a.name.local == local_name!("href"))
+                    .map(|a| &*a.value);
             }
         }
 
@@ -168,7 +160,7 @@ impl Extractor {
         found
             .into_iter()
             .enumerate()
-            .map(|(index, (el, node))| self.script(index, &base, el, node))
+            .map(|(index, (id, attrs, svg))| self.script(index, &base, tree, id, attrs, svg))
             .collect()
     }
 
@@ -176,10 +168,11 @@ impl Extractor {
         &self,
         index: usize,
         base: &Url,
-        el: &Element,
-        node: ego_tree::NodeRef<'_, Node>,
+        tree: &Tree,
+        id: Id,
+        attrs: &[Attribute],
+        svg: bool,
     ) -> Script {
-        let svg = &*el.name.ns == SVG_NS;
         let mut script = Script {
             index,
             src: None,
@@ -194,16 +187,16 @@ impl Extractor {
         };
         let mut raw_src: Option<&str> = None;
         let mut xlink_href: Option<&str> = None;
-        for (name, value) in &el.attrs {
-            let ns = &*name.ns;
-            let value: &str = value;
-            if ns == XLINK_NS {
-                if &*name.local == "href" {
+        for attr in attrs {
+            let name = &attr.name;
+            let value: &str = &attr.value;
+            if name.ns == ns!(xlink) {
+                if name.local == local_name!("href") {
                     xlink_href = Some(value);
                 }
                 continue;
             }
-            if !ns.is_empty() {
+            if name.ns != ns!() {
                 continue;
             }
             match &*name.local {
@@ -225,25 +218,28 @@ impl Extractor {
 
         match raw_src {
             Some(raw) => script.src = Some(resolve_src(base, raw)),
-            None => script.inline = Some(self.inline(node)),
+            None => script.inline = Some(self.inline(tree, id)),
         }
         script
     }
 
-    fn inline(&self, node: ego_tree::NodeRef<'_, Node>) -> Inline {
+    fn inline(&self, tree: &Tree, id: Id) -> Inline {
         // A script's source is its "child text content": the direct text
         // children only. The parser keeps HTML script text as one node, so
         // the common case borrows instead of copying.
-        let mut texts = node.children().filter_map(|c| c.value().as_text());
-        let first = texts.next().map(|t| &*t.text).unwrap_or("");
+        let mut texts = tree.children(id).filter_map(|c| match &tree.node(c).kind {
+            Kind::Text(text) => Some(&**text),
+            _ => None,
+        });
+        let first = texts.next().unwrap_or("");
         let joined;
         let text: &str = match texts.next() {
             None => first,
             Some(second) => {
                 let mut s = String::from(first);
-                s.push_str(&second.text);
+                s.push_str(second);
                 for t in texts {
-                    s.push_str(&t.text);
+                    s.push_str(t);
                 }
                 joined = s;
                 &joined

@@ -4,5 +4,6 @@ mod support;
 
 mod cli;
 mod conformance;
+mod differential;
 mod fetching;
 mod pipeline;

@@ -1,23 +1,122 @@
-//! scraper's tree sink, completed so that the tree is the one a browser
-//! builds.
+//! The parser's tree, reduced to what script extraction reads.
 //!
-//! scraper's `HtmlTreeSink` never answers yes to "is this element a MathML
-//! annotation-xml integration point", so html5ever parses the contents of
-//! `<math><annotation-xml encoding="text/html">` as MathML: a `<script>` or
-//! `<base>` in there would be lost or changed. html5ever tells the sink the
-//! answer when it creates the element; this wrapper remembers it and
-//! passes everything else through unchanged.
+//! html5ever's tree builder needs a tree it can query and rearrange: the
+//! names of open elements, foster parenting, the adoption agency moving
+//! children between elements. A general DOM (scraper's) also keeps every
+//! attribute and text node of the page and indexes ids and classes, which
+//! costs more than the extraction itself. This sink builds the same tree
+//! shape, so that scripts come out in the same order, but keeps only:
+//! - element names, for the tree builder's questions and the final walk;
+//! - attributes of `<script>` (HTML and SVG) and HTML `<base>`;
+//! - text whose parent is a `<script>`: its source;
+//! - template contents as separate fragments, never linked into the
+//!   document, as the HTML standard has it;
+//! - which `annotation-xml` elements are HTML integration points (so that
+//!   `<math><annotation-xml encoding="text/html">` holds HTML, scripts
+//!   included, as in a browser).
+//!
+//! Comments, processing instructions and other text become placeholder
+//! nodes or nothing: they can never hold or reorder a script.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::collections::HashSet;
+use std::cell::{Ref, RefCell};
 use std::time::Duration;
 
-use ego_tree::NodeId;
 use html5ever::tendril::StrTendril;
 use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
-use html5ever::{Attribute, QualName};
-use scraper::{Html, HtmlTreeSink};
+use html5ever::{Attribute, QualName, local_name, ns};
+
+/// Index of a node in [`Tree::nodes`].
+pub type Id = usize;
+
+/// The document node's index.
+pub const DOCUMENT: Id = 0;
+
+/// A parsed document, in the reduced form described in the module docs.
+#[derive(Debug)]
+pub struct Tree {
+    nodes: Vec<Node>,
+}
+
+/// One node of the reduced tree, linked to its relatives by index.
+#[derive(Debug)]
+pub struct Node {
+    /// The element's name; empty for every other kind of node.
+    pub name: QualName,
+    /// What the node is.
+    pub kind: Kind,
+    parent: Option<Id>,
+    prev_sibling: Option<Id>,
+    next_sibling: Option<Id>,
+    first_child: Option<Id>,
+    last_child: Option<Id>,
+}
+
+/// The kinds of node extraction tells apart.
+#[derive(Debug)]
+pub enum Kind {
+    /// The document, or a template's contents (never linked into it).
+    Root,
+    /// An element; `attrs` is empty unless it is a script or base element.
+    Element {
+        attrs: Vec<Attribute>,
+        /// A template element's contents.
+        template_contents: Option<Id>,
+        mathml_integration_point: bool,
+    },
+    /// Text inside a script element.
+    Text(StrTendril),
+    /// A comment or processing instruction: kept as a node only because
+    /// the tree builder holds a handle to it.
+    Other,
+}
+
+impl Tree {
+    /// The node at `id`.
+    pub fn node(&self, id: Id) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// The children of `id`, first to last.
+    pub fn children(&self, id: Id) -> impl Iterator<Item = Id> + '_ {
+        std::iter::successors(self.nodes[id].first_child, |&c| self.nodes[c].next_sibling)
+    }
+
+    /// The elements of the document in tree order (depth first, parents
+    /// before children), template contents excluded.
+    pub fn elements(&self) -> impl Iterator<Item = (Id, &Node)> + '_ {
+        let mut next = self.nodes[DOCUMENT].first_child;
+        std::iter::from_fn(move || {
+            loop {
+                let id = next?;
+                let node = &self.nodes[id];
+                next = node.first_child.or_else(|| self.following(id));
+                if matches!(node.kind, Kind::Element { .. }) {
+                    return Some((id, node));
+                }
+            }
+        })
+    }
+
+    /// The next node in tree order after `id`'s subtree.
+    fn following(&self, mut id: Id) -> Option<Id> {
+        loop {
+            let node = &self.nodes[id];
+            if let Some(next) = node.next_sibling {
+                return Some(next);
+            }
+            id = node.parent?;
+        }
+    }
+}
+
+fn is_script(name: &QualName) -> bool {
+    name.local == local_name!("script") && (name.ns == ns!(html) || name.ns == ns!(svg))
+}
+
+fn keeps_attrs(name: &QualName) -> bool {
+    is_script(name) || (name.local == local_name!("base") && name.ns == ns!(html))
+}
 
 /// Parses `html` as a whole document, scripting enabled, like a browser.
 /// With a `budget`, gives up (returns `None`) once parsing has used that
@@ -28,18 +127,14 @@ use scraper::{Html, HtmlTreeSink};
 /// seconds to minutes, where a browser would cap the depth. The input is
 /// fed in slices and the clock read between them, so an over-budget page
 /// costs at most the budget plus one slice.
-pub fn parse_document(html: &str, budget: Option<Duration>) -> Option<Html> {
+pub fn parse_document(html: &str, budget: Option<Duration>) -> Option<Tree> {
     use html5ever::tendril::TendrilSink as _;
     /// Input between clock readings: small enough that one slice of a
     /// hostile page stays far under any sensible budget, large enough that
     /// reading the clock costs nothing on ordinary pages.
     const SLICE: usize = 16 * 1024;
 
-    let sink = DocumentSink {
-        inner: HtmlTreeSink::new(Html::new_document()),
-        integration_points: RefCell::default(),
-    };
-    let mut parser = html5ever::driver::parse_document(sink, Default::default());
+    let mut parser = html5ever::driver::parse_document(Sink::new(html.len()), Default::default());
     let Some(budget) = budget else {
         return Some(parser.one(html));
     };
@@ -86,144 +181,273 @@ fn thread_cpu_time() -> Duration {
     START.get_or_init(Instant::now).elapsed()
 }
 
-struct DocumentSink {
-    inner: HtmlTreeSink,
-    /// annotation-xml elements whose encoding makes them HTML integration
-    /// points; rare, so a set is cheaper than a flag on every node.
-    integration_points: RefCell<HashSet<NodeId>>,
+/// The tree builder's view of a [`Tree`] under construction. The tree
+/// builder asks through `&self`, hence the RefCell; no borrow outlives a
+/// method call except the `Ref` that `elem_name` hands out, which the tree
+/// builder drops before it changes the tree.
+struct Sink {
+    tree: RefCell<Tree>,
 }
 
-impl TreeSink for DocumentSink {
-    type Handle = NodeId;
-    type Output = Html;
-    type ElemName<'a> = <HtmlTreeSink as TreeSink>::ElemName<'a>;
-
-    fn finish(self) -> Html {
-        self.inner.finish()
-    }
-
-    fn parse_error(&self, msg: Cow<'static, str>) {
-        self.inner.parse_error(msg);
-    }
-
-    fn get_document(&self) -> NodeId {
-        self.inner.get_document()
-    }
-
-    fn elem_name<'a>(&'a self, target: &'a NodeId) -> Self::ElemName<'a> {
-        self.inner.elem_name(target)
-    }
-
-    fn create_element(&self, name: QualName, attrs: Vec<Attribute>, flags: ElementFlags) -> NodeId {
-        let integration_point = flags.mathml_annotation_xml_integration_point;
-        let id = self.inner.create_element(name, attrs, flags);
-        if integration_point {
-            self.integration_points.borrow_mut().insert(id);
+impl Sink {
+    fn new(html_len: usize) -> Self {
+        // Roughly one element per 40 bytes of markup on real pages: a first
+        // guess that saves most of the arena's regrowth.
+        let mut nodes = Vec::with_capacity(html_len / 40 + 16);
+        nodes.push(Node::new(
+            QualName::new(None, ns!(), local_name!("")),
+            Kind::Root,
+        ));
+        Self {
+            tree: RefCell::new(Tree { nodes }),
         }
-        id
+    }
+}
+
+impl Node {
+    fn new(name: QualName, kind: Kind) -> Self {
+        Self {
+            name,
+            kind,
+            parent: None,
+            prev_sibling: None,
+            next_sibling: None,
+            first_child: None,
+            last_child: None,
+        }
     }
 
-    fn is_mathml_annotation_xml_integration_point(&self, handle: &NodeId) -> bool {
-        self.integration_points.borrow().contains(handle)
+    fn placeholder(kind: Kind) -> Self {
+        Self::new(QualName::new(None, ns!(), local_name!("")), kind)
+    }
+}
+
+impl Tree {
+    fn push(&mut self, node: Node) -> Id {
+        self.nodes.push(node);
+        self.nodes.len() - 1
     }
 
-    fn create_comment(&self, text: StrTendril) -> NodeId {
-        self.inner.create_comment(text)
+    fn detach(&mut self, id: Id) {
+        let (parent, prev, next) = {
+            let n = &mut self.nodes[id];
+            (
+                n.parent.take(),
+                n.prev_sibling.take(),
+                n.next_sibling.take(),
+            )
+        };
+        let Some(parent) = parent else { return };
+        match prev {
+            Some(p) => self.nodes[p].next_sibling = next,
+            None => self.nodes[parent].first_child = next,
+        }
+        match next {
+            Some(n) => self.nodes[n].prev_sibling = prev,
+            None => self.nodes[parent].last_child = prev,
+        }
     }
 
-    fn create_pi(&self, target: StrTendril, data: StrTendril) -> NodeId {
-        self.inner.create_pi(target, data)
+    fn append_child(&mut self, parent: Id, child: Id) {
+        self.detach(child);
+        let last = self.nodes[parent].last_child;
+        {
+            let c = &mut self.nodes[child];
+            c.parent = Some(parent);
+            c.prev_sibling = last;
+        }
+        match last {
+            Some(l) => self.nodes[l].next_sibling = Some(child),
+            None => self.nodes[parent].first_child = Some(child),
+        }
+        self.nodes[parent].last_child = Some(child);
     }
 
-    fn append(&self, parent: &NodeId, child: NodeOrText<NodeId>) {
-        self.inner.append(parent, child);
+    /// Inserts `child` before `sibling`, which has a parent.
+    fn insert_before(&mut self, sibling: Id, child: Id) {
+        self.detach(child);
+        let (parent, prev) = (self.nodes[sibling].parent, self.nodes[sibling].prev_sibling);
+        {
+            let c = &mut self.nodes[child];
+            c.parent = parent;
+            c.prev_sibling = prev;
+            c.next_sibling = Some(sibling);
+        }
+        self.nodes[sibling].prev_sibling = Some(child);
+        match (prev, parent) {
+            (Some(p), _) => self.nodes[p].next_sibling = Some(child),
+            (None, Some(parent)) => self.nodes[parent].first_child = Some(child),
+            (None, None) => {}
+        }
     }
 
-    fn append_based_on_parent_node(
-        &self,
-        element: &NodeId,
-        prev_element: &NodeId,
-        child: NodeOrText<NodeId>,
-    ) {
-        self.inner
-            .append_based_on_parent_node(element, prev_element, child);
+    /// Text for `parent`, placed after `prev` (its new previous sibling):
+    /// kept only under a script, merged into a text node it follows.
+    /// Returns the new node when one must be linked in.
+    fn text_node(&mut self, parent: Option<Id>, prev: Option<Id>, text: StrTendril) -> Option<Id> {
+        if !parent.is_some_and(|p| is_script(&self.nodes[p].name)) {
+            return None;
+        }
+        if let Some(Kind::Text(existing)) = prev.map(|p| &mut self.nodes[p].kind) {
+            existing.push_tendril(&text);
+            return None;
+        }
+        Some(self.push(Node::placeholder(Kind::Text(text))))
+    }
+}
+
+impl TreeSink for Sink {
+    type Handle = Id;
+    type Output = Tree;
+    type ElemName<'a> = Ref<'a, QualName>;
+
+    fn finish(self) -> Tree {
+        self.tree.into_inner()
     }
 
-    fn append_doctype_to_document(
-        &self,
-        name: StrTendril,
-        public_id: StrTendril,
-        system_id: StrTendril,
-    ) {
-        self.inner
-            .append_doctype_to_document(name, public_id, system_id);
+    fn parse_error(&self, _msg: Cow<'static, str>) {}
+
+    fn get_document(&self) -> Id {
+        DOCUMENT
     }
 
-    fn mark_script_already_started(&self, node: &NodeId) {
-        self.inner.mark_script_already_started(node);
+    fn elem_name<'a>(&'a self, target: &'a Id) -> Ref<'a, QualName> {
+        Ref::map(self.tree.borrow(), |t| &t.nodes[*target].name)
     }
 
-    fn pop(&self, node: &NodeId) {
-        self.inner.pop(node);
+    fn create_element(&self, name: QualName, attrs: Vec<Attribute>, flags: ElementFlags) -> Id {
+        let mut tree = self.tree.borrow_mut();
+        let template_contents = flags
+            .template
+            .then(|| tree.push(Node::placeholder(Kind::Root)));
+        let attrs = if keeps_attrs(&name) {
+            attrs
+        } else {
+            Vec::new()
+        };
+        let kind = Kind::Element {
+            attrs,
+            template_contents,
+            mathml_integration_point: flags.mathml_annotation_xml_integration_point,
+        };
+        tree.push(Node::new(name, kind))
     }
 
-    fn get_template_contents(&self, target: &NodeId) -> NodeId {
-        self.inner.get_template_contents(target)
+    fn create_comment(&self, _text: StrTendril) -> Id {
+        self.tree.borrow_mut().push(Node::placeholder(Kind::Other))
     }
 
-    fn same_node(&self, x: &NodeId, y: &NodeId) -> bool {
-        self.inner.same_node(x, y)
+    fn create_pi(&self, _target: StrTendril, _data: StrTendril) -> Id {
+        self.tree.borrow_mut().push(Node::placeholder(Kind::Other))
     }
 
-    fn set_quirks_mode(&self, mode: QuirksMode) {
-        self.inner.set_quirks_mode(mode);
+    fn append(&self, parent: &Id, child: NodeOrText<Id>) {
+        let mut tree = self.tree.borrow_mut();
+        let child = match child {
+            NodeOrText::AppendNode(id) => id,
+            NodeOrText::AppendText(text) => {
+                let last = tree.nodes[*parent].last_child;
+                match tree.text_node(Some(*parent), last, text) {
+                    Some(id) => id,
+                    None => return,
+                }
+            }
+        };
+        tree.append_child(*parent, child);
     }
 
-    fn append_before_sibling(&self, sibling: &NodeId, new_node: NodeOrText<NodeId>) {
-        self.inner.append_before_sibling(sibling, new_node);
+    fn append_based_on_parent_node(&self, element: &Id, prev_element: &Id, child: NodeOrText<Id>) {
+        let has_parent = self.tree.borrow().nodes[*element].parent.is_some();
+        if has_parent {
+            self.append_before_sibling(element, child);
+        } else {
+            self.append(prev_element, child);
+        }
     }
 
-    fn add_attrs_if_missing(&self, target: &NodeId, attrs: Vec<Attribute>) {
-        self.inner.add_attrs_if_missing(target, attrs);
+    fn append_doctype_to_document(&self, _: StrTendril, _: StrTendril, _: StrTendril) {}
+
+    fn get_template_contents(&self, target: &Id) -> Id {
+        let mut tree = self.tree.borrow_mut();
+        match tree.nodes[*target].kind {
+            Kind::Element {
+                template_contents: Some(contents),
+                ..
+            } => contents,
+            // The tree builder only asks about template elements, which
+            // always have contents; anything else gets a detached root so
+            // that what is put there stays out of the document.
+            _ => tree.push(Node::placeholder(Kind::Root)),
+        }
     }
 
-    fn associate_with_form(
-        &self,
-        target: &NodeId,
-        form: &NodeId,
-        nodes: (&NodeId, Option<&NodeId>),
-    ) {
-        self.inner.associate_with_form(target, form, nodes);
+    fn same_node(&self, x: &Id, y: &Id) -> bool {
+        x == y
     }
 
-    fn remove_from_parent(&self, target: &NodeId) {
-        self.inner.remove_from_parent(target);
+    fn set_quirks_mode(&self, _mode: QuirksMode) {}
+
+    fn append_before_sibling(&self, sibling: &Id, new_node: NodeOrText<Id>) {
+        let mut tree = self.tree.borrow_mut();
+        let parent = tree.nodes[*sibling].parent;
+        let child = match new_node {
+            NodeOrText::AppendNode(id) => {
+                // Detached even when there is nowhere to put it, as the
+                // tree builder expects.
+                tree.detach(id);
+                id
+            }
+            NodeOrText::AppendText(text) => {
+                let prev = tree.nodes[*sibling].prev_sibling;
+                match tree.text_node(parent, prev, text) {
+                    Some(id) => id,
+                    None => return,
+                }
+            }
+        };
+        if parent.is_some() {
+            tree.insert_before(*sibling, child);
+        }
     }
 
-    fn reparent_children(&self, node: &NodeId, new_parent: &NodeId) {
-        self.inner.reparent_children(node, new_parent);
+    fn add_attrs_if_missing(&self, target: &Id, attrs: Vec<Attribute>) {
+        // Only <html> and <body> receive attributes this way; neither is a
+        // script or base element, whose attributes are all that is kept.
+        let mut tree = self.tree.borrow_mut();
+        let node = &mut tree.nodes[*target];
+        if !keeps_attrs(&node.name) {
+            return;
+        }
+        if let Kind::Element {
+            attrs: existing, ..
+        } = &mut node.kind
+        {
+            for attr in attrs {
+                if !existing.iter().any(|a| a.name == attr.name) {
+                    existing.push(attr);
+                }
+            }
+        }
     }
 
-    fn set_current_line(&self, line_number: u64) {
-        self.inner.set_current_line(line_number);
+    fn remove_from_parent(&self, target: &Id) {
+        self.tree.borrow_mut().detach(*target);
     }
 
-    fn allow_declarative_shadow_roots(&self, intended_parent: &NodeId) -> bool {
-        self.inner.allow_declarative_shadow_roots(intended_parent)
+    fn reparent_children(&self, node: &Id, new_parent: &Id) {
+        let mut tree = self.tree.borrow_mut();
+        while let Some(child) = tree.nodes[*node].first_child {
+            tree.append_child(*new_parent, child);
+        }
     }
 
-    fn attach_declarative_shadow(
-        &self,
-        location: &NodeId,
-        template: &NodeId,
-        attrs: &[Attribute],
-    ) -> bool {
-        self.inner
-            .attach_declarative_shadow(location, template, attrs)
-    }
-
-    fn maybe_clone_an_option_into_selectedcontent(&self, option: &NodeId) {
-        self.inner
-            .maybe_clone_an_option_into_selectedcontent(option);
+    fn is_mathml_annotation_xml_integration_point(&self, handle: &Id) -> bool {
+        matches!(
+            self.tree.borrow().nodes[*handle].kind,
+            Kind::Element {
+                mathml_integration_point: true,
+                ..
+            }
+        )
     }
 }
