@@ -197,7 +197,7 @@ struct Queues {
 }
 
 struct Host {
-    queue: VecDeque<Url>,
+    queue: VecDeque<Queued>,
     in_flight: usize,
     /// Least time between request starts: --delay, or a larger Crawl-delay.
     delay: Duration,
@@ -215,6 +215,23 @@ enum RobotsState {
     Fetching,
     /// Known (or not wanted: `AllowAll`).
     Known(Rules),
+}
+
+/// A queued URL, kept as its serialization: half a parsed `Url`'s
+/// footprint, which matters when `max_queued` URLs wait behind one host.
+struct Queued(Box<str>);
+
+impl Queued {
+    fn new(url: Url) -> Self {
+        Queued(String::from(url).into_boxed_str())
+    }
+
+    fn url(&self) -> Url {
+        // The text is the serialization of a parsed http(s) URL, and the
+        // URL standard guarantees that parsing such a serialization gives
+        // back the same URL.
+        Url::parse(&self.0).expect("a serialized URL parses")
+    }
 }
 
 /// A URL's host for politeness: its authority.
@@ -256,7 +273,7 @@ impl Queues {
                 None => RobotsState::Known(Rules::AllowAll),
             },
         });
-        host.queue.push_back(url);
+        host.queue.push_back(Queued::new(url));
         self.queued += 1;
         self.list(key, now);
     }
@@ -317,7 +334,7 @@ impl Queues {
             }
             let rules = match &host.robots {
                 RobotsState::Unknown => {
-                    let Some(page) = host.queue.front().cloned() else {
+                    let Some(page) = host.queue.front().map(Queued::url) else {
                         continue;
                     };
                     host.robots = RobotsState::Fetching;
@@ -328,7 +345,7 @@ impl Queues {
                 RobotsState::Fetching => continue,
                 RobotsState::Known(rules) => rules,
             };
-            let Some(url) = host.queue.pop_front() else {
+            let Some(url) = host.queue.pop_front().map(|q| q.url()) else {
                 continue;
             };
             self.queued -= 1;
