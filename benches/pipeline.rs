@@ -2,12 +2,14 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|extract|all] [--runs N] [--no-python]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|extract|all] [--runs N]
+//!     [--python-runs N] [--no-python]
 //! ```
 //!
 //! The server runs in this process on its own threads and serves generated
 //! pages (`/p/{n}`: 20–200 KB, median near 60 KB, a realistic mix of script
-//! elements, the same bytes for the same n). The release binary runs as a
+//! elements; 2,000 distinct bodies made before the run, page n being body
+//! n % 2,000). The release binary runs as a
 //! separate process, writing its CSV to a pipe this process drains, and is
 //! measured with wait4 (wall time, CPU seconds, peak RSS) and by when its
 //! first row arrives. Every figure is a median of `--runs` runs.
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -40,7 +43,13 @@ fn main() {
         .find(|a| !a.starts_with("--") && a.parse::<usize>().is_err())
         .map_or("all", |s| s.as_str());
     let dir = tempdir();
-    let baseline = if python { Baseline::prepare() } else { None };
+    // Each Python run of the latency and CPU scenarios takes minutes.
+    let python_runs = flag_value(&args, "--python-runs").unwrap_or(1);
+    let baseline = if python && which != "extract" {
+        Baseline::prepare(python_runs)
+    } else {
+        None
+    };
     println!("machine: {} cores; runs per figure: {runs}", cores());
     if matches!(which, "latency" | "all") {
         latency(&dir, runs, baseline.as_ref());
@@ -49,7 +58,7 @@ fn main() {
         cpu(&dir, runs, baseline.as_ref());
     }
     if matches!(which, "scale" | "all") {
-        scale(&dir, runs);
+        scale(&dir, runs, baseline.as_ref());
     }
     if matches!(which, "extract" | "all") {
         extract(runs);
@@ -118,7 +127,7 @@ fn latency(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
     ours.print("scriptscrape", n);
     println!("  wall / ceiling: {:.2}", ours.wall / ceiling);
     if let Some(b) = baseline {
-        let theirs = median_of(runs, || server.measure(&b.command(&urls, 256)));
+        let theirs = median_of(b.runs, || server.measure(&b.command(&urls, 256)));
         theirs.print("python asyncio+aiohttp+bs4", n);
         println!(
             "  python wall / scriptscrape wall: {:.1}x",
@@ -154,7 +163,7 @@ fn cpu(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
         100.0 * (n as f64 / ours.wall) / ceiling.0
     );
     if let Some(b) = baseline {
-        let theirs = median_of(runs, || server.measure(&b.command(&urls, 64)));
+        let theirs = median_of(b.runs, || server.measure(&b.command(&urls, 64)));
         theirs.print("python asyncio+aiohttp+bs4", n);
         println!(
             "  python wall / scriptscrape wall: {:.1}x",
@@ -164,9 +173,9 @@ fn cpu(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
 }
 
 /// Scale: the same small pages behind 10k, 100k and 1M distinct URLs.
-fn scale(dir: &Path, runs: usize) {
+fn scale(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
     let server = Server::start(Duration::from_millis(2), pages::Size::Small);
-    println!("\n## scale: 2 ms latency, small pages (URL n serves body n % 1000), -c 256");
+    println!("\n## scale: 2 ms latency, small pages (URL n serves body n % {DISTINCT}), -c 256");
     let mut base_rss = None;
     for n in [10_000u64, 100_000, 1_000_000] {
         let urls = write_urls(
@@ -183,15 +192,30 @@ fn scale(dir: &Path, runs: usize) {
             "  peak RSS vs 10k run: {:+.0} %",
             100.0 * (m.peak_rss_mb / base - 1.0)
         );
+        match baseline {
+            // At its rate on these pages the Python program would need most
+            // of an hour for a million.
+            Some(_) if n >= 1_000_000 => {
+                println!("python asyncio+aiohttp+bs4: not run at a million URLs (too slow)")
+            }
+            Some(b) => {
+                let theirs = median_of(b.runs, || server.measure(&b.command(&urls, 256)));
+                theirs.print("python asyncio+aiohttp+bs4", n);
+                println!(
+                    "  python wall / scriptscrape wall: {:.1}x, peak RSS {:.1}x",
+                    theirs.wall / m.wall,
+                    theirs.peak_rss_mb / m.peak_rss_mb
+                );
+            }
+            None => {}
+        }
     }
 }
 
 /// Pages per second and MB per second of `Extractor::extract` over the
 /// benchmark pages, on `threads` threads, in this process.
 fn extraction_ceiling(n: u64, threads: usize) -> (f64, f64) {
-    let bodies: Vec<String> = (0..n)
-        .map(|i| pages::page(i, pages::Size::Realistic))
-        .collect();
+    let bodies: Vec<String> = (0..n).map(|i| body(i, pages::Size::Realistic)).collect();
     let bytes: usize = bodies.iter().map(String::len).sum();
     let url = url::Url::parse("http://127.0.0.1/p/0").expect("static URL");
     // Threads take the next page from a shared counter, so that uneven
@@ -232,12 +256,14 @@ fn scriptscrape(urls: &Path, concurrency: usize) -> Command {
 /// The Python program of bench/baseline.py in a virtual environment of its
 /// own under target/.
 struct Baseline {
+    /// Runs per figure (`--python-runs`).
+    runs: usize,
     python: PathBuf,
     script: PathBuf,
 }
 
 impl Baseline {
-    fn prepare() -> Option<Baseline> {
+    fn prepare(runs: usize) -> Option<Baseline> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let venv = root.join("target/bench-venv");
         let python = venv.join("bin/python");
@@ -270,6 +296,7 @@ impl Baseline {
             }
         }
         Some(Baseline {
+            runs,
             python,
             script: root.join("bench/baseline.py"),
         })
@@ -353,16 +380,27 @@ struct Server {
 #[derive(Clone)]
 struct ServerState {
     latency: Duration,
-    size: pages::Size,
+    bodies: Arc<Vec<Bytes>>,
     served: Arc<AtomicU64>,
+}
+
+/// Distinct page bodies a server holds; page n is body n % DISTINCT. Made
+/// before the run, so that the server's share of the CPU is sending, not
+/// generating, and the same bodies feed the extraction ceiling.
+const DISTINCT: u64 = 2_000;
+
+/// The body of page `n`, as the server sends it.
+fn body(n: u64, size: pages::Size) -> String {
+    pages::page(n % DISTINCT, size)
 }
 
 impl Server {
     fn start(latency: Duration, size: pages::Size) -> Server {
         let served = Arc::new(AtomicU64::new(0));
+        let bodies = (0..DISTINCT).map(|n| Bytes::from(body(n, size))).collect();
         let state = ServerState {
             latency,
-            size,
+            bodies: Arc::new(bodies),
             served: Arc::clone(&served),
         };
         let (tx, rx) = std::sync::mpsc::channel();
@@ -480,7 +518,7 @@ async fn page(State(state): State<ServerState>, UrlPath(n): UrlPath<u64>) -> imp
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
     }
-    let body = pages::page(n, state.size);
+    let body = state.bodies[(n % DISTINCT) as usize].clone();
     state.served.fetch_add(body.len() as u64, Ordering::Relaxed);
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body)
 }
