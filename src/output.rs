@@ -5,9 +5,20 @@
 //! memory first and handed to the destination in one `write_all`, then
 //! flushed: a run killed at any moment leaves whole rows of finished pages,
 //! not half a record (a page's rows are one write(2) to a file).
+//!
+//! A file output is written under a temporary sibling name (`out.csv.part`)
+//! and renamed over `out.csv` only when the run completes, so whoever reads
+//! `out.csv` sees the previous complete file or the new one, never a file
+//! being written or one a killed run left half done.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::Destination;
 
 use crate::error::PageError;
 use crate::extract::Script;
@@ -79,6 +90,120 @@ pub struct Sink {
     inline_text: bool,
 }
 
+/// Where one output's bytes go.
+pub enum Target {
+    /// Standard output: streamed, nothing to rename.
+    Stdout(io::Stdout),
+    /// A device or pipe (`/dev/null`, a FIFO): written in place, as it
+    /// cannot be replaced by a rename.
+    Direct(File),
+    /// A regular file, written as `part` and renamed to `path` at the end.
+    Staged {
+        file: File,
+        part: PathBuf,
+        path: PathBuf,
+    },
+}
+
+impl Target {
+    /// Opens `dest` for a new run. For a file, creates (or empties) its
+    /// `.part` sibling and leaves the file itself as it is.
+    pub fn open(dest: &Destination) -> anyhow::Result<Target> {
+        let Destination::File(path) = dest else {
+            return Ok(Target::Stdout(io::stdout()));
+        };
+        let existing = std::fs::metadata(path).ok();
+        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot open output {}", path.display()))?;
+            return Ok(Target::Direct(file));
+        }
+        // A symlink stays a symlink: the file it points to is replaced.
+        let path = match existing {
+            Some(_) => std::fs::canonicalize(path)
+                .with_context(|| format!("cannot resolve output {}", path.display()))?,
+            None => path.clone(),
+        };
+        let part = part_path(&path)?;
+        let file = File::create(&part)
+            .with_context(|| format!("cannot create output {}", part.display()))?;
+        if let Some(meta) = existing {
+            // The new file replaces the old one, so it gets its mode (a
+            // 0600 report stays private); best effort, as on filesystems
+            // without modes.
+            let _ = file.set_permissions(meta.permissions());
+        }
+        Ok(Target::Staged { file, part, path })
+    }
+
+    /// Makes the output final: flushed to disk and, for a file, renamed
+    /// into place.
+    pub fn commit(self) -> io::Result<()> {
+        match self {
+            Target::Stdout(mut out) => out.flush(),
+            Target::Direct(_) => Ok(()),
+            Target::Staged { file, part, path } => {
+                // Data first, then the name: after a crash the new name
+                // never points at missing data.
+                file.sync_all()?;
+                drop(file);
+                std::fs::rename(&part, &path)?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    // Persists the rename; not every system can sync a
+                    // directory, and the rename is done either way.
+                    let _ = File::open(dir).and_then(|d| d.sync_all());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes a `.part` file that will never be completed (the run could
+    /// not start).
+    pub fn discard(self) {
+        if let Target::Staged { file, part, .. } = self {
+            drop(file);
+            let _ = std::fs::remove_file(part);
+        }
+    }
+}
+
+impl Write for Target {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Target::Stdout(out) => out.write(buf),
+            Target::Direct(file) | Target::Staged { file, .. } => file.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Target::Stdout(out) => out.write_all(buf),
+            Target::Direct(file) | Target::Staged { file, .. } => file.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Target::Stdout(out) => out.flush(),
+            // Files are unbuffered here: each page is one write(2).
+            Target::Direct(_) | Target::Staged { .. } => Ok(()),
+        }
+    }
+}
+
+/// `dir/name.part` for `dir/name`.
+pub fn part_path(path: &Path) -> anyhow::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("output {} is not a file name", path.display()))?;
+    let mut part = name.to_os_string();
+    part.push(".part");
+    Ok(path.with_file_name(part))
+}
+
 /// One CSV output. Rows are formatted into a buffer reused for every page;
 /// [`Table::commit`] hands the buffer to the destination in one write.
 struct Table {
@@ -86,7 +211,7 @@ struct Table {
 }
 
 impl Table {
-    fn new(dest: Box<dyn Write + Send>, header: &[&str]) -> io::Result<Self> {
+    fn new(dest: Target, header: &[&str]) -> io::Result<Self> {
         let staged = Staged {
             buf: Vec::with_capacity(64 * 1024),
             dest,
@@ -111,7 +236,7 @@ impl Table {
 /// reaches the destination is always whole pages of whole rows.
 struct Staged {
     buf: Vec<u8>,
-    dest: Box<dyn Write + Send>,
+    dest: Target,
 }
 
 impl Write for Staged {
@@ -134,11 +259,7 @@ impl Write for Staged {
 
 impl Sink {
     /// Wraps the destinations and writes both headers.
-    pub fn new(
-        scripts: Box<dyn Write + Send>,
-        pages: Option<Box<dyn Write + Send>>,
-        inline_text: bool,
-    ) -> io::Result<Self> {
+    pub fn new(scripts: Target, pages: Option<Target>, inline_text: bool) -> io::Result<Self> {
         let mut header: Vec<&str> = SCRIPT_COLUMNS.to_vec();
         if inline_text {
             header.push(INLINE_TEXT_COLUMN);
@@ -217,14 +338,26 @@ impl Sink {
         Ok(())
     }
 
-    /// Flushes both outputs; call once at the end, so that a write error is
-    /// reported rather than lost in `Drop`.
-    pub fn finish(mut self) -> io::Result<()> {
-        self.scripts.commit()?;
-        if let Some(table) = &mut self.pages {
-            table.commit()?;
+    /// Writes what is left and makes both outputs final (files renamed into
+    /// place); call once, when the run is complete, so that a write error
+    /// is reported rather than lost in `Drop`.
+    pub fn finish(self) -> io::Result<()> {
+        let scripts = self.scripts.into_target()?;
+        let pages = self.pages.map(Table::into_target).transpose()?;
+        // The report first: whoever watches the scripts file finds the
+        // report of the same run in place when it appears.
+        if let Some(pages) = pages {
+            pages.commit()?;
         }
-        Ok(())
+        scripts.commit()
+    }
+}
+
+impl Table {
+    fn into_target(mut self) -> io::Result<Target> {
+        self.commit()?;
+        let staged = self.rows.into_inner().map_err(|e| e.into_error())?;
+        Ok(staged.dest)
     }
 }
 

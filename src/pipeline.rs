@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
-use crate::config::{Config, Destination};
+use crate::config::Config;
 use crate::error::{ErrorKind, PageError};
 use crate::extract::Extractor;
 use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
-use crate::output::{PageResult, Sink};
+use crate::output::{PageResult, Sink, Target};
 use crate::report::Summary;
 use crate::schedule::{self, Completed};
 
@@ -153,34 +153,16 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
 }
 
 fn open_sink(config: &Config) -> anyhow::Result<Sink> {
-    // Open every file before emptying any, so that a bad --pages path does
-    // not cost the user the scripts file of their last run.
-    let open = |dest: &Destination| -> anyhow::Result<Option<std::fs::File>> {
-        let Destination::File(path) = dest else {
-            return Ok(None);
-        };
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path);
-        file.map(Some)
-            .with_context(|| format!("cannot create output {}", path.display()))
-    };
-    let scripts = open(&config.output)?;
-    let pages = config.pages.as_ref().map(open).transpose()?;
-    let writer = |file: Option<std::fs::File>| -> anyhow::Result<Box<dyn std::io::Write + Send>> {
-        let Some(file) = file else {
-            return Ok(Box::new(std::io::stdout()));
-        };
-        // Devices and pipes (/dev/null, a FIFO) have nothing to empty.
-        if file.metadata().is_ok_and(|m| m.is_file()) {
-            file.set_len(0).context("cannot empty output file")?;
+    // Files are written as .part siblings and renamed at the end, so a
+    // failure here leaves the outputs of the last run as they were.
+    let scripts = Target::open(&config.output)?;
+    let pages = match config.pages.as_ref().map(Target::open).transpose() {
+        Ok(pages) => pages,
+        Err(e) => {
+            scripts.discard();
+            return Err(e);
         }
-        Ok(Box::new(file))
     };
-    let scripts = writer(scripts)?;
-    let pages = pages.map(writer).transpose()?;
     Sink::new(scripts, pages, config.inline_text).context("cannot write output")
 }
 

@@ -259,7 +259,9 @@ fn a_killed_run_leaves_only_whole_rows() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pages_path = run.path("pages.csv");
+    // A killed run never renames its outputs into place: what it wrote is
+    // in the .part files.
+    let pages_path = run.path("pages.csv.part");
     let deadline = Instant::now() + Duration::from_secs(30);
     // Kill once a few dozen pages are written, in the middle of the run.
     while Instant::now() < deadline {
@@ -274,8 +276,9 @@ fn a_killed_run_leaves_only_whole_rows() {
     child.kill().unwrap();
     child.wait().unwrap();
 
+    assert!(!run.path("pages.csv").exists() && !run.path("scripts.csv").exists());
     let pages = Table::read(&pages_path);
-    let scripts = Table::read(&run.path("scripts.csv"));
+    let scripts = Table::read(&run.path("scripts.csv.part"));
     assert!(
         pages.rows.len() >= 40 && pages.rows.len() < 400,
         "killed mid-run: {} pages",
@@ -342,7 +345,8 @@ fn a_slow_host_does_not_hold_back_the_others() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut done_fast = 0;
     while Instant::now() < deadline {
-        let text = std::fs::read_to_string(run.path("pages.csv")).unwrap_or_default();
+        // Mid-run, rows are in the .part file.
+        let text = std::fs::read_to_string(run.path("pages.csv.part")).unwrap_or_default();
         done_fast = fast
             .iter()
             .filter(|u| text.contains(&format!("{u},")))
@@ -359,7 +363,7 @@ fn a_slow_host_does_not_hold_back_the_others() {
         fast.len(),
         "the other hosts' pages waited behind the slow host"
     );
-    let pages = Table::read(&run.path("pages.csv"));
+    let pages = Table::read(&run.path("pages.csv.part"));
     let slow_done = pages
         .column("page_url")
         .iter()

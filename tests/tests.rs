@@ -6,4 +6,5 @@ mod cli;
 mod conformance;
 mod differential;
 mod fetching;
+mod operations;
 mod pipeline;
