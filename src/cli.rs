@@ -125,6 +125,11 @@ pub struct Cli {
     /// no per-page failures.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// On SIGINT or SIGTERM, how long requests in flight may take to
+    /// finish and be written; a second signal stops at once.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]
+    pub grace: Duration,
 }
 
 /// Parses seconds: `30`, `2.5`, `0.25`. Zero is refused: it would fail every
@@ -138,6 +143,14 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' must be between 0.001 and 1e9 seconds"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--grace`: seconds, where zero means "stop at the first signal".
+pub fn parse_grace(s: &str) -> Result<Duration, String> {
+    if s.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_secs(s)
 }
 
 /// Parses a byte count with an optional unit suffix.

@@ -53,6 +53,8 @@ pub struct Config {
     pub inline_text: bool,
     /// No summary or per-page messages on stderr.
     pub quiet: bool,
+    /// Time requests in flight get to finish after a stop (`--grace`).
+    pub grace: std::time::Duration,
 }
 
 /// The User-Agent sent when none is given.
@@ -159,6 +161,7 @@ impl Config {
             },
             inline_text: cli.inline_text,
             quiet: cli.quiet,
+            grace: cli.grace,
         })
     }
 }

@@ -17,6 +17,7 @@
 //! - [`report`]: the counts, the summary line and the exit status.
 //! - [`pipeline`]: connects the stages with bounded channels; every bound
 //!   is there.
+//! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //!
 //! [`cli`] and [`config`] turn the command line into a checked [`Config`];
 //! [`error`] holds the page-level error kinds users see in the report.
@@ -40,6 +41,7 @@ pub mod pipeline;
 pub mod report;
 pub mod robots;
 pub mod schedule;
+pub mod stop;
 
 pub use config::Config;
 pub use report::{ExitStatus, Summary};
@@ -48,5 +50,11 @@ pub use report::{ExitStatus, Summary};
 /// failures are in the summary, not in the error: an `Err` means the run
 /// itself could not go on (unreadable input, unwritable output).
 pub fn run(config: &Config) -> anyhow::Result<Summary> {
-    pipeline::run(config)
+    pipeline::run(config, &stop::Stop::new())
+}
+
+/// Like [`run`], but stops early when asked through `stop` (see
+/// [`stop::Stop`]); the summary then says why and what was left undone.
+pub fn run_until(config: &Config, stop: &stop::Stop) -> anyhow::Result<Summary> {
+    pipeline::run(config, stop)
 }

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use scriptscrape::stop::{Cause, Level, Stop};
 use scriptscrape::{Config, ExitStatus, cli::Cli};
 
 fn main() -> ExitCode {
@@ -30,11 +31,14 @@ fn main() -> ExitCode {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
     }
     let quiet = cli.quiet;
+    let stop = Stop::new();
     let result = Config::from_cli(cli).and_then(|config| {
         if config.fetch.insecure {
             eprintln!("scriptscrape: warning: --insecure: TLS certificates are not checked");
         }
-        scriptscrape::run(&config)
+        #[cfg(unix)]
+        stop_on_signals(&stop, quiet)?;
+        scriptscrape::run_until(&config, &stop)
     });
     match result {
         Ok(summary) => {
@@ -44,6 +48,12 @@ fn main() -> ExitCode {
                     eprintln!("scriptscrape: warning: the input held no URLs");
                 }
             }
+            if summary.stopped.is_some() && !quiet {
+                eprintln!(
+                    "scriptscrape: the run did not complete: file outputs hold its rows under \
+                     their .part names, and the previous files are unchanged"
+                );
+            }
             ExitCode::from(summary.exit_status().code())
         }
         Err(err) => {
@@ -51,4 +61,48 @@ fn main() -> ExitCode {
             ExitCode::from(ExitStatus::Fatal.code())
         }
     }
+}
+
+/// The first SIGINT or SIGTERM drains the run (--grace), the second stops
+/// it after the page being written. Should even that not end the process
+/// (an output blocked on a stalled pipe), it exits a few seconds later.
+#[cfg(unix)]
+fn stop_on_signals(stop: &Stop, quiet: bool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    let stop = stop.clone();
+    std::thread::Builder::new()
+        .name("scriptscrape-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let cause = if signal == SIGINT {
+                    Cause::Interrupt
+                } else {
+                    Cause::Terminate
+                };
+                match stop.request(cause) {
+                    Level::Draining => {
+                        if !quiet {
+                            eprintln!(
+                                "scriptscrape: {}: finishing requests in flight; signal again to stop now",
+                                cause.name()
+                            );
+                        }
+                    }
+                    _ => {
+                        let code = match stop.cause().unwrap_or(cause) {
+                            Cause::Interrupt => ExitStatus::Interrupted,
+                            Cause::Terminate => ExitStatus::Terminated,
+                        };
+                        std::thread::sleep(std::time::Duration::from_secs(3));
+                        std::process::exit(code.code().into());
+                    }
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
 }

@@ -160,6 +160,15 @@ impl Target {
         }
     }
 
+    /// Flushes the output to disk without renaming it.
+    pub fn keep_partial(self) -> io::Result<()> {
+        match self {
+            Target::Stdout(mut out) => out.flush(),
+            Target::Direct(_) => Ok(()),
+            Target::Staged { file, .. } => file.sync_all(),
+        }
+    }
+
     /// Removes a `.part` file that will never be completed (the run could
     /// not start).
     pub fn discard(self) {
@@ -350,6 +359,19 @@ impl Sink {
             pages.commit()?;
         }
         scripts.commit()
+    }
+}
+
+impl Sink {
+    /// Writes what is left and flushes it to disk, but leaves file outputs
+    /// under their `.part` names: for a run that did not complete.
+    pub fn keep_partial(self) -> io::Result<()> {
+        let scripts = self.scripts.into_target()?;
+        let pages = self.pages.map(Table::into_target).transpose()?;
+        for target in std::iter::once(scripts).chain(pages) {
+            target.keep_partial()?;
+        }
+        Ok(())
     }
 }
 

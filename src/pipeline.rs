@@ -33,7 +33,8 @@ use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
 use crate::output::{PageResult, Sink, Target};
 use crate::report::Summary;
-use crate::schedule::{self, Completed};
+use crate::schedule::{self, Completed, Ended};
+use crate::stop::{Level, Stop};
 
 /// Lines read ahead of the fetch stage. Reading is cheap, so this only needs
 /// to keep the fetch stage from waiting on the disk.
@@ -69,7 +70,7 @@ fn parse_threads(concurrency: usize) -> usize {
 }
 
 /// Runs the whole pipeline and returns what happened.
-pub fn run(config: &Config) -> anyhow::Result<Summary> {
+pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let sources = input::open_sources(&config.sources)?;
     let sink = open_sink(config)?;
@@ -114,7 +115,10 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
 
     let writer = thread::Builder::new()
         .name("scriptscrape-output".into())
-        .spawn(move || write_stage(sink, page_rx, log_failures))
+        .spawn({
+            let stop = stop.clone();
+            move || write_stage(sink, page_rx, log_failures, &stop)
+        })
         .context("cannot start the output thread")?;
 
     let limits = schedule::Limits {
@@ -126,27 +130,54 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             .robots
             .then(|| crate::robots::agent_token(&config.fetch.user_agent).to_owned()),
     };
-    runtime.block_on(schedule::run(fetcher, line_rx, body_tx, limits));
+    let ended = runtime.block_on(schedule::run(
+        fetcher,
+        line_rx,
+        body_tx,
+        limits,
+        stop.clone(),
+        config.grace,
+    ));
     // Requests still running here were abandoned because the output went
-    // away; dropping the runtime cancels them.
+    // away or the run was stopped; dropping the runtime cancels them.
     runtime.shutdown_background();
 
     for handle in parse_handles {
         // A parse thread cannot panic: extraction runs under catch_unwind.
         let _ = handle.join();
     }
-    let mut summary = match writer.join() {
+    let (mut summary, sink) = match writer.join() {
         Ok(result) => result?,
         Err(_) => anyhow::bail!("internal error: the output thread panicked"),
     };
-    if !summary.output_closed {
-        // The input ended (else the fetch stage would still be running), so
-        // this join does not wait on a read.
-        let skipped = match reader.join() {
-            Ok(result) => result?,
-            Err(_) => anyhow::bail!("internal error: the input thread panicked"),
-        };
-        summary.duplicates = skipped.duplicates;
+    match ended {
+        Ended::Complete if !summary.output_closed => {
+            // The input ended (else the fetch stage would still be
+            // running), so this join does not wait on a read.
+            let skipped = match reader.join() {
+                Ok(result) => result?,
+                Err(_) => anyhow::bail!("internal error: the input thread panicked"),
+            };
+            summary.duplicates = skipped.duplicates;
+            if let Some(sink) = sink {
+                finish_output(sink.finish(), &mut summary)?;
+            }
+        }
+        // Not complete: the outputs stay .part files. The input thread may
+        // be blocked on a read (a pipe that never ends); it is left to end
+        // with the process.
+        Ended::Stopped { unfinished } => {
+            summary.stopped = stop.cause();
+            summary.unfinished = unfinished;
+            if let Some(sink) = sink {
+                finish_output(sink.keep_partial(), &mut summary)?;
+            }
+        }
+        Ended::Complete | Ended::OutputClosed => {
+            if let Some(sink) = sink {
+                finish_output(sink.keep_partial(), &mut summary)?;
+            }
+        }
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -240,13 +271,22 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
 
 /// The single owner of the outputs: writes each page whole, in the order
 /// pages arrive, and keeps the counts.
+/// Writes pages as they come and counts them. Returns the sink unless the
+/// output is gone (its reader closed it) or the run was told to stop at
+/// once; the caller decides whether the outputs are complete.
 fn write_stage(
     mut sink: Sink,
     pages: std_mpsc::Receiver<PageResult>,
     log_failures: bool,
-) -> anyhow::Result<Summary> {
+    stop: &Stop,
+) -> anyhow::Result<(Summary, Option<Sink>)> {
     let mut summary = Summary::default();
     for page in pages {
+        if stop.level() == Level::Now {
+            // Whole pages only: the page before this one was written in
+            // one piece, and this one is dropped.
+            return Ok((summary, Some(sink)));
+        }
         if log_failures {
             if let Err(e) = &page.outcome {
                 eprintln!("scriptscrape: {}: {}: {}", page.page_url, e.kind, e.detail);
@@ -255,15 +295,22 @@ fn write_stage(
         if let Err(e) = sink.write_page(&page) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 summary.output_closed = true;
-                return Ok(summary);
+                return Ok((summary, None));
             }
             return Err(e).context("cannot write output");
         }
         summary.record(&page);
     }
-    match sink.finish() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => summary.output_closed = true,
-        other => other.context("cannot write output")?,
+    Ok((summary, Some(sink)))
+}
+
+/// A broken pipe at the end is the reader going away, as during the run.
+fn finish_output(result: std::io::Result<()>, summary: &mut Summary) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            summary.output_closed = true;
+            Ok(())
+        }
+        other => other.context("cannot write output"),
     }
-    Ok(summary)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::ErrorKind;
 use crate::output::PageResult;
+use crate::stop::Cause;
 
 /// Counts for the whole run, filled in as pages are written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +25,12 @@ pub struct Summary {
     /// The run stopped early because the reader of standard output went
     /// away (`scriptscrape … | head`); not an error.
     pub output_closed: bool,
+    /// The run was asked to stop (SIGINT, SIGTERM) before it completed.
+    pub stopped: Option<Cause>,
+    /// With `stopped`: URLs read from the input that have no row (queued,
+    /// or still in flight when the grace period ended). Lines after them
+    /// were not read.
+    pub unfinished: u64,
 }
 
 impl Summary {
@@ -45,6 +52,11 @@ impl Summary {
 
     /// The process exit status this run maps to (see [`ExitStatus`]).
     pub fn exit_status(&self) -> ExitStatus {
+        match self.stopped {
+            Some(Cause::Interrupt) => return ExitStatus::Interrupted,
+            Some(Cause::Terminate) => return ExitStatus::Terminated,
+            None => {}
+        }
         if self.pages_failed() == 0 || self.output_closed {
             ExitStatus::Success
         } else {
@@ -80,6 +92,14 @@ impl fmt::Display for Summary {
         if self.output_closed {
             write!(f, " (output closed early)")?;
         }
+        if let Some(cause) = self.stopped {
+            write!(
+                f,
+                "; stopped by {}: {} not done, later input not read",
+                cause.name(),
+                count(self.unfinished, "URL")
+            )?;
+        }
         Ok(())
     }
 }
@@ -103,6 +123,12 @@ pub enum ExitStatus {
     /// 2: the run could not run: bad arguments, unreadable input,
     /// unwritable output.
     Fatal = 2,
+    /// 130 (128 + SIGINT, as shells report it): stopped by SIGINT; the
+    /// outputs so far are in `.part` files.
+    Interrupted = 130,
+    /// 143 (128 + SIGTERM): stopped by SIGTERM; the outputs so far are in
+    /// `.part` files.
+    Terminated = 143,
 }
 
 impl ExitStatus {

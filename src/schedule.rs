@@ -30,6 +30,7 @@ use crate::error::ErrorKind;
 use crate::fetch::{FetchFailure, Fetched, Fetcher};
 use crate::input::InputLine;
 use crate::robots::{self, Rules};
+use crate::stop::{Level, Stop};
 
 /// The bounds the scheduler keeps.
 #[derive(Clone, Debug)]
@@ -75,22 +76,61 @@ enum Finished {
     Robots(String, Rules),
 }
 
+/// How the fetch stage ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The input was exhausted and every URL has its result.
+    Complete,
+    /// The receiver of results went away.
+    OutputClosed,
+    /// Asked to stop: `unfinished` URLs were read but will have no result
+    /// (queued, in flight past the grace period, or waiting in the line
+    /// channel); the rest of the input was not read.
+    Stopped { unfinished: u64 },
+}
+
 /// Fetches every URL from `lines`, within `limits`, and sends each result
 /// to `out` as it completes. Invalid lines are passed on at once. Returns
-/// when the input is exhausted and every request has finished, or when
-/// `out` is closed.
+/// when the input is exhausted and every request has finished, when `out`
+/// is closed, or when `stop` says so: on draining, nothing new starts and
+/// requests in flight have `grace` to finish.
 pub async fn run(
     fetcher: Fetcher,
     mut lines: mpsc::Receiver<InputLine>,
     out: mpsc::Sender<Completed>,
     limits: Limits,
-) {
+    stop: Stop,
+    grace: Duration,
+) -> Ended {
     let mut queues = Queues::new(limits.clone());
     let mut running: FuturesUnordered<BoxFuture<'static, Finished>> = FuturesUnordered::new();
+    // Page requests among `running` (the rest are robots.txt fetches).
+    let mut pages_running: u64 = 0;
     let mut input_open = true;
     let mut refused = Vec::new();
+    let mut grace_ends: Option<Instant> = None;
+    let mut unfinished: u64 = 0;
     loop {
         let now = Instant::now();
+        if grace_ends.is_none() && stop.level() >= Level::Draining {
+            grace_ends = Some(now + grace);
+            unfinished += queues.clear() as u64;
+            if input_open {
+                // Lines already read count as unfinished; the reader sees
+                // the channel closed at its next line and stops reading.
+                lines.close();
+                while lines.try_recv().is_ok() {
+                    unfinished += 1;
+                }
+                input_open = false;
+            }
+        }
+        if stop.level() == Level::Now || grace_ends.is_some_and(|end| now >= end) {
+            // Dropping `running` aborts the requests still in flight.
+            return Ended::Stopped {
+                unfinished: unfinished + pages_running,
+            };
+        }
         queues.wake(now);
         while let Some(job) = queues.next_job(now) {
             let fetcher = fetcher.clone();
@@ -107,6 +147,7 @@ pub async fn run(
                             elapsed: started.elapsed(),
                         }
                     }));
+                    pages_running += 1;
                     running.push(Box::pin(async move { Finished::Page(host, task.await) }));
                 }
                 Job::Robots(host, page) => {
@@ -132,27 +173,35 @@ pub async fn run(
         }
         for done in refused.drain(..) {
             if out.send(done).await.is_err() {
-                return;
+                return Ended::OutputClosed;
             }
         }
         if !input_open && queues.is_empty() && running.is_empty() {
-            return;
+            return match grace_ends {
+                None => Ended::Complete,
+                Some(_) => Ended::Stopped { unfinished },
+            };
         }
         let accepting = input_open && queues.queued < limits.max_queued;
         // A far-off deadline stands in for "no host is waiting on a delay".
-        let wake_at = queues
-            .next_wake()
+        let wake_at = grace_ends
+            .or_else(|| queues.next_wake())
             .unwrap_or_else(|| now + Duration::from_secs(3600));
+        let next_level = match grace_ends {
+            None => Level::Draining,
+            Some(_) => Level::Now,
+        };
         tokio::select! {
             Some(finished) = running.next(), if !running.is_empty() => match finished {
                 Finished::Robots(host, rules) => queues.robots_known(&host, rules, Instant::now()),
                 Finished::Page(host, joined) => {
+                    pages_running -= 1;
                     queues.finished(&host, Instant::now());
                     let done = joined.unwrap_or_else(|e| {
                         Completed::without_request(host, ErrorKind::Io, format!("internal error: {e}"))
                     });
                     if out.send(done).await.is_err() {
-                        return;
+                        return Ended::OutputClosed;
                     }
                 }
             },
@@ -162,11 +211,12 @@ pub async fn run(
                 Some(InputLine { raw, url: Err(why) }) => {
                     let done = Completed::without_request(raw, ErrorKind::InvalidUrl, why);
                     if out.send(done).await.is_err() {
-                        return;
+                        return Ended::OutputClosed;
                     }
                 }
             },
             () = tokio::time::sleep_until(wake_at.into()) => {}
+            () = stop.reached(next_level) => {}
         }
     }
 }
@@ -257,6 +307,20 @@ impl Queues {
 
     fn is_empty(&self) -> bool {
         self.queued == 0
+    }
+
+    /// Empties every queue (hosts and their in-flight counts stay); returns
+    /// how many URLs were dropped.
+    fn clear(&mut self) -> usize {
+        for host in self.hosts.values_mut() {
+            host.queue.clear();
+        }
+        self.ready.clear();
+        self.waiting.clear();
+        for host in self.hosts.values_mut() {
+            host.listed = false;
+        }
+        std::mem::take(&mut self.queued)
     }
 
     fn push(&mut self, url: Url, now: Instant) {

@@ -110,3 +110,171 @@ fn a_run_that_cannot_start_leaves_the_last_outputs_alone() {
     );
     assert!(!run.path("scripts.csv.part").exists());
 }
+
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits (bounded) until `path` holds more than `n` lines.
+fn wait_for_lines(path: &std::path::Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lines(path) <= n {
+        assert!(
+            Instant::now() < deadline,
+            "{} never passed {n} lines",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Every page in the report has all its rows in the scripts file, every
+/// row is whole, and no page has rows without a report line.
+fn check_whole_and_agreeing(pages: &Table, scripts: &Table) {
+    assert!(
+        scripts
+            .rows
+            .iter()
+            .all(|r| r.len() == scripts.headers.len())
+            && pages.rows.iter().all(|r| r.len() == pages.headers.len()),
+        "a torn row"
+    );
+    let mut reported = std::collections::HashSet::new();
+    for p in 0..pages.rows.len() {
+        let url = pages.get(p, "page_url");
+        reported.insert(url.to_owned());
+        let n: u64 = url.rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(
+            scripts.rows_where("page_url", url).len(),
+            generated_scripts(n).len(),
+            "{url}"
+        );
+    }
+    for url in scripts.column("page_url") {
+        assert!(
+            reported.contains(url),
+            "{url} has scripts but no report row"
+        );
+    }
+}
+
+#[test]
+fn sigterm_drains_in_flight_pages_and_keeps_whole_rows() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // A few thousand slow pages: at -c 32 the run would take about a minute.
+    let urls: Vec<String> = (0..3000)
+        .map(|n| server.url(&format!("/slow-gen/{}/{n}", 300 + (n * 37) % 500)))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    let mut child = run
+        .command(&[
+            &list,
+            "-c",
+            "32",
+            "--grace",
+            "20",
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&run.path("pages.csv.part"), 50);
+    signal(&child, libc::SIGTERM);
+    let status = wait_within(&mut child, Duration::from_secs(30)).expect("ends after SIGTERM");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+
+    // Not renamed: the run did not complete.
+    assert!(!run.path("pages.csv").exists() && !run.path("scripts.csv").exists());
+    let pages = Table::read(&run.path("pages.csv.part"));
+    let scripts = Table::read(&run.path("scripts.csv.part"));
+    assert!(
+        pages.rows.len() > 50 && pages.rows.len() < 3000,
+        "{} pages",
+        pages.rows.len()
+    );
+    // Drained, not cut: every page was fetched whole, none failed.
+    assert!(pages.column("error").iter().all(|e| e.is_empty()));
+    check_whole_and_agreeing(&pages, &scripts);
+}
+
+#[test]
+fn requests_past_the_grace_period_are_abandoned() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // Four quick pages, then pages that take 20 s.
+    let mut urls: Vec<String> = (0..4).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    urls.extend((4..12).map(|n| server.url(&format!("/slow-gen/20000/{n}"))));
+    let list = run.urls("urls.txt", &urls);
+    let mut child = run
+        .command(&[
+            &list,
+            "--grace",
+            "0.5",
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&run.path("pages.csv.part"), 4);
+    signal(&child, libc::SIGINT);
+    // Well before the slow pages could finish.
+    let status = wait_within(&mut child, Duration::from_secs(10)).expect("ends after its grace");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGINT: 8 URLs not done"),
+        "{stderr}"
+    );
+    let pages = Table::read(&run.path("pages.csv.part"));
+    assert_eq!(pages.rows.len(), 4);
+    check_whole_and_agreeing(&pages, &Table::read(&run.path("scripts.csv.part")));
+}
+
+#[test]
+fn a_second_signal_stops_at_once() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let mut urls: Vec<String> = (0..4).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    urls.extend((4..40).map(|n| server.url(&format!("/slow-gen/20000/{n}"))));
+    let list = run.urls("urls.txt", &urls);
+    let mut child = run
+        .command(&[
+            &list,
+            "--grace",
+            "60",
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&run.path("pages.csv.part"), 4);
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, libc::SIGTERM);
+    // Far less than the 60 s grace or the 20 s pages.
+    let status = wait_within(&mut child, Duration::from_secs(10)).expect("stops at once");
+    // The first signal decides the code.
+    assert_eq!(status.code(), Some(130));
+    let pages = Table::read(&run.path("pages.csv.part"));
+    assert_eq!(pages.rows.len(), 4);
+    check_whole_and_agreeing(&pages, &Table::read(&run.path("scripts.csv.part")));
+}
