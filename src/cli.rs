@@ -130,6 +130,11 @@ pub struct Cli {
     /// finish and be written; a second signal stops at once.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]
     pub grace: Duration,
+
+    /// When another run holds the outputs' lock (FILE.lock beside -o),
+    /// wait for it instead of exiting with status 75.
+    #[arg(long)]
+    pub wait_lock: bool,
 }
 
 /// Parses seconds: `30`, `2.5`, `0.25`. Zero is refused: it would fail every

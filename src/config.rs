@@ -55,6 +55,8 @@ pub struct Config {
     pub quiet: bool,
     /// Time requests in flight get to finish after a stop (`--grace`).
     pub grace: std::time::Duration,
+    /// Wait for another run's lock instead of leaving (`--wait-lock`).
+    pub wait_lock: bool,
 }
 
 /// The User-Agent sent when none is given.
@@ -96,10 +98,10 @@ impl Config {
         if pages == Some(Destination::Stdout) && output == Destination::Stdout {
             bail!("--pages and the scripts output cannot both go to standard output");
         }
-        if let (Some(Destination::File(p)), Destination::File(o)) = (&pages, &output) {
-            if same_file(p, o) {
-                bail!("--pages and -o name the same file {}", p.display());
-            }
+        if let (Some(Destination::File(p)), Destination::File(o)) = (&pages, &output)
+            && same_file(p, o)
+        {
+            bail!("--pages and -o name the same file {}", p.display());
         }
         for dest in std::iter::once(&output).chain(&pages) {
             if let Destination::File(out) = dest {
@@ -162,6 +164,7 @@ impl Config {
             inline_text: cli.inline_text,
             quiet: cli.quiet,
             grace: cli.grace,
+            wait_lock: cli.wait_lock,
         })
     }
 }

@@ -277,10 +277,10 @@ impl Fetcher {
             .next_back()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
             .filter(|v| !v.is_empty());
-        if let Some(ct) = &content_type {
-            if !is_html_type(ct) {
-                return Err(fail(ErrorKind::NotHtml, format!("Content-Type is {ct}"), 0));
-            }
+        if let Some(ct) = &content_type
+            && !is_html_type(ct)
+        {
+            return Err(fail(ErrorKind::NotHtml, format!("Content-Type is {ct}"), 0));
         }
 
         // Compressed responses have no usable Content-Length, so the cap is

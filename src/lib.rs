@@ -18,6 +18,7 @@
 //! - [`pipeline`]: connects the stages with bounded channels; every bound
 //!   is there.
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
+//! - [`lock`]: one run at a time per output (a lock file beside it).
 //!
 //! [`cli`] and [`config`] turn the command line into a checked [`Config`];
 //! [`error`] holds the page-level error kinds users see in the report.
@@ -36,6 +37,7 @@ pub mod error;
 pub mod extract;
 pub mod fetch;
 pub mod input;
+pub mod lock;
 pub mod output;
 pub mod pipeline;
 pub mod report;

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use scriptscrape::lock::Busy;
 use scriptscrape::stop::{Cause, Level, Stop};
 use scriptscrape::{Config, ExitStatus, cli::Cli};
 
@@ -58,7 +59,12 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("scriptscrape: {err:#}");
-            ExitCode::from(ExitStatus::Fatal.code())
+            let status = if err.downcast_ref::<Busy>().is_some() {
+                ExitStatus::Busy
+            } else {
+                ExitStatus::Fatal
+            };
+            ExitCode::from(status.code())
         }
     }
 }

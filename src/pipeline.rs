@@ -31,6 +31,7 @@ use crate::error::{ErrorKind, PageError};
 use crate::extract::Extractor;
 use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
+use crate::lock::{self, Acquired};
 use crate::output::{PageResult, Sink, Target};
 use crate::report::Summary;
 use crate::schedule::{self, Completed, Ended};
@@ -72,6 +73,27 @@ fn parse_threads(concurrency: usize) -> usize {
 /// Runs the whole pipeline and returns what happened.
 pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
     let started = Instant::now();
+    // Held until the outputs are final: a second run waits or leaves.
+    let _lock = match lock::lock_path(config)? {
+        None => None,
+        Some(path) => {
+            let say = |msg: &str| {
+                if !config.quiet {
+                    eprintln!("scriptscrape: {msg}");
+                }
+            };
+            match lock::acquire(&path, config.wait_lock, stop, say)? {
+                Acquired::Held(lock) => Some(lock),
+                Acquired::Stopped => {
+                    return Ok(Summary {
+                        stopped: stop.cause(),
+                        elapsed: started.elapsed(),
+                        ..Summary::default()
+                    });
+                }
+            }
+        }
+    };
     let sources = input::open_sources(&config.sources)?;
     let sink = open_sink(config)?;
     let fetcher = Fetcher::new(&config.fetch)?;
@@ -287,10 +309,8 @@ fn write_stage(
             // one piece, and this one is dropped.
             return Ok((summary, Some(sink)));
         }
-        if log_failures {
-            if let Err(e) = &page.outcome {
-                eprintln!("scriptscrape: {}: {}: {}", page.page_url, e.kind, e.detail);
-            }
+        if log_failures && let Err(e) = &page.outcome {
+            eprintln!("scriptscrape: {}: {}: {}", page.page_url, e.kind, e.detail);
         }
         if let Err(e) = sink.write_page(&page) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -123,6 +123,9 @@ pub enum ExitStatus {
     /// 2: the run could not run: bad arguments, unreadable input,
     /// unwritable output.
     Fatal = 2,
+    /// 75 (EX_TEMPFAIL, "try again later"): another run holds the
+    /// outputs' lock; nothing was done.
+    Busy = 75,
     /// 130 (128 + SIGINT, as shells report it): stopped by SIGINT; the
     /// outputs so far are in `.part` files.
     Interrupted = 130,

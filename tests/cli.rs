@@ -171,7 +171,8 @@ fn exit_code_two_for_runs_that_cannot_run() {
         (&["missing-file.txt"], "cannot read input missing-file.txt"),
         (
             &[&list, "-o", "no/such/dir/out.csv"],
-            "cannot create output no/such/dir/out.csv",
+            // The lock beside the output is the first thing created.
+            "cannot create output lock file no/such/dir/out.csv.lock",
         ),
         (&[&list, "-c", "0"], "--concurrency"),
         (&[&list, "--timeout", "soon"], "--timeout"),

@@ -278,3 +278,78 @@ fn a_second_signal_stops_at_once() {
     assert_eq!(pages.rows.len(), 4);
     check_whole_and_agreeing(&pages, &Table::read(&run.path("scripts.csv.part")));
 }
+
+#[test]
+fn an_overlapping_run_leaves_at_once_with_its_own_status() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let slow: Vec<String> = (0..6)
+        .map(|n| server.url(&format!("/slow-gen/1500/{n}")))
+        .collect();
+    let list = run.urls("urls.txt", &slow);
+    let mut first = run
+        .command(&[&list, "-o", "scripts.csv", "--pages", "pages.csv"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first run has its lock once its .part files exist.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run.path("pages.csv.part").exists() {
+        assert!(Instant::now() < deadline, "first run never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let second = run.run(&[&list, "-o", "scripts.csv"], None);
+    assert_eq!(second.code, 75, "{}", second.stderr);
+    let pid = first.id().to_string();
+    assert!(
+        second.stderr.contains("scripts.csv.lock") && second.stderr.contains(&pid),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stderr.lines().count(), 1, "{}", second.stderr);
+
+    // The first run was not disturbed, and its lock died with it.
+    let status = wait_within(&mut first, Duration::from_secs(60)).expect("first run ends");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(Table::read(&run.path("pages.csv")).rows.len(), 6);
+    let third = run.run(&[&list, "-o", "scripts.csv", "--pages", "pages.csv"], None);
+    assert_eq!(
+        third.code, 0,
+        "a stale lock file blocked a run: {}",
+        third.stderr
+    );
+}
+
+#[test]
+fn wait_lock_waits_for_the_holder() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // This test holds the lock, as another run would.
+    let held = std::fs::File::create(run.path("scripts.csv.lock")).unwrap();
+    held.lock().unwrap();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    let mut waiting = run
+        .command(&[&list, "-o", "scripts.csv", "--wait-lock"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(waiting.try_wait().unwrap().is_none(), "did not wait");
+    assert!(
+        !run.path("scripts.csv.part").exists(),
+        "wrote while waiting"
+    );
+    drop(held);
+    let status = wait_within(&mut waiting, Duration::from_secs(30)).expect("ends");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut waiting.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("waiting for"), "{stderr}");
+    assert_eq!(
+        Table::read(&run.path("scripts.csv")).rows.len(),
+        generated_scripts(1).len()
+    );
+}

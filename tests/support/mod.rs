@@ -241,7 +241,7 @@ pub fn generated_scripts(n: u64) -> Vec<GenScript> {
     let mut out = Vec::new();
     for k in 0..(n % 4) {
         out.push(GenScript::External(format!("/js/{n}/{k}.js")));
-        if (n + k) % 3 == 0 {
+        if (n + k).is_multiple_of(3) {
             out.push(GenScript::Inline(format!(
                 "console.log({n}, {k}, \"<\\/tag>\");"
             )));
