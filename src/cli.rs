@@ -10,9 +10,11 @@ use clap::Parser;
 
 const AFTER_HELP: &str = "\
 Exit status:
-  0  every page was fetched and parsed
-  1  the run completed, but some pages failed (see --pages)
-  2  the run could not run: bad arguments, unreadable input, unwritable output
+  0    every page was fetched and parsed (or no more failed than --max-failures)
+  1    the run completed, but some pages failed (see --pages)
+  2    the run could not run: bad arguments, unreadable input, unwritable output
+  75   another run holds the outputs' lock (see --wait-lock)
+  130  stopped by SIGINT; 143: stopped by SIGTERM (outputs left as FILE.part)
 
 Example:
   $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
@@ -131,6 +133,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]
     pub grace: Duration,
 
+    /// Exit 0, not 1, when at most PCT percent of the pages failed (the
+    /// summary still counts every failure).
+    #[arg(long, value_name = "PCT", default_value = "0", value_parser = parse_percent)]
+    pub max_failures: f64,
+
     /// When another run holds the outputs' lock (FILE.lock beside -o),
     /// wait for it instead of exiting with status 75.
     #[arg(long)]
@@ -156,6 +163,21 @@ pub fn parse_grace(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     parse_secs(s)
+}
+
+/// Parses a percentage: `5`, `2.5`, `5%`.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let pct: f64 = t
+        .strip_suffix('%')
+        .unwrap_or(t)
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a percentage"))?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(format!("'{s}' must be between 0 and 100"));
+    }
+    Ok(pct)
 }
 
 /// Parses a byte count with an optional unit suffix.

@@ -57,6 +57,8 @@ pub struct Config {
     pub grace: std::time::Duration,
     /// Wait for another run's lock instead of leaving (`--wait-lock`).
     pub wait_lock: bool,
+    /// Percentage of failed pages that still exits 0 (`--max-failures`).
+    pub max_failures: f64,
 }
 
 /// The User-Agent sent when none is given.
@@ -165,6 +167,7 @@ impl Config {
             quiet: cli.quiet,
             grace: cli.grace,
             wait_lock: cli.wait_lock,
+            max_failures: cli.max_failures,
         })
     }
 }

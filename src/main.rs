@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
     }
     let quiet = cli.quiet;
+    let max_failures = cli.max_failures;
     let stop = Stop::new();
     let result = Config::from_cli(cli).and_then(|config| {
         if config.fetch.insecure {
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
                      their .part names, and the previous files are unchanged"
                 );
             }
-            ExitCode::from(summary.exit_status().code())
+            ExitCode::from(summary.exit_status(max_failures).code())
         }
         Err(err) => {
             eprintln!("scriptscrape: {err:#}");

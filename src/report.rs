@@ -50,14 +50,20 @@ impl Summary {
         self.failures.values().sum()
     }
 
-    /// The process exit status this run maps to (see [`ExitStatus`]).
-    pub fn exit_status(&self) -> ExitStatus {
+    /// The process exit status this run maps to (see [`ExitStatus`]), when
+    /// up to `max_failures_pct` percent of the pages may fail and still
+    /// count as success (`--max-failures`).
+    pub fn exit_status(&self, max_failures_pct: f64) -> ExitStatus {
         match self.stopped {
             Some(Cause::Interrupt) => return ExitStatus::Interrupted,
             Some(Cause::Terminate) => return ExitStatus::Terminated,
             None => {}
         }
-        if self.pages_failed() == 0 || self.output_closed {
+        let failed = self.pages_failed();
+        let total = failed + self.pages_ok;
+        // Compared in whole numbers, so that 1 failure in 100 is exactly 1 %.
+        let tolerated = failed as f64 * 100.0 <= max_failures_pct * total as f64;
+        if failed == 0 || self.output_closed || tolerated {
             ExitStatus::Success
         } else {
             ExitStatus::PagesFailed
@@ -118,7 +124,8 @@ fn count(n: u64, noun: &str) -> String {
 pub enum ExitStatus {
     /// 0: every page was fetched and parsed.
     Success = 0,
-    /// 1: the run completed, but some pages failed (see the page report).
+    /// 1: the run completed, but more pages failed than `--max-failures`
+    /// allows (by default, any).
     PagesFailed = 1,
     /// 2: the run could not run: bad arguments, unreadable input,
     /// unwritable output.
@@ -163,10 +170,14 @@ mod tests {
     fn exit_status_follows_failures() {
         let mut s = Summary::default();
         s.record(&page(Ok(vec![])));
-        assert_eq!(s.exit_status(), ExitStatus::Success);
+        assert_eq!(s.exit_status(0.0), ExitStatus::Success);
         s.record(&page(Err(PageError::new(ErrorKind::Timeout, "slow"))));
         s.record(&page(Err(PageError::new(ErrorKind::Timeout, "slow"))));
-        assert_eq!(s.exit_status(), ExitStatus::PagesFailed);
+        assert_eq!(s.exit_status(0.0), ExitStatus::PagesFailed);
+        // 2 of 3 pages failed: 66.7 %.
+        assert_eq!(s.exit_status(66.0), ExitStatus::PagesFailed);
+        assert_eq!(s.exit_status(66.7), ExitStatus::Success);
+        assert_eq!(s.exit_status(100.0), ExitStatus::Success);
         assert_eq!(s.pages_failed(), 2);
         assert!(
             s.to_string()

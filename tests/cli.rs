@@ -8,7 +8,8 @@ fn help_documents_exit_codes_and_ends_with_an_example() {
     assert_eq!(out.code, 0);
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("Exit status:"), "{help}");
-    assert!(help.contains("  2  the run could not run"), "{help}");
+    assert!(help.contains("  2    the run could not run"), "{help}");
+    assert!(help.contains("  75   another run holds"), "{help}");
     let last = help.trim_end().lines().last().unwrap();
     assert!(
         last.contains("scriptscrape"),
@@ -161,6 +162,34 @@ fn exit_code_zero_when_every_page_succeeds() {
     let quiet = run.run(&[&list, "-o", "scripts.csv", "-q"], None);
     assert_eq!(quiet.code, 0);
     assert_eq!(quiet.stderr, "");
+}
+
+#[test]
+fn max_failures_tolerates_a_share_of_failed_pages() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // 1 failure in 4 pages: 25 %.
+    let list = run.urls(
+        "urls.txt",
+        &[
+            server.url("/gen/1"),
+            server.url("/gen/2"),
+            server.url("/gen/3"),
+            server.url("/status/404"),
+        ],
+    );
+    for (pct, code) in [("0", 1), ("24.9", 1), ("25", 0), ("30%", 0)] {
+        let out = run.run(&[&list, "-o", "scripts.csv", "--max-failures", pct], None);
+        assert_eq!(out.code, code, "--max-failures {pct}: {}", out.stderr);
+        // The summary counts the failure either way.
+        assert!(
+            out.stderr.contains("3 pages ok, 1 failed"),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = run.run(&[&list, "--max-failures", "101"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
 }
 
 #[test]
