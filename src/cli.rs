@@ -138,6 +138,12 @@ pub struct Cli {
     #[arg(long, value_name = "PCT", default_value = "0", value_parser = parse_percent)]
     pub max_failures: f64,
 
+    /// Continue a run that was stopped or killed: keep what its .part
+    /// files hold, try its transient failures again, fetch the rest. Needs
+    /// the same inputs, -o FILE and --pages FILE.
+    #[arg(long)]
+    pub resume: bool,
+
     /// When another run holds the outputs' lock (FILE.lock beside -o),
     /// wait for it instead of exiting with status 75.
     #[arg(long)]

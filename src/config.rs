@@ -59,6 +59,8 @@ pub struct Config {
     pub wait_lock: bool,
     /// Percentage of failed pages that still exits 0 (`--max-failures`).
     pub max_failures: f64,
+    /// Continue an interrupted run (`--resume`).
+    pub resume: bool,
 }
 
 /// The User-Agent sent when none is given.
@@ -168,6 +170,7 @@ impl Config {
             grace: cli.grace,
             wait_lock: cli.wait_lock,
             max_failures: cli.max_failures,
+            resume: cli.resume,
         })
     }
 }

@@ -69,6 +69,31 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// Every kind, in the order of the enum.
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::InvalidUrl,
+        ErrorKind::Dns,
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Tls,
+        ErrorKind::RobotsDisallowed,
+        ErrorKind::HttpStatus,
+        ErrorKind::NotHtml,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Redirect,
+        ErrorKind::Decode,
+        ErrorKind::Io,
+        ErrorKind::ParseLimit,
+        ErrorKind::Parse,
+    ];
+
+    /// The kind an `error` column value names, as read back from a report.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use url::Url;
 
+use crate::resume::Done;
+
 /// Longest input line accepted, in bytes. Browsers stop at about 2 MB; a
 /// line longer than this is almost surely not a URL list (a binary file, a
 /// minified bundle), and reading it whole would make memory depend on input.
@@ -87,16 +89,24 @@ fn open_file(path: &Path) -> anyhow::Result<File> {
 pub struct Skipped {
     /// Lines whose URL (or, for an invalid line, whose text) was already seen.
     pub duplicates: u64,
+    /// Lines an interrupted run had finished (`--resume`).
+    pub resumed: u64,
 }
 
 /// Reads lines from the sources in order, calling `emit` for each distinct
-/// non-blank, non-comment line. `emit` returns false to stop reading (the
-/// pipeline has shut down).
+/// non-blank, non-comment line that `done` (an interrupted run's finished
+/// lines) does not hold. `emit` returns false to stop reading (the pipeline
+/// has shut down).
 pub fn read_lines(
     sources: Vec<(String, Box<dyn BufRead + Send>)>,
+    done: Option<Done>,
     mut emit: impl FnMut(InputLine) -> bool,
 ) -> anyhow::Result<Skipped> {
-    let mut seen = Seen::default();
+    let done = done.unwrap_or_default();
+    let mut seen = Seen {
+        hasher: done.hasher().clone(),
+        hashes: HashSet64::default(),
+    };
     let mut skipped = Skipped::default();
     let mut buf = Vec::new();
     for (name, mut reader) in sources {
@@ -111,8 +121,13 @@ pub fn read_lines(
             let Some(line) = classify_line(&buf, too_long, &name, line_no) else {
                 continue;
             };
-            if !seen.insert(&line) {
+            let key = seen.key(&line);
+            if !seen.hashes.insert(key) {
                 skipped.duplicates += 1;
+                continue;
+            }
+            if done.contains(key) {
+                skipped.resumed += 1;
                 continue;
             }
             if !emit(line) {
@@ -238,19 +253,19 @@ fn leading_scheme(line: &str) -> Option<&str> {
 /// Distinct lines seen so far, as 64-bit hashes: 8 bytes a line instead of
 /// the URL itself. With a per-run random key, two distinct URLs of a
 /// million-line list collide with probability about 3e-8.
-#[derive(Default)]
 struct Seen {
     hasher: RandomState,
     hashes: HashSet64,
 }
 
 impl Seen {
-    fn insert(&mut self, line: &InputLine) -> bool {
-        let hash = match &line.url {
+    /// The line's key: the same as [`Done::key`] gives, as both share the
+    /// hasher.
+    fn key(&self, line: &InputLine) -> u64 {
+        match &line.url {
             Ok(url) => self.hasher.hash_one((0u8, url.as_str())),
             Err(_) => self.hasher.hash_one((1u8, line.raw.as_str())),
-        };
-        self.hashes.insert(hash)
+        }
     }
 }
 
@@ -315,6 +330,7 @@ fn lines_from(reader: impl io::Read + Send + 'static) -> anyhow::Result<(Vec<Inp
     let mut out = Vec::new();
     let skipped = read_lines(
         vec![("<test>".to_owned(), Box::new(BufReader::new(reader)))],
+        None,
         |l| {
             out.push(l);
             true

@@ -19,6 +19,7 @@
 //!   is there.
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //! - [`lock`]: one run at a time per output (a lock file beside it).
+//! - [`resume`]: continuing an interrupted run from its `.part` files.
 //!
 //! [`cli`] and [`config`] turn the command line into a checked [`Config`];
 //! [`error`] holds the page-level error kinds users see in the report.
@@ -41,6 +42,7 @@ pub mod lock;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod resume;
 pub mod robots;
 pub mod schedule;
 pub mod stop;

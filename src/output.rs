@@ -46,6 +46,15 @@ pub const SCRIPT_COLUMNS: [&str; 15] = [
 /// Appended to [`SCRIPT_COLUMNS`] with `--inline-text`.
 pub const INLINE_TEXT_COLUMN: &str = "inline_text";
 
+/// The scripts output's columns for a run.
+pub fn script_columns(inline_text: bool) -> Vec<&'static str> {
+    let mut columns = SCRIPT_COLUMNS.to_vec();
+    if inline_text {
+        columns.push(INLINE_TEXT_COLUMN);
+    }
+    columns
+}
+
 /// Columns of the page report, in order.
 pub const PAGE_COLUMNS: [&str; 10] = [
     "page_url",
@@ -106,9 +115,10 @@ pub enum Target {
 }
 
 impl Target {
-    /// Opens `dest` for a new run. For a file, creates (or empties) its
-    /// `.part` sibling and leaves the file itself as it is.
-    pub fn open(dest: &Destination) -> anyhow::Result<Target> {
+    /// Opens `dest` for a run. For a file, creates (or empties) its `.part`
+    /// sibling and leaves the file itself as it is; with `append`, continues
+    /// the `.part` an interrupted run left.
+    pub fn open(dest: &Destination, append: bool) -> anyhow::Result<Target> {
         let Destination::File(path) = dest else {
             return Ok(Target::Stdout(io::stdout()));
         };
@@ -127,7 +137,12 @@ impl Target {
             None => path.clone(),
         };
         let part = part_path(&path)?;
-        let file = File::create(&part)
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(!append)
+            .append(append)
+            .open(&part)
             .with_context(|| format!("cannot create output {}", part.display()))?;
         if let Some(meta) = existing {
             // The new file replaces the old one, so it gets its mode (a
@@ -220,7 +235,7 @@ struct Table {
 }
 
 impl Table {
-    fn new(dest: Target, header: &[&str]) -> io::Result<Self> {
+    fn new(dest: Target, header: Option<&[&str]>) -> io::Result<Self> {
         let staged = Staged {
             buf: Vec::with_capacity(64 * 1024),
             dest,
@@ -228,8 +243,10 @@ impl Table {
         let mut table = Table {
             rows: csv::Writer::from_writer(staged),
         };
-        table.rows.write_record(header)?;
-        table.commit()?;
+        if let Some(header) = header {
+            table.rows.write_record(header)?;
+            table.commit()?;
+        }
         Ok(table)
     }
 
@@ -268,13 +285,17 @@ impl Write for Staged {
 
 impl Sink {
     /// Wraps the destinations and writes both headers.
-    pub fn new(scripts: Target, pages: Option<Target>, inline_text: bool) -> io::Result<Self> {
-        let mut header: Vec<&str> = SCRIPT_COLUMNS.to_vec();
-        if inline_text {
-            header.push(INLINE_TEXT_COLUMN);
-        }
-        let scripts = Table::new(scripts, &header)?;
-        let pages = pages.map(|w| Table::new(w, &PAGE_COLUMNS)).transpose()?;
+    pub fn new(
+        scripts: Target,
+        pages: Option<Target>,
+        inline_text: bool,
+        headers: bool,
+    ) -> io::Result<Self> {
+        let header = script_columns(inline_text);
+        let scripts = Table::new(scripts, headers.then_some(&header[..]))?;
+        let pages = pages
+            .map(|w| Table::new(w, headers.then_some(&PAGE_COLUMNS[..])))
+            .transpose()?;
         Ok(Sink {
             scripts,
             pages,

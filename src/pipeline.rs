@@ -26,14 +26,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{Config, Destination};
 use crate::error::{ErrorKind, PageError};
 use crate::extract::Extractor;
 use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
 use crate::lock::{self, Acquired};
-use crate::output::{PageResult, Sink, Target};
+use crate::output::{self, PageResult, Sink, Target};
 use crate::report::Summary;
+use crate::resume::{self, Earlier};
 use crate::schedule::{self, Completed, Ended};
 use crate::stop::{Level, Stop};
 
@@ -95,7 +96,20 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
         }
     };
     let sources = input::open_sources(&config.sources)?;
-    let sink = open_sink(config)?;
+    let earlier = if config.resume {
+        let earlier = resume::prepare(config, &output::script_columns(config.inline_text))?;
+        if earlier.is_none() && !config.quiet {
+            eprintln!("scriptscrape: --resume: no unfinished run to resume; starting a new one");
+        }
+        earlier
+    } else {
+        None
+    };
+    let sink = open_sink(config, earlier.is_some())?;
+    let (done, carried) = match earlier {
+        Some(Earlier { done, summary }) => (Some(done), summary),
+        None => (None, Summary::default()),
+    };
     let fetcher = Fetcher::new(&config.fetch)?;
     let concurrency = config.concurrency.get();
     let parsers = parse_threads(concurrency);
@@ -116,7 +130,7 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
 
     let reader = thread::Builder::new()
         .name("scriptscrape-input".into())
-        .spawn(move || input::read_lines(sources, |line| line_tx.blocking_send(line).is_ok()))
+        .spawn(move || input::read_lines(sources, done, |line| line_tx.blocking_send(line).is_ok()))
         .context("cannot start the input thread")?;
 
     let body_rx = Arc::new(Mutex::new(body_rx));
@@ -201,22 +215,25 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
             }
         }
     }
+    summary.carry(&carried);
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
-fn open_sink(config: &Config) -> anyhow::Result<Sink> {
+fn open_sink(config: &Config, resuming: bool) -> anyhow::Result<Sink> {
     // Files are written as .part siblings and renamed at the end, so a
-    // failure here leaves the outputs of the last run as they were.
-    let scripts = Target::open(&config.output)?;
-    let pages = match config.pages.as_ref().map(Target::open).transpose() {
+    // failure here leaves the outputs of the last run as they were. When
+    // resuming, the .part files of the interrupted run are continued.
+    let open = |dest: &Destination| Target::open(dest, resuming);
+    let scripts = open(&config.output)?;
+    let pages = match config.pages.as_ref().map(open).transpose() {
         Ok(pages) => pages,
         Err(e) => {
             scripts.discard();
             return Err(e);
         }
     };
-    Sink::new(scripts, pages, config.inline_text).context("cannot write output")
+    Sink::new(scripts, pages, config.inline_text, !resuming).context("cannot write output")
 }
 
 /// Decodes and extracts pages until the fetch stage is done.

@@ -31,6 +31,9 @@ pub struct Summary {
     /// or still in flight when the grace period ended). Lines after them
     /// were not read.
     pub unfinished: u64,
+    /// With `--resume`: pages finished by the interrupted run and carried
+    /// over (counted in the totals above too).
+    pub resumed: u64,
 }
 
 impl Summary {
@@ -90,6 +93,13 @@ impl fmt::Display for Summary {
             write!(f, " ({})", kinds.join(", "))?;
         }
         write!(f, ", {}", count(self.scripts, "script"))?;
+        if self.resumed > 0 {
+            write!(
+                f,
+                ", {} from the interrupted run",
+                count(self.resumed, "page")
+            )?;
+        }
         if self.duplicates > 0 {
             write!(f, ", {} skipped", count(self.duplicates, "duplicate line"))?;
         }
@@ -107,6 +117,18 @@ impl fmt::Display for Summary {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Summary {
+    /// Adds the counts an interrupted run left (`--resume`).
+    pub fn carry(&mut self, earlier: &Summary) {
+        self.pages_ok += earlier.pages_ok;
+        self.scripts += earlier.scripts;
+        for (kind, n) in &earlier.failures {
+            *self.failures.entry(*kind).or_default() += n;
+        }
+        self.resumed += earlier.resumed;
     }
 }
 

@@ -353,3 +353,195 @@ fn wait_lock_waits_for_the_holder() {
         generated_scripts(1).len()
     );
 }
+
+/// A report or scripts file as a sorted list of rows, without the columns
+/// that differ between two runs of the same job (timings).
+fn rows_of(path: &std::path::Path) -> Vec<Vec<String>> {
+    let table = Table::read(path);
+    let skip = table.headers.iter().position(|h| h == "elapsed_ms");
+    let mut rows: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != skip)
+                .map(|(_, v)| v.to_owned())
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn resume_after_repeated_sigkill_matches_an_uninterrupted_run() {
+    let server = TestServer::start();
+    let mut urls: Vec<String> = (0..300)
+        .map(|n| server.url(&format!("/slow-gen/{}/{n}", 20 + (n * 53) % 180)))
+        .collect();
+    // Permanent failures and a bad line are finished too, never retried.
+    urls.insert(40, server.url("/status/404"));
+    urls.insert(120, "mailto:someone@example.com".to_owned());
+    urls.insert(200, server.url("/json"));
+    let args = |list: &str| -> Vec<String> {
+        [
+            list,
+            "-c",
+            "8",
+            "--inline-text",
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+
+    // Relative input paths, so that messages naming them match between
+    // the two directories.
+    let reference = Run::new();
+    reference.urls("urls.txt", &urls);
+    let args_ref = args("urls.txt");
+    let out = reference.run(
+        &args_ref.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let run = Run::new();
+    run.urls("urls.txt", &urls);
+    let mut args_run = args("urls.txt");
+    // Killed at four points of the job, resumed each time.
+    for (round, at) in [30usize, 60, 100, 170].into_iter().enumerate() {
+        if round > 0 {
+            args_run.push("--resume".to_owned());
+        }
+        let mut child = run
+            .command(&args_run.iter().map(String::as_str).collect::<Vec<_>>())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_lines(&run.path("pages.csv.part"), at);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        args_run.retain(|a| a != "--resume");
+    }
+    args_run.push("--resume".to_owned());
+    let out = run.run(
+        &args_run.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("from the interrupted run"),
+        "{}",
+        out.stderr
+    );
+    // The summary covers the whole job: 300 pages, 3 failures.
+    assert!(
+        out.stderr.contains("300 pages ok, 3 failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(!run.path("pages.csv.part").exists());
+
+    let pages = Table::read(&run.path("pages.csv"));
+    let mut urls_seen: Vec<&str> = pages.column("page_url");
+    urls_seen.sort();
+    urls_seen.dedup();
+    assert_eq!(urls_seen.len(), pages.rows.len(), "a URL reported twice");
+    assert_eq!(pages.rows.len(), urls.len());
+    for file in ["pages.csv", "scripts.csv"] {
+        let (ours, theirs) = (rows_of(&run.path(file)), rows_of(&reference.path(file)));
+        let only_ours: Vec<_> = ours
+            .iter()
+            .filter(|r| !theirs.contains(r))
+            .take(3)
+            .collect();
+        let only_theirs: Vec<_> = theirs
+            .iter()
+            .filter(|r| !ours.contains(r))
+            .take(3)
+            .collect();
+        assert!(
+            ours.len() == theirs.len() && only_ours.is_empty() && only_theirs.is_empty(),
+            "{file}: {} rows resumed vs {} uninterrupted; only resumed: {only_ours:?}; \
+             only uninterrupted: {only_theirs:?}",
+            ours.len(),
+            theirs.len()
+        );
+    }
+}
+
+#[test]
+fn resume_retries_transient_failures_and_nothing_else() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let mut urls = vec![
+        server.url("/gen/1"),
+        server.url("/flaky/1/a"),
+        server.url("/status/404"),
+    ];
+    urls.extend((2..6).map(|n| server.url(&format!("/slow-gen/20000/{n}"))));
+    let list = run.urls("urls.txt", &urls);
+    let base = [
+        list.as_str(),
+        "--retries",
+        "0",
+        "--grace",
+        "0",
+        "-o",
+        "scripts.csv",
+        "--pages",
+        "pages.csv",
+    ];
+    let mut child = run
+        .command(&base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&run.path("pages.csv.part"), 3);
+    signal(&child, libc::SIGTERM);
+    assert_eq!(
+        wait_within(&mut child, Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(143)
+    );
+    let first = Table::read(&run.path("pages.csv.part"));
+    assert_eq!(
+        first.for_page(&server.url("/flaky/1/a"), "error"),
+        "http_status"
+    );
+
+    // The slow pages answer at once now that their test has what it needs.
+    let fast: Vec<String> = urls
+        .iter()
+        .map(|u| u.replace("/slow-gen/20000/", "/gen/"))
+        .collect();
+    std::fs::write(run.path("urls.txt"), fast.join("\n") + "\n").unwrap();
+    let mut args = base.to_vec();
+    args.push("--resume");
+    let out = run.run(&args, None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("3 pages from the interrupted run")
+            || out.stderr.contains("2 pages from the interrupted run"),
+        "{}",
+        out.stderr
+    );
+    let pages = Table::read(&run.path("pages.csv"));
+    assert_eq!(pages.rows.len(), 7);
+    // Tried again: the 503 was transient.
+    assert_eq!(pages.for_page(&server.url("/flaky/1/a"), "error"), "");
+    assert_eq!(server.hits("/flaky/1/a"), 2);
+    // Finished for good: not requested again.
+    assert_eq!(
+        pages.for_page(&server.url("/status/404"), "error"),
+        "http_status"
+    );
+    assert_eq!(server.hits("/status/404"), 1);
+    assert_eq!(server.hits("/gen/1"), 1);
+}

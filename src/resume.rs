@@ -1,0 +1,261 @@
+//! `--resume`: continuing a run that was stopped or killed.
+//!
+//! An unfinished run leaves `.part` files of whole pages (see `output`).
+//! The page report is the record of what was finished: a page's script
+//! rows are written before its report row, so a page with a whole report
+//! row has all its script rows on disk. Resuming:
+//! 1. reads the report's `.part`; pages that succeeded or failed for good
+//!    are finished; transient failures (timeouts, refused or broken
+//!    connections, DNS, 429 and 5xx) are to be tried again;
+//! 2. rewrites both `.part` files with the rows of finished pages only,
+//!    which also drops a torn last row and the script rows of a page whose
+//!    report row never made it;
+//! 3. hands the input stage the set of finished lines to skip, and the
+//!    counts they carry, so the summary covers the whole job.
+//!
+//! The result is as if the run had never stopped: each URL once.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+use crate::config::{Config, Destination};
+use crate::error::ErrorKind;
+use crate::output::{PAGE_COLUMNS, part_path};
+use crate::report::Summary;
+
+/// What an earlier, unfinished run had done.
+#[derive(Debug)]
+pub struct Earlier {
+    /// Input lines finished earlier, keyed as the input stage keys lines.
+    pub done: Done,
+    /// Counts of the finished pages, to carry into this run's summary.
+    pub summary: Summary,
+}
+
+/// Lines finished by an earlier run: skipped when read again.
+#[derive(Debug, Default)]
+pub struct Done {
+    hasher: RandomState,
+    keys: HashSet<u64>,
+}
+
+impl Done {
+    /// The key of an input line: its URL when it has one, else its text
+    /// (invalid lines are reported under their text).
+    pub fn key(&self, url: Option<&str>, raw: &str) -> u64 {
+        match url {
+            Some(url) => self.hasher.hash_one((0u8, url)),
+            None => self.hasher.hash_one((1u8, raw)),
+        }
+    }
+
+    /// The hasher keys are made with, so that the duplicate check can
+    /// share it.
+    pub fn hasher(&self) -> &RandomState {
+        &self.hasher
+    }
+
+    /// Whether the line with this key was finished.
+    pub fn contains(&self, key: u64) -> bool {
+        self.keys.contains(&key)
+    }
+
+    /// How many lines were finished.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when nothing was finished.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Whether a page that failed this way may succeed if tried again.
+fn transient(kind: ErrorKind, status: Option<u16>) -> bool {
+    match kind {
+        ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Dns | ErrorKind::Io => true,
+        ErrorKind::HttpStatus => status.is_some_and(|s| s == 429 || s >= 500),
+        _ => false,
+    }
+}
+
+/// The `.part` files of the run's outputs: (scripts, pages).
+fn part_files(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let file = |dest: Option<&Destination>, what: &str| -> anyhow::Result<PathBuf> {
+        match dest {
+            Some(Destination::File(path)) => {
+                // The .part sits beside the real file when -o is a symlink.
+                let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                part_path(&path)
+            }
+            _ => bail!("--resume needs {what} written to a file"),
+        }
+    };
+    Ok((
+        file(Some(&config.output), "the scripts (-o FILE)")?,
+        file(
+            config.pages.as_ref(),
+            "the page report (--pages FILE): it records which pages were finished,",
+        )?,
+    ))
+}
+
+/// Reads and trims what an earlier run left, or returns `None` when there
+/// is nothing to resume (no `.part` report: the earlier run completed, or
+/// never started). `script_columns` is this run's scripts header, which
+/// the earlier file must match.
+pub fn prepare(config: &Config, script_columns: &[&str]) -> anyhow::Result<Option<Earlier>> {
+    let (scripts_part, pages_part) = part_files(config)?;
+    if !pages_part.exists() {
+        return Ok(None);
+    }
+    if !scripts_part.exists() {
+        bail!(
+            "cannot resume: {} is missing but {} is there; start again without --resume",
+            scripts_part.display(),
+            pages_part.display()
+        );
+    }
+    let mut done = Done::default();
+    let mut summary = Summary::default();
+    // page_url values whose script rows stay.
+    let mut kept_pages: HashSet<u64> = HashSet::new();
+    rewrite(&pages_part, &PAGE_COLUMNS, |record| {
+        let field = |name: &str| {
+            PAGE_COLUMNS
+                .iter()
+                .position(|c| *c == name)
+                .and_then(|i| record.get(i))
+                .unwrap_or("")
+        };
+        let page_url = field("page_url");
+        let status = field("status").parse::<u16>().ok();
+        let error = field("error");
+        if error.is_empty() {
+            summary.pages_ok += 1;
+            summary.scripts += field("scripts").parse::<u64>().unwrap_or(0);
+        } else {
+            let Some(kind) = ErrorKind::from_name(error) else {
+                // Not a report this version wrote: try the page again.
+                return false;
+            };
+            if transient(kind, status) {
+                return false;
+            }
+            *summary.failures.entry(kind).or_default() += 1;
+        }
+        let url = (error != ErrorKind::InvalidUrl.as_str()).then_some(page_url);
+        done.keys.insert(done.key(url, page_url));
+        kept_pages.insert(done.hasher.hash_one(page_url));
+        true
+    })?;
+    rewrite(&scripts_part, script_columns, |record| {
+        let page_url = record.get(0).unwrap_or("");
+        kept_pages.contains(&done.hasher.hash_one(page_url))
+    })?;
+    summary.resumed = done.len() as u64;
+    Ok(Some(Earlier { done, summary }))
+}
+
+/// Rewrites the CSV file `path` with its header and the whole records
+/// `keep` accepts, through a temporary file renamed over it, so that a
+/// crash while resuming leaves the earlier file as it was. A record is
+/// whole when it has every column and ends with a line break; reading
+/// stops at the first one that is not (the tail a killed run can leave).
+fn rewrite(
+    path: &Path,
+    columns: &[&str],
+    mut keep: impl FnMut(&csv::StringRecord) -> bool,
+) -> anyhow::Result<()> {
+    let context = || format!("cannot resume from {}", path.display());
+    let len = std::fs::metadata(path).with_context(context)?.len();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(BufReader::new(File::open(path).with_context(context)?));
+    let header = reader.headers().with_context(context)?.clone();
+    if !header.iter().eq(columns.iter().copied()) {
+        bail!(
+            "cannot resume from {}: its columns differ from this run's (was --inline-text \
+             used differently?); start again without --resume",
+            path.display()
+        );
+    }
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut writer = csv::Writer::from_writer(File::create(&tmp).with_context(context)?);
+    writer.write_record(&header).with_context(context)?;
+    let mut record = csv::StringRecord::new();
+    // A read error can only be the torn tail: stop there.
+    while let Ok(true) = reader.read_record(&mut record) {
+        // The record ends where the reader stands; a whole one ends with
+        // the line break the writer puts after every record.
+        let end = reader.position().byte();
+        let ended = end < len || ends_with_newline(path, len)?;
+        if record.len() != columns.len() || !ended {
+            break;
+        }
+        if keep(&record) {
+            writer.write_record(&record).with_context(context)?;
+        }
+    }
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(context)?;
+    file.sync_all().with_context(context)?;
+    drop(file);
+    std::fs::rename(&tmp, path).with_context(context)?;
+    Ok(())
+}
+
+fn ends_with_newline(path: &Path, len: u64) -> anyhow::Result<bool> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_tried_again() {
+        assert!(transient(ErrorKind::Timeout, None));
+        assert!(transient(ErrorKind::HttpStatus, Some(503)));
+        assert!(transient(ErrorKind::HttpStatus, Some(429)));
+        assert!(!transient(ErrorKind::HttpStatus, Some(404)));
+        assert!(!transient(ErrorKind::NotHtml, Some(200)));
+        assert!(!transient(ErrorKind::InvalidUrl, None));
+    }
+
+    #[test]
+    fn rewrite_keeps_whole_records_and_drops_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "a,b\n1,x\n2,\"multi\nline\"\n3,y\n4,\"torn\nhalf").unwrap();
+        rewrite(&path, &["a", "b"], |r| &r[0] != "3").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a,b\n1,x\n2,\"multi\nline\"\n"
+        );
+        // A last record without its line break is torn too.
+        std::fs::write(&path, "a,b\n1,x\n2,y").unwrap();
+        rewrite(&path, &["a", "b"], |_| true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,x\n");
+        assert!(rewrite(&path, &["a", "c"], |_| true).is_err());
+    }
+}
