@@ -37,78 +37,104 @@ pub struct Cli {
     pub inputs: Vec<String>,
 
     /// Write the scripts CSV to FILE instead of standard output.
-    #[arg(short = 'o', long, value_name = "FILE")]
+    #[arg(env = "SCRIPTSCRAPE_OUTPUT", short = 'o', long, value_name = "FILE")]
     pub output: Option<String>,
 
     /// Write the page report to FILE: one row per distinct input line,
     /// with status, error kind and script count.
-    #[arg(long, value_name = "FILE")]
+    #[arg(env = "SCRIPTSCRAPE_PAGES", long, value_name = "FILE")]
     pub pages: Option<String>,
 
     /// Requests in flight at once.
-    #[arg(short = 'c', long, value_name = "N", default_value = "64")]
+    #[arg(
+        env = "SCRIPTSCRAPE_CONCURRENCY",
+        short = 'c',
+        long,
+        value_name = "N",
+        default_value = "64"
+    )]
     pub concurrency: NonZeroUsize,
 
     /// Requests in flight to one host (host and port) at once; -c still
     /// bounds the total.
-    #[arg(long, value_name = "N", default_value = "8")]
+    #[arg(
+        env = "SCRIPTSCRAPE_PER_HOST",
+        long,
+        value_name = "N",
+        default_value = "8"
+    )]
     pub per_host: NonZeroUsize,
 
     /// Least time between the starts of two requests to one host, in
     /// milliseconds.
-    #[arg(long, value_name = "MS", default_value = "0")]
+    #[arg(
+        env = "SCRIPTSCRAPE_DELAY",
+        long,
+        value_name = "MS",
+        default_value = "0"
+    )]
     pub delay: u64,
 
     /// Obey robots.txt (RFC 9309): fetched once per host, matched against
     /// the user agent's product token; a disallowed URL is reported as
     /// robots_disallowed without being requested, and Crawl-delay raises
     /// --delay for that host (up to 60 s).
-    #[arg(long)]
+    #[arg(env = "SCRIPTSCRAPE_ROBOTS", long)]
     pub robots: bool,
 
     /// Limit on each request as a whole, body included, in seconds
     /// (decimals allowed).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_TIMEOUT", long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub timeout: Duration,
 
     /// Limit on establishing each connection, in seconds.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_CONNECT_TIMEOUT", long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub connect_timeout: Duration,
 
     /// Largest page accepted, counted after decompression; a larger page
     /// fails with body_too_large and the rest is not read. Suffixes K, M, G
     /// (or KiB, MiB, GiB) are powers of 1024; KB, MB, GB powers of 1000.
-    #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_BODY", long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
     pub max_body: u64,
 
     /// Redirects followed before a page fails with 'redirect'.
-    #[arg(long, value_name = "N", default_value = "10")]
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_REDIRECTS",
+        long,
+        value_name = "N",
+        default_value = "10"
+    )]
     pub max_redirects: usize,
 
     /// Retries after a transient failure (connection refused or reset,
     /// timeout, HTTP 408, 425, 429, 500, 502, 503, 504), with exponential
     /// backoff and full jitter, or as long as Retry-After asks.
-    #[arg(long, value_name = "N", default_value = "2")]
+    #[arg(
+        env = "SCRIPTSCRAPE_RETRIES",
+        long,
+        value_name = "N",
+        default_value = "2"
+    )]
     pub retries: u32,
 
     /// Longest Retry-After honoured; a page asking for longer fails at once
     /// with its status instead of stalling the run.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_RETRY_WAIT", long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     pub max_retry_wait: Duration,
 
     /// Send every request through this proxy (http://, https:// or
     /// socks5:// URL); without it, HTTP_PROXY, HTTPS_PROXY and NO_PROXY
     /// from the environment apply.
-    #[arg(long, value_name = "URL")]
+    #[arg(env = "SCRIPTSCRAPE_PROXY", long, value_name = "URL")]
     pub proxy: Option<String>,
 
     /// Accept invalid TLS certificates (self-signed, expired, wrong host).
     /// Unsafe: anyone on the path can then change what is fetched.
-    #[arg(short = 'k', long)]
+    #[arg(env = "SCRIPTSCRAPE_INSECURE", short = 'k', long)]
     pub insecure: bool,
 
     /// User-Agent header sent with every request.
-    #[arg(long, value_name = "STR", help = concat!(
+    #[arg(env = "SCRIPTSCRAPE_USER_AGENT", long, value_name = "STR", help = concat!(
         "User-Agent header sent with every request [default: scriptscrape/",
         env!("CARGO_PKG_VERSION"),
         "]"
@@ -116,38 +142,84 @@ pub struct Cli {
     pub user_agent: Option<String>,
 
     /// Extra request header, 'Name: value'; repeat for more.
-    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    #[arg(
+        env = "SCRIPTSCRAPE_HEADER",
+        value_delimiter = '\n',
+        short = 'H',
+        long = "header",
+        value_name = "HEADER"
+    )]
     pub headers: Vec<String>,
 
     /// Also write the text of each inline script (column inline_text).
-    #[arg(long)]
+    #[arg(env = "SCRIPTSCRAPE_INLINE_TEXT", long)]
     pub inline_text: bool,
 
     /// Print nothing on standard error but fatal errors: no summary line,
     /// no per-page failures.
-    #[arg(short = 'q', long)]
+    #[arg(env = "SCRIPTSCRAPE_QUIET", short = 'q', long)]
     pub quiet: bool,
 
     /// On SIGINT or SIGTERM, how long requests in flight may take to
     /// finish and be written; a second signal stops at once.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]
+    #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]
     pub grace: Duration,
 
     /// Exit 0, not 1, when at most PCT percent of the pages failed (the
     /// summary still counts every failure).
-    #[arg(long, value_name = "PCT", default_value = "0", value_parser = parse_percent)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent)]
     pub max_failures: f64,
 
     /// Continue a run that was stopped or killed: keep what its .part
     /// files hold, try its transient failures again, fetch the rest. Needs
     /// the same inputs, -o FILE and --pages FILE.
-    #[arg(long)]
+    #[arg(env = "SCRIPTSCRAPE_RESUME", long)]
     pub resume: bool,
 
     /// When another run holds the outputs' lock (FILE.lock beside -o),
     /// wait for it instead of exiting with status 75.
-    #[arg(long)]
+    #[arg(env = "SCRIPTSCRAPE_WAIT_LOCK", long)]
     pub wait_lock: bool,
+
+    /// Print a man page or a shell completion script to standard output
+    /// and exit.
+    #[arg(long, value_name = "KIND", value_enum, exclusive = true)]
+    pub generate: Option<Generate>,
+}
+
+/// What `--generate` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    /// The man page (roff), for `man -l -` or a man directory.
+    Man,
+    /// Completions for bash.
+    CompleteBash,
+    /// Completions for zsh.
+    CompleteZsh,
+    /// Completions for fish.
+    CompleteFish,
+    /// Completions for PowerShell.
+    CompletePowershell,
+    /// Completions for elvish.
+    CompleteElvish,
+}
+
+/// Writes what `kind` asks for, generated from this very command-line
+/// definition so that it never drifts from `--help`.
+pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let mut command = Cli::command();
+    let shell = match kind {
+        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+        Generate::CompletePowershell => Shell::PowerShell,
+        Generate::CompleteElvish => Shell::Elvish,
+    };
+    clap_complete::generate(shell, &mut command, "scriptscrape", out);
+    Ok(())
 }
 
 /// Parses seconds: `30`, `2.5`, `0.25`. Zero is refused: it would fail every

@@ -25,6 +25,15 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Fatal.code());
         }
     };
+    if let Some(kind) = cli.generate {
+        return match scriptscrape::cli::generate(kind, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("scriptscrape: cannot write to standard output: {e}");
+                ExitCode::from(ExitStatus::Fatal.code())
+            }
+        };
+    }
     #[cfg(unix)]
     {
         // Best effort: if it fails, requests past the limit fail with

@@ -328,3 +328,74 @@ fn argument_errors_are_one_line() {
         out.stderr
     );
 }
+
+#[test]
+fn options_come_from_the_environment_too() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls: Vec<String> = (0..6)
+        .map(|n| server.url(&format!("/slow-gen/100/{n}")))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    let out = run
+        .command(&[&list])
+        .env("SCRIPTSCRAPE_OUTPUT", "from-env.csv")
+        .env("SCRIPTSCRAPE_PER_HOST", "1")
+        .env("SCRIPTSCRAPE_QUIET", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "--quiet from the environment");
+    assert_eq!(server.max_in_flight(), 1, "--per-host from the environment");
+    let table = Table::read(&run.path("from-env.csv"));
+    assert_eq!(table.column("page_url").len(), {
+        (0..6)
+            .map(|n| crate::support::generated_scripts(n).len())
+            .sum::<usize>()
+    });
+    // The command line wins over the environment.
+    let out = run
+        .command(&[&list, "-o", "from-cli.csv"])
+        .env("SCRIPTSCRAPE_OUTPUT", "not-this.csv")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(run.path("from-cli.csv").exists() && !run.path("not-this.csv").exists());
+    // And --help names the variables.
+    let help = run.run(&["--help"], None);
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("[env: SCRIPTSCRAPE_PER_HOST="), "{help}");
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_binary() {
+    let run = Run::new();
+    let man = run.run(&["--generate", "man"], None);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH scriptscrape"),
+        "{man}"
+    );
+    assert!(
+        man.contains("max\\-failures"),
+        "every option is in the man page"
+    );
+    for (shell, marker) in [
+        ("complete-bash", "_scriptscrape()"),
+        ("complete-zsh", "#compdef scriptscrape"),
+        ("complete-fish", "complete -c scriptscrape"),
+    ] {
+        let out = run.run(&["--generate", shell], None);
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(marker), "{shell}: {text}");
+        assert!(text.contains("wait-lock"), "{shell}");
+    }
+    let version = run.run(&["--version"], None);
+    assert_eq!(version.code, 0);
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap().trim(),
+        concat!("scriptscrape ", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -398,9 +398,11 @@ fn delay_spaces_requests_to_one_host() {
         assert_eq!(arrivals.len(), 5);
         for pair in arrivals.windows(2) {
             let gap = pair[1] - pair[0];
-            // A lower bound only: a slow machine makes gaps longer, never shorter.
+            // Requests start 200 ms apart; they arrive a little less apart
+            // when the first waited for a new connection and the next
+            // reused it, which a loaded machine can stretch to tens of ms.
             assert!(
-                gap >= Duration::from_millis(190),
+                gap >= Duration::from_millis(150),
                 "requests {gap:?} apart with --delay 200"
             );
         }

@@ -696,6 +696,15 @@ const PROXY_VARS: [&str; 6] = [
     "all_proxy",
 ];
 
+/// SCRIPTSCRAPE_* variables of the machine, which would change the
+/// binary's options under the tests.
+fn own_vars() -> Vec<String> {
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("SCRIPTSCRAPE_"))
+        .collect()
+}
+
 /// A temporary directory with helpers to run the binary in it.
 pub struct Run {
     pub dir: tempfile::TempDir,
@@ -732,7 +741,7 @@ impl Run {
     pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scriptscrape"));
         cmd.current_dir(self.dir.path()).args(args);
-        for var in PROXY_VARS {
+        for var in PROXY_VARS.iter().map(|v| v.to_string()).chain(own_vars()) {
             cmd.env_remove(var);
         }
         cmd
@@ -745,7 +754,7 @@ impl Run {
         cmd.current_dir(self.dir.path())
             .args(args)
             .timeout(Duration::from_secs(60));
-        for var in PROXY_VARS {
+        for var in PROXY_VARS.iter().map(|v| v.to_string()).chain(own_vars()) {
             cmd.env_remove(var);
         }
         match stdin {
