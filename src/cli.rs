@@ -181,6 +181,12 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_WAIT_LOCK", long)]
     pub wait_lock: bool,
 
+    /// When the run ends, write its figures as JSON to FILE (counts by
+    /// error kind and status class, rate, bytes, latency percentiles,
+    /// times; schema in README), replaced atomically.
+    #[arg(env = "SCRIPTSCRAPE_STATS", long, value_name = "FILE")]
+    pub stats: Option<std::path::PathBuf>,
+
     /// Print a man page or a shell completion script to standard output
     /// and exit.
     #[arg(long, value_name = "KIND", value_enum, exclusive = true)]

@@ -61,6 +61,8 @@ pub struct Config {
     pub max_failures: f64,
     /// Continue an interrupted run (`--resume`).
     pub resume: bool,
+    /// Where to write the run's figures as JSON (`--stats`).
+    pub stats: Option<PathBuf>,
 }
 
 /// The User-Agent sent when none is given.
@@ -171,6 +173,7 @@ impl Config {
             wait_lock: cli.wait_lock,
             max_failures: cli.max_failures,
             resume: cli.resume,
+            stats: cli.stats,
         })
     }
 }

@@ -15,6 +15,7 @@
 //! - [`extract`]: a pure function from (URL, HTML) to script records.
 //! - [`output`]: the scripts CSV and the page report.
 //! - [`report`]: the counts, the summary line and the exit status.
+//! - [`stats`]: the same figures as JSON for monitoring (`--stats`).
 //! - [`pipeline`]: connects the stages with bounded channels; every bound
 //!   is there.
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
@@ -45,6 +46,7 @@ pub mod report;
 pub mod resume;
 pub mod robots;
 pub mod schedule;
+pub mod stats;
 pub mod stop;
 
 pub use config::Config;

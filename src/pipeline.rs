@@ -21,7 +21,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError, mpsc as std_mpsc};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
@@ -36,6 +36,7 @@ use crate::output::{self, PageResult, Sink, Target};
 use crate::report::Summary;
 use crate::resume::{self, Earlier};
 use crate::schedule::{self, Completed, Ended};
+use crate::stats;
 use crate::stop::{Level, Stop};
 
 /// Lines read ahead of the fetch stage. Reading is cheap, so this only needs
@@ -74,6 +75,7 @@ fn parse_threads(concurrency: usize) -> usize {
 /// Runs the whole pipeline and returns what happened.
 pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     // Held until the outputs are final: a second run waits or leaves.
     let _lock = match lock::lock_path(config)? {
         None => None,
@@ -217,6 +219,11 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
     }
     summary.carry(&carried);
     summary.elapsed = started.elapsed();
+    if let Some(path) = &config.stats {
+        let exit = summary.exit_status(config.max_failures);
+        let doc = stats::document(&summary, exit, started_at, SystemTime::now());
+        stats::write(path, &doc)?;
+    }
     Ok(summary)
 }
 

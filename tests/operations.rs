@@ -545,3 +545,66 @@ fn resume_retries_transient_failures_and_nothing_else() {
     assert_eq!(server.hits("/status/404"), 1);
     assert_eq!(server.hits("/gen/1"), 1);
 }
+
+#[test]
+fn stats_file_has_the_runs_figures() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls = [
+        server.url("/gen/1"),
+        server.url("/gen/2"),
+        server.url("/slow-gen/300/3"),
+        server.url("/status/404"),
+        server.url("/status/503"),
+        "ftp://example.com/".to_owned(),
+        server.url("/gen/1"),
+    ];
+    let list = run.urls("urls.txt", &urls);
+    let out = run.run(
+        &[
+            &list,
+            "--retries",
+            "0",
+            "-o",
+            "s.csv",
+            "--stats",
+            "stats.json",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!run.path("stats.json.part").exists());
+    let text = std::fs::read_to_string(run.path("stats.json")).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(stats["schema"], 1);
+    assert_eq!(stats["outcome"], "complete");
+    assert_eq!(stats["exit_status"], 1);
+    assert_eq!(stats["pages"]["total"], 6);
+    assert_eq!(stats["pages"]["ok"], 3);
+    assert_eq!(stats["pages"]["failed"], 3);
+    assert_eq!(stats["pages"]["duplicates_skipped"], 1);
+    assert_eq!(stats["errors"]["http_status"], 2);
+    assert_eq!(stats["errors"]["invalid_url"], 1);
+    assert_eq!(stats["errors"]["timeout"], 0);
+    assert_eq!(stats["status_classes"]["2xx"], 3);
+    assert_eq!(stats["status_classes"]["4xx"], 1);
+    assert_eq!(stats["status_classes"]["5xx"], 1);
+    assert_eq!(stats["status_classes"]["none"], 1);
+    let scripts: u64 = [1, 2, 3]
+        .map(|n| generated_scripts(n).len() as u64)
+        .iter()
+        .sum();
+    assert_eq!(stats["scripts"], scripts);
+    assert!(stats["bytes"].as_u64().unwrap() > 0);
+    // Five requests, one of them 300 ms: the slowest decides p99 and max.
+    let latency = &stats["latency_ms"];
+    assert_eq!(latency["count"], 5);
+    assert!(latency["max"].as_u64().unwrap() >= 300, "{latency}");
+    assert!(latency["p99"].as_u64().unwrap() >= 300, "{latency}");
+    assert!(latency["p50"].as_u64().unwrap() < 300, "{latency}");
+    let started = stats["started_at"].as_str().unwrap();
+    let ended = stats["ended_at"].as_str().unwrap();
+    assert!(started.ends_with('Z') && started.len() == 24, "{started}");
+    assert!(started <= ended);
+    assert!(stats["pages_per_s"].as_f64().unwrap() > 0.0);
+}

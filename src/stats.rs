@@ -1,0 +1,143 @@
+//! `--stats FILE.json`: the run's figures for monitoring.
+//!
+//! One JSON object, written when the run ends (completed or stopped)
+//! through a temporary file renamed into place, so a collector polling the
+//! file never reads half of it. The schema is documented in README and
+//! versioned by its `schema` field; fields are only ever added.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use serde_json::{Map, Value, json};
+
+use crate::error::ErrorKind;
+use crate::output::part_path;
+use crate::report::{ExitStatus, Summary};
+
+/// The stats file's schema version.
+pub const SCHEMA: u64 = 1;
+
+/// The stats document for a run.
+pub fn document(
+    summary: &Summary,
+    exit: ExitStatus,
+    started: SystemTime,
+    ended: SystemTime,
+) -> Value {
+    let elapsed = summary.elapsed.as_secs_f64();
+    let failed = summary.pages_failed();
+    let errors: Map<String, Value> = ErrorKind::ALL
+        .iter()
+        .map(|k| {
+            let n = summary.failures.get(k).copied().unwrap_or(0);
+            (k.as_str().to_owned(), json!(n))
+        })
+        .collect();
+    let classes = &summary.status_classes;
+    // Pages fetched by this run (carried-over pages were fetched earlier).
+    let this_run = summary.pages_ok + failed - summary.resumed;
+    let latency = &summary.latency;
+    json!({
+        "schema": SCHEMA,
+        "started_at": rfc3339(started),
+        "ended_at": rfc3339(ended),
+        "elapsed_s": round3(elapsed),
+        "outcome": match (summary.stopped, summary.output_closed) {
+            (Some(_), _) => "stopped",
+            (None, true) => "output_closed",
+            (None, false) => "complete",
+        },
+        "exit_status": exit.code(),
+        "pages": {
+            "total": summary.pages_ok + failed,
+            "ok": summary.pages_ok,
+            "failed": failed,
+            "resumed": summary.resumed,
+            "unfinished": summary.unfinished,
+            "duplicates_skipped": summary.duplicates,
+        },
+        "errors": errors,
+        "status_classes": {
+            "none": classes[0],
+            "1xx": classes[1],
+            "2xx": classes[2],
+            "3xx": classes[3],
+            "4xx": classes[4],
+            "5xx": classes[5],
+        },
+        "scripts": summary.scripts,
+        "bytes": summary.bytes,
+        "pages_per_s": if elapsed > 0.0 { round3(this_run as f64 / elapsed) } else { 0.0 },
+        "latency_ms": {
+            "count": latency.count(),
+            "p50": latency.percentile(50.0),
+            "p90": latency.percentile(90.0),
+            "p99": latency.percentile(99.0),
+            "max": (latency.count() > 0).then(|| latency.max_ms()),
+        },
+    })
+}
+
+/// Writes `doc` to `path` through a temporary sibling renamed into place.
+pub fn write(path: &Path, doc: &Value) -> anyhow::Result<()> {
+    let context = || format!("cannot write stats {}", path.display());
+    let tmp = part_path(path)?;
+    let mut file = std::fs::File::create(&tmp).with_context(context)?;
+    serde_json::to_writer_pretty(&mut file, doc).with_context(context)?;
+    file.write_all(b"\n").with_context(context)?;
+    file.sync_all().with_context(context)?;
+    drop(file);
+    std::fs::rename(&tmp, path).with_context(context)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `2026-11-22T13:05:09.123Z`: UTC, milliseconds.
+fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (a leap day in a century year) 12:34:56.789.
+        let t = UNIX_EPOCH + Duration::from_millis(951_827_696_789);
+        assert_eq!(rfc3339(t), "2000-02-29T12:34:56.789Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_305_600);
+        assert_eq!(rfc3339(t), "2026-11-22T00:00:00.000Z");
+    }
+}
