@@ -170,6 +170,23 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent)]
     pub max_failures: f64,
 
+    /// Output format of both outputs: csv, or jsonl (JSON Lines: one
+    /// object per row, same fields, typed values, null for absent).
+    #[arg(
+        env = "SCRIPTSCRAPE_FORMAT",
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "csv"
+    )]
+    pub format: crate::output::Format,
+
+    /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
+    /// carriage return, so that a spreadsheet shows it instead of running
+    /// it as a formula. Off by default: data pipelines get values unchanged.
+    #[arg(env = "SCRIPTSCRAPE_SPREADSHEET_SAFE", long)]
+    pub spreadsheet_safe: bool,
+
     /// Continue a run that was stopped or killed: keep what its .part
     /// files hold, try its transient failures again, fetch the rest. Needs
     /// the same inputs, -o FILE and --pages FILE.

@@ -63,6 +63,8 @@ pub struct Config {
     pub resume: bool,
     /// Where to write the run's figures as JSON (`--stats`).
     pub stats: Option<PathBuf>,
+    /// Format of the outputs (`--format`, `--spreadsheet-safe`).
+    pub encoding: crate::output::Encoding,
 }
 
 /// The User-Agent sent when none is given.
@@ -174,6 +176,10 @@ impl Config {
             max_failures: cli.max_failures,
             resume: cli.resume,
             stats: cli.stats,
+            encoding: crate::output::Encoding {
+                format: cli.format,
+                spreadsheet_safe: cli.spreadsheet_safe,
+            },
         })
     }
 }

@@ -46,6 +46,17 @@ pub const SCRIPT_COLUMNS: [&str; 15] = [
 /// Appended to [`SCRIPT_COLUMNS`] with `--inline-text`.
 pub const INLINE_TEXT_COLUMN: &str = "inline_text";
 
+/// [`SCRIPT_COLUMNS`] and then [`INLINE_TEXT_COLUMN`].
+const SCRIPT_COLUMNS_WITH_TEXT: [&str; 16] = {
+    let mut all = [INLINE_TEXT_COLUMN; 16];
+    let mut i = 0;
+    while i < SCRIPT_COLUMNS.len() {
+        all[i] = SCRIPT_COLUMNS[i];
+        i += 1;
+    }
+    all
+};
+
 /// The scripts output's columns for a run.
 pub fn script_columns(inline_text: bool) -> Vec<&'static str> {
     let mut columns = SCRIPT_COLUMNS.to_vec();
@@ -97,6 +108,40 @@ pub struct Sink {
     scripts: Table,
     pages: Option<Table>,
     inline_text: bool,
+}
+
+/// How rows are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// CSV with a header row; absent values are empty cells.
+    #[default]
+    Csv,
+    /// JSON Lines: one object per row, keys as the CSV columns, typed
+    /// values (numbers, booleans, null for absent).
+    Jsonl,
+}
+
+/// How a table encodes its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Encoding {
+    /// CSV or JSON Lines.
+    pub format: Format,
+    /// CSV only: neutralise cells a spreadsheet would run as formulas.
+    pub spreadsheet_safe: bool,
+}
+
+/// One value of a row, typed so that JSON Lines can keep the type.
+#[derive(Clone, Copy, Debug)]
+enum Cell<'a> {
+    Str(&'a str),
+    Int(u64),
+    Bool(bool),
+    /// No value: an empty CSV cell, a JSON null.
+    Null,
+}
+
+fn opt(s: Option<&str>) -> Cell<'_> {
+    s.map_or(Cell::Null, Cell::Str)
 }
 
 /// Where one output's bytes go.
@@ -228,34 +273,105 @@ pub fn part_path(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(path.with_file_name(part))
 }
 
-/// One CSV output. Rows are formatted into a buffer reused for every page;
+/// One output. Rows are formatted into a buffer reused for every page;
 /// [`Table::commit`] hands the buffer to the destination in one write.
 struct Table {
-    rows: csv::Writer<Staged>,
+    encoder: Encoder,
+    columns: &'static [&'static str],
+    spreadsheet_safe: bool,
+}
+
+enum Encoder {
+    // Boxed: there are two tables per run, and the size difference would
+    // otherwise be carried by the JSON variant too.
+    Csv(Box<csv::Writer<Staged>>),
+    Jsonl(Staged),
 }
 
 impl Table {
-    fn new(dest: Target, header: Option<&[&str]>) -> io::Result<Self> {
+    fn new(
+        dest: Target,
+        columns: &'static [&'static str],
+        encoding: Encoding,
+        header: bool,
+    ) -> io::Result<Self> {
         let staged = Staged {
             buf: Vec::with_capacity(64 * 1024),
             dest,
         };
-        let mut table = Table {
-            rows: csv::Writer::from_writer(staged),
+        let encoder = match encoding.format {
+            Format::Csv => Encoder::Csv(Box::new(csv::Writer::from_writer(staged))),
+            Format::Jsonl => Encoder::Jsonl(staged),
         };
-        if let Some(header) = header {
-            table.rows.write_record(header)?;
+        let mut table = Table {
+            encoder,
+            columns,
+            spreadsheet_safe: encoding.spreadsheet_safe,
+        };
+        if let (true, Encoder::Csv(w)) = (header, &mut table.encoder) {
+            w.write_record(columns)?;
             table.commit()?;
         }
         Ok(table)
     }
 
+    /// Adds one row (cells in column order) to the page being formatted.
+    fn row(&mut self, cells: &[Cell<'_>]) -> io::Result<()> {
+        match &mut self.encoder {
+            Encoder::Csv(w) => {
+                let mut num = itoa::Buffer::new();
+                for cell in cells {
+                    match *cell {
+                        Cell::Str(s) if self.spreadsheet_safe && formula_like(s) => {
+                            let mut safe = String::with_capacity(s.len() + 1);
+                            safe.push('\'');
+                            safe.push_str(s);
+                            w.write_field(safe)?;
+                        }
+                        Cell::Str(s) => w.write_field(s)?,
+                        Cell::Int(n) => w.write_field(num.format(n))?,
+                        Cell::Bool(b) => w.write_field(bool_str(b))?,
+                        Cell::Null => w.write_field("")?,
+                    }
+                }
+                w.write_record(None::<&[u8]>)?;
+            }
+            Encoder::Jsonl(staged) => {
+                let mut object = serde_json::Map::with_capacity(cells.len());
+                for (name, cell) in self.columns.iter().zip(cells) {
+                    let value = match *cell {
+                        Cell::Str(s) => serde_json::Value::from(s),
+                        Cell::Int(n) => serde_json::Value::from(n),
+                        Cell::Bool(b) => serde_json::Value::from(b),
+                        Cell::Null => serde_json::Value::Null,
+                    };
+                    object.insert((*name).to_owned(), value);
+                }
+                serde_json::to_writer(&mut *staged, &object).map_err(io::Error::other)?;
+                staged.buf.push(b'\n');
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the rows formatted so far to the destination and flushes it.
     fn commit(&mut self) -> io::Result<()> {
-        // csv moves its own buffer into `Staged`, then flushes it: that
-        // flush is the one place where bytes reach the destination.
-        self.rows.flush()
+        match &mut self.encoder {
+            // csv moves its own buffer into `Staged`, then flushes it: that
+            // flush is the one place where bytes reach the destination.
+            Encoder::Csv(w) => w.flush(),
+            Encoder::Jsonl(staged) => staged.flush(),
+        }
     }
+}
+
+/// OWASP's CSV-injection rule: a cell a spreadsheet would evaluate starts
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return.
+fn formula_like(s: &str) -> bool {
+    matches!(
+        s.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
 }
 
 /// A writer that keeps everything in memory until flushed, so that what
@@ -289,12 +405,17 @@ impl Sink {
         scripts: Target,
         pages: Option<Target>,
         inline_text: bool,
+        encoding: Encoding,
         headers: bool,
     ) -> io::Result<Self> {
-        let header = script_columns(inline_text);
-        let scripts = Table::new(scripts, headers.then_some(&header[..]))?;
+        let columns: &'static [&'static str] = if inline_text {
+            &SCRIPT_COLUMNS_WITH_TEXT
+        } else {
+            &SCRIPT_COLUMNS
+        };
+        let scripts = Table::new(scripts, columns, encoding, headers)?;
         let pages = pages
-            .map(|w| Table::new(w, headers.then_some(&PAGE_COLUMNS[..])))
+            .map(|w| Table::new(w, &PAGE_COLUMNS, encoding, headers))
             .transpose()?;
         Ok(Sink {
             scripts,
@@ -305,64 +426,57 @@ impl Sink {
 
     /// Writes one page's rows to both outputs and flushes them.
     pub fn write_page(&mut self, page: &PageResult) -> io::Result<()> {
-        let final_url = page.final_url.as_deref().unwrap_or("");
+        let final_url = opt(page.final_url.as_deref());
         if let Ok(scripts) = &page.outcome {
-            let mut num = itoa::Buffer::new();
             for s in scripts {
-                let w = &mut self.scripts.rows;
-                w.write_field(&page.page_url)?;
-                w.write_field(final_url)?;
-                w.write_field(num.format(s.index))?;
-                w.write_field(s.src.as_ref().map_or("", |src| src.as_str()))?;
-                w.write_field(bool_str(s.inline.is_some()))?;
-                w.write_field(s.type_attr.as_deref().unwrap_or(""))?;
-                w.write_field(bool_str(s.is_async))?;
-                w.write_field(bool_str(s.defer))?;
-                w.write_field(bool_str(s.nomodule))?;
-                w.write_field(s.integrity.as_deref().unwrap_or(""))?;
-                w.write_field(s.crossorigin.as_deref().unwrap_or(""))?;
-                match &s.inline {
-                    Some(inline) => {
-                        w.write_field(num.format(inline.bytes))?;
-                        w.write_field(&inline.sha256)?;
-                    }
-                    None => {
-                        w.write_field("")?;
-                        w.write_field("")?;
-                    }
-                }
-                w.write_field(s.src.as_ref().map_or("", |src| bool_str(src.is_resolved())))?;
-                w.write_field(bool_str(s.svg))?;
-                if self.inline_text {
-                    let text = s
-                        .inline
+                let inline = s.inline.as_ref();
+                let mut cells = [Cell::Null; SCRIPT_COLUMNS_WITH_TEXT.len()];
+                cells[..SCRIPT_COLUMNS.len()].copy_from_slice(&[
+                    Cell::Str(&page.page_url),
+                    final_url,
+                    Cell::Int(s.index as u64),
+                    opt(s.src.as_ref().map(|src| src.as_str())),
+                    Cell::Bool(inline.is_some()),
+                    opt(s.type_attr.as_deref()),
+                    Cell::Bool(s.is_async),
+                    Cell::Bool(s.defer),
+                    Cell::Bool(s.nomodule),
+                    opt(s.integrity.as_deref()),
+                    opt(s.crossorigin.as_deref()),
+                    inline.map_or(Cell::Null, |i| Cell::Int(i.bytes as u64)),
+                    inline.map_or(Cell::Null, |i| Cell::Str(&i.sha256)),
+                    s.src
                         .as_ref()
-                        .and_then(|i| i.text.as_deref())
-                        .unwrap_or("");
-                    w.write_field(text)?;
-                }
-                w.write_record(None::<&[u8]>)?;
+                        .map_or(Cell::Null, |src| Cell::Bool(src.is_resolved())),
+                    Cell::Bool(s.svg),
+                ]);
+                let row = if self.inline_text {
+                    cells[SCRIPT_COLUMNS.len()] = opt(inline.and_then(|i| i.text.as_deref()));
+                    &cells[..]
+                } else {
+                    &cells[..SCRIPT_COLUMNS.len()]
+                };
+                self.scripts.row(row)?;
             }
             self.scripts.commit()?;
         }
         if let Some(table) = &mut self.pages {
-            let w = &mut table.rows;
-            let mut num = itoa::Buffer::new();
-            w.write_field(&page.page_url)?;
-            w.write_field(final_url)?;
-            w.write_field(page.status.map_or("", |s| num.format(s)))?;
             let (kind, detail, count) = match &page.outcome {
-                Ok(scripts) => ("", "", scripts.len()),
-                Err(e) => (e.kind.as_str(), e.detail.as_str(), 0),
+                Ok(scripts) => (Cell::Null, Cell::Null, scripts.len()),
+                Err(e) => (Cell::Str(e.kind.as_str()), Cell::Str(&e.detail), 0),
             };
-            w.write_field(kind)?;
-            w.write_field(itoa::Buffer::new().format(count))?;
-            w.write_field(itoa::Buffer::new().format(page.bytes))?;
-            w.write_field(itoa::Buffer::new().format(page.elapsed.as_millis()))?;
-            w.write_field(detail)?;
-            w.write_field(page.charset.unwrap_or(""))?;
-            w.write_field(itoa::Buffer::new().format(page.attempts))?;
-            w.write_record(None::<&[u8]>)?;
+            table.row(&[
+                Cell::Str(&page.page_url),
+                final_url,
+                page.status.map_or(Cell::Null, |s| Cell::Int(s.into())),
+                kind,
+                Cell::Int(count as u64),
+                Cell::Int(page.bytes),
+                Cell::Int(u64::try_from(page.elapsed.as_millis()).unwrap_or(u64::MAX)),
+                detail,
+                opt(page.charset),
+                Cell::Int(page.attempts.into()),
+            ])?;
             table.commit()?;
         }
         Ok(())
@@ -399,7 +513,10 @@ impl Sink {
 impl Table {
     fn into_target(mut self) -> io::Result<Target> {
         self.commit()?;
-        let staged = self.rows.into_inner().map_err(|e| e.into_error())?;
+        let staged = match self.encoder {
+            Encoder::Csv(w) => w.into_inner().map_err(|e| e.into_error())?,
+            Encoder::Jsonl(staged) => staged,
+        };
         Ok(staged.dest)
     }
 }

@@ -99,7 +99,8 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
     };
     let sources = input::open_sources(&config.sources)?;
     let earlier = if config.resume {
-        let earlier = resume::prepare(config, &output::script_columns(config.inline_text))?;
+        let columns = output::script_columns(config.inline_text);
+        let earlier = resume::prepare(config, &columns, config.encoding.format)?;
         if earlier.is_none() && !config.quiet {
             eprintln!("scriptscrape: --resume: no unfinished run to resume; starting a new one");
         }
@@ -240,7 +241,14 @@ fn open_sink(config: &Config, resuming: bool) -> anyhow::Result<Sink> {
             return Err(e);
         }
     };
-    Sink::new(scripts, pages, config.inline_text, !resuming).context("cannot write output")
+    Sink::new(
+        scripts,
+        pages,
+        config.inline_text,
+        config.encoding,
+        !resuming,
+    )
+    .context("cannot write output")
 }
 
 /// Decodes and extracts pages until the fetch stage is done.

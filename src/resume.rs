@@ -15,6 +15,7 @@
 //!
 //! The result is as if the run had never stopped: each URL once.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
@@ -25,7 +26,7 @@ use anyhow::{Context as _, bail};
 
 use crate::config::{Config, Destination};
 use crate::error::ErrorKind;
-use crate::output::{PAGE_COLUMNS, part_path};
+use crate::output::{Format, PAGE_COLUMNS, part_path};
 use crate::report::Summary;
 
 /// What an earlier, unfinished run had done.
@@ -110,7 +111,11 @@ fn part_files(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
 /// is nothing to resume (no `.part` report: the earlier run completed, or
 /// never started). `script_columns` is this run's scripts header, which
 /// the earlier file must match.
-pub fn prepare(config: &Config, script_columns: &[&str]) -> anyhow::Result<Option<Earlier>> {
+pub fn prepare(
+    config: &Config,
+    script_columns: &[&str],
+    format: Format,
+) -> anyhow::Result<Option<Earlier>> {
     let (scripts_part, pages_part) = part_files(config)?;
     if !pages_part.exists() {
         return Ok(None);
@@ -126,20 +131,13 @@ pub fn prepare(config: &Config, script_columns: &[&str]) -> anyhow::Result<Optio
     let mut summary = Summary::default();
     // page_url values whose script rows stay.
     let mut kept_pages: HashSet<u64> = HashSet::new();
-    rewrite(&pages_part, &PAGE_COLUMNS, |record| {
-        let field = |name: &str| {
-            PAGE_COLUMNS
-                .iter()
-                .position(|c| *c == name)
-                .and_then(|i| record.get(i))
-                .unwrap_or("")
-        };
-        let page_url = field("page_url");
-        let status = field("status").parse::<u16>().ok();
-        let error = field("error");
+    rewrite(&pages_part, &PAGE_COLUMNS, format, |record| {
+        let page_url = &*record.get("page_url");
+        let status = record.get("status").parse::<u16>().ok();
+        let error = &*record.get("error");
         if error.is_empty() {
             summary.pages_ok += 1;
-            summary.scripts += field("scripts").parse::<u64>().unwrap_or(0);
+            summary.scripts += record.get("scripts").parse::<u64>().unwrap_or(0);
         } else {
             let Some(kind) = ErrorKind::from_name(error) else {
                 // Not a report this version wrote: try the page again.
@@ -155,24 +153,69 @@ pub fn prepare(config: &Config, script_columns: &[&str]) -> anyhow::Result<Optio
         kept_pages.insert(done.hasher.hash_one(page_url));
         true
     })?;
-    rewrite(&scripts_part, script_columns, |record| {
-        let page_url = record.get(0).unwrap_or("");
-        kept_pages.contains(&done.hasher.hash_one(page_url))
+    rewrite(&scripts_part, script_columns, format, |record| {
+        kept_pages.contains(&done.hasher.hash_one(&*record.get("page_url")))
     })?;
     summary.resumed = done.len() as u64;
     Ok(Some(Earlier { done, summary }))
 }
 
-/// Rewrites the CSV file `path` with its header and the whole records
-/// `keep` accepts, through a temporary file renamed over it, so that a
-/// crash while resuming leaves the earlier file as it was. A record is
-/// whole when it has every column and ends with a line break; reading
-/// stops at the first one that is not (the tail a killed run can leave).
+/// One row read back from an output, whichever its format.
+enum Record<'a> {
+    Csv(&'a csv::StringRecord, &'a [&'a str]),
+    Json(&'a serde_json::Map<String, serde_json::Value>),
+}
+
+impl Record<'_> {
+    /// The value of column `name` as text, empty when absent or null.
+    fn get(&self, name: &str) -> Cow<'_, str> {
+        match self {
+            Record::Csv(record, columns) => columns
+                .iter()
+                .position(|c| *c == name)
+                .and_then(|i| record.get(i))
+                .map_or(Cow::Borrowed(""), Cow::Borrowed),
+            Record::Json(object) => match object.get(name) {
+                Some(serde_json::Value::String(s)) => Cow::Borrowed(s),
+                Some(serde_json::Value::Null) | None => Cow::Borrowed(""),
+                Some(other) => Cow::Owned(other.to_string()),
+            },
+        }
+    }
+}
+
+/// Rewrites the output file `path` with the whole rows `keep` accepts (and
+/// the CSV header), through a temporary file renamed over it, so that a
+/// crash while resuming leaves the earlier file as it was. A row is whole
+/// when it has every column and ends with a line break; reading stops at
+/// the first one that is not (the tail a killed run can leave).
 fn rewrite(
     path: &Path,
     columns: &[&str],
-    mut keep: impl FnMut(&csv::StringRecord) -> bool,
+    format: Format,
+    keep: impl FnMut(&Record<'_>) -> bool,
 ) -> anyhow::Result<()> {
+    let context = || format!("cannot resume from {}", path.display());
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let out = File::create(&tmp).with_context(context)?;
+    let out = match format {
+        Format::Csv => rewrite_csv(path, columns, out, keep)?,
+        Format::Jsonl => rewrite_jsonl(path, out, keep)?,
+    };
+    out.sync_all().with_context(context)?;
+    drop(out);
+    std::fs::rename(&tmp, path).with_context(context)?;
+    Ok(())
+}
+
+fn rewrite_csv(
+    path: &Path,
+    columns: &[&str],
+    out: File,
+    mut keep: impl FnMut(&Record<'_>) -> bool,
+) -> anyhow::Result<File> {
     let context = || format!("cannot resume from {}", path.display());
     let len = std::fs::metadata(path).with_context(context)?.len();
     let mut reader = csv::ReaderBuilder::new()
@@ -182,15 +225,12 @@ fn rewrite(
     let header = reader.headers().with_context(context)?.clone();
     if !header.iter().eq(columns.iter().copied()) {
         bail!(
-            "cannot resume from {}: its columns differ from this run's (was --inline-text \
-             used differently?); start again without --resume",
+            "cannot resume from {}: its columns differ from this run's (was --inline-text or \
+             --format used differently?); start again without --resume",
             path.display()
         );
     }
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let mut writer = csv::Writer::from_writer(File::create(&tmp).with_context(context)?);
+    let mut writer = csv::Writer::from_writer(out);
     writer.write_record(&header).with_context(context)?;
     let mut record = csv::StringRecord::new();
     // A read error can only be the torn tail: stop there.
@@ -202,18 +242,44 @@ fn rewrite(
         if record.len() != columns.len() || !ended {
             break;
         }
-        if keep(&record) {
+        if keep(&Record::Csv(&record, columns)) {
             writer.write_record(&record).with_context(context)?;
         }
     }
-    let file = writer
+    writer
         .into_inner()
         .map_err(|e| e.into_error())
-        .with_context(context)?;
-    file.sync_all().with_context(context)?;
-    drop(file);
-    std::fs::rename(&tmp, path).with_context(context)?;
-    Ok(())
+        .with_context(context)
+}
+
+fn rewrite_jsonl(
+    path: &Path,
+    out: File,
+    mut keep: impl FnMut(&Record<'_>) -> bool,
+) -> anyhow::Result<File> {
+    use std::io::{BufRead as _, Write as _};
+    let context = || format!("cannot resume from {}", path.display());
+    let mut reader = BufReader::new(File::open(path).with_context(context)?);
+    let mut out = std::io::BufWriter::new(out);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).with_context(context)? == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') {
+            break;
+        }
+        let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(&line) else {
+            break;
+        };
+        if keep(&Record::Json(&object)) {
+            out.write_all(&line).with_context(context)?;
+        }
+    }
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(context)
 }
 
 fn ends_with_newline(path: &Path, len: u64) -> anyhow::Result<bool> {
@@ -247,15 +313,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         std::fs::write(&path, "a,b\n1,x\n2,\"multi\nline\"\n3,y\n4,\"torn\nhalf").unwrap();
-        rewrite(&path, &["a", "b"], |r| &r[0] != "3").unwrap();
+        rewrite(&path, &["a", "b"], Format::Csv, |r| r.get("a") != "3").unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "a,b\n1,x\n2,\"multi\nline\"\n"
         );
         // A last record without its line break is torn too.
         std::fs::write(&path, "a,b\n1,x\n2,y").unwrap();
-        rewrite(&path, &["a", "b"], |_| true).unwrap();
+        rewrite(&path, &["a", "b"], Format::Csv, |_| true).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,x\n");
-        assert!(rewrite(&path, &["a", "c"], |_| true).is_err());
+        assert!(rewrite(&path, &["a", "c"], Format::Csv, |_| true).is_err());
+        // JSON Lines: a line without its break, or not an object, is torn.
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n{\"a\":4").unwrap();
+        rewrite(&path, &[], Format::Jsonl, |r| r.get("a") != "2").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"a\":3}\n"
+        );
     }
 }

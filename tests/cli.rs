@@ -399,3 +399,94 @@ fn man_page_and_completions_come_from_the_binary() {
         concat!("scriptscrape ", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn json_lines_keep_types_and_absence() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[
+            server.url("/fixtures/formula.html"),
+            "ftp://example.com/".to_owned(),
+        ],
+    );
+    let out = run.run(
+        &[
+            &list, "--format", "jsonl", "-o", "s.jsonl", "--pages", "p.jsonl",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let read = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.path(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let scripts = read("s.jsonl");
+    assert_eq!(scripts.len(), 4);
+    let first = &scripts[0];
+    assert_eq!(first["index"], 0);
+    assert_eq!(first["inline"], false);
+    assert_eq!(first["src_resolved"], true);
+    assert_eq!(first["inline_bytes"], serde_json::Value::Null);
+    assert_eq!(first["crossorigin"], serde_json::Value::Null);
+    let inline = &scripts[1];
+    assert_eq!(inline["inline"], true);
+    assert_eq!(inline["inline_bytes"], "var a = 1;".len());
+    assert_eq!(inline["src"], serde_json::Value::Null);
+    assert_eq!(inline["src_resolved"], serde_json::Value::Null);
+    // A bare attribute is present with an empty value: "" rather than null.
+    assert_eq!(scripts[3]["crossorigin"], "");
+    assert_eq!(scripts[3]["type"], "module");
+    let pages = read("p.jsonl");
+    assert_eq!(pages.len(), 2);
+    let ok = pages.iter().find(|p| p["error"].is_null()).unwrap();
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["scripts"], 4);
+    assert_eq!(ok["attempts"], 1);
+    let bad = pages.iter().find(|p| p["error"] == "invalid_url").unwrap();
+    assert_eq!(bad["status"], serde_json::Value::Null);
+    assert_eq!(bad["final_url"], serde_json::Value::Null);
+    assert_eq!(bad["attempts"], 0);
+}
+
+#[test]
+fn spreadsheet_safe_neutralises_formula_cells_only_when_asked() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/fixtures/formula.html")]);
+    let plain = run.run(&[&list, "-o", "plain.csv"], None);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let safe = run.run(&[&list, "-o", "safe.csv", "--spreadsheet-safe"], None);
+    assert_eq!(safe.code, 0, "{}", safe.stderr);
+    let (plain, safe) = (
+        Table::read(&run.path("plain.csv")),
+        Table::read(&run.path("safe.csv")),
+    );
+    assert_eq!(
+        plain.column("type"),
+        [
+            "=HYPERLINK(\"http://evil.example/\",\"x\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "module"
+        ]
+    );
+    assert_eq!(
+        safe.column("type"),
+        [
+            "'=HYPERLINK(\"http://evil.example/\",\"x\")",
+            "'+cmd|' /C calc'!A0",
+            "'-2+3",
+            "module"
+        ]
+    );
+    assert_eq!(safe.get(1, "integrity"), "'@SUM(1+1)");
+    assert_eq!(safe.get(2, "crossorigin"), "'\ttabbed");
+    // Everything else is unchanged.
+    assert_eq!(safe.column("src"), plain.column("src"));
+    assert_eq!(safe.column("inline_sha256"), plain.column("inline_sha256"));
+}

@@ -608,3 +608,57 @@ fn stats_file_has_the_runs_figures() {
     assert!(started <= ended);
     assert!(stats["pages_per_s"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn resume_works_for_json_lines_too() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls: Vec<String> = (0..60)
+        .map(|n| server.url(&format!("/slow-gen/{}/{n}", 20 + (n * 53) % 180)))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    let args = [
+        list.as_str(),
+        "-c",
+        "4",
+        "--format",
+        "jsonl",
+        "-o",
+        "s.jsonl",
+        "--pages",
+        "p.jsonl",
+    ];
+    let mut child = run
+        .command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&run.path("p.jsonl.part"), 15);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    let out = run.run(&resumed, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("from the interrupted run"),
+        "{}",
+        out.stderr
+    );
+    let pages = std::fs::read_to_string(run.path("p.jsonl")).unwrap();
+    let mut seen: Vec<String> = pages
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["page_url"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 60);
+    assert_eq!(pages.lines().count(), 60);
+    let scripts = std::fs::read_to_string(run.path("s.jsonl")).unwrap();
+    let expected: usize = (0..60).map(|n| generated_scripts(n).len()).sum();
+    assert_eq!(scripts.lines().count(), expected);
+}
