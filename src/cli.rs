@@ -160,6 +160,21 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_QUIET", short = 'q', long)]
     pub quiet: bool,
 
+    /// More log lines on standard error: -v one per failed page, -vv one
+    /// per page and retry (RUST_LOG, when set, decides instead).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Log lines as text or as JSON objects, one per line.
+    #[arg(
+        env = "SCRIPTSCRAPE_LOG_FORMAT",
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::terminal::LogFormat,
+
     /// On SIGINT or SIGTERM, how long requests in flight may take to
     /// finish and be written; a second signal stops at once.
     #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]

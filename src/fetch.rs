@@ -166,6 +166,11 @@ impl Fetcher {
                 Some(wait) => wait,
                 None => backoff(attempt),
             };
+            tracing::debug!(
+                "{url}: retry {attempt} in {} ms after {}",
+                wait.as_millis(),
+                failure.error
+            );
             tokio::time::sleep(wait).await;
         }
     }

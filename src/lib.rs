@@ -21,6 +21,7 @@
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //! - [`lock`]: one run at a time per output (a lock file beside it).
 //! - [`resume`]: continuing an interrupted run from its `.part` files.
+//! - [`terminal`]: logs and the progress bar on standard error.
 //!
 //! [`cli`] and [`config`] turn the command line into a checked [`Config`];
 //! [`error`] holds the page-level error kinds users see in the report.
@@ -48,6 +49,7 @@ pub mod robots;
 pub mod schedule;
 pub mod stats;
 pub mod stop;
+pub mod terminal;
 
 pub use config::Config;
 pub use report::{ExitStatus, Summary};
@@ -56,11 +58,16 @@ pub use report::{ExitStatus, Summary};
 /// failures are in the summary, not in the error: an `Err` means the run
 /// itself could not go on (unreadable input, unwritable output).
 pub fn run(config: &Config) -> anyhow::Result<Summary> {
-    pipeline::run(config, &stop::Stop::new())
+    pipeline::run(config, &stop::Stop::new(), None)
 }
 
 /// Like [`run`], but stops early when asked through `stop` (see
-/// [`stop::Stop`]); the summary then says why and what was left undone.
-pub fn run_until(config: &Config, stop: &stop::Stop) -> anyhow::Result<Summary> {
-    pipeline::run(config, stop)
+/// [`stop::Stop`]), the summary then saying why and what was left undone;
+/// and tells `progress` of each page written.
+pub fn run_until(
+    config: &Config,
+    stop: &stop::Stop,
+    progress: Option<std::sync::Arc<dyn terminal::Progress>>,
+) -> anyhow::Result<Summary> {
+    pipeline::run(config, stop, progress)
 }

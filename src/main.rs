@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use scriptscrape::lock::Busy;
+use std::sync::Arc;
+
+use scriptscrape::input::Source;
 use scriptscrape::stop::{Cause, Level, Stop};
+use scriptscrape::terminal;
 use scriptscrape::{Config, ExitStatus, cli::Cli};
 
 fn main() -> ExitCode {
@@ -42,33 +46,37 @@ fn main() -> ExitCode {
     }
     let quiet = cli.quiet;
     let max_failures = cli.max_failures;
+    let bar = terminal::init(quiet, cli.verbose, cli.log_format, &cli_sources(&cli));
     let stop = Stop::new();
     let result = Config::from_cli(cli).and_then(|config| {
         if config.fetch.insecure {
-            eprintln!("scriptscrape: warning: --insecure: TLS certificates are not checked");
+            tracing::warn!("warning: --insecure: TLS certificates are not checked");
         }
         #[cfg(unix)]
-        stop_on_signals(&stop, quiet)?;
-        scriptscrape::run_until(&config, &stop)
+        stop_on_signals(&stop)?;
+        let progress = bar.clone().map(|b| b as Arc<dyn terminal::Progress>);
+        scriptscrape::run_until(&config, &stop, progress)
     });
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
     match result {
         Ok(summary) => {
-            if !quiet {
-                eprintln!("scriptscrape: {summary}");
-                if summary.pages_ok + summary.pages_failed() == 0 && !summary.output_closed {
-                    eprintln!("scriptscrape: warning: the input held no URLs");
-                }
+            tracing::info!(target: terminal::SUMMARY_TARGET, "{summary}");
+            if summary.pages_ok + summary.pages_failed() == 0 && !summary.output_closed {
+                tracing::warn!("warning: the input held no URLs");
             }
-            if summary.stopped.is_some() && !quiet {
-                eprintln!(
-                    "scriptscrape: the run did not complete: file outputs hold its rows under \
-                     their .part names, and the previous files are unchanged"
+            if summary.stopped.is_some() {
+                tracing::warn!(
+                    "the run did not complete: file outputs hold its rows under their .part \
+                     names, and the previous files are unchanged"
                 );
             }
             ExitCode::from(summary.exit_status(max_failures).code())
         }
         Err(err) => {
-            eprintln!("scriptscrape: {err:#}");
+            // Fatal: shown even with --quiet.
+            tracing::error!("{err:#}");
             let status = if err.downcast_ref::<Busy>().is_some() {
                 ExitStatus::Busy
             } else {
@@ -79,11 +87,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// The inputs as the progress bar needs them, before the command line is
+/// checked (no INPUT means standard input).
+fn cli_sources(cli: &Cli) -> Vec<Source> {
+    if cli.inputs.is_empty() {
+        return vec![Source::Stdin];
+    }
+    cli.inputs
+        .iter()
+        .map(|i| match i.as_str() {
+            "-" => Source::Stdin,
+            path => Source::File(path.into()),
+        })
+        .collect()
+}
+
 /// The first SIGINT or SIGTERM drains the run (--grace), the second stops
 /// it after the page being written. Should even that not end the process
 /// (an output blocked on a stalled pipe), it exits a few seconds later.
 #[cfg(unix)]
-fn stop_on_signals(stop: &Stop, quiet: bool) -> anyhow::Result<()> {
+fn stop_on_signals(stop: &Stop) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -100,14 +123,10 @@ fn stop_on_signals(stop: &Stop, quiet: bool) -> anyhow::Result<()> {
                     Cause::Terminate
                 };
                 match stop.request(cause) {
-                    Level::Draining => {
-                        if !quiet {
-                            eprintln!(
-                                "scriptscrape: {}: finishing requests in flight; signal again to stop now",
-                                cause.name()
-                            );
-                        }
-                    }
+                    Level::Draining => tracing::warn!(
+                        "{}: finishing requests in flight; signal again to stop now",
+                        cause.name()
+                    ),
                     _ => {
                         let code = match stop.cause().unwrap_or(cause) {
                             Cause::Interrupt => ExitStatus::Interrupted,

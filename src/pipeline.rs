@@ -38,6 +38,7 @@ use crate::resume::{self, Earlier};
 use crate::schedule::{self, Completed, Ended};
 use crate::stats;
 use crate::stop::{Level, Stop};
+use crate::terminal::Progress;
 
 /// Lines read ahead of the fetch stage. Reading is cheap, so this only needs
 /// to keep the fetch stage from waiting on the disk.
@@ -73,18 +74,18 @@ fn parse_threads(concurrency: usize) -> usize {
 }
 
 /// Runs the whole pipeline and returns what happened.
-pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
+pub fn run(
+    config: &Config,
+    stop: &Stop,
+    progress: Option<Arc<dyn Progress>>,
+) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let started_at = SystemTime::now();
     // Held until the outputs are final: a second run waits or leaves.
     let _lock = match lock::lock_path(config)? {
         None => None,
         Some(path) => {
-            let say = |msg: &str| {
-                if !config.quiet {
-                    eprintln!("scriptscrape: {msg}");
-                }
-            };
+            let say = |msg: &str| tracing::warn!("{msg}");
             match lock::acquire(&path, config.wait_lock, stop, say)? {
                 Acquired::Held(lock) => Some(lock),
                 Acquired::Stopped => {
@@ -101,8 +102,8 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
     let earlier = if config.resume {
         let columns = output::script_columns(config.inline_text);
         let earlier = resume::prepare(config, &columns, config.encoding.format)?;
-        if earlier.is_none() && !config.quiet {
-            eprintln!("scriptscrape: --resume: no unfinished run to resume; starting a new one");
+        if earlier.is_none() {
+            tracing::warn!("--resume: no unfinished run to resume; starting a new one");
         }
         earlier
     } else {
@@ -117,9 +118,13 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
     let concurrency = config.concurrency.get();
     let parsers = parse_threads(concurrency);
     let extractor = Extractor::new().keep_inline_text(config.inline_text);
-    // With --pages the report holds every failure; without it, stderr is
-    // the only place a failed page can be seen.
-    let log_failures = config.pages.is_none() && !config.quiet;
+    // With --pages the report holds every failure (and -v logs them);
+    // without it, the log is the only place a failed page can be seen.
+    let failures_at = if config.pages.is_none() {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,7 +161,7 @@ pub fn run(config: &Config, stop: &Stop) -> anyhow::Result<Summary> {
         .name("scriptscrape-output".into())
         .spawn({
             let stop = stop.clone();
-            move || write_stage(sink, page_rx, log_failures, &stop)
+            move || write_stage(sink, page_rx, failures_at, &stop, progress.as_deref())
         })
         .context("cannot start the output thread")?;
 
@@ -331,8 +336,9 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
 fn write_stage(
     mut sink: Sink,
     pages: std_mpsc::Receiver<PageResult>,
-    log_failures: bool,
+    failures_at: tracing::Level,
     stop: &Stop,
+    progress: Option<&dyn Progress>,
 ) -> anyhow::Result<(Summary, Option<Sink>)> {
     let mut summary = Summary::default();
     for page in pages {
@@ -341,8 +347,18 @@ fn write_stage(
             // one piece, and this one is dropped.
             return Ok((summary, Some(sink)));
         }
-        if log_failures && let Err(e) = &page.outcome {
-            eprintln!("scriptscrape: {}: {}: {}", page.page_url, e.kind, e.detail);
+        match &page.outcome {
+            Err(e) if failures_at == tracing::Level::WARN => {
+                tracing::warn!("{}: {}: {}", page.page_url, e.kind, e.detail)
+            }
+            Err(e) => tracing::info!("{}: {}: {}", page.page_url, e.kind, e.detail),
+            Ok(scripts) => tracing::debug!(
+                "{}: {} scripts, {} bytes in {} ms",
+                page.page_url,
+                scripts.len(),
+                page.bytes,
+                page.elapsed.as_millis()
+            ),
         }
         if let Err(e) = sink.write_page(&page) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -352,6 +368,9 @@ fn write_stage(
             return Err(e).context("cannot write output");
         }
         summary.record(&page);
+        if let Some(progress) = progress {
+            progress.page_written(page.outcome.is_err());
+        }
     }
     Ok((summary, Some(sink)))
 }

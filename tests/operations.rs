@@ -662,3 +662,163 @@ fn resume_works_for_json_lines_too() {
     let expected: usize = (0..60).map(|n| generated_scripts(n).len()).sum();
     assert_eq!(scripts.lines().count(), expected);
 }
+
+#[test]
+fn verbose_logs_one_line_per_failed_page() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[
+            server.url("/status/404"),
+            server.url("/gen/1"),
+            server.url("/status/410"),
+        ],
+    );
+    let quiet_by_default = run.run(&[&list, "-o", "s.csv", "--pages", "p.csv"], None);
+    assert_eq!(quiet_by_default.code, 1);
+    // With a page report, failures are in it: stderr has the summary only.
+    assert_eq!(
+        quiet_by_default.stderr.lines().count(),
+        1,
+        "{}",
+        quiet_by_default.stderr
+    );
+    let verbose = run.run(&[&list, "-v", "-o", "s.csv", "--pages", "p.csv"], None);
+    let failed: Vec<&str> = verbose
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": http_status: "))
+        .collect();
+    assert_eq!(failed.len(), 2, "{}", verbose.stderr);
+    assert!(
+        failed[0].starts_with("scriptscrape: http://"),
+        "{}",
+        failed[0]
+    );
+    // -vv adds a line per page and per retry.
+    let very = run.run(&[&list, "-vv", "-o", "s.csv", "--pages", "p.csv"], None);
+    assert!(
+        very.stderr.contains("debug: ") && very.stderr.contains("/gen/1: "),
+        "{}",
+        very.stderr
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[server.url("/status/404"), server.url("/gen/1")],
+    );
+    let out = run.run(
+        &[
+            &list,
+            "-v",
+            "--log-format",
+            "json",
+            "-o",
+            "s.csv",
+            "--pages",
+            "p.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["timestamp"].is_string() && e["level"].is_string())
+    );
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("http_status"))),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        events.iter().any(|e| e["target"] == "scriptscrape::summary"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("1 page ok, 1 failed")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn rust_log_decides_when_set() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    let out = run
+        .command(&[&list, "-o", "s.csv"])
+        .env("RUST_LOG", "scriptscrape=debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scriptscrape: debug: "), "{stderr}");
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls: Vec<String> = (0..30)
+        .map(|n| server.url(&format!("/slow-gen/60/{n}")))
+        .collect();
+    let list = run.urls("urls.txt", &urls);
+    // Not a terminal: no bar, no control characters.
+    let piped = run.run(&[&list, "-c", "2", "-o", "s.csv"], None);
+    assert_eq!(piped.code, 0);
+    assert!(!piped.stderr.contains('\r') && !piped.stderr.contains('\x1b'));
+    assert!(!piped.stderr.contains("ETA"));
+
+    // On a terminal (script(1) gives the run a pseudo-terminal): the bar,
+    // with the total counted from the file, then the summary.
+    let command = format!(
+        "{} {list} -c 2 -o s.csv",
+        env!("CARGO_BIN_EXE_scriptscrape")
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(run.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut screen = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut screen).unwrap();
+    let status = wait_within(&mut child, Duration::from_secs(30)).expect("ends");
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("/30 pages"), "{screen}");
+    assert!(
+        screen.contains("ETA") && screen.contains("0 failed"),
+        "{screen}"
+    );
+    assert!(screen.contains("30 pages ok, 0 failed"), "{screen}");
+    // --quiet: nothing at all, terminal or not.
+    let command = format!("{command} -q");
+    let quiet = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(run.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&quiet.stdout).trim().is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stdout)
+    );
+}

@@ -696,12 +696,12 @@ const PROXY_VARS: [&str; 6] = [
     "all_proxy",
 ];
 
-/// SCRIPTSCRAPE_* variables of the machine, which would change the
-/// binary's options under the tests.
+/// SCRIPTSCRAPE_* and RUST_LOG variables of the machine, which would
+/// change the binary's options and logs under the tests.
 fn own_vars() -> Vec<String> {
     std::env::vars()
         .map(|(k, _)| k)
-        .filter(|k| k.starts_with("SCRIPTSCRAPE_"))
+        .filter(|k| k.starts_with("SCRIPTSCRAPE_") || k == "RUST_LOG")
         .collect()
 }
 

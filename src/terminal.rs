@@ -1,0 +1,213 @@
+//! What a run shows on standard error: logs and the progress bar.
+//!
+//! Logs go through `tracing`. By default only warnings and the summary
+//! line are shown, as `scriptscrape: …` lines; `-v` adds one line per
+//! failed page, `-vv` one per page and retry; `RUST_LOG` overrides the
+//! levels (with the usual `tracing` directives), and `--log-format json`
+//! writes one JSON object per event for log collectors. The progress bar
+//! (indicatif) is drawn only when standard error is a terminal and
+//! `--quiet` is not given; log lines are printed above it.
+
+use std::fmt;
+use std::io::{self, IsTerminal as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::input::Source;
+
+/// The target of the end-of-run summary event: shown by default.
+pub const SUMMARY_TARGET: &str = "scriptscrape::summary";
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `scriptscrape: message` lines.
+    #[default]
+    Text,
+    /// One JSON object per event (timestamp, level, message, fields).
+    Json,
+}
+
+/// Told of each page as it is written, for progress displays.
+pub trait Progress: Send + Sync {
+    /// A page's rows were written; `failed` when it has an error.
+    fn page_written(&self, failed: bool);
+}
+
+/// The levels shown: `RUST_LOG` when set, else from `-q` and `-v`.
+fn filter(quiet: bool, verbose: u8) -> EnvFilter {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        return filter;
+    }
+    let directives = match (quiet, verbose) {
+        (true, _) => "error".to_owned(),
+        (false, 0) => format!("warn,{SUMMARY_TARGET}=info"),
+        (false, 1) => "warn,scriptscrape=info".to_owned(),
+        (false, 2) => "info,scriptscrape=debug".to_owned(),
+        (false, _) => "trace".to_owned(),
+    };
+    EnvFilter::new(directives)
+}
+
+/// Installs the log subscriber and, when stderr is a terminal and not
+/// quiet, a progress bar over `sources`. Returns the bar's handle, to pass
+/// to the run and to finish at the end.
+pub fn init(quiet: bool, verbose: u8, format: LogFormat, sources: &[Source]) -> Option<Arc<Bar>> {
+    let bar = (!quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new(sources)));
+    let writer = BarWriter(bar.as_ref().map(|b| b.bar.clone()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(quiet, verbose))
+        .with_writer(writer);
+    // A second subscriber (a library user's) wins: ours is only a default.
+    let _ = match format {
+        LogFormat::Text => builder.event_format(CliFormat).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    bar
+}
+
+/// The text format: `scriptscrape: message key=value…`, with the level
+/// named for errors and for debug and trace lines.
+struct CliFormat;
+
+impl<S, N> FormatEvent<S, N> for CliFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "scriptscrape: ")?;
+        match *event.metadata().level() {
+            Level::ERROR => write!(writer, "error: ")?,
+            Level::DEBUG => write!(writer, "debug: ")?,
+            Level::TRACE => write!(writer, "trace: ")?,
+            Level::WARN | Level::INFO => {}
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Writes log lines to stderr, above the progress bar when there is one.
+#[derive(Clone)]
+struct BarWriter(Option<ProgressBar>);
+
+impl<'a> MakeWriter<'a> for BarWriter {
+    type Writer = BarWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl io::Write for BarWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // tracing hands over each formatted event in one write_all.
+        match &self.0 {
+            Some(bar) => bar.suspend(|| io::stderr().write_all(buf))?,
+            None => io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// The progress bar: pages written out of the total (once the input files
+/// are counted), rate, failures, elapsed time and ETA.
+pub struct Bar {
+    bar: ProgressBar,
+    failed: AtomicU64,
+}
+
+impl Bar {
+    fn new(sources: &[Source]) -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(Self::style(false));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let files: Option<Vec<PathBuf>> = sources
+            .iter()
+            .map(|s| match s {
+                Source::File(path) => Some(path.clone()),
+                Source::Stdin => None,
+            })
+            .collect();
+        if let Some(files) = files {
+            // Counted on the side, so the run starts at once; duplicates
+            // are counted too, so the total is an upper bound.
+            let bar = bar.clone();
+            std::thread::spawn(move || {
+                if let Some(total) = count_lines(&files) {
+                    bar.set_length(total);
+                    bar.set_style(Self::style(true));
+                }
+            });
+        }
+        Bar {
+            bar,
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    fn style(total_known: bool) -> ProgressStyle {
+        let template = if total_known {
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} pages, {per_sec}, {msg}, ETA {eta}"
+        } else {
+            "{elapsed_precise} {spinner} {pos} pages, {per_sec}, {msg}"
+        };
+        // The templates are constants; a typo would show at the first run.
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+    }
+
+    /// Removes the bar, leaving the screen to the summary line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for Bar {
+    fn page_written(&self, failed: bool) {
+        if failed {
+            let n = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+            self.bar.set_message(format!("{n} failed"));
+        } else if self.bar.message().is_empty() {
+            self.bar.set_message("0 failed");
+        }
+        self.bar.inc(1);
+    }
+}
+
+/// Non-blank, non-comment lines in `files`; `None` if one cannot be read.
+fn count_lines(files: &[PathBuf]) -> Option<u64> {
+    use std::io::BufRead as _;
+    let mut total = 0;
+    for path in files {
+        let reader = io::BufReader::new(std::fs::File::open(path).ok()?);
+        for line in reader.split(b'\n') {
+            let line = line.ok()?;
+            let text = line.trim_ascii();
+            if !text.is_empty() && !text.starts_with(b"#") {
+                total += 1;
+            }
+        }
+    }
+    Some(total)
+}
