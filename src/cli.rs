@@ -196,6 +196,12 @@ pub struct Cli {
     )]
     pub format: crate::output::Format,
 
+    /// Write pages in input order instead of completion order, through a
+    /// bounded reorder buffer (4 pages per -c slot): a slow page holds the
+    /// output back, and fetching goes on within that window.
+    #[arg(env = "SCRIPTSCRAPE_ORDERED", long)]
+    pub ordered: bool,
+
     /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
     /// carriage return, so that a spreadsheet shows it instead of running
     /// it as a formula. Off by default: data pipelines get values unchanged.

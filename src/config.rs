@@ -65,6 +65,8 @@ pub struct Config {
     pub stats: Option<PathBuf>,
     /// Format of the outputs (`--format`, `--spreadsheet-safe`).
     pub encoding: crate::output::Encoding,
+    /// Write pages in input order (`--ordered`).
+    pub ordered: bool,
 }
 
 /// The User-Agent sent when none is given.
@@ -180,6 +182,7 @@ impl Config {
                 format: cli.format,
                 spreadsheet_safe: cli.spreadsheet_safe,
             },
+            ordered: cli.ordered,
         })
     }
 }

@@ -48,6 +48,10 @@ pub struct InputLine {
     pub raw: String,
     /// The URL to fetch, or why the line is not one.
     pub url: Result<Url, String>,
+    /// Position among the lines passed on (0, 1, 2, …; duplicates and
+    /// lines an interrupted run finished are not passed on): the order
+    /// `--ordered` writes pages in.
+    pub seq: u64,
 }
 
 impl InputLine {
@@ -108,6 +112,7 @@ pub fn read_lines(
         hashes: HashSet64::default(),
     };
     let mut skipped = Skipped::default();
+    let mut emitted = 0u64;
     let mut buf = Vec::new();
     for (name, mut reader) in sources {
         let mut line_no = 0u64;
@@ -130,6 +135,9 @@ pub fn read_lines(
                 skipped.resumed += 1;
                 continue;
             }
+            let mut line = line;
+            line.seq = emitted;
+            emitted += 1;
             if !emit(line) {
                 return Ok(skipped);
             }
@@ -196,7 +204,7 @@ fn classify_line(bytes: &[u8], too_long: bool, source: &str, line_no: u64) -> Op
         parse_url(&raw)
     };
     let url = url.map_err(|why| format!("{source} line {line_no}: {why}"));
-    Some(InputLine { raw, url })
+    Some(InputLine { raw, url, seq: 0 })
 }
 
 /// Parses a line as an http(s) URL; a bare host (`example.com`,

@@ -84,6 +84,8 @@ pub const PAGE_COLUMNS: [&str; 10] = [
 /// pipeline.
 #[derive(Debug)]
 pub struct PageResult {
+    /// The input line's position among the lines passed on.
+    pub seq: u64,
     /// The normalised URL, or the raw line when it is not a valid URL.
     pub page_url: String,
     /// The URL after redirects, when a response came back.

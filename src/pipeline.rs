@@ -6,6 +6,8 @@
 //!           LINE_QUEUE lines     BODIES_PER_PARSER×parsers     PAGE_QUEUE pages
 //!                       (≤ MAX_QUEUED_URLS waiting in per-host queues,
 //!                        ≤ -c requests in flight, ≤ --per-host per host)
+//!  with --ordered: lines read ≤ ORDER_WINDOW_PER_SLOT × -c past the next
+//!  page to write, which bounds the writer's reorder buffer too
 //! ```
 //!
 //! Each arrow is a bounded channel, so a slow stage holds the ones before it
@@ -18,8 +20,9 @@
 //! (or its reader goes away), the writer drops its receiver and the stages
 //! before it stop at their next send.
 
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError, mpsc as std_mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc as std_mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,6 +42,53 @@ use crate::schedule::{self, Completed, Ended};
 use crate::stats;
 use crate::stop::{Level, Stop};
 use crate::terminal::Progress;
+
+/// Pages `--ordered` may hold back per request slot (`-c`): a page that is
+/// slow to finish holds the output back, and fetching goes on until this
+/// many pages wait behind it; then the input reader waits too.
+const ORDER_WINDOW_PER_SLOT: u64 = 4;
+
+/// Bounds how far the input reader may run ahead of the next page
+/// `--ordered` must write.
+struct OrderGate {
+    written: Mutex<u64>,
+    moved: Condvar,
+    window: u64,
+}
+
+impl OrderGate {
+    fn new(window: u64) -> Self {
+        OrderGate {
+            written: Mutex::new(0),
+            moved: Condvar::new(),
+            window,
+        }
+    }
+
+    /// The writer has written every page before `next`.
+    fn advance(&self, next: u64) {
+        *self.written.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        self.moved.notify_all();
+    }
+
+    /// Waits until line `seq` may be passed on; gives up (false) when
+    /// `closed` says the pipeline no longer wants lines.
+    fn wait_for(&self, seq: u64, closed: impl Fn() -> bool) -> bool {
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        while seq >= *written + self.window {
+            if closed() {
+                return false;
+            }
+            // Bounded waits, so that a stop is noticed.
+            written = self
+                .moved
+                .wait_timeout(written, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
 
 /// Lines read ahead of the fetch stage. Reading is cheap, so this only needs
 /// to keep the fetch stage from waiting on the disk.
@@ -132,13 +182,28 @@ pub fn run(
         .build()
         .context("cannot start the async runtime")?;
 
+    let gate = config
+        .ordered
+        .then(|| Arc::new(OrderGate::new(ORDER_WINDOW_PER_SLOT * concurrency as u64)));
     let (line_tx, line_rx) = mpsc::channel::<InputLine>(LINE_QUEUE);
     let (body_tx, body_rx) = mpsc::channel::<Completed>(parsers * BODIES_PER_PARSER);
     let (page_tx, page_rx) = std_mpsc::sync_channel::<PageResult>(PAGE_QUEUE);
 
     let reader = thread::Builder::new()
         .name("scriptscrape-input".into())
-        .spawn(move || input::read_lines(sources, done, |line| line_tx.blocking_send(line).is_ok()))
+        .spawn({
+            let gate = gate.clone();
+            move || {
+                input::read_lines(sources, done, |line| {
+                    if let Some(gate) = &gate
+                        && !gate.wait_for(line.seq, || line_tx.is_closed())
+                    {
+                        return false;
+                    }
+                    line_tx.blocking_send(line).is_ok()
+                })
+            }
+        })
         .context("cannot start the input thread")?;
 
     let body_rx = Arc::new(Mutex::new(body_rx));
@@ -161,7 +226,17 @@ pub fn run(
         .name("scriptscrape-output".into())
         .spawn({
             let stop = stop.clone();
-            move || write_stage(sink, page_rx, failures_at, &stop, progress.as_deref())
+            let gate = gate.clone();
+            move || {
+                write_stage(
+                    sink,
+                    page_rx,
+                    failures_at,
+                    &stop,
+                    progress.as_deref(),
+                    gate.as_deref(),
+                )
+            }
         })
         .context("cannot start the output thread")?;
 
@@ -305,6 +380,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
                 })
             });
             PageResult {
+                seq: done.seq,
                 page_url: done.page_url,
                 final_url: Some(final_url),
                 status: Some(fetched.status),
@@ -316,6 +392,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
             }
         }
         Err(failure) => PageResult {
+            seq: done.seq,
             page_url: done.page_url,
             final_url: failure.final_url.map(String::from),
             status: failure.status,
@@ -329,8 +406,7 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
 }
 
 /// The single owner of the outputs: writes each page whole, in the order
-/// pages arrive, and keeps the counts.
-/// Writes pages as they come and counts them. Returns the sink unless the
+/// pages arrive (or, with `order`, in input order), and keeps the counts. Returns the sink unless the
 /// output is gone (its reader closed it) or the run was told to stop at
 /// once; the caller decides whether the outputs are complete.
 fn write_stage(
@@ -339,9 +415,47 @@ fn write_stage(
     failures_at: tracing::Level,
     stop: &Stop,
     progress: Option<&dyn Progress>,
+    order: Option<&OrderGate>,
 ) -> anyhow::Result<(Summary, Option<Sink>)> {
     let mut summary = Summary::default();
-    for page in pages {
+    // With --ordered: pages that arrived before an earlier one, by input
+    // position. The gate keeps it under ORDER_WINDOW pages.
+    let mut waiting: BTreeMap<u64, PageResult> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut arrived = pages.into_iter();
+    let mut input_done = false;
+    loop {
+        let page = match order {
+            None => match arrived.next() {
+                Some(page) => page,
+                None => break,
+            },
+            Some(gate) => {
+                if let Some(page) = waiting.remove(&next_seq) {
+                    next_seq += 1;
+                    gate.advance(next_seq);
+                    page
+                } else if input_done {
+                    // Only after a stop can a position be missing for good:
+                    // the rest is written in input order, past the gaps.
+                    match waiting.pop_first() {
+                        Some((_, page)) => page,
+                        None => break,
+                    }
+                } else {
+                    match arrived.next() {
+                        Some(page) => {
+                            waiting.insert(page.seq, page);
+                            continue;
+                        }
+                        None => {
+                            input_done = true;
+                            continue;
+                        }
+                    }
+                }
+            }
+        };
         if stop.level() == Level::Now {
             // Whole pages only: the page before this one was written in
             // one piece, and this one is dropped.

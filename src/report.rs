@@ -294,6 +294,7 @@ mod tests {
 
     fn page(outcome: Result<Vec<crate::extract::Script>, PageError>) -> PageResult {
         PageResult {
+            seq: 0,
             page_url: "https://a.test/".into(),
             final_url: None,
             status: None,

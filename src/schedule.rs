@@ -51,6 +51,9 @@ pub struct Limits {
 /// What the fetch stage hands on for one input line.
 #[derive(Debug)]
 pub struct Completed {
+    /// The input line's position among the lines passed on (see
+    /// [`InputLine::seq`]).
+    pub seq: u64,
     /// The normalised URL, or the raw line when it is not a URL.
     pub page_url: String,
     /// The response, or why there is none.
@@ -61,8 +64,9 @@ pub struct Completed {
 
 impl Completed {
     /// A line that produced no request.
-    fn without_request(page_url: String, kind: ErrorKind, detail: String) -> Self {
+    fn without_request(seq: u64, page_url: String, kind: ErrorKind, detail: String) -> Self {
         Completed {
+            seq,
             page_url,
             fetch: Err(FetchFailure::new(kind, detail)),
             elapsed: Duration::ZERO,
@@ -72,7 +76,7 @@ impl Completed {
 
 /// A request that finished, as the scheduler needs to hear of it.
 enum Finished {
-    Page(String, Result<Completed, tokio::task::JoinError>),
+    Page(String, u64, Result<Completed, tokio::task::JoinError>),
     Robots(String, Rules),
 }
 
@@ -135,20 +139,23 @@ pub async fn run(
         while let Some(job) = queues.next_job(now) {
             let fetcher = fetcher.clone();
             match job {
-                Job::Fetch(host, url) => {
+                Job::Fetch(host, url, seq) => {
                     // Spawned, so that a request keeps making progress
                     // while this loop waits to hand a result on.
                     let task = AbortOnDrop(tokio::spawn(async move {
                         let started = Instant::now();
                         let fetch = fetcher.fetch(&url).await;
                         Completed {
+                            seq,
                             page_url: url.into(),
                             fetch,
                             elapsed: started.elapsed(),
                         }
                     }));
                     pages_running += 1;
-                    running.push(Box::pin(async move { Finished::Page(host, task.await) }));
+                    running.push(Box::pin(
+                        async move { Finished::Page(host, seq, task.await) },
+                    ));
                 }
                 Job::Robots(host, page) => {
                     let agent = limits.robots_agent.clone().unwrap_or_default();
@@ -162,8 +169,9 @@ pub async fn run(
                         Finished::Robots(host, rules)
                     }));
                 }
-                Job::Refuse(url, why) => {
+                Job::Refuse(url, why, seq) => {
                     refused.push(Completed::without_request(
+                        seq,
                         url.into(),
                         ErrorKind::RobotsDisallowed,
                         why,
@@ -194,11 +202,11 @@ pub async fn run(
         tokio::select! {
             Some(finished) = running.next(), if !running.is_empty() => match finished {
                 Finished::Robots(host, rules) => queues.robots_known(&host, rules, Instant::now()),
-                Finished::Page(host, joined) => {
+                Finished::Page(host, seq, joined) => {
                     pages_running -= 1;
                     queues.finished(&host, Instant::now());
                     let done = joined.unwrap_or_else(|e| {
-                        Completed::without_request(host, ErrorKind::Io, format!("internal error: {e}"))
+                        Completed::without_request(seq, host, ErrorKind::Io, format!("internal error: {e}"))
                     });
                     if out.send(done).await.is_err() {
                         return Ended::OutputClosed;
@@ -207,9 +215,9 @@ pub async fn run(
             },
             line = lines.recv(), if accepting => match line {
                 None => input_open = false,
-                Some(InputLine { url: Ok(url), .. }) => queues.push(url, Instant::now()),
-                Some(InputLine { raw, url: Err(why) }) => {
-                    let done = Completed::without_request(raw, ErrorKind::InvalidUrl, why);
+                Some(InputLine { url: Ok(url), seq, .. }) => queues.push(url, seq, Instant::now()),
+                Some(InputLine { raw, url: Err(why), seq }) => {
+                    let done = Completed::without_request(seq, raw, ErrorKind::InvalidUrl, why);
                     if out.send(done).await.is_err() {
                         return Ended::OutputClosed;
                     }
@@ -224,12 +232,12 @@ pub async fn run(
 /// What the scheduler wants done next.
 #[derive(Debug, PartialEq)]
 enum Job {
-    /// Fetch this page of this host.
-    Fetch(String, Url),
+    /// Fetch this page of this host; the input line's position.
+    Fetch(String, Url, u64),
     /// Fetch this host's robots.txt (the URL is any page of the host).
     Robots(String, Url),
     /// Report this page as refused by robots.txt, without a request.
-    Refuse(Url, String),
+    Refuse(Url, String, u64),
 }
 
 /// The per-host queues and the bookkeeping that decides the next request.
@@ -269,18 +277,24 @@ enum RobotsState {
 
 /// A queued URL, kept as its serialization: half a parsed `Url`'s
 /// footprint, which matters when `max_queued` URLs wait behind one host.
-struct Queued(Box<str>);
+struct Queued {
+    url: Box<str>,
+    seq: u64,
+}
 
 impl Queued {
-    fn new(url: Url) -> Self {
-        Queued(String::from(url).into_boxed_str())
+    fn new(url: Url, seq: u64) -> Self {
+        Queued {
+            url: String::from(url).into_boxed_str(),
+            seq,
+        }
     }
 
     fn url(&self) -> Url {
         // The text is the serialization of a parsed http(s) URL, and the
         // URL standard guarantees that parsing such a serialization gives
         // back the same URL.
-        Url::parse(&self.0).expect("a serialized URL parses")
+        Url::parse(&self.url).expect("a serialized URL parses")
     }
 }
 
@@ -323,7 +337,7 @@ impl Queues {
         std::mem::take(&mut self.queued)
     }
 
-    fn push(&mut self, url: Url, now: Instant) {
+    fn push(&mut self, url: Url, seq: u64, now: Instant) {
         let key = host_key(&url);
         let limits = &self.limits;
         let host = self.hosts.entry(key.clone()).or_insert_with(|| Host {
@@ -337,7 +351,7 @@ impl Queues {
                 None => RobotsState::Known(Rules::AllowAll),
             },
         });
-        host.queue.push_back(Queued::new(url));
+        host.queue.push_back(Queued::new(url, seq));
         self.queued += 1;
         self.list(key, now);
     }
@@ -409,13 +423,13 @@ impl Queues {
                 RobotsState::Fetching => continue,
                 RobotsState::Known(rules) => rules,
             };
-            let Some(url) = host.queue.pop_front().map(|q| q.url()) else {
+            let Some((url, seq)) = host.queue.pop_front().map(|q| (q.url(), q.seq)) else {
                 continue;
             };
             self.queued -= 1;
             if let Some(why) = rules.refusal(&url) {
                 self.list(key, now);
-                return Some(Job::Refuse(url, why));
+                return Some(Job::Refuse(url, why, seq));
             }
             host.in_flight += 1;
             if !host.delay.is_zero() {
@@ -424,7 +438,7 @@ impl Queues {
             self.in_flight += 1;
             // To the back of the turn order, if it has more to do.
             self.list(key.clone(), now);
-            return Some(Job::Fetch(key, url));
+            return Some(Job::Fetch(key, url, seq));
         }
     }
 
@@ -502,7 +516,7 @@ mod tests {
     /// The next job, which must be a page fetch.
     fn fetch(q: &mut Queues, now: Instant) -> Option<(String, Url)> {
         q.next_job(now).map(|job| match job {
-            Job::Fetch(host, url) => (host, url),
+            Job::Fetch(host, url, _) => (host, url),
             other => panic!("expected a fetch, got {other:?}"),
         })
     }
@@ -512,10 +526,10 @@ mod tests {
         let now = Instant::now();
         let mut q = Queues::new(limits(4, 2, 0));
         for i in 0..10 {
-            q.push(url(&format!("http://slow.test/{i}")), now);
+            q.push(url(&format!("http://slow.test/{i}")), 0, now);
         }
-        q.push(url("http://a.test/1"), now);
-        q.push(url("http://b.test:8080/1"), now);
+        q.push(url("http://a.test/1"), 0, now);
+        q.push(url("http://b.test:8080/1"), 0, now);
         let mut started = Vec::new();
         while let Some((host, _)) = fetch(&mut q, now) {
             started.push(host);
@@ -546,8 +560,8 @@ mod tests {
             robots_agent: Some("bot".into()),
             ..limits(8, 8, 0)
         });
-        q.push(url("http://a.test/private/1"), now);
-        q.push(url("http://a.test/ok"), now);
+        q.push(url("http://a.test/private/1"), 0, now);
+        q.push(url("http://a.test/ok"), 0, now);
         assert_eq!(
             q.next_job(now),
             Some(Job::Robots(
@@ -560,12 +574,12 @@ mod tests {
             texting_robots::Robot::new("bot", b"User-agent: *\nDisallow: /private\nCrawl-delay: 1")
                 .unwrap();
         q.robots_known("a.test:80", Rules::Parsed(Box::new(robot)), now);
-        assert!(matches!(q.next_job(now), Some(Job::Refuse(u, _)) if u.path() == "/private/1"));
+        assert!(matches!(q.next_job(now), Some(Job::Refuse(u, _, _)) if u.path() == "/private/1"));
         assert_eq!(
             fetch(&mut q, now).map(|(_, u)| u.path().to_owned()),
             Some("/ok".into())
         );
-        q.push(url("http://a.test/later"), now);
+        q.push(url("http://a.test/later"), 0, now);
         assert_eq!(q.next_job(now), None, "Crawl-delay holds the next request");
         assert_eq!(q.next_wake(), Some(now + Duration::from_secs(1)));
     }
@@ -574,9 +588,9 @@ mod tests {
     fn delay_spaces_the_starts_of_one_host() {
         let now = Instant::now();
         let mut q = Queues::new(limits(8, 8, 500));
-        q.push(url("http://a.test/1"), now);
-        q.push(url("http://a.test/2"), now);
-        q.push(url("http://b.test/1"), now);
+        q.push(url("http://a.test/1"), 0, now);
+        q.push(url("http://a.test/2"), 0, now);
+        q.push(url("http://b.test/1"), 0, now);
         assert_eq!(fetch(&mut q, now).unwrap().0, "a.test:80");
         assert_eq!(fetch(&mut q, now).unwrap().0, "b.test:80");
         assert_eq!(fetch(&mut q, now), None);

@@ -501,3 +501,85 @@ fn every_fault_at_once_and_nothing_is_lost() {
         usage.ru_maxrss
     );
 }
+
+#[test]
+fn ordered_writes_pages_in_input_order_without_serialising_fetches() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // The first pages are the slowest: in completion order they would come
+    // last. A bad line and a duplicate are in the mix.
+    let mut urls: Vec<String> = (0..40)
+        .map(|n| server.url(&format!("/slow-gen/{}/{n}", 400 - n * 10)))
+        .collect();
+    urls.insert(7, "not a url at all".to_owned());
+    urls.insert(20, urls[3].clone());
+    let list = run.urls("urls.txt", &urls);
+    let out = run.run(
+        &[
+            &list,
+            "-c",
+            "8",
+            "--ordered",
+            "-o",
+            "s.csv",
+            "--pages",
+            "p.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let pages = Table::read(&run.path("p.csv"));
+    let mut expected: Vec<String> = urls.clone();
+    expected.remove(20); // the duplicate
+    assert_eq!(pages.column("page_url"), expected);
+    // Script rows follow the same order, each page's rows together.
+    let scripts = Table::read(&run.path("s.csv"));
+    let mut order: Vec<&str> = scripts.column("page_url");
+    order.dedup();
+    let with_scripts: Vec<&str> = expected
+        .iter()
+        .map(String::as_str)
+        .filter(|u| u.starts_with("http"))
+        .collect();
+    assert_eq!(order, with_scripts);
+    // Fetching stayed concurrent while the first page held the output.
+    assert!(server.max_in_flight() >= 4, "{}", server.max_in_flight());
+    // Without --ordered the same run writes in completion order.
+    let out = run.run(
+        &[&list, "-c", "8", "-o", "s2.csv", "--pages", "p2.csv"],
+        None,
+    );
+    assert_eq!(out.code, 1);
+    assert_ne!(
+        Table::read(&run.path("p2.csv")).column("page_url"),
+        expected
+    );
+}
+
+#[test]
+fn ordered_holds_back_at_most_its_window() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // One page that takes 20 s, then 200 quick ones: the quick ones may be
+    // fetched only as far as the reorder window (4 pages per -c slot).
+    let mut urls = vec![server.url("/slow-gen/20000/0")];
+    urls.extend((1..=200).map(|n| server.url(&format!("/gen/{n}"))));
+    let list = run.urls("urls.txt", &urls);
+    let mut child = run
+        .command(&[&list, "-c", "2", "--ordered", "--grace", "0", "-o", "s.csv"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let fetched = (1..=200)
+        .filter(|n| server.hits(&format!("/gen/{n}")) > 0)
+        .count();
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    wait_within(&mut child, Duration::from_secs(20)).expect("stops");
+    assert!(
+        (1..=8).contains(&fetched),
+        "{fetched} quick pages fetched behind the slow one with a window of 8"
+    );
+}
