@@ -162,7 +162,7 @@ pub struct Cli {
 
     /// More log lines on standard error: -v one per failed page, -vv one
     /// per page and retry (RUST_LOG, when set, decides instead).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(env = "SCRIPTSCRAPE_VERBOSE", short = 'v', long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
     /// Log lines as text or as JSON objects, one per line.
