@@ -94,6 +94,25 @@ pub struct Inline {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Extractor {
     keep_inline_text: bool,
+    links: bool,
+}
+
+/// A link a crawl may follow, found in the same parse as the scripts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Resolved against the document's base URL; http(s) only.
+    pub url: Url,
+    /// `rel` lists `nofollow` (`<a>` and `<area>` only).
+    pub nofollow: bool,
+}
+
+/// Everything extracted from one document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// The script elements, in document order.
+    pub scripts: Vec<Script>,
+    /// With [`Extractor::links`]: the links, in document order.
+    pub links: Vec<Link>,
 }
 
 impl Extractor {
@@ -109,12 +128,24 @@ impl Extractor {
         self
     }
 
+    /// Also list the links of each document (`<a href>`, `<area href>`,
+    /// `<iframe src>`, `<frame src>`), for crawling.
+    pub fn links(mut self, yes: bool) -> Self {
+        self.links = yes;
+        self
+    }
+
     /// Lists the script elements of `html`, a document fetched from
     /// `document_url` (the final URL, after redirects).
     pub fn extract(&self, document_url: &Url, html: &str) -> Vec<Script> {
-        let doc = sink::parse_document(html, None);
+        self.extract_page(document_url, html).scripts
+    }
+
+    /// Lists the scripts of `html` and, if asked, its links.
+    pub fn extract_page(&self, document_url: &Url, html: &str) -> Extracted {
+        let doc = sink::parse_document(html, None, self.links);
         // Without a budget the parser always finishes.
-        doc.map(|doc| self.scripts(document_url, &doc))
+        doc.map(|doc| self.page(document_url, &doc))
             .unwrap_or_default()
     }
 
@@ -127,13 +158,26 @@ impl Extractor {
         html: &str,
         budget: Duration,
     ) -> Result<Vec<Script>, OverBudget> {
-        let doc = sink::parse_document(html, Some(budget)).ok_or(OverBudget(budget))?;
-        Ok(self.scripts(document_url, &doc))
+        self.extract_page_within(document_url, html, budget)
+            .map(|page| page.scripts)
     }
 
-    fn scripts(&self, document_url: &Url, tree: &Tree) -> Vec<Script> {
+    /// Like [`Extractor::extract_page`], within a CPU budget as
+    /// [`Extractor::extract_within`].
+    pub fn extract_page_within(
+        &self,
+        document_url: &Url,
+        html: &str,
+        budget: Duration,
+    ) -> Result<Extracted, OverBudget> {
+        let doc = sink::parse_document(html, Some(budget), self.links).ok_or(OverBudget(budget))?;
+        Ok(self.page(document_url, &doc))
+    }
+
+    fn page(&self, document_url: &Url, tree: &Tree) -> Extracted {
         let mut base_href: Option<&str> = None;
         let mut found: Vec<(Id, &[Attribute], bool)> = Vec::new();
+        let mut links: Vec<&[Attribute]> = Vec::new();
         for (id, node) in tree.elements() {
             let Kind::Element { attrs, .. } = &node.kind else {
                 continue;
@@ -153,15 +197,22 @@ impl Extractor {
                     .iter()
                     .find(|a| a.name.ns == ns!() && a.name.local == local_name!("href"))
                     .map(|a| &*a.value);
+            } else if self.links && name.ns == ns!(html) && sink::is_link(name) {
+                links.push(attrs);
             }
         }
 
         let base = document_base(document_url, base_href);
-        found
+        let scripts = found
             .into_iter()
             .enumerate()
             .map(|(index, (id, attrs, svg))| self.script(index, &base, tree, id, attrs, svg))
-            .collect()
+            .collect();
+        let links = links
+            .into_iter()
+            .filter_map(|attrs| link(&base, attrs))
+            .collect();
+        Extracted { scripts, links }
     }
 
     fn script(
@@ -251,6 +302,30 @@ impl Extractor {
             text: self.keep_inline_text.then(|| text.to_owned()),
         }
     }
+}
+
+/// The link an `<a>`/`<area>` (`href`, `rel`) or `<iframe>`/`<frame>`
+/// (`src`) element points at, if it is an http(s) URL.
+fn link(base: &Url, attrs: &[Attribute]) -> Option<Link> {
+    let plain = |name: &str| {
+        attrs
+            .iter()
+            .find(|a| a.name.ns == ns!() && &*a.name.local == name)
+            .map(|a| &*a.value)
+    };
+    let target = plain("href").or_else(|| plain("src"))?;
+    if target.trim().is_empty() {
+        return None;
+    }
+    let url = base.join(target).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let nofollow = plain("rel").is_some_and(|rel| {
+        rel.split_ascii_whitespace()
+            .any(|t| t.eq_ignore_ascii_case("nofollow"))
+    });
+    Some(Link { url, nofollow })
 }
 
 /// Parsing a document took more CPU time than allowed.
@@ -508,6 +583,46 @@ mod tests {
         let html = include_str!("../fixtures/html/kitchen-sink.html");
         let within = Extractor::new().extract_within(&page, html, Duration::from_secs(30));
         assert_eq!(within, Ok(Extractor::new().extract(&page, html)));
+    }
+
+    #[test]
+    fn links_in_the_same_parse_resolved_against_the_base() {
+        let html = r#"<base href="/docs/">
+            <a href="a.html">a</a> <a href="https://other.test/x#frag" rel="external NoFollow">x</a>
+            <area href="../area"> <iframe src="frame.html"></iframe> <frame src="ignored">
+            <a href="mailto:me@example.com">m</a> <a href="">empty</a> <a>none</a>
+            <template><a href="hidden.html">t</a></template>
+            <svg><a href="svg-link">s</a></svg>
+            <script src="app.js"></script>"#;
+        let page = Extractor::new()
+            .links(true)
+            .extract_page(&url("https://site.test/index.html"), html);
+        let links: Vec<(&str, bool)> = page
+            .links
+            .iter()
+            .map(|l| (l.url.as_str(), l.nofollow))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("https://site.test/docs/a.html", false),
+                ("https://other.test/x#frag", true),
+                ("https://site.test/area", false),
+                ("https://site.test/docs/frame.html", false),
+            ]
+        );
+        assert_eq!(page.scripts.len(), 1);
+        // A <frame> counts only in a frameset, where the parser keeps it
+        // (in a body it is dropped, as above).
+        let frames = Extractor::new().links(true).extract_page(
+            &url("https://site.test/"),
+            r#"<frameset><frame src="//cdn.test/f"></frameset>"#,
+        );
+        assert_eq!(frames.links[0].url.as_str(), "https://cdn.test/f");
+        // Without asking, no links are kept, and the scripts are the same.
+        let plain = Extractor::new().extract_page(&url("https://site.test/index.html"), html);
+        assert!(plain.links.is_empty());
+        assert_eq!(plain.scripts, page.scripts);
     }
 
     #[test]

@@ -114,8 +114,20 @@ fn is_script(name: &QualName) -> bool {
     name.local == local_name!("script") && (name.ns == ns!(html) || name.ns == ns!(svg))
 }
 
-fn keeps_attrs(name: &QualName) -> bool {
-    is_script(name) || (name.local == local_name!("base") && name.ns == ns!(html))
+fn keeps_attrs(name: &QualName, links: bool) -> bool {
+    if is_script(name) || (name.local == local_name!("base") && name.ns == ns!(html)) {
+        return true;
+    }
+    links && name.ns == ns!(html) && is_link(name)
+}
+
+/// Elements whose URL a crawl follows: `<a href>`, `<area href>`,
+/// `<iframe src>`, `<frame src>`.
+pub fn is_link(name: &QualName) -> bool {
+    matches!(
+        name.local,
+        local_name!("a") | local_name!("area") | local_name!("iframe") | local_name!("frame")
+    )
 }
 
 /// Parses `html` as a whole document, scripting enabled, like a browser.
@@ -127,14 +139,15 @@ fn keeps_attrs(name: &QualName) -> bool {
 /// seconds to minutes, where a browser would cap the depth. The input is
 /// fed in slices and the clock read between them, so an over-budget page
 /// costs at most the budget plus one slice.
-pub fn parse_document(html: &str, budget: Option<Duration>) -> Option<Tree> {
+pub fn parse_document(html: &str, budget: Option<Duration>, links: bool) -> Option<Tree> {
     use html5ever::tendril::TendrilSink as _;
     /// Input between clock readings: small enough that one slice of a
     /// hostile page stays far under any sensible budget, large enough that
     /// reading the clock costs nothing on ordinary pages.
     const SLICE: usize = 16 * 1024;
 
-    let mut parser = html5ever::driver::parse_document(Sink::new(html.len()), Default::default());
+    let mut parser =
+        html5ever::driver::parse_document(Sink::new(html.len(), links), Default::default());
     let Some(budget) = budget else {
         return Some(parser.one(html));
     };
@@ -187,10 +200,12 @@ fn thread_cpu_time() -> Duration {
 /// builder drops before it changes the tree.
 struct Sink {
     tree: RefCell<Tree>,
+    /// Also keep the attributes of link elements (crawl mode).
+    links: bool,
 }
 
 impl Sink {
-    fn new(html_len: usize) -> Self {
+    fn new(html_len: usize, links: bool) -> Self {
         // Roughly one element per 40 bytes of markup on real pages: a first
         // guess that saves most of the arena's regrowth.
         let mut nodes = Vec::with_capacity(html_len / 40 + 16);
@@ -200,6 +215,7 @@ impl Sink {
         ));
         Self {
             tree: RefCell::new(Tree { nodes }),
+            links,
         }
     }
 }
@@ -320,7 +336,7 @@ impl TreeSink for Sink {
         let template_contents = flags
             .template
             .then(|| tree.push(Node::placeholder(Kind::Root)));
-        let attrs = if keeps_attrs(&name) {
+        let attrs = if keeps_attrs(&name, self.links) {
             attrs
         } else {
             Vec::new()
@@ -415,7 +431,7 @@ impl TreeSink for Sink {
         // script or base element, whose attributes are all that is kept.
         let mut tree = self.tree.borrow_mut();
         let node = &mut tree.nodes[*target];
-        if !keeps_attrs(&node.name) {
+        if !keeps_attrs(&node.name, self.links) {
             return;
         }
         if let Kind::Element {
