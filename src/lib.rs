@@ -20,6 +20,8 @@
 //!   is there.
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //! - [`lock`]: one run at a time per output (a lock file beside it).
+//! - [`normalize`]: URL identity for crawling (one fetch per page however
+//!   its links spell it).
 //! - [`resume`]: continuing an interrupted run from its `.part` files.
 //! - [`terminal`]: logs and the progress bar on standard error.
 //!
@@ -41,6 +43,7 @@ pub mod extract;
 pub mod fetch;
 pub mod input;
 pub mod lock;
+pub mod normalize;
 pub mod output;
 pub mod pipeline;
 pub mod report;
