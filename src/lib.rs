@@ -20,6 +20,7 @@
 //!   is there.
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //! - [`lock`]: one run at a time per output (a lock file beside it).
+//! - [`scope`]: which discovered URLs a crawl follows (`--scope`).
 //! - [`normalize`]: URL identity for crawling (one fetch per page however
 //!   its links spell it).
 //! - [`resume`]: continuing an interrupted run from its `.part` files.
@@ -50,6 +51,7 @@ pub mod report;
 pub mod resume;
 pub mod robots;
 pub mod schedule;
+pub mod scope;
 pub mod stats;
 pub mod stop;
 pub mod terminal;
