@@ -286,8 +286,8 @@ impl Seen {
 /// vector in place, from the back, so no second copy of the vector ever
 /// exists. Lookups are a binary search (about 20 probes at a million),
 /// far below the cost of the request each line leads to.
-#[derive(Default)]
-struct HashSet64 {
+#[derive(Debug, Default)]
+pub(crate) struct HashSet64 {
     sorted: Vec<u64>,
     recent: HashSet<u64>,
 }
@@ -298,7 +298,7 @@ impl HashSet64 {
     const RECENT: usize = 16 * 1024;
 
     /// Adds `value`; false when it was already there.
-    fn insert(&mut self, value: u64) -> bool {
+    pub(crate) fn insert(&mut self, value: u64) -> bool {
         if self.sorted.binary_search(&value).is_ok() || !self.recent.insert(value) {
             return false;
         }
@@ -306,6 +306,16 @@ impl HashSet64 {
             self.merge();
         }
         true
+    }
+
+    /// Whether `value` is in the set.
+    pub(crate) fn contains(&self, value: u64) -> bool {
+        self.sorted.binary_search(&value).is_ok() || self.recent.contains(&value)
+    }
+
+    /// Elements in the set.
+    pub(crate) fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
     }
 
     fn merge(&mut self) {

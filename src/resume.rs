@@ -16,7 +16,6 @@
 //! The result is as if the run had never stopped: each URL once.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::BufReader;
@@ -26,6 +25,7 @@ use anyhow::{Context as _, bail};
 
 use crate::config::{Config, Destination};
 use crate::error::ErrorKind;
+use crate::input::HashSet64;
 use crate::output::{Format, PAGE_COLUMNS, part_path};
 use crate::report::Summary;
 
@@ -42,7 +42,7 @@ pub struct Earlier {
 #[derive(Debug, Default)]
 pub struct Done {
     hasher: RandomState,
-    keys: HashSet<u64>,
+    keys: HashSet64,
 }
 
 impl Done {
@@ -63,7 +63,7 @@ impl Done {
 
     /// Whether the line with this key was finished.
     pub fn contains(&self, key: u64) -> bool {
-        self.keys.contains(&key)
+        self.keys.contains(key)
     }
 
     /// How many lines were finished.
@@ -73,7 +73,7 @@ impl Done {
 
     /// True when nothing was finished.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.len() == 0
     }
 }
 
@@ -130,7 +130,7 @@ pub fn prepare(
     let mut done = Done::default();
     let mut summary = Summary::default();
     // page_url values whose script rows stay.
-    let mut kept_pages: HashSet<u64> = HashSet::new();
+    let mut kept_pages = HashSet64::default();
     rewrite(&pages_part, &PAGE_COLUMNS, format, |record| {
         let page_url = &*record.get("page_url");
         let status = record.get("status").parse::<u16>().ok();
@@ -154,7 +154,7 @@ pub fn prepare(
         true
     })?;
     rewrite(&scripts_part, script_columns, format, |record| {
-        kept_pages.contains(&done.hasher.hash_one(&*record.get("page_url")))
+        kept_pages.contains(done.hasher.hash_one(&*record.get("page_url")))
     })?;
     summary.resumed = done.len() as u64;
     Ok(Some(Earlier { done, summary }))
