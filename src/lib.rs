@@ -21,6 +21,8 @@
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //! - [`lock`]: one run at a time per output (a lock file beside it).
 //! - [`scope`]: which discovered URLs a crawl follows (`--scope`).
+//! - [`netguard`]: the addresses a crawl must not step into from a public
+//!   page.
 //! - [`normalize`]: URL identity for crawling (one fetch per page however
 //!   its links spell it).
 //! - [`resume`]: continuing an interrupted run from its `.part` files.
@@ -44,6 +46,7 @@ pub mod extract;
 pub mod fetch;
 pub mod input;
 pub mod lock;
+pub mod netguard;
 pub mod normalize;
 pub mod output;
 pub mod pipeline;
