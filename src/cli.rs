@@ -162,7 +162,7 @@ pub struct Cli {
 
     /// More log lines on standard error: -v one per failed page, -vv one
     /// per page and retry (RUST_LOG, when set, decides instead).
-    #[arg(env = "SCRIPTSCRAPE_VERBOSE", short = 'v', long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(env = "SCRIPTSCRAPE_VERBOSE", short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Log lines as text or as JSON objects, one per line.
@@ -226,8 +226,8 @@ pub struct Cli {
     pub stats: Option<std::path::PathBuf>,
 
     /// Print a man page or a shell completion script to standard output
-    /// and exit.
-    #[arg(long, value_name = "KIND", value_enum, exclusive = true)]
+    /// and exit (other options are ignored).
+    #[arg(long, value_name = "KIND", value_enum)]
     pub generate: Option<Generate>,
 }
 

@@ -127,6 +127,26 @@ impl Config {
             }
         }
 
+        if let Some(stats) = &cli.stats {
+            let outputs = std::iter::once(&output)
+                .chain(&pages)
+                .filter_map(|d| match d {
+                    Destination::File(p) => Some(p),
+                    Destination::Stdout => None,
+                });
+            let inputs = sources.iter().filter_map(|s| match s {
+                Source::File(p) => Some(p),
+                Source::Stdin => None,
+            });
+            if let Some(clash) = inputs.chain(outputs).find(|p| same_file(p, stats)) {
+                bail!(
+                    "--stats {} is also an input or output ({}); refusing to overwrite it",
+                    stats.display(),
+                    clash.display()
+                );
+            }
+        }
+
         let mut headers = HeaderMap::new();
         let mut user_agent = cli.user_agent.clone();
         for h in &cli.headers {

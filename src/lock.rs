@@ -44,23 +44,40 @@ pub enum Acquired {
     Stopped,
 }
 
-/// The lock file for a run: beside the scripts file, else beside the page
-/// report; none when both go to standard output.
-pub fn lock_path(config: &Config) -> anyhow::Result<Option<PathBuf>> {
-    let file = std::iter::once(&config.output)
-        .chain(&config.pages)
-        .find_map(|d| match d {
-            Destination::File(path) => Some(path),
-            Destination::Stdout => None,
-        });
-    let Some(path) = file else { return Ok(None) };
-    // Devices (/dev/null) are shared by every program: no lock beside them.
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Ok(None);
+/// The lock files for a run: one beside each file output (scripts, page
+/// report), where its `.part` goes, so that two runs sharing any output
+/// exclude each other however they spell it (a symlink, `./`); none for
+/// standard output or a device. Sorted, so that runs take them in the same
+/// order.
+pub fn lock_paths(config: &Config) -> anyhow::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for dest in std::iter::once(&config.output).chain(&config.pages) {
+        let Destination::File(path) = dest else {
+            continue;
+        };
+        match std::fs::metadata(path) {
+            // Devices (/dev/null) are shared by every program.
+            Ok(meta) if !meta.is_file() => continue,
+            Ok(_) => {
+                let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                paths.push(part_path(&real)?.with_extension("lock"));
+            }
+            Err(_) => {
+                // Not there yet: the directory's real path and the name.
+                let name = path
+                    .file_name()
+                    .with_context(|| format!("output {} is not a file name", path.display()))?;
+                let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(dir) => std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()),
+                    None => std::fs::canonicalize(".").unwrap_or_default(),
+                };
+                paths.push(part_path(&dir.join(name))?.with_extension("lock"));
+            }
+        }
     }
-    // Beside the .part file's name, with ".lock" for ".part".
-    let part = part_path(path)?;
-    Ok(Some(part.with_extension("lock")))
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
 }
 
 /// Takes the run's lock. Without `wait`, fails at once with [`Busy`] when

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             tracing::warn!("warning: --insecure: TLS certificates are not checked");
         }
         #[cfg(unix)]
-        stop_on_signals(&stop)?;
+        stop_on_signals(&stop, config.grace.is_zero())?;
         let progress = bar.clone().map(|b| b as Arc<dyn terminal::Progress>);
         scriptscrape::run_until(&config, &stop, progress)
     });
@@ -63,10 +63,12 @@ fn main() -> ExitCode {
     match result {
         Ok(summary) => {
             tracing::info!(target: terminal::SUMMARY_TARGET, "{summary}");
-            if summary.pages_ok + summary.pages_failed() == 0 && !summary.output_closed {
+            let written = summary.pages_ok + summary.pages_failed();
+            if written == 0 && !summary.output_closed && summary.stopped.is_none() {
                 tracing::warn!("warning: the input held no URLs");
             }
-            if summary.stopped.is_some() {
+            // Stopped while waiting for the lock: nothing was started.
+            if summary.stopped.is_some() && written + summary.unfinished > 0 {
                 tracing::warn!(
                     "the run did not complete: file outputs hold its rows under their .part \
                      names, and the previous files are unchanged"
@@ -106,7 +108,7 @@ fn cli_sources(cli: &Cli) -> Vec<Source> {
 /// it after the page being written. Should even that not end the process
 /// (an output blocked on a stalled pipe), it exits a few seconds later.
 #[cfg(unix)]
-fn stop_on_signals(stop: &Stop) -> anyhow::Result<()> {
+fn stop_on_signals(stop: &Stop, no_grace: bool) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -123,6 +125,9 @@ fn stop_on_signals(stop: &Stop) -> anyhow::Result<()> {
                     Cause::Terminate
                 };
                 match stop.request(cause) {
+                    Level::Draining if no_grace => {
+                        tracing::warn!("{}: stopping (--grace 0)", cause.name())
+                    }
                     Level::Draining => tracing::warn!(
                         "{}: finishing requests in flight; signal again to stop now",
                         cause.name()

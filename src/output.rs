@@ -324,7 +324,12 @@ impl Table {
                 let mut num = itoa::Buffer::new();
                 for cell in cells {
                     match *cell {
-                        Cell::Str(s) if self.spreadsheet_safe && formula_like(s) => {
+                        // A value that starts with a quote gets one more, so
+                        // that the escape can be undone (--resume does).
+                        Cell::Str(s)
+                            if self.spreadsheet_safe
+                                && (formula_like(s) || s.starts_with('\'')) =>
+                        {
                             let mut safe = String::with_capacity(s.len() + 1);
                             safe.push('\'');
                             safe.push_str(s);

@@ -132,22 +132,23 @@ pub fn run(
     let started = Instant::now();
     let started_at = SystemTime::now();
     // Held until the outputs are final: a second run waits or leaves.
-    let _lock = match lock::lock_path(config)? {
-        None => None,
-        Some(path) => {
-            let say = |msg: &str| tracing::warn!("{msg}");
-            match lock::acquire(&path, config.wait_lock, stop, say)? {
-                Acquired::Held(lock) => Some(lock),
-                Acquired::Stopped => {
-                    return Ok(Summary {
-                        stopped: stop.cause(),
-                        elapsed: started.elapsed(),
-                        ..Summary::default()
-                    });
-                }
+    let mut _locks = Vec::new();
+    for path in lock::lock_paths(config)? {
+        let say = |msg: &str| tracing::warn!("{msg}");
+        match lock::acquire(&path, config.wait_lock, stop, say)? {
+            Acquired::Held(lock) => _locks.push(lock),
+            Acquired::Stopped => {
+                return Ok(Summary {
+                    stopped: stop.cause(),
+                    elapsed: started.elapsed(),
+                    ..Summary::default()
+                });
             }
         }
-    };
+    }
+    if let Some(path) = &config.stats {
+        stats::check_writable(path)?;
+    }
     let sources = input::open_sources(&config.sources)?;
     let earlier = if config.resume {
         let columns = output::script_columns(config.inline_text);

@@ -192,7 +192,13 @@ impl fmt::Display for Summary {
         if self.duplicates > 0 {
             write!(f, ", {} skipped", count(self.duplicates, "duplicate line"))?;
         }
-        let rate = if secs > 0.0 { pages as f64 / secs } else { 0.0 };
+        // This run's pages: those carried over by --resume took no time here.
+        let this_run = pages.saturating_sub(self.resumed);
+        let rate = if secs > 0.0 {
+            this_run as f64 / secs
+        } else {
+            0.0
+        };
         write!(f, ", {secs:.1} s, {rate:.1} pages/s")?;
         if self.output_closed {
             write!(f, " (output closed early)")?;

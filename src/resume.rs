@@ -81,30 +81,34 @@ impl Done {
 fn transient(kind: ErrorKind, status: Option<u16>) -> bool {
     match kind {
         ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Dns | ErrorKind::Io => true,
-        ErrorKind::HttpStatus => status.is_some_and(|s| s == 429 || s >= 500),
+        // The statuses --retries retries.
+        ErrorKind::HttpStatus => status.is_some_and(|s| matches!(s, 408 | 425 | 429) || s >= 500),
         _ => false,
     }
 }
 
-/// The `.part` files of the run's outputs: (scripts, pages).
-fn part_files(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let file = |dest: Option<&Destination>, what: &str| -> anyhow::Result<PathBuf> {
+/// The `.part` files of the run's outputs: (scripts, pages). The scripts
+/// have none when they go to a device (written in place).
+fn part_files(config: &Config) -> anyhow::Result<(Option<PathBuf>, PathBuf)> {
+    let file = |dest: Option<&Destination>, what: &str| -> anyhow::Result<Option<PathBuf>> {
         match dest {
             Some(Destination::File(path)) => {
+                if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+                    return Ok(None);
+                }
                 // The .part sits beside the real file when -o is a symlink.
                 let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                part_path(&path)
+                part_path(&path).map(Some)
             }
             _ => bail!("--resume needs {what} written to a file"),
         }
     };
-    Ok((
-        file(Some(&config.output), "the scripts (-o FILE)")?,
-        file(
-            config.pages.as_ref(),
-            "the page report (--pages FILE): it records which pages were finished,",
-        )?,
-    ))
+    let scripts = file(Some(&config.output), "the scripts (-o FILE)")?;
+    let what = "the page report (--pages FILE): it records which pages were finished,";
+    let Some(pages) = file(config.pages.as_ref(), what)? else {
+        bail!("--resume needs {what} not a device");
+    };
+    Ok((scripts, pages))
 }
 
 /// Reads and trims what an earlier run left, or returns `None` when there
@@ -117,22 +121,34 @@ pub fn prepare(
     format: Format,
 ) -> anyhow::Result<Option<Earlier>> {
     let (scripts_part, pages_part) = part_files(config)?;
-    if !pages_part.exists() {
+    // No report, or an empty one (killed as it was created): nothing was
+    // finished, so a new run is the same thing.
+    if std::fs::metadata(&pages_part).map_or(true, |m| m.len() == 0) {
         return Ok(None);
     }
-    if !scripts_part.exists() {
+    if let Some(scripts_part) = &scripts_part
+        && !scripts_part.exists()
+    {
         bail!(
             "cannot resume: {} is missing but {} is there; start again without --resume",
             scripts_part.display(),
             pages_part.display()
         );
     }
+    // --spreadsheet-safe wrote formula-like values with a leading quote;
+    // keys are made from the values as read.
+    let unescape = |v: &str| -> String {
+        match v.strip_prefix('\'') {
+            Some(rest) if config.encoding.spreadsheet_safe => rest.to_owned(),
+            _ => v.to_owned(),
+        }
+    };
     let mut done = Done::default();
     let mut summary = Summary::default();
     // page_url values whose script rows stay.
     let mut kept_pages = HashSet64::default();
     rewrite(&pages_part, &PAGE_COLUMNS, format, |record| {
-        let page_url = &*record.get("page_url");
+        let page_url = &*unescape(&record.get("page_url"));
         let status = record.get("status").parse::<u16>().ok();
         let error = &*record.get("error");
         if error.is_empty() {
@@ -153,9 +169,12 @@ pub fn prepare(
         kept_pages.insert(done.hasher.hash_one(page_url));
         true
     })?;
-    rewrite(&scripts_part, script_columns, format, |record| {
-        kept_pages.contains(done.hasher.hash_one(&*record.get("page_url")))
-    })?;
+    if let Some(scripts_part) = &scripts_part {
+        rewrite(scripts_part, script_columns, format, |record| {
+            let page_url = unescape(&record.get("page_url"));
+            kept_pages.contains(done.hasher.hash_one(&*page_url))
+        })?;
+    }
     summary.resumed = done.len() as u64;
     Ok(Some(Earlier { done, summary }))
 }
@@ -201,8 +220,15 @@ fn rewrite(
     let tmp = PathBuf::from(tmp_name);
     let out = File::create(&tmp).with_context(context)?;
     let out = match format {
-        Format::Csv => rewrite_csv(path, columns, out, keep)?,
-        Format::Jsonl => rewrite_jsonl(path, out, keep)?,
+        Format::Csv => rewrite_csv(path, columns, out, keep),
+        Format::Jsonl => rewrite_jsonl(path, columns, out, keep),
+    };
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
     };
     out.sync_all().with_context(context)?;
     drop(out);
@@ -218,6 +244,15 @@ fn rewrite_csv(
 ) -> anyhow::Result<File> {
     let context = || format!("cannot resume from {}", path.display());
     let len = std::fs::metadata(path).with_context(context)?.len();
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(columns).with_context(context)?;
+    if len == 0 {
+        // Killed before its header was written.
+        return writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(context);
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -230,16 +265,31 @@ fn rewrite_csv(
             path.display()
         );
     }
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(&header).with_context(context)?;
     let mut record = csv::StringRecord::new();
-    // A read error can only be the torn tail: stop there.
-    while let Ok(true) = reader.read_record(&mut record) {
-        // The record ends where the reader stands; a whole one ends with
-        // the line break the writer puts after every record.
-        let end = reader.position().byte();
-        let ended = end < len || ends_with_newline(path, len)?;
-        if record.len() != columns.len() || !ended {
+    loop {
+        let line = reader.position().line();
+        let whole = match reader.read_record(&mut record) {
+            Ok(false) => break,
+            // The record ends where the reader stands; a whole one ends
+            // with the line break the writer puts after every record.
+            Ok(true) => {
+                let end = reader.position().byte();
+                record.len() == columns.len() && (end < len || ends_with_newline(path, len)?)
+            }
+            Err(_) => false,
+        };
+        if !whole {
+            // A killed run can leave its last row torn; anything after a
+            // bad row means the file was damaged, and guessing would lose
+            // or duplicate rows.
+            let mut rest = csv::StringRecord::new();
+            if matches!(reader.read_record(&mut rest), Ok(true)) {
+                bail!(
+                    "cannot resume from {}: damaged at line {line}, not only at its end; \
+                     start again without --resume",
+                    path.display()
+                );
+            }
             break;
         }
         if keep(&Record::Csv(&record, columns)) {
@@ -254,6 +304,7 @@ fn rewrite_csv(
 
 fn rewrite_jsonl(
     path: &Path,
+    columns: &[&str],
     out: File,
     mut keep: impl FnMut(&Record<'_>) -> bool,
 ) -> anyhow::Result<File> {
@@ -262,17 +313,37 @@ fn rewrite_jsonl(
     let mut reader = BufReader::new(File::open(path).with_context(context)?);
     let mut out = std::io::BufWriter::new(out);
     let mut line = Vec::new();
+    let mut number = 0u64;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).with_context(context)? == 0 {
             break;
         }
-        if line.last() != Some(&b'\n') {
-            break;
-        }
-        let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(&line) else {
-            break;
+        number += 1;
+        let object = match serde_json::from_slice(&line) {
+            Ok(serde_json::Value::Object(object)) if line.last() == Some(&b'\n') => object,
+            _ => {
+                // Torn last line, or damage: see rewrite_csv.
+                let mut rest = Vec::new();
+                if reader.read_until(b'\n', &mut rest).with_context(context)? > 0 {
+                    bail!(
+                        "cannot resume from {}: damaged at line {number}, not only at its end; \
+                         start again without --resume",
+                        path.display()
+                    );
+                }
+                break;
+            }
         };
+        let same_columns =
+            object.len() == columns.len() && columns.iter().all(|c| object.contains_key(*c));
+        if !same_columns {
+            bail!(
+                "cannot resume from {}: its fields differ from this run's (was --inline-text \
+                 used differently?); start again without --resume",
+                path.display()
+            );
+        }
         if keep(&Record::Json(&object)) {
             out.write_all(&line).with_context(context)?;
         }
@@ -323,9 +394,14 @@ mod tests {
         rewrite(&path, &["a", "b"], Format::Csv, |_| true).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,x\n");
         assert!(rewrite(&path, &["a", "c"], Format::Csv, |_| true).is_err());
+        // A bad row with rows after it is damage, not a torn tail.
+        std::fs::write(&path, "a,b\n1,x\n2\n3,y\n").unwrap();
+        let err = rewrite(&path, &["a", "b"], Format::Csv, |_| true).unwrap_err();
+        assert!(err.to_string().contains("damaged at line 3"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,x\n2\n3,y\n");
         // JSON Lines: a line without its break, or not an object, is torn.
         std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n{\"a\":4").unwrap();
-        rewrite(&path, &[], Format::Jsonl, |r| r.get("a") != "2").unwrap();
+        rewrite(&path, &["a"], Format::Jsonl, |r| r.get("a") != "2").unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"a\":1}\n{\"a\":3}\n"

@@ -80,6 +80,16 @@ pub fn document(
     })
 }
 
+/// Checks, before the run, that the stats file can be written where asked:
+/// a run should not do all its work and then fail on a typo.
+pub fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let tmp = part_path(path)?;
+    std::fs::File::create(&tmp)
+        .with_context(|| format!("cannot write stats {}", path.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
 /// Writes `doc` to `path` through a temporary sibling renamed into place.
 pub fn write(path: &Path, doc: &Value) -> anyhow::Result<()> {
     let context = || format!("cannot write stats {}", path.display());

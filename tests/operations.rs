@@ -822,3 +822,241 @@ fn progress_bar_only_on_a_terminal() {
         String::from_utf8_lossy(&quiet.stdout)
     );
 }
+
+/// Runs `args` until `pages.part` has more than `lines` lines, then stops
+/// it with SIGTERM (and --grace 0 in `args`), bounded in time.
+fn run_then_stop(run: &Run, args: &[&str], pages_part: &str, lines: usize) {
+    let mut child = run
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&run.path(pages_part), lines);
+    signal(&child, libc::SIGTERM);
+    wait_within(&mut child, Duration::from_secs(20)).expect("stops");
+}
+
+#[test]
+fn resume_with_spreadsheet_safe_keeps_each_line_once() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls = [
+        "=HYPERLINK(\"http://x\")".to_owned(),
+        "@foo bar".to_owned(),
+        "'quoted".to_owned(),
+        server.url("/gen/1"),
+        server.url("/slow-gen/20000/2"),
+    ];
+    let list = run.urls("urls.txt", &urls);
+    let base = [
+        list.as_str(),
+        "--spreadsheet-safe",
+        "--grace",
+        "0",
+        "-o",
+        "s.csv",
+        "--pages",
+        "p.csv",
+    ];
+    run_then_stop(&run, &base, "p.csv.part", 4);
+    std::fs::write(
+        run.path("urls.txt"),
+        urls.join("\n").replace("/slow-gen/20000/", "/gen/") + "\n",
+    )
+    .unwrap();
+    let mut args = base.to_vec();
+    args.push("--resume");
+    let out = run.run(&args, None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let pages = Table::read(&run.path("p.csv"));
+    let mut seen = pages.column("page_url");
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "a line twice");
+    assert!(
+        out.stderr.contains("2 pages ok, 3 failed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn resume_refuses_damaged_or_mismatched_files_and_restarts_empty_ones() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let mut urls: Vec<String> = (0..6).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    urls.push(server.url("/slow-gen/20000/9"));
+    let list = run.urls("urls.txt", &urls);
+    let jsonl = [
+        list.as_str(),
+        "--grace",
+        "0",
+        "--format",
+        "jsonl",
+        "-o",
+        "s.jsonl",
+        "--pages",
+        "p.jsonl",
+    ];
+    // JSON Lines have no header: 6 lines are the 6 quick pages.
+    run_then_stop(&run, &jsonl, "p.jsonl.part", 5);
+    // Other fields than the interrupted run's.
+    let mut mismatched = jsonl.to_vec();
+    mismatched.extend(["--inline-text", "--resume"]);
+    let out = run.run(&mismatched, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("fields differ"), "{}", out.stderr);
+    assert!(!run.path("s.jsonl.part.tmp").exists());
+
+    // A damaged row in the middle (not a torn tail) is refused, not skipped.
+    let part = run.path("s.jsonl.part");
+    let text = std::fs::read_to_string(&part).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 3);
+    lines[1] = "{,not json";
+    std::fs::write(&part, lines.join("\n") + "\n").unwrap();
+    let mut resume = jsonl.to_vec();
+    resume.push("--resume");
+    let out = run.run(&resume, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("damaged at line 2"), "{}", out.stderr);
+
+    // Empty .part files (killed as they were created): a new run.
+    std::fs::write(run.path("s.jsonl.part"), "").unwrap();
+    std::fs::write(run.path("p.jsonl.part"), "").unwrap();
+    std::fs::write(
+        run.path("urls.txt"),
+        urls.join("\n").replace("/slow-gen/20000/", "/gen/") + "\n",
+    )
+    .unwrap();
+    let out = run.run(&resume, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(run.path("p.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        7
+    );
+}
+
+#[test]
+fn resume_with_scripts_to_a_device() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls = [server.url("/gen/1"), server.url("/slow-gen/20000/2")];
+    let list = run.urls("urls.txt", &urls);
+    let base = [
+        list.as_str(),
+        "--grace",
+        "0",
+        "-o",
+        "/dev/null",
+        "--pages",
+        "p.csv",
+    ];
+    run_then_stop(&run, &base, "p.csv.part", 1);
+    std::fs::write(
+        run.path("urls.txt"),
+        urls.join("\n").replace("/slow-gen/20000/", "/gen/") + "\n",
+    )
+    .unwrap();
+    let mut args = base.to_vec();
+    args.push("--resume");
+    let out = run.run(&args, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(Table::read(&run.path("p.csv")).rows.len(), 2);
+    assert_eq!(server.hits("/gen/1"), 1);
+}
+
+#[test]
+fn runs_sharing_any_output_exclude_each_other() {
+    let server = TestServer::start();
+    let run = Run::new();
+    std::fs::create_dir(run.path("data")).unwrap();
+    std::fs::write(run.path("data/s.csv"), "").unwrap();
+    std::os::unix::fs::symlink(run.path("data/s.csv"), run.path("link.csv")).unwrap();
+    let list = run.urls("urls.txt", &[server.url("/slow-gen/20000/1")]);
+    let mut first = run
+        .command(&[
+            &list,
+            "--grace",
+            "0",
+            "-o",
+            "link.csv",
+            "--pages",
+            "report.csv",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run.path("report.csv.part").exists() {
+        assert!(Instant::now() < deadline, "first run never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The same scripts file under its real name, and the same report with
+    // another scripts file: both must wait for the first run.
+    for args in [
+        vec![list.as_str(), "-o", "data/s.csv"],
+        vec![list.as_str(), "-o", "other.csv", "--pages", "./report.csv"],
+        vec![list.as_str(), "-o", "/dev/null", "--pages", "report.csv"],
+    ] {
+        let out = run.run(&args, None);
+        assert_eq!(out.code, 75, "{args:?}: {}", out.stderr);
+    }
+    signal(&first, libc::SIGTERM);
+    wait_within(&mut first, Duration::from_secs(20)).expect("stops");
+}
+
+#[test]
+fn stats_path_problems_are_found_before_the_run() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    let out = run.run(&[&list, "-o", "s.csv", "--stats", &list], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing to overwrite"),
+        "{}",
+        out.stderr
+    );
+    let out = run.run(&[&list, "-o", "s.csv", "--stats", "s.csv"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run.run(
+        &[&list, "-o", "s.csv", "--stats", "no/such/dir/x.json"],
+        None,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot write stats"), "{}", out.stderr);
+    assert_eq!(server.hits("/gen/1"), 0, "the run went ahead");
+}
+
+#[test]
+fn false_flags_in_the_environment_are_not_set() {
+    let run = Run::new();
+    let out = run
+        .command(&["--generate", "man"])
+        .env("SCRIPTSCRAPE_OUTPUT", "x.csv")
+        .env("SCRIPTSCRAPE_RESUME", "false")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let out = run
+        .command(&[&list, "-v", "--retries", "0", "-o", "/dev/null"])
+        .env("SCRIPTSCRAPE_QUIET", "false")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("connect"), "{stderr}");
+}
