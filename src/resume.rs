@@ -398,7 +398,10 @@ mod tests {
         std::fs::write(&path, "a,b\n1,x\n2\n3,y\n").unwrap();
         let err = rewrite(&path, &["a", "b"], Format::Csv, |_| true).unwrap_err();
         assert!(err.to_string().contains("damaged at line 3"), "{err}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,x\n2\n3,y\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a,b\n1,x\n2\n3,y\n"
+        );
         // JSON Lines: a line without its break, or not an object, is torn.
         std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n{\"a\":4").unwrap();
         rewrite(&path, &["a"], Format::Jsonl, |r| r.get("a") != "2").unwrap();
