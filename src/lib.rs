@@ -20,7 +20,9 @@
 //!   is there.
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //! - [`lock`]: one run at a time per output (a lock file beside it).
-//! - [`scope`]: which discovered URLs a crawl follows (`--scope`).
+//! - [`scope`], [`netguard`], [`normalize`]: building blocks of crawl mode,
+//!   which the command line does not offer yet.
+//! - [`scope`]: which discovered URLs a crawl follows.
 //! - [`netguard`]: the addresses a crawl must not step into from a public
 //!   page.
 //! - [`normalize`]: URL identity for crawling (one fetch per page however
