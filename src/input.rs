@@ -11,6 +11,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use url::Url;
@@ -104,6 +105,7 @@ pub struct Skipped {
 pub fn read_lines(
     sources: Vec<(String, Box<dyn BufRead + Send>)>,
     done: Option<Done>,
+    duplicates: &AtomicU64,
     mut emit: impl FnMut(InputLine) -> bool,
 ) -> anyhow::Result<Skipped> {
     let done = done.unwrap_or_default();
@@ -129,6 +131,9 @@ pub fn read_lines(
             let key = seen.key(&line);
             if !seen.hashes.insert(key) {
                 skipped.duplicates += 1;
+                // Also counted where a run that stops early can read it
+                // without waiting for this thread.
+                duplicates.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if done.contains(key) {
@@ -349,6 +354,7 @@ fn lines_from(reader: impl io::Read + Send + 'static) -> anyhow::Result<(Vec<Inp
     let skipped = read_lines(
         vec![("<test>".to_owned(), Box::new(BufReader::new(reader)))],
         None,
+        &AtomicU64::new(0),
         |l| {
             out.push(l);
             true

@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc as std_mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -187,6 +188,7 @@ pub fn run(
         .ordered
         .then(|| Arc::new(OrderGate::new(ORDER_WINDOW_PER_SLOT * concurrency as u64)));
     let (line_tx, line_rx) = mpsc::channel::<InputLine>(LINE_QUEUE);
+    let duplicates = Arc::new(AtomicU64::new(0));
     let (body_tx, body_rx) = mpsc::channel::<Completed>(parsers * BODIES_PER_PARSER);
     let (page_tx, page_rx) = std_mpsc::sync_channel::<PageResult>(PAGE_QUEUE);
 
@@ -194,8 +196,9 @@ pub fn run(
         .name("scriptscrape-input".into())
         .spawn({
             let gate = gate.clone();
+            let duplicates = Arc::clone(&duplicates);
             move || {
-                input::read_lines(sources, done, |line| {
+                input::read_lines(sources, done, &duplicates, |line| {
                     if let Some(gate) = &gate
                         && !gate.wait_for(line.seq, || line_tx.is_closed())
                     {
@@ -274,11 +277,13 @@ pub fn run(
         Ended::Complete if !summary.output_closed => {
             // The input ended (else the fetch stage would still be
             // running), so this join does not wait on a read.
-            let skipped = match reader.join() {
-                Ok(result) => result?,
+            // Joined for its error, if reading failed.
+            match reader.join() {
+                Ok(result) => {
+                    result?;
+                }
                 Err(_) => anyhow::bail!("internal error: the input thread panicked"),
-            };
-            summary.duplicates = skipped.duplicates;
+            }
             if let Some(sink) = sink {
                 finish_output(sink.finish(), &mut summary)?;
             }
@@ -299,6 +304,7 @@ pub fn run(
             }
         }
     }
+    summary.duplicates = duplicates.load(Ordering::Relaxed);
     summary.carry(&carried);
     summary.elapsed = started.elapsed();
     if let Some(path) = &config.stats {

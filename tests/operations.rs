@@ -214,6 +214,8 @@ fn requests_past_the_grace_period_are_abandoned() {
     // Four quick pages, then pages that take 20 s.
     let mut urls: Vec<String> = (0..4).map(|n| server.url(&format!("/gen/{n}"))).collect();
     urls.extend((4..12).map(|n| server.url(&format!("/slow-gen/20000/{n}"))));
+    // A duplicate, which the summary of a stopped run still counts.
+    urls.insert(2, urls[0].clone());
     let list = run.urls("urls.txt", &urls);
     let mut child = run
         .command(&[
@@ -240,6 +242,7 @@ fn requests_past_the_grace_period_are_abandoned() {
         stderr.contains("stopped by SIGINT: 8 URLs not done"),
         "{stderr}"
     );
+    assert!(stderr.contains("1 duplicate line skipped"), "{stderr}");
     let pages = Table::read(&run.path("pages.csv.part"));
     assert_eq!(pages.rows.len(), 4);
     check_whole_and_agreeing(&pages, &Table::read(&run.path("scripts.csv.part")));
