@@ -248,7 +248,39 @@ pub fn parse_url(line: &str) -> Result<Url, String> {
     if url.as_str().parse::<http::Uri>().is_err() {
         return Err("not a valid HTTP URL (characters HTTP does not allow in the host)".to_owned());
     }
+    if let Some(url::Host::Domain(host)) = url.host()
+        && let Err(why) = check_dns_name(host)
+    {
+        return Err(format!("host {host:?} is not a DNS name: {why}"));
+    }
     Ok(url)
+}
+
+/// A host the URL standard accepts but no resolver or TLS library will
+/// (`https://-x/`, `https://'a/`) would fail as `connect` on every run,
+/// and `--resume` would retry it each time; it is an invalid line instead.
+/// The url crate has already lower-cased the name and turned non-ASCII
+/// labels into `xn--` form. Underscores are allowed, as in practice.
+fn check_dns_name(host: &str) -> Result<(), &'static str> {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() > 253 {
+        return Err("longer than 253 characters");
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("a label is empty or longer than 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("only letters, digits, '-' and '_' are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label starts or ends with '-'");
+        }
+    }
+    Ok(())
 }
 
 /// For a line without `://`: the scheme it starts with, if the part before
@@ -366,6 +398,32 @@ fn lines_from(reader: impl io::Read + Send + 'static) -> anyhow::Result<(Vec<Inp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_no_resolver_accepts_are_invalid_lines() {
+        for bad in [
+            "-notaurl",
+            "https://'quoted/",
+            "http://a..b/",
+            "http://x-.test/",
+            "http://a$b.test/",
+        ] {
+            let err = parse_url(bad).unwrap_err();
+            assert!(err.contains("is not a DNS name"), "{bad}: {err}");
+        }
+        for good in [
+            "http://under_score.example.com/",
+            "https://xn--bcher-kva.example/",
+            "https://bücher.example/",
+            "http://localhost:8080/",
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "https://example.com./",
+            "http://a-b.c-d.test/",
+        ] {
+            assert!(parse_url(good).is_ok(), "{good}");
+        }
+    }
 
     #[test]
     fn compact_set_agrees_with_a_hash_set_across_merges() {

@@ -879,7 +879,7 @@ fn resume_with_spreadsheet_safe_keeps_each_line_once() {
     seen.dedup();
     assert_eq!(seen.len(), 5, "a line twice");
     assert!(
-        out.stderr.contains("2 pages ok, 3 failed"),
+        out.stderr.contains("2 pages ok, 3 failed (3 invalid_url)"),
         "{}",
         out.stderr
     );
