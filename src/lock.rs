@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{Config, Destination};
-use crate::output::part_path;
+use crate::output::{part_path, real_path};
 use crate::stop::{Level, Stop};
 
 /// Another run holds the lock (and `--wait-lock` was not given).
@@ -55,25 +55,11 @@ pub fn lock_paths(config: &Config) -> anyhow::Result<Vec<PathBuf>> {
         let Destination::File(path) = dest else {
             continue;
         };
-        match std::fs::metadata(path) {
-            // Devices (/dev/null) are shared by every program.
-            Ok(meta) if !meta.is_file() => continue,
-            Ok(_) => {
-                let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                paths.push(part_path(&real)?.with_extension("lock"));
-            }
-            Err(_) => {
-                // Not there yet: the directory's real path and the name.
-                let name = path
-                    .file_name()
-                    .with_context(|| format!("output {} is not a file name", path.display()))?;
-                let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    Some(dir) => std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()),
-                    None => std::fs::canonicalize(".").unwrap_or_default(),
-                };
-                paths.push(part_path(&dir.join(name))?.with_extension("lock"));
-            }
+        // Devices (/dev/null) are shared by every program.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            continue;
         }
+        paths.push(part_path(&real_path(path))?.with_extension("lock"));
     }
     paths.sort();
     paths.dedup();

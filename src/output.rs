@@ -178,11 +178,7 @@ impl Target {
             return Ok(Target::Direct(file));
         }
         // A symlink stays a symlink: the file it points to is replaced.
-        let path = match existing {
-            Some(_) => std::fs::canonicalize(path)
-                .with_context(|| format!("cannot resolve output {}", path.display()))?,
-            None => path.clone(),
-        };
+        let path = real_path(path);
         let part = part_path(&path)?;
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -262,6 +258,38 @@ impl Write for Target {
             // Files are unbuffered here: each page is one write(2).
             Target::Direct(_) | Target::Staged { .. } => Ok(()),
         }
+    }
+}
+
+/// Where an output file really is: symlinks followed (a dangling one to
+/// the file it names, which the run then creates), the directory made
+/// absolute. Outputs, their `.part` files and their locks all go by it.
+pub fn real_path(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let mut path = path.to_path_buf();
+    // A dangling symlink (or a chain of them, within reason).
+    for _ in 0..8 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return path;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match std::fs::canonicalize(dir) {
+        Ok(dir) => dir.join(name),
+        Err(_) => path.clone(),
     }
 }
 

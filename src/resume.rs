@@ -26,7 +26,7 @@ use anyhow::{Context as _, bail};
 use crate::config::{Config, Destination};
 use crate::error::ErrorKind;
 use crate::input::HashSet64;
-use crate::output::{Format, PAGE_COLUMNS, part_path};
+use crate::output::{Format, PAGE_COLUMNS, part_path, real_path};
 use crate::report::Summary;
 
 /// What an earlier, unfinished run had done.
@@ -97,8 +97,7 @@ fn part_files(config: &Config) -> anyhow::Result<(Option<PathBuf>, PathBuf)> {
                     return Ok(None);
                 }
                 // The .part sits beside the real file when -o is a symlink.
-                let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                part_path(&path).map(Some)
+                part_path(&real_path(path)).map(Some)
             }
             _ => bail!("--resume needs {what} written to a file"),
         }

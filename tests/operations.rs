@@ -1063,3 +1063,22 @@ fn false_flags_in_the_environment_are_not_set() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("connect"), "{stderr}");
 }
+
+#[test]
+fn a_dangling_symlink_output_is_created_through_the_link() {
+    let server = TestServer::start();
+    let run = Run::new();
+    std::fs::create_dir(run.path("data")).unwrap();
+    // The link names a file that does not exist yet, relative to the link.
+    std::os::unix::fs::symlink("data/new.csv", run.path("link.csv")).unwrap();
+    let list = run.urls("urls.txt", &[server.url("/gen/2")]);
+    let out = run.run(&[&list, "-o", "link.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let link = std::fs::symlink_metadata(run.path("link.csv")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    assert_eq!(
+        Table::read(&run.path("data/new.csv")).rows.len(),
+        generated_scripts(2).len()
+    );
+    assert!(run.path("data/new.csv.lock").exists());
+}
