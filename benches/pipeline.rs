@@ -127,12 +127,7 @@ fn latency(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
     ours.print("scriptscrape", n);
     println!("  wall / ceiling: {:.2}", ours.wall / ceiling);
     if let Some(b) = baseline {
-        let theirs = median_of(b.runs, || server.measure(&b.command(&urls, 256)));
-        theirs.print("python asyncio+aiohttp+bs4", n);
-        println!(
-            "  python wall / scriptscrape wall: {:.1}x",
-            theirs.wall / ours.wall
-        );
+        b.beside(&server, &urls, 256, n, &ours);
     }
 }
 
@@ -163,12 +158,7 @@ fn cpu(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
         100.0 * (n as f64 / ours.wall) / ceiling.0
     );
     if let Some(b) = baseline {
-        let theirs = median_of(b.runs, || server.measure(&b.command(&urls, 64)));
-        theirs.print("python asyncio+aiohttp+bs4", n);
-        println!(
-            "  python wall / scriptscrape wall: {:.1}x",
-            theirs.wall / ours.wall
-        );
+        b.beside(&server, &urls, 64, n, &ours);
     }
 }
 
@@ -198,15 +188,7 @@ fn scale(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
             Some(_) if n >= 1_000_000 => {
                 println!("python asyncio+aiohttp+bs4: not run at a million URLs (too slow)")
             }
-            Some(b) => {
-                let theirs = median_of(b.runs, || server.measure(&b.command(&urls, 256)));
-                theirs.print("python asyncio+aiohttp+bs4", n);
-                println!(
-                    "  python wall / scriptscrape wall: {:.1}x, peak RSS {:.1}x",
-                    theirs.wall / m.wall,
-                    theirs.peak_rss_mb / m.peak_rss_mb
-                );
-            }
+            Some(b) => b.beside(&server, &urls, 256, n, &m),
             None => {}
         }
     }
@@ -300,6 +282,20 @@ impl Baseline {
             python,
             script: root.join("bench/baseline.py"),
         })
+    }
+
+    /// Times the Python program on the same URLs and prints it next to
+    /// scriptscrape's figures from the same run.
+    fn beside(&self, server: &Server, urls: &Path, concurrency: usize, n: u64, ours: &Measured) {
+        let theirs = median_of(self.runs, || {
+            server.measure(&self.command(urls, concurrency))
+        });
+        theirs.print("python asyncio+aiohttp+bs4", n);
+        println!(
+            "  python wall / scriptscrape wall: {:.1}x, peak RSS {:.1}x",
+            theirs.wall / ours.wall,
+            theirs.peak_rss_mb / ours.peak_rss_mb
+        );
     }
 
     fn command(&self, urls: &Path, concurrency: usize) -> Command {

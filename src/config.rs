@@ -88,16 +88,7 @@ impl Config {
             }
             vec![Source::Stdin]
         } else {
-            cli.inputs
-                .iter()
-                .map(|i| {
-                    if i == "-" {
-                        Source::Stdin
-                    } else {
-                        Source::File(PathBuf::from(i))
-                    }
-                })
-                .collect()
+            cli.inputs.iter().map(|i| Source::from_arg(i)).collect()
         };
 
         let output = cli

@@ -33,6 +33,14 @@ pub enum Source {
 }
 
 impl Source {
+    /// An INPUT argument: `-` is standard input, anything else a file.
+    pub fn from_arg(arg: &str) -> Self {
+        match arg {
+            "-" => Source::Stdin,
+            path => Source::File(PathBuf::from(path)),
+        }
+    }
+
     /// The name used in messages: the path, or `<stdin>`.
     pub fn name(&self) -> String {
         match self {

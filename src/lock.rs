@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{Config, Destination};
-use crate::output::{part_path, real_path};
+use crate::output::staged_part;
 use crate::stop::{Level, Stop};
 
 /// Another run holds the lock (and `--wait-lock` was not given).
@@ -55,11 +55,10 @@ pub fn lock_paths(config: &Config) -> anyhow::Result<Vec<PathBuf>> {
         let Destination::File(path) = dest else {
             continue;
         };
-        // Devices (/dev/null) are shared by every program.
-        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-            continue;
+        // Devices (/dev/null) are shared by every program: no lock.
+        if let Some(part) = staged_part(path)? {
+            paths.push(part.with_extension("lock"));
         }
-        paths.push(part_path(&real_path(path))?.with_extension("lock"));
     }
     paths.sort();
     paths.dedup();

@@ -95,13 +95,7 @@ fn cli_sources(cli: &Cli) -> Vec<Source> {
     if cli.inputs.is_empty() {
         return vec![Source::Stdin];
     }
-    cli.inputs
-        .iter()
-        .map(|i| match i.as_str() {
-            "-" => Source::Stdin,
-            path => Source::File(path.into()),
-        })
-        .collect()
+    cli.inputs.iter().map(|i| Source::from_arg(i)).collect()
 }
 
 /// The first SIGINT or SIGTERM drains the run (--grace), the second stops

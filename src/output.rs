@@ -170,7 +170,7 @@ impl Target {
             return Ok(Target::Stdout(io::stdout()));
         };
         let existing = std::fs::metadata(path).ok();
-        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+        if is_device(path) {
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(path)
@@ -259,6 +259,21 @@ impl Write for Target {
             Target::Direct(_) | Target::Staged { .. } => Ok(()),
         }
     }
+}
+
+/// Whether `path` is there and not a regular file (`/dev/null`, a FIFO):
+/// written in place, with no `.part` and no lock.
+pub fn is_device(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file())
+}
+
+/// The `.part` file a file output is written as, beside its real path;
+/// `None` for a device.
+pub fn staged_part(path: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if is_device(path) {
+        return Ok(None);
+    }
+    part_path(&real_path(path)).map(Some)
 }
 
 /// Where an output file really is: symlinks followed (a dangling one to

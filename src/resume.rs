@@ -26,7 +26,7 @@ use anyhow::{Context as _, bail};
 use crate::config::{Config, Destination};
 use crate::error::ErrorKind;
 use crate::input::HashSet64;
-use crate::output::{Format, PAGE_COLUMNS, part_path, real_path};
+use crate::output::{Format, PAGE_COLUMNS, staged_part};
 use crate::report::Summary;
 
 /// What an earlier, unfinished run had done.
@@ -92,13 +92,7 @@ fn transient(kind: ErrorKind, status: Option<u16>) -> bool {
 fn part_files(config: &Config) -> anyhow::Result<(Option<PathBuf>, PathBuf)> {
     let file = |dest: Option<&Destination>, what: &str| -> anyhow::Result<Option<PathBuf>> {
         match dest {
-            Some(Destination::File(path)) => {
-                if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-                    return Ok(None);
-                }
-                // The .part sits beside the real file when -o is a symlink.
-                part_path(&real_path(path)).map(Some)
-            }
+            Some(Destination::File(path)) => staged_part(path),
             _ => bail!("--resume needs {what} written to a file"),
         }
     };
@@ -283,11 +277,7 @@ fn rewrite_csv(
             // or duplicate rows.
             let mut rest = csv::StringRecord::new();
             if matches!(reader.read_record(&mut rest), Ok(true)) {
-                bail!(
-                    "cannot resume from {}: damaged at line {line}, not only at its end; \
-                     start again without --resume",
-                    path.display()
-                );
+                return Err(damaged(path, line));
             }
             break;
         }
@@ -325,11 +315,7 @@ fn rewrite_jsonl(
                 // Torn last line, or damage: see rewrite_csv.
                 let mut rest = Vec::new();
                 if reader.read_until(b'\n', &mut rest).with_context(context)? > 0 {
-                    bail!(
-                        "cannot resume from {}: damaged at line {number}, not only at its end; \
-                         start again without --resume",
-                        path.display()
-                    );
+                    return Err(damaged(path, number));
                 }
                 break;
             }
@@ -350,6 +336,17 @@ fn rewrite_jsonl(
     out.into_inner()
         .map_err(|e| e.into_error())
         .with_context(context)
+}
+
+/// A `.part` file with a bad row before its end: a killed run only ever
+/// tears the last one, so this is damage, and guessing would lose or
+/// duplicate rows.
+fn damaged(path: &Path, line: u64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot resume from {}: damaged at line {line}, not only at its end; start again \
+         without --resume",
+        path.display()
+    )
 }
 
 fn ends_with_newline(path: &Path, len: u64) -> anyhow::Result<bool> {

@@ -4,13 +4,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, Table, TestServer, generated_scripts, wait_within};
-
-fn lines(path: &std::path::Path) -> usize {
-    std::fs::read(path)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-        .unwrap_or(0)
-}
+use crate::support::{
+    Run, Table, TestServer, generated_scripts, lines, signal, wait_for_lines, wait_within,
+};
 
 #[test]
 fn outputs_are_replaced_whole_when_the_run_ends() {
@@ -22,20 +18,15 @@ fn outputs_are_replaced_whole_when_the_run_ends() {
         .map(|n| server.url(&format!("/slow-gen/150/{n}")))
         .collect();
     let list = run.urls("urls.txt", &urls);
-    let mut child = run
-        .command(&[
-            &list,
-            "-c",
-            "2",
-            "-o",
-            "scripts.csv",
-            "--pages",
-            "pages.csv",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_quiet(&[
+        &list,
+        "-c",
+        "2",
+        "-o",
+        "scripts.csv",
+        "--pages",
+        "pages.csv",
+    ]);
 
     // Mid-run: rows go to the .part files, page by page, and the files of
     // the last run are untouched.
@@ -109,25 +100,6 @@ fn a_run_that_cannot_start_leaves_the_last_outputs_alone() {
         "last run\n"
     );
     assert!(!run.path("scripts.csv.part").exists());
-}
-
-fn signal(child: &std::process::Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on a child this test started and has not reaped.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(rc, 0, "kill failed");
-}
-
-/// Waits (bounded) until `path` holds more than `n` lines.
-fn wait_for_lines(path: &std::path::Path, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while lines(path) <= n {
-        assert!(
-            Instant::now() < deadline,
-            "{} never passed {n} lines",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Every page in the report has all its rows in the scripts file, every
@@ -255,20 +227,15 @@ fn a_second_signal_stops_at_once() {
     let mut urls: Vec<String> = (0..4).map(|n| server.url(&format!("/gen/{n}"))).collect();
     urls.extend((4..40).map(|n| server.url(&format!("/slow-gen/20000/{n}"))));
     let list = run.urls("urls.txt", &urls);
-    let mut child = run
-        .command(&[
-            &list,
-            "--grace",
-            "60",
-            "-o",
-            "scripts.csv",
-            "--pages",
-            "pages.csv",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_quiet(&[
+        &list,
+        "--grace",
+        "60",
+        "-o",
+        "scripts.csv",
+        "--pages",
+        "pages.csv",
+    ]);
     wait_for_lines(&run.path("pages.csv.part"), 4);
     signal(&child, libc::SIGINT);
     std::thread::sleep(Duration::from_millis(200));
@@ -290,12 +257,7 @@ fn an_overlapping_run_leaves_at_once_with_its_own_status() {
         .map(|n| server.url(&format!("/slow-gen/1500/{n}")))
         .collect();
     let list = run.urls("urls.txt", &slow);
-    let mut first = run
-        .command(&[&list, "-o", "scripts.csv", "--pages", "pages.csv"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = run.spawn_quiet(&[&list, "-o", "scripts.csv", "--pages", "pages.csv"]);
     // The first run has its lock once its .part files exist.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !run.path("pages.csv.part").exists() {
@@ -501,12 +463,7 @@ fn resume_retries_transient_failures_and_nothing_else() {
         "--pages",
         "pages.csv",
     ];
-    let mut child = run
-        .command(&base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_quiet(&base);
     wait_for_lines(&run.path("pages.csv.part"), 3);
     signal(&child, libc::SIGTERM);
     assert_eq!(
@@ -631,12 +588,7 @@ fn resume_works_for_json_lines_too() {
         "--pages",
         "p.jsonl",
     ];
-    let mut child = run
-        .command(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_quiet(&args);
     wait_for_lines(&run.path("p.jsonl.part"), 15);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -982,20 +934,15 @@ fn runs_sharing_any_output_exclude_each_other() {
     std::fs::write(run.path("data/s.csv"), "").unwrap();
     std::os::unix::fs::symlink(run.path("data/s.csv"), run.path("link.csv")).unwrap();
     let list = run.urls("urls.txt", &[server.url("/slow-gen/20000/1")]);
-    let mut first = run
-        .command(&[
-            &list,
-            "--grace",
-            "0",
-            "-o",
-            "link.csv",
-            "--pages",
-            "report.csv",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = run.spawn_quiet(&[
+        &list,
+        "--grace",
+        "0",
+        "-o",
+        "link.csv",
+        "--pages",
+        "report.csv",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !run.path("report.csv.part").exists() {
         assert!(Instant::now() < deadline, "first run never started");

@@ -6,7 +6,9 @@ use std::io::Read as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{GenScript, Run, Table, TestServer, generated_scripts, wait_within};
+use crate::support::{
+    GenScript, Run, Table, TestServer, generated_scripts, signal, wait_for_lines, wait_within,
+};
 
 #[test]
 fn rows_follow_completion_order_not_input_order() {
@@ -244,35 +246,21 @@ fn a_killed_run_leaves_only_whole_rows() {
         .map(|n| server.url(&format!("/slow-gen/{}/{n}", 20 + (n * 37) % 400)))
         .collect();
     let list = run.urls("urls.txt", &urls);
-    let mut child = run
-        .command(&[
-            list.as_str(),
-            "-c",
-            "16",
-            "--inline-text",
-            "-o",
-            "scripts.csv",
-            "--pages",
-            "pages.csv",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_quiet(&[
+        list.as_str(),
+        "-c",
+        "16",
+        "--inline-text",
+        "-o",
+        "scripts.csv",
+        "--pages",
+        "pages.csv",
+    ]);
     // A killed run never renames its outputs into place: what it wrote is
     // in the .part files.
     let pages_path = run.path("pages.csv.part");
-    let deadline = Instant::now() + Duration::from_secs(30);
     // Kill once a few dozen pages are written, in the middle of the run.
-    while Instant::now() < deadline {
-        let written = std::fs::read(&pages_path)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-            .unwrap_or(0);
-        if written > 40 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_lines(&pages_path, 40);
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -325,22 +313,17 @@ fn a_slow_host_does_not_hold_back_the_others() {
         .collect();
     urls.extend(fast.iter().cloned());
     let list = run.urls("urls.txt", &urls);
-    let mut child = run
-        .command(&[
-            &list,
-            "-c",
-            "16",
-            "--per-host",
-            "4",
-            "--pages",
-            "pages.csv",
-            "-o",
-            "scripts.csv",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_quiet(&[
+        &list,
+        "-c",
+        "16",
+        "--per-host",
+        "4",
+        "--pages",
+        "pages.csv",
+        "-o",
+        "scripts.csv",
+    ]);
     // Bounded wait for the fast pages to be reported.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut done_fast = 0;
@@ -441,24 +424,19 @@ fn every_fault_at_once_and_nothing_is_lost() {
     lines.extend((0..50).map(|n| format!("  {}  ", server.url(&format!("/gen/{n}")))));
     let run = Run::new();
     let list = run.urls("urls.txt", &lines);
-    let mut child = run
-        .command(&[
-            &list,
-            "-c",
-            "64",
-            "--timeout",
-            "1",
-            "--max-body",
-            "2MiB",
-            "--pages",
-            "pages.csv",
-            "-o",
-            "scripts.csv",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_quiet(&[
+        &list,
+        "-c",
+        "64",
+        "--timeout",
+        "1",
+        "--max-body",
+        "2MiB",
+        "--pages",
+        "pages.csv",
+        "-o",
+        "scripts.csv",
+    ]);
     let status = wait_within(&mut child, Duration::from_secs(240))
         .unwrap_or_else(|| panic!("the run did not end by itself within 240 s"));
     assert_eq!(status.code(), Some(1));
@@ -565,18 +543,13 @@ fn ordered_holds_back_at_most_its_window() {
     let mut urls = vec![server.url("/slow-gen/20000/0")];
     urls.extend((1..=200).map(|n| server.url(&format!("/gen/{n}"))));
     let list = run.urls("urls.txt", &urls);
-    let mut child = run
-        .command(&[&list, "-c", "2", "--ordered", "--grace", "0", "-o", "s.csv"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        run.spawn_quiet(&[&list, "-c", "2", "--ordered", "--grace", "0", "-o", "s.csv"]);
     std::thread::sleep(Duration::from_millis(1500));
     let fetched = (1..=200)
         .filter(|n| server.hits(&format!("/gen/{n}")) > 0)
         .count();
-    // SAFETY: kill(2) on a child this test started and has not reaped.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    signal(&child, libc::SIGTERM);
     wait_within(&mut child, Duration::from_secs(20)).expect("stops");
     assert!(
         (1..=8).contains(&fetched),

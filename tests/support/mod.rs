@@ -686,6 +686,33 @@ pub fn wait_within(
     }
 }
 
+/// Lines in the file at `path` (0 when it is not there yet).
+pub fn lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded: 30 s) until `path` holds more than `n` lines.
+pub fn wait_for_lines(path: &Path, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while lines(path) <= n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never passed {n} lines",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `sig` to a child the test started.
+pub fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
 /// Tests never go through a proxy, whatever the machine says.
 const PROXY_VARS: [&str; 6] = [
     "http_proxy",
@@ -745,6 +772,16 @@ impl Run {
             cmd.env_remove(var);
         }
         cmd
+    }
+
+    /// The binary started in the background with `args`, its standard
+    /// output and error discarded. The caller bounds how long it waits.
+    pub fn spawn_quiet(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start scriptscrape")
     }
 
     /// Runs the binary with `args` and optional standard input, bounded to
