@@ -82,6 +82,83 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_ROBOTS", long)]
     pub robots: bool,
 
+    /// Do not obey robots.txt. Crawls (--depth 1 or more) obey it by
+    /// default; lists do not.
+    #[arg(env = "SCRIPTSCRAPE_NO_ROBOTS", long, conflicts_with = "robots")]
+    pub no_robots: bool,
+
+    /// Follow links (<a href>, <area href>, <iframe src>, <frame src>) up
+    /// to N hops from each listed URL, breadth first; 0 fetches the listed
+    /// URLs only.
+    #[arg(
+        env = "SCRIPTSCRAPE_DEPTH",
+        long,
+        value_name = "N",
+        default_value = "0",
+        help_heading = "Crawling"
+    )]
+    pub depth: u16,
+
+    /// Which links a crawl follows, relative to the listed URL it started
+    /// from: host (same host and port), domain (same registrable domain,
+    /// by the public suffix list), prefix (same scheme, host and directory)
+    /// or any.
+    #[arg(
+        env = "SCRIPTSCRAPE_SCOPE",
+        long,
+        value_name = "SCOPE",
+        value_enum,
+        help_heading = "Crawling"
+    )]
+    pub scope: Option<crate::scope::Scope>,
+
+    /// Follow only links whose absolute URL matches REGEX (repeatable: any
+    /// may match).
+    #[arg(
+        env = "SCRIPTSCRAPE_INCLUDE",
+        long,
+        value_delimiter = '\n',
+        value_name = "REGEX",
+        help_heading = "Crawling"
+    )]
+    pub include: Vec<String>,
+
+    /// Do not follow links whose absolute URL matches REGEX (repeatable).
+    #[arg(
+        env = "SCRIPTSCRAPE_EXCLUDE",
+        long,
+        value_delimiter = '\n',
+        value_name = "REGEX",
+        help_heading = "Crawling"
+    )]
+    pub exclude: Vec<String>,
+
+    /// Fetch at most N pages in all, listed URLs included; breadth-first
+    /// order keeps those nearest the listed URLs. Listed URLs left over
+    /// get a max_pages row.
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_PAGES",
+        long,
+        value_name = "N",
+        help_heading = "Crawling"
+    )]
+    pub max_pages: Option<std::num::NonZeroU64>,
+
+    /// Remove query parameters named PARAM before deciding whether a URL
+    /// was seen (repeatable; * and ? are wildcards: utm_*).
+    #[arg(
+        env = "SCRIPTSCRAPE_STRIP_QUERY",
+        long,
+        value_delimiter = '\n',
+        value_name = "PARAM",
+        help_heading = "Crawling"
+    )]
+    pub strip_query: Vec<String>,
+
+    /// Follow rel=nofollow links too.
+    #[arg(env = "SCRIPTSCRAPE_FOLLOW_NOFOLLOW", long, help_heading = "Crawling")]
+    pub follow_nofollow: bool,
+
     /// Limit on each request as a whole, body included, in seconds
     /// (decimals allowed).
     #[arg(env = "SCRIPTSCRAPE_TIMEOUT", long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]

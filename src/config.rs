@@ -67,6 +67,9 @@ pub struct Config {
     pub encoding: crate::output::Encoding,
     /// Write pages in input order (`--ordered`).
     pub ordered: bool,
+    /// Crawl mode: follow links, or at least dedupe and count pages as a
+    /// crawl does (`--depth`, `--max-pages`, `--strip-query`).
+    pub crawl: Option<crate::crawl::Crawl>,
 }
 
 /// The User-Agent sent when none is given.
@@ -161,13 +164,31 @@ impl Config {
             .map(|p| url::Url::parse(p).with_context(|| format!("invalid --proxy {p:?}")))
             .transpose()?;
 
+        let crawl = crawl_settings(&cli)?;
+        if crawl.is_some() {
+            if cli.resume {
+                bail!(
+                    "--resume cannot continue a crawl (--depth, --max-pages, --strip-query): \
+                     the pages found so far are not recorded; run the crawl again"
+                );
+            }
+            if cli.ordered {
+                bail!(
+                    "--ordered needs a list: a crawl (--depth, --max-pages, --strip-query) \
+                     writes pages as they complete"
+                );
+            }
+        }
+        // Crawls obey robots.txt unless told not to; lists only when asked.
+        let robots = cli.robots || (cli.depth > 0 && !cli.no_robots);
+
         Ok(Config {
             sources,
             output,
             pages,
             concurrency: cli.concurrency,
             per_host: cli.per_host,
-            robots: cli.robots,
+            robots,
             delay: std::time::Duration::from_millis(cli.delay),
             fetch: FetchSettings {
                 timeout: cli.timeout,
@@ -194,8 +215,54 @@ impl Config {
                 spreadsheet_safe: cli.spreadsheet_safe,
             },
             ordered: cli.ordered,
+            crawl,
         })
     }
+}
+
+/// The crawl settings, when the command line asks for crawl mode.
+fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
+    if cli.depth == 0 {
+        let needs_depth = [
+            (cli.scope.is_some(), "--scope"),
+            (!cli.include.is_empty(), "--include"),
+            (!cli.exclude.is_empty(), "--exclude"),
+            (cli.follow_nofollow, "--follow-nofollow"),
+        ];
+        if let Some((_, flag)) = needs_depth.iter().find(|(given, _)| *given) {
+            bail!("{flag} applies to the links a crawl follows: add --depth N (1 or more)");
+        }
+        if cli.max_pages.is_none() && cli.strip_query.is_empty() {
+            return Ok(None);
+        }
+    }
+    let regexes = |patterns: &[String], flag: &str| -> anyhow::Result<Vec<regex::Regex>> {
+        patterns
+            .iter()
+            .map(|p| {
+                regex::Regex::new(p).map_err(|e| {
+                    // The regex crate's message spans lines; its last line
+                    // says what is wrong.
+                    let why = e.to_string();
+                    let why = why.lines().last().unwrap_or_default().trim().to_owned();
+                    anyhow::anyhow!("invalid {flag} {p:?}: {why}")
+                })
+            })
+            .collect()
+    };
+    Ok(Some(crate::crawl::Crawl {
+        max_depth: cli.depth,
+        scope: cli.scope.unwrap_or_default(),
+        include: regexes(&cli.include, "--include")?,
+        exclude: regexes(&cli.exclude, "--exclude")?,
+        strip_query: cli
+            .strip_query
+            .iter()
+            .map(|g| crate::normalize::Glob::new(g))
+            .collect(),
+        follow_nofollow: cli.follow_nofollow,
+        max_pages: cli.max_pages.map(std::num::NonZeroU64::get),
+    }))
 }
 
 /// Whether two paths name the same regular file: the same inode when both

@@ -45,6 +45,9 @@ pub enum ErrorKind {
     /// The HTML parser failed on the document (an internal error: the
     /// parser accepts any input, so this is reported as a bug).
     Parse,
+    /// A listed URL that was not fetched because `--max-pages` was
+    /// reached first. Not a failure: the run did what it was told.
+    MaxPages,
 }
 
 impl ErrorKind {
@@ -65,13 +68,14 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::ParseLimit => "parse_limit",
             ErrorKind::Parse => "parse",
+            ErrorKind::MaxPages => "max_pages",
         }
     }
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -86,6 +90,7 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::ParseLimit,
         ErrorKind::Parse,
+        ErrorKind::MaxPages,
     ];
 
     /// The kind an `error` column value names, as read back from a report.

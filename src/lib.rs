@@ -20,8 +20,7 @@
 //!   is there.
 //! - [`stop`]: asking a run to stop early (what SIGINT and SIGTERM do).
 //! - [`lock`]: one run at a time per output (a lock file beside it).
-//! - [`scope`], [`netguard`], [`normalize`]: building blocks of crawl mode,
-//!   which the command line does not offer yet.
+//! - [`crawl`]: crawl mode (`--depth`): which links of a page are followed.
 //! - [`scope`]: which discovered URLs a crawl follows.
 //! - [`netguard`]: the addresses a crawl must not step into from a public
 //!   page.
@@ -43,6 +42,7 @@
 pub mod charset;
 pub mod cli;
 pub mod config;
+pub mod crawl;
 pub mod error;
 pub mod extract;
 pub mod fetch;

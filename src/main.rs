@@ -46,7 +46,14 @@ fn main() -> ExitCode {
     }
     let quiet = cli.quiet;
     let max_failures = cli.max_failures;
-    let bar = terminal::init(quiet, cli.verbose, cli.log_format, &cli_sources(&cli));
+    let crawl = cli.depth > 0 || cli.max_pages.is_some();
+    let bar = terminal::init(
+        quiet,
+        cli.verbose,
+        cli.log_format,
+        &cli_sources(&cli),
+        crawl,
+    );
     let stop = Stop::new();
     let result = Config::from_cli(cli).and_then(|config| {
         if config.fetch.insecure {

@@ -67,7 +67,7 @@ pub fn script_columns(inline_text: bool) -> Vec<&'static str> {
 }
 
 /// Columns of the page report, in order.
-pub const PAGE_COLUMNS: [&str; 10] = [
+pub const PAGE_COLUMNS: [&str; 12] = [
     "page_url",
     "final_url",
     "status",
@@ -78,6 +78,8 @@ pub const PAGE_COLUMNS: [&str; 10] = [
     "error_detail",
     "charset",
     "attempts",
+    "depth",
+    "referrer",
 ];
 
 /// Everything known about one input line once it has been through the
@@ -103,6 +105,10 @@ pub struct PageResult {
     pub charset: Option<&'static str>,
     /// Requests made, retries included; 0 for an invalid line.
     pub attempts: u32,
+    /// Hops from the seed the page was reached from: 0 for listed URLs.
+    pub depth: u16,
+    /// The page the URL was first found on; `None` for listed URLs.
+    pub referrer: Option<std::sync::Arc<str>>,
 }
 
 /// Writes the scripts CSV and, optionally, the page report.
@@ -526,6 +532,8 @@ impl Sink {
                 detail,
                 opt(page.charset),
                 Cell::Int(page.attempts.into()),
+                Cell::Int(page.depth.into()),
+                opt(page.referrer.as_deref()),
             ])?;
             table.commit()?;
         }

@@ -31,6 +31,7 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Destination};
+use crate::crawl::{Crawl, Discovered};
 use crate::error::{ErrorKind, PageError};
 use crate::extract::Extractor;
 use crate::fetch::Fetcher;
@@ -39,7 +40,7 @@ use crate::lock::{self, Acquired};
 use crate::output::{self, PageResult, Sink, Target};
 use crate::report::Summary;
 use crate::resume::{self, Earlier};
-use crate::schedule::{self, Completed, Ended};
+use crate::schedule::{self, Completed, Ended, Frontier};
 use crate::stats;
 use crate::stop::{Level, Stop};
 use crate::terminal::Progress;
@@ -169,7 +170,10 @@ pub fn run(
     let fetcher = Fetcher::new(&config.fetch)?;
     let concurrency = config.concurrency.get();
     let parsers = parse_threads(concurrency);
-    let extractor = Extractor::new().keep_inline_text(config.inline_text);
+    let crawl = config.crawl.clone().map(Arc::new);
+    let extractor = Extractor::new()
+        .keep_inline_text(config.inline_text)
+        .links(crawl.as_ref().is_some_and(|c| c.follows_from(0)));
     // With --pages the report holds every failure (and -v logs them);
     // without it, the log is the only place a failed page can be seen.
     let failures_at = if config.pages.is_none() {
@@ -191,6 +195,10 @@ pub fn run(
     let duplicates = Arc::new(AtomicU64::new(0));
     let (body_tx, body_rx) = mpsc::channel::<Completed>(parsers * BODIES_PER_PARSER);
     let (page_tx, page_rx) = std_mpsc::sync_channel::<PageResult>(PAGE_QUEUE);
+    // Unbounded, yet bounded by the pages between the scheduler and the
+    // parsers: one message per fetched page whose links are awaited, and
+    // the scheduler takes them as they come.
+    let (links_tx, links_rx) = mpsc::unbounded_channel::<Discovered>();
 
     let reader = thread::Builder::new()
         .name("scriptscrape-input".into())
@@ -215,9 +223,10 @@ pub fn run(
     for i in 0..parsers {
         let body_rx = Arc::clone(&body_rx);
         let page_tx = page_tx.clone();
+        let follow = crawl.clone().map(|c| (c, links_tx.clone()));
         let handle = thread::Builder::new()
             .name(format!("scriptscrape-parse-{i}"))
-            .spawn(move || parse_stage(&body_rx, &page_tx, extractor))
+            .spawn(move || parse_stage(&body_rx, &page_tx, extractor, follow))
             .context("cannot start a parse thread")?;
         parse_handles.push(handle);
     }
@@ -225,12 +234,14 @@ pub fn run(
     // the stages before them see a closed channel when they stop.
     drop(body_rx);
     drop(page_tx);
+    drop(links_tx);
 
     let writer = thread::Builder::new()
         .name("scriptscrape-output".into())
         .spawn({
             let stop = stop.clone();
             let gate = gate.clone();
+            let progress = progress.clone();
             move || {
                 write_stage(
                     sink,
@@ -253,14 +264,19 @@ pub fn run(
             .robots
             .then(|| crate::robots::agent_token(&config.fetch.user_agent).to_owned()),
     };
-    let ended = runtime.block_on(schedule::run(
+    let setup = schedule::Setup {
         fetcher,
-        line_rx,
-        body_tx,
         limits,
-        stop.clone(),
-        config.grace,
-    ));
+        stop: stop.clone(),
+        grace: config.grace,
+        frontier: crawl.clone().map(|crawl| Frontier {
+            crawl,
+            links: links_rx,
+            duplicates: Arc::clone(&duplicates),
+        }),
+        progress: progress.filter(|_| crawl.is_some()),
+    };
+    let (ended, crawled) = runtime.block_on(schedule::run(setup, line_rx, body_tx));
     // Requests still running here were abandoned because the output went
     // away or the run was stopped; dropping the runtime cancels them.
     runtime.shutdown_background();
@@ -305,6 +321,11 @@ pub fn run(
         }
     }
     summary.duplicates = duplicates.load(Ordering::Relaxed);
+    summary.crawl = config
+        .crawl
+        .as_ref()
+        .filter(|c| c.follows_from(0))
+        .map(|_| crawled);
     summary.carry(&carried);
     summary.elapsed = started.elapsed();
     if let Some(path) = &config.stats {
@@ -338,11 +359,13 @@ fn open_sink(config: &Config, resuming: bool) -> anyhow::Result<Sink> {
     .context("cannot write output")
 }
 
-/// Decodes and extracts pages until the fetch stage is done.
+/// Decodes and extracts pages until the fetch stage is done; crawling,
+/// sends the links of each page back to the scheduler first.
 fn parse_stage(
     bodies: &Mutex<mpsc::Receiver<Completed>>,
     pages: &std_mpsc::SyncSender<PageResult>,
     extractor: Extractor,
+    follow: Option<(Arc<Crawl>, mpsc::UnboundedSender<Discovered>)>,
 ) {
     loop {
         // The lock is held only while waiting for the next body; parsing
@@ -352,13 +375,30 @@ fn parse_stage(
             .unwrap_or_else(PoisonError::into_inner)
             .blocking_recv();
         let Some(done) = next else { return };
-        if pages.send(parse_one(done, &extractor)).is_err() {
+        let crawl = follow.as_ref().map(|(crawl, _)| &**crawl);
+        let (page, links) = parse_one(done, &extractor, crawl);
+        if let (Some((_, tx)), Some(links)) = (&follow, links) {
+            // Fails only once the scheduler is gone, when links no longer
+            // matter.
+            let _ = tx.send(links);
+        }
+        if pages.send(page).is_err() {
             return;
         }
     }
 }
 
-fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
+/// One page's result for the outputs and, when the scheduler awaits them
+/// (see [`Completed::yields_links`]), the links it leads to: sent even
+/// when the page fails to parse, as the scheduler counts on one message.
+fn parse_one(
+    done: Completed,
+    extractor: &Extractor,
+    crawl: Option<&Crawl>,
+) -> (PageResult, Option<Discovered>) {
+    let awaited = crawl.is_some_and(|c| done.yields_links(c));
+    let depth = done.origin.as_ref().map_or(0, |o| o.depth);
+    let referrer = done.origin.as_ref().and_then(|o| o.referrer.clone());
     match done.fetch {
         Ok(fetched) => {
             let final_url = fetched.final_url.to_string();
@@ -368,8 +408,8 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
                 fetched.charset.as_deref(),
                 crate::charset::tld_of(&fetched.final_url),
             );
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                extractor.extract_within(&fetched.final_url, &text, PARSE_CPU_BUDGET)
+            let parsed = catch_unwind(AssertUnwindSafe(|| {
+                extractor.extract_page_within(&fetched.final_url, &text, PARSE_CPU_BUDGET)
             }))
             .map_err(|panic| {
                 let msg = panic
@@ -386,29 +426,44 @@ fn parse_one(done: Completed, extractor: &Extractor) -> PageResult {
                     PageError::new(ErrorKind::ParseLimit, detail)
                 })
             });
-            PageResult {
+            let links = match (crawl, &done.origin) {
+                (Some(crawl), Some(origin)) if awaited => {
+                    let links = parsed.as_ref().map_or(&[][..], |p| &p.links[..]);
+                    Some(crawl.follow(origin, &fetched.final_url, links))
+                }
+                _ => None,
+            };
+            let page = PageResult {
                 seq: done.seq,
                 page_url: done.page_url,
                 final_url: Some(final_url),
                 status: Some(fetched.status),
-                outcome,
+                outcome: parsed.map(|p| p.scripts),
                 bytes,
                 elapsed: done.elapsed,
                 charset: Some(encoding.name()),
                 attempts: fetched.attempts,
-            }
+                depth,
+                referrer,
+            };
+            (page, links)
         }
-        Err(failure) => PageResult {
-            seq: done.seq,
-            page_url: done.page_url,
-            final_url: failure.final_url.map(String::from),
-            status: failure.status,
-            outcome: Err(failure.error),
-            bytes: failure.bytes,
-            elapsed: done.elapsed,
-            charset: None,
-            attempts: failure.attempts,
-        },
+        Err(failure) => {
+            let page = PageResult {
+                seq: done.seq,
+                page_url: done.page_url,
+                final_url: failure.final_url.map(String::from),
+                status: failure.status,
+                outcome: Err(failure.error),
+                bytes: failure.bytes,
+                elapsed: done.elapsed,
+                charset: None,
+                attempts: failure.attempts,
+                depth,
+                referrer,
+            };
+            (page, None)
+        }
     }
 }
 

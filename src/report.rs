@@ -42,6 +42,28 @@ pub struct Summary {
     /// Time per page that made a request, first byte sent to last byte
     /// read, retries included.
     pub latency: Latencies,
+    /// Listed URLs not fetched because `--max-pages` was reached (rows
+    /// with error `max_pages`; not failures).
+    pub not_fetched: u64,
+    /// In crawl mode, what the links led to.
+    pub crawl: Option<Crawled>,
+    /// Discovered URLs that are not pages to scrape, by kind: not HTML (a
+    /// PDF, an image), or disallowed by robots.txt. They have rows, but a
+    /// crawl that meets them has not failed.
+    pub passed_over: BTreeMap<ErrorKind, u64>,
+}
+
+/// What a crawl's links led to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Crawled {
+    /// Distinct in-scope URLs found on pages (seeds not included).
+    pub discovered: u64,
+    /// Links not followed: out of scope, or filtered out by `--include` /
+    /// `--exclude` (counted per page they appear on).
+    pub off_scope: u64,
+    /// Discovered URLs never fetched: `--max-pages` was reached, or the
+    /// run was stopped.
+    pub left: u64,
 }
 
 /// A histogram of durations in milliseconds with bounded memory: exact
@@ -133,6 +155,13 @@ impl Summary {
                 self.pages_ok += 1;
                 self.scripts += scripts.len() as u64;
             }
+            Err(e) if e.kind == ErrorKind::MaxPages => self.not_fetched += 1,
+            Err(e)
+                if page.depth > 0
+                    && matches!(e.kind, ErrorKind::NotHtml | ErrorKind::RobotsDisallowed) =>
+            {
+                *self.passed_over.entry(e.kind).or_default() += 1
+            }
             Err(e) => *self.failures.entry(e.kind).or_default() += 1,
         }
     }
@@ -191,6 +220,25 @@ impl fmt::Display for Summary {
         }
         if self.duplicates > 0 {
             write!(f, ", {} skipped", count(self.duplicates, "duplicate line"))?;
+        }
+        if self.not_fetched > 0 {
+            write!(
+                f,
+                ", {} not fetched (--max-pages)",
+                count(self.not_fetched, "listed URL")
+            )?;
+        }
+        if let Some(crawl) = &self.crawl {
+            write!(
+                f,
+                ", {} discovered ({} left unfetched",
+                count(crawl.discovered, "URL"),
+                crawl.left
+            )?;
+            for (kind, n) in &self.passed_over {
+                write!(f, ", {n} {kind}")?;
+            }
+            write!(f, ")")?;
         }
         // This run's pages: those carried over by --resume took no time here.
         let this_run = pages.saturating_sub(self.resumed);
@@ -309,6 +357,8 @@ mod tests {
             elapsed: Duration::ZERO,
             charset: None,
             attempts: 0,
+            depth: 0,
+            referrer: None,
         }
     }
 

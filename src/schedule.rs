@@ -12,12 +12,23 @@
 //!
 //! A host is a URL's authority, host and port (as for robots.txt): two
 //! servers on one machine are two hosts, and so are 127.0.0.1 and
-//! 127.0.0.2. The queues hold at most `max_queued` URLs in all; past that
-//! the scheduler stops reading input until requests drain them, which keeps
-//! memory bounded whatever the length of the list.
+//! 127.0.0.2. The queues hold at most `max_queued` URLs read from the input;
+//! past that the scheduler stops reading input until requests drain them,
+//! which keeps memory bounded whatever the length of the list.
+//!
+//! In crawl mode (`--depth`) the scheduler also owns the frontier: the
+//! links each parsed page leads to come back here, are checked against the
+//! set of URLs already seen (8 bytes per URL), and queue at their depth.
+//! Each host keeps one queue per depth, and the lowest depth with a ready
+//! host goes first: breadth-first within the per-host limits. With
+//! `--max-pages` the order is strict: no page is fetched while a page
+//! nearer a seed is queued or could still be found.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -26,11 +37,14 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::crawl::{Crawl, Discovered, Origin};
 use crate::error::ErrorKind;
 use crate::fetch::{FetchFailure, Fetched, Fetcher};
-use crate::input::InputLine;
+use crate::input::{HashSet64, InputLine};
+use crate::report::Crawled;
 use crate::robots::{self, Rules};
 use crate::stop::{Level, Stop};
+use crate::terminal::Progress;
 
 /// The bounds the scheduler keeps.
 #[derive(Clone, Debug)]
@@ -41,18 +55,45 @@ pub struct Limits {
     pub per_host: usize,
     /// Least time between the starts of two requests to one host.
     pub delay: Duration,
-    /// URLs waiting in all the queues together.
+    /// URLs read from the input waiting in the queues.
     pub max_queued: usize,
     /// With `--robots`: the product token robots.txt groups are matched
     /// against.
     pub robots_agent: Option<String>,
 }
 
-/// What the fetch stage hands on for one input line.
+/// Crawl mode, as the scheduler needs it.
+pub struct Frontier {
+    /// The crawl's settings.
+    pub crawl: Arc<Crawl>,
+    /// The links of each parsed page whose links are awaited (see
+    /// [`Completed::yields_links`]), one message per page.
+    pub links: mpsc::UnboundedReceiver<Discovered>,
+    /// Where seeds already seen are counted, with the input's duplicates.
+    pub duplicates: Arc<AtomicU64>,
+}
+
+/// Everything the fetch stage runs with.
+pub struct Setup {
+    /// The HTTP client.
+    pub fetcher: Fetcher,
+    /// The bounds.
+    pub limits: Limits,
+    /// Asks the stage to stop early.
+    pub stop: Stop,
+    /// How long requests in flight may finish after a stop.
+    pub grace: Duration,
+    /// Crawl mode (`--depth`), or `None` to fetch the listed URLs only.
+    pub frontier: Option<Frontier>,
+    /// Told how many URLs wait in the queues.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+/// What the fetch stage hands on for one input line or discovered URL.
 #[derive(Debug)]
 pub struct Completed {
     /// The input line's position among the lines passed on (see
-    /// [`InputLine::seq`]).
+    /// [`InputLine::seq`]); discovered URLs are numbered after them.
     pub seq: u64,
     /// The normalised URL, or the raw line when it is not a URL.
     pub page_url: String,
@@ -60,6 +101,8 @@ pub struct Completed {
     pub fetch: Result<Fetched, FetchFailure>,
     /// From the start of the first request to the end of the body.
     pub elapsed: Duration,
+    /// In crawl mode, where the URL came from.
+    pub origin: Option<Origin>,
 }
 
 impl Completed {
@@ -70,13 +113,33 @@ impl Completed {
             page_url,
             fetch: Err(FetchFailure::new(kind, detail)),
             elapsed: Duration::ZERO,
+            origin: None,
         }
+    }
+
+    /// Whether the parse stage sends this page's links back: a fetched
+    /// page, in crawl mode, short of the depth limit. The scheduler counts
+    /// on exactly one [`Discovered`] for each such page.
+    pub fn yields_links(&self, crawl: &Crawl) -> bool {
+        self.fetch.is_ok()
+            && self
+                .origin
+                .as_ref()
+                .is_some_and(|o| crawl.follows_from(o.depth))
     }
 }
 
 /// A request that finished, as the scheduler needs to hear of it.
+// Nearly every value is a page; boxing it would add an allocation per page
+// to save space only on the rare robots.txt result.
+#[allow(clippy::large_enum_variant)]
 enum Finished {
-    Page(String, u64, Result<Completed, tokio::task::JoinError>),
+    Page {
+        host: String,
+        seq: u64,
+        depth: Option<u16>,
+        joined: Result<Completed, tokio::task::JoinError>,
+    },
     Robots(String, Rules),
 }
 
@@ -87,38 +150,180 @@ pub enum Ended {
     Complete,
     /// The receiver of results went away.
     OutputClosed,
-    /// Asked to stop: `unfinished` URLs were read but will have no result
-    /// (queued, in flight past the grace period, or waiting in the line
-    /// channel); the rest of the input was not read.
+    /// Asked to stop: `unfinished` URLs were read or found but will have
+    /// no result (queued, in flight past the grace period, or waiting in
+    /// the line channel); the rest of the input was not read.
     Stopped { unfinished: u64 },
 }
 
-/// Fetches every URL from `lines`, within `limits`, and sends each result
-/// to `out` as it completes. Invalid lines are passed on at once. Returns
-/// when the input is exhausted and every request has finished, when `out`
-/// is closed, or when `stop` says so: on draining, nothing new starts and
-/// requests in flight have `grace` to finish.
+/// The crawl's bookkeeping in the scheduler.
+struct CrawlState {
+    crawl: Arc<Crawl>,
+    duplicates: Arc<AtomicU64>,
+    hasher: RandomState,
+    /// Every normalised URL queued or fetched in this run.
+    seen: HashSet64,
+    /// Pages fetched or being fetched whose links may still come back, by
+    /// depth: what strict breadth-first order waits for.
+    in_system: Vec<u64>,
+    /// Pages handed to the parse stage whose links have not come back.
+    awaiting: u64,
+    /// Fetches started, for `--max-pages`.
+    fetched: u64,
+    next_seq: u64,
+    tally: Crawled,
+}
+
+impl CrawlState {
+    /// Marks `url` seen; false when it already was.
+    fn first_sight(&mut self, url: &Url) -> bool {
+        self.seen.insert(self.hasher.hash_one(url.as_str()))
+    }
+
+    fn limit_reached(&self) -> bool {
+        self.crawl.max_pages.is_some_and(|max| self.fetched >= max)
+    }
+
+    /// The deepest queue pages may be taken from now. With `--max-pages`,
+    /// only the lowest depth queued, and only once no page two or more
+    /// levels up is still being fetched or parsed (it could add URLs
+    /// nearer the seeds than that depth); `None` when nothing may start.
+    fn depth_cap(&self, queues: &Queues) -> Option<u16> {
+        if self.crawl.max_pages.is_none() {
+            return Some(u16::MAX);
+        }
+        let lowest = queues.lowest_depth()?;
+        let upstream = usize::from(lowest)
+            .saturating_sub(1)
+            .min(self.in_system.len());
+        self.in_system[..upstream]
+            .iter()
+            .all(|&n| n == 0)
+            .then_some(lowest)
+    }
+
+    fn dispatched(&mut self, depth: u16) {
+        self.fetched += 1;
+        let d = usize::from(depth);
+        if self.in_system.len() <= d {
+            self.in_system.resize(d + 1, 0);
+        }
+        self.in_system[d] += 1;
+    }
+
+    /// A page's result goes to the parse stage; its links will follow or
+    /// not.
+    fn handed_on(&mut self, depth: u16, yields_links: bool) {
+        if yields_links {
+            self.awaiting += 1;
+        } else {
+            self.in_system[usize::from(depth)] -= 1;
+        }
+    }
+
+    /// A page's links came back: queue those not seen yet (or count them
+    /// as left, once nothing more is fetched).
+    fn links_back(&mut self, found: Discovered, queues: &mut Queues, closed: bool, now: Instant) {
+        self.awaiting -= 1;
+        self.in_system[usize::from(found.page_depth)] -= 1;
+        if let Some(landed) = &found.landed {
+            self.first_sight(landed);
+        }
+        self.tally.off_scope += found.off_scope;
+        let depth = found.page_depth + 1;
+        let closed = closed || self.limit_reached();
+        for url in found.urls {
+            if !self.first_sight(&url) {
+                continue;
+            }
+            self.tally.discovered += 1;
+            if closed {
+                self.tally.left += 1;
+                continue;
+            }
+            let origin = Origin {
+                depth,
+                seed: Arc::clone(&found.seed),
+                referrer: Some(Arc::clone(&found.referrer)),
+            };
+            queues.push(url, self.next_seq, Some(origin), now);
+            self.next_seq += 1;
+        }
+    }
+
+    /// `--max-pages` was reached: what is queued will not be fetched.
+    /// Seeds get a row saying so; discovered URLs are counted.
+    fn close(&mut self, queues: &mut Queues, rows: &mut Vec<Completed>) {
+        for q in queues.take_all() {
+            match q.origin {
+                Some(Origin { referrer: None, .. }) => {
+                    rows.push(self.over_limit(q.seq, q.url.into()))
+                }
+                _ => self.tally.left += 1,
+            }
+        }
+    }
+
+    fn over_limit(&self, seq: u64, page_url: String) -> Completed {
+        let max = self.crawl.max_pages.unwrap_or_default();
+        let why = format!("not fetched: --max-pages {max} was reached");
+        Completed::without_request(seq, page_url, ErrorKind::MaxPages, why)
+    }
+}
+
+/// Fetches every URL from `lines` (and, crawling, every URL they lead to),
+/// within the limits, and sends each result to `out` as it completes.
+/// Invalid lines are passed on at once. Returns when the input is
+/// exhausted and every request has finished, when `out` is closed, or when
+/// the stop handle says so: on draining, nothing new starts and requests
+/// in flight have the grace period to finish.
 pub async fn run(
-    fetcher: Fetcher,
+    setup: Setup,
     mut lines: mpsc::Receiver<InputLine>,
     out: mpsc::Sender<Completed>,
-    limits: Limits,
-    stop: Stop,
-    grace: Duration,
-) -> Ended {
+) -> (Ended, Crawled) {
+    let Setup {
+        fetcher,
+        limits,
+        stop,
+        grace,
+        frontier,
+        progress,
+    } = setup;
     let mut queues = Queues::new(limits.clone());
     let mut running: FuturesUnordered<BoxFuture<'static, Finished>> = FuturesUnordered::new();
     // Page requests among `running` (the rest are robots.txt fetches).
     let mut pages_running: u64 = 0;
     let mut input_open = true;
+    // Rows for pages that get no request, waiting to be handed on.
     let mut refused = Vec::new();
     let mut grace_ends: Option<Instant> = None;
     let mut unfinished: u64 = 0;
+    let (mut links, mut crawl) = match frontier {
+        Some(f) => (
+            Some(f.links),
+            Some(CrawlState {
+                crawl: f.crawl,
+                duplicates: f.duplicates,
+                hasher: RandomState::new(),
+                seen: HashSet64::default(),
+                in_system: Vec::new(),
+                awaiting: 0,
+                fetched: 0,
+                // After any input line's position.
+                next_seq: 1 << 62,
+                tally: Crawled::default(),
+            }),
+        ),
+        None => (None, None),
+    };
+    let mut shown_queued = usize::MAX;
+    let tally = |crawl: &Option<CrawlState>| crawl.as_ref().map(|c| c.tally).unwrap_or_default();
     loop {
         let now = Instant::now();
         if grace_ends.is_none() && stop.level() >= Level::Draining {
             grace_ends = Some(now + grace);
-            unfinished += queues.clear() as u64;
+            unfinished += queues.take_all().len() as u64;
             if input_open {
                 // Lines already read count as unfinished; the reader sees
                 // the channel closed at its next line and stops reading.
@@ -131,15 +336,36 @@ pub async fn run(
         }
         if stop.level() == Level::Now || grace_ends.is_some_and(|end| now >= end) {
             // Dropping `running` aborts the requests still in flight.
-            return Ended::Stopped {
+            let ended = Ended::Stopped {
                 unfinished: unfinished + pages_running,
             };
+            return (ended, tally(&crawl));
         }
         queues.wake(now);
-        while let Some(job) = queues.next_job(now) {
+        loop {
+            let cap = match &crawl {
+                Some(c) if c.limit_reached() => break,
+                Some(c) => match c.depth_cap(&queues) {
+                    Some(cap) => cap,
+                    None => break,
+                },
+                None => u16::MAX,
+            };
+            let Some(job) = queues.next_job(now, cap) else {
+                break;
+            };
             let fetcher = fetcher.clone();
             match job {
-                Job::Fetch(host, url, seq) => {
+                Job::Fetch {
+                    host,
+                    url,
+                    seq,
+                    origin,
+                } => {
+                    let depth = origin.as_ref().map(|o| o.depth);
+                    if let (Some(c), Some(depth)) = (crawl.as_mut(), depth) {
+                        c.dispatched(depth);
+                    }
                     // Spawned, so that a request keeps making progress
                     // while this loop waits to hand a result on.
                     let task = AbortOnDrop(tokio::spawn(async move {
@@ -150,12 +376,19 @@ pub async fn run(
                             page_url: url.into(),
                             fetch,
                             elapsed: started.elapsed(),
+                            origin,
                         }
                     }));
                     pages_running += 1;
-                    running.push(Box::pin(
-                        async move { Finished::Page(host, seq, task.await) },
-                    ));
+                    running.push(Box::pin(async move {
+                        let joined = task.await;
+                        Finished::Page {
+                            host,
+                            seq,
+                            depth,
+                            joined,
+                        }
+                    }));
                 }
                 Job::Robots(host, page) => {
                     let agent = limits.robots_agent.clone().unwrap_or_default();
@@ -169,28 +402,44 @@ pub async fn run(
                         Finished::Robots(host, rules)
                     }));
                 }
-                Job::Refuse(url, why, seq) => {
-                    refused.push(Completed::without_request(
+                Job::Refuse(url, why, seq, origin) => {
+                    let mut row = Completed::without_request(
                         seq,
                         url.into(),
                         ErrorKind::RobotsDisallowed,
                         why,
-                    ));
+                    );
+                    row.origin = origin;
+                    refused.push(row);
                 }
             }
         }
+        if let Some(c) = crawl.as_mut()
+            && c.limit_reached()
+            && !queues.is_empty()
+        {
+            c.close(&mut queues, &mut refused);
+        }
+        if let Some(progress) = &progress
+            && queues.queued != shown_queued
+        {
+            shown_queued = queues.queued;
+            progress.queued(shown_queued as u64);
+        }
         for done in refused.drain(..) {
             if out.send(done).await.is_err() {
-                return Ended::OutputClosed;
+                return (Ended::OutputClosed, tally(&crawl));
             }
         }
-        if !input_open && queues.is_empty() && running.is_empty() {
-            return match grace_ends {
+        let awaiting = crawl.as_ref().map_or(0, |c| c.awaiting);
+        if !input_open && queues.is_empty() && running.is_empty() && awaiting == 0 {
+            let ended = match grace_ends {
                 None => Ended::Complete,
                 Some(_) => Ended::Stopped { unfinished },
             };
+            return (ended, tally(&crawl));
         }
-        let accepting = input_open && queues.queued < limits.max_queued;
+        let accepting = input_open && queues.from_input < limits.max_queued;
         // A far-off deadline stands in for "no host is waiting on a delay".
         let wake_at = grace_ends
             .or_else(|| queues.next_wake())
@@ -199,27 +448,56 @@ pub async fn run(
             None => Level::Draining,
             Some(_) => Level::Now,
         };
+        let next_links = async {
+            match links.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some(finished) = running.next(), if !running.is_empty() => match finished {
                 Finished::Robots(host, rules) => queues.robots_known(&host, rules, Instant::now()),
-                Finished::Page(host, seq, joined) => {
+                Finished::Page { host, seq, depth, joined } => {
                     pages_running -= 1;
                     queues.finished(&host, Instant::now());
                     let done = joined.unwrap_or_else(|e| {
                         Completed::without_request(seq, host, ErrorKind::Io, format!("internal error: {e}"))
                     });
+                    if let (Some(c), Some(depth)) = (crawl.as_mut(), depth) {
+                        let yields = done.yields_links(&c.crawl);
+                        c.handed_on(depth, yields);
+                    }
                     if out.send(done).await.is_err() {
-                        return Ended::OutputClosed;
+                        return (Ended::OutputClosed, tally(&crawl));
                     }
                 }
             },
+            found = next_links => match (found, crawl.as_mut()) {
+                (Some(found), Some(c)) => c.links_back(found, &mut queues, grace_ends.is_some(), Instant::now()),
+                // The parse stage is gone: the output closed under it.
+                _ => return (Ended::OutputClosed, tally(&crawl)),
+            },
             line = lines.recv(), if accepting => match line {
                 None => input_open = false,
-                Some(InputLine { url: Ok(url), seq, .. }) => queues.push(url, seq, Instant::now()),
+                Some(InputLine { url: Ok(url), seq, raw }) => match crawl.as_mut() {
+                    None => queues.push(url, seq, None, Instant::now()),
+                    Some(c) if c.limit_reached() => refused.push(c.over_limit(seq, url.into())),
+                    Some(c) => {
+                        let url = c.crawl.normalize(&url);
+                        if c.first_sight(&url) {
+                            queues.push(url.clone(), seq, Some(Origin::seed(&url)), Instant::now());
+                        } else {
+                            // Found on a page already, or another spelling
+                            // of an earlier line.
+                            tracing::debug!("{raw}: already seen; skipped");
+                            c.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                },
                 Some(InputLine { raw, url: Err(why), seq }) => {
                     let done = Completed::without_request(seq, raw, ErrorKind::InvalidUrl, why);
                     if out.send(done).await.is_err() {
-                        return Ended::OutputClosed;
+                        return (Ended::OutputClosed, tally(&crawl));
                     }
                 }
             },
@@ -230,40 +508,59 @@ pub async fn run(
 }
 
 /// What the scheduler wants done next.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 enum Job {
-    /// Fetch this page of this host; the input line's position.
-    Fetch(String, Url, u64),
+    /// Fetch this page of this host.
+    Fetch {
+        host: String,
+        url: Url,
+        seq: u64,
+        origin: Option<Origin>,
+    },
     /// Fetch this host's robots.txt (the URL is any page of the host).
     Robots(String, Url),
     /// Report this page as refused by robots.txt, without a request.
-    Refuse(Url, String, u64),
+    Refuse(Url, String, u64, Option<Origin>),
 }
 
 /// The per-host queues and the bookkeeping that decides the next request.
 struct Queues {
     limits: Limits,
     hosts: HashMap<String, Host>,
-    /// Hosts that may start a request now, in turn order.
-    ready: VecDeque<String>,
+    /// By depth: hosts with URLs of that depth that may start a request
+    /// now, in turn order.
+    ready: BTreeMap<u16, VecDeque<String>>,
     /// Hosts with work that wait for their delay to pass, soonest first.
     waiting: BinaryHeap<Reverse<(Instant, String)>>,
     /// URLs in all queues.
     queued: usize,
+    /// Of those, URLs read from the input (what `max_queued` bounds).
+    from_input: usize,
+    /// URLs queued at each depth.
+    queued_at: BTreeMap<u16, usize>,
     /// Requests in flight in all.
     in_flight: usize,
 }
 
 struct Host {
-    queue: VecDeque<Queued>,
+    /// Queued URLs by depth.
+    levels: BTreeMap<u16, DepthQueue>,
     in_flight: usize,
     /// Least time between request starts: --delay, or a larger Crawl-delay.
     delay: Duration,
     /// The earliest start of this host's next request.
     not_before: Option<Instant>,
-    /// Listed in `ready` or `waiting`, so that it is listed once.
-    listed: bool,
+    /// Listed in `waiting`, so that it is listed once.
+    delayed: bool,
     robots: RobotsState,
+}
+
+/// One host's URLs at one depth.
+#[derive(Default)]
+struct DepthQueue {
+    queue: VecDeque<Queued>,
+    /// Listed in `ready` at this depth, so that it is listed once.
+    listed: bool,
 }
 
 enum RobotsState {
@@ -280,16 +577,11 @@ enum RobotsState {
 struct Queued {
     url: Box<str>,
     seq: u64,
+    origin: Option<Origin>,
+    from_input: bool,
 }
 
 impl Queued {
-    fn new(url: Url, seq: u64) -> Self {
-        Queued {
-            url: String::from(url).into_boxed_str(),
-            seq,
-        }
-    }
-
     fn url(&self) -> Url {
         // The text is the serialization of a parsed http(s) URL, and the
         // URL standard guarantees that parsing such a serialization gives
@@ -312,9 +604,11 @@ impl Queues {
         Queues {
             limits,
             hosts: HashMap::new(),
-            ready: VecDeque::new(),
+            ready: BTreeMap::new(),
             waiting: BinaryHeap::new(),
             queued: 0,
+            from_input: 0,
+            queued_at: BTreeMap::new(),
             in_flight: 0,
         }
     }
@@ -323,59 +617,105 @@ impl Queues {
         self.queued == 0
     }
 
-    /// Empties every queue (hosts and their in-flight counts stay); returns
-    /// how many URLs were dropped.
-    fn clear(&mut self) -> usize {
+    /// The lowest depth with a queued URL.
+    fn lowest_depth(&self) -> Option<u16> {
+        self.queued_at.keys().next().copied()
+    }
+
+    /// Empties every queue (hosts and their in-flight counts stay) and
+    /// returns what was queued.
+    fn take_all(&mut self) -> Vec<Queued> {
+        let mut all = Vec::with_capacity(self.queued);
         for host in self.hosts.values_mut() {
-            host.queue.clear();
+            for (_, level) in std::mem::take(&mut host.levels) {
+                all.extend(level.queue);
+            }
+            host.delayed = false;
         }
         self.ready.clear();
         self.waiting.clear();
-        for host in self.hosts.values_mut() {
-            host.listed = false;
-        }
-        std::mem::take(&mut self.queued)
+        self.queued_at.clear();
+        self.queued = 0;
+        self.from_input = 0;
+        all
     }
 
-    fn push(&mut self, url: Url, seq: u64, now: Instant) {
+    /// Queues a URL: from the input when it has no origin or is a seed.
+    fn push(&mut self, url: Url, seq: u64, origin: Option<Origin>, now: Instant) {
+        let from_input = origin.as_ref().is_none_or(|o| o.referrer.is_none());
+        if from_input {
+            self.from_input += 1;
+        }
+        self.enqueue(url, seq, origin, from_input, now);
+    }
+
+    fn enqueue(
+        &mut self,
+        url: Url,
+        seq: u64,
+        origin: Option<Origin>,
+        from_input: bool,
+        now: Instant,
+    ) {
         let key = host_key(&url);
+        let depth = origin.as_ref().map_or(0, |o| o.depth);
         let limits = &self.limits;
         let host = self.hosts.entry(key.clone()).or_insert_with(|| Host {
-            queue: VecDeque::new(),
+            levels: BTreeMap::new(),
             in_flight: 0,
             delay: limits.delay,
             not_before: None,
-            listed: false,
+            delayed: false,
             robots: match limits.robots_agent {
                 Some(_) => RobotsState::Unknown,
                 None => RobotsState::Known(Rules::AllowAll),
             },
         });
-        host.queue.push_back(Queued::new(url, seq));
+        host.levels
+            .entry(depth)
+            .or_default()
+            .queue
+            .push_back(Queued {
+                url: String::from(url).into_boxed_str(),
+                seq,
+                origin,
+                from_input,
+            });
         self.queued += 1;
+        *self.queued_at.entry(depth).or_default() += 1;
         self.list(key, now);
     }
 
-    /// Lists a host as ready or waiting, if it has work it may start.
+    /// Lists a host as ready at each depth it has work at, or as waiting,
+    /// if it may start a request at all.
     fn list(&mut self, key: String, now: Instant) {
         let Some(host) = self.hosts.get_mut(&key) else {
             return;
         };
-        if host.listed
-            || host.queue.is_empty()
+        if host.levels.is_empty()
             || host.in_flight >= self.limits.per_host
             || matches!(host.robots, RobotsState::Fetching)
         {
             return;
         }
-        host.listed = true;
-        match host.not_before {
-            Some(t) if t > now => self.waiting.push(Reverse((t, key))),
-            _ => self.ready.push_back(key),
+        if let Some(t) = host.not_before
+            && t > now
+        {
+            if !host.delayed {
+                host.delayed = true;
+                self.waiting.push(Reverse((t, key)));
+            }
+            return;
+        }
+        for (depth, level) in &mut host.levels {
+            if !level.listed {
+                level.listed = true;
+                self.ready.entry(*depth).or_default().push_back(key.clone());
+            }
         }
     }
 
-    /// Moves hosts whose delay has passed to the ready list.
+    /// Moves hosts whose delay has passed to the ready lists.
     fn wake(&mut self, now: Instant) {
         while let Some(Reverse((t, _))) = self.waiting.peek() {
             if *t > now {
@@ -385,7 +725,7 @@ impl Queues {
                 break;
             };
             if let Some(host) = self.hosts.get_mut(&key) {
-                host.listed = false;
+                host.delayed = false;
             }
             self.list(key, now);
         }
@@ -395,24 +735,43 @@ impl Queues {
         self.waiting.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// The next job, taking hosts in turn, or `None` when all slots are
-    /// taken or no host may start one now.
-    fn next_job(&mut self, now: Instant) -> Option<Job> {
+    /// The next job, from the lowest depth (up to `max_depth`) with a
+    /// ready host, taking hosts in turn; `None` when all slots are taken
+    /// or no host may start one now.
+    fn next_job(&mut self, now: Instant, max_depth: u16) -> Option<Job> {
         if self.in_flight >= self.limits.concurrency {
             return None;
         }
         loop {
-            let key = self.ready.pop_front()?;
+            let mut lowest = self.ready.first_entry()?;
+            let depth = *lowest.key();
+            if depth > max_depth {
+                return None;
+            }
+            let Some(key) = lowest.get_mut().pop_front() else {
+                lowest.remove();
+                continue;
+            };
+            if lowest.get().is_empty() {
+                lowest.remove();
+            }
             let Some(host) = self.hosts.get_mut(&key) else {
                 continue;
             };
-            host.listed = false;
+            let Some(level) = host.levels.get_mut(&depth) else {
+                continue;
+            };
+            level.listed = false;
             if host.in_flight >= self.limits.per_host {
+                continue;
+            }
+            if host.not_before.is_some_and(|t| t > now) {
+                self.list(key, now);
                 continue;
             }
             let rules = match &host.robots {
                 RobotsState::Unknown => {
-                    let Some(page) = host.queue.front().map(Queued::url) else {
+                    let Some(page) = level.queue.front().map(Queued::url) else {
                         continue;
                     };
                     host.robots = RobotsState::Fetching;
@@ -423,13 +782,26 @@ impl Queues {
                 RobotsState::Fetching => continue,
                 RobotsState::Known(rules) => rules,
             };
-            let Some((url, seq)) = host.queue.pop_front().map(|q| (q.url(), q.seq)) else {
+            let Some(q) = level.queue.pop_front() else {
                 continue;
             };
+            if level.queue.is_empty() {
+                host.levels.remove(&depth);
+            }
             self.queued -= 1;
+            if q.from_input {
+                self.from_input -= 1;
+            }
+            if let Some(n) = self.queued_at.get_mut(&depth) {
+                *n -= 1;
+                if *n == 0 {
+                    self.queued_at.remove(&depth);
+                }
+            }
+            let url = q.url();
             if let Some(why) = rules.refusal(&url) {
                 self.list(key, now);
-                return Some(Job::Refuse(url, why, seq));
+                return Some(Job::Refuse(url, why, q.seq, q.origin));
             }
             host.in_flight += 1;
             if !host.delay.is_zero() {
@@ -438,7 +810,12 @@ impl Queues {
             self.in_flight += 1;
             // To the back of the turn order, if it has more to do.
             self.list(key.clone(), now);
-            return Some(Job::Fetch(key, url, seq));
+            return Some(Job::Fetch {
+                host: key,
+                url,
+                seq: q.seq,
+                origin: q.origin,
+            });
         }
     }
 
@@ -461,7 +838,7 @@ impl Queues {
             return;
         };
         host.in_flight -= 1;
-        let idle = host.in_flight == 0 && host.queue.is_empty();
+        let idle = host.in_flight == 0 && host.levels.is_empty();
         // Forget idle hosts, so that memory follows the hosts in play, not
         // every host the list ever named; but keep robots.txt rules, which
         // are fetched once per host for the run.
@@ -515,8 +892,8 @@ mod tests {
 
     /// The next job, which must be a page fetch.
     fn fetch(q: &mut Queues, now: Instant) -> Option<(String, Url)> {
-        q.next_job(now).map(|job| match job {
-            Job::Fetch(host, url, _) => (host, url),
+        q.next_job(now, u16::MAX).map(|job| match job {
+            Job::Fetch { host, url, .. } => (host, url),
             other => panic!("expected a fetch, got {other:?}"),
         })
     }
@@ -526,10 +903,10 @@ mod tests {
         let now = Instant::now();
         let mut q = Queues::new(limits(4, 2, 0));
         for i in 0..10 {
-            q.push(url(&format!("http://slow.test/{i}")), 0, now);
+            q.push(url(&format!("http://slow.test/{i}")), 0, None, now);
         }
-        q.push(url("http://a.test/1"), 0, now);
-        q.push(url("http://b.test:8080/1"), 0, now);
+        q.push(url("http://a.test/1"), 0, None, now);
+        q.push(url("http://b.test:8080/1"), 0, None, now);
         let mut started = Vec::new();
         while let Some((host, _)) = fetch(&mut q, now) {
             started.push(host);
@@ -560,27 +937,32 @@ mod tests {
             robots_agent: Some("bot".into()),
             ..limits(8, 8, 0)
         });
-        q.push(url("http://a.test/private/1"), 0, now);
-        q.push(url("http://a.test/ok"), 0, now);
-        assert_eq!(
-            q.next_job(now),
-            Some(Job::Robots(
-                "a.test:80".into(),
-                url("http://a.test/private/1")
-            ))
+        q.push(url("http://a.test/private/1"), 0, None, now);
+        q.push(url("http://a.test/ok"), 0, None, now);
+        assert!(matches!(
+            q.next_job(now, u16::MAX),
+            Some(Job::Robots(host, page)) if host == "a.test:80" && page.path() == "/private/1"
+        ));
+        assert!(
+            q.next_job(now, u16::MAX).is_none(),
+            "pages wait for robots.txt"
         );
-        assert_eq!(q.next_job(now), None, "pages wait for robots.txt");
         let robot =
             texting_robots::Robot::new("bot", b"User-agent: *\nDisallow: /private\nCrawl-delay: 1")
                 .unwrap();
         q.robots_known("a.test:80", Rules::Parsed(Box::new(robot)), now);
-        assert!(matches!(q.next_job(now), Some(Job::Refuse(u, _, _)) if u.path() == "/private/1"));
+        assert!(
+            matches!(q.next_job(now, u16::MAX), Some(Job::Refuse(u, ..)) if u.path() == "/private/1")
+        );
         assert_eq!(
             fetch(&mut q, now).map(|(_, u)| u.path().to_owned()),
             Some("/ok".into())
         );
-        q.push(url("http://a.test/later"), 0, now);
-        assert_eq!(q.next_job(now), None, "Crawl-delay holds the next request");
+        q.push(url("http://a.test/later"), 0, None, now);
+        assert!(
+            q.next_job(now, u16::MAX).is_none(),
+            "Crawl-delay holds the next request"
+        );
         assert_eq!(q.next_wake(), Some(now + Duration::from_secs(1)));
     }
 
@@ -588,9 +970,9 @@ mod tests {
     fn delay_spaces_the_starts_of_one_host() {
         let now = Instant::now();
         let mut q = Queues::new(limits(8, 8, 500));
-        q.push(url("http://a.test/1"), 0, now);
-        q.push(url("http://a.test/2"), 0, now);
-        q.push(url("http://b.test/1"), 0, now);
+        q.push(url("http://a.test/1"), 0, None, now);
+        q.push(url("http://a.test/2"), 0, None, now);
+        q.push(url("http://b.test/1"), 0, None, now);
         assert_eq!(fetch(&mut q, now).unwrap().0, "a.test:80");
         assert_eq!(fetch(&mut q, now).unwrap().0, "b.test:80");
         assert_eq!(fetch(&mut q, now), None);
@@ -601,5 +983,48 @@ mod tests {
             fetch(&mut q, later).map(|(_, u)| u.path().to_owned()),
             Some("/2".into())
         );
+    }
+
+    fn at_depth(depth: u16) -> Option<Origin> {
+        let seed = Origin::seed(&url("http://seed.test/"));
+        Some(Origin {
+            depth,
+            referrer: (depth > 0).then(|| Arc::from("http://seed.test/")),
+            ..seed
+        })
+    }
+
+    #[test]
+    fn lower_depths_first_and_hosts_take_turns_within_one() {
+        let now = Instant::now();
+        let mut q = Queues::new(limits(1, 1, 0));
+        q.push(url("http://a.test/deep"), 0, at_depth(2), now);
+        q.push(url("http://b.test/one"), 0, at_depth(1), now);
+        q.push(url("http://a.test/one"), 0, at_depth(1), now);
+        q.push(url("http://a.test/two"), 0, at_depth(1), now);
+        assert_eq!(q.lowest_depth(), Some(1));
+        let mut order = Vec::new();
+        while let Some((host, u)) = fetch(&mut q, now) {
+            order.push(u.path().to_owned());
+            q.finished(&host, now);
+        }
+        assert_eq!(order, ["/one", "/one", "/two", "/deep"]);
+        assert!(q.is_empty() && q.lowest_depth().is_none());
+
+        // A cap keeps deeper queues waiting; a host busy at one depth is
+        // not taken at another.
+        let mut q = Queues::new(limits(4, 1, 0));
+        q.push(url("http://a.test/x"), 0, at_depth(1), now);
+        q.push(url("http://a.test/y"), 0, at_depth(2), now);
+        q.push(url("http://b.test/z"), 0, at_depth(2), now);
+        assert_eq!(q.next_job(now, 0).map(|_| ()), None);
+        assert_eq!(fetch(&mut q, now).unwrap().1.path(), "/x");
+        assert_eq!(fetch(&mut q, now).unwrap().1.path(), "/z");
+        assert!(fetch(&mut q, now).is_none(), "a.test is at its limit");
+        // Seeds count against the input bound; discovered URLs do not.
+        q.push(url("http://c.test/"), 0, at_depth(0), now);
+        assert_eq!((q.queued, q.from_input), (2, 1));
+        assert_eq!(q.take_all().len(), 2);
+        assert_eq!((q.queued, q.from_input), (0, 0));
     }
 }

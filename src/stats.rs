@@ -30,6 +30,8 @@ pub fn document(
     let failed = summary.pages_failed();
     let errors: Map<String, Value> = ErrorKind::ALL
         .iter()
+        // Not a failure: counted under pages.
+        .filter(|k| **k != ErrorKind::MaxPages)
         .map(|k| {
             let n = summary.failures.get(k).copied().unwrap_or(0);
             (k.as_str().to_owned(), json!(n))
@@ -57,7 +59,18 @@ pub fn document(
             "resumed": summary.resumed,
             "unfinished": summary.unfinished,
             "duplicates_skipped": summary.duplicates,
+            "not_fetched_max_pages": summary.not_fetched,
         },
+        "crawl": summary.crawl.map(|c| json!({
+            "discovered": c.discovered,
+            "off_scope": c.off_scope,
+            "left": c.left,
+            "passed_over": summary
+                .passed_over
+                .iter()
+                .map(|(k, n)| (k.as_str().to_owned(), json!(n)))
+                .collect::<Map<String, Value>>(),
+        })),
         "errors": errors,
         "status_classes": {
             "none": classes[0],

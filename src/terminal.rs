@@ -41,6 +41,10 @@ pub enum LogFormat {
 pub trait Progress: Send + Sync {
     /// A page's rows were written; `failed` when it has an error.
     fn page_written(&self, failed: bool);
+
+    /// `n` URLs wait in the queues (in a crawl, discovered but not yet
+    /// fetched).
+    fn queued(&self, _n: u64) {}
 }
 
 /// The levels shown: `RUST_LOG` when set, else from `-q` and `-v`.
@@ -61,8 +65,14 @@ fn filter(quiet: bool, verbose: u8) -> EnvFilter {
 /// Installs the log subscriber and, when stderr is a terminal and not
 /// quiet, a progress bar over `sources`. Returns the bar's handle, to pass
 /// to the run and to finish at the end.
-pub fn init(quiet: bool, verbose: u8, format: LogFormat, sources: &[Source]) -> Option<Arc<Bar>> {
-    let bar = (!quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new(sources)));
+pub fn init(
+    quiet: bool,
+    verbose: u8,
+    format: LogFormat,
+    sources: &[Source],
+    crawl: bool,
+) -> Option<Arc<Bar>> {
+    let bar = (!quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new(sources, crawl)));
     let writer = BarWriter(bar.as_ref().map(|b| b.bar.clone()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(quiet, verbose))
@@ -130,14 +140,17 @@ impl io::Write for BarWriter {
 }
 
 /// The progress bar: pages written out of the total (once the input files
-/// are counted), rate, failures, elapsed time and ETA.
+/// are counted), rate, failures, elapsed time and ETA. A crawl has no
+/// total: it shows the URLs discovered but not yet fetched instead.
 pub struct Bar {
     bar: ProgressBar,
     failed: AtomicU64,
+    /// `Some` in a crawl: URLs waiting in the queues.
+    queued: Option<AtomicU64>,
 }
 
 impl Bar {
-    fn new(sources: &[Source]) -> Self {
+    fn new(sources: &[Source], crawl: bool) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(Self::style(false));
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -148,7 +161,7 @@ impl Bar {
                 Source::Stdin => None,
             })
             .collect();
-        if let Some(files) = files {
+        if let Some(files) = files.filter(|_| !crawl) {
             // Counted on the side, so the run starts at once; duplicates
             // are counted too, so the total is an upper bound.
             let bar = bar.clone();
@@ -162,6 +175,19 @@ impl Bar {
         Bar {
             bar,
             failed: AtomicU64::new(0),
+            queued: crawl.then(|| AtomicU64::new(0)),
+        }
+    }
+
+    fn show(&self) {
+        let failed = self.failed.load(Ordering::Relaxed);
+        match &self.queued {
+            Some(queued) => {
+                let queued = queued.load(Ordering::Relaxed);
+                self.bar
+                    .set_message(format!("{failed} failed, {queued} queued"));
+            }
+            None => self.bar.set_message(format!("{failed} failed")),
         }
     }
 
@@ -186,12 +212,17 @@ impl Bar {
 impl Progress for Bar {
     fn page_written(&self, failed: bool) {
         if failed {
-            let n = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
-            self.bar.set_message(format!("{n} failed"));
-        } else if self.bar.message().is_empty() {
-            self.bar.set_message("0 failed");
+            self.failed.fetch_add(1, Ordering::Relaxed);
         }
+        self.show();
         self.bar.inc(1);
+    }
+
+    fn queued(&self, n: u64) {
+        if let Some(queued) = &self.queued {
+            queued.store(n, Ordering::Relaxed);
+            self.show();
+        }
     }
 }
 

@@ -56,7 +56,9 @@ fn invalid_lines_duplicates_comments_are_all_accounted() {
             "elapsed_ms",
             "error_detail",
             "charset",
-            "attempts"
+            "attempts",
+            "depth",
+            "referrer"
         ]
     );
     // One row per distinct line: 8 distinct URLs and invalid lines.

@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod conformance;
+mod crawl;
 mod differential;
 mod fetching;
 mod operations;

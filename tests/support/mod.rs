@@ -87,6 +87,7 @@ impl TestServer {
             .route("/flaky/{failures}/{key}", get(flaky))
             .route("/deep/{kind}", get(deep))
             .route("/robots.txt", get(robots_txt))
+            .route("/site/{key}", get(site_page))
             .route("/retry-after/{value}/{key}", get(retry_after))
             .route("/compressed/{encoding}", get(compressed))
             .route("/bomb/{encoding}", get(bomb))
@@ -163,6 +164,11 @@ impl TestServer {
             .get(path)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Every path requested, with how many times.
+    pub fn all_hits(&self) -> HashMap<String, usize> {
+        self.seen.hits.lock().unwrap().clone()
     }
 
     /// Headers of the last request to /headers.
@@ -271,6 +277,64 @@ async fn generated(UrlPath(n): UrlPath<u64>) -> Response {
         }
     }
     page.push_str("</body></html>");
+    html(page)
+}
+
+/// Pages of the generated crawl site, `/site/0` to `/site/{SITE_PAGES-1}`.
+pub const SITE_PAGES: u64 = 3000;
+
+/// The pages `/site/{n}` links to: ten children (`10n+1`…`10n+10`, wrapping
+/// around, so the site is full of cycles), its parent and the home page.
+/// Page 0 also links to `/json` (not HTML).
+pub fn site_links(n: u64) -> Vec<u64> {
+    let mut links: Vec<u64> = (1..=10).map(|i| (n * 10 + i) % SITE_PAGES).collect();
+    links.push(n.saturating_sub(1) / 10);
+    links.push(0);
+    links
+}
+
+/// One page of the crawl site: its links in many spellings of the same
+/// URL (fragments, relative, percent-escapes, tracking parameters, area,
+/// iframe), plus links a crawl must not follow (rel=nofollow, another
+/// host, mailto:, javascript:).
+async fn site_page(UrlPath(key): UrlPath<String>) -> Response {
+    let Ok(n) = key.parse::<u64>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if n >= SITE_PAGES {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut page = format!(
+        "<!doctype html><html><head><title>site {n}</title>\
+         <script src=\"/js/site-{n}.js\"></script></head><body><map name=m>"
+    );
+    for (i, k) in site_links(n).into_iter().enumerate() {
+        let digits = k.to_string();
+        let link = match i % 6 {
+            0 => format!("<a href=\"/site/{k}\">{k}</a>"),
+            1 => format!("<a href=\"{k}#section-{i}\">{k}</a>"),
+            2 => format!("<a href=\"/site/{k}?utm_source=feed&utm_medium=x\">{k}</a>"),
+            3 => format!(
+                "<a href=\"/site/%3{}{}\">{k}</a>",
+                &digits[..1],
+                &digits[1..]
+            ),
+            4 => format!("<area href=\"./{k}\">"),
+            _ => format!("<iframe src=\"/site/{k}#f\"></iframe>"),
+        };
+        page.push_str(&link);
+    }
+    page.push_str(&format!(
+        "</map><a rel=\"nofollow noopener\" href=\"/site/nofollow-{n}\">nf</a>\
+         <a href=\"http://127.0.0.2:9/off-{n}\">off</a>\
+         <a href=\"https://example.invalid/{n}\">off</a>\
+         <a href=\"mailto:someone@example.invalid\">mail</a>\
+         <a href=\"javascript:void(0)\">js</a>"
+    ));
+    if n == 0 {
+        page.push_str("<a href=\"/json\">data</a>");
+    }
+    page.push_str(&format!("<script>page({n})</script></body></html>"));
     html(page)
 }
 

@@ -1,0 +1,397 @@
+//! Crawl mode: the binary follows links on a loopback site of generated
+//! pages (`/site/{n}`: cycles, many spellings of each link, off-scope and
+//! non-HTML links).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::support::{Run, TestServer, site_links};
+
+/// Hops from `/site/0` to each page of the site, up to `max_depth`, as
+/// paths; `/json` is linked from page 0.
+fn site_depths(max_depth: u16) -> HashMap<String, u16> {
+    let mut depths = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut queue = VecDeque::from([(0u64, 0u16)]);
+    seen.insert(0);
+    while let Some((n, d)) = queue.pop_front() {
+        depths.insert(format!("/site/{n}"), d);
+        if d == max_depth {
+            continue;
+        }
+        if n == 0 {
+            depths.insert("/json".to_owned(), 1);
+        }
+        for k in site_links(n) {
+            if seen.insert(k) {
+                queue.push_back((k, d + 1));
+            }
+        }
+    }
+    depths
+}
+
+/// The path of one of the server's URLs.
+fn path_of(server: &TestServer, url: &str) -> String {
+    url.strip_prefix(&server.url(""))
+        .unwrap_or_else(|| panic!("{url} is not on the test server"))
+        .to_owned()
+}
+
+/// Requests the server saw for crawl pages (robots.txt aside).
+fn page_hits(server: &TestServer) -> HashMap<String, usize> {
+    server
+        .all_hits()
+        .into_iter()
+        .filter(|(p, _)| p != "/robots.txt")
+        .collect()
+}
+
+struct Crawled {
+    /// page path → (depth, referrer path, error)
+    pages: HashMap<String, (u16, Option<String>, String)>,
+    rows: usize,
+}
+
+fn read_pages(run: &Run, server: &TestServer) -> Crawled {
+    let table = crate::support::Table::read(&run.path("pages.csv"));
+    let mut pages = HashMap::new();
+    for i in 0..table.rows.len() {
+        let url = table.get(i, "page_url");
+        let depth: u16 = table.get(i, "depth").parse().expect("depth is a number");
+        let referrer = match table.get(i, "referrer") {
+            "" => None,
+            r => Some(path_of(server, r)),
+        };
+        let error = table.get(i, "error").to_owned();
+        let previous = pages.insert(path_of(server, url), (depth, referrer, error));
+        assert!(previous.is_none(), "{url} has two rows");
+    }
+    Crawled {
+        pages,
+        rows: table.rows.len(),
+    }
+}
+
+/// Each referrer is a fetched page one level up that links to the page.
+fn check_referrers(crawled: &Crawled) {
+    for (path, (depth, referrer, _)) in &crawled.pages {
+        let Some(referrer) = referrer else {
+            assert_eq!(*depth, 0, "{path} has no referrer");
+            continue;
+        };
+        let (ref_depth, _, _) = crawled.pages[referrer];
+        assert_eq!(ref_depth + 1, *depth, "{path} from {referrer}");
+        let n: u64 = referrer.trim_start_matches("/site/").parse().unwrap();
+        let linked = path == "/json" || {
+            let k: u64 = path.trim_start_matches("/site/").parse().unwrap();
+            site_links(n).contains(&k)
+        };
+        assert!(linked, "{referrer} does not link to {path}");
+    }
+}
+
+#[test]
+fn a_cyclic_site_crawl_ends_at_max_pages_with_each_page_once() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/0")]);
+    let out = run.run(
+        &[
+            &input,
+            "--depth",
+            "3",
+            "--max-pages",
+            "500",
+            "--strip-query",
+            "utm_*",
+            "-c",
+            "16",
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The site reaches far more than 500 pages in three hops.
+    assert!(site_depths(3).len() > 1000);
+    let crawled = read_pages(&run, &server);
+    assert_eq!(crawled.rows, 500);
+
+    // Each page requested once, 500 in all, none elsewhere.
+    let hits = page_hits(&server);
+    assert!(hits.values().all(|&n| n == 1), "{hits:?}");
+    assert_eq!(hits.len(), 500);
+    let expected = site_depths(3);
+    for (path, (depth, _, error)) in &crawled.pages {
+        assert_eq!(Some(depth), expected.get(path), "{path}");
+        assert!(hits.contains_key(path), "{path}");
+        let want = if path == "/json" { "not_html" } else { "" };
+        assert_eq!(error, want, "{path}");
+    }
+    // Breadth first: every page within two hops made it (112 with
+    // /json), and the rest are at depth 3.
+    let near: Vec<&String> = expected
+        .iter()
+        .filter(|(_, d)| **d <= 2)
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(near.len(), 112);
+    for path in near {
+        assert!(crawled.pages.contains_key(path), "{path} was not fetched");
+    }
+    check_referrers(&crawled);
+
+    // Scripts of every HTML page, and the summary says what was left.
+    let scripts = crate::support::Table::read(&run.path("scripts.csv"));
+    assert_eq!(scripts.rows.len(), 499 * 2);
+    assert!(
+        out.stderr.contains("URLs discovered") && out.stderr.contains("left unfetched"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn depth_bounds_the_crawl_and_each_spelling_is_one_page() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/0")]);
+    let out = run.run(
+        &[
+            &input,
+            "--depth",
+            "2",
+            "--strip-query",
+            "utm_*",
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let crawled = read_pages(&run, &server);
+    let expected = site_depths(2);
+    assert_eq!(crawled.rows, expected.len());
+    for (path, depth) in &expected {
+        assert_eq!(crawled.pages.get(path).map(|p| p.0), Some(*depth), "{path}");
+    }
+    check_referrers(&crawled);
+    let hits = page_hits(&server);
+    assert_eq!(hits.len(), expected.len(), "{hits:?}");
+    assert!(hits.values().all(|&n| n == 1), "{hits:?}");
+    // robots.txt was asked for: crawls obey it by default.
+    assert_eq!(server.hits("/robots.txt"), 1);
+}
+
+#[test]
+fn without_strip_query_tracking_parameters_make_other_urls() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/0")]);
+    let out = run.run(&[&input, "--depth", "1", "--pages", "pages.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let crawled = read_pages(&run, &server);
+    // Page 0 links to 1…10, itself and /json; its links to 3 and 9 carry
+    // utm_ parameters, which are kept.
+    let with_query: Vec<&String> = crawled.pages.keys().filter(|p| p.contains('?')).collect();
+    assert_eq!(with_query.len(), 2, "{with_query:?}");
+    assert_eq!(crawled.rows, 1 + 10 + 1);
+}
+
+#[test]
+fn nofollow_off_scope_and_filters() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/1")]);
+    let base = [&input, "--depth", "1", "--strip-query", "utm_*"];
+
+    let out = run.run(&[&base[..], &["--pages", "a.csv"]].concat(), None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.hits("/site/nofollow-1"), 0);
+    let table = crate::support::Table::read(&run.path("a.csv"));
+    for url in table.column("page_url") {
+        assert!(url.starts_with(&server.url("/site/")), "{url} is off scope");
+    }
+
+    let out = run.run(
+        &[&base[..], &["--follow-nofollow", "--pages", "b.csv"]].concat(),
+        None,
+    );
+    assert_eq!(out.code, 1, "the nofollow target is a 404: {}", out.stderr);
+    assert_eq!(server.hits("/site/nofollow-1"), 1);
+
+    // Page 1 links to 11…20 and 0: --include keeps 11…19, --exclude
+    // drops 15.
+    let out = run.run(
+        &[
+            &base[..],
+            &[
+                "--include",
+                r"/site/1\d$",
+                "--exclude",
+                "/15$",
+                "--pages",
+                "c.csv",
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = crate::support::Table::read(&run.path("c.csv"));
+    let mut paths: Vec<String> = table
+        .column("page_url")
+        .iter()
+        .map(|u| path_of(&server, u))
+        .collect();
+    paths.sort();
+    let mut want: Vec<String> = (11..20)
+        .filter(|k| *k != 15)
+        .map(|k| format!("/site/{k}"))
+        .chain(["/site/1".to_owned()])
+        .collect();
+    want.sort();
+    assert_eq!(paths, want);
+}
+
+#[test]
+fn robots_is_obeyed_by_default_in_a_crawl() {
+    let server = TestServer::start();
+    server.set_robots(200, "User-agent: *\nDisallow: /site/3\n");
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/0")]);
+    let args = [&input, "--depth", "1", "--strip-query", "utm_*"];
+    let out = run.run(&[&args[..], &["--pages", "a.csv"]].concat(), None);
+    // A discovered URL robots.txt refuses is reported, not a failure.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.hits("/site/3"), 0);
+    let table = crate::support::Table::read(&run.path("a.csv"));
+    assert_eq!(
+        table.for_page(&server.url("/site/3"), "error"),
+        "robots_disallowed"
+    );
+    assert_eq!(
+        table.for_page(&server.url("/site/3"), "referrer"),
+        server.url("/site/0")
+    );
+
+    let out = run.run(
+        &[&args[..], &["--no-robots", "--pages", "b.csv"]].concat(),
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.hits("/site/3"), 1);
+}
+
+#[test]
+fn listed_urls_past_max_pages_get_a_row_each() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let lines: Vec<String> = (100..110)
+        .map(|n| server.url(&format!("/site/{n}")))
+        .collect();
+    let input = run.urls("seeds.txt", &lines);
+    let out = run.run(
+        &[
+            &input,
+            "--max-pages",
+            "4",
+            "-c",
+            "1",
+            "--pages",
+            "pages.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = crate::support::Table::read(&run.path("pages.csv"));
+    assert_eq!(table.rows.len(), 10);
+    let errors = table.column("error");
+    assert_eq!(errors.iter().filter(|e| e.is_empty()).count(), 4);
+    assert_eq!(errors.iter().filter(|e| **e == "max_pages").count(), 6);
+    // Without --depth no links are followed.
+    assert_eq!(page_hits(&server).len(), 4);
+    assert!(
+        out.stderr.contains("6 listed URLs not fetched"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_seed_found_by_the_crawl_is_not_fetched_twice() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // Page 1 is listed (spelled another way) and linked from page 0;
+    // page 0 is listed twice, spelled two ways.
+    let input = run.urls(
+        "seeds.txt",
+        &[
+            server.url("/site/0"),
+            server.url("/site/%31"),
+            server.url("/site/0#top"),
+        ],
+    );
+    let out = run.run(
+        &[
+            &input,
+            "--depth",
+            "1",
+            "--strip-query",
+            "utm_*",
+            "-c",
+            "1",
+            "--pages",
+            "pages.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.hits("/site/1"), 1);
+    let crawled = read_pages(&run, &server);
+    // 0 and 1 with their links: 2…10 and /json, 11…20.
+    assert_eq!(crawled.rows, 2 + 10 + 10);
+    // Listed, so a seed: depth 0, no referrer.
+    assert_eq!(crawled.pages["/site/1"].0, 0);
+    assert_eq!(crawled.pages["/site/1"].1, None);
+    assert!(
+        out.stderr.contains("1 duplicate line skipped"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn crawl_options_are_checked() {
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &["http://127.0.0.1:9/"]);
+    for (args, says) in [
+        (
+            &["--scope", "domain"][..],
+            "--scope applies to the links a crawl follows",
+        ),
+        (&["--include", "x"][..], "--include applies"),
+        (
+            &["--depth", "1", "--include", "("][..],
+            "invalid --include \"(\"",
+        ),
+        (
+            &[
+                "--depth", "1", "--resume", "-o", "o.csv", "--pages", "p.csv",
+            ][..],
+            "--resume cannot continue a crawl",
+        ),
+        (&["--depth", "1", "--ordered"][..], "--ordered needs a list"),
+        (&["--max-pages", "0"][..], "--max-pages"),
+        (&["--robots", "--no-robots"][..], "cannot be used with"),
+    ] {
+        let out = run.run(&[&[input.as_str()][..], args].concat(), None);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+}
