@@ -155,6 +155,12 @@ pub struct Cli {
     )]
     pub strip_query: Vec<String>,
 
+    /// Let a crawl follow links and redirects to loopback, private,
+    /// link-local and cloud-metadata addresses (by default only the listed
+    /// URLs' hosts may be on such addresses).
+    #[arg(env = "SCRIPTSCRAPE_ALLOW_PRIVATE", long, help_heading = "Crawling")]
+    pub allow_private: bool,
+
     /// Follow rel=nofollow links too.
     #[arg(env = "SCRIPTSCRAPE_FOLLOW_NOFOLLOW", long, help_heading = "Crawling")]
     pub follow_nofollow: bool,

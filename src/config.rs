@@ -228,6 +228,7 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
             (!cli.include.is_empty(), "--include"),
             (!cli.exclude.is_empty(), "--exclude"),
             (cli.follow_nofollow, "--follow-nofollow"),
+            (cli.allow_private, "--allow-private"),
         ];
         if let Some((_, flag)) = needs_depth.iter().find(|(given, _)| *given) {
             bail!("{flag} applies to the links a crawl follows: add --depth N (1 or more)");
@@ -261,6 +262,7 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
             .map(|g| crate::normalize::Glob::new(g))
             .collect(),
         follow_nofollow: cli.follow_nofollow,
+        allow_private: cli.allow_private,
         max_pages: cli.max_pages.map(std::num::NonZeroU64::get),
     }))
 }

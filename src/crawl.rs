@@ -32,6 +32,8 @@ pub struct Crawl {
     pub strip_query: Vec<Glob>,
     /// Follow `rel=nofollow` links too (`--follow-nofollow`).
     pub follow_nofollow: bool,
+    /// Let links lead to private networks (`--allow-private`).
+    pub allow_private: bool,
     /// Pages fetched in all, seeds included (`--max-pages`).
     pub max_pages: Option<u64>,
 }
@@ -170,6 +172,7 @@ mod tests {
             exclude: Vec::new(),
             strip_query: vec![Glob::new("utm_*")],
             follow_nofollow: false,
+            allow_private: false,
             max_pages: None,
         }
     }

@@ -48,6 +48,10 @@ pub enum ErrorKind {
     /// A listed URL that was not fetched because `--max-pages` was
     /// reached first. Not a failure: the run did what it was told.
     MaxPages,
+    /// A crawl reached a host that is, or resolves only to, a loopback,
+    /// private, link-local or metadata address, from a link or a redirect;
+    /// it was not requested (`--allow-private` allows it).
+    PrivateAddress,
 }
 
 impl ErrorKind {
@@ -69,13 +73,14 @@ impl ErrorKind {
             ErrorKind::ParseLimit => "parse_limit",
             ErrorKind::Parse => "parse",
             ErrorKind::MaxPages => "max_pages",
+            ErrorKind::PrivateAddress => "private_address",
         }
     }
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -91,6 +96,7 @@ impl ErrorKind {
         ErrorKind::ParseLimit,
         ErrorKind::Parse,
         ErrorKind::MaxPages,
+        ErrorKind::PrivateAddress,
     ];
 
     /// The kind an `error` column value names, as read back from a report.

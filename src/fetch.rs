@@ -6,7 +6,7 @@
 //! parse stage, off the async worker threads.
 
 use std::error::Error as StdError;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,6 +15,7 @@ use reqwest::redirect;
 use url::Url;
 
 use crate::error::{ErrorKind, PageError};
+use crate::netguard::{Blocked, Guard};
 
 /// What the fetch stage needs to know, validated.
 #[derive(Clone, Debug)]
@@ -105,6 +106,18 @@ impl FetchFailure {
     }
 }
 
+impl From<&Blocked> for FetchFailure {
+    fn from(blocked: &Blocked) -> Self {
+        FetchFailure::new(ErrorKind::PrivateAddress, blocked.to_string())
+    }
+}
+
+impl From<Blocked> for FetchFailure {
+    fn from(blocked: Blocked) -> Self {
+        FetchFailure::from(&blocked)
+    }
+}
+
 /// Fetches pages; cheap to clone (the client is shared).
 #[derive(Clone, Debug)]
 pub struct Fetcher {
@@ -116,15 +129,18 @@ pub struct Fetcher {
     unpooled: reqwest::Client,
     timeout: Duration,
     max_body: u64,
+    guard: Option<Arc<Guard>>,
 }
 
 impl Fetcher {
-    /// Builds the run's HTTP client.
-    pub fn new(settings: &FetchSettings) -> anyhow::Result<Self> {
+    /// Builds the run's HTTP client; with a guard, requests stay out of
+    /// private networks but for the hosts it trusts.
+    pub fn new(settings: &FetchSettings, guard: Option<Arc<Guard>>) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let client = build_client(settings, settings.pool_per_host)?;
-        let unpooled = build_client(settings, 0)?;
+        let client = build_client(settings, settings.pool_per_host, guard.as_ref())?;
+        let unpooled = build_client(settings, 0, guard.as_ref())?;
         Ok(Fetcher {
+            guard,
             client,
             unpooled,
             retries: settings.retries,
@@ -137,6 +153,8 @@ impl Fetcher {
     /// GETs `url` and returns its HTML body, or why there is none,
     /// retrying transient failures.
     pub async fn fetch(&self, url: &Url) -> Result<Fetched, FetchFailure> {
+        // Refused before any request: attempts stays 0.
+        self.check(url)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -233,6 +251,7 @@ impl Fetcher {
     /// sent once more on a fresh connection, as browsers and curl do: the
     /// server never saw it, and a GET is safe to repeat.
     async fn send(&self, url: &Url) -> Result<reqwest::Response, FetchFailure> {
+        self.check(url)?;
         match self.client.get(url.clone()).send().await {
             Err(e) if is_stale_connection(&e) => self
                 .unpooled
@@ -241,6 +260,14 @@ impl Fetcher {
                 .await
                 .map_err(|e| request_failure(&e)),
             other => other.map_err(|e| request_failure(&e)),
+        }
+    }
+
+    /// The guard's verdict on a URL whose host is an IP address.
+    fn check(&self, url: &Url) -> Result<(), Blocked> {
+        match &self.guard {
+            Some(guard) => guard.check_url(url),
+            None => Ok(()),
         }
     }
 
@@ -342,10 +369,22 @@ impl Fetcher {
     }
 }
 
-fn build_client(settings: &FetchSettings, pool_per_host: usize) -> anyhow::Result<reqwest::Client> {
+fn build_client(
+    settings: &FetchSettings,
+    pool_per_host: usize,
+    guard: Option<&Arc<Guard>>,
+) -> anyhow::Result<reqwest::Client> {
     let max_redirects = settings.max_redirects;
+    let hop_guard = guard.cloned();
     let policy = redirect::Policy::custom(move |attempt| {
-        if !matches!(attempt.url().scheme(), "http" | "https") {
+        // Every hop: a redirect must not lead a crawl into a private
+        // network either (names are checked as they resolve).
+        let blocked = hop_guard
+            .as_ref()
+            .and_then(|g| g.check_url(attempt.url()).err());
+        if let Some(blocked) = blocked {
+            attempt.error(blocked)
+        } else if !matches!(attempt.url().scheme(), "http" | "https") {
             let msg = format!("refused redirect to a {} URL", attempt.url().scheme());
             attempt.error(msg)
         } else if attempt.previous().contains(attempt.url()) {
@@ -365,6 +404,9 @@ fn build_client(settings: &FetchSettings, pool_per_host: usize) -> anyhow::Resul
         .redirect(policy)
         .pool_max_idle_per_host(pool_per_host)
         .tls_danger_accept_invalid_certs(settings.insecure);
+    if let Some(guard) = guard {
+        builder = builder.dns_resolver(guard.resolver());
+    }
     if let Some(proxy) = &settings.proxy {
         // An explicit proxy replaces the environment's, but NO_PROXY still
         // names the hosts to reach directly.
@@ -467,6 +509,9 @@ pub fn sniffs_as_html(body: &[u8]) -> bool {
 /// Maps a reqwest error to the kinds users see, with the underlying causes
 /// as detail.
 fn request_failure(err: &reqwest::Error) -> FetchFailure {
+    if let Some(blocked) = cause::<Blocked>(err) {
+        return FetchFailure::from(blocked);
+    }
     let kind = if err.is_redirect() {
         ErrorKind::Redirect
     } else if err.is_timeout() {

@@ -8,7 +8,162 @@
 //! multicast and reserved ranges, IPv4 and IPv6 alike (IPv4 addresses
 //! embedded in IPv6 are judged as IPv4).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use url::{Host, Url};
+
+/// Keeps a crawl out of private networks: every host but the trusted ones
+/// (the listed URLs' hosts, the proxy's) must be, or resolve to, public
+/// addresses. Shared by the scheduler, which trusts each seed's host as it
+/// reads it, and the HTTP client, which asks at each connection and
+/// redirect hop.
+#[derive(Debug, Default)]
+pub struct Guard {
+    trusted: RwLock<HashSet<String>>,
+}
+
+/// A request the guard stopped: the error kind `private_address`.
+#[derive(Debug)]
+pub struct Blocked {
+    /// The host as the URL names it.
+    pub host: String,
+    /// The address it is, or resolved to.
+    pub addr: IpAddr,
+}
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        if host == self.addr.to_string() {
+            write!(f, "{host} is a non-public address")?;
+        } else {
+            write!(f, "{host} resolves to the non-public address {}", self.addr)?;
+        }
+        write!(
+            f,
+            "; a crawl does not follow links into private networks (--allow-private)"
+        )
+    }
+}
+
+impl std::error::Error for Blocked {}
+
+impl Guard {
+    /// A guard that trusts no host yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Guard::default())
+    }
+
+    /// Trusts `host` (as a URL's `host_str` gives it) for the rest of the
+    /// run: a listed URL's host, or the proxy's.
+    pub fn trust(&self, host: &str) {
+        let host = host.to_ascii_lowercase();
+        if !self.trusts(&host) {
+            self.trusted
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(host);
+        }
+    }
+
+    /// Trusts the proxies requests may go through: `explicit` (`--proxy`)
+    /// and those the environment names, as they are the user's choice. (A
+    /// proxy resolves the names it is asked for itself, so the guard can
+    /// then only check hosts that are IP addresses.)
+    pub fn trust_proxies(&self, explicit: Option<&Url>) {
+        let from_env = [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .filter_map(|value| {
+            // Proxy variables often leave out the scheme.
+            Url::parse(&value)
+                .ok()
+                .filter(|u| u.has_host())
+                .or_else(|| Url::parse(&format!("http://{value}")).ok())
+        });
+        for proxy in explicit.cloned().into_iter().chain(from_env) {
+            if let Some(host) = proxy.host_str() {
+                self.trust(host);
+            }
+        }
+    }
+
+    fn trusts(&self, host: &str) -> bool {
+        self.trusted
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(host)
+    }
+
+    /// Checks a URL whose host is an IP address, which no resolver sees;
+    /// names are checked as they resolve ([`Guard::resolver`]).
+    pub fn check_url(&self, url: &Url) -> Result<(), Blocked> {
+        let ip = match url.host() {
+            Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        let host = url.host_str().unwrap_or_default();
+        if is_public(ip) || self.trusts(host) {
+            Ok(())
+        } else {
+            Err(Blocked {
+                host: host.to_owned(),
+                addr: ip,
+            })
+        }
+    }
+
+    /// The addresses of `host` a connection may use: all of them for a
+    /// trusted host, else only the public ones (so that a name that
+    /// resolves to both cannot be steered to the private one); an error
+    /// when none is left.
+    pub fn filter(&self, host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, Blocked> {
+        if self.trusts(host) {
+            return Ok(addrs);
+        }
+        let (public, private): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            addrs.into_iter().partition(|a| is_public(a.ip()));
+        match (public.is_empty(), private.first()) {
+            (true, Some(first)) => Err(Blocked {
+                host: host.to_owned(),
+                addr: first.ip(),
+            }),
+            _ => Ok(public),
+        }
+    }
+
+    /// A DNS resolver for the HTTP client that applies [`Guard::filter`]
+    /// to what the system resolver (getaddrinfo) answers.
+    pub fn resolver(self: &Arc<Self>) -> Arc<dyn reqwest::dns::Resolve> {
+        Arc::new(Resolver(Arc::clone(self)))
+    }
+}
+
+struct Resolver(Arc<Guard>);
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = Arc::clone(&self.0);
+        let host = name.as_str().to_ascii_lowercase();
+        Box::pin(async move {
+            // getaddrinfo on the blocking pool, as reqwest's own resolver.
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed = guard.filter(&host, addrs)?;
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
 
 /// Whether `ip` is an ordinary public unicast address.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -70,6 +225,34 @@ mod tests {
 
     fn public(s: &str) -> bool {
         is_public(s.parse().unwrap())
+    }
+
+    #[test]
+    fn the_guard_trusts_listed_hosts_and_filters_the_rest() {
+        let guard = Guard::new();
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(guard.check_url(&url("http://127.0.0.1:8080/")).is_err());
+        assert!(guard.check_url(&url("http://[::1]/")).is_err());
+        assert!(guard.check_url(&url("http://8.8.8.8/")).is_ok());
+        assert!(guard.check_url(&url("http://name.test/")).is_ok());
+        guard.trust("127.0.0.1");
+        guard.trust("[::1]");
+        assert!(guard.check_url(&url("http://127.0.0.1:9/x")).is_ok());
+        assert!(guard.check_url(&url("http://[::1]:9/x")).is_ok());
+        assert!(guard.check_url(&url("http://127.0.0.2/")).is_err());
+
+        let addr = |s: &str| SocketAddr::new(s.parse().unwrap(), 0);
+        let mixed = vec![addr("10.0.0.1"), addr("93.184.216.34")];
+        assert_eq!(
+            guard.filter("rebind.test", mixed.clone()).unwrap(),
+            [addr("93.184.216.34")]
+        );
+        let err = guard
+            .filter("metadata.test", vec![addr("169.254.169.254")])
+            .unwrap_err();
+        assert_eq!(err.addr.to_string(), "169.254.169.254");
+        guard.trust("Intranet.Test");
+        assert_eq!(guard.filter("intranet.test", mixed.clone()).unwrap(), mixed);
     }
 
     #[test]

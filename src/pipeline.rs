@@ -37,6 +37,7 @@ use crate::extract::Extractor;
 use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
 use crate::lock::{self, Acquired};
+use crate::netguard::Guard;
 use crate::output::{self, PageResult, Sink, Target};
 use crate::report::Summary;
 use crate::resume::{self, Earlier};
@@ -167,7 +168,17 @@ pub fn run(
         Some(Earlier { done, summary }) => (Some(done), summary),
         None => (None, Summary::default()),
     };
-    let fetcher = Fetcher::new(&config.fetch)?;
+    // Only a crawl that follows links meets URLs the user did not list.
+    let guard = config
+        .crawl
+        .as_ref()
+        .filter(|c| c.follows_from(0) && !c.allow_private)
+        .map(|_| {
+            let guard = Guard::new();
+            guard.trust_proxies(config.fetch.proxy.as_ref());
+            guard
+        });
+    let fetcher = Fetcher::new(&config.fetch, guard.clone())?;
     let concurrency = config.concurrency.get();
     let parsers = parse_threads(concurrency);
     let crawl = config.crawl.clone().map(Arc::new);
@@ -273,6 +284,7 @@ pub fn run(
             crawl,
             links: links_rx,
             duplicates: Arc::clone(&duplicates),
+            guard,
         }),
         progress: progress.filter(|_| crawl.is_some()),
     };

@@ -48,8 +48,8 @@ pub struct Summary {
     /// In crawl mode, what the links led to.
     pub crawl: Option<Crawled>,
     /// Discovered URLs that are not pages to scrape, by kind: not HTML (a
-    /// PDF, an image), or disallowed by robots.txt. They have rows, but a
-    /// crawl that meets them has not failed.
+    /// PDF, an image), disallowed by robots.txt, or on a private address.
+    /// They have rows, but a crawl that meets them has not failed.
     pub passed_over: BTreeMap<ErrorKind, u64>,
 }
 
@@ -158,7 +158,12 @@ impl Summary {
             Err(e) if e.kind == ErrorKind::MaxPages => self.not_fetched += 1,
             Err(e)
                 if page.depth > 0
-                    && matches!(e.kind, ErrorKind::NotHtml | ErrorKind::RobotsDisallowed) =>
+                    && matches!(
+                        e.kind,
+                        ErrorKind::NotHtml
+                            | ErrorKind::RobotsDisallowed
+                            | ErrorKind::PrivateAddress
+                    ) =>
             {
                 *self.passed_over.entry(e.kind).or_default() += 1
             }

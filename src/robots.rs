@@ -83,6 +83,11 @@ pub async fn fetch_rules(fetcher: &Fetcher, page: &Url, agent: &str) -> Rules {
         Ok((status, _)) => Rules::DisallowAll(format!(
             "robots.txt answered HTTP {status}: host disallowed for this run (RFC 9309)"
         )),
+        // Each page of the host will be refused for that reason, which
+        // says more than "disallowed" would.
+        Err(failure) if failure.error.kind == crate::error::ErrorKind::PrivateAddress => {
+            Rules::AllowAll
+        }
         Err(failure) => Rules::DisallowAll(format!(
             "robots.txt unreachable ({}: {}): host disallowed for this run (RFC 9309)",
             failure.error.kind, failure.error.detail

@@ -41,6 +41,7 @@ use crate::crawl::{Crawl, Discovered, Origin};
 use crate::error::ErrorKind;
 use crate::fetch::{FetchFailure, Fetched, Fetcher};
 use crate::input::{HashSet64, InputLine};
+use crate::netguard::Guard;
 use crate::report::Crawled;
 use crate::robots::{self, Rules};
 use crate::stop::{Level, Stop};
@@ -71,6 +72,9 @@ pub struct Frontier {
     pub links: mpsc::UnboundedReceiver<Discovered>,
     /// Where seeds already seen are counted, with the input's duplicates.
     pub duplicates: Arc<AtomicU64>,
+    /// Keeps discovered URLs out of private networks; told each seed's
+    /// host, which it trusts.
+    pub guard: Option<Arc<Guard>>,
 }
 
 /// Everything the fetch stage runs with.
@@ -160,6 +164,7 @@ pub enum Ended {
 struct CrawlState {
     crawl: Arc<Crawl>,
     duplicates: Arc<AtomicU64>,
+    guard: Option<Arc<Guard>>,
     hasher: RandomState,
     /// Every normalised URL queued or fetched in this run.
     seen: HashSet64,
@@ -305,6 +310,7 @@ pub async fn run(
             Some(CrawlState {
                 crawl: f.crawl,
                 duplicates: f.duplicates,
+                guard: f.guard,
                 hasher: RandomState::new(),
                 seen: HashSet64::default(),
                 in_system: Vec::new(),
@@ -484,6 +490,10 @@ pub async fn run(
                     Some(c) if c.limit_reached() => refused.push(c.over_limit(seq, url.into())),
                     Some(c) => {
                         let url = c.crawl.normalize(&url);
+                        // Listed by the user: its host may be private.
+                        if let (Some(guard), Some(host)) = (&c.guard, url.host_str()) {
+                            guard.trust(host);
+                        }
                         if c.first_sight(&url) {
                             queues.push(url.clone(), seq, Some(Origin::seed(&url)), Instant::now());
                         } else {

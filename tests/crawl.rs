@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::support::{Run, TestServer, site_links};
+use crate::support::{Run, TestServer, links_to, redirect_via, site_links};
 
 /// Hops from `/site/0` to each page of the site, up to `max_depth`, as
 /// paths; `/json` is linked from page 0.
@@ -394,4 +394,60 @@ fn crawl_options_are_checked() {
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
+}
+
+#[test]
+fn a_crawl_does_not_step_into_other_private_hosts() {
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    let run = Run::new();
+    let by_name = format!("http://localhost:{}/gen/2", server.addr.port());
+    let seed = links_to(
+        &server,
+        &[
+            other.url("/gen/1"),
+            by_name.clone(),
+            redirect_via(&server, &other.url("/gen/3")),
+            server.url("/gen/4"),
+        ],
+    );
+    let input = run.urls("seeds.txt", &[&seed]);
+    let args = [&input, "--depth", "1", "--scope", "any"];
+
+    let out = run.run(&[&args[..], &["--pages", "a.csv"]].concat(), None);
+    // Refused links are passed over, not failures.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(other.all_hits().len(), 0, "{:?}", other.all_hits());
+    let table = crate::support::Table::read(&run.path("a.csv"));
+    assert_eq!(table.rows.len(), 5);
+    for blocked in [
+        other.url("/gen/1"),
+        by_name.clone(),
+        redirect_via(&server, &other.url("/gen/3")),
+    ] {
+        assert_eq!(
+            table.for_page(&blocked, "error"),
+            "private_address",
+            "{blocked}"
+        );
+        assert!(
+            table
+                .for_page(&blocked, "error_detail")
+                .contains("--allow-private"),
+            "{blocked}"
+        );
+    }
+    // The listed URL's own host is trusted.
+    assert_eq!(table.for_page(&server.url("/gen/4"), "error"), "");
+    assert_eq!(server.hits("/gen/2"), 0);
+    assert!(out.stderr.contains("3 private_address"), "{}", out.stderr);
+
+    let out = run.run(
+        &[&args[..], &["--allow-private", "--pages", "b.csv"]].concat(),
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(other.hits("/gen/1"), 1);
+    assert_eq!(other.hits("/gen/3"), 1);
+    assert_eq!(server.hits("/gen/2"), 1);
 }

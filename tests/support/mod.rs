@@ -88,6 +88,8 @@ impl TestServer {
             .route("/deep/{kind}", get(deep))
             .route("/robots.txt", get(robots_txt))
             .route("/site/{key}", get(site_page))
+            .route("/links", get(links_page))
+            .route("/goto", get(goto))
             .route("/retry-after/{value}/{key}", get(retry_after))
             .route("/compressed/{encoding}", get(compressed))
             .route("/bomb/{encoding}", get(bomb))
@@ -336,6 +338,48 @@ async fn site_page(UrlPath(key): UrlPath<String>) -> Response {
     }
     page.push_str(&format!("<script>page({n})</script></body></html>"));
     html(page)
+}
+
+/// The `u` parameters of a query, decoded.
+fn query_urls(query: Option<String>) -> Vec<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "u")
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// `/links?u=URL&u=URL…`: a page with a link to each URL.
+async fn links_page(axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+    let links: String = query_urls(query)
+        .iter()
+        .map(|u| format!("<a href=\"{u}\">link</a>"))
+        .collect();
+    html(format!("<!doctype html><script>links()</script>{links}"))
+}
+
+/// `/goto?u=URL`: a redirect to URL.
+async fn goto(axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+    match query_urls(query).first() {
+        Some(to) => redirect_to(to),
+        None => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// The URL of a page of `server` linking to each of `urls`.
+pub fn links_to(server: &TestServer, urls: &[String]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for u in urls {
+        query.append_pair("u", u);
+    }
+    server.url(&format!("/links?{}", query.finish()))
+}
+
+/// The URL on `server` that redirects to `to`.
+pub fn redirect_via(server: &TestServer, to: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("u", to)
+        .finish();
+    server.url(&format!("/goto?{query}"))
 }
 
 async fn slow_generated(UrlPath((ms, n)): UrlPath<(u64, u64)>) -> Response {
