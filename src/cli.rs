@@ -161,6 +161,19 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_ALLOW_PRIVATE", long, help_heading = "Crawling")]
     pub allow_private: bool,
 
+    /// Also fetch the pages a sitemap lists (sitemap.xml, index or text,
+    /// gzipped or not; repeatable); 'auto' reads the sitemaps named in each
+    /// listed URL's host's robots.txt. With URLs and no INPUT, no list is
+    /// read.
+    #[arg(
+        env = "SCRIPTSCRAPE_SITEMAP",
+        long = "sitemap",
+        value_name = "URL|auto",
+        value_delimiter = '\n',
+        help_heading = "Crawling"
+    )]
+    pub sitemaps: Vec<String>,
+
     /// Follow rel=nofollow links too.
     #[arg(env = "SCRIPTSCRAPE_FOLLOW_NOFOLLOW", long, help_heading = "Crawling")]
     pub follow_nofollow: bool,

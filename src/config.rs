@@ -83,13 +83,18 @@ impl Config {
     }
 
     fn from_cli_with_stdin(cli: Cli, stdin_is_terminal: bool) -> anyhow::Result<Config> {
+        let sitemap_urls = cli.sitemaps.iter().any(|s| s != "auto");
         let sources: Vec<Source> = if cli.inputs.is_empty() {
-            if stdin_is_terminal {
+            if sitemap_urls {
+                // The sitemaps are the input.
+                Vec::new()
+            } else if stdin_is_terminal {
                 bail!(
                     "no input: name a file of URLs (one per line), or pipe URLs to standard input; see --help"
                 );
+            } else {
+                vec![Source::Stdin]
             }
-            vec![Source::Stdin]
         } else {
             cli.inputs.iter().map(|i| Source::from_arg(i)).collect()
         };
@@ -233,9 +238,25 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         if let Some((_, flag)) = needs_depth.iter().find(|(given, _)| *given) {
             bail!("{flag} applies to the links a crawl follows: add --depth N (1 or more)");
         }
-        if cli.max_pages.is_none() && cli.strip_query.is_empty() {
+        if cli.max_pages.is_none() && cli.strip_query.is_empty() && cli.sitemaps.is_empty() {
             return Ok(None);
         }
+    }
+    let mut sitemaps = Vec::new();
+    let mut sitemap_auto = false;
+    for s in &cli.sitemaps {
+        if s == "auto" {
+            sitemap_auto = true;
+            continue;
+        }
+        let url = url::Url::parse(s)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .with_context(|| format!("invalid --sitemap {s:?}: expected an http(s) URL or auto"))?;
+        sitemaps.push(url);
+    }
+    if sitemap_auto && cli.inputs.is_empty() && !sitemaps.is_empty() {
+        bail!("--sitemap auto reads the sitemaps of the listed URLs' hosts: name an INPUT too");
     }
     let regexes = |patterns: &[String], flag: &str| -> anyhow::Result<Vec<regex::Regex>> {
         patterns
@@ -264,6 +285,8 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         follow_nofollow: cli.follow_nofollow,
         allow_private: cli.allow_private,
         max_pages: cli.max_pages.map(std::num::NonZeroU64::get),
+        sitemaps,
+        sitemap_auto,
     }))
 }
 

@@ -36,6 +36,11 @@ pub struct Crawl {
     pub allow_private: bool,
     /// Pages fetched in all, seeds included (`--max-pages`).
     pub max_pages: Option<u64>,
+    /// Sitemaps whose URLs are seeds too (`--sitemap URL`).
+    pub sitemaps: Vec<Url>,
+    /// Read the sitemaps each seed host's robots.txt names
+    /// (`--sitemap auto`).
+    pub sitemap_auto: bool,
 }
 
 /// Where a crawl's scope is measured from: a URL the user listed, and where
@@ -96,6 +101,12 @@ impl Crawl {
         in_scope
             && (self.include.is_empty() || self.include.iter().any(|re| re.is_match(url.as_str())))
             && !self.exclude.iter().any(|re| re.is_match(url.as_str()))
+    }
+
+    /// Whether the run follows links or reads sitemaps: what the summary's
+    /// crawl figures are about.
+    pub fn discovers(&self) -> bool {
+        self.max_depth > 0 || !self.sitemaps.is_empty() || self.sitemap_auto
     }
 
     /// Whether the links of a page found at `depth` are followed.
@@ -174,6 +185,8 @@ mod tests {
             follow_nofollow: false,
             allow_private: false,
             max_pages: None,
+            sitemaps: Vec::new(),
+            sitemap_auto: false,
         }
     }
 

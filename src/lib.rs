@@ -22,6 +22,7 @@
 //! - [`lock`]: one run at a time per output (a lock file beside it).
 //! - [`crawl`]: crawl mode (`--depth`): which links of a page are followed.
 //! - [`scope`]: which discovered URLs a crawl follows.
+//! - [`sitemap`]: sitemap.xml, index and text sitemaps, as crawl seeds.
 //! - [`netguard`]: the addresses a crawl must not step into from a public
 //!   page.
 //! - [`normalize`]: URL identity for crawling (one fetch per page however
@@ -57,6 +58,7 @@ pub mod resume;
 pub mod robots;
 pub mod schedule;
 pub mod scope;
+pub mod sitemap;
 pub mod stats;
 pub mod stop;
 pub mod terminal;

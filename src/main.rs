@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     }
     let quiet = cli.quiet;
     let max_failures = cli.max_failures;
-    let crawl = cli.depth > 0 || cli.max_pages.is_some();
+    let crawl = cli.depth > 0 || cli.max_pages.is_some() || !cli.sitemaps.is_empty();
     let bar = terminal::init(
         quiet,
         cli.verbose,

@@ -336,7 +336,7 @@ pub fn run(
     summary.crawl = config
         .crawl
         .as_ref()
-        .filter(|c| c.follows_from(0))
+        .filter(|c| c.discovers())
         .map(|_| crawled);
     summary.carry(&carried);
     summary.elapsed = started.elapsed();

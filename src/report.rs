@@ -59,11 +59,18 @@ pub struct Crawled {
     /// Distinct in-scope URLs found on pages (seeds not included).
     pub discovered: u64,
     /// Links not followed: out of scope, or filtered out by `--include` /
-    /// `--exclude` (counted per page they appear on).
+    /// `--exclude` (counted per page they appear on); and sitemap entries
+    /// on another host than their sitemap's.
     pub off_scope: u64,
     /// Discovered URLs never fetched: `--max-pages` was reached, or the
     /// run was stopped.
     pub left: u64,
+    /// Sitemaps read (`--sitemap`), index files included.
+    pub sitemaps: u64,
+    /// Sitemaps that could not be read (each also logged).
+    pub sitemaps_failed: u64,
+    /// Distinct URLs the sitemaps added as seeds.
+    pub sitemap_urls: u64,
 }
 
 /// A histogram of durations in milliseconds with bounded memory: exact
@@ -185,6 +192,10 @@ impl Summary {
             Some(Cause::Terminate) => return ExitStatus::Terminated,
             None => {}
         }
+        // A sitemap that cannot be read is a source the run could not use.
+        if self.crawl.is_some_and(|c| c.sitemaps_failed > 0) && !self.output_closed {
+            return ExitStatus::PagesFailed;
+        }
         let failed = self.pages_failed();
         let total = failed + self.pages_ok;
         // Compared in whole numbers, so that 1 failure in 100 is exactly 1 %.
@@ -232,6 +243,17 @@ impl fmt::Display for Summary {
                 ", {} not fetched (--max-pages)",
                 count(self.not_fetched, "listed URL")
             )?;
+        }
+        if let Some(crawl) = self.crawl.filter(|c| c.sitemaps + c.sitemaps_failed > 0) {
+            write!(
+                f,
+                ", {} read ({} listed)",
+                count(crawl.sitemaps, "sitemap"),
+                count(crawl.sitemap_urls, "URL")
+            )?;
+            if crawl.sitemaps_failed > 0 {
+                write!(f, ", {} failed", count(crawl.sitemaps_failed, "sitemap"))?;
+            }
         }
         if let Some(crawl) = &self.crawl {
             write!(

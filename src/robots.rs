@@ -13,7 +13,7 @@ use crate::fetch::Fetcher;
 
 /// Most of a robots.txt that is read; the RFC asks crawlers to parse at
 /// least 500 KiB.
-const MAX_ROBOTS_BYTES: u64 = 512 * 1024;
+pub const MAX_ROBOTS_BYTES: u64 = 512 * 1024;
 
 /// Longest Crawl-delay obeyed: a larger value would stall a host for hours.
 pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(60);

@@ -44,6 +44,7 @@ use crate::input::{HashSet64, InputLine};
 use crate::netguard::Guard;
 use crate::report::Crawled;
 use crate::robots::{self, Rules};
+use crate::sitemap::{self, Sitemap};
 use crate::stop::{Level, Stop};
 use crate::terminal::Progress;
 
@@ -145,6 +146,14 @@ enum Finished {
         joined: Result<Completed, tokio::task::JoinError>,
     },
     Robots(String, Rules),
+    /// A sitemap was read (or the `Sitemap:` lines of a robots.txt, when
+    /// `from_robots`); its page URLs must be on `host`.
+    Sitemap {
+        url: Url,
+        host: String,
+        from_robots: bool,
+        outcome: Result<Sitemap, String>,
+    },
 }
 
 /// How the fetch stage ended.
@@ -175,6 +184,10 @@ struct CrawlState {
     awaiting: u64,
     /// Fetches started, for `--max-pages`.
     fetched: u64,
+    /// Sitemaps asked for, so that each is read once.
+    sitemaps_seen: std::collections::HashSet<String>,
+    /// Hosts whose robots.txt was asked for its sitemaps.
+    sitemap_hosts: std::collections::HashSet<String>,
     next_seq: u64,
     tally: Crawled,
 }
@@ -257,15 +270,52 @@ impl CrawlState {
     }
 
     /// `--max-pages` was reached: what is queued will not be fetched.
-    /// Seeds get a row saying so; discovered URLs are counted.
+    /// Listed URLs get a row saying so; the others are counted.
     fn close(&mut self, queues: &mut Queues, rows: &mut Vec<Completed>) {
         for q in queues.take_all() {
-            match q.origin {
-                Some(Origin { referrer: None, .. }) => {
-                    rows.push(self.over_limit(q.seq, q.url.into()))
-                }
-                _ => self.tally.left += 1,
+            if q.from_input {
+                rows.push(self.over_limit(q.seq, q.url.into()));
+            } else {
+                self.tally.left += 1;
             }
+        }
+    }
+
+    /// Whether to read the sitemap at `url`: once each, and no more than
+    /// [`sitemap::MAX_SITEMAPS`] in all.
+    fn wants_sitemap(&mut self, url: &Url) -> bool {
+        if self.sitemaps_seen.len() >= sitemap::MAX_SITEMAPS {
+            tracing::warn!(
+                "sitemap {url}: not read: {} sitemaps already read in this run",
+                sitemap::MAX_SITEMAPS
+            );
+            return false;
+        }
+        self.sitemaps_seen.insert(url.as_str().to_owned())
+    }
+
+    /// Queues the page URLs of a sitemap as seeds: those on `host` (the
+    /// protocol's rule: a sitemap lists its own host's pages) not seen
+    /// yet.
+    fn sitemap_pages(&mut self, urls: Vec<Url>, host: &str, queues: &mut Queues, now: Instant) {
+        let closed = self.limit_reached();
+        for url in urls {
+            let url = self.crawl.normalize(&url);
+            if host_key(&url) != host {
+                self.tally.off_scope += 1;
+                continue;
+            }
+            if !self.first_sight(&url) {
+                continue;
+            }
+            self.tally.sitemap_urls += 1;
+            if closed {
+                self.tally.left += 1;
+                continue;
+            }
+            let origin = Origin::seed(&url);
+            queues.enqueue(url, self.next_seq, Some(origin), false, now);
+            self.next_seq += 1;
         }
     }
 
@@ -316,6 +366,8 @@ pub async fn run(
                 in_system: Vec::new(),
                 awaiting: 0,
                 fetched: 0,
+                sitemaps_seen: Default::default(),
+                sitemap_hosts: Default::default(),
                 // After any input line's position.
                 next_seq: 1 << 62,
                 tally: Crawled::default(),
@@ -323,6 +375,17 @@ pub async fn run(
         ),
         None => (None, None),
     };
+    if let Some(c) = crawl.as_mut() {
+        for url in c.crawl.sitemaps.clone() {
+            if let (Some(guard), Some(host)) = (&c.guard, url.host_str()) {
+                // Named by the user, like a listed URL.
+                guard.trust(host);
+            }
+            if c.wants_sitemap(&url) {
+                running.push(sitemap_job(&fetcher, url, false));
+            }
+        }
+    }
     let mut shown_queued = usize::MAX;
     let tally = |crawl: &Option<CrawlState>| crawl.as_ref().map(|c| c.tally).unwrap_or_default();
     loop {
@@ -463,6 +526,29 @@ pub async fn run(
         tokio::select! {
             Some(finished) = running.next(), if !running.is_empty() => match finished {
                 Finished::Robots(host, rules) => queues.robots_known(&host, rules, Instant::now()),
+                Finished::Sitemap { url, host, from_robots, outcome } => {
+                    let Some(c) = crawl.as_mut() else { continue };
+                    match outcome {
+                        Err(why) => {
+                            tracing::warn!("sitemap {url}: {why}");
+                            c.tally.sitemaps_failed += 1;
+                        }
+                        Ok(Sitemap::Index(listed)) => {
+                            c.tally.sitemaps += u64::from(!from_robots);
+                            for next in listed {
+                                if c.wants_sitemap(&next) {
+                                    running.push(sitemap_job_for(&fetcher, next, host.clone(), false));
+                                }
+                            }
+                        }
+                        Ok(Sitemap::Pages(urls)) => {
+                            c.tally.sitemaps += 1;
+                            if grace_ends.is_none() {
+                                c.sitemap_pages(urls, &host, &mut queues, Instant::now());
+                            }
+                        }
+                    }
+                }
                 Finished::Page { host, seq, depth, joined } => {
                     pages_running -= 1;
                     queues.finished(&host, Instant::now());
@@ -494,6 +580,9 @@ pub async fn run(
                         if let (Some(guard), Some(host)) = (&c.guard, url.host_str()) {
                             guard.trust(host);
                         }
+                        if c.crawl.sitemap_auto && c.sitemap_hosts.insert(host_key(&url)) {
+                            running.push(sitemap_job(&fetcher, url.clone(), true));
+                        }
                         if c.first_sight(&url) {
                             queues.push(url.clone(), seq, Some(Origin::seed(&url)), Instant::now());
                         } else {
@@ -515,6 +604,44 @@ pub async fn run(
             () = stop.reached(next_level) => {}
         }
     }
+}
+
+/// Reads the sitemap at `url` (with `from_robots`, the sitemaps the
+/// robots.txt of `url`'s host names), whose pages must be on its host.
+fn sitemap_job(fetcher: &Fetcher, url: Url, from_robots: bool) -> BoxFuture<'static, Finished> {
+    let host = host_key(&url);
+    sitemap_job_for(fetcher, url, host, from_robots)
+}
+
+/// Like [`sitemap_job`], for pages on `host`: a sitemap named by an index
+/// or a robots.txt lists the pages of the host that named it.
+fn sitemap_job_for(
+    fetcher: &Fetcher,
+    url: Url,
+    host: String,
+    from_robots: bool,
+) -> BoxFuture<'static, Finished> {
+    let fetcher = fetcher.clone();
+    let target = url.clone();
+    let task = AbortOnDrop(tokio::spawn(async move {
+        if from_robots {
+            // Sitemap lines belong to no user-agent group.
+            sitemap::from_robots(&fetcher, &target, "*").await
+        } else {
+            sitemap::fetch(&fetcher, &target).await
+        }
+    }));
+    Box::pin(async move {
+        let outcome = task
+            .await
+            .unwrap_or_else(|e| Err(format!("internal error: {e}")));
+        Finished::Sitemap {
+            url,
+            host,
+            from_robots,
+            outcome,
+        }
+    })
 }
 
 /// What the scheduler wants done next.

@@ -65,6 +65,9 @@ pub fn document(
             "discovered": c.discovered,
             "off_scope": c.off_scope,
             "left": c.left,
+            "sitemaps": c.sitemaps,
+            "sitemaps_failed": c.sitemaps_failed,
+            "sitemap_urls": c.sitemap_urls,
             "passed_over": summary
                 .passed_over
                 .iter()

@@ -451,3 +451,87 @@ fn a_crawl_does_not_step_into_other_private_hosts() {
     assert_eq!(other.hits("/gen/3"), 1);
     assert_eq!(server.hits("/gen/2"), 1);
 }
+
+#[test]
+fn sitemaps_index_gzip_and_text_add_their_pages_as_seeds() {
+    let server = TestServer::start();
+    let run = Run::new();
+    // No INPUT: the sitemap is the list.
+    let out = run.run(
+        &[
+            "--sitemap",
+            &server.url("/sitemaps/index.xml"),
+            "--strip-query",
+            "utm_*",
+            "--pages",
+            "pages.csv",
+            "-o",
+            "scripts.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let crawled = read_pages(&run, &server);
+    let mut paths: Vec<&String> = crawled.pages.keys().collect();
+    paths.sort();
+    assert_eq!(paths, ["/site/0", "/site/100", "/site/101", "/site/102"]);
+    for (depth, referrer, error) in crawled.pages.values() {
+        assert_eq!((*depth, referrer, error.as_str()), (0, &None, ""));
+    }
+    assert!(
+        out.stderr.contains("3 sitemaps read (4 URLs listed)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn sitemap_auto_reads_robots_and_a_bad_sitemap_fails_the_run() {
+    let server = TestServer::start();
+    server.set_robots(
+        200,
+        &format!(
+            "User-agent: *\nAllow: /\nSitemap: {}\n",
+            server.url("/sitemaps/b.txt")
+        ),
+    );
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/5")]);
+    let out = run.run(
+        &[
+            &input,
+            "--sitemap",
+            "auto",
+            "--depth",
+            "1",
+            "--pages",
+            "pages.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let crawled = read_pages(&run, &server);
+    // Sitemap pages are seeds: their links are followed too.
+    assert_eq!(crawled.pages["/site/102"].0, 0);
+    assert_eq!(crawled.pages["/site/1021"].0, 1);
+    assert_eq!(crawled.pages["/site/51"].0, 1);
+    assert_eq!(server.hits("/sitemaps/b.txt"), 1);
+
+    let out = run.run(
+        &[
+            &input,
+            "--sitemap",
+            &server.url("/sitemaps/broken.xml"),
+            "--pages",
+            "b.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/sitemaps/broken.xml: not a sitemap"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("1 sitemap failed"), "{}", out.stderr);
+}

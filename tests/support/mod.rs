@@ -89,6 +89,7 @@ impl TestServer {
             .route("/robots.txt", get(robots_txt))
             .route("/site/{key}", get(site_page))
             .route("/links", get(links_page))
+            .route("/sitemaps/{name}", get(sitemaps))
             .route("/goto", get(goto))
             .route("/retry-after/{value}/{key}", get(retry_after))
             .route("/compressed/{encoding}", get(compressed))
@@ -338,6 +339,52 @@ async fn site_page(UrlPath(key): UrlPath<String>) -> Response {
     }
     page.push_str(&format!("<script>page({n})</script></body></html>"));
     html(page)
+}
+
+/// Sitemaps of the crawl site, with absolute URLs on the host asked:
+/// `index.xml` lists `a.xml.gz` (gzipped: pages 100 and 101, a duplicate
+/// and an entry on another host) and `b.txt` (text: pages 102 and 0);
+/// `broken.xml` is HTML.
+async fn sitemaps(UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let url = |path: &str| format!("http://{host}{path}");
+    match name.as_str() {
+        "index.xml" => (
+            [(header::CONTENT_TYPE, "application/xml")],
+            format!(
+                "<?xml version=\"1.0\"?>\n<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
+                 <sitemap><loc>{}</loc></sitemap><sitemap><loc>{}</loc></sitemap></sitemapindex>",
+                url("/sitemaps/a.xml.gz"),
+                url("/sitemaps/b.txt")
+            ),
+        )
+            .into_response(),
+        "a.xml.gz" => {
+            let xml = format!(
+                "<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
+                 <url><loc>{}</loc></url><url><loc>{}</loc></url>\
+                 <url><loc>{}</loc></url><url><loc>http://elsewhere.invalid/x</loc></url></urlset>",
+                url("/site/100"),
+                url("/site/101?utm_source=map"),
+                url("/site/100#again")
+            );
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, xml.as_bytes()).expect("gzip in memory");
+            let body = gz.finish().expect("gzip in memory");
+            ([(header::CONTENT_TYPE, "application/gzip")], body).into_response()
+        }
+        "b.txt" => (
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("{}\n{}\n", url("/site/102"), url("/site/0")),
+        )
+            .into_response(),
+        "broken.xml" => html("<html><body>not a sitemap</body></html>"),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The `u` parameters of a query, decoded.
