@@ -174,6 +174,17 @@ pub struct Cli {
     )]
     pub sitemaps: Vec<String>,
 
+    /// Discovered URLs a crawl keeps in memory (about 170 bytes each);
+    /// past this many they wait in temporary files on disk.
+    #[arg(
+        env = "SCRIPTSCRAPE_FRONTIER_MEMORY",
+        long,
+        value_name = "N",
+        default_value = "100000",
+        help_heading = "Crawling"
+    )]
+    pub frontier_memory: NonZeroUsize,
+
     /// Follow rel=nofollow links too.
     #[arg(env = "SCRIPTSCRAPE_FOLLOW_NOFOLLOW", long, help_heading = "Crawling")]
     pub follow_nofollow: bool,

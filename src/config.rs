@@ -287,6 +287,7 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         max_pages: cli.max_pages.map(std::num::NonZeroU64::get),
         sitemaps,
         sitemap_auto,
+        frontier_memory: cli.frontier_memory.get(),
     }))
 }
 

@@ -41,6 +41,9 @@ pub struct Crawl {
     /// Read the sitemaps each seed host's robots.txt names
     /// (`--sitemap auto`).
     pub sitemap_auto: bool,
+    /// Discovered URLs kept in memory; the rest wait on disk
+    /// (`--frontier-memory`).
+    pub frontier_memory: usize,
 }
 
 /// Where a crawl's scope is measured from: a URL the user listed, and where
@@ -59,6 +62,21 @@ impl Seed {
             listed,
             landed: None,
         }
+    }
+
+    /// A seed that redirected to `landed`.
+    pub fn landed_at(listed: Url, landed: Option<Url>) -> Self {
+        Seed { listed, landed }
+    }
+
+    /// The URL as listed.
+    pub fn listed(&self) -> &Url {
+        &self.listed
+    }
+
+    /// Where it landed after redirects, when that is elsewhere.
+    pub fn landed(&self) -> Option<&Url> {
+        self.landed.as_ref()
     }
 }
 
@@ -187,6 +205,7 @@ mod tests {
             max_pages: None,
             sitemaps: Vec::new(),
             sitemap_auto: false,
+            frontier_memory: 1000,
         }
     }
 

@@ -23,6 +23,7 @@
 //! - [`crawl`]: crawl mode (`--depth`): which links of a page are followed.
 //! - [`scope`]: which discovered URLs a crawl follows.
 //! - [`sitemap`]: sitemap.xml, index and text sitemaps, as crawl seeds.
+//! - [`spill`]: the part of a crawl's frontier kept on disk.
 //! - [`netguard`]: the addresses a crawl must not step into from a public
 //!   page.
 //! - [`normalize`]: URL identity for crawling (one fetch per page however
@@ -59,6 +60,7 @@ pub mod robots;
 pub mod schedule;
 pub mod scope;
 pub mod sitemap;
+pub mod spill;
 pub mod stats;
 pub mod stop;
 pub mod terminal;

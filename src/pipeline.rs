@@ -8,6 +8,9 @@
 //!                        ≤ -c requests in flight, ≤ --per-host per host)
 //!  with --ordered: lines read ≤ ORDER_WINDOW_PER_SLOT × -c past the next
 //!  page to write, which bounds the writer's reorder buffer too
+//!  crawling: links go back parse → fetch, one message per page (at most
+//!  the pages between the two stages); ≤ --frontier-memory discovered URLs
+//!  wait in memory, the rest on disk
 //! ```
 //!
 //! Each arrow is a bounded channel, so a slow stage holds the ones before it
@@ -271,6 +274,9 @@ pub fn run(
         per_host: config.per_host.get(),
         delay: config.delay,
         max_queued: MAX_QUEUED_URLS,
+        // A crawl's discovered URLs past --frontier-memory wait on disk
+        // (see crate::spill), so memory does not grow with the site.
+        max_frontier: config.crawl.as_ref().map_or(0, |c| c.frontier_memory),
         robots_agent: config
             .robots
             .then(|| crate::robots::agent_token(&config.fetch.user_agent).to_owned()),

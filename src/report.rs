@@ -71,6 +71,9 @@ pub struct Crawled {
     pub sitemaps_failed: u64,
     /// Distinct URLs the sitemaps added as seeds.
     pub sitemap_urls: u64,
+    /// Discovered URLs that waited on disk (the frontier past its memory
+    /// bound).
+    pub spilled: u64,
 }
 
 /// A histogram of durations in milliseconds with bounded memory: exact

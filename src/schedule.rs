@@ -45,6 +45,7 @@ use crate::netguard::Guard;
 use crate::report::Crawled;
 use crate::robots::{self, Rules};
 use crate::sitemap::{self, Sitemap};
+use crate::spill::Spill;
 use crate::stop::{Level, Stop};
 use crate::terminal::Progress;
 
@@ -62,6 +63,8 @@ pub struct Limits {
     /// With `--robots`: the product token robots.txt groups are matched
     /// against.
     pub robots_agent: Option<String>,
+    /// Discovered URLs held in memory; past this they wait on disk.
+    pub max_frontier: usize,
 }
 
 /// Crawl mode, as the scheduler needs it.
@@ -188,6 +191,11 @@ struct CrawlState {
     sitemaps_seen: std::collections::HashSet<String>,
     /// Hosts whose robots.txt was asked for its sitemaps.
     sitemap_hosts: std::collections::HashSet<String>,
+    /// Discovered URLs past `max_frontier`, on disk.
+    spill: Spill,
+    max_frontier: usize,
+    /// The disk failed once: the frontier stays in memory from then on.
+    spill_failed: bool,
     next_seq: u64,
     tally: Crawled,
 }
@@ -210,7 +218,10 @@ impl CrawlState {
         if self.crawl.max_pages.is_none() {
             return Some(u16::MAX);
         }
-        let lowest = queues.lowest_depth()?;
+        let lowest = match (queues.lowest_depth(), self.spill.lowest_depth()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         let upstream = usize::from(lowest)
             .saturating_sub(1)
             .min(self.in_system.len());
@@ -264,19 +275,73 @@ impl CrawlState {
                 seed: Arc::clone(&found.seed),
                 referrer: Some(Arc::clone(&found.referrer)),
             };
-            queues.push(url, self.next_seq, Some(origin), now);
-            self.next_seq += 1;
+            self.enqueue_found(queues, url, origin, now);
         }
     }
 
     /// `--max-pages` was reached: what is queued will not be fetched.
     /// Listed URLs get a row saying so; the others are counted.
     fn close(&mut self, queues: &mut Queues, rows: &mut Vec<Completed>) {
+        self.tally.left += self.spill.clear();
         for q in queues.take_all() {
             if q.from_input {
                 rows.push(self.over_limit(q.seq, q.url.into()));
             } else {
                 self.tally.left += 1;
+            }
+        }
+    }
+
+    /// Queues a URL found by the crawl (a link, a sitemap entry): in
+    /// memory while there is room and none of its depth waits on disk,
+    /// else on disk, behind those.
+    fn enqueue_found(&mut self, queues: &mut Queues, url: Url, origin: Origin, now: Instant) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let in_memory = queues.queued - queues.from_input;
+        if !self.spill_failed && (in_memory >= self.max_frontier || self.spill.holds(origin.depth))
+        {
+            match self.spill.push(url.as_str(), seq, &origin) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot keep the crawl's queue on disk ({e}); keeping it in memory"
+                    );
+                    self.spill_failed = true;
+                }
+            }
+        }
+        queues.enqueue(url, seq, Some(origin), false, now);
+    }
+
+    /// Brings URLs back from disk, oldest of the lowest depth first: a
+    /// chunk when memory has room for it, or whenever that depth is lower
+    /// than any in memory (breadth-first order needs them next).
+    fn refill(&mut self, queues: &mut Queues, now: Instant) {
+        let Some(depth) = self.spill.lowest_depth() else {
+            return;
+        };
+        let chunk = (self.max_frontier / 10).max(1);
+        let room = self
+            .max_frontier
+            .saturating_sub(queues.queued - queues.from_input);
+        let needed = queues.lowest_depth().is_none_or(|lowest| depth < lowest);
+        if room < chunk && !needed {
+            return;
+        }
+        match self.spill.take(depth, chunk) {
+            Ok(entries) => {
+                for e in entries {
+                    queues.enqueue(e.url, e.seq, Some(e.origin), false, now);
+                }
+            }
+            Err(e) => {
+                let lost = self.spill.clear();
+                tracing::error!(
+                    "cannot read the crawl's queue back from disk ({e}): {lost} discovered URLs are lost"
+                );
+                self.tally.left += lost;
+                self.spill_failed = true;
             }
         }
     }
@@ -314,8 +379,7 @@ impl CrawlState {
                 continue;
             }
             let origin = Origin::seed(&url);
-            queues.enqueue(url, self.next_seq, Some(origin), false, now);
-            self.next_seq += 1;
+            self.enqueue_found(queues, url, origin, now);
         }
     }
 
@@ -368,6 +432,9 @@ pub async fn run(
                 fetched: 0,
                 sitemaps_seen: Default::default(),
                 sitemap_hosts: Default::default(),
+                spill: Spill::default(),
+                max_frontier: limits.max_frontier,
+                spill_failed: false,
                 // After any input line's position.
                 next_seq: 1 << 62,
                 tally: Crawled::default(),
@@ -386,13 +453,21 @@ pub async fn run(
             }
         }
     }
-    let mut shown_queued = usize::MAX;
-    let tally = |crawl: &Option<CrawlState>| crawl.as_ref().map(|c| c.tally).unwrap_or_default();
+    let mut shown_queued = u64::MAX;
+    let tally = |crawl: &Option<CrawlState>| {
+        crawl.as_ref().map_or_else(Crawled::default, |c| Crawled {
+            spilled: c.spill.total(),
+            ..c.tally
+        })
+    };
     loop {
         let now = Instant::now();
         if grace_ends.is_none() && stop.level() >= Level::Draining {
             grace_ends = Some(now + grace);
             unfinished += queues.take_all().len() as u64;
+            if let Some(c) = crawl.as_mut() {
+                unfinished += c.spill.clear();
+            }
             if input_open {
                 // Lines already read count as unfinished; the reader sees
                 // the channel closed at its next line and stops reading.
@@ -411,6 +486,11 @@ pub async fn run(
             return (ended, tally(&crawl));
         }
         queues.wake(now);
+        if let Some(c) = crawl.as_mut()
+            && !c.limit_reached()
+        {
+            c.refill(&mut queues, now);
+        }
         loop {
             let cap = match &crawl {
                 Some(c) if c.limit_reached() => break,
@@ -485,15 +565,16 @@ pub async fn run(
         }
         if let Some(c) = crawl.as_mut()
             && c.limit_reached()
-            && !queues.is_empty()
+            && !(queues.is_empty() && c.spill.is_empty())
         {
             c.close(&mut queues, &mut refused);
         }
+        let on_disk = crawl.as_ref().map_or(0, |c| c.spill.len());
         if let Some(progress) = &progress
-            && queues.queued != shown_queued
+            && queues.queued as u64 + on_disk != shown_queued
         {
-            shown_queued = queues.queued;
-            progress.queued(shown_queued as u64);
+            shown_queued = queues.queued as u64 + on_disk;
+            progress.queued(shown_queued);
         }
         for done in refused.drain(..) {
             if out.send(done).await.is_err() {
@@ -501,7 +582,7 @@ pub async fn run(
             }
         }
         let awaiting = crawl.as_ref().map_or(0, |c| c.awaiting);
-        if !input_open && queues.is_empty() && running.is_empty() && awaiting == 0 {
+        if !input_open && queues.is_empty() && on_disk == 0 && running.is_empty() && awaiting == 0 {
             let ended = match grace_ends {
                 None => Ended::Complete,
                 Some(_) => Ended::Stopped { unfinished },
@@ -1020,6 +1101,7 @@ mod tests {
             delay: Duration::from_millis(delay_ms),
             max_queued: 1000,
             robots_agent: None,
+            max_frontier: 1000,
         }
     }
 

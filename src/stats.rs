@@ -68,6 +68,7 @@ pub fn document(
             "sitemaps": c.sitemaps,
             "sitemaps_failed": c.sitemaps_failed,
             "sitemap_urls": c.sitemap_urls,
+            "spilled": c.spilled,
             "passed_over": summary
                 .passed_over
                 .iter()

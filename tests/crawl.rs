@@ -90,29 +90,29 @@ fn check_referrers(crawled: &Crawled) {
     }
 }
 
-#[test]
-fn a_cyclic_site_crawl_ends_at_max_pages_with_each_page_once() {
+/// Crawls the site from page 0 with `--depth 3 --max-pages 500` (and
+/// `extra`) and checks what matters most: it ends by itself with exactly
+/// 500 pages, each fetched once, none off scope, breadth first.
+fn crawl_500(extra: &[&str]) -> (Run, crate::support::Output) {
     let server = TestServer::start();
     let run = Run::new();
     let input = run.urls("seeds.txt", &[server.url("/site/0")]);
-    let out = run.run(
-        &[
-            &input,
-            "--depth",
-            "3",
-            "--max-pages",
-            "500",
-            "--strip-query",
-            "utm_*",
-            "-c",
-            "16",
-            "-o",
-            "scripts.csv",
-            "--pages",
-            "pages.csv",
-        ],
-        None,
-    );
+    let args = [
+        &input,
+        "--depth",
+        "3",
+        "--max-pages",
+        "500",
+        "--strip-query",
+        "utm_*",
+        "-c",
+        "16",
+        "-o",
+        "scripts.csv",
+        "--pages",
+        "pages.csv",
+    ];
+    let out = run.run(&[&args[..], extra].concat(), None);
     assert_eq!(out.code, 0, "{}", out.stderr);
     // The site reaches far more than 500 pages in three hops.
     assert!(site_depths(3).len() > 1000);
@@ -151,40 +151,61 @@ fn a_cyclic_site_crawl_ends_at_max_pages_with_each_page_once() {
         "{}",
         out.stderr
     );
+    (run, out)
+}
+
+#[test]
+fn a_cyclic_site_crawl_ends_at_max_pages_with_each_page_once() {
+    crawl_500(&[]);
+}
+
+#[test]
+fn past_its_memory_bound_the_frontier_waits_on_disk_and_the_crawl_is_the_same() {
+    let (run, _) = crawl_500(&["--frontier-memory", "20", "--stats", "stats.json"]);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path("stats.json")).unwrap()).unwrap();
+    let spilled = stats["crawl"]["spilled"].as_u64().unwrap();
+    assert!(spilled > 500, "{stats}");
+    assert!(stats["crawl"]["left"].as_u64().unwrap() > 0, "{stats}");
 }
 
 #[test]
 fn depth_bounds_the_crawl_and_each_spelling_is_one_page() {
-    let server = TestServer::start();
-    let run = Run::new();
-    let input = run.urls("seeds.txt", &[server.url("/site/0")]);
-    let out = run.run(
-        &[
-            &input,
-            "--depth",
-            "2",
-            "--strip-query",
-            "utm_*",
-            "-o",
-            "scripts.csv",
-            "--pages",
-            "pages.csv",
-        ],
-        None,
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let crawled = read_pages(&run, &server);
-    let expected = site_depths(2);
-    assert_eq!(crawled.rows, expected.len());
-    for (path, depth) in &expected {
-        assert_eq!(crawled.pages.get(path).map(|p| p.0), Some(*depth), "{path}");
+    // Once with the frontier in memory, once mostly on disk.
+    for frontier in ["100000", "7"] {
+        let server = TestServer::start();
+        let run = Run::new();
+        let input = run.urls("seeds.txt", &[server.url("/site/0")]);
+        let out = run.run(
+            &[
+                &input,
+                "--depth",
+                "2",
+                "--strip-query",
+                "utm_*",
+                "--frontier-memory",
+                frontier,
+                "-o",
+                "scripts.csv",
+                "--pages",
+                "pages.csv",
+            ],
+            None,
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let crawled = read_pages(&run, &server);
+        let expected = site_depths(2);
+        assert_eq!(crawled.rows, expected.len());
+        for (path, depth) in &expected {
+            assert_eq!(crawled.pages.get(path).map(|p| p.0), Some(*depth), "{path}");
+        }
+        check_referrers(&crawled);
+        let hits = page_hits(&server);
+        assert_eq!(hits.len(), expected.len(), "{hits:?}");
+        assert!(hits.values().all(|&n| n == 1), "{hits:?}");
+        // robots.txt was asked for: crawls obey it by default.
+        assert_eq!(server.hits("/robots.txt"), 1);
     }
-    check_referrers(&crawled);
-    let hits = page_hits(&server);
-    assert_eq!(hits.len(), expected.len(), "{hits:?}");
-    assert!(hits.values().all(|&n| n == 1), "{hits:?}");
-    // robots.txt was asked for: crawls obey it by default.
-    assert_eq!(server.hits("/robots.txt"), 1);
 }
 
 #[test]
