@@ -20,7 +20,8 @@ Example:
   $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
   $ scriptscrape urls.txt -o scripts.csv --pages pages.csv -c 32 --timeout 20
   $ head -3 scripts.csv            # header, then one row per <script>
-  $ cat big-list.txt | scriptscrape --pages pages.csv > scripts.csv";
+  $ cat big-list.txt | scriptscrape --pages pages.csv > scripts.csv
+  $ scriptscrape seeds.txt --depth 2 --max-pages 1000 -o scripts.csv   # crawl a site";
 
 /// Fetch web pages concurrently and list every <script> element as CSV.
 ///

@@ -556,3 +556,35 @@ fn sitemap_auto_reads_robots_and_a_bad_sitemap_fails_the_run() {
     );
     assert!(out.stderr.contains("1 sitemap failed"), "{}", out.stderr);
 }
+
+#[test]
+fn on_a_terminal_the_bar_shows_the_urls_waiting() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let slow: Vec<String> = (0..6)
+        .map(|n| server.url(&format!("/slow-gen/300/{n}")))
+        .collect();
+    let input = run.urls("seeds.txt", &[links_to(&server, &slow)]);
+    // script(1) gives the run a pseudo-terminal.
+    let command = format!(
+        "{} {input} --depth 1 -c 1 -o s.csv",
+        env!("CARGO_BIN_EXE_scriptscrape")
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(run.dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut screen = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut screen).unwrap();
+    let status =
+        crate::support::wait_within(&mut child, std::time::Duration::from_secs(30)).expect("ends");
+    assert_eq!(status.code(), Some(0), "{screen}");
+    // No total to count down to in a crawl: the queue instead.
+    assert!(screen.contains(" queued"), "{screen}");
+    assert!(!screen.contains("ETA"), "{screen}");
+    assert!(screen.contains("7 pages ok"), "{screen}");
+}
