@@ -588,3 +588,38 @@ fn on_a_terminal_the_bar_shows_the_urls_waiting() {
     assert!(!screen.contains("ETA"), "{screen}");
     assert!(screen.contains("7 pages ok"), "{screen}");
 }
+
+#[test]
+fn a_big_site_does_not_starve_a_small_one() {
+    let big = TestServer::start();
+    let small = TestServer::start_on("127.0.0.2");
+    let run = Run::new();
+    let few: Vec<String> = (0..5).map(|n| small.url(&format!("/gen/{n}"))).collect();
+    // The big site first in the list, and far bigger.
+    let input = run.urls("seeds.txt", &[big.url("/site/0"), links_to(&small, &few)]);
+    let out = run.run(
+        &[
+            &input,
+            "--depth",
+            "2",
+            "--strip-query",
+            "utm_*",
+            "-c",
+            "2",
+            "--per-host",
+            "1",
+            "-o",
+            "scripts.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let big_times = big.arrivals("/site/");
+    let small_times = small.arrivals("/gen/");
+    assert_eq!((big_times.len(), small_times.len()), (111, 5));
+    // The hosts take turns: the small site is done while the big one has
+    // most of its pages to go.
+    let small_done = *small_times.iter().max().unwrap();
+    let big_before = big_times.iter().filter(|t| **t < small_done).count();
+    assert!(big_before < 30, "{big_before} big pages came first");
+}
