@@ -233,7 +233,10 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
             (!cli.include.is_empty(), "--include"),
             (!cli.exclude.is_empty(), "--exclude"),
             (cli.follow_nofollow, "--follow-nofollow"),
-            (cli.allow_private, "--allow-private"),
+            (
+                cli.allow_private && cli.sitemaps.is_empty(),
+                "--allow-private",
+            ),
         ];
         if let Some((_, flag)) = needs_depth.iter().find(|(given, _)| *given) {
             bail!("{flag} applies to the links a crawl follows: add --depth N (1 or more)");

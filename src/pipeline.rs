@@ -171,11 +171,12 @@ pub fn run(
         Some(Earlier { done, summary }) => (Some(done), summary),
         None => (None, Summary::default()),
     };
-    // Only a crawl that follows links meets URLs the user did not list.
+    // Only a crawl that follows links or reads sitemaps meets URLs the
+    // user did not list.
     let guard = config
         .crawl
         .as_ref()
-        .filter(|c| c.follows_from(0) && !c.allow_private)
+        .filter(|c| c.discovers() && !c.allow_private)
         .map(|_| {
             let guard = Guard::new();
             guard.trust_proxies(config.fetch.proxy.as_ref());

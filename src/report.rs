@@ -166,8 +166,9 @@ impl Summary {
                 self.scripts += scripts.len() as u64;
             }
             Err(e) if e.kind == ErrorKind::MaxPages => self.not_fetched += 1,
+            // Not a listed URL: found on a page or in a sitemap.
             Err(e)
-                if page.depth > 0
+                if page.referrer.is_some()
                     && matches!(
                         e.kind,
                         ErrorKind::NotHtml

@@ -26,13 +26,17 @@ pub enum Rules {
     DisallowAll(String),
     /// The rules for this run's user agent.
     Parsed(Box<texting_robots::Robot>),
+    /// Not asked: the host is on a private address a crawl may not reach
+    /// (its pages are refused for that); asked again should it become
+    /// trusted.
+    Unchecked,
 }
 
 impl Rules {
     /// Why `url` may not be fetched, or `None` when it may.
     pub fn refusal(&self, url: &Url) -> Option<String> {
         match self {
-            Rules::AllowAll => None,
+            Rules::AllowAll | Rules::Unchecked => None,
             Rules::DisallowAll(why) => Some(why.clone()),
             Rules::Parsed(robot) => {
                 (!robot.allowed(url.as_str())).then(|| "disallowed by robots.txt".to_owned())
@@ -86,7 +90,7 @@ pub async fn fetch_rules(fetcher: &Fetcher, page: &Url, agent: &str) -> Rules {
         // Each page of the host will be refused for that reason, which
         // says more than "disallowed" would.
         Err(failure) if failure.error.kind == crate::error::ErrorKind::PrivateAddress => {
-            Rules::AllowAll
+            Rules::Unchecked
         }
         Err(failure) => Rules::DisallowAll(format!(
             "robots.txt unreachable ({}: {}): host disallowed for this run (RFC 9309)",

@@ -189,6 +189,8 @@ struct CrawlState {
     fetched: u64,
     /// Sitemaps asked for, so that each is read once.
     sitemaps_seen: std::collections::HashSet<String>,
+    /// Sitemap jobs running.
+    sitemaps_pending: usize,
     /// Hosts whose robots.txt was asked for its sitemaps.
     sitemap_hosts: std::collections::HashSet<String>,
     /// Discovered URLs past `max_frontier`, on disk.
@@ -214,9 +216,14 @@ impl CrawlState {
     /// only the lowest depth queued, and only once no page two or more
     /// levels up is still being fetched or parsed (it could add URLs
     /// nearer the seeds than that depth); `None` when nothing may start.
-    fn depth_cap(&self, queues: &Queues) -> Option<u16> {
+    fn depth_cap(&self, queues: &Queues, input_open: bool) -> Option<u16> {
         if self.crawl.max_pages.is_none() {
             return Some(u16::MAX);
+        }
+        // Seeds may still come (from the input, or sitemaps being read):
+        // nothing deeper than them yet.
+        if input_open || self.sitemaps_pending > 0 {
+            return queues.lowest_depth().filter(|d| *d == 0);
         }
         let lowest = match (queues.lowest_depth(), self.spill.lowest_depth()) {
             (Some(a), Some(b)) => a.min(b),
@@ -356,14 +363,23 @@ impl CrawlState {
             );
             return false;
         }
-        self.sitemaps_seen.insert(url.as_str().to_owned())
+        self.sitemaps_seen
+            .insert(self.crawl.normalize(url).as_str().to_owned())
     }
 
     /// Queues the page URLs of a sitemap as seeds: those on `host` (the
     /// protocol's rule: a sitemap lists its own host's pages) not seen
     /// yet.
-    fn sitemap_pages(&mut self, urls: Vec<Url>, host: &str, queues: &mut Queues, now: Instant) {
+    fn sitemap_pages(
+        &mut self,
+        urls: Vec<Url>,
+        sitemap: &Url,
+        host: &str,
+        queues: &mut Queues,
+        now: Instant,
+    ) {
         let closed = self.limit_reached();
+        let listed_in: Arc<str> = Arc::from(sitemap.as_str());
         for url in urls {
             let url = self.crawl.normalize(&url);
             if host_key(&url) != host {
@@ -378,7 +394,11 @@ impl CrawlState {
                 self.tally.left += 1;
                 continue;
             }
-            let origin = Origin::seed(&url);
+            // A seed, whose referrer is the sitemap that listed it.
+            let origin = Origin {
+                referrer: Some(Arc::clone(&listed_in)),
+                ..Origin::seed(&url)
+            };
             self.enqueue_found(queues, url, origin, now);
         }
     }
@@ -431,6 +451,7 @@ pub async fn run(
                 awaiting: 0,
                 fetched: 0,
                 sitemaps_seen: Default::default(),
+                sitemaps_pending: 0,
                 sitemap_hosts: Default::default(),
                 spill: Spill::default(),
                 max_frontier: limits.max_frontier,
@@ -449,6 +470,7 @@ pub async fn run(
                 guard.trust(host);
             }
             if c.wants_sitemap(&url) {
+                c.sitemaps_pending += 1;
                 running.push(sitemap_job(&fetcher, url, false));
             }
         }
@@ -494,7 +516,7 @@ pub async fn run(
         loop {
             let cap = match &crawl {
                 Some(c) if c.limit_reached() => break,
-                Some(c) => match c.depth_cap(&queues) {
+                Some(c) => match c.depth_cap(&queues, input_open) {
                     Some(cap) => cap,
                     None => break,
                 },
@@ -609,6 +631,7 @@ pub async fn run(
                 Finished::Robots(host, rules) => queues.robots_known(&host, rules, Instant::now()),
                 Finished::Sitemap { url, host, from_robots, outcome } => {
                     let Some(c) = crawl.as_mut() else { continue };
+                    c.sitemaps_pending -= 1;
                     match outcome {
                         Err(why) => {
                             tracing::warn!("sitemap {url}: {why}");
@@ -618,6 +641,7 @@ pub async fn run(
                             c.tally.sitemaps += u64::from(!from_robots);
                             for next in listed {
                                 if c.wants_sitemap(&next) {
+                                    c.sitemaps_pending += 1;
                                     running.push(sitemap_job_for(&fetcher, next, host.clone(), false));
                                 }
                             }
@@ -625,7 +649,7 @@ pub async fn run(
                         Ok(Sitemap::Pages(urls)) => {
                             c.tally.sitemaps += 1;
                             if grace_ends.is_none() {
-                                c.sitemap_pages(urls, &host, &mut queues, Instant::now());
+                                c.sitemap_pages(urls, &url, &host, &mut queues, Instant::now());
                             }
                         }
                     }
@@ -660,8 +684,10 @@ pub async fn run(
                         // Listed by the user: its host may be private.
                         if let (Some(guard), Some(host)) = (&c.guard, url.host_str()) {
                             guard.trust(host);
+                            queues.recheck_robots(&host_key(&url));
                         }
                         if c.crawl.sitemap_auto && c.sitemap_hosts.insert(host_key(&url)) {
+                            c.sitemaps_pending += 1;
                             running.push(sitemap_job(&fetcher, url.clone(), true));
                         }
                         if c.first_sight(&url) {
@@ -1048,6 +1074,16 @@ impl Queues {
         }
         host.robots = RobotsState::Known(rules);
         self.list(key.to_owned(), now);
+    }
+
+    /// A host became trusted: robots.txt it was not allowed to ask for is
+    /// asked for before its next page.
+    fn recheck_robots(&mut self, key: &str) {
+        if let Some(host) = self.hosts.get_mut(key)
+            && matches!(host.robots, RobotsState::Known(Rules::Unchecked))
+        {
+            host.robots = RobotsState::Unknown;
+        }
     }
 
     fn finished(&mut self, key: &str, now: Instant) {

@@ -495,12 +495,19 @@ fn sitemaps_index_gzip_and_text_add_their_pages_as_seeds() {
     let crawled = read_pages(&run, &server);
     let mut paths: Vec<&String> = crawled.pages.keys().collect();
     paths.sort();
-    assert_eq!(paths, ["/site/0", "/site/100", "/site/101", "/site/102"]);
-    for (depth, referrer, error) in crawled.pages.values() {
-        assert_eq!((*depth, referrer, error.as_str()), (0, &None, ""));
-    }
+    assert_eq!(
+        paths,
+        ["/json", "/site/0", "/site/100", "/site/101", "/site/102"]
+    );
+    // Seeds (depth 0) whose referrer is the sitemap that listed them; a
+    // listed PDF or JSON file is passed over, not a failure.
+    let by_a = Some("/sitemaps/a.xml.gz".to_owned());
+    let by_b = Some("/sitemaps/b.txt".to_owned());
+    assert_eq!(crawled.pages["/site/100"], (0, by_a.clone(), String::new()));
+    assert_eq!(crawled.pages["/site/102"], (0, by_b, String::new()));
+    assert_eq!(crawled.pages["/json"], (0, by_a, "not_html".to_owned()));
     assert!(
-        out.stderr.contains("3 sitemaps read (4 URLs listed)"),
+        out.stderr.contains("3 sitemaps read (5 URLs listed)"),
         "{}",
         out.stderr
     );
@@ -622,4 +629,96 @@ fn a_big_site_does_not_starve_a_small_one() {
     let small_done = *small_times.iter().max().unwrap();
     let big_before = big_times.iter().filter(|t| **t < small_done).count();
     assert!(big_before < 30, "{big_before} big pages came first");
+}
+
+#[test]
+fn sitemaps_do_not_lead_into_private_networks_either() {
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    // robots.txt names a sitemap on another private host; the index names
+    // one too.
+    server.set_robots(200, &format!("Sitemap: {}\n", other.url("/sitemaps/b.txt")));
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/5")]);
+    let out = run.run(&[&input, "--sitemap", "auto", "--pages", "pages.csv"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("private_address"), "{}", out.stderr);
+    assert_eq!(other.all_hits().len(), 0, "{:?}", other.all_hits());
+}
+
+#[test]
+fn under_max_pages_late_seeds_still_come_first() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[server.url("/site/0")]);
+    // The sitemap answers after half a second, long after page 0's links
+    // are known; its pages are seeds, nearer than any link.
+    let out = run.run(
+        &[
+            &input,
+            "--depth",
+            "1",
+            "--max-pages",
+            "5",
+            "--strip-query",
+            "utm_*",
+            "--sitemap",
+            &server.url("/sitemaps/slow-b.txt"),
+            "--pages",
+            "pages.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let crawled = read_pages(&run, &server);
+    assert_eq!(crawled.rows, 5);
+    assert_eq!(crawled.pages["/site/102"].0, 0);
+    let deeper = crawled.pages.values().filter(|p| p.0 == 1).count();
+    assert_eq!(deeper, 3);
+}
+
+#[test]
+fn a_host_found_private_first_and_listed_later_gets_its_robots_txt_read() {
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    other.set_robots(200, "User-agent: *\nDisallow: /gen/\n");
+    let run = Run::new();
+    let seed = links_to(&server, &[other.url("/gen/1")]);
+    let mut child = run
+        .command(&[
+            "-",
+            "--depth",
+            "1",
+            "--scope",
+            "any",
+            "--pages",
+            "pages.csv",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{seed}\n").as_bytes()).unwrap();
+    // The link to the other host is refused before its line is read.
+    // Header, the seed and the refused link.
+    crate::support::wait_for_lines(&run.path("pages.csv.part"), 2);
+    std::io::Write::write_all(&mut stdin, format!("{}\n", other.url("/gen/2")).as_bytes()).unwrap();
+    drop(stdin);
+    let status =
+        crate::support::wait_within(&mut child, std::time::Duration::from_secs(30)).expect("ends");
+    assert_eq!(status.code(), Some(1));
+    let table = crate::support::Table::read(&run.path("pages.csv"));
+    assert_eq!(
+        table.for_page(&other.url("/gen/1"), "error"),
+        "private_address"
+    );
+    // Listed, so trusted: and then its robots.txt is obeyed.
+    assert_eq!(
+        table.for_page(&other.url("/gen/2"), "error"),
+        "robots_disallowed"
+    );
+    assert_eq!(other.hits("/robots.txt"), 1);
+    assert_eq!(other.hits("/gen/2"), 0);
 }

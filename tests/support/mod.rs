@@ -342,9 +342,10 @@ async fn site_page(UrlPath(key): UrlPath<String>) -> Response {
 }
 
 /// Sitemaps of the crawl site, with absolute URLs on the host asked:
-/// `index.xml` lists `a.xml.gz` (gzipped: pages 100 and 101, a duplicate
-/// and an entry on another host) and `b.txt` (text: pages 102 and 0);
-/// `broken.xml` is HTML.
+/// `index.xml` lists `a.xml.gz` (gzipped: pages 100 and 101, a duplicate,
+/// an entry on another host and /json) and `b.txt` (text: pages 102 and
+/// 0; `slow-b.txt` is the same after half a second); `broken.xml` is
+/// HTML.
 async fn sitemaps(UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
@@ -367,21 +368,28 @@ async fn sitemaps(UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Respons
             let xml = format!(
                 "<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
                  <url><loc>{}</loc></url><url><loc>{}</loc></url>\
-                 <url><loc>{}</loc></url><url><loc>http://elsewhere.invalid/x</loc></url></urlset>",
+                 <url><loc>{}</loc></url><url><loc>http://elsewhere.invalid/x</loc></url>\
+                 <url><loc>{}</loc></url></urlset>",
                 url("/site/100"),
                 url("/site/101?utm_source=map"),
-                url("/site/100#again")
+                url("/site/100#again"),
+                url("/json")
             );
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             std::io::Write::write_all(&mut gz, xml.as_bytes()).expect("gzip in memory");
             let body = gz.finish().expect("gzip in memory");
             ([(header::CONTENT_TYPE, "application/gzip")], body).into_response()
         }
-        "b.txt" => (
-            [(header::CONTENT_TYPE, "text/plain")],
-            format!("{}\n{}\n", url("/site/102"), url("/site/0")),
-        )
-            .into_response(),
+        "slow-b.txt" | "b.txt" => {
+            if name.starts_with("slow") {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            (
+                [(header::CONTENT_TYPE, "text/plain")],
+                format!("{}\n{}\n", url("/site/102"), url("/site/0")),
+            )
+                .into_response()
+        }
         "broken.xml" => html("<html><body>not a sitemap</body></html>"),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
