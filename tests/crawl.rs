@@ -577,18 +577,7 @@ fn on_a_terminal_the_bar_shows_the_urls_waiting() {
         "{} {input} --depth 1 -c 1 -o s.csv",
         env!("CARGO_BIN_EXE_scriptscrape")
     );
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
-        .current_dir(run.dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut screen = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut screen).unwrap();
-    let status =
-        crate::support::wait_within(&mut child, std::time::Duration::from_secs(30)).expect("ends");
+    let (status, screen) = crate::support::on_terminal(run.dir.path(), &command);
     assert_eq!(status.code(), Some(0), "{screen}");
     // No total to count down to in a crawl: the queue instead.
     assert!(screen.contains(" queued"), "{screen}");

@@ -744,17 +744,7 @@ fn progress_bar_only_on_a_terminal() {
         "{} {list} -c 2 -o s.csv",
         env!("CARGO_BIN_EXE_scriptscrape")
     );
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
-        .current_dir(run.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut screen = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut screen).unwrap();
-    let status = wait_within(&mut child, Duration::from_secs(30)).expect("ends");
+    let (status, screen) = crate::support::on_terminal(run.dir.path(), &command);
     assert_eq!(status.code(), Some(0), "{screen}");
     assert!(screen.contains("/30 pages"), "{screen}");
     assert!(

@@ -856,6 +856,25 @@ pub fn lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Runs `command` (a shell command line) on a pseudo-terminal, through
+/// script(1), in `dir`, bounded to 30 s; returns its exit status and what
+/// it drew on the terminal.
+pub fn on_terminal(dir: &Path, command: &str) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", command, "/dev/null"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut screen = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("piped"), &mut screen)
+        .expect("read the terminal");
+    let status = wait_within(&mut child, Duration::from_secs(30)).expect("ends");
+    (status, screen)
+}
+
 /// Waits (bounded: 30 s) until `path` holds more than `n` lines.
 pub fn wait_for_lines(path: &Path, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
