@@ -111,14 +111,19 @@ impl Crawl {
 
     /// Whether a URL found while crawling from `seed` may be followed.
     pub fn admits(&self, seed: &Seed, url: &Url) -> bool {
-        let in_scope = self.scope.allows(&seed.listed, url)
+        self.in_scope(seed, url)
+            && (self.include.is_empty() || self.include.iter().any(|re| re.is_match(url.as_str())))
+            && !self.exclude.iter().any(|re| re.is_match(url.as_str()))
+    }
+
+    /// Whether `url` is within `--scope` of `seed`: where a crawl may go,
+    /// by a link or by a redirect.
+    pub fn in_scope(&self, seed: &Seed, url: &Url) -> bool {
+        self.scope.allows(&seed.listed, url)
             || seed
                 .landed
                 .as_ref()
-                .is_some_and(|landed| self.scope.allows(landed, url));
-        in_scope
-            && (self.include.is_empty() || self.include.iter().any(|re| re.is_match(url.as_str())))
-            && !self.exclude.iter().any(|re| re.is_match(url.as_str()))
+                .is_some_and(|landed| self.scope.allows(landed, url))
     }
 
     /// Whether the run follows links or reads sitemaps: what the summary's
@@ -140,7 +145,6 @@ impl Crawl {
             page_depth: page.depth,
             seed: Arc::clone(&page.seed),
             referrer: Arc::from(landed.as_str()),
-            landed: Some(self.normalize(landed)),
             urls: Vec::new(),
             off_scope: 0,
         };
@@ -180,9 +184,6 @@ pub struct Discovered {
     pub seed: Arc<Seed>,
     /// The page the URLs were found on, after redirects.
     pub referrer: Arc<str>,
-    /// That page's URL, normalised: seen, so that links to where a
-    /// redirect landed are not fetched again.
-    pub landed: Option<Url>,
     /// The URLs to follow, normalised, each once.
     pub urls: Vec<Url>,
     /// Links not followed because they are out of scope or filtered out.

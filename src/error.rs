@@ -52,6 +52,9 @@ pub enum ErrorKind {
     /// private, link-local or metadata address, from a link or a redirect;
     /// it was not requested (`--allow-private` allows it).
     PrivateAddress,
+    /// A URL a crawl found redirected outside the crawl's scope; the target
+    /// was not requested.
+    OffScope,
 }
 
 impl ErrorKind {
@@ -74,13 +77,14 @@ impl ErrorKind {
             ErrorKind::Parse => "parse",
             ErrorKind::MaxPages => "max_pages",
             ErrorKind::PrivateAddress => "private_address",
+            ErrorKind::OffScope => "off_scope",
         }
     }
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -97,6 +101,7 @@ impl ErrorKind {
         ErrorKind::Parse,
         ErrorKind::MaxPages,
         ErrorKind::PrivateAddress,
+        ErrorKind::OffScope,
     ];
 
     /// The kind an `error` column value names, as read back from a report.

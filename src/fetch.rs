@@ -106,6 +106,24 @@ impl FetchFailure {
     }
 }
 
+/// A test every redirect hop of one request must pass, besides the
+/// client's own rules: a crawl keeps a discovered page's redirects in its
+/// scope with one. `false` refuses the hop.
+pub type HopRule = Arc<dyn Fn(&Url) -> bool + Send + Sync>;
+
+tokio::task_local! {
+    // reqwest's redirect policy is set once per client, and sees nothing of
+    // the request but its URLs; the rule of the request being followed
+    // reaches it through the task that polls the request, which is the one
+    // that set it (redirects are followed inside the response future).
+    static HOP_RULE: HopRule;
+}
+
+/// A redirect hop refused by the request's [`HopRule`].
+#[derive(Debug, thiserror::Error)]
+#[error("redirected to {0}, outside the crawl's scope")]
+struct OffScope(String);
+
 impl From<&Blocked> for FetchFailure {
     fn from(blocked: &Blocked) -> Self {
         FetchFailure::new(ErrorKind::PrivateAddress, blocked.to_string())
@@ -191,6 +209,12 @@ impl Fetcher {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Like [`Fetcher::fetch`], but a redirect hop that `rule` refuses ends
+    /// the page with `off_scope` before the hop is requested.
+    pub async fn fetch_within(&self, url: &Url, rule: HopRule) -> Result<Fetched, FetchFailure> {
+        HOP_RULE.scope(rule, self.fetch(url)).await
     }
 
     async fn fetch_once(&self, url: &Url) -> Result<Fetched, FetchFailure> {
@@ -387,6 +411,12 @@ fn build_client(
         } else if !matches!(attempt.url().scheme(), "http" | "https") {
             let msg = format!("refused redirect to a {} URL", attempt.url().scheme());
             attempt.error(msg)
+        } else if HOP_RULE
+            .try_with(|rule| !rule(attempt.url()))
+            .unwrap_or(false)
+        {
+            let refused = OffScope(attempt.url().to_string());
+            attempt.error(refused)
         } else if attempt.previous().contains(attempt.url()) {
             let msg = format!("redirect loop at {}", attempt.url());
             attempt.error(msg)
@@ -511,6 +541,9 @@ pub fn sniffs_as_html(body: &[u8]) -> bool {
 fn request_failure(err: &reqwest::Error) -> FetchFailure {
     if let Some(blocked) = cause::<Blocked>(err) {
         return FetchFailure::from(blocked);
+    }
+    if let Some(off) = cause::<OffScope>(err) {
+        return FetchFailure::new(ErrorKind::OffScope, off.to_string());
     }
     let kind = if err.is_redirect() {
         ErrorKind::Redirect

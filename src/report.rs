@@ -174,6 +174,7 @@ impl Summary {
                         ErrorKind::NotHtml
                             | ErrorKind::RobotsDisallowed
                             | ErrorKind::PrivateAddress
+                            | ErrorKind::OffScope
                     ) =>
             {
                 *self.passed_over.entry(e.kind).or_default() += 1

@@ -39,7 +39,7 @@ use url::Url;
 
 use crate::crawl::{Crawl, Discovered, Origin};
 use crate::error::ErrorKind;
-use crate::fetch::{FetchFailure, Fetched, Fetcher};
+use crate::fetch::{FetchFailure, Fetched, Fetcher, HopRule};
 use crate::input::{HashSet64, InputLine};
 use crate::netguard::Guard;
 use crate::report::Crawled;
@@ -144,6 +144,8 @@ impl Completed {
 enum Finished {
     Page {
         host: String,
+        /// For the row of a task that panicked.
+        page_url: String,
         seq: u64,
         depth: Option<u16>,
         joined: Result<Completed, tokio::task::JoinError>,
@@ -262,9 +264,6 @@ impl CrawlState {
     fn links_back(&mut self, found: Discovered, queues: &mut Queues, closed: bool, now: Instant) {
         self.awaiting -= 1;
         self.in_system[usize::from(found.page_depth)] -= 1;
-        if let Some(landed) = &found.landed {
-            self.first_sight(landed);
-        }
         self.tally.off_scope += found.off_scope;
         let depth = found.page_depth + 1;
         let closed = closed || self.limit_reached();
@@ -537,11 +536,25 @@ pub async fn run(
                     if let (Some(c), Some(depth)) = (crawl.as_mut(), depth) {
                         c.dispatched(depth);
                     }
+                    // A link's redirects stay in scope; seeds and sitemap
+                    // entries (depth 0) are the user's and the site's word.
+                    let rule = match (&crawl, &origin) {
+                        (Some(c), Some(o)) if o.depth > 0 => {
+                            let (crawl, seed) = (c.crawl.clone(), o.seed.clone());
+                            let rule: HopRule = Arc::new(move |hop| crawl.in_scope(&seed, hop));
+                            Some(rule)
+                        }
+                        _ => None,
+                    };
+                    let listed = url.as_str().to_owned();
                     // Spawned, so that a request keeps making progress
                     // while this loop waits to hand a result on.
                     let task = AbortOnDrop(tokio::spawn(async move {
                         let started = Instant::now();
-                        let fetch = fetcher.fetch(&url).await;
+                        let fetch = match rule {
+                            Some(rule) => fetcher.fetch_within(&url, rule).await,
+                            None => fetcher.fetch(&url).await,
+                        };
                         Completed {
                             seq,
                             page_url: url.into(),
@@ -555,6 +568,7 @@ pub async fn run(
                         let joined = task.await;
                         Finished::Page {
                             host,
+                            page_url: listed,
                             seq,
                             depth,
                             joined,
@@ -654,13 +668,22 @@ pub async fn run(
                         }
                     }
                 }
-                Finished::Page { host, seq, depth, joined } => {
+                Finished::Page { host, page_url, seq, depth, joined } => {
                     pages_running -= 1;
                     queues.finished(&host, Instant::now());
                     let done = joined.unwrap_or_else(|e| {
-                        Completed::without_request(seq, host, ErrorKind::Io, format!("internal error: {e}"))
+                        Completed::without_request(seq, page_url, ErrorKind::Io, format!("internal error: {e}"))
                     });
                     if let (Some(c), Some(depth)) = (crawl.as_mut(), depth) {
+                        // Where a redirect landed is fetched: a URL found
+                        // later that leads there is a duplicate.
+                        if let Ok(fetched) = &done.fetch
+                            && c.crawl.discovers()
+                            && fetched.final_url.as_str() != done.page_url
+                        {
+                            let landed = c.crawl.normalize(&fetched.final_url);
+                            c.first_sight(&landed);
+                        }
                         let yields = done.yields_links(&c.crawl);
                         c.handed_on(depth, yields);
                     }

@@ -711,3 +711,42 @@ fn a_host_found_private_first_and_listed_later_gets_its_robots_txt_read() {
     assert_eq!(other.hits("/robots.txt"), 1);
     assert_eq!(other.hits("/gen/2"), 0);
 }
+
+#[test]
+fn a_link_that_redirects_out_of_scope_is_not_followed_there() {
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    let run = Run::new();
+    let away = redirect_via(&server, &other.url("/gen/1"));
+    let within = redirect_via(&server, &server.url("/gen/5"));
+    // A listed URL may redirect anywhere: it is the user's.
+    let listed_away = redirect_via(&server, &other.url("/gen/2"));
+    let seed = links_to(&server, &[away.clone(), within.clone()]);
+    let input = run.urls("seeds.txt", &[&seed, &listed_away]);
+    // --allow-private: the other host is refused for its scope, not as a
+    // private address.
+    let out = run.run(
+        &[
+            &input,
+            "--depth",
+            "1",
+            "--allow-private",
+            "--pages",
+            "pages.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(other.hits("/gen/1"), 0);
+    assert_eq!(other.hits("/gen/2"), 1);
+    let table = crate::support::Table::read(&run.path("pages.csv"));
+    assert_eq!(table.rows.len(), 4);
+    assert_eq!(table.for_page(&away, "error"), "off_scope");
+    let detail = table.for_page(&away, "error_detail");
+    assert!(detail.contains(&other.url("/gen/1")), "{detail}");
+    assert_eq!(table.for_page(&within, "error"), "");
+    assert_eq!(table.for_page(&within, "final_url"), server.url("/gen/5"));
+    assert_eq!(table.for_page(&listed_away, "error"), "");
+    // Passed over, not a failure.
+    assert!(out.stderr.contains("1 off_scope"), "{}", out.stderr);
+}
