@@ -44,6 +44,14 @@ impl Rules {
         }
     }
 
+    /// The `Sitemap:` lines of the robots.txt, as written.
+    pub fn sitemaps(&self) -> &[String] {
+        match self {
+            Rules::Parsed(robot) => &robot.sitemaps,
+            _ => &[],
+        }
+    }
+
     /// The host's Crawl-delay, capped at [`MAX_CRAWL_DELAY`].
     pub fn crawl_delay(&self) -> Option<Duration> {
         let Rules::Parsed(robot) = self else {

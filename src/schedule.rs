@@ -195,6 +195,10 @@ struct CrawlState {
     sitemaps_pending: usize,
     /// Hosts whose robots.txt was asked for its sitemaps.
     sitemap_hosts: std::collections::HashSet<String>,
+    /// Hosts whose robots.txt is being read for its rules, and whose
+    /// `Sitemap:` lines are wanted too (`--sitemap auto` with robots.txt
+    /// obeyed): each is one of `sitemaps_pending`. Value: the robots.txt.
+    sitemaps_with_rules: HashMap<String, Url>,
     /// Discovered URLs past `max_frontier`, on disk.
     spill: Spill,
     max_frontier: usize,
@@ -354,6 +358,50 @@ impl CrawlState {
 
     /// Whether to read the sitemap at `url`: once each, and no more than
     /// [`sitemap::MAX_SITEMAPS`] in all.
+    /// Reads the sitemaps named by a host's robots.txt (one of
+    /// `sitemaps_pending` until they are known). A robots.txt read for its
+    /// rules is not read again: its `Sitemap:` lines come with them.
+    fn robots_sitemaps(
+        &mut self,
+        queues: &Queues,
+        host: String,
+        robots_url: Url,
+        fetcher: &Fetcher,
+        running: &mut FuturesUnordered<BoxFuture<'static, Finished>>,
+    ) {
+        match queues.rules_ahead(&host) {
+            RulesAhead::Coming => {
+                self.sitemaps_with_rules.insert(host, robots_url);
+            }
+            // Unchecked: refused by the guard when a link led there; the
+            // host is listed, so trusted, now.
+            RulesAhead::NotAsked | RulesAhead::Known(Rules::Unchecked) => {
+                running.push(sitemap_job(fetcher, robots_url, true));
+            }
+            RulesAhead::Known(rules) => {
+                self.sitemaps_pending -= 1;
+                self.sitemaps_in_robots(rules, &robots_url, &host, fetcher, running);
+            }
+        }
+    }
+
+    /// Reads the sitemaps a robots.txt names.
+    fn sitemaps_in_robots(
+        &mut self,
+        rules: &Rules,
+        robots_url: &Url,
+        host: &str,
+        fetcher: &Fetcher,
+        running: &mut FuturesUnordered<BoxFuture<'static, Finished>>,
+    ) {
+        for url in sitemap::named_in_robots(robots_url, rules.sitemaps()) {
+            if self.wants_sitemap(&url) {
+                self.sitemaps_pending += 1;
+                running.push(sitemap_job_for(fetcher, url, host.to_owned(), false));
+            }
+        }
+    }
+
     fn wants_sitemap(&mut self, url: &Url) -> bool {
         if self.sitemaps_seen.len() >= sitemap::MAX_SITEMAPS {
             tracing::warn!(
@@ -452,6 +500,7 @@ pub async fn run(
                 sitemaps_seen: Default::default(),
                 sitemaps_pending: 0,
                 sitemap_hosts: Default::default(),
+                sitemaps_with_rules: HashMap::new(),
                 spill: Spill::default(),
                 max_frontier: limits.max_frontier,
                 spill_failed: false,
@@ -642,7 +691,14 @@ pub async fn run(
         };
         tokio::select! {
             Some(finished) = running.next(), if !running.is_empty() => match finished {
-                Finished::Robots(host, rules) => queues.robots_known(&host, rules, Instant::now()),
+                Finished::Robots(host, rules) => {
+                    queues.robots_known(&host, rules, Instant::now());
+                    if let Some(c) = crawl.as_mut()
+                        && let Some(robots_url) = c.sitemaps_with_rules.remove(&host)
+                    {
+                        c.robots_sitemaps(&queues, host, robots_url, &fetcher, &mut running);
+                    }
+                }
                 Finished::Sitemap { url, host, from_robots, outcome } => {
                     let Some(c) = crawl.as_mut() else { continue };
                     c.sitemaps_pending -= 1;
@@ -709,10 +765,6 @@ pub async fn run(
                             guard.trust(host);
                             queues.recheck_robots(&host_key(&url));
                         }
-                        if c.crawl.sitemap_auto && c.sitemap_hosts.insert(host_key(&url)) {
-                            c.sitemaps_pending += 1;
-                            running.push(sitemap_job(&fetcher, url.clone(), true));
-                        }
                         if c.first_sight(&url) {
                             queues.push(url.clone(), seq, Some(Origin::seed(&url)), Instant::now());
                         } else {
@@ -720,6 +772,12 @@ pub async fn run(
                             // of an earlier line.
                             tracing::debug!("{raw}: already seen; skipped");
                             c.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let host = host_key(&url);
+                        if c.crawl.sitemap_auto && c.sitemap_hosts.insert(host.clone()) {
+                            c.sitemaps_pending += 1;
+                            let robots_url = robots::robots_url(&url);
+                            c.robots_sitemaps(&queues, host, robots_url, &fetcher, &mut running);
                         }
                     }
                 },
@@ -830,11 +888,21 @@ struct DepthQueue {
     listed: bool,
 }
 
+/// What is known of a host's robots.txt rules, or will be.
+enum RulesAhead<'a> {
+    Known(&'a Rules),
+    /// Being fetched, or will be before the host's next page.
+    Coming,
+    /// Not wanted (robots.txt not obeyed), or nothing of the host queued.
+    NotAsked,
+}
+
 enum RobotsState {
     /// Not asked yet: the host's first job is its robots.txt.
     Unknown,
-    /// Being fetched; the host's URLs wait.
-    Fetching,
+    /// Being fetched; the host's URLs wait. `recheck`: the host became
+    /// trusted meanwhile, so a refusal by the guard is to be asked again.
+    Fetching { recheck: bool },
     /// Known (or not wanted: `AllowAll`).
     Known(Rules),
 }
@@ -961,7 +1029,7 @@ impl Queues {
         };
         if host.levels.is_empty()
             || host.in_flight >= self.limits.per_host
-            || matches!(host.robots, RobotsState::Fetching)
+            || matches!(host.robots, RobotsState::Fetching { .. })
         {
             return;
         }
@@ -1041,12 +1109,12 @@ impl Queues {
                     let Some(page) = level.queue.front().map(Queued::url) else {
                         continue;
                     };
-                    host.robots = RobotsState::Fetching;
+                    host.robots = RobotsState::Fetching { recheck: false };
                     host.in_flight += 1;
                     self.in_flight += 1;
                     return Some(Job::Robots(key, page));
                 }
-                RobotsState::Fetching => continue,
+                RobotsState::Fetching { .. } => continue,
                 RobotsState::Known(rules) => rules,
             };
             let Some(q) = level.queue.pop_front() else {
@@ -1095,17 +1163,41 @@ impl Queues {
         if let Some(crawl_delay) = rules.crawl_delay() {
             host.delay = host.delay.max(crawl_delay);
         }
-        host.robots = RobotsState::Known(rules);
+        host.robots = match (rules, &host.robots) {
+            (Rules::Unchecked, RobotsState::Fetching { recheck: true }) => RobotsState::Unknown,
+            (rules, _) => RobotsState::Known(rules),
+        };
         self.list(key.to_owned(), now);
+    }
+
+    /// The robots.txt rules of a host, known or coming.
+    fn rules_ahead(&self, key: &str) -> RulesAhead<'_> {
+        if self.limits.robots_agent.is_none() {
+            return RulesAhead::NotAsked;
+        }
+        match self
+            .hosts
+            .get(key)
+            .map(|h| (&h.robots, h.levels.is_empty()))
+        {
+            Some((RobotsState::Known(rules), _)) => RulesAhead::Known(rules),
+            Some((RobotsState::Fetching { .. }, _)) | Some((RobotsState::Unknown, false)) => {
+                RulesAhead::Coming
+            }
+            _ => RulesAhead::NotAsked,
+        }
     }
 
     /// A host became trusted: robots.txt it was not allowed to ask for is
     /// asked for before its next page.
     fn recheck_robots(&mut self, key: &str) {
-        if let Some(host) = self.hosts.get_mut(key)
-            && matches!(host.robots, RobotsState::Known(Rules::Unchecked))
-        {
-            host.robots = RobotsState::Unknown;
+        let Some(host) = self.hosts.get_mut(key) else {
+            return;
+        };
+        match &mut host.robots {
+            RobotsState::Known(Rules::Unchecked) => host.robots = RobotsState::Unknown,
+            RobotsState::Fetching { recheck } => *recheck = true,
+            _ => {}
         }
     }
 
@@ -1242,6 +1334,29 @@ mod tests {
             "Crawl-delay holds the next request"
         );
         assert_eq!(q.next_wake(), Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_host_trusted_while_its_robots_txt_was_refused_is_asked_again() {
+        let now = Instant::now();
+        let mut q = Queues::new(Limits {
+            robots_agent: Some("bot".into()),
+            ..limits(8, 8, 0)
+        });
+        q.push(url("http://a.test/found"), 0, None, now);
+        assert!(matches!(q.next_job(now, u16::MAX), Some(Job::Robots(..))));
+        assert!(matches!(q.rules_ahead("a.test:80"), RulesAhead::Coming));
+        // Listed while the guard was refusing the robots.txt request.
+        q.push(url("http://a.test/listed"), 1, None, now);
+        q.recheck_robots("a.test:80");
+        q.robots_known("a.test:80", Rules::Unchecked, now);
+        assert!(matches!(q.rules_ahead("a.test:80"), RulesAhead::Coming));
+        assert!(matches!(q.next_job(now, u16::MAX), Some(Job::Robots(..))));
+        q.robots_known("a.test:80", Rules::AllowAll, now);
+        assert!(matches!(
+            q.rules_ahead("a.test:80"),
+            RulesAhead::Known(Rules::AllowAll)
+        ));
     }
 
     #[test]

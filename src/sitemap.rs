@@ -171,12 +171,17 @@ pub async fn from_robots(fetcher: &Fetcher, page: &Url, agent: &str) -> Result<S
     let listed = texting_robots::Robot::new(agent, &body)
         .map(|robot| robot.sitemaps)
         .unwrap_or_default();
-    Ok(Sitemap::Index(
-        listed
-            .iter()
-            .filter_map(|s| http_url(s.trim()).or_else(|| url.join(s.trim()).ok()))
-            .collect(),
-    ))
+    Ok(Sitemap::Index(named_in_robots(&url, &listed)))
+}
+
+/// The http(s) URLs of a robots.txt's `Sitemap:` lines, resolved against
+/// the robots.txt's URL.
+pub fn named_in_robots(robots_url: &Url, lines: &[String]) -> Vec<Url> {
+    lines
+        .iter()
+        .filter_map(|s| http_url(s.trim()).or_else(|| robots_url.join(s.trim()).ok()))
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -544,6 +544,25 @@ fn sitemap_auto_reads_robots_and_a_bad_sitemap_fails_the_run() {
     assert_eq!(crawled.pages["/site/1021"].0, 1);
     assert_eq!(crawled.pages["/site/51"].0, 1);
     assert_eq!(server.hits("/sitemaps/b.txt"), 1);
+    // Read once, for its rules and its Sitemap lines.
+    assert_eq!(server.hits("/robots.txt"), 1);
+
+    // Not obeyed, robots.txt is still read for its Sitemap lines.
+    let out = run.run(
+        &[
+            &input,
+            "--sitemap",
+            "auto",
+            "--no-robots",
+            "--pages",
+            "n.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.hits("/robots.txt"), 2);
+    let table = crate::support::Table::read(&run.path("n.csv"));
+    assert_eq!(table.for_page(&server.url("/site/102"), "error"), "");
 
     let out = run.run(
         &[
