@@ -51,6 +51,34 @@ pub struct Script {
     pub crossorigin: Option<String>,
     /// The text of an inline script; `None` for an external one.
     pub inline: Option<Inline>,
+    /// Whether the element is in the document's `<head>` or elsewhere.
+    pub position: Position,
+    /// A non-empty `nonce` attribute is present (its value is a secret of
+    /// the page's Content-Security-Policy, and is never kept).
+    pub nonce: bool,
+    /// The `src` resolves to another site than the page's: another
+    /// registrable domain (public suffix list), or another host when it
+    /// is an IP address. Never true for an inline script.
+    pub third_party: bool,
+}
+
+/// Where in the document a script element is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// Inside `<head>`: runs before the page is shown.
+    Head,
+    /// Anywhere else (the body, or after it).
+    Body,
+}
+
+impl Position {
+    /// `head` or `body`, as written to the `position` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Position::Head => "head",
+            Position::Body => "body",
+        }
+    }
 }
 
 /// The `src` of an external script.
@@ -203,10 +231,22 @@ impl Extractor {
         }
 
         let base = document_base(document_url, base_href);
+        let page_host = document_url.host();
         let scripts = found
             .into_iter()
             .enumerate()
-            .map(|(index, (id, attrs, svg))| self.script(index, &base, tree, id, attrs, svg))
+            .map(|(index, (id, attrs, svg))| {
+                let mut script = self.script(index, &base, tree, id, attrs, svg);
+                if in_head(tree, id) {
+                    script.position = Position::Head;
+                }
+                if let (Some(Src::Resolved(src)), Some(page)) = (&script.src, &page_host) {
+                    script.third_party = src
+                        .host()
+                        .is_none_or(|host| !crate::scope::same_site(&host, page));
+                }
+                script
+            })
             .collect();
         let links = links
             .into_iter()
@@ -235,6 +275,9 @@ impl Extractor {
             integrity: None,
             crossorigin: None,
             inline: None,
+            position: Position::Body,
+            nonce: false,
+            third_party: false,
         };
         let mut raw_src: Option<&str> = None;
         let mut xlink_href: Option<&str> = None;
@@ -260,6 +303,7 @@ impl Extractor {
                 "nomodule" => script.nomodule = true,
                 "integrity" => script.integrity = Some(value.to_owned()),
                 "crossorigin" => script.crossorigin = Some(value.to_owned()),
+                "nonce" => script.nonce = !value.is_empty(),
                 _ => {}
             }
         }
@@ -302,6 +346,14 @@ impl Extractor {
             text: self.keep_inline_text.then(|| text.to_owned()),
         }
     }
+}
+
+/// Whether element `id` is inside the document's `<head>`.
+fn in_head(tree: &Tree, id: Id) -> bool {
+    tree.ancestors(id).any(|a| {
+        let name = &tree.node(a).name;
+        name.local == local_name!("head") && name.ns == ns!(html)
+    })
 }
 
 /// The link an `<a>`/`<area>` (`href`, `rel`) or `<iframe>`/`<frame>`
@@ -429,6 +481,47 @@ mod tests {
         // A bare crossorigin attribute is present with an empty value.
         assert_eq!(scripts[9].crossorigin.as_deref(), Some(""));
         assert_eq!(scripts[0].crossorigin, None);
+    }
+
+    #[test]
+    fn position_nonce_and_third_party() {
+        let html = r#"<!doctype html><html><head>
+            <script src="/first.js" nonce="r4nd0m"></script>
+            <script src="https://cdn.shop.example/lib.js"></script>
+            <script src="https://tracker.example/t.js" nonce></script>
+            </head><body>
+            <script nonce="abc">inline()</script>
+            <svg><script href="https://evil.example/x.js"></script></svg>
+            <script src="http://[::1]/x.js"></script>
+            <script src="//:"></script>
+            </body></html>
+            <script src="https://www.shop.example:8443/late.js"></script>"#;
+        let scripts = Extractor::new().extract(&url("https://www.shop.example/checkout"), html);
+        let got: Vec<_> = scripts
+            .iter()
+            .map(|s| (s.position.as_str(), s.nonce, s.third_party))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("head", true, false),
+                ("head", false, false),
+                // An empty nonce is no nonce.
+                ("head", false, true),
+                ("body", true, false),
+                ("body", false, true),
+                ("body", false, true),
+                // Unresolvable: not known to be anyone's.
+                ("body", false, false),
+                // After </html> is the body; another port is the same site.
+                ("body", false, false),
+            ]
+        );
+        // Scripts before <head> and between </head> and <body> are the head's.
+        let html = "<script>a()</script><title>x</title></head> <script>b()</script><p>";
+        let scripts = Extractor::new().extract(&url("https://a.test/"), html);
+        assert_eq!(scripts[0].position, Position::Head);
+        assert_eq!(scripts[1].position, Position::Head);
     }
 
     #[test]

@@ -21,11 +21,11 @@ use anyhow::Context as _;
 use crate::config::Destination;
 
 use crate::error::PageError;
-use crate::extract::Script;
+use crate::extract::{Script, Src};
 
 /// Columns of the scripts output, in order. The first thirteen are a stable
 /// interface; new ones are only ever appended.
-pub const SCRIPT_COLUMNS: [&str; 15] = [
+pub const SCRIPT_COLUMNS: [&str; 19] = [
     "page_url",
     "final_url",
     "index",
@@ -41,14 +41,18 @@ pub const SCRIPT_COLUMNS: [&str; 15] = [
     "inline_sha256",
     "src_resolved",
     "svg",
+    "host",
+    "third_party",
+    "position",
+    "nonce_present",
 ];
 
 /// Appended to [`SCRIPT_COLUMNS`] with `--inline-text`.
 pub const INLINE_TEXT_COLUMN: &str = "inline_text";
 
 /// [`SCRIPT_COLUMNS`] and then [`INLINE_TEXT_COLUMN`].
-const SCRIPT_COLUMNS_WITH_TEXT: [&str; 16] = {
-    let mut all = [INLINE_TEXT_COLUMN; 16];
+const SCRIPT_COLUMNS_WITH_TEXT: [&str; 20] = {
+    let mut all = [INLINE_TEXT_COLUMN; 20];
     let mut i = 0;
     while i < SCRIPT_COLUMNS.len() {
         all[i] = SCRIPT_COLUMNS[i];
@@ -505,6 +509,13 @@ impl Sink {
                         .as_ref()
                         .map_or(Cell::Null, |src| Cell::Bool(src.is_resolved())),
                     Cell::Bool(s.svg),
+                    opt(match &s.src {
+                        Some(Src::Resolved(url)) => url.host_str(),
+                        _ => None,
+                    }),
+                    Cell::Bool(s.third_party),
+                    Cell::Str(s.position.as_str()),
+                    Cell::Bool(s.nonce),
                 ]);
                 let row = if self.inline_text {
                     cells[SCRIPT_COLUMNS.len()] = opt(inline.and_then(|i| i.text.as_deref()));

@@ -67,6 +67,20 @@ pub fn registrable_domain(host: &Host<&str>) -> String {
     }
 }
 
+/// Whether two hosts are the same site: the same registrable domain (or,
+/// for IP addresses and names without one, the same host). What makes a
+/// script third-party to a page.
+pub fn same_site(a: &Host<&str>, b: &Host<&str>) -> bool {
+    match (a, b) {
+        (Host::Domain(a), Host::Domain(b)) => {
+            // Host names in http(s) URLs are already lower case.
+            let (a, b) = (a.trim_end_matches('.'), b.trim_end_matches('.'));
+            psl::domain_str(a).unwrap_or(a) == psl::domain_str(b).unwrap_or(b)
+        }
+        (a, b) => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +144,25 @@ mod tests {
         assert_eq!(rd("http://localhost/"), "localhost");
         assert_eq!(rd("http://[::1]/"), "::1");
         assert_eq!(rd("http://10.0.0.1/"), "10.0.0.1");
+    }
+
+    #[test]
+    fn sites() {
+        let same = |a: &str, b: &str| {
+            let (a, b) = (Url::parse(a).unwrap(), Url::parse(b).unwrap());
+            same_site(&a.host().unwrap(), &b.host().unwrap())
+        };
+        assert!(same(
+            "https://www.shop.example/",
+            "https://cdn.shop.example/a.js"
+        ));
+        assert!(same("https://shop.example./", "https://SHOP.example/a.js"));
+        assert!(!same(
+            "https://www.shop.example/",
+            "https://cdn.example/a.js"
+        ));
+        assert!(!same("https://alice.github.io/", "https://bob.github.io/"));
+        assert!(same("http://127.0.0.1:1/", "http://127.0.0.1:2/"));
+        assert!(!same("http://127.0.0.1/", "http://localhost/"));
     }
 }

@@ -7,5 +7,6 @@ mod conformance;
 mod crawl;
 mod differential;
 mod fetching;
+mod inventory;
 mod operations;
 mod pipeline;

@@ -82,6 +82,11 @@ impl Tree {
         std::iter::successors(self.nodes[id].first_child, |&c| self.nodes[c].next_sibling)
     }
 
+    /// The ancestors of `id`, nearest first.
+    pub fn ancestors(&self, id: Id) -> impl Iterator<Item = Id> + '_ {
+        std::iter::successors(self.nodes[id].parent, |&p| self.nodes[p].parent)
+    }
+
     /// The elements of the document in tree order (depth first, parents
     /// before children), template contents excluded.
     pub fn elements(&self) -> impl Iterator<Item = (Id, &Node)> + '_ {

@@ -29,6 +29,7 @@ pub struct Seen {
     hits: Mutex<HashMap<String, usize>>,
     starts: Mutex<Vec<(String, std::time::Instant)>>,
     robots: Mutex<Option<(u16, String)>>,
+    pages: Mutex<HashMap<String, String>>,
     last_headers: Mutex<Option<HeaderMap>>,
 }
 
@@ -87,6 +88,7 @@ impl TestServer {
             .route("/flaky/{failures}/{key}", get(flaky))
             .route("/deep/{kind}", get(deep))
             .route("/robots.txt", get(robots_txt))
+            .route("/page/{name}", get(settable_page))
             .route("/site/{key}", get(site_page))
             .route("/links", get(links_page))
             .route("/sitemaps/{name}", get(sitemaps))
@@ -146,6 +148,12 @@ impl TestServer {
     /// Serve this robots.txt from now on (404 until set).
     pub fn set_robots(&self, status: u16, body: &str) {
         *self.seen.robots.lock().unwrap() = Some((status, body.to_owned()));
+    }
+
+    /// Serve `html` at `/page/{name}` from now on (404 until set).
+    pub fn set_page(&self, name: &str, html: &str) {
+        let mut pages = self.seen.pages.lock().unwrap();
+        pages.insert(name.to_owned(), html.to_owned());
     }
 
     /// When each request whose path starts with `prefix` arrived, in order.
@@ -550,6 +558,13 @@ async fn robots_txt(State(seen): State<Arc<Seen>>) -> Response {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
         }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn settable_page(State(seen): State<Arc<Seen>>, UrlPath(name): UrlPath<String>) -> Response {
+    match seen.pages.lock().unwrap().get(&name) {
+        Some(body) => html(body.clone()),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
