@@ -30,8 +30,21 @@ Example:
 /// as 'example.com' means 'https://example.com/'. Each page's scripts are
 /// written as soon as it completes, so rows follow completion order.
 #[derive(Debug, Parser)]
-#[command(name = "scriptscrape", version, about, long_about, after_help = AFTER_HELP)]
+#[command(
+    name = "scriptscrape",
+    version,
+    about,
+    long_about,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
+    subcommand_value_name = "COMMAND"
+)]
 pub struct Cli {
+    /// Another command instead of a scrape.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Files of URLs, one per line; '-' reads standard input, as does no
     /// INPUT when standard input is not a terminal.
     #[arg(value_name = "INPUT")]
@@ -337,6 +350,91 @@ pub struct Cli {
     /// and exit (other options are ignored).
     #[arg(long, value_name = "KIND", value_enum)]
     pub generate: Option<Generate>,
+}
+
+/// The commands besides scraping.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Compare two runs' scripts outputs and list what changed, one row per
+    /// change (exit 0: no changes, 1: changes, 2: could not compare).
+    #[command(after_help = DIFF_AFTER_HELP)]
+    Diff(DiffArgs),
+}
+
+const DIFF_AFTER_HELP: &str = "\
+Changes (the change column): added, removed, inline_changed, integrity_removed,
+integrity_changed, attribute_changed, page_added, page_gone, unknown (a page that
+failed in either run: not compared), unapproved (added, but not on --allow).
+
+Exit status:
+  0    no changes
+  1    changes found (any row written)
+  2    could not compare: unreadable file, not a scripts output, bad option
+
+Example (from cron, after each scrape):
+  $ scriptscrape urls.txt -o today.csv --pages today-pages.csv
+  $ scriptscrape diff yesterday.csv today.csv --old-pages yesterday-pages.csv \\
+        --new-pages today-pages.csv --format text || mail -s 'scripts changed' sec@example.com";
+
+/// `scriptscrape diff`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The earlier run's scripts output (CSV or JSON Lines, detected); '-'
+    /// for standard input.
+    #[arg(value_name = "OLD")]
+    pub old: String,
+
+    /// The later run's scripts output.
+    #[arg(value_name = "NEW")]
+    pub new: String,
+
+    /// Write the changes to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Output format: csv, jsonl, or text (counts per kind of change and
+    /// the first rows, for people).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "csv")]
+    pub format: crate::diff::write::DiffFormat,
+
+    /// The earlier run's page report (--pages): pages that failed are
+    /// listed as unknown, and pages with no scripts are told from pages
+    /// gone. Without it, a page missing from a scripts output reads as
+    /// page_gone or page_added.
+    #[arg(long, value_name = "FILE")]
+    pub old_pages: Option<String>,
+
+    /// The later run's page report (--pages).
+    #[arg(long, value_name = "FILE")]
+    pub new_pages: Option<String>,
+
+    /// Only changes of third-party scripts (page-level rows stay).
+    #[arg(long)]
+    pub only_third_party: bool,
+
+    /// Only pages whose URL matches REGEX.
+    #[arg(long, value_name = "REGEX")]
+    pub page: Option<String>,
+
+    /// Compare src with the text REGEX matches removed, for URLs that
+    /// rotate (cache-busting tokens, build hashes); repeatable.
+    #[arg(long, value_name = "REGEX")]
+    pub ignore_src: Vec<String>,
+
+    /// Compare src without its query string.
+    #[arg(long)]
+    pub ignore_query: bool,
+
+    /// Allowed scripts, one per line: a host (cdn.example.com, or
+    /// *.example.com), a src pattern with * (https://cdn.example.com/lib/*)
+    /// or an inline hash (sha256-...). Added scripts not on it are
+    /// reported as unapproved.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<String>,
+
+    /// Print nothing on standard error but fatal errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 /// What `--generate` prints.

@@ -75,6 +75,45 @@ pub struct Config {
 /// The User-Agent sent when none is given.
 pub const DEFAULT_USER_AGENT: &str = concat!("scriptscrape/", env!("CARGO_PKG_VERSION"));
 
+/// Validates `scriptscrape diff`'s command line.
+pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::DiffConfig> {
+    use crate::diff::{AllowList, DiffConfig, Options};
+    let regex = |flag: &str, re: &str| {
+        regex::Regex::new(re).with_context(|| format!("invalid {flag} {re:?}"))
+    };
+    if args.old == "-" && args.new == "-" {
+        bail!("OLD and NEW cannot both be standard input");
+    }
+    let allow = match &args.allow {
+        Some(path) => Some(AllowList::parse(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --allow {path}"))?,
+        )),
+        None => None,
+    };
+    Ok(DiffConfig {
+        old: (args.old, args.old_pages),
+        new: (args.new, args.new_pages),
+        output: args.output,
+        format: args.format,
+        options: Options {
+            only_third_party: args.only_third_party,
+            page: args
+                .page
+                .as_deref()
+                .map(|re| regex("--page", re))
+                .transpose()?,
+            ignore_src: args
+                .ignore_src
+                .iter()
+                .map(|re| regex("--ignore-src", re))
+                .collect::<anyhow::Result<_>>()?,
+            ignore_query: args.ignore_query,
+            allow,
+        },
+    })
+}
+
 impl Config {
     /// Validates the command line. `stdin_is_terminal` decides what no
     /// INPUT means.

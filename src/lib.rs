@@ -30,6 +30,7 @@
 //!   its links spell it).
 //! - [`resume`]: continuing an interrupted run from its `.part` files.
 //! - [`terminal`]: logs and the progress bar on standard error.
+//! - [`diff`]: `scriptscrape diff`, what changed between two runs' outputs.
 //!
 //! [`cli`] and [`config`] turn the command line into a checked [`Config`];
 //! [`error`] holds the page-level error kinds users see in the report.
@@ -45,6 +46,7 @@ pub mod charset;
 pub mod cli;
 pub mod config;
 pub mod crawl;
+pub mod diff;
 pub mod error;
 pub mod extract;
 pub mod fetch;

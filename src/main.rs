@@ -29,6 +29,9 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Fatal.code());
         }
     };
+    if let Some(scriptscrape::cli::Command::Diff(args)) = cli.command {
+        return diff(args);
+    }
     if let Some(kind) = cli.generate {
         return match scriptscrape::cli::generate(kind, &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +95,33 @@ fn main() -> ExitCode {
                 ExitStatus::Fatal
             };
             ExitCode::from(status.code())
+        }
+    }
+}
+
+/// `scriptscrape diff`: exit 0 without changes, 1 with, 2 when the runs
+/// could not be compared.
+fn diff(args: scriptscrape::cli::DiffArgs) -> ExitCode {
+    let quiet = args.quiet;
+    let to_terminal_as_text =
+        args.output.is_none() && args.format == scriptscrape::diff::write::DiffFormat::Text;
+    match scriptscrape::config::diff_config(args).and_then(|c| scriptscrape::diff::run(&c)) {
+        Ok(diff) => {
+            // The text format is its own summary.
+            if !quiet && !to_terminal_as_text {
+                eprintln!(
+                    "scriptscrape diff: {}",
+                    scriptscrape::diff::write::summary(&diff.changes, diff.pages)
+                );
+            }
+            ExitCode::from(u8::from(!diff.changes.is_empty()))
+        }
+        Err(err) => {
+            // One line, even for a regex error's pointer diagram.
+            let text = format!("{err:#}");
+            let words: Vec<&str> = text.split_whitespace().collect();
+            eprintln!("scriptscrape diff: {}", words.join(" "));
+            ExitCode::from(ExitStatus::Fatal.code())
         }
     }
 }

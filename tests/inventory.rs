@@ -72,3 +72,339 @@ fn script_rows_say_host_third_party_position_and_nonce() {
     let third: serde_json::Value = serde_json::from_str(text.lines().nth(2).unwrap()).unwrap();
     assert_eq!(third["host"], serde_json::Value::Null);
 }
+
+const HEADER: &str = "page_url,final_url,index,src,inline,type,async,defer,nomodule,integrity,crossorigin,inline_bytes,inline_sha256,src_resolved,svg";
+
+/// A scripts output row: page, index, src (empty: inline), then the
+/// attributes that matter to the comparison.
+fn row(page: &str, index: u32, src: &str, attrs: &str, hash: &str) -> String {
+    let page = format!("https://shop.example{page}");
+    let inline = src.is_empty();
+    let (is_async, integrity, type_attr) = match attrs {
+        "async" => ("true", "", ""),
+        "sri" => ("false", "sha384-one", ""),
+        "sri2" => ("false", "sha384-two", ""),
+        "module" => ("false", "", "module"),
+        _ => ("false", "", ""),
+    };
+    let bytes = if inline { "10" } else { "" };
+    format!(
+        "{page},{page},{index},{src},{inline},{type_attr},{is_async},false,false,{integrity},,{bytes},{hash},{},false",
+        if inline { "" } else { "true" }
+    )
+}
+
+fn write_csv(run: &Run, name: &str, rows: &[String]) {
+    let text = std::iter::once(HEADER.to_owned())
+        .chain(rows.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(run.path(name), text + "\n").unwrap();
+}
+
+/// (page path, change, src or hash) of each row of a changes CSV.
+fn changes(run: &Run, name: &str) -> Vec<(String, String, String)> {
+    let table = crate::support::Table::read(&run.path(name));
+    (0..table.rows.len())
+        .map(|i| {
+            let page = table.get(i, "page_url").replace("https://shop.example", "");
+            let what = match table.get(i, "src") {
+                "" => table.get(i, "inline_sha256"),
+                src => src,
+            };
+            (page, table.get(i, "change").to_owned(), what.to_owned())
+        })
+        .collect()
+}
+
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+#[test]
+fn diff_names_each_kind_of_change() {
+    let run = Run::new();
+    let cdn = "https://cdn.pay.example/pay.js";
+    write_csv(
+        &run,
+        "old.csv",
+        &[
+            row("/a", 0, "", "", "sha256-same"),
+            row("/a", 1, "", "", "sha256-before"),
+            row("/a", 2, cdn, "sri", ""),
+            row("/a", 3, "https://shop.example/app.js?v=1", "", ""),
+            row("/a", 4, "https://shop.example/old.js", "", ""),
+            row("/a", 5, "https://cdn.example/x.js", "sri", ""),
+            row("/a", 6, "https://cdn.example/y.js", "", ""),
+            row("/gone", 0, "https://shop.example/g.js", "", ""),
+            row("/failed", 0, "https://shop.example/f.js", "", ""),
+            row("/emptied", 0, "https://shop.example/e.js", "", ""),
+        ],
+    );
+    write_csv(
+        &run,
+        "new.csv",
+        &[
+            row("/a", 0, "", "", "sha256-same"),
+            row("/a", 1, "", "", "sha256-after"),
+            row("/a", 2, cdn, "", ""),
+            row("/a", 3, "https://shop.example/app.js?v=2", "", ""),
+            row("/a", 4, "https://cdn.example/x.js", "sri2", ""),
+            row("/a", 5, "https://cdn.example/y.js", "async", ""),
+            row("/a", 6, "", "", "sha256-new"),
+            row("/a", 7, "https://skimmer.example/s.js", "", ""),
+            row("/added", 0, "https://shop.example/n.js", "module", ""),
+        ],
+    );
+    let pages = |name: &str, failed: &str| {
+        let mut text = "page_url,error,error_detail\n".to_owned();
+        for p in ["/a", "/gone", "/failed", "/emptied", "/added"] {
+            if (name == "old-pages.csv" && p == "/added")
+                || (name == "new-pages.csv" && p == "/gone")
+            {
+                continue;
+            }
+            let error = if p == failed {
+                "timeout,no response in 30 s"
+            } else {
+                ","
+            };
+            text.push_str(&format!("https://shop.example{p},{error}\n"));
+        }
+        std::fs::write(run.path(name), text).unwrap();
+    };
+    pages("old-pages.csv", "");
+    pages("new-pages.csv", "/failed");
+    let reports = [
+        "--old-pages",
+        "old-pages.csv",
+        "--new-pages",
+        "new-pages.csv",
+    ];
+
+    let out = run.run(
+        &[&["diff", "old.csv", "new.csv", "-o", "c.csv"], &reports[..]].concat(),
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        changes(&run, "c.csv"),
+        owned(&[
+            ("/a", "inline_changed", "sha256-after"),
+            ("/a", "integrity_removed", cdn),
+            ("/a", "removed", "https://shop.example/app.js?v=1"),
+            ("/a", "added", "https://shop.example/app.js?v=2"),
+            ("/a", "removed", "https://shop.example/old.js"),
+            ("/a", "integrity_changed", "https://cdn.example/x.js"),
+            ("/a", "attribute_changed", "https://cdn.example/y.js"),
+            ("/a", "added", "sha256-new"),
+            ("/a", "added", "https://skimmer.example/s.js"),
+            ("/added", "page_added", ""),
+            // Fetched with no scripts: each one is gone, the page is not.
+            ("/emptied", "removed", "https://shop.example/e.js"),
+            // Failed in the new run: not compared, never all removed.
+            ("/failed", "unknown", ""),
+            ("/gone", "page_gone", ""),
+        ])
+    );
+    let table = crate::support::Table::read(&run.path("c.csv"));
+    assert_eq!(table.get(0, "detail"), "was sha256-before (10 → 10 bytes)");
+    assert_eq!(table.get(6, "detail"), "async: false → true");
+    assert!(
+        table.get(11, "detail").contains("timeout"),
+        "{}",
+        table.get(11, "detail")
+    );
+    assert!(
+        out.stderr.contains("13 changes on 5 of 5 pages"),
+        "{}",
+        out.stderr
+    );
+
+    // Filters: third-party only, one page, rotating query ignored, and an
+    // allow list that flags the skimmer.
+    std::fs::write(
+        run.path("allow.txt"),
+        "shop.example\ncdn.example\nsha256-new\n",
+    )
+    .unwrap();
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "new.csv",
+            "-o",
+            "f.csv",
+            "--page",
+            "/a$",
+            "--ignore-query",
+            "--allow",
+            "allow.txt",
+            "--only-third-party",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        changes(&run, "f.csv"),
+        owned(&[
+            ("/a", "integrity_removed", cdn),
+            ("/a", "integrity_changed", "https://cdn.example/x.js"),
+            ("/a", "attribute_changed", "https://cdn.example/y.js"),
+            ("/a", "unapproved", "https://skimmer.example/s.js"),
+        ])
+    );
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "new.csv",
+            "-o",
+            "g.csv",
+            "--page",
+            "/a$",
+            "--ignore-src",
+            r"\?v=\d+",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        !changes(&run, "g.csv")
+            .iter()
+            .any(|c| c.2.contains("app.js"))
+    );
+
+    // The same run twice: nothing to report.
+    let out = run.run(&["diff", "new.csv", "new.csv", "-o", "n.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(changes(&run, "n.csv"), vec![]);
+}
+
+#[test]
+fn diff_reads_json_lines_and_says_why_it_cannot_compare() {
+    let run = Run::new();
+    write_csv(
+        &run,
+        "old.csv",
+        &[row("/a", 0, "https://shop.example/a.js", "", "")],
+    );
+    let jsonl = r#"{"page_url":"https://shop.example/a","final_url":"https://shop.example/a","index":0,"src":"https://shop.example/a.js","inline":false,"type":null,"async":false,"defer":true,"nomodule":false,"integrity":null,"crossorigin":null,"inline_bytes":null,"inline_sha256":null}"#;
+    std::fs::write(run.path("new.jsonl"), format!("{jsonl}\n")).unwrap();
+    let out = run.run(&["diff", "old.csv", "new.jsonl", "--format", "jsonl"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let change: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(change["change"], "attribute_changed");
+    assert_eq!(change["detail"], "defer: false → true");
+    assert_eq!(change["inline_sha256"], serde_json::Value::Null);
+
+    let out = run.run(&["diff", "old.csv", "new.jsonl", "--format", "text"], None);
+    assert_eq!(out.code, 1);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("1 change on 1 of 1 pages"), "{stdout}");
+    assert!(stdout.contains("attribute_changed  1"), "{stdout}");
+
+    // Could not compare: exit 2 and one line.
+    std::fs::write(
+        run.path("pages.csv"),
+        "page_url,error\nhttps://shop.example/a,\n",
+    )
+    .unwrap();
+    for (args, says) in [
+        (
+            vec!["diff", "old.csv", "missing.csv"],
+            "cannot read missing.csv",
+        ),
+        (vec!["diff", "old.csv", "pages.csv"], "not a scripts output"),
+        (
+            vec!["diff", "old.csv", "new.jsonl", "--page", "("],
+            "invalid --page",
+        ),
+        (
+            vec!["diff", "old.csv", "new.jsonl", "--allow", "nope.txt"],
+            "cannot read --allow",
+        ),
+    ] {
+        let out = run.run(&args, None);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+}
+
+#[test]
+fn scrape_change_the_page_scrape_again_and_diff() {
+    let server = TestServer::start();
+    server.set_page("checkout", CHECKOUT);
+    server.set_page("home", "<script src=/js/app.js></script>");
+    let run = Run::new();
+    let input = run.urls(
+        "urls.txt",
+        &[server.url("/page/checkout"), server.url("/page/home")],
+    );
+    let scrape = |day: &str| {
+        let out = run.run(
+            &[
+                &input,
+                "-o",
+                &format!("{day}.csv"),
+                "--pages",
+                &format!("{day}-pages.csv"),
+            ],
+            None,
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    scrape("monday");
+    // A skimmer is injected, and the payment script loses its integrity.
+    let changed = CHECKOUT.replace(r#" integrity="sha384-abc""#, "").replace(
+        "</body>",
+        r#"<script src="https://skim.example/s.js"></script></body>"#,
+    );
+    server.set_page("checkout", &changed);
+    scrape("tuesday");
+    let out = run.run(
+        &[
+            "diff",
+            "monday.csv",
+            "tuesday.csv",
+            "--old-pages",
+            "monday-pages.csv",
+            "--new-pages",
+            "tuesday-pages.csv",
+            "-o",
+            "changes.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let checkout = server.url("/page/checkout");
+    let table = crate::support::Table::read(&run.path("changes.csv"));
+    let rows: Vec<[&str; 3]> = (0..table.rows.len())
+        .map(|i| {
+            [
+                table.get(i, "page_url"),
+                table.get(i, "change"),
+                table.get(i, "src"),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            [
+                checkout.as_str(),
+                "integrity_removed",
+                "https://cdn.payments.example/pay.js"
+            ],
+            [checkout.as_str(), "added", "https://skim.example/s.js"],
+        ]
+    );
+    assert_eq!(
+        table.get(1, "detail"),
+        "third-party (skim.example), no integrity"
+    );
+}

@@ -1,0 +1,693 @@
+//! `scriptscrape diff`: what changed between two runs' script inventories.
+//!
+//! Two scripts outputs (and, when given, their page reports) are read
+//! whole ([`read`]), compared page by page, and each change becomes one row
+//! ([`write`]). The comparison is a pure function ([`compare`]): external
+//! scripts are matched by `src`, inline scripts by hash and then by place,
+//! so that one edited inline script reads as `inline_changed`, not as a
+//! removal and an addition.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+
+use regex::Regex;
+
+use crate::normalize::Glob;
+
+pub mod read;
+pub mod write;
+
+/// One row of a scripts output, as far as comparing runs needs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Script {
+    /// Position among the page's script elements.
+    pub index: u64,
+    /// The `src` of an external script; `None` for an inline one.
+    pub src: Option<String>,
+    /// The host of `src`.
+    pub host: Option<String>,
+    /// `sha256-…` of an inline script's text.
+    pub inline_sha256: Option<String>,
+    /// Length of an inline script's text.
+    pub inline_bytes: Option<u64>,
+    /// The `type` attribute.
+    pub type_attr: Option<String>,
+    /// The `async` attribute is present.
+    pub is_async: bool,
+    /// The `defer` attribute is present.
+    pub defer: bool,
+    /// The `nomodule` attribute is present.
+    pub nomodule: bool,
+    /// The `crossorigin` attribute.
+    pub crossorigin: Option<String>,
+    /// The `integrity` attribute.
+    pub integrity: Option<String>,
+    /// From another site than the page's.
+    pub third_party: bool,
+}
+
+/// What one run knew of its pages.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Each page's scripts, in document order (pages with none are absent).
+    pub pages: BTreeMap<String, Vec<Script>>,
+    /// The run's page report, when given.
+    pub report: Option<Report>,
+}
+
+/// What a page report says of each page.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Pages fetched and parsed (with or without scripts).
+    pub ok: HashSet<String>,
+    /// Pages that failed, with `kind: detail`.
+    pub failed: HashMap<String, String>,
+}
+
+/// The kinds of change, as written to the `change` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeKind {
+    /// A script that was not there before.
+    Added,
+    /// An added script that the `--allow` list does not allow.
+    Unapproved,
+    /// A script that is gone.
+    Removed,
+    /// An inline script whose text changed, in the same place.
+    InlineChanged,
+    /// An external script that lost its `integrity` attribute.
+    IntegrityRemoved,
+    /// An external script whose `integrity` value changed.
+    IntegrityChanged,
+    /// `async`, `defer`, `nomodule`, `type` or `crossorigin` changed, or
+    /// `integrity` was added.
+    AttributeChanged,
+    /// A page only the new run has.
+    PageAdded,
+    /// A page only the old run has.
+    PageGone,
+    /// A page that failed in either run: not compared.
+    Unknown,
+}
+
+impl ChangeKind {
+    /// Every kind, in the order summaries list them.
+    pub const ALL: [ChangeKind; 10] = [
+        ChangeKind::Added,
+        ChangeKind::Unapproved,
+        ChangeKind::Removed,
+        ChangeKind::InlineChanged,
+        ChangeKind::IntegrityRemoved,
+        ChangeKind::IntegrityChanged,
+        ChangeKind::AttributeChanged,
+        ChangeKind::PageAdded,
+        ChangeKind::PageGone,
+        ChangeKind::Unknown,
+    ];
+
+    /// The stable name written to the `change` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Unapproved => "unapproved",
+            ChangeKind::Removed => "removed",
+            ChangeKind::InlineChanged => "inline_changed",
+            ChangeKind::IntegrityRemoved => "integrity_removed",
+            ChangeKind::IntegrityChanged => "integrity_changed",
+            ChangeKind::AttributeChanged => "attribute_changed",
+            ChangeKind::PageAdded => "page_added",
+            ChangeKind::PageGone => "page_gone",
+            ChangeKind::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the change is about a page rather than one script.
+    pub fn is_page_level(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::PageAdded | ChangeKind::PageGone | ChangeKind::Unknown
+        )
+    }
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One difference between the runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The page, as listed.
+    pub page_url: String,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The script's `src` (the new one when both runs have it).
+    pub src: Option<String>,
+    /// The inline script's hash (the new one when it changed).
+    pub inline_sha256: Option<String>,
+    /// For people: what it was and what it is.
+    pub detail: String,
+    /// The script is third-party (false for page-level changes).
+    pub third_party: bool,
+}
+
+/// How runs are compared, and which changes are reported.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Only script changes of third-party scripts (`--only-third-party`).
+    pub only_third_party: bool,
+    /// Only pages whose URL matches (`--page`).
+    pub page: Option<Regex>,
+    /// Text removed from `src` before comparing (`--ignore-src`).
+    pub ignore_src: Vec<Regex>,
+    /// Compare `src` without its query (`--ignore-query`).
+    pub ignore_query: bool,
+    /// Added scripts not on this list are `unapproved` (`--allow`).
+    pub allow: Option<AllowList>,
+}
+
+impl Options {
+    /// What two `src` values must share to be the same script.
+    fn key<'a>(&self, src: &'a str) -> Cow<'a, str> {
+        let mut key = Cow::Borrowed(src);
+        if self.ignore_query
+            && let Some(cut) = src.find(['?', '#'])
+        {
+            key = Cow::Borrowed(&src[..cut]);
+        }
+        for re in &self.ignore_src {
+            if re.is_match(&key) {
+                key = Cow::Owned(re.replace_all(&key, "").into_owned());
+            }
+        }
+        key
+    }
+}
+
+/// Scripts known to be allowed (`--allow FILE`): hosts, `src` patterns and
+/// inline hashes.
+#[derive(Debug, Default)]
+pub struct AllowList {
+    hosts: Vec<Glob>,
+    srcs: Vec<Glob>,
+    hashes: HashSet<String>,
+}
+
+impl AllowList {
+    /// Reads the list: one entry per line, `#` comments. A line with `://`
+    /// is a `src` pattern (`*` matches anything), `sha256-…` an inline
+    /// script's hash, anything else a host (`*.example.com` for its
+    /// subdomains).
+    pub fn parse(text: &str) -> Self {
+        let mut list = AllowList::default();
+        for line in text.lines() {
+            let entry = line.split('#').next().unwrap_or("").trim();
+            if entry.is_empty() {
+                continue;
+            }
+            if entry.starts_with("sha256-") {
+                list.hashes.insert(entry.to_owned());
+            } else if entry.contains("://") {
+                list.srcs.push(Glob::new(entry));
+            } else {
+                list.hosts.push(Glob::new(&entry.to_ascii_lowercase()));
+            }
+        }
+        list
+    }
+
+    /// Whether the list allows `script`.
+    pub fn allows(&self, script: &Script) -> bool {
+        if let Some(hash) = &script.inline_sha256
+            && script.src.is_none()
+        {
+            return self.hashes.contains(hash);
+        }
+        let host_ok = script.host.as_deref().is_some_and(|host| {
+            let host = host.to_ascii_lowercase();
+            self.hosts.iter().any(|g| g.matches(&host))
+        });
+        host_ok
+            || script
+                .src
+                .as_deref()
+                .is_some_and(|src| self.srcs.iter().any(|g| g.matches(src)))
+    }
+}
+
+/// A page as one run saw it.
+enum Seen<'a> {
+    Scripts(&'a [Script]),
+    Failed(&'a str),
+    Absent,
+}
+
+fn seen<'a>(run: &'a Inventory, page: &str) -> Seen<'a> {
+    if let Some(why) = run.report.as_ref().and_then(|r| r.failed.get(page)) {
+        return Seen::Failed(why);
+    }
+    if let Some(scripts) = run.pages.get(page) {
+        return Seen::Scripts(scripts);
+    }
+    if run.report.as_ref().is_some_and(|r| r.ok.contains(page)) {
+        return Seen::Scripts(&[]);
+    }
+    Seen::Absent
+}
+
+/// What a comparison found.
+#[derive(Debug, Default)]
+pub struct Diff {
+    /// The changes, page by page in URL order, and within a page in
+    /// document order.
+    pub changes: Vec<Change>,
+    /// Pages compared (after `--page`).
+    pub pages: usize,
+}
+
+/// Every change from `old` to `new`.
+pub fn compare(old: &Inventory, new: &Inventory, options: &Options) -> Diff {
+    let mut pages: BTreeSet<&str> = BTreeSet::new();
+    for run in [old, new] {
+        pages.extend(run.pages.keys().map(String::as_str));
+        if let Some(report) = &run.report {
+            pages.extend(report.ok.iter().map(String::as_str));
+            pages.extend(report.failed.keys().map(String::as_str));
+        }
+    }
+    let mut changes = Vec::new();
+    let mut compared = 0;
+    for page in pages {
+        if options.page.as_ref().is_some_and(|re| !re.is_match(page)) {
+            continue;
+        }
+        compared += 1;
+        let page_change = |kind, detail: String| Change {
+            page_url: page.to_owned(),
+            kind,
+            src: None,
+            inline_sha256: None,
+            detail,
+            third_party: false,
+        };
+        match (seen(old, page), seen(new, page)) {
+            (Seen::Failed(a), Seen::Failed(b)) => changes.push(page_change(
+                ChangeKind::Unknown,
+                format!("failed in both runs: old {a}; new {b}"),
+            )),
+            (Seen::Failed(why), _) => changes.push(page_change(
+                ChangeKind::Unknown,
+                format!("failed in the old run: {why}"),
+            )),
+            (_, Seen::Failed(why)) => changes.push(page_change(
+                ChangeKind::Unknown,
+                format!("failed in the new run: {why}"),
+            )),
+            (Seen::Absent, Seen::Scripts(s)) => {
+                changes.push(page_change(ChangeKind::PageAdded, scripts(s.len())))
+            }
+            (Seen::Scripts(s), Seen::Absent) => changes.push(page_change(
+                ChangeKind::PageGone,
+                format!("had {}", scripts(s.len())),
+            )),
+            (Seen::Scripts(a), Seen::Scripts(b)) => compare_page(page, a, b, options, &mut changes),
+            (Seen::Absent, Seen::Absent) => {}
+        }
+    }
+    Diff {
+        changes,
+        pages: compared,
+    }
+}
+
+/// A comparison as the command line asks for it.
+#[derive(Debug)]
+pub struct DiffConfig {
+    /// The earlier run's scripts output and page report.
+    pub old: (String, Option<String>),
+    /// The later run's.
+    pub new: (String, Option<String>),
+    /// Where the changes go; `None` for standard output.
+    pub output: Option<std::path::PathBuf>,
+    /// How they are written.
+    pub format: write::DiffFormat,
+    /// What is compared and reported.
+    pub options: Options,
+}
+
+/// Reads both runs, compares them and writes the changes. An `Err` means
+/// the runs could not be compared.
+pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
+    use anyhow::Context as _;
+    let old = read::inventory(&config.old.0, config.old.1.as_deref())?;
+    let new = read::inventory(&config.new.0, config.new.1.as_deref())?;
+    let diff = compare(&old, &new, &config.options);
+    match &config.output {
+        Some(path) => {
+            // Written whole beside the target, then renamed: a reader never
+            // sees half a list of changes.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut file = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            write::changes(&mut file, config.format, &diff.changes, diff.pages)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            file.persist(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            match write::changes(&mut out, config.format, &diff.changes, diff.pages) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("cannot write to standard output")?,
+            }
+        }
+    }
+    Ok(diff)
+}
+
+fn scripts(n: usize) -> String {
+    format!("{n} script{}", if n == 1 { "" } else { "s" })
+}
+
+/// A change found on a page, with where it sorts.
+struct Found {
+    at: (u64, u8),
+    change: Change,
+}
+
+fn compare_page(
+    page: &str,
+    old: &[Script],
+    new: &[Script],
+    options: &Options,
+    out: &mut Vec<Change>,
+) {
+    let mut found: Vec<Found> = Vec::new();
+    let mut push = |kind: ChangeKind, script: &Script, detail: String, at: (u64, u8)| {
+        found.push(Found {
+            at,
+            change: Change {
+                page_url: page.to_owned(),
+                kind,
+                src: script.src.clone(),
+                inline_sha256: script.inline_sha256.clone(),
+                detail,
+                third_party: script.third_party,
+            },
+        });
+    };
+
+    // External scripts: the same src (as keyed) is the same script; each
+    // occurrence pairs with the next one of the other run.
+    let mut waiting: HashMap<Cow<str>, VecDeque<&Script>> = HashMap::new();
+    for s in old {
+        if let Some(src) = &s.src {
+            waiting.entry(options.key(src)).or_default().push_back(s);
+        }
+    }
+    for s in new {
+        let Some(src) = &s.src else { continue };
+        match waiting
+            .get_mut(&options.key(src))
+            .and_then(VecDeque::pop_front)
+        {
+            Some(before) => {
+                for (kind, detail) in differences(before, s) {
+                    push(kind, s, detail, (s.index, 1));
+                }
+            }
+            None => push(added_kind(s, options), s, added_detail(s), (s.index, 1)),
+        }
+    }
+    let mut gone: Vec<&Script> = waiting.into_values().flatten().collect();
+    gone.sort_by_key(|s| s.index);
+    for s in gone {
+        push(ChangeKind::Removed, s, removed_detail(s), (s.index, 0));
+    }
+
+    // Inline scripts: identical texts anchor the two sequences (longest
+    // common subsequence); between two anchors, scripts pair up in order as
+    // edits, and the rest were added or removed.
+    let old_inline: Vec<&Script> = old.iter().filter(|s| s.src.is_none()).collect();
+    let new_inline: Vec<&Script> = new.iter().filter(|s| s.src.is_none()).collect();
+    let anchors = common_subsequence(&old_inline, &new_inline);
+    let (mut i, mut j) = (0, 0);
+    for (a, b) in anchors
+        .into_iter()
+        .chain(std::iter::once((old_inline.len(), new_inline.len())))
+    {
+        let (olds, news) = (&old_inline[i..a], &new_inline[j..b]);
+        for k in 0..olds.len().max(news.len()) {
+            match (olds.get(k), news.get(k)) {
+                (Some(before), Some(after)) => {
+                    let detail = format!(
+                        "was {}{}",
+                        before.inline_sha256.as_deref().unwrap_or("?"),
+                        match (before.inline_bytes, after.inline_bytes) {
+                            (Some(x), Some(y)) => format!(" ({x} → {y} bytes)"),
+                            _ => String::new(),
+                        }
+                    );
+                    push(ChangeKind::InlineChanged, after, detail, (after.index, 1));
+                }
+                (None, Some(after)) => push(
+                    added_kind(after, options),
+                    after,
+                    added_detail(after),
+                    (after.index, 1),
+                ),
+                (Some(before), None) => push(
+                    ChangeKind::Removed,
+                    before,
+                    removed_detail(before),
+                    (before.index, 0),
+                ),
+                (None, None) => {}
+            }
+        }
+        if let (Some(before), Some(after)) = (old_inline.get(a), new_inline.get(b)) {
+            for (kind, detail) in differences(before, after) {
+                push(kind, after, detail, (after.index, 1));
+            }
+        }
+        (i, j) = (a + 1, b + 1);
+    }
+
+    found.sort_by_key(|f| f.at);
+    out.extend(
+        found
+            .into_iter()
+            .map(|f| f.change)
+            .filter(|c| !options.only_third_party || c.third_party),
+    );
+}
+
+fn added_kind(script: &Script, options: &Options) -> ChangeKind {
+    match &options.allow {
+        Some(list) if !list.allows(script) => ChangeKind::Unapproved,
+        _ => ChangeKind::Added,
+    }
+}
+
+fn added_detail(s: &Script) -> String {
+    let mut detail = match (&s.src, s.inline_bytes) {
+        (None, Some(bytes)) => format!("inline, {bytes} bytes"),
+        (None, None) => "inline".to_owned(),
+        (Some(_), _) if s.third_party => format!(
+            "third-party ({})",
+            s.host.as_deref().unwrap_or("unknown host")
+        ),
+        (Some(_), _) => "first-party".to_owned(),
+    };
+    if s.src.is_some() && s.integrity.is_none() {
+        detail.push_str(", no integrity");
+    }
+    detail
+}
+
+fn removed_detail(s: &Script) -> String {
+    match (&s.src, s.inline_bytes) {
+        (None, Some(bytes)) => format!("inline, {bytes} bytes"),
+        (None, None) => "inline".to_owned(),
+        (Some(_), _) => String::new(),
+    }
+}
+
+/// How a script that is in both runs changed: integrity, then the other
+/// attributes together.
+fn differences(before: &Script, after: &Script) -> Vec<(ChangeKind, String)> {
+    let mut out = Vec::new();
+    match (&before.integrity, &after.integrity) {
+        (Some(was), None) => out.push((ChangeKind::IntegrityRemoved, format!("was {was}"))),
+        (Some(was), Some(is)) if was != is => {
+            out.push((ChangeKind::IntegrityChanged, format!("{was} → {is}")))
+        }
+        _ => {}
+    }
+    let mut attrs: Vec<String> = Vec::new();
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_owned());
+    if before.integrity.is_none()
+        && let Some(is) = &after.integrity
+    {
+        attrs.push(format!("integrity: (none) → {is}"));
+    }
+    for (name, was, is) in [
+        ("type", &before.type_attr, &after.type_attr),
+        ("crossorigin", &before.crossorigin, &after.crossorigin),
+    ] {
+        if was != is {
+            attrs.push(format!("{name}: {} → {}", text(was), text(is)));
+        }
+    }
+    for (name, was, is) in [
+        ("async", before.is_async, after.is_async),
+        ("defer", before.defer, after.defer),
+        ("nomodule", before.nomodule, after.nomodule),
+    ] {
+        if was != is {
+            attrs.push(format!("{name}: {was} → {is}"));
+        }
+    }
+    if !attrs.is_empty() {
+        out.push((ChangeKind::AttributeChanged, attrs.join("; ")));
+    }
+    out
+}
+
+/// Pairs of positions of equal inline hashes, increasing in both: a
+/// longest common subsequence. Pages hold few inline scripts; past a
+/// bound the table would be large, and identical scripts are paired
+/// greedily instead.
+fn common_subsequence(a: &[&Script], b: &[&Script]) -> Vec<(usize, usize)> {
+    const MAX_CELLS: usize = 4_000_000;
+    let same = |x: &Script, y: &Script| x.inline_sha256 == y.inline_sha256;
+    if a.len().saturating_mul(b.len()) > MAX_CELLS {
+        let mut pairs = Vec::new();
+        let mut j = 0;
+        for (i, x) in a.iter().enumerate() {
+            if let Some(k) = b[j..].iter().position(|y| same(x, y)) {
+                pairs.push((i, j + k));
+                j += k + 1;
+            }
+        }
+        return pairs;
+    }
+    // lengths[i][j]: LCS of a[i..] and b[j..].
+    let w = b.len() + 1;
+    let mut lengths = vec![0u32; (a.len() + 1) * w];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lengths[i * w + j] = if same(a[i], b[j]) {
+                lengths[(i + 1) * w + j + 1] + 1
+            } else {
+                lengths[(i + 1) * w + j].max(lengths[i * w + j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut pairs = Vec::new();
+    while i < a.len() && j < b.len() {
+        if same(a[i], b[j]) {
+            pairs.push((i, j));
+            i += 1;
+            j += 1;
+        } else if lengths[(i + 1) * w + j] >= lengths[i * w + j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    pairs
+}
+
+/// Counts of each kind of change.
+pub fn counts(changes: &[Change]) -> BTreeMap<ChangeKind, usize> {
+    let mut counts = BTreeMap::new();
+    for c in changes {
+        *counts.entry(c.kind).or_default() += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inline(index: u64, hash: &str) -> Script {
+        Script {
+            index,
+            inline_sha256: Some(hash.to_owned()),
+            ..Script::default()
+        }
+    }
+
+    fn kinds(old: &[Script], new: &[Script]) -> Vec<(ChangeKind, String)> {
+        let run = |scripts: &[Script]| Inventory {
+            pages: BTreeMap::from([("p".to_owned(), scripts.to_vec())]),
+            report: None,
+        };
+        compare(&run(old), &run(new), &Options::default())
+            .changes
+            .into_iter()
+            .map(|c| (c.kind, c.inline_sha256.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn inline_scripts_pair_up_between_identical_ones() {
+        use ChangeKind::*;
+        let s = |v: &[&str]| -> Vec<Script> {
+            v.iter()
+                .enumerate()
+                .map(|(i, h)| inline(i as u64, h))
+                .collect()
+        };
+        // One edit between two unchanged scripts.
+        assert_eq!(
+            kinds(&s(&["a", "b", "c"]), &s(&["a", "B", "c"])),
+            [(InlineChanged, "B".to_owned())]
+        );
+        // A removal and an addition elsewhere are not an edit.
+        assert_eq!(
+            kinds(&s(&["a", "b", "c"]), &s(&["a", "c", "d"])),
+            [(Removed, "b".to_owned()), (Added, "d".to_owned())]
+        );
+        // Moved scripts match by hash; only the new one is reported.
+        assert_eq!(
+            kinds(&s(&["a", "b"]), &s(&["x", "a", "b"])),
+            [(Added, "x".to_owned())]
+        );
+        assert_eq!(
+            kinds(&s(&["a", "a"]), &s(&["a"])),
+            [(Removed, "a".to_owned())]
+        );
+    }
+
+    #[test]
+    fn allow_list_entries() {
+        let list = AllowList::parse(
+            "# comment\ncdn.example\nhttps://static.example/lib/*\nsha256-ok  # inline\n",
+        );
+        let ext = |src: &str| Script {
+            src: Some(src.to_owned()),
+            host: url::Url::parse(src)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned)),
+            ..Script::default()
+        };
+        assert!(list.allows(&ext("https://cdn.example/x.js")));
+        assert!(!list.allows(&ext("https://sub.cdn.example/x.js")));
+        assert!(list.allows(&ext("https://static.example/lib/a/b.js")));
+        assert!(!list.allows(&ext("https://static.example/other.js")));
+        assert!(list.allows(&inline(0, "sha256-ok")));
+        assert!(!list.allows(&inline(0, "sha256-other")));
+        let wild = AllowList::parse("*.cdn.example");
+        assert!(wild.allows(&ext("https://a.cdn.example/x.js")));
+    }
+}

@@ -1,0 +1,118 @@
+//! Writing the changes: CSV or JSON Lines for machines, a text summary for
+//! people.
+
+use std::io::{self, Write};
+
+use super::{Change, ChangeKind, counts};
+
+/// The output formats of `scriptscrape diff`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// One row per change, with a header.
+    #[default]
+    Csv,
+    /// One JSON object per change.
+    Jsonl,
+    /// Counts per kind of change and the first rows, for people.
+    Text,
+}
+
+/// The columns of the changes output.
+pub const COLUMNS: [&str; 5] = ["page_url", "change", "src", "inline_sha256", "detail"];
+
+/// Rows the text summary shows.
+const TEXT_ROWS: usize = 20;
+
+/// Writes `changes` in `format`; `pages` is how many pages were compared.
+pub fn changes(
+    out: &mut dyn Write,
+    format: DiffFormat,
+    changes: &[Change],
+    pages: usize,
+) -> io::Result<()> {
+    match format {
+        DiffFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(COLUMNS)?;
+            for c in changes {
+                csv.write_record([
+                    c.page_url.as_str(),
+                    c.kind.as_str(),
+                    c.src.as_deref().unwrap_or(""),
+                    c.inline_sha256.as_deref().unwrap_or(""),
+                    c.detail.as_str(),
+                ])?;
+            }
+            csv.flush()
+        }
+        DiffFormat::Jsonl => {
+            for c in changes {
+                let row = serde_json::json!({
+                    "page_url": c.page_url,
+                    "change": c.kind.as_str(),
+                    "src": c.src,
+                    "inline_sha256": c.inline_sha256,
+                    "detail": c.detail,
+                });
+                serde_json::to_writer(&mut *out, &row)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        }
+        DiffFormat::Text => {
+            writeln!(out, "{}", summary(changes, pages))?;
+            let counts = counts(changes);
+            for kind in ChangeKind::ALL {
+                if let Some(n) = counts.get(&kind) {
+                    writeln!(out, "  {:<18} {n}", kind.as_str())?;
+                }
+            }
+            if !changes.is_empty() {
+                writeln!(out)?;
+            }
+            for c in changes.iter().take(TEXT_ROWS) {
+                let what = c
+                    .src
+                    .as_deref()
+                    .or(c.inline_sha256.as_deref())
+                    .unwrap_or("");
+                writeln!(
+                    out,
+                    "{:<18} {}  {what}{}{}",
+                    c.kind.as_str(),
+                    c.page_url,
+                    if c.detail.is_empty() { "" } else { "  " },
+                    c.detail
+                )?;
+            }
+            if changes.len() > TEXT_ROWS {
+                writeln!(
+                    out,
+                    "… and {} more (--format csv lists them all)",
+                    changes.len() - TEXT_ROWS
+                )?;
+            }
+            out.flush()
+        }
+    }
+}
+
+/// One line: how many changes on how many pages, by kind.
+pub fn summary(changes: &[Change], pages: usize) -> String {
+    if changes.is_empty() {
+        return format!("no changes on {pages} pages");
+    }
+    let mut on: Vec<&str> = changes.iter().map(|c| c.page_url.as_str()).collect();
+    on.dedup();
+    let kinds: Vec<String> = counts(changes)
+        .into_iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    format!(
+        "{} change{} on {} of {pages} pages ({})",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" },
+        on.len(),
+        kinds.join(", ")
+    )
+}
