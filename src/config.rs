@@ -81,8 +81,25 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     let regex = |flag: &str, re: &str| {
         regex::Regex::new(re).with_context(|| format!("invalid {flag} {re:?}"))
     };
-    if args.old == "-" && args.new == "-" {
-        bail!("OLD and NEW cannot both be standard input");
+    let inputs = [
+        Some(&args.old),
+        Some(&args.new),
+        args.old_pages.as_ref(),
+        args.new_pages.as_ref(),
+    ];
+    if inputs
+        .iter()
+        .flatten()
+        .filter(|i| i.as_str() == "-")
+        .count()
+        > 1
+    {
+        bail!("standard input ('-') can be read only once: give the other files by name");
+    }
+    if let Some(out) = &args.output
+        && inputs.iter().flatten().any(|i| Path::new(i) == out)
+    {
+        bail!("-o {} is one of the inputs", out.display());
     }
     let allow = match &args.allow {
         Some(path) => Some(AllowList::parse(
@@ -94,7 +111,8 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     Ok(DiffConfig {
         old: (args.old, args.old_pages),
         new: (args.new, args.new_pages),
-        output: args.output,
+        // As for a scrape, '-o -' is standard output.
+        output: args.output.filter(|o| o.as_os_str() != "-"),
         format: args.format,
         options: Options {
             only_third_party: args.only_third_party,

@@ -192,8 +192,47 @@ impl Options {
 #[derive(Debug, Default)]
 pub struct AllowList {
     hosts: Vec<Glob>,
-    srcs: Vec<Glob>,
+    srcs: Vec<SrcPattern>,
     hashes: HashSet<String>,
+}
+
+/// `scheme://host/rest` with `*` wildcards, matched part by part on the
+/// parsed URL, so that a wildcard in the host cannot reach into the path
+/// (`https://*.cdn.example/*` does not allow
+/// `https://evil.example/.cdn.example/x.js`).
+#[derive(Debug)]
+struct SrcPattern {
+    scheme: String,
+    host: Glob,
+    rest: Glob,
+}
+
+impl SrcPattern {
+    fn parse(entry: &str) -> Option<Self> {
+        let (scheme, after) = entry.split_once("://")?;
+        let (host, rest) = match after.find('/') {
+            Some(i) => after.split_at(i),
+            None => (after, "/"),
+        };
+        Some(SrcPattern {
+            scheme: scheme.to_ascii_lowercase(),
+            host: Glob::new(&host.to_ascii_lowercase()),
+            rest: Glob::new(rest),
+        })
+    }
+
+    fn matches(&self, src: &str) -> bool {
+        let Ok(url) = url::Url::parse(src) else {
+            return false;
+        };
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return false,
+        };
+        let rest = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        url.scheme() == self.scheme && self.host.matches(&host) && self.rest.matches(rest)
+    }
 }
 
 impl AllowList {
@@ -204,14 +243,24 @@ impl AllowList {
     pub fn parse(text: &str) -> Self {
         let mut list = AllowList::default();
         for line in text.lines() {
-            let entry = line.split('#').next().unwrap_or("").trim();
+            // A comment starts at '#' after white space (or at the start),
+            // so a pattern may hold a fragment.
+            let entry = match line.find(" #").or_else(|| line.find("\t#")) {
+                Some(i) => &line[..i],
+                None if line.trim_start().starts_with('#') => "",
+                None => line,
+            };
+            // CSP writes hashes quoted: 'sha256-…'.
+            let entry = entry.trim().trim_matches('\'');
             if entry.is_empty() {
                 continue;
             }
             if entry.starts_with("sha256-") {
                 list.hashes.insert(entry.to_owned());
             } else if entry.contains("://") {
-                list.srcs.push(Glob::new(entry));
+                if let Some(pattern) = SrcPattern::parse(entry) {
+                    list.srcs.push(pattern);
+                }
             } else {
                 list.hosts.push(Glob::new(&entry.to_ascii_lowercase()));
             }
@@ -345,7 +394,21 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
     let old = read::inventory(&config.old.0, config.old.1.as_deref())?;
     let new = read::inventory(&config.new.0, config.new.1.as_deref())?;
     let diff = compare(&old, &new, &config.options);
+    let in_place = config.output.as_deref().is_some_and(|path| {
+        // A symlink, device or pipe is written through, not replaced.
+        std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file())
+    });
     match &config.output {
+        Some(path) if in_place => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            write::changes(&mut file, config.format, &diff.changes, diff.pages)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Some(path) => {
             // Written whole beside the target, then renamed: a reader never
             // sees half a list of changes.
@@ -354,11 +417,11 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
             let mut file = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.kind()))?;
             write::changes(&mut file, config.format, &diff.changes, diff.pages)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             file.persist(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
         }
         None => {
             let mut out = std::io::stdout().lock();
@@ -568,12 +631,26 @@ fn common_subsequence(a: &[&Script], b: &[&Script]) -> Vec<(usize, usize)> {
     const MAX_CELLS: usize = 4_000_000;
     let same = |x: &Script, y: &Script| x.inline_sha256 == y.inline_sha256;
     if a.len().saturating_mul(b.len()) > MAX_CELLS {
+        // Each script of `a` takes the next unclaimed equal one of `b`
+        // after the last pair: linear with an index of `b` by hash.
+        let mut at: HashMap<Option<&str>, VecDeque<usize>> = HashMap::new();
+        for (j, y) in b.iter().enumerate() {
+            at.entry(y.inline_sha256.as_deref())
+                .or_default()
+                .push_back(j);
+        }
         let mut pairs = Vec::new();
-        let mut j = 0;
+        let mut next = 0;
         for (i, x) in a.iter().enumerate() {
-            if let Some(k) = b[j..].iter().position(|y| same(x, y)) {
-                pairs.push((i, j + k));
-                j += k + 1;
+            let Some(queue) = at.get_mut(&x.inline_sha256.as_deref()) else {
+                continue;
+            };
+            while queue.front().is_some_and(|&j| j < next) {
+                queue.pop_front();
+            }
+            if let Some(j) = queue.pop_front() {
+                pairs.push((i, j));
+                next = j + 1;
             }
         }
         return pairs;
@@ -672,7 +749,7 @@ mod tests {
     #[test]
     fn allow_list_entries() {
         let list = AllowList::parse(
-            "# comment\ncdn.example\nhttps://static.example/lib/*\nsha256-ok  # inline\n",
+            "# comment\ncdn.example\nhttps://static.example/lib/*\n'sha256-ok'  # inline\nhttps://*.gapis.example/*\n",
         );
         let ext = |src: &str| Script {
             src: Some(src.to_owned()),
@@ -687,6 +764,9 @@ mod tests {
         assert!(!list.allows(&ext("https://static.example/other.js")));
         assert!(list.allows(&inline(0, "sha256-ok")));
         assert!(!list.allows(&inline(0, "sha256-other")));
+        assert!(list.allows(&ext("https://fonts.gapis.example/a.js")));
+        assert!(!list.allows(&ext("https://evil.example/.gapis.example/a.js")));
+        assert!(!list.allows(&ext("https://x@evil.example/.gapis.example/a.js")));
         let wild = AllowList::parse("*.cdn.example");
         assert!(wild.allows(&ext("https://a.cdn.example/x.js")));
     }

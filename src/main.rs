@@ -32,6 +32,17 @@ fn main() -> ExitCode {
     if let Some(scriptscrape::cli::Command::Diff(args)) = cli.command {
         return diff(args);
     }
+    if cli.command.is_none()
+        && cli.inputs.first().is_some_and(|i| i == "diff")
+        && !std::path::Path::new("diff").exists()
+    {
+        // clap reads options before a subcommand as a scrape's.
+        eprintln!(
+            "scriptscrape: 'diff' is a command: give its options after it \
+             (scriptscrape diff OLD NEW -q), or ./diff for a file named diff"
+        );
+        return ExitCode::from(ExitStatus::Fatal.code());
+    }
     if let Some(kind) = cli.generate {
         return match scriptscrape::cli::generate(kind, &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,

@@ -304,7 +304,7 @@ fn diff_reads_json_lines_and_says_why_it_cannot_compare() {
     let out = run.run(&["diff", "old.csv", "new.jsonl", "--format", "text"], None);
     assert_eq!(out.code, 1);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.starts_with("1 change on 1 of 1 pages"), "{stdout}");
+    assert!(stdout.starts_with("1 change on 1 of 1 page ("), "{stdout}");
     assert!(stdout.contains("attribute_changed  1"), "{stdout}");
 
     // Could not compare: exit 2 and one line.
@@ -326,6 +326,18 @@ fn diff_reads_json_lines_and_says_why_it_cannot_compare() {
         (
             vec!["diff", "old.csv", "new.jsonl", "--allow", "nope.txt"],
             "cannot read --allow",
+        ),
+        (
+            vec!["diff", "-", "old.csv", "--new-pages", "-"],
+            "can be read only once",
+        ),
+        (
+            vec!["diff", "old.csv", "new.jsonl", "-o", "new.jsonl"],
+            "is one of the inputs",
+        ),
+        (
+            vec!["-q", "diff", "old.csv", "new.jsonl"],
+            "give its options after it",
         ),
     ] {
         let out = run.run(&args, None);
@@ -406,5 +418,33 @@ fn scrape_change_the_page_scrape_again_and_diff() {
     assert_eq!(
         table.get(1, "detail"),
         "third-party (skim.example), no integrity"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn diff_writes_through_a_symlink_and_reads_spreadsheet_safe_cells() {
+    let run = Run::new();
+    write_csv(&run, "old.csv", &[row("/a", 0, "", "module", "sha256-x")]);
+    // The same script, written by a --spreadsheet-safe run.
+    let safe = std::fs::read_to_string(run.path("old.csv"))
+        .unwrap()
+        .replace(",module,", ",'-module,");
+    let plain = safe.replace(",'-module,", ",-module,");
+    std::fs::write(run.path("safe.csv"), safe).unwrap();
+    std::fs::write(run.path("plain.csv"), plain).unwrap();
+    std::fs::create_dir(run.path("real")).unwrap();
+    std::os::unix::fs::symlink(run.path("real/changes.csv"), run.path("link.csv")).unwrap();
+    let out = run.run(&["diff", "plain.csv", "safe.csv", "-o", "link.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        std::fs::symlink_metadata(run.path("link.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.path("real/changes.csv")).unwrap(),
+        "page_url,change,src,inline_sha256,detail\n"
     );
 }

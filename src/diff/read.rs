@@ -118,7 +118,7 @@ impl Row<'_> {
                 .get(name)
                 .and_then(|&i| record.get(i))
                 .filter(|v| !v.is_empty())
-                .map(Cow::Borrowed),
+                .map(|v| Cow::Borrowed(unescape(v))),
             Row::Json(map) => match map.get(name)? {
                 serde_json::Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
                 serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
@@ -210,6 +210,15 @@ fn each_row(
     }
 }
 
+/// A cell as written before `--spreadsheet-safe` quoted it, so that runs
+/// with and without the option compare.
+fn unescape(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
 fn not_this_output(required: &[&str], missing: &str) -> String {
     let what = if required.contains(&"src") {
         "a scripts output (-o)"
@@ -225,6 +234,10 @@ fn first_byte(reader: &mut impl BufRead) -> io::Result<Option<u8>> {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
             return Ok(None);
+        }
+        if buf.starts_with(b"\xEF\xBB\xBF") {
+            reader.consume(3);
+            continue;
         }
         match buf.iter().position(|b| !b.is_ascii_whitespace()) {
             Some(i) => {

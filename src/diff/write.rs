@@ -33,7 +33,7 @@ pub fn changes(
     match format {
         DiffFormat::Csv => {
             let mut csv = csv::Writer::from_writer(out);
-            csv.write_record(COLUMNS)?;
+            csv.write_record(COLUMNS).map_err(io_error)?;
             for c in changes {
                 csv.write_record([
                     c.page_url.as_str(),
@@ -41,7 +41,8 @@ pub fn changes(
                     c.src.as_deref().unwrap_or(""),
                     c.inline_sha256.as_deref().unwrap_or(""),
                     c.detail.as_str(),
-                ])?;
+                ])
+                .map_err(io_error)?;
             }
             csv.flush()
         }
@@ -97,10 +98,21 @@ pub fn changes(
     }
 }
 
+/// The I/O error under a CSV error, so that a closed pipe is known as one.
+fn io_error(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
 /// One line: how many changes on how many pages, by kind.
 pub fn summary(changes: &[Change], pages: usize) -> String {
     if changes.is_empty() {
-        return format!("no changes on {pages} pages");
+        return format!(
+            "no changes on {pages} page{}",
+            if pages == 1 { "" } else { "s" }
+        );
     }
     let mut on: Vec<&str> = changes.iter().map(|c| c.page_url.as_str()).collect();
     on.dedup();
@@ -109,10 +121,11 @@ pub fn summary(changes: &[Change], pages: usize) -> String {
         .map(|(kind, n)| format!("{n} {kind}"))
         .collect();
     format!(
-        "{} change{} on {} of {pages} pages ({})",
+        "{} change{} on {} of {pages} page{} ({})",
         changes.len(),
         if changes.len() == 1 { "" } else { "s" },
         on.len(),
+        if pages == 1 { "" } else { "s" },
         kinds.join(", ")
     )
 }
