@@ -2,14 +2,17 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|extract|all] [--runs N]
-//!     [--python-runs N] [--no-python]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|all]
+//!     [--runs N] [--python-runs N] [--no-python] [--frontier-memory N]
 //! ```
 //!
 //! The server runs in this process on its own threads and serves generated
 //! pages (`/p/{n}`: 20–200 KB, median near 60 KB, a realistic mix of script
 //! elements; 2,000 distinct bodies made before the run, page n being body
-//! n % 2,000). The release binary runs as a
+//! n % 2,000). For `crawl` it also serves a site of 5,000 linked pages
+//! (`/c/{n}`: body n % 2,000 plus links to other pages of the site) that
+//! the binary crawls from `/c/0`; `--frontier-memory` is passed to that
+//! crawl. The release binary runs as a
 //! separate process, writing its CSV to a pipe this process drains, and is
 //! measured with wait4 (wall time, CPU seconds, peak RSS) and by when its
 //! first row arrives. Every figure is a median of `--runs` runs.
@@ -19,14 +22,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 mod pages;
@@ -59,6 +62,10 @@ fn main() {
     }
     if matches!(which, "scale" | "all") {
         scale(&dir, runs, baseline.as_ref());
+    }
+    if matches!(which, "crawl" | "all") {
+        let frontier_memory = flag_value(&args, "--frontier-memory");
+        crawl(&dir, runs, frontier_memory, baseline.as_ref());
     }
     if matches!(which, "extract" | "all") {
         extract(runs);
@@ -194,6 +201,75 @@ fn scale(dir: &Path, runs: usize, baseline: Option<&Baseline>) {
     }
 }
 
+/// Crawl: the linked site from `/c/0`, no latency, -c 64 like the CPU-bound
+/// scenario on the same bodies, so that what differs from it is the crawl's
+/// own work (links, seen-set, frontier, breadth-first order).
+fn crawl(dir: &Path, runs: usize, frontier_memory: Option<usize>, baseline: Option<&Baseline>) {
+    let server = Server::start(Duration::ZERO, pages::Size::Realistic);
+    let seed = write_urls(dir, "crawl-seed.txt", std::iter::once(server.site_url(0)));
+    let stats = dir.join("crawl-stats.json");
+    let pages = SITE_PAGES + NAV_PAGES.len() as u64;
+    let memory = frontier_memory.map_or(String::new(), |n| format!(" --frontier-memory {n}"));
+    println!(
+        "\n## crawl: {SITE_PAGES} linked pages and {} nav targets from /c/0, no latency, -c 64, --depth {CRAWL_DEPTH} --max-pages {pages}{memory}",
+        NAV_PAGES.len()
+    );
+    let mut cmd = scriptscrape(&seed, 64);
+    cmd.args([
+        "--depth",
+        &CRAWL_DEPTH.to_string(),
+        "--max-pages",
+        &pages.to_string(),
+    ])
+    .arg("--stats")
+    .arg(&stats);
+    if let Some(n) = frontier_memory {
+        cmd.args(["--frontier-memory", &n.to_string()]);
+    }
+    let ours = median_of(runs, || {
+        // A stale file from an earlier run must not pass for this one's.
+        let _ = std::fs::remove_file(&stats);
+        server.site.reset();
+        let m = server.measure(&cmd);
+        server.site.check("scriptscrape");
+        println!("  its --stats: {}", crawl_stats(&stats));
+        m
+    });
+    ours.print("scriptscrape", pages);
+    if let Some(b) = baseline {
+        let cmd = b.crawl_command(&seed, 64, pages);
+        b.compare(pages, &ours, || {
+            server.site.reset();
+            let m = server.measure(&cmd);
+            server.site.check("python");
+            m
+        });
+    }
+}
+
+/// What the binary's `--stats` says of its crawl: a second count of the
+/// pages besides the server's, and how many URLs the frontier spilled.
+fn crawl_stats(path: &Path) -> String {
+    let Some(stats) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    else {
+        return "missing or unreadable".to_string();
+    };
+    let (pages, crawl) = (&stats["pages"], &stats["crawl"]);
+    format!(
+        "{} pages ({} ok, {} failed), {} scripts, {} discovered, {} off-scope links, {} left, {} spilled",
+        pages["total"],
+        pages["ok"],
+        pages["failed"],
+        stats["scripts"],
+        crawl["discovered"],
+        crawl["off_scope"],
+        crawl["left"],
+        crawl["spilled"]
+    )
+}
+
 /// Pages per second and MB per second of `Extractor::extract` over the
 /// benchmark pages, on `threads` threads, in this process.
 fn extraction_ceiling(n: u64, threads: usize) -> (f64, f64) {
@@ -242,6 +318,8 @@ struct Baseline {
     runs: usize,
     python: PathBuf,
     script: PathBuf,
+    /// bench/crawl_baseline.py: the same program's crawling counterpart.
+    crawl_script: PathBuf,
 }
 
 impl Baseline {
@@ -281,15 +359,21 @@ impl Baseline {
             runs,
             python,
             script: root.join("bench/baseline.py"),
+            crawl_script: root.join("bench/crawl_baseline.py"),
         })
     }
 
     /// Times the Python program on the same URLs and prints it next to
     /// scriptscrape's figures from the same run.
     fn beside(&self, server: &Server, urls: &Path, concurrency: usize, n: u64, ours: &Measured) {
-        let theirs = median_of(self.runs, || {
-            server.measure(&self.command(urls, concurrency))
-        });
+        let cmd = self.command(urls, concurrency);
+        self.compare(n, ours, || server.measure(&cmd));
+    }
+
+    /// Times the Python program with `measure` (one run each call) and
+    /// prints it next to scriptscrape's figures from the same run.
+    fn compare(&self, n: u64, ours: &Measured, measure: impl FnMut() -> Measured) {
+        let theirs = median_of(self.runs, measure);
         theirs.print("python asyncio+aiohttp+bs4", n);
         println!(
             "  python wall / scriptscrape wall: {:.1}x, peak RSS {:.1}x",
@@ -303,6 +387,21 @@ impl Baseline {
         cmd.arg(&self.script)
             .arg(urls)
             .args(["-c", &concurrency.to_string(), "-o", "-"]);
+        cmd
+    }
+
+    fn crawl_command(&self, seeds: &Path, concurrency: usize, max_pages: u64) -> Command {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(&self.crawl_script).arg(seeds).args([
+            "-c",
+            &concurrency.to_string(),
+            "--depth",
+            &CRAWL_DEPTH.to_string(),
+            "--max-pages",
+            &max_pages.to_string(),
+            "-o",
+            "-",
+        ]);
         cmd
     }
 }
@@ -371,6 +470,7 @@ fn median_of(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
 struct Server {
     addr: SocketAddr,
     served: Arc<AtomicU64>,
+    site: Arc<Site>,
 }
 
 #[derive(Clone)]
@@ -378,6 +478,72 @@ struct ServerState {
     latency: Duration,
     bodies: Arc<Vec<Bytes>>,
     served: Arc<AtomicU64>,
+    site: Arc<Site>,
+    /// `http://127.0.0.1:PORT`, for the site's absolute links.
+    origin: Arc<str>,
+}
+
+/// Pages of the crawled site, `/c/0` to `/c/{SITE_PAGES - 1}`.
+const SITE_PAGES: u64 = 5_000;
+
+/// The targets of the links every page body already has (its navigation
+/// and "read more" links). A crawler finds them too, so the site serves
+/// them as small pages, and they count among the pages a crawl fetches.
+const NAV_PAGES: [&str; 4] = ["/a", "/b", "/c", "/more"];
+
+/// Deep enough for the whole site: breadth first, the farthest page is 7
+/// hops from `/c/0` (a binary tree alone would need 13).
+const CRAWL_DEPTH: u64 = 20;
+
+const NAV_BODY: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Section</title></head>\n<body><p>A section of the site.</p></body></html>\n";
+
+/// What a crawl asked of the site, so the harness can tell whether it
+/// fetched every page exactly once.
+struct Site {
+    /// Requests for each `/c/{n}`.
+    pages: Vec<AtomicU32>,
+    nav: AtomicU64,
+    robots: AtomicU64,
+}
+
+impl Site {
+    fn new() -> Site {
+        Site {
+            pages: (0..SITE_PAGES).map(|_| AtomicU32::new(0)).collect(),
+            nav: AtomicU64::new(0),
+            robots: AtomicU64::new(0),
+        }
+    }
+
+    fn reset(&self) {
+        for count in &self.pages {
+            count.store(0, Ordering::Relaxed);
+        }
+        self.nav.store(0, Ordering::Relaxed);
+        self.robots.store(0, Ordering::Relaxed);
+    }
+
+    /// Prints what `who` fetched, with a warning unless it was every page
+    /// of the site and every nav target, each once.
+    fn check(&self, who: &str) {
+        let (mut fetched, mut repeats) = (0u64, 0u64);
+        for count in &self.pages {
+            let n = u64::from(count.load(Ordering::Relaxed));
+            fetched += u64::from(n > 0);
+            repeats += n.saturating_sub(1);
+        }
+        let nav = self.nav.load(Ordering::Relaxed);
+        let robots = self.robots.load(Ordering::Relaxed);
+        println!(
+            "  {who}: {fetched} of {SITE_PAGES} site pages, {repeats} repeated requests, {nav} nav-target requests, robots.txt requested {robots} times"
+        );
+        if fetched != SITE_PAGES || repeats != 0 || nav != NAV_PAGES.len() as u64 {
+            println!(
+                "  WARNING: {who} did not fetch each of the {SITE_PAGES} site pages and {} nav targets exactly once",
+                NAV_PAGES.len()
+            );
+        }
+    }
 }
 
 /// Distinct page bodies a server holds; page n is body n % DISTINCT. Made
@@ -393,12 +559,9 @@ fn body(n: u64, size: pages::Size) -> String {
 impl Server {
     fn start(latency: Duration, size: pages::Size) -> Server {
         let served = Arc::new(AtomicU64::new(0));
-        let bodies = (0..DISTINCT).map(|n| Bytes::from(body(n, size))).collect();
-        let state = ServerState {
-            latency,
-            bodies: Arc::new(bodies),
-            served: Arc::clone(&served),
-        };
+        let site = Arc::new(Site::new());
+        let bodies = Arc::new((0..DISTINCT).map(|n| Bytes::from(body(n, size))).collect());
+        let (served_by_server, site_of_server) = (Arc::clone(&served), Arc::clone(&site));
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -409,20 +572,38 @@ impl Server {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind");
-                tx.send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                let app = Router::new().route("/p/{n}", get(page)).with_state(state);
+                let addr = listener.local_addr().expect("addr");
+                tx.send(addr).expect("send addr");
+                let state = ServerState {
+                    latency,
+                    bodies,
+                    served: served_by_server,
+                    site: site_of_server,
+                    origin: format!("http://{addr}").into(),
+                };
+                let mut app = Router::new()
+                    .route("/p/{n}", get(page))
+                    .route("/c/{n}", get(site_page))
+                    .route("/robots.txt", get(robots));
+                for path in NAV_PAGES {
+                    app = app.route(path, get(nav_page));
+                }
+                let app = app.with_state(state);
                 axum::serve(listener, app).await.expect("serve");
             });
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("server started");
-        Server { addr, served }
+        Server { addr, served, site }
     }
 
     fn url(&self, n: u64) -> String {
         format!("http://{}/p/{n}", self.addr)
+    }
+
+    fn site_url(&self, n: u64) -> String {
+        format!("http://{}/c/{n}", self.addr)
     }
 
     /// Runs `cmd` to the end, its standard output drained here, and
@@ -517,6 +698,93 @@ async fn page(State(state): State<ServerState>, UrlPath(n): UrlPath<u64>) -> imp
     let body = state.bodies[(n % DISTINCT) as usize].clone();
     state.served.fetch_add(body.len() as u64, Ordering::Relaxed);
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body)
+}
+
+/// Page `n` of the crawled site: body n % DISTINCT, as `/p/{n}` serves it,
+/// with the page's links inserted before `</body>`.
+async fn site_page(State(state): State<ServerState>, UrlPath(n): UrlPath<u64>) -> Response {
+    let Some(count) = state.site.pages.get(n as usize) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    count.fetch_add(1, Ordering::Relaxed);
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    let body = &state.bodies[(n % DISTINCT) as usize];
+    let links = site_links(n, &state.origin);
+    // The bodies end with "</body></html>\n", so the search from the end
+    // stops at once.
+    let cut = body
+        .windows(7)
+        .rposition(|w| w == b"</body>")
+        .unwrap_or(body.len());
+    let mut html = Vec::with_capacity(body.len() + links.len());
+    html.extend_from_slice(&body[..cut]);
+    html.extend_from_slice(links.as_bytes());
+    html.extend_from_slice(&body[cut..]);
+    state.served.fetch_add(html.len() as u64, Ordering::Relaxed);
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// The links of page `n` of the crawled site. n → 2n+1, 2n+2 makes every
+/// page reachable from page 0; the parent, home and pseudo-random links
+/// make cycles and links back to pages already seen; the same page is
+/// spelled root-relative, relative, absolute and with a fragment, so that
+/// normalisation is needed to fetch each page once; the off-host links
+/// must not be followed at all.
+fn site_links(n: u64, origin: &str) -> String {
+    use std::fmt::Write as _;
+    let left = (2 * n + 1) % SITE_PAGES;
+    let right = (2 * n + 2) % SITE_PAGES;
+    let next = (n + 1) % SITE_PAGES;
+    let [r0, r1, r2] = [0, 1, 2].map(|i| mix(n * 4 + i) % SITE_PAGES);
+    let parent = n / 2;
+    let mut html = String::with_capacity(1024);
+    write!(
+        html,
+        "<nav class=\"related\"><ul>\n\
+         <li><a href=\"/c/{left}\">Page {left}</a></li>\n\
+         <li><a href=\"{right}\">Page {right}</a></li>\n\
+         <li><a href=\"/c/{left}#reviews\">Reviews of page {left}</a></li>\n\
+         <li><a href=\"{origin}/c/{parent}\">Up to page {parent}</a></li>\n\
+         <li><a href=\"/c/0\">Home</a></li>\n\
+         <li><a href=\"./{next}\">Next: page {next}</a></li>\n\
+         <li><a href=\"/c/{r0}\">See also page {r0}</a></li>\n\
+         <li><a href=\"/c/{r1}\">See also page {r1}</a></li>\n\
+         <li><a href=\"/c/{r2}\">See also page {r2}</a></li>\n\
+         <li><a href=\"http://other.invalid/x\">Partner</a></li>\n\
+         <li><a href=\"https://other.invalid/c/{n}\">Mirror</a></li>\n\
+         </ul></nav>\n"
+    )
+    .expect("writing to a String cannot fail");
+    html
+}
+
+/// splitmix64's finaliser: the site's pseudo-random links, the same on
+/// every run.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+async fn nav_page(State(state): State<ServerState>) -> impl IntoResponse {
+    state.site.nav.fetch_add(1, Ordering::Relaxed);
+    state
+        .served
+        .fetch_add(NAV_BODY.len() as u64, Ordering::Relaxed);
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        NAV_BODY,
+    )
+}
+
+/// No robots.txt: a 404 means no rules (RFC 9309), so the crawl, which
+/// obeys robots.txt by default, asks once and may fetch everything.
+async fn robots(State(state): State<ServerState>) -> StatusCode {
+    state.site.robots.fetch_add(1, Ordering::Relaxed);
+    StatusCode::NOT_FOUND
 }
 
 fn rebuild(cmd: &Command) -> Command {
