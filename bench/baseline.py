@@ -69,8 +69,17 @@ def resolve(base, ref):
 
 def script_rows(page_url, final_url, html):
     soup = BeautifulSoup(html, "lxml")
+    return soup_rows(page_url, final_url, soup, document_base(soup, final_url))
+
+
+def document_base(soup, final_url):
+    """The URL relative references resolve against: <base href>, else the page."""
     base_tag = soup.find("base", href=True)
-    base = (base_tag and resolve(final_url, base_tag["href"].strip())) or final_url
+    return (base_tag and resolve(final_url, base_tag["href"].strip())) or final_url
+
+
+def soup_rows(page_url, final_url, soup, base):
+    """One CSV row per <script> element of a parsed page."""
     index = 0
     for script in soup.find_all("script"):
         parents = {p.name for p in script.parents}

@@ -16,19 +16,18 @@ Needs: pip install aiohttp beautifulsoup4 lxml
 
 import argparse
 import asyncio
-import base64
 import csv
-import hashlib
 import sys
 import time
 from urllib.parse import urldefrag, urlsplit
 
 import aiohttp
-from bs4 import BeautifulSoup, NavigableString
+from bs4 import BeautifulSoup
 
 # Importing baseline.py would otherwise leave a __pycache__ in bench/.
 sys.dont_write_bytecode = True
-from baseline import HEADER, HTML_TYPES, SkipPage, flag, read_urls, resolve
+from baseline import (HEADER, HTML_TYPES, SkipPage, document_base, read_urls, resolve,
+                      soup_rows)
 
 
 async def fetch(session, url):
@@ -41,42 +40,11 @@ async def fetch(session, url):
         return str(resp.url), html
 
 
-def script_rows(page_url, final_url, soup, base):
-    index = 0
-    for script in soup.find_all("script"):
-        parents = {p.name for p in script.parents}
-        if "template" in parents:
-            continue
-        row = {
-            "page_url": page_url, "final_url": final_url, "index": index,
-            "type": script.get("type", ""), "integrity": script.get("integrity", ""),
-            "crossorigin": script.get("crossorigin", ""),
-            "async": flag(script.has_attr("async")), "defer": flag(script.has_attr("defer")),
-            "nomodule": flag(script.has_attr("nomodule")), "svg": flag("svg" in parents),
-        }
-        if script.has_attr("src"):
-            src = script["src"].strip()
-            resolved = resolve(base, src) if src else None
-            row.update(src=resolved or src, inline="false", inline_bytes="",
-                       inline_sha256="", src_resolved=flag(resolved))
-        else:
-            text = script.string
-            if text is None:
-                text = "".join(c for c in script.children if isinstance(c, NavigableString))
-            data = str(text).encode("utf-8")
-            digest = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
-            row.update(src="", inline="true", inline_bytes=len(data),
-                       inline_sha256="sha256-" + digest, src_resolved="")
-        index += 1
-        yield row
-
-
 def parse_page(page_url, final_url, html):
     """The page's script rows and the absolute URLs of its links, fragments dropped."""
     soup = BeautifulSoup(html, "lxml")
-    base_tag = soup.find("base", href=True)
-    base = (base_tag and resolve(final_url, base_tag["href"].strip())) or final_url
-    rows = list(script_rows(page_url, final_url, soup, base))
+    base = document_base(soup, final_url)
+    rows = list(soup_rows(page_url, final_url, soup, base))
     links = []
     for a in soup.find_all("a", href=True):
         url = resolve(base, a["href"].strip())
