@@ -427,7 +427,7 @@ impl Table {
 
 /// OWASP's CSV-injection rule: a cell a spreadsheet would evaluate starts
 /// with `=`, `+`, `-`, `@`, a tab or a carriage return.
-fn formula_like(s: &str) -> bool {
+pub(crate) fn formula_like(s: &str) -> bool {
     matches!(
         s.as_bytes().first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')

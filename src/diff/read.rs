@@ -214,7 +214,7 @@ fn each_row(
 /// with and without the option compare.
 fn unescape(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        Some(rest) if crate::output::formula_like(rest) => rest,
         _ => cell,
     }
 }
