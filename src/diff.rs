@@ -466,15 +466,38 @@ fn compare_page(
         });
     };
 
-    // External scripts: the same src (as keyed) is the same script; each
-    // occurrence pairs with the next one of the other run.
-    let mut waiting: HashMap<Cow<str>, VecDeque<&Script>> = HashMap::new();
+    // External scripts: the same src is the same script; each occurrence
+    // pairs with the next one of the other run. Scripts left over then pair
+    // by src as keyed (--ignore-query, --ignore-src), so that of
+    // `gtag.js?id=A` and `?id=B`, both still there, neither reads as
+    // replaced by the other.
+    let mut exact: HashMap<&str, VecDeque<&Script>> = HashMap::new();
     for s in old {
+        if let Some(src) = &s.src {
+            exact.entry(src).or_default().push_back(s);
+        }
+    }
+    let mut unmatched: Vec<&Script> = Vec::new();
+    for s in new {
+        let Some(src) = &s.src else { continue };
+        match exact.get_mut(src.as_str()).and_then(VecDeque::pop_front) {
+            Some(before) => {
+                for (kind, detail) in differences(before, s) {
+                    push(kind, s, detail, (s.index, 1));
+                }
+            }
+            None => unmatched.push(s),
+        }
+    }
+    let mut left: Vec<&Script> = exact.into_values().flatten().collect();
+    left.sort_by_key(|s| s.index);
+    let mut waiting: HashMap<Cow<str>, VecDeque<&Script>> = HashMap::new();
+    for s in left {
         if let Some(src) = &s.src {
             waiting.entry(options.key(src)).or_default().push_back(s);
         }
     }
-    for s in new {
+    for s in unmatched {
         let Some(src) = &s.src else { continue };
         match waiting
             .get_mut(&options.key(src))
@@ -743,6 +766,52 @@ mod tests {
         assert_eq!(
             kinds(&s(&["a", "a"]), &s(&["a"])),
             [(Removed, "a".to_owned())]
+        );
+    }
+
+    #[test]
+    fn keyed_src_pairs_only_what_exact_src_leaves() {
+        let ext = |index, src: &str| Script {
+            index,
+            src: Some(src.to_owned()),
+            ..Script::default()
+        };
+        let run = |scripts: Vec<Script>| Inventory {
+            pages: BTreeMap::from([("p".to_owned(), scripts)]),
+            report: None,
+        };
+        let options = Options {
+            ignore_query: true,
+            ..Options::default()
+        };
+        let changes = |old, new| -> Vec<(ChangeKind, Option<String>)> {
+            compare(&run(old), &run(new), &options)
+                .changes
+                .into_iter()
+                .map(|c| (c.kind, c.src))
+                .collect()
+        };
+        // id=A went; id=B stayed, though it shares A's key and comes after.
+        assert_eq!(
+            changes(
+                vec![
+                    ext(0, "https://g.example/gtag.js?id=A"),
+                    ext(1, "https://g.example/gtag.js?id=B")
+                ],
+                vec![ext(0, "https://g.example/gtag.js?id=B")],
+            ),
+            [(
+                ChangeKind::Removed,
+                Some("https://g.example/gtag.js?id=A".to_owned())
+            )]
+        );
+        // A rotated token alone is no change.
+        assert_eq!(
+            changes(
+                vec![ext(0, "https://a.example/x.js?v=1")],
+                vec![ext(0, "https://a.example/x.js?v=2")],
+            ),
+            []
         );
     }
 
