@@ -368,8 +368,9 @@ failed in either run: not compared), unapproved (added, but not on --allow).
 
 Exit status:
   0    no changes
-  1    changes found (any row written)
-  2    could not compare: unreadable file, not a scripts output, bad option
+  1    changes found (any row written; with --fail-on, a row of those kinds)
+  2    could not compare: unreadable file, not a scripts output, a scripts output
+       and page report that disagree, bad option
 
 Example (from cron, after each scrape):
   $ scriptscrape urls.txt -o today.csv --pages today-pages.csv
@@ -431,6 +432,18 @@ pub struct DiffArgs {
     /// reported as unapproved.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<String>,
+
+    /// Exit 1 only for changes of these kinds (comma-separated, e.g.
+    /// added,unapproved,integrity_removed); every change is written either
+    /// way. Default: any change.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub fail_on: Vec<crate::diff::ChangeKind>,
+
+    /// CSV: prefix with ' every cell that starts with =, +, -, @, a tab or
+    /// a carriage return, so that a spreadsheet shows it instead of running
+    /// it (src values are whatever the pages said).
+    #[arg(long)]
+    pub spreadsheet_safe: bool,
 
     /// Print nothing on standard error but fatal errors.
     #[arg(short = 'q', long)]

@@ -114,6 +114,8 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
         // As for a scrape, '-o -' is standard output.
         output: args.output.filter(|o| o.as_os_str() != "-"),
         format: args.format,
+        fail_on: args.fail_on,
+        spreadsheet_safe: args.spreadsheet_safe,
         options: Options {
             only_third_party: args.only_third_party,
             page: args

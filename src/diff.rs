@@ -59,8 +59,10 @@ pub struct Inventory {
 /// What a page report says of each page.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Pages fetched and parsed (with or without scripts).
-    pub ok: HashSet<String>,
+    /// Pages fetched and parsed (with or without scripts), with the number
+    /// of scripts the report counts (`None` for a report without the
+    /// `scripts` column).
+    pub ok: HashMap<String, Option<u64>>,
     /// Pages that failed, with `kind: detail`.
     pub failed: HashMap<String, String>,
 }
@@ -128,6 +130,20 @@ impl ChangeKind {
             self,
             ChangeKind::PageAdded | ChangeKind::PageGone | ChangeKind::Unknown
         )
+    }
+}
+
+impl std::str::FromStr for ChangeKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        ChangeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("not a kind of change (one of: {})", names.join(", "))
+            })
     }
 }
 
@@ -301,7 +317,7 @@ fn seen<'a>(run: &'a Inventory, page: &str) -> Seen<'a> {
     if let Some(scripts) = run.pages.get(page) {
         return Seen::Scripts(scripts);
     }
-    if run.report.as_ref().is_some_and(|r| r.ok.contains(page)) {
+    if run.report.as_ref().is_some_and(|r| r.ok.contains_key(page)) {
         return Seen::Scripts(&[]);
     }
     Seen::Absent
@@ -315,6 +331,18 @@ pub struct Diff {
     pub changes: Vec<Change>,
     /// Pages compared (after `--page`).
     pub pages: usize,
+    /// What the reader should know about the result: one line each.
+    pub warnings: Vec<String>,
+}
+
+impl Diff {
+    /// Whether a change of one of `kinds` was found (of any kind when
+    /// `kinds` is empty): what exit status 1 means.
+    pub fn found(&self, kinds: &[ChangeKind]) -> bool {
+        self.changes
+            .iter()
+            .any(|c| kinds.is_empty() || kinds.contains(&c.kind))
+    }
 }
 
 /// Every change from `old` to `new`.
@@ -323,10 +351,11 @@ pub fn compare(old: &Inventory, new: &Inventory, options: &Options) -> Diff {
     for run in [old, new] {
         pages.extend(run.pages.keys().map(String::as_str));
         if let Some(report) = &run.report {
-            pages.extend(report.ok.iter().map(String::as_str));
+            pages.extend(report.ok.keys().map(String::as_str));
             pages.extend(report.failed.keys().map(String::as_str));
         }
     }
+    let pages_seen = pages.len();
     let mut changes = Vec::new();
     let mut compared = 0;
     for page in pages {
@@ -366,9 +395,20 @@ pub fn compare(old: &Inventory, new: &Inventory, options: &Options) -> Diff {
             (Seen::Absent, Seen::Absent) => {}
         }
     }
+    let mut warnings = Vec::new();
+    if let Some(re) = &options.page
+        && compared == 0
+    {
+        warnings.push(format!(
+            "--page {} matches none of the {} pages",
+            re.as_str(),
+            pages_seen
+        ));
+    }
     Diff {
         changes,
         pages: compared,
+        warnings,
     }
 }
 
@@ -385,15 +425,31 @@ pub struct DiffConfig {
     pub format: write::DiffFormat,
     /// What is compared and reported.
     pub options: Options,
+    /// The kinds of change that make the exit status 1 (`--fail-on`);
+    /// empty for all.
+    pub fail_on: Vec<ChangeKind>,
+    /// CSV: neutralise cells a spreadsheet would run as formulas.
+    pub spreadsheet_safe: bool,
 }
 
 /// Reads both runs, compares them and writes the changes. An `Err` means
 /// the runs could not be compared.
 pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
     use anyhow::Context as _;
-    let old = read::inventory(&config.old.0, config.old.1.as_deref())?;
-    let new = read::inventory(&config.new.0, config.new.1.as_deref())?;
-    let diff = compare(&old, &new, &config.options);
+    let (old, mut warnings) = read::inventory(&config.old.0, config.old.1.as_deref())?;
+    let (new, more) = read::inventory(&config.new.0, config.new.1.as_deref())?;
+    warnings.extend(more);
+    match (&config.old.1, &config.new.1) {
+        (Some(_), None) | (None, Some(_)) => warnings.push(
+            "only one run's page report given: the other run's failed pages and pages without \
+             scripts read as page_added or page_gone"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    let mut diff = compare(&old, &new, &config.options);
+    warnings.append(&mut diff.warnings);
+    diff.warnings = warnings;
     let in_place = config.output.as_deref().is_some_and(|path| {
         // A symlink, device or pipe is written through, not replaced.
         std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file())
@@ -406,7 +462,7 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
                 .truncate(true)
                 .open(path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            write::changes(&mut file, config.format, &diff.changes, diff.pages)
+            write::changes(&mut file, config.format, &diff, config.spreadsheet_safe)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Some(path) => {
@@ -416,16 +472,26 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            let mut file = tempfile::NamedTempFile::new_in(dir)
+            let mut builder = tempfile::Builder::new();
+            // As any new file (the umask decides), not tempfile's 0600.
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            let mut file = builder
+                .tempfile_in(dir)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.kind()))?;
-            write::changes(&mut file, config.format, &diff.changes, diff.pages)
+            if let Ok(meta) = std::fs::metadata(path) {
+                // The file replaced keeps its mode, as a scrape's outputs
+                // do; best effort, as on filesystems without modes.
+                let _ = file.as_file().set_permissions(meta.permissions());
+            }
+            write::changes(&mut file, config.format, &diff, config.spreadsheet_safe)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             file.persist(path)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
         }
         None => {
             let mut out = std::io::stdout().lock();
-            match write::changes(&mut out, config.format, &diff.changes, diff.pages) {
+            match write::changes(&mut out, config.format, &diff, config.spreadsheet_safe) {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
                 other => other.context("cannot write to standard output")?,
             }

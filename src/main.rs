@@ -114,18 +114,23 @@ fn main() -> ExitCode {
 /// could not be compared.
 fn diff(args: scriptscrape::cli::DiffArgs) -> ExitCode {
     let quiet = args.quiet;
-    let to_terminal_as_text =
-        args.output.is_none() && args.format == scriptscrape::diff::write::DiffFormat::Text;
-    match scriptscrape::config::diff_config(args).and_then(|c| scriptscrape::diff::run(&c)) {
-        Ok(diff) => {
-            // The text format is its own summary.
+    let to_terminal_as_text = args.output.as_deref().is_none_or(|o| o.as_os_str() == "-")
+        && args.format == scriptscrape::diff::write::DiffFormat::Text;
+    let outcome = scriptscrape::config::diff_config(args)
+        .and_then(|c| scriptscrape::diff::run(&c).map(|diff| (diff, c.fail_on)));
+    match outcome {
+        Ok((diff, fail_on)) => {
+            // The text format is its own summary, warnings included.
             if !quiet && !to_terminal_as_text {
+                for warning in &diff.warnings {
+                    eprintln!("scriptscrape diff: warning: {warning}");
+                }
                 eprintln!(
                     "scriptscrape diff: {}",
                     scriptscrape::diff::write::summary(&diff.changes, diff.pages)
                 );
             }
-            ExitCode::from(u8::from(!diff.changes.is_empty()))
+            ExitCode::from(u8::from(diff.found(&fail_on)))
         }
         Err(err) => {
             // One line, even for a regex error's pointer diagram.

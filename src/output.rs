@@ -377,16 +377,8 @@ impl Table {
                 let mut num = itoa::Buffer::new();
                 for cell in cells {
                     match *cell {
-                        // A value that starts with a quote gets one more, so
-                        // that the escape can be undone (--resume does).
-                        Cell::Str(s)
-                            if self.spreadsheet_safe
-                                && (formula_like(s) || s.starts_with('\'')) =>
-                        {
-                            let mut safe = String::with_capacity(s.len() + 1);
-                            safe.push('\'');
-                            safe.push_str(s);
-                            w.write_field(safe)?;
+                        Cell::Str(s) if self.spreadsheet_safe => {
+                            w.write_field(spreadsheet_safe(s).as_ref())?
                         }
                         Cell::Str(s) => w.write_field(s)?,
                         Cell::Int(n) => w.write_field(num.format(n))?,
@@ -432,6 +424,17 @@ pub(crate) fn formula_like(s: &str) -> bool {
         s.as_bytes().first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
     )
+}
+
+/// A cell as `--spreadsheet-safe` writes it: a formula-like value gets a
+/// leading `'`, and so does a value that starts with one, so that the
+/// escape can be undone (--resume and diff do).
+pub(crate) fn spreadsheet_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(s) || s.starts_with('\'') {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
 /// A writer that keeps everything in memory until flushed, so that what

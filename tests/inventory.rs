@@ -448,3 +448,209 @@ fn diff_writes_through_a_symlink_and_reads_spreadsheet_safe_cells() {
         "page_url,change,src,inline_sha256,detail\n"
     );
 }
+
+/// A page report with the `scripts` column: (page path, error or "", scripts).
+fn write_report(run: &Run, name: &str, pages: &[(&str, &str, u32)]) {
+    let mut text = "page_url,error,scripts,error_detail\n".to_owned();
+    for (page, error, scripts) in pages {
+        text.push_str(&format!(
+            "https://shop.example{page},{error},{scripts},{}\n",
+            if error.is_empty() { "" } else { "it failed" }
+        ));
+    }
+    std::fs::write(run.path(name), text).unwrap();
+}
+
+#[test]
+fn diff_checks_each_scripts_output_against_its_page_report() {
+    let run = Run::new();
+    write_csv(
+        &run,
+        "old.csv",
+        &[
+            row("/a", 0, "https://shop.example/a.js", "", ""),
+            row("/a", 1, "https://shop.example/b.js", "", ""),
+        ],
+    );
+    write_report(&run, "right.csv", &[("/a", "", 2), ("/b", "", 0)]);
+    // Cut short: the report counts a row the scripts file lacks.
+    write_report(&run, "short.csv", &[("/a", "", 3)]);
+    // Of another run: the report says the page failed.
+    write_report(&run, "failed.csv", &[("/a", "timeout", 0)]);
+    std::fs::write(run.path("empty.jsonl"), "").unwrap();
+
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "old.csv",
+            "--old-pages",
+            "right.csv",
+            "--new-pages",
+            "right.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+
+    for (report, says) in [
+        (
+            "short.csv",
+            "https://shop.example/a has 2 script rows, the report counts 3",
+        ),
+        ("failed.csv", "the report says failed"),
+    ] {
+        let out = run.run(&["diff", "old.csv", "old.csv", "--new-pages", report], None);
+        assert_eq!(out.code, 2, "{report}: {}", out.stderr);
+        assert!(out.stderr.contains("disagree"), "{}", out.stderr);
+        assert!(out.stderr.contains(says), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+
+    // An empty file is a run with no scripts only when its report agrees.
+    write_report(&run, "none.csv", &[("/a", "", 0), ("/b", "", 0)]);
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "empty.jsonl",
+            "--old-pages",
+            "right.csv",
+            "--new-pages",
+            "none.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "empty.jsonl",
+            "--old-pages",
+            "right.csv",
+            "--new-pages",
+            "right.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("has 0 script rows"), "{}", out.stderr);
+    // Without the report: compared, with a warning.
+    let out = run.run(&["diff", "old.csv", "empty.jsonl", "-o", "c.csv"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("warning: empty.jsonl is empty: read as a run that found no scripts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(changes(&run, "c.csv"), owned(&[("/a", "page_gone", "")]));
+}
+
+#[test]
+fn diff_warns_of_half_given_reports_and_empty_page_filters() {
+    let run = Run::new();
+    write_csv(
+        &run,
+        "old.csv",
+        &[row("/a", 0, "https://shop.example/a.js", "", "")],
+    );
+    write_report(&run, "pages.csv", &[("/a", "", 1)]);
+    let out = run.run(
+        &["diff", "old.csv", "old.csv", "--old-pages", "pages.csv"],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("warning: only one run's page report given"),
+        "{}",
+        out.stderr
+    );
+    let out = run.run(&["diff", "old.csv", "old.csv", "--page", "/checkout"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("warning: --page /checkout matches none of the 1 pages"),
+        "{}",
+        out.stderr
+    );
+    // The text format carries its warnings into the mail body.
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "old.csv",
+            "--page",
+            "/checkout",
+            "--format",
+            "text",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("warning: --page /checkout"), "{stdout}");
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let out = run.run(&["diff", "-q", "old.csv", "old.csv", "--page", "/x"], None);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn diff_fails_on_chosen_kinds_and_writes_spreadsheet_safe_cells() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let run = Run::new();
+    write_csv(
+        &run,
+        "old.csv",
+        &[row("/a", 0, "https://shop.example/a.js", "", "")],
+    );
+    write_csv(
+        &run,
+        "new.csv",
+        &[
+            row("/a", 0, "https://shop.example/a.js", "", ""),
+            row("/a", 1, "=HYPERLINK(\"http://x.example\")", "", ""),
+        ],
+    );
+    std::fs::write(run.path("c.csv"), "").unwrap();
+    std::fs::set_permissions(run.path("c.csv"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "new.csv",
+            "-o",
+            "c.csv",
+            "--fail-on",
+            "removed,unapproved",
+            "--spreadsheet-safe",
+        ],
+        None,
+    );
+    // Written, but not a kind that fails the run.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = crate::support::Table::read(&run.path("c.csv"));
+    assert_eq!(table.rows.len(), 1);
+    assert_eq!(table.get(0, "change"), "added");
+    assert_eq!(table.get(0, "src"), "'=HYPERLINK(\"http://x.example\")");
+    // The file replaced keeps its mode.
+    let mode = std::fs::metadata(run.path("c.csv"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+
+    let out = run.run(&["diff", "old.csv", "new.csv", "--fail-on", "added"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = run.run(&["diff", "old.csv", "new.csv", "--fail-on", "nope"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a kind of change"),
+        "{}",
+        out.stderr
+    );
+}

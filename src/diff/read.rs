@@ -12,21 +12,85 @@ use url::Url;
 use super::{Inventory, Report, Script};
 
 /// Reads a scripts output (`-o`) and, if given, the same run's page report
-/// (`--pages`).
-pub fn inventory(scripts: &str, pages: Option<&str>) -> anyhow::Result<Inventory> {
+/// (`--pages`), and checks that the two agree. Also returns what the
+/// reader should be warned of.
+pub fn inventory(scripts: &str, pages: Option<&str>) -> anyhow::Result<(Inventory, Vec<String>)> {
+    let (scripts_by_page, empty) = read_scripts(scripts)?;
     let mut inventory = Inventory {
-        pages: read_scripts(scripts)?,
+        pages: scripts_by_page,
         report: None,
     };
-    if let Some(pages) = pages {
-        inventory.report = Some(read_report(pages)?);
+    let mut warnings = Vec::new();
+    match pages {
+        Some(pages) => {
+            let report = read_report(pages)?;
+            agree(&inventory.pages, &report)
+                .map_err(|why| anyhow::anyhow!("{scripts} and {pages} disagree: {why}"))?;
+            inventory.report = Some(report);
+        }
+        // A scrape writes a CSV header even with no rows, but JSON Lines
+        // with no scripts is empty: without the page report, an empty file
+        // may be either that or a run that wrote nothing.
+        None if empty => warnings.push(format!(
+            "{scripts} is empty: read as a run that found no scripts (its page report would tell)"
+        )),
+        None => {}
     }
-    Ok(inventory)
+    Ok((inventory, warnings))
 }
 
-fn read_scripts(path: &str) -> anyhow::Result<BTreeMap<String, Vec<Script>>> {
+/// Whether a scripts output and a page report are of the same, whole run:
+/// every page's script rows as many as its report row counts. Files of
+/// different runs, or one cut short, would otherwise read as scripts
+/// removed or added.
+fn agree(pages: &BTreeMap<String, Vec<Script>>, report: &Report) -> Result<(), String> {
+    let mut wrong = 0usize;
+    let mut first = None;
+    let mut note = |page: &str, why: String| {
+        wrong += 1;
+        first.get_or_insert_with(|| format!("{page} {why}"));
+    };
+    for (page, counted) in &report.ok {
+        let rows = pages.get(page).map_or(0, Vec::len) as u64;
+        if let Some(n) = counted
+            && *n != rows
+        {
+            note(
+                page,
+                format!("has {rows} script rows, the report counts {n}"),
+            );
+        }
+    }
+    for (page, scripts) in pages {
+        if !report.ok.contains_key(page) {
+            let what = if report.failed.contains_key(page) {
+                "failed"
+            } else {
+                "absent"
+            };
+            note(
+                page,
+                format!("has {} script rows, the report says {what}", scripts.len()),
+            );
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "{first}{} (not the same run's files, or one was cut short)",
+            if wrong > 1 {
+                format!(", and {} more pages", wrong - 1)
+            } else {
+                String::new()
+            }
+        )),
+    }
+}
+
+/// Each page's scripts, and whether the file was empty.
+fn read_scripts(path: &str) -> anyhow::Result<(BTreeMap<String, Vec<Script>>, bool)> {
     let mut pages: BTreeMap<String, Vec<Script>> = BTreeMap::new();
-    each_row(path, &["page_url", "src", "inline_sha256"], |row| {
+    let empty = !each_row(path, &["page_url", "src", "inline_sha256"], |row| {
         let Some(page) = row.text("page_url") else {
             bail!("no page_url");
         };
@@ -79,7 +143,7 @@ fn read_scripts(path: &str) -> anyhow::Result<BTreeMap<String, Vec<Script>>> {
     for scripts in pages.values_mut() {
         scripts.sort_by_key(|s| s.index);
     }
-    Ok(pages)
+    Ok((pages, empty))
 }
 
 fn read_report(path: &str) -> anyhow::Result<Report> {
@@ -88,12 +152,16 @@ fn read_report(path: &str) -> anyhow::Result<Report> {
         let Some(page) = row.text("page_url") else {
             bail!("no page_url");
         };
+        // A page listed twice (reports joined by hand): the last row holds.
         match row.text("error") {
             None => {
-                report.ok.insert(page.into_owned());
+                let scripts = row.number("scripts")?;
+                report.failed.remove(page.as_ref());
+                report.ok.insert(page.into_owned(), scripts);
             }
             Some(kind) => {
                 let detail = row.text("error_detail").unwrap_or_default();
+                report.ok.remove(page.as_ref());
                 report
                     .failed
                     .insert(page.into_owned(), format!("{kind}: {detail}"));
@@ -149,11 +217,12 @@ impl Row<'_> {
 
 /// Calls `each` on every row of the CSV or JSON Lines file at `path`
 /// (`-`: standard input), after checking it has the `required` columns.
+/// Returns whether the file held anything but white space.
 fn each_row(
     path: &str,
     required: &[&str],
     mut each: impl FnMut(&Row) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let source: Box<dyn Read> = if path == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -179,7 +248,7 @@ fn each_row(
             }
             each(&Row::Json(map)).with_context(|| format!("{path} line {}", n + 1))?;
         }
-        return Ok(());
+        return Ok(true);
     }
     let mut csv = csv::ReaderBuilder::new()
         .flexible(false)
@@ -202,7 +271,7 @@ fn each_row(
     loop {
         match csv.read_record(&mut record) {
             Ok(true) => {}
-            Ok(false) => return Ok(()),
+            Ok(false) => return Ok(first.is_some()),
             Err(e) => bail!("{path}: {e}"),
         }
         let line = record.position().map_or(0, csv::Position::line);
@@ -214,7 +283,7 @@ fn each_row(
 /// with and without the option compare.
 fn unescape(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if crate::output::formula_like(rest) => rest,
+        Some(rest) if crate::output::formula_like(rest) || rest.starts_with('\'') => rest,
         _ => cell,
     }
 }

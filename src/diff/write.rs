@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{Change, ChangeKind, counts};
+use super::{Change, ChangeKind, Diff, counts};
 
 /// The output formats of `scriptscrape diff`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -23,26 +23,32 @@ pub const COLUMNS: [&str; 5] = ["page_url", "change", "src", "inline_sha256", "d
 /// Rows the text summary shows.
 const TEXT_ROWS: usize = 20;
 
-/// Writes `changes` in `format`; `pages` is how many pages were compared.
+/// Writes the changes `diff` found in `format`; with `spreadsheet_safe`,
+/// CSV cells a spreadsheet would run as formulas get a leading `'` (a
+/// `src` is whatever the page said).
 pub fn changes(
     out: &mut dyn Write,
     format: DiffFormat,
-    changes: &[Change],
-    pages: usize,
+    diff: &Diff,
+    spreadsheet_safe: bool,
 ) -> io::Result<()> {
+    let (changes, pages) = (&diff.changes[..], diff.pages);
     match format {
         DiffFormat::Csv => {
             let mut csv = csv::Writer::from_writer(out);
             csv.write_record(COLUMNS).map_err(io_error)?;
             for c in changes {
-                csv.write_record([
+                for value in [
                     c.page_url.as_str(),
                     c.kind.as_str(),
                     c.src.as_deref().unwrap_or(""),
                     c.inline_sha256.as_deref().unwrap_or(""),
                     c.detail.as_str(),
-                ])
-                .map_err(io_error)?;
+                ] {
+                    csv.write_field(cell(value, spreadsheet_safe).as_bytes())
+                        .map_err(io_error)?;
+                }
+                csv.write_record(None::<&[u8]>).map_err(io_error)?;
             }
             csv.flush()
         }
@@ -62,6 +68,11 @@ pub fn changes(
         }
         DiffFormat::Text => {
             writeln!(out, "{}", summary(changes, pages))?;
+            // In a mail body, what makes the counts doubtful belongs with
+            // them.
+            for warning in &diff.warnings {
+                writeln!(out, "warning: {warning}")?;
+            }
             let counts = counts(changes);
             for kind in ChangeKind::ALL {
                 if let Some(n) = counts.get(&kind) {
@@ -95,6 +106,14 @@ pub fn changes(
             }
             out.flush()
         }
+    }
+}
+
+fn cell(s: &str, spreadsheet_safe: bool) -> std::borrow::Cow<'_, str> {
+    if spreadsheet_safe {
+        crate::output::spreadsheet_safe(s)
+    } else {
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
