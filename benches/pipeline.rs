@@ -2,7 +2,7 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|all]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|all]
 //!     [--runs N] [--python-runs N] [--no-python] [--frontier-memory N]
 //! ```
 //!
@@ -15,7 +15,9 @@
 //! crawl. The release binary runs as a
 //! separate process, writing its CSV to a pipe this process drains, and is
 //! measured with wait4 (wall time, CPU seconds, peak RSS) and by when its
-//! first row arrives. Every figure is a median of `--runs` runs.
+//! first row arrives. Every figure is a median of `--runs` runs. `diff`
+//! compares two generated runs' outputs (no server) of 1M and 4M script
+//! rows each.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+mod inventories;
 mod pages;
 
 fn main() {
@@ -48,7 +51,7 @@ fn main() {
     let dir = tempdir();
     // Each Python run of the latency and CPU scenarios takes minutes.
     let python_runs = flag_value(&args, "--python-runs").unwrap_or(1);
-    let baseline = if python && which != "extract" {
+    let baseline = if python && !matches!(which, "extract" | "diff") {
         Baseline::prepare(python_runs)
     } else {
         None
@@ -69,6 +72,51 @@ fn main() {
     }
     if matches!(which, "extract" | "all") {
         extract(runs);
+    }
+    if matches!(which, "diff" | "all") {
+        diff(&dir, runs);
+    }
+}
+
+/// `scriptscrape diff` of two runs' outputs (scripts and page reports),
+/// about 20 scripts a page: time, and peak memory against the rows held.
+fn diff(dir: &Path, runs: usize) {
+    println!("\n## diff: two runs of ~20 scripts a page, 1 page in 100 changed");
+    for pages in [50_000u64, 200_000] {
+        let old = inventories::write(dir, pages, false);
+        let new = inventories::write(dir, pages, true);
+        let input_mb = [&old.scripts, &new.scripts, &old.pages, &new.pages]
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum::<u64>() as f64
+            / 1e6;
+        let changes = dir.join("diff-changes.csv");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scriptscrape"));
+        cmd.arg("diff")
+            .args([&old.scripts, &new.scripts])
+            .arg("--old-pages")
+            .arg(&old.pages)
+            .arg("--new-pages")
+            .arg(&new.pages)
+            .arg("-o")
+            .arg(&changes)
+            .arg("-q");
+        let m = median_of(runs, || measure(&cmd));
+        let rows = old.rows + new.rows;
+        let found =
+            std::fs::read_to_string(&changes).map_or(0, |t| t.lines().count().saturating_sub(1));
+        println!(
+            "{pages} pages, {rows} script rows in both runs, {input_mb:.0} MB of input: wall {:.2} s, CPU {:.2} s, peak RSS {:.0} MB ({:.0} bytes per row; {:.2} x the input), {:.1} M rows/s; {found} changes",
+            m.wall,
+            m.cpu,
+            m.peak_rss_mb,
+            m.peak_rss_mb * 1024.0 * 1024.0 / rows as f64,
+            m.peak_rss_mb / input_mb,
+            rows as f64 / m.wall / 1e6,
+        );
+        for p in [&old.scripts, &new.scripts, &old.pages, &new.pages, &changes] {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -607,87 +655,97 @@ impl Server {
     }
 
     /// Runs `cmd` to the end, its standard output drained here, and
-    /// measures it.
+    /// measures it, with what this server sent meanwhile.
     fn measure(&self, cmd: &Command) -> Measured {
-        let mut cmd = rebuild(cmd);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        for var in [
-            "http_proxy",
-            "HTTP_PROXY",
-            "https_proxy",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
         let served_before = self.served.load(Ordering::Relaxed);
         let server_cpu_before = self_cpu();
-        let started = Instant::now();
-        // Reaped by wait4 below, which also reports its resource usage.
-        #[allow(clippy::zombie_processes)]
-        let mut child = cmd.spawn().expect("start the program under test");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let reader = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            let mut first_row = None;
-            let mut newlines = 0usize;
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if first_row.is_none() {
-                    newlines += buf[..n].iter().filter(|&&b| b == b'\n').count();
-                    // The header is the first line; the first row ends the second.
-                    if newlines >= 2 {
-                        first_row = Some(started.elapsed());
-                    }
-                }
-            }
-            first_row
-        });
-        let pid = child.id();
-        // ru_maxrss is no good here: a child started with posix_spawn
-        // inherits this process's high-water mark through exec. The
-        // kernel's VmHWM for the child's own address space is sampled
-        // instead; it only grows, so the last sample before exit is within
-        // a sampling interval of the peak.
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sampler = {
-            let done = Arc::clone(&done);
-            std::thread::spawn(move || {
-                let mut peak_kb = 0u64;
-                while !done.load(Ordering::Relaxed) {
-                    if let Some(kb) = vm_hwm_kb(pid) {
-                        peak_kb = peak_kb.max(kb);
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                peak_kb
-            })
-        };
-        let (status, usage) = wait_when_exited(pid);
-        done.store(true, Ordering::Relaxed);
-        let peak_kb = sampler.join().expect("sampler");
-        let wall = started.elapsed().as_secs_f64();
-        let first_row = reader
-            .join()
-            .expect("reader")
-            .map_or(f64::NAN, |d| d.as_secs_f64());
-        if !status_ok(status) {
-            println!("  (the program exited with status {status:#x})");
-        }
-        let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+        let measured = measure(cmd);
         Measured {
-            wall,
-            cpu,
-            peak_rss_mb: peak_kb as f64 / 1024.0,
-            first_row,
             mb_served: (self.served.load(Ordering::Relaxed) - served_before) as f64 / 1e6,
             // This process does nothing but serve (and drain a pipe) while
             // the program runs.
             server_cpu: self_cpu() - server_cpu_before,
+            ..measured
         }
+    }
+}
+
+/// Runs `cmd` to the end, its standard output drained here, and measures
+/// it: wall and CPU time, peak RSS, when the first row came.
+fn measure(cmd: &Command) -> Measured {
+    let mut cmd = rebuild(cmd);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    for var in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    let started = Instant::now();
+    // Reaped by wait4 below, which also reports its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd.spawn().expect("start the program under test");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut first_row = None;
+        let mut newlines = 0usize;
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if first_row.is_none() {
+                newlines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+                // The header is the first line; the first row ends the second.
+                if newlines >= 2 {
+                    first_row = Some(started.elapsed());
+                }
+            }
+        }
+        first_row
+    });
+    let pid = child.id();
+    // ru_maxrss is no good here: a child started with posix_spawn
+    // inherits this process's high-water mark through exec. The
+    // kernel's VmHWM for the child's own address space is sampled
+    // instead; it only grows, so the last sample before exit is within
+    // a sampling interval of the peak.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak_kb = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kb) = vm_hwm_kb(pid) {
+                    peak_kb = peak_kb.max(kb);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak_kb
+        })
+    };
+    let (status, usage) = wait_when_exited(pid);
+    done.store(true, Ordering::Relaxed);
+    let peak_kb = sampler.join().expect("sampler");
+    let wall = started.elapsed().as_secs_f64();
+    let first_row = reader
+        .join()
+        .expect("reader")
+        .map_or(f64::NAN, |d| d.as_secs_f64());
+    if !status_ok(status) {
+        println!("  (the program exited with status {status:#x})");
+    }
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    Measured {
+        wall,
+        cpu,
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+        first_row,
+        ..Measured::default()
     }
 }
 
