@@ -60,7 +60,7 @@ pub fn write(dir: &Path, pages: u64, later: bool) -> Run {
         let page_url = format!("https://shop{site}.example/p/{n}");
         let r = mix(n);
         // Each run fails its own pages.
-        if mix(n ^ if later { 0xF00D } else { 0xBEEF }) % 200 == 0 {
+        if mix(n ^ if later { 0xF00D } else { 0xBEEF }).is_multiple_of(200) {
             report
                 .write_record([
                     &page_url,
@@ -87,7 +87,7 @@ pub fn write(dir: &Path, pages: u64, later: bool) -> Run {
         for i in 0..count {
             let x = mix(r ^ i);
             let skimmer = changed && i == count - 1;
-            let inline = !skimmer && x % 3 == 0;
+            let inline = !skimmer && x.is_multiple_of(3);
             let mut row: Vec<String> = Vec::with_capacity(SCRIPT_COLUMNS.len());
             let (src, host, third_party) = if inline {
                 (String::new(), String::new(), false)
@@ -95,7 +95,7 @@ pub fn write(dir: &Path, pages: u64, later: bool) -> Run {
                 let src = format!("https://cdn-metrics{n}.example/m.js");
                 let host = format!("cdn-metrics{n}.example");
                 (src, host, true)
-            } else if x % 5 == 0 {
+            } else if x.is_multiple_of(5) {
                 // A first-party bundle, per site and build.
                 let src = format!(
                     "https://shop{site}.example/static/app.{}.js",
@@ -139,9 +139,9 @@ pub fn write(dir: &Path, pages: u64, later: bool) -> Run {
                 i.to_string(),
                 src,
                 inline.to_string(),
-                if x % 11 == 0 { "module" } else { "" }.to_owned(),
-                (x % 7 == 0).to_string(),
-                (x % 13 == 0).to_string(),
+                if x.is_multiple_of(11) { "module" } else { "" }.to_owned(),
+                (x.is_multiple_of(7)).to_string(),
+                (x.is_multiple_of(13)).to_string(),
                 "false".to_owned(),
                 integrity,
                 if x % 4 == 1 { "anonymous" } else { "" }.to_owned(),
@@ -152,7 +152,7 @@ pub fn write(dir: &Path, pages: u64, later: bool) -> Run {
                 host,
                 third_party.to_string(),
                 if i < count / 2 { "head" } else { "body" }.to_owned(),
-                (x % 17 == 0).to_string(),
+                (x.is_multiple_of(17)).to_string(),
             ]);
             scripts.write_record(&row).expect("write");
         }

@@ -18,21 +18,64 @@ use crate::normalize::Glob;
 pub mod read;
 pub mod write;
 
-/// One row of a scripts output, as far as comparing runs needs it.
+/// A text stored in [`Strings`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sym(std::num::NonZeroU32);
+
+/// The texts of both runs' rows, each stored once: the same tag manager,
+/// library and inline snippet are on page after page, so a run of
+/// millions of rows holds a few thousand distinct values. Rows hold 4-byte
+/// [`Sym`]s, and a `Sym` is the same text in either run.
+#[derive(Debug, Default)]
+pub struct Strings {
+    ids: HashMap<std::sync::Arc<str>, Sym>,
+    texts: Vec<std::sync::Arc<str>>,
+}
+
+impl Strings {
+    /// The symbol of `text`, stored if new; `None` past 4 billion distinct
+    /// texts.
+    pub fn intern(&mut self, text: &str) -> Option<Sym> {
+        if let Some(&sym) = self.ids.get(text) {
+            return Some(sym);
+        }
+        let sym = Sym(u32::try_from(self.texts.len() + 1)
+            .ok()
+            .and_then(std::num::NonZeroU32::new)?);
+        let text: std::sync::Arc<str> = text.into();
+        self.texts.push(std::sync::Arc::clone(&text));
+        self.ids.insert(text, sym);
+        Some(sym)
+    }
+
+    /// The text of `sym`, which must come from this table (a symbol of
+    /// another table names another text, or panics).
+    pub fn get(&self, sym: Sym) -> &str {
+        // Symbols come from intern, which pushed their text: in range.
+        &self.texts[sym.0.get() as usize - 1]
+    }
+
+    fn text(&self, sym: Option<Sym>) -> Option<&str> {
+        sym.map(|s| self.get(s))
+    }
+}
+
+/// One row of a scripts output, as far as comparing runs needs it; its
+/// texts are in the [`Strings`] the runs were read with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Script {
     /// Position among the page's script elements.
     pub index: u64,
     /// The `src` of an external script; `None` for an inline one.
-    pub src: Option<String>,
+    pub src: Option<Sym>,
     /// The host of `src`.
-    pub host: Option<String>,
+    pub host: Option<Sym>,
     /// `sha256-…` of an inline script's text.
-    pub inline_sha256: Option<String>,
+    pub inline_sha256: Option<Sym>,
     /// Length of an inline script's text.
     pub inline_bytes: Option<u64>,
     /// The `type` attribute.
-    pub type_attr: Option<String>,
+    pub type_attr: Option<Sym>,
     /// The `async` attribute is present.
     pub is_async: bool,
     /// The `defer` attribute is present.
@@ -40,9 +83,9 @@ pub struct Script {
     /// The `nomodule` attribute is present.
     pub nomodule: bool,
     /// The `crossorigin` attribute.
-    pub crossorigin: Option<String>,
+    pub crossorigin: Option<Sym>,
     /// The `integrity` attribute.
-    pub integrity: Option<String>,
+    pub integrity: Option<Sym>,
     /// From another site than the page's.
     pub third_party: bool,
 }
@@ -285,20 +328,19 @@ impl AllowList {
     }
 
     /// Whether the list allows `script`.
-    pub fn allows(&self, script: &Script) -> bool {
-        if let Some(hash) = &script.inline_sha256
+    pub fn allows(&self, script: &Script, strings: &Strings) -> bool {
+        if let Some(hash) = strings.text(script.inline_sha256)
             && script.src.is_none()
         {
             return self.hashes.contains(hash);
         }
-        let host_ok = script.host.as_deref().is_some_and(|host| {
+        let host_ok = strings.text(script.host).is_some_and(|host| {
             let host = host.to_ascii_lowercase();
             self.hosts.iter().any(|g| g.matches(&host))
         });
         host_ok
-            || script
-                .src
-                .as_deref()
+            || strings
+                .text(script.src)
                 .is_some_and(|src| self.srcs.iter().any(|g| g.matches(src)))
     }
 }
@@ -345,8 +387,8 @@ impl Diff {
     }
 }
 
-/// Every change from `old` to `new`.
-pub fn compare(old: &Inventory, new: &Inventory, options: &Options) -> Diff {
+/// Every change from `old` to `new`, both read with `strings`.
+pub fn compare(old: &Inventory, new: &Inventory, strings: &Strings, options: &Options) -> Diff {
     let mut pages: BTreeSet<&str> = BTreeSet::new();
     for run in [old, new] {
         pages.extend(run.pages.keys().map(String::as_str));
@@ -391,7 +433,9 @@ pub fn compare(old: &Inventory, new: &Inventory, options: &Options) -> Diff {
                 ChangeKind::PageGone,
                 format!("had {}", scripts(s.len())),
             )),
-            (Seen::Scripts(a), Seen::Scripts(b)) => compare_page(page, a, b, options, &mut changes),
+            (Seen::Scripts(a), Seen::Scripts(b)) => {
+                compare_page(page, a, b, strings, options, &mut changes)
+            }
             (Seen::Absent, Seen::Absent) => {}
         }
     }
@@ -436,8 +480,10 @@ pub struct DiffConfig {
 /// the runs could not be compared.
 pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
     use anyhow::Context as _;
-    let (old, mut warnings) = read::inventory(&config.old.0, config.old.1.as_deref())?;
-    let (new, more) = read::inventory(&config.new.0, config.new.1.as_deref())?;
+    let mut strings = Strings::default();
+    let (old, mut warnings) =
+        read::inventory(&config.old.0, config.old.1.as_deref(), &mut strings)?;
+    let (new, more) = read::inventory(&config.new.0, config.new.1.as_deref(), &mut strings)?;
     warnings.extend(more);
     match (&config.old.1, &config.new.1) {
         (Some(_), None) | (None, Some(_)) => warnings.push(
@@ -447,7 +493,7 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
         ),
         _ => {}
     }
-    let mut diff = compare(&old, &new, &config.options);
+    let mut diff = compare(&old, &new, &strings, &config.options);
     warnings.append(&mut diff.warnings);
     diff.warnings = warnings;
     let in_place = config.output.as_deref().is_some_and(|path| {
@@ -514,6 +560,7 @@ fn compare_page(
     page: &str,
     old: &[Script],
     new: &[Script],
+    strings: &Strings,
     options: &Options,
     out: &mut Vec<Change>,
 ) {
@@ -524,8 +571,8 @@ fn compare_page(
             change: Change {
                 page_url: page.to_owned(),
                 kind,
-                src: script.src.clone(),
-                inline_sha256: script.inline_sha256.clone(),
+                src: strings.text(script.src).map(str::to_owned),
+                inline_sha256: strings.text(script.inline_sha256).map(str::to_owned),
                 detail,
                 third_party: script.third_party,
             },
@@ -537,18 +584,18 @@ fn compare_page(
     // by src as keyed (--ignore-query, --ignore-src), so that of
     // `gtag.js?id=A` and `?id=B`, both still there, neither reads as
     // replaced by the other.
-    let mut exact: HashMap<&str, VecDeque<&Script>> = HashMap::new();
+    let mut exact: HashMap<Sym, VecDeque<&Script>> = HashMap::new();
     for s in old {
-        if let Some(src) = &s.src {
+        if let Some(src) = s.src {
             exact.entry(src).or_default().push_back(s);
         }
     }
     let mut unmatched: Vec<&Script> = Vec::new();
     for s in new {
-        let Some(src) = &s.src else { continue };
-        match exact.get_mut(src.as_str()).and_then(VecDeque::pop_front) {
+        let Some(src) = s.src else { continue };
+        match exact.get_mut(&src).and_then(VecDeque::pop_front) {
             Some(before) => {
-                for (kind, detail) in differences(before, s) {
+                for (kind, detail) in differences(before, s, strings) {
                     push(kind, s, detail, (s.index, 1));
                 }
             }
@@ -559,22 +606,29 @@ fn compare_page(
     left.sort_by_key(|s| s.index);
     let mut waiting: HashMap<Cow<str>, VecDeque<&Script>> = HashMap::new();
     for s in left {
-        if let Some(src) = &s.src {
+        if let Some(src) = strings.text(s.src) {
             waiting.entry(options.key(src)).or_default().push_back(s);
         }
     }
     for s in unmatched {
-        let Some(src) = &s.src else { continue };
+        let Some(src) = strings.text(s.src) else {
+            continue;
+        };
         match waiting
             .get_mut(&options.key(src))
             .and_then(VecDeque::pop_front)
         {
             Some(before) => {
-                for (kind, detail) in differences(before, s) {
+                for (kind, detail) in differences(before, s, strings) {
                     push(kind, s, detail, (s.index, 1));
                 }
             }
-            None => push(added_kind(s, options), s, added_detail(s), (s.index, 1)),
+            None => push(
+                added_kind(s, strings, options),
+                s,
+                added_detail(s, strings),
+                (s.index, 1),
+            ),
         }
     }
     let mut gone: Vec<&Script> = waiting.into_values().flatten().collect();
@@ -600,7 +654,7 @@ fn compare_page(
                 (Some(before), Some(after)) => {
                     let detail = format!(
                         "was {}{}",
-                        before.inline_sha256.as_deref().unwrap_or("?"),
+                        strings.text(before.inline_sha256).unwrap_or("?"),
                         match (before.inline_bytes, after.inline_bytes) {
                             (Some(x), Some(y)) => format!(" ({x} → {y} bytes)"),
                             _ => String::new(),
@@ -609,9 +663,9 @@ fn compare_page(
                     push(ChangeKind::InlineChanged, after, detail, (after.index, 1));
                 }
                 (None, Some(after)) => push(
-                    added_kind(after, options),
+                    added_kind(after, strings, options),
                     after,
-                    added_detail(after),
+                    added_detail(after, strings),
                     (after.index, 1),
                 ),
                 (Some(before), None) => push(
@@ -624,7 +678,7 @@ fn compare_page(
             }
         }
         if let (Some(before), Some(after)) = (old_inline.get(a), new_inline.get(b)) {
-            for (kind, detail) in differences(before, after) {
+            for (kind, detail) in differences(before, after, strings) {
                 push(kind, after, detail, (after.index, 1));
             }
         }
@@ -640,20 +694,20 @@ fn compare_page(
     );
 }
 
-fn added_kind(script: &Script, options: &Options) -> ChangeKind {
+fn added_kind(script: &Script, strings: &Strings, options: &Options) -> ChangeKind {
     match &options.allow {
-        Some(list) if !list.allows(script) => ChangeKind::Unapproved,
+        Some(list) if !list.allows(script, strings) => ChangeKind::Unapproved,
         _ => ChangeKind::Added,
     }
 }
 
-fn added_detail(s: &Script) -> String {
+fn added_detail(s: &Script, strings: &Strings) -> String {
     let mut detail = match (&s.src, s.inline_bytes) {
         (None, Some(bytes)) => format!("inline, {bytes} bytes"),
         (None, None) => "inline".to_owned(),
         (Some(_), _) if s.third_party => format!(
             "third-party ({})",
-            s.host.as_deref().unwrap_or("unknown host")
+            strings.text(s.host).unwrap_or("unknown host")
         ),
         (Some(_), _) => "first-party".to_owned(),
     };
@@ -673,9 +727,10 @@ fn removed_detail(s: &Script) -> String {
 
 /// How a script that is in both runs changed: integrity, then the other
 /// attributes together.
-fn differences(before: &Script, after: &Script) -> Vec<(ChangeKind, String)> {
+fn differences(before: &Script, after: &Script, strings: &Strings) -> Vec<(ChangeKind, String)> {
     let mut out = Vec::new();
-    match (&before.integrity, &after.integrity) {
+    let text = |sym| strings.text(sym);
+    match (text(before.integrity), text(after.integrity)) {
         (Some(was), None) => out.push((ChangeKind::IntegrityRemoved, format!("was {was}"))),
         (Some(was), Some(is)) if was != is => {
             out.push((ChangeKind::IntegrityChanged, format!("{was} → {is}")))
@@ -683,18 +738,21 @@ fn differences(before: &Script, after: &Script) -> Vec<(ChangeKind, String)> {
         _ => {}
     }
     let mut attrs: Vec<String> = Vec::new();
-    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_owned());
     if before.integrity.is_none()
-        && let Some(is) = &after.integrity
+        && let Some(is) = text(after.integrity)
     {
         attrs.push(format!("integrity: (none) → {is}"));
     }
     for (name, was, is) in [
-        ("type", &before.type_attr, &after.type_attr),
-        ("crossorigin", &before.crossorigin, &after.crossorigin),
+        ("type", before.type_attr, after.type_attr),
+        ("crossorigin", before.crossorigin, after.crossorigin),
     ] {
         if was != is {
-            attrs.push(format!("{name}: {} → {}", text(was), text(is)));
+            attrs.push(format!(
+                "{name}: {} → {}",
+                text(was).unwrap_or("(none)"),
+                text(is).unwrap_or("(none)")
+            ));
         }
     }
     for (name, was, is) in [
@@ -722,16 +780,14 @@ fn common_subsequence(a: &[&Script], b: &[&Script]) -> Vec<(usize, usize)> {
     if a.len().saturating_mul(b.len()) > MAX_CELLS {
         // Each script of `a` takes the next unclaimed equal one of `b`
         // after the last pair: linear with an index of `b` by hash.
-        let mut at: HashMap<Option<&str>, VecDeque<usize>> = HashMap::new();
+        let mut at: HashMap<Option<Sym>, VecDeque<usize>> = HashMap::new();
         for (j, y) in b.iter().enumerate() {
-            at.entry(y.inline_sha256.as_deref())
-                .or_default()
-                .push_back(j);
+            at.entry(y.inline_sha256).or_default().push_back(j);
         }
         let mut pairs = Vec::new();
         let mut next = 0;
         for (i, x) in a.iter().enumerate() {
-            let Some(queue) = at.get_mut(&x.inline_sha256.as_deref()) else {
+            let Some(queue) = at.get_mut(&x.inline_sha256) else {
                 continue;
             };
             while queue.front().is_some_and(|&j| j < next) {
@@ -784,11 +840,30 @@ pub fn counts(changes: &[Change]) -> BTreeMap<ChangeKind, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::{Ref, RefCell};
+
+    thread_local! {
+        // Each test runs on its own thread, with its own texts.
+        static STRINGS: &'static RefCell<Strings> = Box::leak(Box::default());
+    }
+
+    fn sym(text: &str) -> Sym {
+        // Tests intern a handful of texts, far from the 4 billion bound.
+        STRINGS.with(|s| s.borrow_mut().intern(text).unwrap())
+    }
+
+    fn strings() -> Ref<'static, Strings> {
+        STRINGS.with(|s| s.borrow())
+    }
+
+    fn allows(list: &AllowList, script: &Script) -> bool {
+        list.allows(script, &strings())
+    }
 
     fn inline(index: u64, hash: &str) -> Script {
         Script {
             index,
-            inline_sha256: Some(hash.to_owned()),
+            inline_sha256: Some(sym(hash)),
             ..Script::default()
         }
     }
@@ -798,7 +873,7 @@ mod tests {
             pages: BTreeMap::from([("p".to_owned(), scripts.to_vec())]),
             report: None,
         };
-        compare(&run(old), &run(new), &Options::default())
+        compare(&run(old), &run(new), &strings(), &Options::default())
             .changes
             .into_iter()
             .map(|c| (c.kind, c.inline_sha256.unwrap_or_default()))
@@ -839,7 +914,7 @@ mod tests {
     fn keyed_src_pairs_only_what_exact_src_leaves() {
         let ext = |index, src: &str| Script {
             index,
-            src: Some(src.to_owned()),
+            src: Some(sym(src)),
             ..Script::default()
         };
         let run = |scripts: Vec<Script>| Inventory {
@@ -851,7 +926,7 @@ mod tests {
             ..Options::default()
         };
         let changes = |old, new| -> Vec<(ChangeKind, Option<String>)> {
-            compare(&run(old), &run(new), &options)
+            compare(&run(old), &run(new), &strings(), &options)
                 .changes
                 .into_iter()
                 .map(|c| (c.kind, c.src))
@@ -887,22 +962,28 @@ mod tests {
             "# comment\ncdn.example\nhttps://static.example/lib/*\n'sha256-ok'  # inline\nhttps://*.gapis.example/*\n",
         );
         let ext = |src: &str| Script {
-            src: Some(src.to_owned()),
+            src: Some(sym(src)),
             host: url::Url::parse(src)
                 .ok()
-                .and_then(|u| u.host_str().map(str::to_owned)),
+                .and_then(|u| u.host_str().map(sym)),
             ..Script::default()
         };
-        assert!(list.allows(&ext("https://cdn.example/x.js")));
-        assert!(!list.allows(&ext("https://sub.cdn.example/x.js")));
-        assert!(list.allows(&ext("https://static.example/lib/a/b.js")));
-        assert!(!list.allows(&ext("https://static.example/other.js")));
-        assert!(list.allows(&inline(0, "sha256-ok")));
-        assert!(!list.allows(&inline(0, "sha256-other")));
-        assert!(list.allows(&ext("https://fonts.gapis.example/a.js")));
-        assert!(!list.allows(&ext("https://evil.example/.gapis.example/a.js")));
-        assert!(!list.allows(&ext("https://x@evil.example/.gapis.example/a.js")));
+        assert!(allows(&list, &ext("https://cdn.example/x.js")));
+        assert!(!allows(&list, &ext("https://sub.cdn.example/x.js")));
+        assert!(allows(&list, &ext("https://static.example/lib/a/b.js")));
+        assert!(!allows(&list, &ext("https://static.example/other.js")));
+        assert!(allows(&list, &inline(0, "sha256-ok")));
+        assert!(!allows(&list, &inline(0, "sha256-other")));
+        assert!(allows(&list, &ext("https://fonts.gapis.example/a.js")));
+        assert!(!allows(
+            &list,
+            &ext("https://evil.example/.gapis.example/a.js")
+        ));
+        assert!(!allows(
+            &list,
+            &ext("https://x@evil.example/.gapis.example/a.js")
+        ));
         let wild = AllowList::parse("*.cdn.example");
-        assert!(wild.allows(&ext("https://a.cdn.example/x.js")));
+        assert!(allows(&wild, &ext("https://a.cdn.example/x.js")));
     }
 }

@@ -9,13 +9,18 @@ use std::io::{self, BufRead, BufReader, Read};
 use anyhow::{Context as _, bail};
 use url::Url;
 
-use super::{Inventory, Report, Script};
+use super::{Inventory, Report, Script, Strings, Sym};
 
 /// Reads a scripts output (`-o`) and, if given, the same run's page report
-/// (`--pages`), and checks that the two agree. Also returns what the
-/// reader should be warned of.
-pub fn inventory(scripts: &str, pages: Option<&str>) -> anyhow::Result<(Inventory, Vec<String>)> {
-    let (scripts_by_page, empty) = read_scripts(scripts)?;
+/// (`--pages`), and checks that the two agree; texts go to `strings`,
+/// which the other run must share. Also returns what the reader should be
+/// warned of.
+pub fn inventory(
+    scripts: &str,
+    pages: Option<&str>,
+    strings: &mut Strings,
+) -> anyhow::Result<(Inventory, Vec<String>)> {
+    let (scripts_by_page, empty) = read_scripts(scripts, strings)?;
     let mut inventory = Inventory {
         pages: scripts_by_page,
         report: None,
@@ -88,8 +93,19 @@ fn agree(pages: &BTreeMap<String, Vec<Script>>, report: &Report) -> Result<(), S
 }
 
 /// Each page's scripts, and whether the file was empty.
-fn read_scripts(path: &str) -> anyhow::Result<(BTreeMap<String, Vec<Script>>, bool)> {
+fn read_scripts(
+    path: &str,
+    strings: &mut Strings,
+) -> anyhow::Result<(BTreeMap<String, Vec<Script>>, bool)> {
     let mut pages: BTreeMap<String, Vec<Script>> = BTreeMap::new();
+    let mut intern = |text: Option<&str>| -> anyhow::Result<Option<Sym>> {
+        text.map(|t| {
+            strings
+                .intern(t)
+                .ok_or_else(|| anyhow::anyhow!("more than 4 billion distinct values"))
+        })
+        .transpose()
+    };
     let empty = !each_row(path, &["page_url", "src", "inline_sha256"], |row| {
         let Some(page) = row.text("page_url") else {
             bail!("no page_url");
@@ -125,23 +141,32 @@ fn read_scripts(path: &str) -> anyhow::Result<(BTreeMap<String, Vec<Script>>, bo
         };
         let script = Script {
             index: row.number("index")?.unwrap_or(0),
-            src,
-            host,
-            inline_sha256: row.text("inline_sha256").map(Cow::into_owned),
+            src: intern(src.as_deref())?,
+            host: intern(host.as_deref())?,
+            inline_sha256: intern(row.text("inline_sha256").as_deref())?,
             inline_bytes: row.number("inline_bytes")?,
-            type_attr: row.text("type").map(Cow::into_owned),
+            type_attr: intern(row.text("type").as_deref())?,
             is_async: row.flag("async")?.unwrap_or(false),
             defer: row.flag("defer")?.unwrap_or(false),
             nomodule: row.flag("nomodule")?.unwrap_or(false),
-            crossorigin: row.text("crossorigin").map(Cow::into_owned),
-            integrity: row.text("integrity").map(Cow::into_owned),
+            crossorigin: intern(row.text("crossorigin").as_deref())?,
+            integrity: intern(row.text("integrity").as_deref())?,
             third_party,
         };
-        pages.entry(page.into_owned()).or_default().push(script);
+        // Looked up before inserting: the rows of a page come together, and
+        // most lookups then find the page without copying its URL.
+        match pages.get_mut(page.as_ref()) {
+            Some(scripts) => scripts.push(script),
+            None => {
+                pages.insert(page.into_owned(), vec![script]);
+            }
+        }
         Ok(())
     })?;
     for scripts in pages.values_mut() {
         scripts.sort_by_key(|s| s.index);
+        // Growth by doubling leaves up to half of each list unused.
+        scripts.shrink_to_fit();
     }
     Ok((pages, empty))
 }
