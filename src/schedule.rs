@@ -757,7 +757,18 @@ pub async fn run(
                 None => input_open = false,
                 Some(InputLine { url: Ok(url), seq, raw }) => match crawl.as_mut() {
                     None => queues.push(url, seq, None, Instant::now()),
-                    Some(c) if c.limit_reached() => refused.push(c.over_limit(seq, url.into())),
+                    Some(c) if c.limit_reached() => {
+                        let url = c.crawl.normalize(&url);
+                        if c.first_sight(&url) {
+                            refused.push(c.over_limit(seq, url.into()));
+                        } else {
+                            // Fetched already (from a sitemap, a link, an
+                            // earlier line): its row is written; a second,
+                            // max_pages row would contradict it.
+                            tracing::debug!("{raw}: already seen; skipped");
+                            c.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     Some(c) => {
                         let url = c.crawl.normalize(&url);
                         // Listed by the user: its host may be private.

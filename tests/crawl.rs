@@ -769,3 +769,32 @@ fn a_link_that_redirects_out_of_scope_is_not_followed_there() {
     // Passed over, not a failure.
     assert!(out.stderr.contains("1 off_scope"), "{}", out.stderr);
 }
+
+#[test]
+fn a_line_seen_before_the_limit_is_a_duplicate_after_it_not_a_max_pages_row() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let page = server.url("/gen/1");
+    let mut child = run
+        .command(&["-", "--max-pages", "1", "--pages", "pages.csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{page}\n").as_bytes()).unwrap();
+    // Past the header: the page is done, and the limit reached before the
+    // next line.
+    crate::support::wait_for_lines(&run.path("pages.csv.part"), 1);
+    std::io::Write::write_all(&mut stdin, format!("{page}#again\n").as_bytes()).unwrap();
+    drop(stdin);
+    let status =
+        crate::support::wait_within(&mut child, std::time::Duration::from_secs(30)).expect("ends");
+    assert_eq!(status.code(), Some(0));
+    let table = crate::support::Table::read(&run.path("pages.csv"));
+    // One row per URL: the report agrees with itself, and diff can trust it.
+    assert_eq!(table.rows.len(), 1);
+    assert_eq!(table.get(0, "error"), "");
+    assert_eq!(server.hits("/gen/1"), 1);
+}
