@@ -108,6 +108,10 @@ pub struct Report {
     pub ok: HashMap<String, Option<u64>>,
     /// Pages that failed, with `kind: detail`.
     pub failed: HashMap<String, String>,
+    /// Pages passed over (not fetched for `--max-pages`; found by a crawl
+    /// but not HTML, refused by robots.txt, private or off scope), with
+    /// `kind: detail`: not part of the run's inventory, and not failures.
+    pub passed_over: HashMap<String, String>,
 }
 
 /// The kinds of change, as written to the `change` column.
@@ -349,12 +353,16 @@ impl AllowList {
 enum Seen<'a> {
     Scripts(&'a [Script]),
     Failed(&'a str),
+    PassedOver(&'a str),
     Absent,
 }
 
 fn seen<'a>(run: &'a Inventory, page: &str) -> Seen<'a> {
     if let Some(why) = run.report.as_ref().and_then(|r| r.failed.get(page)) {
         return Seen::Failed(why);
+    }
+    if let Some(why) = run.report.as_ref().and_then(|r| r.passed_over.get(page)) {
+        return Seen::PassedOver(why);
     }
     if let Some(scripts) = run.pages.get(page) {
         return Seen::Scripts(scripts);
@@ -395,6 +403,7 @@ pub fn compare(old: &Inventory, new: &Inventory, strings: &Strings, options: &Op
         if let Some(report) = &run.report {
             pages.extend(report.ok.keys().map(String::as_str));
             pages.extend(report.failed.keys().map(String::as_str));
+            pages.extend(report.passed_over.keys().map(String::as_str));
         }
     }
     let pages_seen = pages.len();
@@ -426,6 +435,17 @@ pub fn compare(old: &Inventory, new: &Inventory, strings: &Strings, options: &Op
                 ChangeKind::Unknown,
                 format!("failed in the new run: {why}"),
             )),
+            // Outside both runs' inventories (a PDF a crawl finds each
+            // night, pages past --max-pages): nothing to compare.
+            (Seen::PassedOver(_) | Seen::Absent, Seen::PassedOver(_) | Seen::Absent) => {}
+            (Seen::PassedOver(why), Seen::Scripts(_)) => changes.push(page_change(
+                ChangeKind::Unknown,
+                format!("passed over in the old run: {why}"),
+            )),
+            (Seen::Scripts(_), Seen::PassedOver(why)) => changes.push(page_change(
+                ChangeKind::Unknown,
+                format!("passed over in the new run: {why}"),
+            )),
             (Seen::Absent, Seen::Scripts(s)) => {
                 changes.push(page_change(ChangeKind::PageAdded, scripts(s.len())))
             }
@@ -436,7 +456,6 @@ pub fn compare(old: &Inventory, new: &Inventory, strings: &Strings, options: &Op
             (Seen::Scripts(a), Seen::Scripts(b)) => {
                 compare_page(page, a, b, strings, options, &mut changes)
             }
-            (Seen::Absent, Seen::Absent) => {}
         }
     }
     let mut warnings = Vec::new();

@@ -104,6 +104,22 @@ impl ErrorKind {
         ErrorKind::OffScope,
     ];
 
+    /// Whether a page with this error was passed over rather than failed:
+    /// not fetched for `--max-pages`, or, for a URL found on a page or in a
+    /// sitemap (`discovered`), not HTML, refused by robots.txt, private or
+    /// off scope. Such pages do not count toward a run's failures.
+    pub fn passed_over(self, discovered: bool) -> bool {
+        self == ErrorKind::MaxPages
+            || (discovered
+                && matches!(
+                    self,
+                    ErrorKind::NotHtml
+                        | ErrorKind::RobotsDisallowed
+                        | ErrorKind::PrivateAddress
+                        | ErrorKind::OffScope
+                ))
+    }
+
     /// The kind an `error` column value names, as read back from a report.
     pub fn from_name(name: &str) -> Option<ErrorKind> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)

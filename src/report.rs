@@ -167,16 +167,7 @@ impl Summary {
             }
             Err(e) if e.kind == ErrorKind::MaxPages => self.not_fetched += 1,
             // Not a listed URL: found on a page or in a sitemap.
-            Err(e)
-                if page.referrer.is_some()
-                    && matches!(
-                        e.kind,
-                        ErrorKind::NotHtml
-                            | ErrorKind::RobotsDisallowed
-                            | ErrorKind::PrivateAddress
-                            | ErrorKind::OffScope
-                    ) =>
-            {
+            Err(e) if e.kind.passed_over(page.referrer.is_some()) => {
                 *self.passed_over.entry(e.kind).or_default() += 1
             }
             Err(e) => *self.failures.entry(e.kind).or_default() += 1,

@@ -654,3 +654,72 @@ fn diff_fails_on_chosen_kinds_and_writes_spreadsheet_safe_cells() {
         out.stderr
     );
 }
+
+#[test]
+fn diff_leaves_out_pages_a_crawl_passed_over_in_both_runs() {
+    let run = Run::new();
+    let rows = [row("/a", 0, "https://shop.example/a.js", "", "")];
+    write_csv(&run, "old.csv", &rows);
+    write_csv(&run, "new.csv", &rows);
+    // (page, error, referrer): a PDF the crawl finds each night, a page past
+    // --max-pages in one run and absent from the other, and one that was
+    // inventoried before and passed over now.
+    let report = |name: &str, pages: &[(&str, &str, &str)]| {
+        let mut text = "page_url,error,scripts,error_detail,referrer\n".to_owned();
+        for (page, error, referrer) in pages {
+            let scripts = u32::from(*page == "/a");
+            let referrer = if referrer.is_empty() {
+                String::new()
+            } else {
+                format!("https://shop.example{referrer}")
+            };
+            text.push_str(&format!(
+                "https://shop.example{page},{error},{scripts},,{referrer}\n"
+            ));
+        }
+        std::fs::write(run.path(name), text).unwrap();
+    };
+    report(
+        "old-pages.csv",
+        &[
+            ("/a", "", ""),
+            ("/doc.pdf", "not_html", "/a"),
+            ("/late", "max_pages", "/a"),
+            ("/b", "", "/a"),
+        ],
+    );
+    report(
+        "new-pages.csv",
+        &[
+            ("/a", "", ""),
+            ("/doc.pdf", "not_html", "/a"),
+            ("/b", "max_pages", "/a"),
+            // Listed, not found: a failure, not passed over.
+            ("/listed.pdf", "not_html", ""),
+        ],
+    );
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "new.csv",
+            "--old-pages",
+            "old-pages.csv",
+            "--new-pages",
+            "new-pages.csv",
+            "-o",
+            "c.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        changes(&run, "c.csv"),
+        owned(&[("/b", "unknown", ""), ("/listed.pdf", "unknown", "")])
+    );
+    let table = crate::support::Table::read(&run.path("c.csv"));
+    assert_eq!(
+        table.get(0, "detail"),
+        "passed over in the new run: max_pages"
+    );
+}

@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use url::Url;
 
 use super::{Inventory, Report, Script, Strings, Sym};
+use crate::error::ErrorKind;
 
 /// Reads a scripts output (`-o`) and, if given, the same run's page report
 /// (`--pages`), and checks that the two agree; texts go to `strings`,
@@ -70,6 +71,8 @@ fn agree(pages: &BTreeMap<String, Vec<Script>>, report: &Report) -> Result<(), S
         if !report.ok.contains_key(page) {
             let what = if report.failed.contains_key(page) {
                 "failed"
+            } else if report.passed_over.contains_key(page) {
+                "passed over"
             } else {
                 "absent"
             };
@@ -182,14 +185,28 @@ fn read_report(path: &str) -> anyhow::Result<Report> {
             None => {
                 let scripts = row.number("scripts")?;
                 report.failed.remove(page.as_ref());
+                report.passed_over.remove(page.as_ref());
                 report.ok.insert(page.into_owned(), scripts);
             }
             Some(kind) => {
                 let detail = row.text("error_detail").unwrap_or_default();
+                let why = if detail.is_empty() {
+                    kind.to_string()
+                } else {
+                    format!("{kind}: {detail}")
+                };
                 report.ok.remove(page.as_ref());
-                report
-                    .failed
-                    .insert(page.into_owned(), format!("{kind}: {detail}"));
+                // As the scrape's summary counts them.
+                let discovered = row.text("referrer").is_some();
+                let passed_over =
+                    ErrorKind::from_name(&kind).is_some_and(|k| k.passed_over(discovered));
+                let (into, other) = if passed_over {
+                    (&mut report.passed_over, &mut report.failed)
+                } else {
+                    (&mut report.failed, &mut report.passed_over)
+                };
+                other.remove(page.as_ref());
+                into.insert(page.into_owned(), why);
             }
         }
         Ok(())
