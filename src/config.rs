@@ -96,16 +96,25 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     {
         bail!("standard input ('-') can be read only once: give the other files by name");
     }
-    if let Some(out) = &args.output
-        && inputs.iter().flatten().any(|i| Path::new(i) == out)
+    // '-o -' is standard output, which no input is.
+    if let Some(out) = args.output.as_deref().filter(|o| o.as_os_str() != "-")
+        && let Some(input) = inputs
+            .into_iter()
+            .chain([args.allow.as_ref()])
+            .flatten()
+            .find(|i| i.as_str() != "-" && same_file(Path::new(i), out))
     {
-        bail!("-o {} is one of the inputs", out.display());
+        bail!("-o {} is one of the inputs ({input})", out.display());
     }
     let allow = match &args.allow {
-        Some(path) => Some(AllowList::parse(
-            &std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --allow {path}"))?,
-        )),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --allow {path}"))?;
+            // Editors on Windows start a file with a byte-order mark.
+            Some(AllowList::parse(
+                text.strip_prefix('\u{feff}').unwrap_or(&text),
+            ))
+        }
         None => None,
     };
     Ok(DiffConfig {

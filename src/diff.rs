@@ -547,7 +547,9 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
             if let Ok(meta) = std::fs::metadata(path) {
                 // The file replaced keeps its mode, as a scrape's outputs
                 // do; best effort, as on filesystems without modes.
-                let _ = file.as_file().set_permissions(meta.permissions());
+                let _ = file
+                    .as_file()
+                    .set_permissions(crate::output::replacement_mode(meta.permissions()));
             }
             write::changes(&mut file, config.format, &diff, config.spreadsheet_safe)
                 .with_context(|| format!("cannot write {}", path.display()))?;

@@ -201,7 +201,7 @@ impl Target {
             // The new file replaces the old one, so it gets its mode (a
             // 0600 report stays private); best effort, as on filesystems
             // without modes.
-            let _ = file.set_permissions(meta.permissions());
+            let _ = file.set_permissions(replacement_mode(meta.permissions()));
         }
         Ok(Target::Staged { file, part, path })
     }
@@ -424,6 +424,19 @@ pub(crate) fn formula_like(s: &str) -> bool {
         s.as_bytes().first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
     )
+}
+
+/// The mode for a file that replaces one with `old`: the same, but never
+/// setuid, setgid or sticky (the data is new; a privilege is not its to
+/// inherit).
+pub(crate) fn replacement_mode(old: std::fs::Permissions) -> std::fs::Permissions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::Permissions::from_mode(old.mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    old
 }
 
 /// A cell as `--spreadsheet-safe` writes it: a formula-like value gets a

@@ -335,6 +335,23 @@ fn diff_reads_json_lines_and_says_why_it_cannot_compare() {
             vec!["diff", "old.csv", "new.jsonl", "-o", "new.jsonl"],
             "is one of the inputs",
         ),
+        // Another spelling of the same file.
+        (
+            vec!["diff", "old.csv", "new.jsonl", "-o", "./new.jsonl"],
+            "is one of the inputs",
+        ),
+        (
+            vec![
+                "diff",
+                "old.csv",
+                "new.jsonl",
+                "--allow",
+                "pages.csv",
+                "-o",
+                "./pages.csv",
+            ],
+            "is one of the inputs",
+        ),
         (
             vec!["-q", "diff", "old.csv", "new.jsonl"],
             "give its options after it",
@@ -643,6 +660,24 @@ fn diff_fails_on_chosen_kinds_and_writes_spreadsheet_safe_cells() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o640);
+
+    // An allow list saved with a byte-order mark still allows its first
+    // entry; standard input in, standard output out.
+    std::fs::write(run.path("allow.txt"), "\u{feff}shop.example\n").unwrap();
+    let out = run.run(
+        &["diff", "-", "new.csv", "--allow", "allow.txt", "-o", "-"],
+        Some(&format!(
+            "{HEADER}\n{}\n",
+            row("/a", 0, "https://shop.example/old.js", "", "")
+        )),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(",added,https://shop.example/a.js,"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(",unapproved,\"=HYPERLINK"), "{stdout}");
 
     let out = run.run(&["diff", "old.csv", "new.csv", "--fail-on", "added"], None);
     assert_eq!(out.code, 1, "{}", out.stderr);
