@@ -21,11 +21,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
-            // clap's message is several lines with usage; one is enough.
+            // clap's message is several lines with usage; its first
+            // paragraph (the error and what it names: a missing <NEW>, the
+            // possible values) is enough, on one line.
             let text = err.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("scriptscrape: {first} (see --help)");
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("scriptscrape: {message} (see --help)");
             return ExitCode::from(ExitStatus::Fatal.code());
         }
     };

@@ -335,6 +335,12 @@ fn diff_reads_json_lines_and_says_why_it_cannot_compare() {
             vec!["diff", "old.csv", "new.jsonl", "-o", "new.jsonl"],
             "is one of the inputs",
         ),
+        // clap's own errors, on one line but whole.
+        (vec!["diff", "old.csv"], "not provided: <NEW>"),
+        (
+            vec!["diff", "old.csv", "new.jsonl", "--format"],
+            "[possible values: csv, jsonl, text]",
+        ),
         // Another spelling of the same file.
         (
             vec!["diff", "old.csv", "new.jsonl", "-o", "./new.jsonl"],
