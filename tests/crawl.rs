@@ -692,22 +692,15 @@ fn a_host_found_private_first_and_listed_later_gets_its_robots_txt_read() {
     other.set_robots(200, "User-agent: *\nDisallow: /gen/\n");
     let run = Run::new();
     let seed = links_to(&server, &[other.url("/gen/1")]);
-    let mut child = run
-        .command(&[
-            "-",
-            "--depth",
-            "1",
-            "--scope",
-            "any",
-            "--pages",
-            "pages.csv",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin) = run.spawn_fed(&[
+        "-",
+        "--depth",
+        "1",
+        "--scope",
+        "any",
+        "--pages",
+        "pages.csv",
+    ]);
     std::io::Write::write_all(&mut stdin, format!("{seed}\n").as_bytes()).unwrap();
     // The link to the other host is refused before its line is read.
     // Header, the seed and the refused link.
@@ -775,14 +768,7 @@ fn a_line_seen_before_the_limit_is_a_duplicate_after_it_not_a_max_pages_row() {
     let server = TestServer::start();
     let run = Run::new();
     let page = server.url("/gen/1");
-    let mut child = run
-        .command(&["-", "--max-pages", "1", "--pages", "pages.csv"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin) = run.spawn_fed(&["-", "--max-pages", "1", "--pages", "pages.csv"]);
     std::io::Write::write_all(&mut stdin, format!("{page}\n").as_bytes()).unwrap();
     // Past the header: the page is done, and the limit reached before the
     // next line.

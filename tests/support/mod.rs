@@ -981,6 +981,21 @@ impl Run {
             .expect("start scriptscrape")
     }
 
+    /// As [`Run::spawn_quiet`], with a pipe to its standard input, which
+    /// the caller feeds (and closes) line by line.
+    pub fn spawn_fed(&self, args: &[&str]) -> (std::process::Child, std::process::ChildStdin) {
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start scriptscrape");
+        // Asked for just above: piped.
+        let stdin = child.stdin.take().expect("piped stdin");
+        (child, stdin)
+    }
+
     /// Runs the binary with `args` and optional standard input, bounded to
     /// 60 s.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
