@@ -51,10 +51,14 @@ pub fn inventory(
 /// removed or added.
 fn agree(pages: &BTreeMap<String, Vec<Script>>, report: &Report) -> Result<(), String> {
     let mut wrong = 0usize;
-    let mut first = None;
+    // The first page in URL order, so that the message does not depend on
+    // the hash map's order.
+    let mut first: Option<(String, String)> = None;
     let mut note = |page: &str, why: String| {
         wrong += 1;
-        first.get_or_insert_with(|| format!("{page} {why}"));
+        if first.as_ref().is_none_or(|(p, _)| page < p.as_str()) {
+            first = Some((page.to_owned(), why));
+        }
     };
     for (page, counted) in &report.ok {
         let rows = pages.get(page).map_or(0, Vec::len) as u64;
@@ -84,8 +88,8 @@ fn agree(pages: &BTreeMap<String, Vec<Script>>, report: &Report) -> Result<(), S
     }
     match first {
         None => Ok(()),
-        Some(first) => Err(format!(
-            "{first}{} (not the same run's files, or one was cut short)",
+        Some((page, why)) => Err(format!(
+            "{page} {why}{} (not the same run's files, or one was cut short)",
             if wrong > 1 {
                 format!(", and {} more pages", wrong - 1)
             } else {
