@@ -62,12 +62,12 @@ const SCRIPT_COLUMNS_WITH_TEXT: [&str; 20] = {
 };
 
 /// The scripts output's columns for a run.
-pub fn script_columns(inline_text: bool) -> Vec<&'static str> {
-    let mut columns = SCRIPT_COLUMNS.to_vec();
+pub fn script_columns(inline_text: bool) -> &'static [&'static str] {
     if inline_text {
-        columns.push(INLINE_TEXT_COLUMN);
+        &SCRIPT_COLUMNS_WITH_TEXT
+    } else {
+        &SCRIPT_COLUMNS
     }
-    columns
 }
 
 /// Columns of the page report, in order.
@@ -389,17 +389,11 @@ impl Table {
                 w.write_record(None::<&[u8]>)?;
             }
             Encoder::Jsonl(staged) => {
-                let mut object = serde_json::Map::with_capacity(cells.len());
-                for (name, cell) in self.columns.iter().zip(cells) {
-                    let value = match *cell {
-                        Cell::Str(s) => serde_json::Value::from(s),
-                        Cell::Int(n) => serde_json::Value::from(n),
-                        Cell::Bool(b) => serde_json::Value::from(b),
-                        Cell::Null => serde_json::Value::Null,
-                    };
-                    object.insert((*name).to_owned(), value);
-                }
-                serde_json::to_writer(&mut *staged, &object).map_err(io::Error::other)?;
+                let row = JsonRow {
+                    columns: self.columns,
+                    cells,
+                };
+                serde_json::to_writer(&mut *staged, &row).map_err(io::Error::other)?;
                 staged.buf.push(b'\n');
             }
         }
@@ -414,6 +408,29 @@ impl Table {
             Encoder::Csv(w) => w.flush(),
             Encoder::Jsonl(staged) => staged.flush(),
         }
+    }
+}
+
+/// One row as a JSON object, keys in column order, serialised straight
+/// into the page's buffer: no map of owned keys and values per row.
+struct JsonRow<'a> {
+    columns: &'static [&'static str],
+    cells: &'a [Cell<'a>],
+}
+
+impl serde::Serialize for JsonRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.cells.len()))?;
+        for (name, cell) in self.columns.iter().zip(self.cells) {
+            match *cell {
+                Cell::Str(s) => map.serialize_entry(name, s)?,
+                Cell::Int(n) => map.serialize_entry(name, &n)?,
+                Cell::Bool(b) => map.serialize_entry(name, &b)?,
+                Cell::Null => map.serialize_entry(name, &())?,
+            }
+        }
+        map.end()
     }
 }
 
@@ -484,12 +501,7 @@ impl Sink {
         encoding: Encoding,
         headers: bool,
     ) -> io::Result<Self> {
-        let columns: &'static [&'static str] = if inline_text {
-            &SCRIPT_COLUMNS_WITH_TEXT
-        } else {
-            &SCRIPT_COLUMNS
-        };
-        let scripts = Table::new(scripts, columns, encoding, headers)?;
+        let scripts = Table::new(scripts, script_columns(inline_text), encoding, headers)?;
         let pages = pages
             .map(|w| Table::new(w, &PAGE_COLUMNS, encoding, headers))
             .transpose()?;

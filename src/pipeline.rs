@@ -158,7 +158,7 @@ pub fn run(
     let sources = input::open_sources(&config.sources)?;
     let earlier = if config.resume {
         let columns = output::script_columns(config.inline_text);
-        let earlier = resume::prepare(config, &columns, config.encoding.format)?;
+        let earlier = resume::prepare(config, columns, config.encoding.format)?;
         if earlier.is_none() {
             tracing::warn!("--resume: no unfinished run to resume; starting a new one");
         }
