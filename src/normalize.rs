@@ -69,7 +69,12 @@ pub fn normalize(url: &Url, strip_query: &[Glob]) -> Url {
             .filter(|pair| !pair.is_empty())
             .filter(|pair| {
                 let name = pair.split('=').next().unwrap_or(pair);
-                let name = percent_decode_lossy(name);
+                // As the user would write it: escapes decoded, `+` as
+                // space, invalid UTF-8 replaced.
+                let name = url::form_urlencoded::parse(name.as_bytes())
+                    .next()
+                    .map(|(name, _)| name)
+                    .unwrap_or_default();
                 !strip_query.iter().any(|g| g.matches(&name))
             })
             .map(normalize_escapes)
@@ -77,7 +82,12 @@ pub fn normalize(url: &Url, strip_query: &[Glob]) -> Url {
         if kept.is_empty() {
             out.set_query(None);
         } else {
-            out.set_query(Some(&kept.join("&")));
+            let kept = kept.join("&");
+            // Most queries come out as they went in: no need to rebuild
+            // the URL for them.
+            if kept != query {
+                out.set_query(Some(&kept));
+            }
         }
     }
     out
@@ -121,30 +131,6 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// A query parameter's name as the user would write it: escapes decoded,
-/// `+` as space; invalid UTF-8 replaced.
-fn percent_decode_lossy(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -771,10 +771,11 @@ pub async fn run(
                     }
                     Some(c) => {
                         let url = c.crawl.normalize(&url);
+                        let host = host_key(&url);
                         // Listed by the user: its host may be private.
-                        if let (Some(guard), Some(host)) = (&c.guard, url.host_str()) {
-                            guard.trust(host);
-                            queues.recheck_robots(&host_key(&url));
+                        if let (Some(guard), Some(name)) = (&c.guard, url.host_str()) {
+                            guard.trust(name);
+                            queues.recheck_robots(&host);
                         }
                         if c.first_sight(&url) {
                             queues.push(url.clone(), seq, Some(Origin::seed(&url)), Instant::now());
@@ -784,7 +785,6 @@ pub async fn run(
                             tracing::debug!("{raw}: already seen; skipped");
                             c.duplicates.fetch_add(1, Ordering::Relaxed);
                         }
-                        let host = host_key(&url);
                         if c.crawl.sitemap_auto && c.sitemap_hosts.insert(host.clone()) {
                             c.sitemaps_pending += 1;
                             let robots_url = robots::robots_url(&url);

@@ -28,7 +28,7 @@ impl Scope {
             Scope::Any => true,
             Scope::Host => same_authority(seed, url),
             Scope::Domain => match (seed.host(), url.host()) {
-                (Some(a), Some(b)) => registrable_domain(&a) == registrable_domain(&b),
+                (Some(a), Some(b)) => same_site(&a, &b),
                 _ => false,
             },
             Scope::Prefix => {
