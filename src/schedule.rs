@@ -356,8 +356,6 @@ impl CrawlState {
         }
     }
 
-    /// Whether to read the sitemap at `url`: once each, and no more than
-    /// [`sitemap::MAX_SITEMAPS`] in all.
     /// Reads the sitemaps named by a host's robots.txt (one of
     /// `sitemaps_pending` until they are known). A robots.txt read for its
     /// rules is not read again: its `Sitemap:` lines come with them.
@@ -402,6 +400,8 @@ impl CrawlState {
         }
     }
 
+    /// Whether to read the sitemap at `url`: once each, and no more than
+    /// [`sitemap::MAX_SITEMAPS`] in all.
     fn wants_sitemap(&mut self, url: &Url) -> bool {
         if self.sitemaps_seen.len() >= sitemap::MAX_SITEMAPS {
             tracing::warn!(
