@@ -82,6 +82,9 @@ fn main() -> ExitCode {
         }
         #[cfg(unix)]
         stop_on_signals(&stop, config.grace.is_zero())?;
+        if let Some(bar) = &bar {
+            bar.start();
+        }
         let progress = bar.clone().map(|b| b as Arc<dyn terminal::Progress>);
         scriptscrape::run_until(&config, &stop, progress)
     });

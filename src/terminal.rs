@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -151,14 +151,18 @@ pub struct Bar {
 
 impl Bar {
     fn new(sources: &[Source], crawl: bool) -> Self {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        // Hidden until the run starts, so that an argument error is not
+        // preceded by a flash of bar.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(Self::style(false));
-        bar.enable_steady_tick(Duration::from_millis(200));
         let files: Option<Vec<PathBuf>> = sources
             .iter()
             .map(|s| match s {
-                Source::File(path) => Some(path.clone()),
-                Source::Stdin => None,
+                // Only a regular file can be read twice: a pipe, FIFO,
+                // /dev/stdin or <(…) gives each line to one reader, and the
+                // run must be that reader.
+                Source::File(path) if is_regular_file(path) => Some(path.clone()),
+                Source::File(_) | Source::Stdin => None,
             })
             .collect();
         if let Some(files) = files.filter(|_| !crawl) {
@@ -172,11 +176,27 @@ impl Bar {
                 }
             });
         }
-        Bar {
+        let bar = Bar {
             bar,
             failed: AtomicU64::new(0),
             queued: crawl.then(|| AtomicU64::new(0)),
-        }
+        };
+        bar.show();
+        bar
+    }
+
+    /// Draws the bar once the run has gone on for a moment: a run that
+    /// ends at once (an argument error, an empty input) leaves the screen
+    /// to its message instead of flashing a bar first.
+    pub fn start(&self) {
+        let bar = self.bar.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            if !bar.is_finished() {
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+                bar.enable_steady_tick(Duration::from_millis(200));
+            }
+        });
     }
 
     fn show(&self) {
@@ -193,13 +213,17 @@ impl Bar {
 
     fn style(total_known: bool) -> ProgressStyle {
         let template = if total_known {
-            "{elapsed_precise} [{wide_bar}] {pos}/{len} pages, {per_sec}, {msg}, ETA {eta}"
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} pages, {rate}, {msg}, ETA {eta}"
         } else {
-            "{elapsed_precise} {spinner} {pos} pages, {per_sec}, {msg}"
+            "{elapsed_precise} {spinner} {pos} pages, {rate}, {msg}"
         };
         // The templates are constants; a typo would show at the first run.
         ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+                // indicatif's {per_sec} shows four decimals ("10.7853/s").
+                let _ = write!(w, "{}/s", rate(state.per_sec()));
+            })
             .progress_chars("=> ")
     }
 
@@ -224,6 +248,23 @@ impl Progress for Bar {
             self.show();
         }
     }
+}
+
+/// A rate for people: whole numbers from 10 up, one decimal below.
+fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0".to_owned()
+    } else if per_sec >= 10.0 {
+        format!("{per_sec:.0}")
+    } else {
+        format!("{per_sec:.1}")
+    }
+}
+
+/// Whether `path` is (or links to) a regular file: one that a second
+/// reader can read without taking lines from the first.
+fn is_regular_file(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 /// Non-blank, non-comment lines in `files`; `None` if one cannot be read.

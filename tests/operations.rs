@@ -752,6 +752,14 @@ fn progress_bar_only_on_a_terminal() {
         "{screen}"
     );
     assert!(screen.contains("30 pages ok, 0 failed"), "{screen}");
+    // Every field filled from the first frame, rates without a tail of
+    // decimals ("10.7853/s").
+    assert!(!screen.contains(", ,"), "{screen}");
+    let long_rate = screen.split("/s").any(|before| {
+        let digits: String = before.chars().rev().take_while(|c| *c != '.').collect();
+        before.contains('.') && digits.len() > 1 && digits.chars().all(|c| c.is_ascii_digit())
+    });
+    assert!(!long_rate, "{screen}");
     // --quiet: nothing at all, terminal or not.
     let command = format!("{command} -q");
     let quiet = std::process::Command::new("script")

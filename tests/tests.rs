@@ -7,6 +7,7 @@ mod conformance;
 mod crawl;
 mod differential;
 mod fetching;
+mod input;
 mod inventory;
 mod operations;
 mod pipeline;
