@@ -18,6 +18,8 @@ use url::Url;
 
 use crate::resume::Done;
 
+mod bom;
+
 /// Longest input line accepted, in bytes. Browsers stop at about 2 MB; a
 /// line longer than this is almost surely not a URL list (a binary file, a
 /// minified bundle), and reading it whole would make memory depend on input.
@@ -124,7 +126,9 @@ pub fn read_lines(
     let mut skipped = Skipped::default();
     let mut emitted = 0u64;
     let mut buf = Vec::new();
-    for (name, mut reader) in sources {
+    for (name, reader) in sources {
+        let mut reader =
+            bom::strip_or_decode(reader).with_context(|| format!("error reading input {name}"))?;
         let mut line_no = 0u64;
         loop {
             let too_long = match read_line_bounded(&mut reader, &mut buf) {
@@ -204,7 +208,9 @@ fn classify_line(bytes: &[u8], too_long: bool, source: &str, line_no: u64) -> Op
     if trimmed.is_empty() || trimmed.starts_with('#') {
         return None;
     }
-    let raw = trimmed.to_owned();
+    // A NUL byte would reach the page_url cell, where CSV readers and
+    // databases cut the value or refuse the file.
+    let raw = trimmed.replace('\0', "\u{FFFD}");
     let url = if too_long {
         Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
     } else if std::str::from_utf8(bytes).is_err() {
@@ -212,7 +218,7 @@ fn classify_line(bytes: &[u8], too_long: bool, source: &str, line_no: u64) -> Op
     } else if bytes.contains(&0) {
         // Text lists never hold NUL; a binary file does, and its lines must
         // not turn into requests to junk hosts.
-        Err("line contains NUL bytes (is the input a binary file?)".to_owned())
+        Err("line contains NUL bytes (is the input a binary file, or UTF-16 without a byte-order mark?)".to_owned())
     } else {
         parse_url(&raw)
     };
@@ -292,16 +298,178 @@ fn check_dns_name(host: &str) -> Result<(), &'static str> {
 }
 
 /// For a line without `://`: the scheme it starts with, if the part before
-/// the first `:` is one (`mailto:x`, `javascript:…`), as opposed to a host
-/// and port (`example.com:8080`).
+/// the first `:` is one (`mailto:x`, `javascript:…`, `tel:911`), as opposed
+/// to a host and port (`example.com:8080`, `localhost:8801/`).
+///
+/// `word:digits` is both a host with a port and a URL of scheme `word`;
+/// it is a URL when `word` is http(s) (`http:127.0.0.1/`, which browsers
+/// repair) or a registered scheme ([`KNOWN_SCHEMES`]), so that `tel:911`
+/// is never fetched as `https://tel:911/`.
 fn leading_scheme(line: &str) -> Option<&str> {
     let (head, tail) = line.split_once(':')?;
     let mut chars = head.chars();
     let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
+        return None;
+    }
     let port_follows = tail.bytes().next().is_some_and(|b| b.is_ascii_digit());
-    (is_scheme && !port_follows).then_some(head)
+    let known = head.eq_ignore_ascii_case("http")
+        || head.eq_ignore_ascii_case("https")
+        || KNOWN_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(head));
+    (known || !port_follows).then_some(head)
 }
+
+/// URI schemes that a line may start with and that are not http(s): the
+/// IANA registry's permanent schemes and the provisional ones seen in
+/// page links. A name here followed by digits (`tel:911`, `urn:1234`) is
+/// read as that scheme, not as a host and port.
+const KNOWN_SCHEMES: &[&str] = &[
+    "aaa",
+    "aaas",
+    "about",
+    "acap",
+    "acct",
+    "afp",
+    "android-app",
+    "app",
+    "bitcoin",
+    "blob",
+    "callto",
+    "cap",
+    "chrome",
+    "chrome-extension",
+    "cid",
+    "coap",
+    "coap+tcp",
+    "coap+ws",
+    "coaps",
+    "coaps+tcp",
+    "coaps+ws",
+    "content",
+    "crid",
+    "data",
+    "dav",
+    "dict",
+    "dns",
+    "ed2k",
+    "edge",
+    "ethereum",
+    "example",
+    "facetime",
+    "fax",
+    "feed",
+    "file",
+    "finger",
+    "fish",
+    "ftp",
+    "ftps",
+    "geo",
+    "git",
+    "go",
+    "gopher",
+    "h323",
+    "iax",
+    "icap",
+    "im",
+    "imap",
+    "info",
+    "intent",
+    "ipfs",
+    "ipns",
+    "ipp",
+    "ipps",
+    "irc",
+    "irc6",
+    "ircs",
+    "iris",
+    "itms",
+    "itms-apps",
+    "jar",
+    "javascript",
+    "ldap",
+    "ldaps",
+    "magnet",
+    "mailto",
+    "maps",
+    "market",
+    "matrix",
+    "mid",
+    "mms",
+    "modem",
+    "moz-extension",
+    "msrp",
+    "msrps",
+    "mtqp",
+    "mupdate",
+    "mvn",
+    "news",
+    "nfs",
+    "ni",
+    "nih",
+    "nntp",
+    "opaquelocktoken",
+    "pkcs11",
+    "pop",
+    "pres",
+    "redis",
+    "rediss",
+    "reload",
+    "resource",
+    "rtmp",
+    "rtmps",
+    "rtsp",
+    "rtsps",
+    "rtspu",
+    "s3",
+    "service",
+    "session",
+    "sftp",
+    "shttp",
+    "sieve",
+    "sip",
+    "sips",
+    "skype",
+    "slack",
+    "smb",
+    "sms",
+    "snmp",
+    "spotify",
+    "ssh",
+    "steam",
+    "stun",
+    "stuns",
+    "svn",
+    "tag",
+    "teams",
+    "tel",
+    "telnet",
+    "tftp",
+    "tg",
+    "thismessage",
+    "tip",
+    "tn3270",
+    "turn",
+    "turns",
+    "tv",
+    "udp",
+    "urn",
+    "vemmi",
+    "viber",
+    "view-source",
+    "vnc",
+    "webcal",
+    "whatsapp",
+    "ws",
+    "wss",
+    "xcon",
+    "xcon-userid",
+    "xmpp",
+    "z39.50r",
+    "z39.50s",
+    "zoommtg",
+    "zoomus",
+];
 
 /// Distinct lines seen so far, as 64-bit hashes: 8 bytes a line instead of
 /// the URL itself. With a per-run random key, two distinct URLs of a
@@ -506,8 +674,35 @@ mod tests {
             "data:text/html,hi",
             "a,b\"c",
             "nul\0host.test",
+            "tel:911",
+            "urn:1234",
+            "TEL:+1-555-0100",
+            "sms:5550100",
+            "z39.50r:2000/x",
         ] {
-            assert!(parse_url(bad).is_err(), "{bad} should be invalid");
+            let err = parse_url(bad).expect_err(bad);
+            assert!(!err.contains("dns"), "{bad}: {err}");
+        }
+        assert!(parse_url("tel:911").unwrap_err().contains("\"tel\""));
+    }
+
+    #[test]
+    fn scheme_without_slashes_is_repaired_as_browsers_do() {
+        for (line, url) in [
+            ("http:127.0.0.1/", "http://127.0.0.1/"),
+            ("http:1password.com/", "http://1password.com/"),
+            ("https:1password.com", "https://1password.com/"),
+            ("http:localhost:8801/", "http://localhost:8801/"),
+            ("HTTP:/example.com/a", "http://example.com/a"),
+            ("localhost:8801/x", "https://localhost:8801/x"),
+            ("example.com:8443/shop", "https://example.com:8443/shop"),
+            ("intranet:8080", "https://intranet:8080/"),
+        ] {
+            assert_eq!(
+                parse_url(line).map(String::from).as_deref(),
+                Ok(url),
+                "{line}"
+            );
         }
     }
 
