@@ -245,7 +245,10 @@ pub fn parse_url(line: &str) -> Result<Url, String> {
     } else {
         format!("https://{line}")
     };
-    let url = Url::parse(&candidate).map_err(|e| format!("not a URL ({e})"))?;
+    let mut url = Url::parse(&candidate).map_err(|e| format!("not a URL ({e})"))?;
+    // A fragment is never sent to the server: `about.html#team` is the
+    // same page as `about.html`, fetched and reported once.
+    url.set_fragment(None);
     match url.scheme() {
         "http" | "https" => {}
         other => {
@@ -684,6 +687,15 @@ mod tests {
             assert!(!err.contains("dns"), "{bad}: {err}");
         }
         assert!(parse_url("tel:911").unwrap_err().contains("\"tel\""));
+    }
+
+    #[test]
+    fn fragments_are_not_part_of_the_page() {
+        let text = "https://a.test/about.html#team\nhttps://a.test/about.html\nhttps://a.test/x#\n";
+        let (lines, skipped) = lines_from(io::Cursor::new(text.as_bytes().to_vec())).unwrap();
+        let got: Vec<_> = lines.iter().map(|l| l.page_url().to_owned()).collect();
+        assert_eq!(got, ["https://a.test/about.html", "https://a.test/x"]);
+        assert_eq!(skipped.duplicates, 1);
     }
 
     #[test]
