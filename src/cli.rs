@@ -342,7 +342,8 @@ pub struct Cli {
 
     /// When the run ends, write its figures as JSON to FILE (counts by
     /// error kind and status class, rate, bytes, latency percentiles,
-    /// times; schema in README), replaced atomically.
+    /// times; schema in README), replaced atomically; `-` for standard
+    /// output (with -o FILE).
     #[arg(env = "SCRIPTSCRAPE_STATS", long, value_name = "FILE")]
     pub stats: Option<std::path::PathBuf>,
 

@@ -62,7 +62,7 @@ pub struct Config {
     /// Continue an interrupted run (`--resume`).
     pub resume: bool,
     /// Where to write the run's figures as JSON (`--stats`).
-    pub stats: Option<PathBuf>,
+    pub stats: Option<Destination>,
     /// Format of the outputs (`--format`, `--spreadsheet-safe`).
     pub encoding: crate::output::Encoding,
     /// Write pages in input order (`--ordered`).
@@ -194,24 +194,37 @@ impl Config {
             }
         }
 
-        if let Some(stats) = &cli.stats {
-            let outputs = std::iter::once(&output)
-                .chain(&pages)
-                .filter_map(|d| match d {
-                    Destination::File(p) => Some(p),
-                    Destination::Stdout => None,
-                });
-            let inputs = sources.iter().filter_map(|s| match s {
-                Source::File(p) => Some(p),
-                Source::Stdin => None,
-            });
-            if let Some(clash) = inputs.chain(outputs).find(|p| same_file(p, stats)) {
-                bail!(
-                    "--stats {} is also an input or output ({}); refusing to overwrite it",
-                    stats.display(),
-                    clash.display()
-                );
+        let stats = cli
+            .stats
+            .as_deref()
+            .map(|s| Destination::from_arg(&s.to_string_lossy()));
+        match &stats {
+            Some(Destination::Stdout) if output == Destination::Stdout => bail!(
+                "--stats - needs standard output, which the scripts already go to (give -o FILE)"
+            ),
+            Some(Destination::Stdout) if pages == Some(Destination::Stdout) => {
+                bail!("--stats - and --pages - cannot both go to standard output")
             }
+            Some(Destination::File(stats)) => {
+                let outputs = std::iter::once(&output)
+                    .chain(&pages)
+                    .filter_map(|d| match d {
+                        Destination::File(p) => Some(p),
+                        Destination::Stdout => None,
+                    });
+                let inputs = sources.iter().filter_map(|s| match s {
+                    Source::File(p) => Some(p),
+                    Source::Stdin => None,
+                });
+                if let Some(clash) = inputs.chain(outputs).find(|p| same_file(p, stats)) {
+                    bail!(
+                        "--stats {} is also an input or output ({}); refusing to overwrite it",
+                        stats.display(),
+                        clash.display()
+                    );
+                }
+            }
+            _ => {}
         }
 
         let mut headers = HeaderMap::new();
@@ -282,7 +295,7 @@ impl Config {
             wait_lock: cli.wait_lock,
             max_failures: cli.max_failures,
             resume: cli.resume,
-            stats: cli.stats,
+            stats,
             encoding: crate::output::Encoding {
                 format: cli.format,
                 spreadsheet_safe: cli.spreadsheet_safe,

@@ -6,14 +6,14 @@
 //! versioned by its `schema` field; fields are only ever added.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde_json::{Map, Value, json};
 
+use crate::config::Destination;
 use crate::error::ErrorKind;
-use crate::output::part_path;
+use crate::output::{Target, is_device, part_path, real_path};
 use crate::report::{ExitStatus, Summary};
 
 /// The stats file's schema version.
@@ -98,25 +98,40 @@ pub fn document(
 }
 
 /// Checks, before the run, that the stats file can be written where asked:
-/// a run should not do all its work and then fail on a typo.
-pub fn check_writable(path: &Path) -> anyhow::Result<()> {
-    let tmp = part_path(path)?;
+/// a run should not do all its work and then fail on a typo. A device or
+/// FIFO is not opened here, as opening a FIFO waits for its reader.
+pub fn check_writable(dest: &Destination) -> anyhow::Result<()> {
+    let Destination::File(path) = dest else {
+        return Ok(());
+    };
+    if is_device(path) {
+        return Ok(());
+    }
+    let tmp = part_path(&real_path(path))?;
     std::fs::File::create(&tmp)
-        .with_context(|| format!("cannot write stats {}", path.display()))?;
+        .with_context(|| format!("cannot write --stats {}", path.display()))?;
     let _ = std::fs::remove_file(&tmp);
     Ok(())
 }
 
-/// Writes `doc` to `path` through a temporary sibling renamed into place.
-pub fn write(path: &Path, doc: &Value) -> anyhow::Result<()> {
-    let context = || format!("cannot write stats {}", path.display());
-    let tmp = part_path(path)?;
-    let mut file = std::fs::File::create(&tmp).with_context(context)?;
-    serde_json::to_writer_pretty(&mut file, doc).with_context(context)?;
-    file.write_all(b"\n").with_context(context)?;
-    file.sync_all().with_context(context)?;
-    drop(file);
-    std::fs::rename(&tmp, path).with_context(context)
+/// Writes `doc` to `dest` as the other outputs are written: a file through
+/// a `.part` sibling renamed into place (a symlink followed, the mode of
+/// the file replaced kept), a device or FIFO in place, `-` to standard
+/// output.
+pub fn write(dest: &Destination, doc: &Value) -> anyhow::Result<()> {
+    let context = || match dest {
+        Destination::File(path) => format!("cannot write --stats {}", path.display()),
+        Destination::Stdout => "cannot write --stats to standard output".to_owned(),
+    };
+    let mut target = Target::open(dest, false).with_context(context)?;
+    let mut text = serde_json::to_vec_pretty(doc).with_context(context)?;
+    text.push(b'\n');
+    let written = target.write_all(&text);
+    if let Err(e) = written {
+        target.discard();
+        return Err(e).with_context(context);
+    }
+    target.commit().with_context(context)
 }
 
 fn round3(x: f64) -> f64 {

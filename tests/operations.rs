@@ -979,8 +979,76 @@ fn stats_path_problems_are_found_before_the_run() {
         None,
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("cannot write stats"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot write --stats"),
+        "{}",
+        out.stderr
+    );
+    // Standard output already carries the scripts.
+    let out = run.run(&[&list, "--stats", "-"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--stats -"), "{}", out.stderr);
+    let out = run.run(
+        &[&list, "-o", "s.csv", "--pages", "-", "--stats", "-"],
+        None,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert_eq!(server.hits("/gen/1"), 0, "the run went ahead");
+    assert!(!run.path("-").exists());
+}
+
+#[test]
+fn stats_follow_the_rules_of_the_other_outputs() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1"), server.url("/gen/2")]);
+    let pages_ok = |stats: &serde_json::Value| stats["pages"]["ok"].as_u64();
+
+    // A device node of the test's own (the null device's numbers): written
+    // in place, still a device afterwards.
+    let null = run.path("null");
+    let made = std::process::Command::new("mknod")
+        .args([null.to_str().unwrap(), "c", "1", "3"])
+        .status()
+        .expect("mknod from coreutils");
+    assert!(made.success(), "mknod needs root");
+    let out = run.run(&[&list, "-o", "s.csv", "--stats", "null"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let meta = std::fs::symlink_metadata(&null).unwrap();
+    assert!(meta.file_type().is_char_device(), "the device was replaced");
+
+    // A symlink stays a symlink; the file it names gets the stats.
+    std::fs::write(run.path("real.json"), "{}").unwrap();
+    std::fs::set_permissions(
+        run.path("real.json"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("real.json", run.path("link.json")).unwrap();
+    let out = run.run(&[&list, "-o", "s.csv", "--stats", "link.json"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        std::fs::symlink_metadata(run.path("link.json"))
+            .unwrap()
+            .is_symlink()
+    );
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path("real.json")).unwrap()).unwrap();
+    assert_eq!(pages_ok(&stats), Some(2));
+    let mode = std::fs::metadata(run.path("real.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640, "the mode of the file replaced is kept");
+
+    // `-`: standard output, when the scripts go to a file.
+    let out = run.run(&[&list, "-o", "s.csv", "--stats", "-"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pages_ok(&stats), Some(2));
+    assert!(!run.path("-").exists());
 }
 
 #[test]
