@@ -208,6 +208,9 @@ pub fn run(
         .then(|| Arc::new(OrderGate::new(ORDER_WINDOW_PER_SLOT * concurrency as u64)));
     let (line_tx, line_rx) = mpsc::channel::<InputLine>(LINE_QUEUE);
     let duplicates = Arc::new(AtomicU64::new(0));
+    // Lines handed to the fetch stage, to count those left undone when the
+    // run ends early.
+    let lines_read = Arc::new(AtomicU64::new(0));
     let (body_tx, body_rx) = mpsc::channel::<Completed>(parsers * BODIES_PER_PARSER);
     let (page_tx, page_rx) = std_mpsc::sync_channel::<PageResult>(PAGE_QUEUE);
     // Unbounded, yet bounded by the pages between the scheduler and the
@@ -220,6 +223,7 @@ pub fn run(
         .spawn({
             let gate = gate.clone();
             let duplicates = Arc::clone(&duplicates);
+            let lines_read = Arc::clone(&lines_read);
             move || {
                 input::read_lines(sources, done, &duplicates, |line| {
                     if let Some(gate) = &gate
@@ -227,7 +231,11 @@ pub fn run(
                     {
                         return false;
                     }
-                    line_tx.blocking_send(line).is_ok()
+                    let sent = line_tx.blocking_send(line).is_ok();
+                    if sent {
+                        lines_read.fetch_add(1, Ordering::Relaxed);
+                    }
+                    sent
                 })
             }
         })
@@ -337,6 +345,23 @@ pub fn run(
             if let Some(sink) = sink {
                 finish_output(sink.keep_partial(), &mut summary)?;
             }
+        }
+    }
+    if summary.output_closed && summary.stopped.is_none() {
+        // Read but never written: queued, in flight, or parsed when the
+        // reader of standard output went away.
+        summary.unfinished = lines_read
+            .load(Ordering::Relaxed)
+            .saturating_sub(summary.listed);
+        if let Some(Destination::File(pages)) = &config.pages
+            && let Ok(Some(part)) = output::staged_part(pages)
+            && part.exists()
+        {
+            tracing::warn!(
+                "standard output closed before the run completed: the page report stays \
+                 at {} (--resume continues the run)",
+                part.display()
+            );
         }
     }
     summary.duplicates = duplicates.load(Ordering::Relaxed);
@@ -563,6 +588,9 @@ fn write_stage(
             return Err(e).context("cannot write output");
         }
         summary.record(&page);
+        if page.seq < schedule::FIRST_FOUND_SEQ {
+            summary.listed += 1;
+        }
         if let Some(progress) = progress {
             progress.page_written(page.outcome.is_err());
         }

@@ -27,10 +27,13 @@ pub struct Summary {
     pub output_closed: bool,
     /// The run was asked to stop (SIGINT, SIGTERM) before it completed.
     pub stopped: Option<Cause>,
-    /// With `stopped`: URLs read from the input that have no row (queued,
-    /// or still in flight when the grace period ended). Lines after them
-    /// were not read.
+    /// With `stopped` or `output_closed`: URLs read from the input that
+    /// have no row (queued, in flight, or parsed but not written). Lines
+    /// after them were not read.
     pub unfinished: u64,
+    /// Pages of this run that came from the input (not found by a crawl
+    /// or a sitemap), with a row written.
+    pub listed: u64,
     /// With `--resume`: pages finished by the interrupted run and carried
     /// over (counted in the totals above too).
     pub resumed: u64,
@@ -271,8 +274,12 @@ impl fmt::Display for Summary {
             0.0
         };
         write!(f, ", {secs:.1} s, {rate:.1} pages/s")?;
-        if self.output_closed {
-            write!(f, " (output closed early)")?;
+        if self.output_closed && self.stopped.is_none() {
+            write!(
+                f,
+                "; standard output closed: {} not done, later input not read",
+                count(self.unfinished, "URL")
+            )?;
         }
         if let Some(cause) = self.stopped {
             write!(

@@ -161,6 +161,10 @@ enum Finished {
     },
 }
 
+/// The position of the first URL a crawl finds: after any input line's, so
+/// that a page's `seq` tells a listed URL from a found one.
+pub const FIRST_FOUND_SEQ: u64 = 1 << 62;
+
 /// How the fetch stage ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ended {
@@ -504,8 +508,7 @@ pub async fn run(
                 spill: Spill::default(),
                 max_frontier: limits.max_frontier,
                 spill_failed: false,
-                // After any input line's position.
-                next_seq: 1 << 62,
+                next_seq: FIRST_FOUND_SEQ,
                 tally: Crawled::default(),
             }),
         ),

@@ -208,7 +208,15 @@ fn closed_stdout_stops_quietly() {
         .collect();
     let list = run.urls("urls.txt", &urls);
     let mut child = run
-        .command(&[list.as_str(), "-c", "4"])
+        .command(&[
+            list.as_str(),
+            "-c",
+            "4",
+            "--pages",
+            "p.csv",
+            "--stats",
+            "s.json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -233,7 +241,24 @@ fn closed_stdout_stops_quietly() {
         !stderr.contains("panicked") && !stderr.contains("internal error"),
         "{stderr}"
     );
-    assert!(stderr.contains("output closed early"), "{stderr}");
+    // Success, as for ripgrep and xsv, but the figures are the truth: the
+    // run did not complete, and every listed URL is a row or unfinished.
+    assert!(stderr.contains("standard output closed"), "{stderr}");
+    assert!(stderr.contains("p.csv.part"), "{stderr}");
+    assert!(!run.path("p.csv").exists());
+    let written = Table::read(&run.path("p.csv.part")).rows.len() as u64;
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path("s.json")).unwrap()).unwrap();
+    assert_eq!(stats["outcome"], "output_closed");
+    assert_eq!(stats["exit_status"], 0);
+    let unfinished = stats["pages"]["unfinished"].as_u64().unwrap();
+    assert!(unfinished > 0, "{stats}");
+    assert_eq!(written + unfinished, 300, "{stats}");
+    assert_eq!(stats["pages"]["total"].as_u64(), Some(written), "{stats}");
+    assert!(
+        stderr.contains(&format!("{unfinished} URLs not done")),
+        "{stderr}"
+    );
 }
 
 #[test]
