@@ -43,7 +43,7 @@ use crate::lock::{self, Acquired};
 use crate::netguard::Guard;
 use crate::output::{self, PageResult, Sink, Target};
 use crate::report::Summary;
-use crate::resume::{self, Earlier};
+use crate::resume::{self, Earlier, RunId};
 use crate::schedule::{self, Completed, Ended, Frontier};
 use crate::stats;
 use crate::stop::{Level, Stop};
@@ -167,6 +167,18 @@ pub fn run(
         None
     };
     let sink = open_sink(config, earlier.is_some())?;
+    // Which job the .part files belong to, for a later --resume; only a
+    // page report written to a file can be resumed.
+    let run_id_file = match &config.pages {
+        Some(Destination::File(pages)) => output::staged_part(pages)?.map(|p| RunId::path(&p)),
+        _ => None,
+    };
+    if earlier.is_none()
+        && let Some(Destination::File(pages)) = &config.pages
+        && let Some(part) = output::staged_part(pages)?
+    {
+        RunId::of(config).write(&part)?;
+    }
     let (done, carried) = match earlier {
         Some(Earlier { done, summary }) => (Some(done), summary),
         None => (None, Summary::default()),
@@ -329,6 +341,12 @@ pub fn run(
             }
             if let Some(sink) = sink {
                 finish_output(sink.finish(), &mut summary)?;
+            }
+            if !summary.output_closed
+                && let Some(file) = &run_id_file
+            {
+                // The outputs are final: nothing is left to resume.
+                let _ = std::fs::remove_file(file);
             }
         }
         // Not complete: the outputs stay .part files. The input thread may

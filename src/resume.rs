@@ -26,6 +26,7 @@ use anyhow::{Context as _, bail};
 use crate::config::{Config, Destination};
 use crate::error::ErrorKind;
 use crate::input::HashSet64;
+use crate::input::Source;
 use crate::output::{Format, PAGE_COLUMNS, staged_part};
 use crate::report::Summary;
 
@@ -104,6 +105,141 @@ fn part_files(config: &Config) -> anyhow::Result<(Option<PathBuf>, PathBuf)> {
     Ok((scripts, pages))
 }
 
+/// What identifies a run, so that `--resume` continues only the same job:
+/// its inputs and the options that change what its rows are. Kept beside
+/// the page report's `.part` file while the run is unfinished
+/// ([`RunId::path`]), written before the first row, removed when the
+/// outputs are final.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunId {
+    /// The inputs, as canonical paths (`-` for standard input).
+    inputs: Vec<String>,
+    /// Where the scripts went: a canonical path, or `-`.
+    scripts: String,
+    /// `csv` or `jsonl`.
+    format: String,
+    inline_text: bool,
+    spreadsheet_safe: bool,
+    /// When the run began (RFC 3339, UTC): not compared, for messages.
+    #[serde(default)]
+    started_at: String,
+}
+
+impl RunId {
+    /// The identity of the run `config` describes.
+    pub fn of(config: &Config) -> RunId {
+        let path = |p: &Path| crate::output::real_path(p).display().to_string();
+        RunId {
+            inputs: config
+                .sources
+                .iter()
+                .map(|s| match s {
+                    Source::Stdin => "-".to_owned(),
+                    Source::File(p) => path(p),
+                })
+                .collect(),
+            scripts: match &config.output {
+                Destination::Stdout => "-".to_owned(),
+                Destination::File(p) => path(p),
+            },
+            format: match config.encoding.format {
+                Format::Csv => "csv",
+                Format::Jsonl => "jsonl",
+            }
+            .to_owned(),
+            inline_text: config.inline_text,
+            spreadsheet_safe: config.encoding.spreadsheet_safe,
+            started_at: crate::stats::rfc3339(std::time::SystemTime::now()),
+        }
+    }
+
+    /// The file that holds the identity of the run whose page report is
+    /// being written as `pages_part`.
+    pub fn path(pages_part: &Path) -> PathBuf {
+        let mut name = pages_part.as_os_str().to_owned();
+        name.push(".run");
+        PathBuf::from(name)
+    }
+
+    /// Records this identity for `pages_part`, through a temporary file
+    /// renamed into place, so that a kill leaves it whole or absent.
+    pub fn write(&self, pages_part: &Path) -> anyhow::Result<()> {
+        let path = Self::path(pages_part);
+        let context = || format!("cannot write {}", path.display());
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let text = serde_json::to_vec_pretty(self).with_context(context)?;
+        std::fs::write(&tmp, text).with_context(context)?;
+        std::fs::rename(&tmp, &path).with_context(context)
+    }
+
+    /// Refuses to continue `pages_part` unless the run that left it is
+    /// this one: one line naming what differs.
+    fn check(&self, pages_part: &Path) -> anyhow::Result<()> {
+        let path = Self::path(pages_part);
+        let part = pages_part.display();
+        let earlier: RunId = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "cannot resume: {} is damaged; start again without --resume",
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "cannot resume: {part} does not say which run wrote it (no {}; an older \
+                 scriptscrape?); start again without --resume",
+                path.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let since = match earlier.started_at.as_str() {
+            "" => String::new(),
+            at => format!(", started {at}"),
+        };
+        let differs = if earlier.inputs != self.inputs {
+            Some(format!(
+                "it is an unfinished run of {}{since}, not of {}",
+                earlier.inputs.join(", "),
+                self.inputs.join(", ")
+            ))
+        } else if earlier.format != self.format {
+            Some(format!(
+                "it was written as --format {}, this run asks for --format {}",
+                earlier.format, self.format
+            ))
+        } else if earlier.scripts != self.scripts {
+            Some(format!(
+                "its run wrote the scripts to {}, this one to {}",
+                earlier.scripts, self.scripts
+            ))
+        } else if earlier.inline_text != self.inline_text {
+            Some(format!(
+                "its run {} --inline-text",
+                given(earlier.inline_text)
+            ))
+        } else if earlier.spreadsheet_safe != self.spreadsheet_safe {
+            Some(format!(
+                "its run {} --spreadsheet-safe",
+                given(earlier.spreadsheet_safe)
+            ))
+        } else {
+            None
+        };
+        match differs {
+            Some(why) => bail!(
+                "cannot resume from {part}: {why}; resume with the same inputs and options, or \
+                 start again without --resume"
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+fn given(yes: bool) -> &'static str {
+    if yes { "had" } else { "did not have" }
+}
+
 /// Reads and trims what an earlier run left, or returns `None` when there
 /// is nothing to resume (no `.part` report: the earlier run completed, or
 /// never started). `script_columns` is this run's scripts header, which
@@ -119,6 +255,7 @@ pub fn prepare(
     if std::fs::metadata(&pages_part).map_or(true, |m| m.len() == 0) {
         return Ok(None);
     }
+    RunId::of(config).check(&pages_part)?;
     if let Some(scripts_part) = &scripts_part
         && !scripts_part.exists()
     {

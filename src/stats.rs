@@ -139,7 +139,7 @@ fn round3(x: f64) -> f64 {
 }
 
 /// `2026-11-22T13:05:09.123Z`: UTC, milliseconds.
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

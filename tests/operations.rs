@@ -860,7 +860,11 @@ fn resume_refuses_damaged_or_mismatched_files_and_restarts_empty_ones() {
     mismatched.extend(["--inline-text", "--resume"]);
     let out = run.run(&mismatched, None);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("fields differ"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did not have --inline-text"),
+        "{}",
+        out.stderr
+    );
     assert!(!run.path("s.jsonl.part.tmp").exists());
 
     // A damaged row in the middle (not a torn tail) is refused, not skipped.
@@ -892,6 +896,73 @@ fn resume_refuses_damaged_or_mismatched_files_and_restarts_empty_ones() {
             .lines()
             .count(),
         7
+    );
+}
+
+#[test]
+fn resume_never_merges_another_job() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let mut first: Vec<String> = (0..3).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    first.push(server.url("/slow-gen/20000/9"));
+    let list = run.urls("list.txt", &first);
+    let other = run.urls("other.txt", &[server.url("/gen/50")]);
+    let outputs = ["--grace", "0", "-o", "s.csv", "--pages", "p.csv"];
+    let with = |input: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![input.to_owned()];
+        args.extend(outputs.iter().chain(extra).map(|s| s.to_string()));
+        args
+    };
+    let args = with(&list, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_then_stop(&run, &args, "p.csv.part", 2);
+    assert!(run.path("p.csv.part.run").exists());
+
+    // Another list: refused, nothing fetched, the .part files untouched.
+    let before = std::fs::read(run.path("p.csv.part")).unwrap();
+    let refused = with(&other, &["--resume"]);
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let out = run.run(&refused, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("unfinished run of"), "{}", out.stderr);
+    assert!(out.stderr.contains("list.txt"), "{}", out.stderr);
+    assert_eq!(server.hits("/gen/50"), 0);
+    assert_eq!(std::fs::read(run.path("p.csv.part")).unwrap(), before);
+
+    // Another format: said as such, not as a damaged file.
+    let jsonl = with(&list, &["--format", "jsonl", "--resume"]);
+    let jsonl: Vec<&str> = jsonl.iter().map(String::as_str).collect();
+    let out = run.run(&jsonl, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--format csv"), "{}", out.stderr);
+    assert!(!out.stderr.contains("damaged"), "{}", out.stderr);
+
+    // The same job resumes, and once complete leaves nothing to resume.
+    std::fs::write(
+        run.path("list.txt"),
+        first.join("\n").replace("/slow-gen/20000/", "/gen/") + "\n",
+    )
+    .unwrap();
+    let same = with(&list, &["--resume"]);
+    let same: Vec<&str> = same.iter().map(String::as_str).collect();
+    let out = run.run(&same, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pages = Table::read(&run.path("p.csv"));
+    assert_eq!(pages.rows.len(), 4);
+    assert!(!run.path("p.csv.part.run").exists());
+    assert!(!run.path("p.csv.part").exists());
+
+    // A .part without its identity (an older version's) is refused too.
+    std::fs::write(run.path("list.txt"), first.join("\n") + "\n").unwrap();
+    run_then_stop(&run, &args, "p.csv.part", 2);
+    std::fs::remove_file(run.path("p.csv.part.run")).unwrap();
+    let out = run.run(&same, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not say which run"),
+        "{}",
+        out.stderr
     );
 }
 
