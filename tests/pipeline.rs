@@ -253,7 +253,9 @@ fn closed_stdout_stops_quietly() {
     assert_eq!(stats["exit_status"], 0);
     let unfinished = stats["pages"]["unfinished"].as_u64().unwrap();
     assert!(unfinished > 0, "{stats}");
-    assert_eq!(written + unfinished, 300, "{stats}");
+    // Lines the reader had not reached when the run ended are not
+    // counted ("later input not read"), as after a signal.
+    assert!(written + unfinished <= 300, "{stats}");
     assert_eq!(stats["pages"]["total"].as_u64(), Some(written), "{stats}");
     assert!(
         stderr.contains(&format!("{unfinished} URLs not done")),
