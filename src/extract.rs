@@ -22,7 +22,10 @@ use html5ever::{Attribute, local_name, ns};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
+use encoding_rs::Encoding;
 use url::Url;
+
+use crate::charset;
 
 mod sink;
 
@@ -123,6 +126,7 @@ pub struct Inline {
 pub struct Extractor {
     keep_inline_text: bool,
     links: bool,
+    detect_utf8: bool,
 }
 
 /// A link a crawl may follow, found in the same parse as the scripts.
@@ -132,6 +136,15 @@ pub struct Link {
     pub url: Url,
     /// `rel` lists `nofollow` (`<a>` and `<area>` only).
     pub nofollow: bool,
+}
+
+/// A fetched body, decoded and extracted: [`Extractor::extract_body_within`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The encoding the body was decoded with.
+    pub encoding: &'static Encoding,
+    /// What was extracted, unless parsing went over its budget.
+    pub extracted: Result<Extracted, OverBudget>,
 }
 
 /// Everything extracted from one document.
@@ -161,6 +174,38 @@ impl Extractor {
     pub fn links(mut self, yes: bool) -> Self {
         self.links = yes;
         self
+    }
+
+    /// Let the encoding guess pick UTF-8 for an undeclared page whose bytes
+    /// are valid UTF-8 (`--detect-utf8`); browsers do not.
+    pub fn detect_utf8(mut self, yes: bool) -> Self {
+        self.detect_utf8 = yes;
+        self
+    }
+
+    /// Decodes `body`, fetched from `document_url` with Content-Type
+    /// charset `header_charset`, as a browser does (see [`crate::charset`]),
+    /// and extracts its scripts and, if asked, links, giving up once
+    /// parsing has taken `budget` of CPU time on this thread.
+    pub fn extract_body_within(
+        &self,
+        document_url: &Url,
+        body: Vec<u8>,
+        header_charset: Option<&str>,
+        budget: Duration,
+    ) -> Decoded {
+        let hints = charset::Hints {
+            header_charset,
+            tld: charset::tld_of(document_url),
+            detect_utf8: self.detect_utf8,
+        };
+        let (encoding, _confidence) = charset::sniff(&body, &hints);
+        let text = charset::decode_owned_in(body, encoding);
+        let extracted = self.extract_page_within(document_url, &text, budget);
+        Decoded {
+            encoding,
+            extracted,
+        }
     }
 
     /// Lists the script elements of `html`, a document fetched from
