@@ -1,4 +1,6 @@
-//! Script extraction: a pure function from (document URL, HTML) to records.
+//! Script extraction: a pure function from (document URL, HTML) to records,
+//! or from (document URL, body, Content-Type charset) when the encoding is
+//! to be found as a browser finds it.
 //!
 //! The document is parsed the way a browser with scripting enabled would
 //! build its tree (html5ever, into the reduced tree of `sink`), and the
@@ -199,12 +201,47 @@ impl Extractor {
             tld: charset::tld_of(document_url),
             detect_utf8: self.detect_utf8,
         };
-        let (encoding, _confidence) = charset::sniff(&body, &hints);
-        let text = charset::decode_owned_in(body, encoding);
-        let extracted = self.extract_page_within(document_url, &text, budget);
-        Decoded {
-            encoding,
-            extracted,
+        let (encoding, confidence) = charset::sniff(&body, &hints);
+        // A guessed encoding may be overruled by a <meta> the parser meets
+        // (the HTML standard's "changing the encoding while parsing"): the
+        // body is then decoded again, so it is kept.
+        let (text, kept) = match confidence {
+            charset::Confidence::Certain => (charset::decode_owned_in(body, encoding), None),
+            charset::Confidence::Tentative => (charset::decode_in(&body, encoding), Some(body)),
+        };
+        let started = sink::thread_cpu_time();
+        let Some(tree) = sink::parse_document(&text, Some(budget), self.links, kept.is_some())
+        else {
+            return Decoded {
+                encoding,
+                extracted: Err(OverBudget(budget)),
+            };
+        };
+        let declared = tree.meta_charset().map(charset::declared);
+        match (declared, kept) {
+            (Some(declared), Some(body)) if declared != encoding => {
+                // A browser starts over in the declared encoding, now
+                // certain; the two parses share the budget.
+                drop(tree);
+                let text = charset::decode_in(&body, declared);
+                let spent = sink::thread_cpu_time().saturating_sub(started);
+                let tree = sink::parse_document(
+                    &text,
+                    Some(budget.saturating_sub(spent)),
+                    self.links,
+                    false,
+                );
+                Decoded {
+                    encoding: declared,
+                    extracted: tree
+                        .map(|tree| self.page(document_url, &tree))
+                        .ok_or(OverBudget(budget)),
+                }
+            }
+            _ => Decoded {
+                encoding,
+                extracted: Ok(self.page(document_url, &tree)),
+            },
         }
     }
 
@@ -214,9 +251,11 @@ impl Extractor {
         self.extract_page(document_url, html).scripts
     }
 
-    /// Lists the scripts of `html` and, if asked, its links.
+    /// Lists the scripts of `html` and, if asked, its links. The text is
+    /// taken as decoded for good: a `<meta>` in it changes nothing (bytes
+    /// go through [`Extractor::extract_body_within`]).
     pub fn extract_page(&self, document_url: &Url, html: &str) -> Extracted {
-        let doc = sink::parse_document(html, None, self.links);
+        let doc = sink::parse_document(html, None, self.links, false);
         // Without a budget the parser always finishes.
         doc.map(|doc| self.page(document_url, &doc))
             .unwrap_or_default()
@@ -243,7 +282,8 @@ impl Extractor {
         html: &str,
         budget: Duration,
     ) -> Result<Extracted, OverBudget> {
-        let doc = sink::parse_document(html, Some(budget), self.links).ok_or(OverBudget(budget))?;
+        let doc = sink::parse_document(html, Some(budget), self.links, false)
+            .ok_or(OverBudget(budget))?;
         Ok(self.page(document_url, &doc))
     }
 
@@ -761,6 +801,86 @@ mod tests {
         let plain = Extractor::new().extract_page(&url("https://site.test/index.html"), html);
         assert!(plain.links.is_empty());
         assert_eq!(plain.scripts, page.scripts);
+    }
+
+    fn body_page(
+        body: &[u8],
+        header: Option<&str>,
+        page: &str,
+    ) -> (&'static str, Vec<String>, Vec<String>) {
+        let decoded = Extractor::new().keep_inline_text(true).extract_body_within(
+            &url(page),
+            body.to_vec(),
+            header,
+            Duration::from_secs(30),
+        );
+        let scripts = decoded.extracted.unwrap().scripts;
+        let texts = scripts
+            .iter()
+            .filter_map(|s| s.inline.as_ref()?.text.clone())
+            .collect();
+        (decoded.encoding.name(), texts, srcs(&scripts))
+    }
+
+    /// More than the 1024 bytes the prescan reads.
+    fn padding() -> String {
+        format!("<!doctype html><head><!-- {} -->", "x".repeat(1100))
+    }
+
+    #[test]
+    fn a_meta_past_the_prescan_changes_a_guessed_encoding() {
+        let late = |meta: &str| {
+            let html = format!("{}{meta}<script>s = \"é\"</script>", padding());
+            body_page(html.as_bytes(), None, "https://a.test/")
+        };
+        let utf8 = (
+            "UTF-8",
+            vec!["s = \"é\"".to_owned()],
+            vec!["<inline>".to_owned()],
+        );
+        assert_eq!(late("<meta charset=utf-8>"), utf8);
+        assert_eq!(
+            late("<meta http-equiv=Content-Type content='text/html; charset=UTF-8'>"),
+            utf8
+        );
+        // In the body, or after a meta that names nothing, it counts too;
+        // a UTF-16 label means UTF-8.
+        assert_eq!(late("<body><p><meta charset=' utf-8 '>"), utf8);
+        assert_eq!(late("<meta charset=klingon><meta charset=utf-8>"), utf8);
+        assert_eq!(late("<meta charset=utf-16le>"), utf8);
+        // The first declaration settles it, even when it names the guess.
+        let guessed = (
+            "windows-1252",
+            vec!["s = \"Ã©\"".to_owned()],
+            vec!["<inline>".to_owned()],
+        );
+        assert_eq!(late("<meta charset=latin1><meta charset=utf-8>"), guessed);
+        // Markup that is not a meta element declares nothing.
+        assert_eq!(late("<noscript><meta charset=utf-8></noscript>"), guessed);
+        assert_eq!(late("<meta name=charset content=utf-8>"), guessed);
+    }
+
+    #[test]
+    fn a_late_meta_does_not_overrule_a_declared_encoding() {
+        let html = format!(
+            "{}<meta charset=utf-8><script>s = \"é\"</script>",
+            padding()
+        );
+        let latin1 = (
+            "windows-1252",
+            vec!["s = \"Ã©\"".to_owned()],
+            vec!["<inline>".to_owned()],
+        );
+        let header = body_page(html.as_bytes(), Some("iso-8859-1"), "https://a.test/");
+        assert_eq!(header, latin1);
+        let early = html.replacen("<!doctype html>", "<!doctype html><meta charset=latin1>", 1);
+        assert_eq!(body_page(early.as_bytes(), None, "https://a.test/"), latin1);
+        let bom = [
+            &b"\xef\xbb\xbf"[..],
+            html.replace("utf-8", "latin1").as_bytes(),
+        ]
+        .concat();
+        assert_eq!(body_page(&bom, None, "https://a.test/").0, "UTF-8");
     }
 
     #[test]

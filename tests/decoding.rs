@@ -100,3 +100,21 @@ fn detect_utf8_is_documented_in_help() {
     let at = help.find("--detect-utf8").expect("--detect-utf8 in --help");
     assert!(help[at..].contains("SCRIPTSCRAPE_DETECT_UTF8"), "{help}");
 }
+
+#[test]
+fn a_late_meta_charset_overrules_the_guess() {
+    let server = TestServer::start();
+    let page = server.url("/fixtures/late-meta.html");
+    // Past the 1024 bytes the prescan reads, the parser meets the <meta>
+    // while the encoding is only guessed, and the page is read again in
+    // UTF-8, as in a browser.
+    let (pages, scripts) = scrape(std::slice::from_ref(&page), &[], &[]);
+    assert_eq!(pages.for_page(&page, "charset"), "UTF-8");
+    assert_eq!(
+        scripts_of(&scripts, &page),
+        [
+            inline("var s = \"naïve — ☃\";"),
+            external(server.url("/static/na%C3%AFve.js")),
+        ]
+    );
+}
