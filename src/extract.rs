@@ -234,13 +234,13 @@ impl Extractor {
                 Decoded {
                     encoding: declared,
                     extracted: tree
-                        .map(|tree| self.page(document_url, &tree))
+                        .map(|tree| self.page(document_url, &tree, declared))
                         .ok_or(OverBudget(budget)),
                 }
             }
             _ => Decoded {
                 encoding,
-                extracted: Ok(self.page(document_url, &tree)),
+                extracted: Ok(self.page(document_url, &tree, encoding)),
             },
         }
     }
@@ -257,7 +257,7 @@ impl Extractor {
     pub fn extract_page(&self, document_url: &Url, html: &str) -> Extracted {
         let doc = sink::parse_document(html, None, self.links, false);
         // Without a budget the parser always finishes.
-        doc.map(|doc| self.page(document_url, &doc))
+        doc.map(|doc| self.page(document_url, &doc, encoding_rs::UTF_8))
             .unwrap_or_default()
     }
 
@@ -284,10 +284,12 @@ impl Extractor {
     ) -> Result<Extracted, OverBudget> {
         let doc = sink::parse_document(html, Some(budget), self.links, false)
             .ok_or(OverBudget(budget))?;
-        Ok(self.page(document_url, &doc))
+        Ok(self.page(document_url, &doc, encoding_rs::UTF_8))
     }
 
-    fn page(&self, document_url: &Url, tree: &Tree) -> Extracted {
+    /// The records of a parsed document in `encoding`, which URLs'
+    /// queries are written in.
+    fn page(&self, document_url: &Url, tree: &Tree, encoding: &'static Encoding) -> Extracted {
         let mut base_href: Option<&str> = None;
         let mut found: Vec<(Id, &[Attribute], bool)> = Vec::new();
         let mut links: Vec<&[Attribute]> = Vec::new();
@@ -315,7 +317,10 @@ impl Extractor {
             }
         }
 
-        let base = document_base(document_url, base_href);
+        let base = Base {
+            url: document_base(document_url, base_href, encoding),
+            encoding,
+        };
         let page_host = document_url.host();
         let scripts = found
             .into_iter()
@@ -343,7 +348,7 @@ impl Extractor {
     fn script(
         &self,
         index: usize,
-        base: &Url,
+        base: &Base,
         tree: &Tree,
         id: Id,
         attrs: &[Attribute],
@@ -443,7 +448,7 @@ fn in_head(tree: &Tree, id: Id) -> bool {
 
 /// The link an `<a>`/`<area>` (`href`, `rel`) or `<iframe>`/`<frame>`
 /// (`src`) element points at, if it is an http(s) URL.
-fn link(base: &Url, attrs: &[Attribute]) -> Option<Link> {
+fn link(base: &Base, attrs: &[Attribute]) -> Option<Link> {
     let plain = |name: &str| {
         attrs
             .iter()
@@ -454,7 +459,7 @@ fn link(base: &Url, attrs: &[Attribute]) -> Option<Link> {
     if target.trim().is_empty() {
         return None;
     }
-    let url = base.join(target).ok()?;
+    let url = base.parse(target).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
@@ -482,21 +487,51 @@ pub fn sha256_source(bytes: &[u8]) -> String {
 /// The document base URL: the first `<base href>`, resolved against the
 /// document URL, unless it fails to parse or is a `data:`/`javascript:` URL,
 /// in which case the document URL itself (HTML standard, "frozen base URL").
-fn document_base(document_url: &Url, base_href: Option<&str>) -> Url {
+fn document_base(document_url: &Url, base_href: Option<&str>, encoding: &'static Encoding) -> Url {
     base_href
-        .and_then(|href| document_url.join(href).ok())
+        .and_then(|href| parse_url(document_url, href, encoding).ok())
         .filter(|url| !matches!(url.scheme(), "data" | "javascript"))
         .unwrap_or_else(|| document_url.clone())
 }
 
-fn resolve_src(base: &Url, raw: &str) -> Src {
+/// Parses `input` against `base` as a document in `encoding` does: the
+/// URL standard writes the query of a URL parsed in a document in the
+/// document's encoding (UTF-8 for UTF-16 and replacement, its output
+/// encoding), so that an EUC-KR page's `?q=한글` is `?q=%C7%D1%B1%DB`.
+fn parse_url(base: &Url, input: &str, encoding: &'static Encoding) -> Result<Url, url::ParseError> {
+    let encoding = encoding.output_encoding();
+    if encoding == encoding_rs::UTF_8 {
+        return base.join(input);
+    }
+    let encode: &dyn Fn(&str) -> std::borrow::Cow<'_, [u8]> =
+        &|query| charset::encode_query(query, encoding);
+    Url::options()
+        .base_url(Some(base))
+        .encoding_override(Some(encode))
+        .parse(input)
+}
+
+/// What URLs in a document are parsed against: its base URL, and its
+/// encoding, which their queries are written in.
+struct Base {
+    url: Url,
+    encoding: &'static Encoding,
+}
+
+impl Base {
+    fn parse(&self, input: &str) -> Result<Url, url::ParseError> {
+        parse_url(&self.url, input, self.encoding)
+    }
+}
+
+fn resolve_src(base: &Base, raw: &str) -> Src {
     // An empty src is an error for a browser (it fires `error` and loads
     // nothing); anything else goes through the URL parser, which trims
     // surrounding whitespace and drops tabs and newlines as browsers do.
     if raw.is_empty() {
         return Src::Unresolved(String::new());
     }
-    match base.join(raw) {
+    match base.parse(raw) {
         Ok(url) => Src::Resolved(url),
         Err(_) => Src::Unresolved(raw.to_owned()),
     }
@@ -881,6 +916,41 @@ mod tests {
         ]
         .concat();
         assert_eq!(body_page(&bom, None, "https://a.test/").0, "UTF-8");
+    }
+
+    #[test]
+    fn urls_get_their_query_in_the_document_encoding() {
+        let html = "<base href='/d/?b=&eacute;'><script src='s.js?q=&eacute;&amp;r=&#x2603;#&eacute;'></script>\
+                    <a href='/p?q=&eacute;'>p</a><iframe src='f?&eacute;'></iframe>";
+        let page = |body: Vec<u8>, header: &str| {
+            let decoded = Extractor::new().links(true).extract_body_within(
+                &url("https://a.test/x"),
+                body,
+                Some(header),
+                Duration::from_secs(30),
+            );
+            let page = decoded.extracted.unwrap();
+            let mut urls = srcs(&page.scripts);
+            urls.extend(page.links.iter().map(|l| l.url.to_string()));
+            urls
+        };
+        assert_eq!(
+            page(html.into(), "windows-1252"),
+            [
+                "https://a.test/d/s.js?q=%E9&r=%26%239731%3B#%C3%A9",
+                "https://a.test/p?q=%E9",
+                "https://a.test/d/f?%E9",
+            ]
+        );
+        let utf8 = [
+            "https://a.test/d/s.js?q=%C3%A9&r=%E2%98%83#%C3%A9",
+            "https://a.test/p?q=%C3%A9",
+            "https://a.test/d/f?%C3%A9",
+        ];
+        assert_eq!(page(html.into(), "utf-8"), utf8);
+        // A UTF-16 document's URLs are written in UTF-8.
+        let utf16: Vec<u8> = html.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(page(utf16, "utf-16le"), utf8);
     }
 
     #[test]

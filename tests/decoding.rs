@@ -118,3 +118,40 @@ fn a_late_meta_charset_overrules_the_guess() {
         ]
     );
 }
+
+#[test]
+fn queries_are_written_in_the_document_encoding() {
+    let server = TestServer::start();
+    let page = server.url("/fixtures/euc-kr-query.html");
+    let (pages, scripts) = scrape(std::slice::from_ref(&page), &[], &[]);
+    assert_eq!(pages.for_page(&page, "charset"), "EUC-KR");
+    assert_eq!(
+        scripts_of(&scripts, &page),
+        [
+            inline("var s = \"안녕하세요\";"),
+            // Not ?q=%ED%95%9C%EA%B8%80, the UTF-8 bytes.
+            external(server.url("/a.js?q=%C7%D1%B1%DB")),
+            // Paths are UTF-8 whatever the page; a character EUC-KR lacks
+            // becomes &#128512; in the query, percent-encoded.
+            external(server.url("/%EC%8A%A4%ED%81%AC%EB%A6%BD%ED%8A%B8.js?q=%26%23128512%3B")),
+            external(server.url("/b.js#%ED%95%9C")),
+        ]
+    );
+}
+
+#[test]
+fn crawled_links_are_written_in_the_document_encoding() {
+    let server = TestServer::start();
+    let page = server.url("/fixtures/euc-kr-query.html");
+    let (pages, _) = scrape(std::slice::from_ref(&page), &["--depth", "1"], &[]);
+    let linked = server.url("/fixtures/no-scripts.html?q=%C7%D1%B1%DB");
+    assert_eq!(pages.for_page(&linked, "status"), "200");
+    assert_eq!(pages.for_page(&linked, "referrer"), page);
+    assert!(
+        server
+            .targets()
+            .contains(&"/fixtures/no-scripts.html?q=%C7%D1%B1%DB".to_owned()),
+        "{:?}",
+        server.targets()
+    );
+}
