@@ -890,6 +890,18 @@ mod tests {
             vec!["<inline>".to_owned()],
         );
         assert_eq!(late("<meta charset=latin1><meta charset=utf-8>"), guessed);
+        // A UTF-8 guess asked for with --detect-utf8 is tentative too.
+        let html = format!(
+            "{}<meta charset=koi8-r><script>s = \"é\"</script>",
+            padding()
+        );
+        let decoded = Extractor::new().detect_utf8(true).extract_body_within(
+            &url("https://a.test/"),
+            html.into_bytes(),
+            None,
+            Duration::from_secs(30),
+        );
+        assert_eq!(decoded.encoding.name(), "KOI8-R");
         // Markup that is not a meta element declares nothing.
         assert_eq!(late("<noscript><meta charset=utf-8></noscript>"), guessed);
         assert_eq!(late("<meta name=charset content=utf-8>"), guessed);
