@@ -276,6 +276,13 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_INLINE_TEXT", long)]
     pub inline_text: bool,
 
+    /// Decode a page that declares no encoding (no BOM, Content-Type
+    /// charset or <meta>) as UTF-8 when its bytes are valid UTF-8. Off by
+    /// default: browsers fall back by top-level domain instead
+    /// (windows-1252 for .com), and hashes follow what they run.
+    #[arg(env = "SCRIPTSCRAPE_DETECT_UTF8", long)]
+    pub detect_utf8: bool,
+
     /// Print nothing on standard error but fatal errors: no summary line,
     /// no per-page failures.
     #[arg(env = "SCRIPTSCRAPE_QUIET", short = 'q', long)]

@@ -51,6 +51,8 @@ pub struct Config {
     pub fetch: FetchSettings,
     /// Write the text of inline scripts.
     pub inline_text: bool,
+    /// Take undeclared valid UTF-8 as UTF-8 (`--detect-utf8`).
+    pub detect_utf8: bool,
     /// No summary or per-page messages on stderr.
     pub quiet: bool,
     /// Time requests in flight get to finish after a stop (`--grace`).
@@ -290,6 +292,7 @@ impl Config {
                 pool_per_host: cli.concurrency.get(),
             },
             inline_text: cli.inline_text,
+            detect_utf8: cli.detect_utf8,
             quiet: cli.quiet,
             grace: cli.grace,
             wait_lock: cli.wait_lock,

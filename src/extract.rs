@@ -1,4 +1,6 @@
-//! Script extraction: a pure function from (document URL, HTML) to records.
+//! Script extraction: a pure function from (document URL, HTML) to records,
+//! or from (document URL, body, Content-Type charset) when the encoding is
+//! to be found as a browser finds it.
 //!
 //! The document is parsed the way a browser with scripting enabled would
 //! build its tree (html5ever, into the reduced tree of `sink`), and the
@@ -22,7 +24,10 @@ use html5ever::{Attribute, local_name, ns};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
+use encoding_rs::Encoding;
 use url::Url;
+
+use crate::charset;
 
 mod sink;
 
@@ -123,6 +128,7 @@ pub struct Inline {
 pub struct Extractor {
     keep_inline_text: bool,
     links: bool,
+    detect_utf8: bool,
 }
 
 /// A link a crawl may follow, found in the same parse as the scripts.
@@ -132,6 +138,15 @@ pub struct Link {
     pub url: Url,
     /// `rel` lists `nofollow` (`<a>` and `<area>` only).
     pub nofollow: bool,
+}
+
+/// A fetched body, decoded and extracted: [`Extractor::extract_body_within`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The encoding the body was decoded with.
+    pub encoding: &'static Encoding,
+    /// What was extracted, unless parsing went over its budget.
+    pub extracted: Result<Extracted, OverBudget>,
 }
 
 /// Everything extracted from one document.
@@ -163,17 +178,86 @@ impl Extractor {
         self
     }
 
+    /// Let the encoding guess pick UTF-8 for an undeclared page whose bytes
+    /// are valid UTF-8 (`--detect-utf8`); browsers do not.
+    pub fn detect_utf8(mut self, yes: bool) -> Self {
+        self.detect_utf8 = yes;
+        self
+    }
+
+    /// Decodes `body`, fetched from `document_url` with Content-Type
+    /// charset `header_charset`, as a browser does (see [`crate::charset`]),
+    /// and extracts its scripts and, if asked, links, giving up once
+    /// parsing has taken `budget` of CPU time on this thread.
+    pub fn extract_body_within(
+        &self,
+        document_url: &Url,
+        body: Vec<u8>,
+        header_charset: Option<&str>,
+        budget: Duration,
+    ) -> Decoded {
+        let hints = charset::Hints {
+            header_charset,
+            tld: charset::tld_of(document_url),
+            detect_utf8: self.detect_utf8,
+        };
+        let (encoding, confidence) = charset::sniff(&body, &hints);
+        // A guessed encoding may be overruled by a <meta> the parser meets
+        // (the HTML standard's "changing the encoding while parsing"): the
+        // body is then decoded again, so it is kept.
+        let (text, kept) = match confidence {
+            charset::Confidence::Certain => (charset::decode_owned_in(body, encoding), None),
+            charset::Confidence::Tentative => (charset::decode_in(&body, encoding), Some(body)),
+        };
+        let started = sink::thread_cpu_time();
+        let Some(tree) = sink::parse_document(&text, Some(budget), self.links, kept.is_some())
+        else {
+            return Decoded {
+                encoding,
+                extracted: Err(OverBudget(budget)),
+            };
+        };
+        let declared = tree.meta_charset().map(charset::declared);
+        match (declared, kept) {
+            (Some(declared), Some(body)) if declared != encoding => {
+                // A browser starts over in the declared encoding, now
+                // certain; the two parses share the budget.
+                drop(tree);
+                let text = charset::decode_in(&body, declared);
+                let spent = sink::thread_cpu_time().saturating_sub(started);
+                let tree = sink::parse_document(
+                    &text,
+                    Some(budget.saturating_sub(spent)),
+                    self.links,
+                    false,
+                );
+                Decoded {
+                    encoding: declared,
+                    extracted: tree
+                        .map(|tree| self.page(document_url, &tree, declared))
+                        .ok_or(OverBudget(budget)),
+                }
+            }
+            _ => Decoded {
+                encoding,
+                extracted: Ok(self.page(document_url, &tree, encoding)),
+            },
+        }
+    }
+
     /// Lists the script elements of `html`, a document fetched from
     /// `document_url` (the final URL, after redirects).
     pub fn extract(&self, document_url: &Url, html: &str) -> Vec<Script> {
         self.extract_page(document_url, html).scripts
     }
 
-    /// Lists the scripts of `html` and, if asked, its links.
+    /// Lists the scripts of `html` and, if asked, its links. The text is
+    /// taken as decoded for good: a `<meta>` in it changes nothing (bytes
+    /// go through [`Extractor::extract_body_within`]).
     pub fn extract_page(&self, document_url: &Url, html: &str) -> Extracted {
-        let doc = sink::parse_document(html, None, self.links);
+        let doc = sink::parse_document(html, None, self.links, false);
         // Without a budget the parser always finishes.
-        doc.map(|doc| self.page(document_url, &doc))
+        doc.map(|doc| self.page(document_url, &doc, encoding_rs::UTF_8))
             .unwrap_or_default()
     }
 
@@ -198,11 +282,14 @@ impl Extractor {
         html: &str,
         budget: Duration,
     ) -> Result<Extracted, OverBudget> {
-        let doc = sink::parse_document(html, Some(budget), self.links).ok_or(OverBudget(budget))?;
-        Ok(self.page(document_url, &doc))
+        let doc = sink::parse_document(html, Some(budget), self.links, false)
+            .ok_or(OverBudget(budget))?;
+        Ok(self.page(document_url, &doc, encoding_rs::UTF_8))
     }
 
-    fn page(&self, document_url: &Url, tree: &Tree) -> Extracted {
+    /// The records of a parsed document in `encoding`, which URLs'
+    /// queries are written in.
+    fn page(&self, document_url: &Url, tree: &Tree, encoding: &'static Encoding) -> Extracted {
         let mut base_href: Option<&str> = None;
         let mut found: Vec<(Id, &[Attribute], bool)> = Vec::new();
         let mut links: Vec<&[Attribute]> = Vec::new();
@@ -230,7 +317,10 @@ impl Extractor {
             }
         }
 
-        let base = document_base(document_url, base_href);
+        let base = Base {
+            url: document_base(document_url, base_href, encoding),
+            encoding,
+        };
         let page_host = document_url.host();
         let scripts = found
             .into_iter()
@@ -258,7 +348,7 @@ impl Extractor {
     fn script(
         &self,
         index: usize,
-        base: &Url,
+        base: &Base,
         tree: &Tree,
         id: Id,
         attrs: &[Attribute],
@@ -358,7 +448,7 @@ fn in_head(tree: &Tree, id: Id) -> bool {
 
 /// The link an `<a>`/`<area>` (`href`, `rel`) or `<iframe>`/`<frame>`
 /// (`src`) element points at, if it is an http(s) URL.
-fn link(base: &Url, attrs: &[Attribute]) -> Option<Link> {
+fn link(base: &Base, attrs: &[Attribute]) -> Option<Link> {
     let plain = |name: &str| {
         attrs
             .iter()
@@ -369,7 +459,7 @@ fn link(base: &Url, attrs: &[Attribute]) -> Option<Link> {
     if target.trim().is_empty() {
         return None;
     }
-    let url = base.join(target).ok()?;
+    let url = base.parse(target).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
@@ -397,21 +487,51 @@ pub fn sha256_source(bytes: &[u8]) -> String {
 /// The document base URL: the first `<base href>`, resolved against the
 /// document URL, unless it fails to parse or is a `data:`/`javascript:` URL,
 /// in which case the document URL itself (HTML standard, "frozen base URL").
-fn document_base(document_url: &Url, base_href: Option<&str>) -> Url {
+fn document_base(document_url: &Url, base_href: Option<&str>, encoding: &'static Encoding) -> Url {
     base_href
-        .and_then(|href| document_url.join(href).ok())
+        .and_then(|href| parse_url(document_url, href, encoding).ok())
         .filter(|url| !matches!(url.scheme(), "data" | "javascript"))
         .unwrap_or_else(|| document_url.clone())
 }
 
-fn resolve_src(base: &Url, raw: &str) -> Src {
+/// Parses `input` against `base` as a document in `encoding` does: the
+/// URL standard writes the query of a URL parsed in a document in the
+/// document's encoding (UTF-8 for UTF-16 and replacement, its output
+/// encoding), so that an EUC-KR page's `?q=한글` is `?q=%C7%D1%B1%DB`.
+fn parse_url(base: &Url, input: &str, encoding: &'static Encoding) -> Result<Url, url::ParseError> {
+    let encoding = encoding.output_encoding();
+    if encoding == encoding_rs::UTF_8 {
+        return base.join(input);
+    }
+    let encode: &dyn Fn(&str) -> std::borrow::Cow<'_, [u8]> =
+        &|query| charset::encode_query(query, encoding);
+    Url::options()
+        .base_url(Some(base))
+        .encoding_override(Some(encode))
+        .parse(input)
+}
+
+/// What URLs in a document are parsed against: its base URL, and its
+/// encoding, which their queries are written in.
+struct Base {
+    url: Url,
+    encoding: &'static Encoding,
+}
+
+impl Base {
+    fn parse(&self, input: &str) -> Result<Url, url::ParseError> {
+        parse_url(&self.url, input, self.encoding)
+    }
+}
+
+fn resolve_src(base: &Base, raw: &str) -> Src {
     // An empty src is an error for a browser (it fires `error` and loads
     // nothing); anything else goes through the URL parser, which trims
     // surrounding whitespace and drops tabs and newlines as browsers do.
     if raw.is_empty() {
         return Src::Unresolved(String::new());
     }
-    match base.join(raw) {
+    match base.parse(raw) {
         Ok(url) => Src::Resolved(url),
         Err(_) => Src::Unresolved(raw.to_owned()),
     }
@@ -716,6 +836,133 @@ mod tests {
         let plain = Extractor::new().extract_page(&url("https://site.test/index.html"), html);
         assert!(plain.links.is_empty());
         assert_eq!(plain.scripts, page.scripts);
+    }
+
+    fn body_page(
+        body: &[u8],
+        header: Option<&str>,
+        page: &str,
+    ) -> (&'static str, Vec<String>, Vec<String>) {
+        let decoded = Extractor::new().keep_inline_text(true).extract_body_within(
+            &url(page),
+            body.to_vec(),
+            header,
+            Duration::from_secs(30),
+        );
+        let scripts = decoded.extracted.unwrap().scripts;
+        let texts = scripts
+            .iter()
+            .filter_map(|s| s.inline.as_ref()?.text.clone())
+            .collect();
+        (decoded.encoding.name(), texts, srcs(&scripts))
+    }
+
+    /// More than the 1024 bytes the prescan reads.
+    fn padding() -> String {
+        format!("<!doctype html><head><!-- {} -->", "x".repeat(1100))
+    }
+
+    #[test]
+    fn a_meta_past_the_prescan_changes_a_guessed_encoding() {
+        let late = |meta: &str| {
+            let html = format!("{}{meta}<script>s = \"é\"</script>", padding());
+            body_page(html.as_bytes(), None, "https://a.test/")
+        };
+        let utf8 = (
+            "UTF-8",
+            vec!["s = \"é\"".to_owned()],
+            vec!["<inline>".to_owned()],
+        );
+        assert_eq!(late("<meta charset=utf-8>"), utf8);
+        assert_eq!(
+            late("<meta http-equiv=Content-Type content='text/html; charset=UTF-8'>"),
+            utf8
+        );
+        // In the body, or after a meta that names nothing, it counts too;
+        // a UTF-16 label means UTF-8.
+        assert_eq!(late("<body><p><meta charset=' utf-8 '>"), utf8);
+        assert_eq!(late("<meta charset=klingon><meta charset=utf-8>"), utf8);
+        assert_eq!(late("<meta charset=utf-16le>"), utf8);
+        // The first declaration settles it, even when it names the guess.
+        let guessed = (
+            "windows-1252",
+            vec!["s = \"Ã©\"".to_owned()],
+            vec!["<inline>".to_owned()],
+        );
+        assert_eq!(late("<meta charset=latin1><meta charset=utf-8>"), guessed);
+        // A UTF-8 guess asked for with --detect-utf8 is tentative too.
+        let html = format!(
+            "{}<meta charset=koi8-r><script>s = \"é\"</script>",
+            padding()
+        );
+        let decoded = Extractor::new().detect_utf8(true).extract_body_within(
+            &url("https://a.test/"),
+            html.into_bytes(),
+            None,
+            Duration::from_secs(30),
+        );
+        assert_eq!(decoded.encoding.name(), "KOI8-R");
+        // Markup that is not a meta element declares nothing.
+        assert_eq!(late("<noscript><meta charset=utf-8></noscript>"), guessed);
+        assert_eq!(late("<meta name=charset content=utf-8>"), guessed);
+    }
+
+    #[test]
+    fn a_late_meta_does_not_overrule_a_declared_encoding() {
+        let html = format!(
+            "{}<meta charset=utf-8><script>s = \"é\"</script>",
+            padding()
+        );
+        let latin1 = (
+            "windows-1252",
+            vec!["s = \"Ã©\"".to_owned()],
+            vec!["<inline>".to_owned()],
+        );
+        let header = body_page(html.as_bytes(), Some("iso-8859-1"), "https://a.test/");
+        assert_eq!(header, latin1);
+        let early = html.replacen("<!doctype html>", "<!doctype html><meta charset=latin1>", 1);
+        assert_eq!(body_page(early.as_bytes(), None, "https://a.test/"), latin1);
+        let bom = [
+            &b"\xef\xbb\xbf"[..],
+            html.replace("utf-8", "latin1").as_bytes(),
+        ]
+        .concat();
+        assert_eq!(body_page(&bom, None, "https://a.test/").0, "UTF-8");
+    }
+
+    #[test]
+    fn urls_get_their_query_in_the_document_encoding() {
+        let html = "<base href='/d/?b=&eacute;'><script src='s.js?q=&eacute;&amp;r=&#x2603;#&eacute;'></script>\
+                    <a href='/p?q=&eacute;'>p</a><iframe src='f?&eacute;'></iframe>";
+        let page = |body: Vec<u8>, header: &str| {
+            let decoded = Extractor::new().links(true).extract_body_within(
+                &url("https://a.test/x"),
+                body,
+                Some(header),
+                Duration::from_secs(30),
+            );
+            let page = decoded.extracted.unwrap();
+            let mut urls = srcs(&page.scripts);
+            urls.extend(page.links.iter().map(|l| l.url.to_string()));
+            urls
+        };
+        assert_eq!(
+            page(html.into(), "windows-1252"),
+            [
+                "https://a.test/d/s.js?q=%E9&r=%26%239731%3B#%C3%A9",
+                "https://a.test/p?q=%E9",
+                "https://a.test/d/f?%E9",
+            ]
+        );
+        let utf8 = [
+            "https://a.test/d/s.js?q=%C3%A9&r=%E2%98%83#%C3%A9",
+            "https://a.test/p?q=%C3%A9",
+            "https://a.test/d/f?%C3%A9",
+        ];
+        assert_eq!(page(html.into(), "utf-8"), utf8);
+        // A UTF-16 document's URLs are written in UTF-8.
+        let utf16: Vec<u8> = html.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(page(utf16, "utf-16le"), utf8);
     }
 
     #[test]

@@ -200,6 +200,7 @@ pub fn run(
     let crawl = config.crawl.clone().map(Arc::new);
     let extractor = Extractor::new()
         .keep_inline_text(config.inline_text)
+        .detect_utf8(config.detect_utf8)
         .links(crawl.as_ref().is_some_and(|c| c.follows_from(0)));
     // With --pages the report holds every failure (and -v logs them);
     // without it, the log is the only place a failed page can be seen.
@@ -465,29 +466,33 @@ fn parse_one(
         Ok(fetched) => {
             let final_url = fetched.final_url.to_string();
             let bytes = fetched.body.len() as u64;
-            let (text, encoding) = crate::charset::decode_owned(
-                fetched.body,
-                fetched.charset.as_deref(),
-                crate::charset::tld_of(&fetched.final_url),
-            );
-            let parsed = catch_unwind(AssertUnwindSafe(|| {
-                extractor.extract_page_within(&fetched.final_url, &text, PARSE_CPU_BUDGET)
-            }))
-            .map_err(|panic| {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                PageError::new(ErrorKind::Parse, format!("HTML parser failed: {msg}"))
-            })
-            .and_then(|parsed| {
-                parsed.map_err(|over| {
-                    let detail =
-                        format!("{over}; the markup is nested too deeply or is otherwise hostile");
-                    PageError::new(ErrorKind::ParseLimit, detail)
+            let decoded = catch_unwind(AssertUnwindSafe(|| {
+                extractor.extract_body_within(
+                    &fetched.final_url,
+                    fetched.body,
+                    fetched.charset.as_deref(),
+                    PARSE_CPU_BUDGET,
+                )
+            }));
+            let encoding = decoded.as_ref().ok().map(|d| d.encoding.name());
+            let parsed = decoded
+                .map(|d| d.extracted)
+                .map_err(|panic| {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    PageError::new(ErrorKind::Parse, format!("HTML parser failed: {msg}"))
                 })
-            });
+                .and_then(|parsed| {
+                    parsed.map_err(|over| {
+                        let detail = format!(
+                            "{over}; the markup is nested too deeply or is otherwise hostile"
+                        );
+                        PageError::new(ErrorKind::ParseLimit, detail)
+                    })
+                });
             let links = match (crawl, &done.origin) {
                 (Some(crawl), Some(origin)) if awaited => {
                     let links = parsed.as_ref().map_or(&[][..], |p| &p.links[..]);
@@ -503,7 +508,7 @@ fn parse_one(
                 outcome: parsed.map(|p| p.scripts),
                 bytes,
                 elapsed: done.elapsed,
-                charset: Some(encoding.name()),
+                charset: encoding,
                 attempts: fetched.attempts,
                 depth,
                 referrer,

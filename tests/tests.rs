@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod conformance;
 mod crawl;
+mod decoding;
 mod differential;
 mod fetching;
 mod input;

@@ -17,11 +17,17 @@
 //!
 //! Comments, processing instructions and other text become placeholder
 //! nodes or nothing: they can never hold or reorder a script.
+//!
+//! When asked, the sink also notes the encoding named by the first HTML
+//! `<meta>` element the tree builder inserts that names one: the HTML
+//! standard changes a guessed encoding to it ("changing the encoding while
+//! parsing"), which `extract` does by parsing again.
 
 use std::borrow::Cow;
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::time::Duration;
 
+use encoding_rs::Encoding;
 use html5ever::tendril::StrTendril;
 use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
 use html5ever::{Attribute, QualName, local_name, ns};
@@ -36,6 +42,7 @@ pub const DOCUMENT: Id = 0;
 #[derive(Debug)]
 pub struct Tree {
     nodes: Vec<Node>,
+    meta_charset: Option<&'static Encoding>,
 }
 
 /// One node of the reduced tree, linked to its relatives by index.
@@ -72,6 +79,13 @@ pub enum Kind {
 }
 
 impl Tree {
+    /// The encoding the first `<meta>` naming one declares (its label as
+    /// written, before the standard's UTF-16 and x-user-defined fix-ups),
+    /// when the parse was asked to watch for it.
+    pub fn meta_charset(&self) -> Option<&'static Encoding> {
+        self.meta_charset
+    }
+
     /// The node at `id`.
     pub fn node(&self, id: Id) -> &Node {
         &self.nodes[id]
@@ -137,22 +151,28 @@ pub fn is_link(name: &QualName) -> bool {
 
 /// Parses `html` as a whole document, scripting enabled, like a browser.
 /// With a `budget`, gives up (returns `None`) once parsing has used that
-/// much CPU time on this thread.
+/// much CPU time on this thread. With `watch_meta`, notes the encoding the
+/// first `<meta>` declares ([`Tree::meta_charset`]).
 ///
 /// The budget exists because html5ever's tree builder is quadratic in
 /// nesting depth (servo/html5ever#788): 200 KB of nested `<div>` take
 /// seconds to minutes, where a browser would cap the depth. The input is
 /// fed in slices and the clock read between them, so an over-budget page
 /// costs at most the budget plus one slice.
-pub fn parse_document(html: &str, budget: Option<Duration>, links: bool) -> Option<Tree> {
+pub fn parse_document(
+    html: &str,
+    budget: Option<Duration>,
+    links: bool,
+    watch_meta: bool,
+) -> Option<Tree> {
     use html5ever::tendril::TendrilSink as _;
     /// Input between clock readings: small enough that one slice of a
     /// hostile page stays far under any sensible budget, large enough that
     /// reading the clock costs nothing on ordinary pages.
     const SLICE: usize = 16 * 1024;
 
-    let mut parser =
-        html5ever::driver::parse_document(Sink::new(html.len(), links), Default::default());
+    let sink = Sink::new(html.len(), links, watch_meta);
+    let mut parser = html5ever::driver::parse_document(sink, Default::default());
     let Some(budget) = budget else {
         return Some(parser.one(html));
     };
@@ -176,7 +196,7 @@ pub fn parse_document(html: &str, budget: Option<Duration>, links: bool) -> Opti
 /// CPU time used by the calling thread: unlike wall time, it does not grow
 /// when other processes load the machine.
 #[cfg(unix)]
-fn thread_cpu_time() -> Duration {
+pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -192,7 +212,7 @@ fn thread_cpu_time() -> Duration {
 }
 
 #[cfg(not(unix))]
-fn thread_cpu_time() -> Duration {
+pub fn thread_cpu_time() -> Duration {
     use std::sync::OnceLock;
     use std::time::Instant;
     static START: OnceLock<Instant> = OnceLock::new();
@@ -207,10 +227,13 @@ struct Sink {
     tree: RefCell<Tree>,
     /// Also keep the attributes of link elements (crawl mode).
     links: bool,
+    /// Note the encoding the first `<meta>` declares.
+    watch_meta: bool,
+    meta_charset: Cell<Option<&'static Encoding>>,
 }
 
 impl Sink {
-    fn new(html_len: usize, links: bool) -> Self {
+    fn new(html_len: usize, links: bool, watch_meta: bool) -> Self {
         // Roughly one element per 40 bytes of markup on real pages: a first
         // guess that saves most of the arena's regrowth.
         let mut nodes = Vec::with_capacity(html_len / 40 + 16);
@@ -219,10 +242,35 @@ impl Sink {
             Kind::Root,
         ));
         Self {
-            tree: RefCell::new(Tree { nodes }),
+            tree: RefCell::new(Tree {
+                nodes,
+                meta_charset: None,
+            }),
             links,
+            watch_meta,
+            meta_charset: Cell::new(None),
         }
     }
+}
+
+/// The encoding a `<meta>` element with these attributes declares, as the
+/// tree builder's "in head" rules read it: `charset`, else
+/// `http-equiv=content-type` with a `content` that names one.
+fn meta_encoding(attrs: &[Attribute]) -> Option<&'static Encoding> {
+    let plain = |name: &str| {
+        attrs
+            .iter()
+            .find(|a| a.name.ns == ns!() && &*a.name.local == name)
+            .map(|a| &*a.value)
+    };
+    plain("charset")
+        .and_then(|label| Encoding::for_label(label.as_bytes()))
+        .or_else(|| {
+            plain("http-equiv")
+                .filter(|v| v.eq_ignore_ascii_case("content-type"))
+                .and(plain("content"))
+                .and_then(crate::charset::from_meta_content)
+        })
 }
 
 impl Node {
@@ -323,7 +371,9 @@ impl TreeSink for Sink {
     type ElemName<'a> = Ref<'a, QualName>;
 
     fn finish(self) -> Tree {
-        self.tree.into_inner()
+        let mut tree = self.tree.into_inner();
+        tree.meta_charset = self.meta_charset.get();
+        tree
     }
 
     fn parse_error(&self, _msg: Cow<'static, str>) {}
@@ -337,6 +387,18 @@ impl TreeSink for Sink {
     }
 
     fn create_element(&self, name: QualName, attrs: Vec<Attribute>, flags: ElementFlags) -> Id {
+        // The tree builder creates an HTML meta element exactly where the
+        // standard's "in head" rules for it run (in the head, the body, a
+        // table or a template alike), which is where a declaration counts.
+        // Only the first one that names an encoding does: after it the
+        // encoding is certain, changed or not.
+        if self.watch_meta
+            && self.meta_charset.get().is_none()
+            && name.local == local_name!("meta")
+            && name.ns == ns!(html)
+        {
+            self.meta_charset.set(meta_encoding(&attrs));
+        }
         let mut tree = self.tree.borrow_mut();
         let template_contents = flags
             .template

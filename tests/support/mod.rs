@@ -31,6 +31,7 @@ pub struct Seen {
     robots: Mutex<Option<(u16, String)>>,
     pages: Mutex<HashMap<String, String>>,
     last_headers: Mutex<Option<HeaderMap>>,
+    targets: Mutex<Vec<String>>,
 }
 
 /// A loopback HTTP server that lives as long as this value.
@@ -177,6 +178,11 @@ impl TestServer {
             .unwrap_or(0)
     }
 
+    /// The path and query of every request, in order of arrival, as sent.
+    pub fn targets(&self) -> Vec<String> {
+        self.seen.targets.lock().unwrap().clone()
+    }
+
     /// Every path requested, with how many times.
     pub fn all_hits(&self) -> HashMap<String, usize> {
         self.seen.hits.lock().unwrap().clone()
@@ -211,6 +217,12 @@ async fn track(State(seen): State<Arc<Seen>>, req: Request, next: Next) -> Respo
         .unwrap()
         .entry(req.uri().path().to_owned())
         .or_default() += 1;
+    if let Some(target) = req.uri().path_and_query() {
+        seen.targets
+            .lock()
+            .unwrap()
+            .push(target.as_str().to_owned());
+    }
     let arrival = (req.uri().path().to_owned(), std::time::Instant::now());
     seen.starts.lock().unwrap().push(arrival);
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
