@@ -120,6 +120,10 @@ pub struct RunId {
     format: String,
     inline_text: bool,
     spreadsheet_safe: bool,
+    /// `--detect-utf8` changes how undeclared pages are decoded, and so
+    /// their inline hashes.
+    #[serde(default)]
+    detect_utf8: bool,
     /// When the run began (RFC 3339, UTC): not compared, for messages.
     #[serde(default)]
     started_at: String,
@@ -149,6 +153,7 @@ impl RunId {
             .to_owned(),
             inline_text: config.inline_text,
             spreadsheet_safe: config.encoding.spreadsheet_safe,
+            detect_utf8: config.detect_utf8,
             started_at: crate::stats::rfc3339(std::time::SystemTime::now()),
         }
     }
