@@ -8,5 +8,6 @@ mod crawl;
 mod differential;
 mod fetching;
 mod inventory;
+mod messages;
 mod operations;
 mod pipeline;

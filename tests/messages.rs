@@ -1,0 +1,163 @@
+//! What a user reads: log lines on standard error, `error_detail` in the
+//! page report, and the messages that refuse a command line.
+
+use crate::support::{RawServer, Run, Table, TestServer, refused_url};
+
+fn tls_reply(_path: &str) -> Vec<u8> {
+    let page = "<html><script src=/a.js></script></html>";
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{page}",
+        page.len()
+    )
+    .into_bytes()
+}
+
+/// Runs the binary on `urls` with extra `args`, writing the page report
+/// to pages.csv; returns the run's output and the report.
+fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (crate::support::Output, Table) {
+    let run = Run::new();
+    let list = run.urls("urls.txt", urls);
+    let mut all = vec![list.as_str(), "--pages", "pages.csv", "-o", "scripts.csv"];
+    all.extend_from_slice(args);
+    let out = run.run(&all, None);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let pages = Table::read(&run.path("pages.csv"));
+    (out, pages)
+}
+
+#[test]
+fn tls_failures_show_only_our_lines_and_name_the_page() {
+    let server = RawServer::start_tls(tls_reply);
+    let url = format!("https://{}/page", server.addr);
+
+    let (out, pages) = scrape(&[&url], &[]);
+    assert_eq!(out.code, 1);
+    // Default level: the summary line only, no library's log line.
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("scriptscrape: 0 pages ok, 1 failed (1 tls)"),
+        "{}",
+        lines[0]
+    );
+    let detail = pages.get(0, "error_detail");
+    assert!(
+        detail.starts_with("TLS certificate not trusted for 127.0.0.1 ("),
+        "{detail}"
+    );
+    for internal in ["Other(", "OtherError", "CaUsedAsEndEntity", "UnknownIssuer"] {
+        assert!(!detail.contains(internal), "{detail}");
+    }
+
+    // -v: one line for the failed page, naming it.
+    let (out, _) = scrape(&[&url], &["-v"]);
+    let failures: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(url.as_str()))
+        .collect();
+    assert_eq!(
+        failures,
+        [format!("scriptscrape: {url}: tls: {detail}").as_str()],
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn json_logs_carry_no_build_machine_paths() {
+    let server = RawServer::start_tls(tls_reply);
+    let url = format!("https://{}/page", server.addr);
+    // -vvv shows the libraries' events too, rustls's among them.
+    let (out, _) = scrape(&[&url], &["--log-format", "json", "-vvv"]);
+    let mut from_log_crate = 0;
+    for line in out.stderr.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let object = event.as_object().expect("an object per line");
+        assert!(object.keys().all(|k| !k.starts_with("log.")), "{line}");
+        assert!(!line.contains(".rs\""), "{line}");
+        assert!(!line.contains("/src/"), "{line}");
+        if object["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("rustls"))
+        {
+            from_log_crate += 1;
+        }
+    }
+    assert!(
+        from_log_crate > 0,
+        "no rustls event to check:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn refused_connections_name_the_host_or_the_proxy() {
+    let refused = refused_url();
+    let (_, pages) = scrape(&[&refused], &["--retries", "0"]);
+    let at = refused.trim_start_matches("http://").trim_end_matches('/');
+    assert_eq!(pages.get(0, "error"), "connect");
+    assert_eq!(
+        pages.get(0, "error_detail"),
+        format!("connection refused by {at}")
+    );
+
+    let server = TestServer::start();
+    let proxy = refused.replace("http://", "http://user:s3cret@");
+    let (out, pages) = scrape(
+        &[server.url("/gen/1")],
+        &["--retries", "0", "--proxy", &proxy, "-v"],
+    );
+    assert_eq!(pages.get(0, "error"), "connect");
+    assert_eq!(
+        pages.get(0, "error_detail"),
+        format!("proxy http://{at} refused the connection")
+    );
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+}
+
+#[test]
+fn responses_keep_their_status_and_final_url_when_the_page_fails() {
+    let server = TestServer::start();
+    let stalled = server.url("/stall-body");
+    let (_, pages) = scrape(&[&stalled], &["--timeout", "0.5", "--retries", "0"]);
+    assert_eq!(pages.get(0, "error"), "timeout");
+    assert_eq!(pages.get(0, "status"), "200");
+    assert_eq!(pages.get(0, "final_url"), stalled);
+    let detail = pages.get(0, "error_detail");
+    assert!(
+        detail.starts_with("timed out after 500 ms (--timeout) reading the body"),
+        "{detail}"
+    );
+
+    let urls = [server.url("/loop"), server.url("/redirect/5")];
+    let (_, pages) = scrape(&urls, &["--max-redirects", "3"]);
+    assert_eq!(pages.for_page(&urls[0], "error"), "redirect");
+    assert_eq!(pages.for_page(&urls[0], "status"), "302");
+    assert_eq!(pages.for_page(&urls[0], "final_url"), urls[0]);
+    assert_eq!(
+        pages.for_page(&urls[0], "error_detail"),
+        format!("redirect loop: {} was already visited", urls[0])
+    );
+    // The fourth redirect is refused: the page that asked for it is the last
+    // one reached.
+    assert_eq!(pages.for_page(&urls[1], "status"), "302");
+    assert_eq!(
+        pages.for_page(&urls[1], "final_url"),
+        server.url("/redirect/2")
+    );
+    assert_eq!(
+        pages.for_page(&urls[1], "error_detail"),
+        "more than 3 redirects (--max-redirects)"
+    );
+}
+
+#[test]
+fn body_too_large_reports_no_more_bytes_than_the_cap() {
+    let server = TestServer::start();
+    let url = server.url("/big/1000000");
+    let (_, pages) = scrape(&[&url], &["--max-body", "500K"]);
+    assert_eq!(pages.get(0, "error"), "body_too_large");
+    assert_eq!(pages.get(0, "bytes"), (500 * 1024).to_string());
+}
