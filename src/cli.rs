@@ -65,7 +65,9 @@ pub struct Cli {
         short = 'c',
         long,
         value_name = "N",
-        default_value = "64"
+        default_value = "64",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true
     )]
     pub concurrency: NonZeroUsize,
 
@@ -75,19 +77,23 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_PER_HOST",
         long,
         value_name = "N",
-        default_value = "8"
+        default_value = "8",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true
     )]
     pub per_host: NonZeroUsize,
 
     /// Least time between the starts of two requests to one host, in
-    /// milliseconds.
+    /// milliseconds, or with a unit: 1.5s, 200ms.
     #[arg(
         env = "SCRIPTSCRAPE_DELAY",
         long,
         value_name = "MS",
-        default_value = "0"
+        default_value = "0",
+        value_parser = parse_delay,
+        allow_negative_numbers = true
     )]
-    pub delay: u64,
+    pub delay: Duration,
 
     /// Obey robots.txt (RFC 9309): fetched once per host, matched against
     /// the user agent's product token; a disallowed URL is reported as
@@ -109,7 +115,9 @@ pub struct Cli {
         long,
         value_name = "N",
         default_value = "0",
-        help_heading = "Crawling"
+        help_heading = "Crawling",
+        value_parser = parse_whole::<u16>,
+        allow_negative_numbers = true
     )]
     pub depth: u16,
 
@@ -154,7 +162,9 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_MAX_PAGES",
         long,
         value_name = "N",
-        help_heading = "Crawling"
+        help_heading = "Crawling",
+        value_parser = parse_positive::<std::num::NonZeroU64>,
+        allow_negative_numbers = true
     )]
     pub max_pages: Option<std::num::NonZeroU64>,
 
@@ -195,7 +205,9 @@ pub struct Cli {
         long,
         value_name = "N",
         default_value = "100000",
-        help_heading = "Crawling"
+        help_heading = "Crawling",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true
     )]
     pub frontier_memory: NonZeroUsize,
 
@@ -205,17 +217,17 @@ pub struct Cli {
 
     /// Limit on each request as a whole, body included, in seconds
     /// (decimals allowed).
-    #[arg(env = "SCRIPTSCRAPE_TIMEOUT", long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_TIMEOUT", long, value_name = "SECS", default_value = "30", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Duration,
 
     /// Limit on establishing each connection, in seconds.
-    #[arg(env = "SCRIPTSCRAPE_CONNECT_TIMEOUT", long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_CONNECT_TIMEOUT", long, value_name = "SECS", default_value = "10", value_parser = parse_secs, allow_negative_numbers = true)]
     pub connect_timeout: Duration,
 
     /// Largest page accepted, counted after decompression; a larger page
     /// fails with body_too_large and the rest is not read. Suffixes K, M, G
     /// (or KiB, MiB, GiB) are powers of 1024; KB, MB, GB powers of 1000.
-    #[arg(env = "SCRIPTSCRAPE_MAX_BODY", long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_BODY", long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub max_body: u64,
 
     /// Redirects followed before a page fails with 'redirect'.
@@ -223,7 +235,9 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_MAX_REDIRECTS",
         long,
         value_name = "N",
-        default_value = "10"
+        default_value = "10",
+        value_parser = parse_whole::<usize>,
+        allow_negative_numbers = true
     )]
     pub max_redirects: usize,
 
@@ -234,13 +248,15 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_RETRIES",
         long,
         value_name = "N",
-        default_value = "2"
+        default_value = "2",
+        value_parser = parse_whole::<u32>,
+        allow_negative_numbers = true
     )]
     pub retries: u32,
 
     /// Longest Retry-After honoured; a page asking for longer fails at once
     /// with its status instead of stalling the run.
-    #[arg(env = "SCRIPTSCRAPE_MAX_RETRY_WAIT", long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_RETRY_WAIT", long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
     pub max_retry_wait: Duration,
 
     /// Send every request through this proxy (http://, https:// or
@@ -277,12 +293,18 @@ pub struct Cli {
     pub inline_text: bool,
 
     /// Print nothing on standard error but fatal errors: no summary line,
-    /// no per-page failures.
-    #[arg(env = "SCRIPTSCRAPE_QUIET", short = 'q', long)]
+    /// no per-page failures. Cannot be combined with -v.
+    #[arg(
+        env = "SCRIPTSCRAPE_QUIET",
+        short = 'q',
+        long,
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
 
     /// More log lines on standard error: -v one per failed page, -vv one
-    /// per page and retry (RUST_LOG, when set, decides instead).
+    /// per page and retry, -vvv everything, other libraries included
+    /// (RUST_LOG, when set, decides instead).
     #[arg(env = "SCRIPTSCRAPE_VERBOSE", short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -298,12 +320,12 @@ pub struct Cli {
 
     /// On SIGINT or SIGTERM, how long requests in flight may take to
     /// finish and be written; a second signal stops at once.
-    #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]
+    #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace, allow_negative_numbers = true)]
     pub grace: Duration,
 
     /// Exit 0, not 1, when at most PCT percent of the pages failed (the
     /// summary still counts every failure).
-    #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent, allow_negative_numbers = true)]
     pub max_failures: f64,
 
     /// Output format of both outputs: csv, or jsonl (JSON Lines: one
@@ -326,6 +348,7 @@ pub struct Cli {
     /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
     /// carriage return, so that a spreadsheet shows it instead of running
     /// it as a formula. Off by default: data pipelines get values unchanged.
+    /// CSV only: refused with --format jsonl.
     #[arg(env = "SCRIPTSCRAPE_SPREADSHEET_SAFE", long)]
     pub spreadsheet_safe: bool,
 
@@ -441,7 +464,7 @@ pub struct DiffArgs {
 
     /// CSV: prefix with ' every cell that starts with =, +, -, @, a tab or
     /// a carriage return, so that a spreadsheet shows it instead of running
-    /// it (src values are whatever the pages said).
+    /// it (src values are whatever the pages said). CSV only.
     #[arg(long)]
     pub spreadsheet_safe: bool,
 
@@ -485,25 +508,126 @@ pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result
     Ok(())
 }
 
-/// Parses seconds: `30`, `2.5`, `0.25`. Zero is refused: it would fail every
-/// request.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
+// The parsers below word their errors for the person at the prompt; clap
+// puts them after "invalid value 'X' for '--option <N>': ". The standard
+// library's ("invalid digit found in string", "number would be zero for
+// non-zero type") name Rust's types instead. Options that take numbers
+// allow a leading '-', so that '--timeout -1' is refused as a negative
+// value rather than as an unknown flag.
+
+/// Parses a count that may be zero: `--retries`, `--depth`,
+/// `--max-redirects`.
+pub fn parse_whole<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
+    let n = whole(s, 0)?;
+    T::try_from(n).map_err(|_| too_large(s))
+}
+
+/// Parses a count of at least 1: `--max-pages`.
+pub fn parse_positive<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
+    let n = whole(s, 1)?;
+    T::try_from(n).map_err(|_| too_large(s))
+}
+
+/// Parses a count of at least 1 that sizes memory: `-c`, `--per-host`.
+pub fn parse_positive_usize(s: &str) -> Result<NonZeroUsize, String> {
+    let n = usize::try_from(whole(s, 1)?).map_err(|_| too_large(s))?;
+    NonZeroUsize::new(n).ok_or_else(|| "expected a whole number of at least 1".to_owned())
+}
+
+fn too_large(s: &str) -> String {
+    format!("{} is too large", s.trim())
+}
+
+/// A whole number of at least `min`, or why not.
+fn whole(s: &str, min: u64) -> Result<u64, String> {
+    let t = s.trim();
+    let expected = if min == 0 {
+        "a whole number (0 or more)".to_owned()
+    } else {
+        format!("a whole number of at least {min}")
+    };
+    if t.starts_with('-') && t[1..].parse::<f64>().is_ok() {
+        return Err(format!(
+            "negative values are not allowed; expected {expected}"
+        ));
+    }
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return match t.parse::<u64>() {
+            Ok(n) if n >= min => Ok(n),
+            Ok(_) => Err(format!("expected {expected}")),
+            Err(_) => Err(too_large(s)),
+        };
+    }
+    Err(format!("expected {expected}"))
+}
+
+/// A decimal number of seconds (`30`, `2.5`), also written with a unit
+/// (`30s`, `500ms`), as `flag` wants it.
+fn seconds(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (t.strip_suffix('s').unwrap_or(t), 1.0)
+    };
+    let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !secs.is_finite() || !(0.001..=1e9).contains(&secs) {
-        return Err(format!("'{s}' must be between 0.001 and 1e9 seconds"));
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| "expected seconds, e.g. 30 or 2.5".to_owned())?;
+    if value < 0.0 {
+        return Err("negative values are not allowed; expected seconds, e.g. 30 or 2.5".into());
+    }
+    Ok(value * scale)
+}
+
+/// Parses seconds: `30`, `2.5`, `0.25`, `30s`, `500ms`. Zero is refused:
+/// it would fail every request.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs = seconds(s)?;
+    if secs < 0.001 {
+        return Err("expected at least 0.001 seconds (1 ms)".to_owned());
+    }
+    // About 31 years: larger values are typos, and would overflow Instant.
+    if secs > 1e9 {
+        return Err("expected at most 1000000000 seconds".to_owned());
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
 /// Parses `--grace`: seconds, where zero means "stop at the first signal".
 pub fn parse_grace(s: &str) -> Result<Duration, String> {
-    if s.trim().parse::<f64>() == Ok(0.0) {
+    if seconds(s)? == 0.0 {
         return Ok(Duration::ZERO);
     }
     parse_secs(s)
+}
+
+/// Parses `--delay`: whole milliseconds, as it always took (`200`), or a
+/// duration with its unit (`1.5s`, `200ms`). A bare fraction (`1.5`) is
+/// refused rather than read as 1.5 ms, since whoever typed it most likely
+/// meant seconds, as the other duration options take.
+pub fn parse_delay(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.ends_with('s') {
+        let secs = seconds(t)?;
+        if secs > 1e6 {
+            return Err(too_large(s));
+        }
+        return Ok(Duration::from_secs_f64(secs));
+    }
+    if let Ok(ms) = whole(t, 0) {
+        return Ok(Duration::from_millis(ms));
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v < 0.0 => Err("negative values are not allowed".to_owned()),
+        Ok(v) if v.is_finite() => Err(format!(
+            "--delay takes whole milliseconds or a unit: for {t} seconds write {t}s or {}",
+            (v * 1000.0).round()
+        )),
+        _ => Err("expected milliseconds (200) or a duration with its unit (1.5s, 200ms)".into()),
+    }
 }
 
 /// Parses a percentage: `5`, `2.5`, `5%`.
@@ -514,9 +638,14 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
         .unwrap_or(t)
         .trim()
         .parse()
-        .map_err(|_| format!("'{s}' is not a percentage"))?;
-    if !(0.0..=100.0).contains(&pct) {
-        return Err(format!("'{s}' must be between 0 and 100"));
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| "expected a percentage, e.g. 5 or 2.5".to_owned())?;
+    if pct < 0.0 {
+        return Err("negative values are not allowed; expected a percentage from 0 to 100".into());
+    }
+    if pct > 100.0 {
+        return Err("expected a percentage from 0 to 100".to_owned());
     }
     Ok(pct)
 }
@@ -524,11 +653,14 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
 /// Parses a byte count with an optional unit suffix.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err("negative values are not allowed; expected a size, e.g. 500K or 10MiB".into());
+    }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("'{s}' is not a byte count (try 10MiB or 500000)"))?;
+        .map_err(|_| "expected a size in bytes, e.g. 500000, 500K or 10MiB".to_owned())?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
@@ -539,13 +671,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "gb" => 1_000_000_000,
         other => {
             return Err(format!(
-                "unknown unit '{other}' in '{s}' (use K, M, G, KiB, MiB, GiB, KB, MB or GB)"
+                "unknown unit '{other}' (use K, M, G, KiB, MiB, GiB, KB, MB or GB)"
             ));
         }
     };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| too_large(s))?;
     if bytes == 0 {
         return Err("the limit must be at least 1 byte".to_owned());
     }

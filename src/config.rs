@@ -106,6 +106,9 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     {
         bail!("-o {} is one of the inputs ({input})", out.display());
     }
+    if args.spreadsheet_safe && args.format != crate::diff::write::DiffFormat::Csv {
+        bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
+    }
     let allow = match &args.allow {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -237,6 +240,12 @@ impl Config {
             .map(|p| url::Url::parse(p).with_context(|| format!("invalid --proxy {p:?}")))
             .transpose()?;
 
+        if cli.spreadsheet_safe && cli.format != crate::output::Format::Csv {
+            // The escape changes values; JSON Lines values are never run as
+            // formulas, so it would only corrupt them.
+            bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
+        }
+
         let crawl = crawl_settings(&cli)?;
         if crawl.is_some() {
             if cli.resume {
@@ -262,7 +271,7 @@ impl Config {
             concurrency: cli.concurrency,
             per_host: cli.per_host,
             robots,
-            delay: std::time::Duration::from_millis(cli.delay),
+            delay: cli.delay,
             fetch: FetchSettings {
                 timeout: cli.timeout,
                 connect_timeout: cli.connect_timeout,

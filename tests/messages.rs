@@ -161,3 +161,124 @@ fn body_too_large_reports_no_more_bytes_than_the_cap() {
     assert_eq!(pages.get(0, "error"), "body_too_large");
     assert_eq!(pages.get(0, "bytes"), (500 * 1024).to_string());
 }
+
+/// Runs the binary with `args` (a URL list first) and returns its exit
+/// code and standard error, which must be one line.
+fn refused(args: &[&str]) -> String {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let mut all = vec![list.as_str(), "-o", "s.csv"];
+    all.extend_from_slice(args);
+    let out = run.run(&all, None);
+    assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
+    assert!(!run.path("s.csv").exists(), "{args:?} ran");
+    lines[0].to_owned()
+}
+
+#[test]
+fn bad_option_values_are_refused_in_the_users_words() {
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["-c", "0"],
+            "invalid value '0' for '--concurrency <N>': expected a whole number of at least 1",
+        ),
+        (
+            &["-c", "-4"],
+            "invalid value '-4' for '--concurrency <N>': negative values are not allowed",
+        ),
+        (
+            &["--delay", "1.5"],
+            "invalid value '1.5' for '--delay <MS>': --delay takes whole milliseconds or a unit: \
+             for 1.5 seconds write 1.5s or 1500",
+        ),
+        (
+            &["--timeout", "-1"],
+            "invalid value '-1' for '--timeout <SECS>': negative values are not allowed",
+        ),
+        (
+            &["--timeout", "0"],
+            "invalid value '0' for '--timeout <SECS>': expected at least 0.001 seconds",
+        ),
+        (
+            &["--retries", "two"],
+            "invalid value 'two' for '--retries <N>': expected a whole number (0 or more)",
+        ),
+        (
+            &["--max-body", "-5"],
+            "invalid value '-5' for '--max-body <BYTES>': negative values are not allowed",
+        ),
+        (
+            &["--depth", "70000"],
+            "invalid value '70000' for '--depth <N>': 70000 is too large",
+        ),
+        (
+            &["--max-failures", "150"],
+            "invalid value '150' for '--max-failures <PCT>': expected a percentage from 0 to 100",
+        ),
+    ];
+    for (args, expected) in cases {
+        let line = refused(args);
+        assert!(
+            line.starts_with(&format!("scriptscrape: {expected}")),
+            "{args:?}: {line}"
+        );
+        for internal in [
+            "invalid digit",
+            "non-zero type",
+            "unexpected argument",
+            "ParseIntError",
+        ] {
+            assert!(!line.contains(internal), "{args:?}: {line}");
+        }
+    }
+}
+
+#[test]
+fn delay_takes_milliseconds_or_a_unit() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1"), server.url("/gen/2")]);
+    for delay in ["300", "0.3s", "300ms"] {
+        let started = std::time::Instant::now();
+        let out = run.run(&[&list, "--delay", delay, "-o", "s.csv", "-q"], None);
+        assert_eq!(out.code, 0, "{delay}: {}", out.stderr);
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(300),
+            "--delay {delay}"
+        );
+    }
+}
+
+#[test]
+fn conflicting_flags_are_refused() {
+    let line = refused(&["-q", "-v"]);
+    assert!(
+        line.starts_with("scriptscrape: the argument '--quiet' cannot be used with '--verbose"),
+        "{line}"
+    );
+    let line = refused(&["--format", "jsonl", "--spreadsheet-safe"]);
+    assert_eq!(
+        line,
+        "scriptscrape: error: --spreadsheet-safe applies to CSV only: drop it, or use --format csv"
+    );
+    let run = Run::new();
+    std::fs::write(run.path("old.csv"), "page_url\n").unwrap();
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "old.csv",
+            "--format",
+            "text",
+            "--spreadsheet-safe",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        "scriptscrape diff: --spreadsheet-safe applies to CSV only: drop it, or use --format csv\n"
+    );
+}
