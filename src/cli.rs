@@ -8,20 +8,47 @@ use std::time::Duration;
 
 use clap::Parser;
 
-const AFTER_HELP: &str = "\
-Exit status:
-  0    every page was fetched and parsed (or no more failed than --max-failures)
-  1    the run completed, but some pages failed (see --pages)
-  2    the run could not run: bad arguments, unreadable input, unwritable output
-  75   another run holds the outputs' lock (see --wait-lock)
-  130  stopped by SIGINT; 143: stopped by SIGTERM (outputs left as FILE.part)
+/// The exit statuses, for --help and the man page's EXIT STATUS section.
+const EXIT_STATUS: &[(&str, &str)] = &[
+    (
+        "0",
+        "every page was fetched and parsed (or no more failed than --max-failures)",
+    ),
+    (
+        "1",
+        "the run completed, but some pages failed (see --pages)",
+    ),
+    (
+        "2",
+        "the run could not run: bad arguments, unreadable input, unwritable output",
+    ),
+    (
+        "75",
+        "another run holds the outputs' lock (see --wait-lock)",
+    ),
+    (
+        "130",
+        "stopped by SIGINT (file outputs left as FILE.part; see --resume)",
+    ),
+    ("143", "stopped by SIGTERM (likewise)"),
+];
 
-Example:
-  $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
+const EXAMPLES: &str = "  $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
   $ scriptscrape urls.txt -o scripts.csv --pages pages.csv -c 32 --timeout 20
   $ head -3 scripts.csv            # header, then one row per <script>
   $ cat big-list.txt | scriptscrape --pages pages.csv > scripts.csv
   $ scriptscrape seeds.txt --depth 2 --max-pages 1000 -o scripts.csv   # crawl a site";
+
+/// The end of --help: exit statuses, then examples.
+fn after_help(exit_status: &[(&str, &str)], examples: &str) -> String {
+    let mut text = String::from("Exit status:\n");
+    for (code, meaning) in exit_status {
+        text.push_str(&format!("  {code:<4} {meaning}\n"));
+    }
+    text.push_str("\nExample:\n");
+    text.push_str(examples);
+    text
+}
 
 /// Fetch web pages concurrently and list every <script> element as CSV.
 ///
@@ -35,7 +62,7 @@ Example:
     version,
     about,
     long_about,
-    after_help = AFTER_HELP,
+    after_help = after_help(EXIT_STATUS, EXAMPLES),
     args_conflicts_with_subcommands = true,
     disable_help_subcommand = true,
     subcommand_value_name = "COMMAND"
@@ -380,25 +407,38 @@ pub struct Cli {
 pub enum Command {
     /// Compare two runs' scripts outputs and list what changed, one row per
     /// change (exit 0: no changes, 1: changes, 2: could not compare).
-    #[command(after_help = DIFF_AFTER_HELP)]
+    #[command(after_help = diff_after_help())]
     Diff(DiffArgs),
 }
 
-const DIFF_AFTER_HELP: &str = "\
+const DIFF_CHANGES: &str = "\
 Changes (the change column): added, removed, inline_changed, integrity_removed,
 integrity_changed, attribute_changed, page_added, page_gone, unknown (a page that
-failed in either run: not compared), unapproved (added, but not on --allow).
+failed in either run: not compared), unapproved (added, but not on --allow).";
 
-Exit status:
-  0    no changes
-  1    changes found (any row written; with --fail-on, a row of those kinds)
-  2    could not compare: unreadable file, not a scripts output, a scripts output
-       and page report that disagree, bad option
+const DIFF_EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "no changes"),
+    (
+        "1",
+        "changes found (any row written; with --fail-on, a row of those kinds)",
+    ),
+    (
+        "2",
+        "could not compare: unreadable file, not a scripts output, a scripts output \
+         and page report that disagree, bad option",
+    ),
+];
 
-Example (from cron, after each scrape):
-  $ scriptscrape urls.txt -o today.csv --pages today-pages.csv
+const DIFF_EXAMPLES: &str = "  $ scriptscrape urls.txt -o today.csv --pages today-pages.csv
   $ scriptscrape diff yesterday.csv today.csv --old-pages yesterday-pages.csv \\
         --new-pages today-pages.csv --format text || mail -s 'scripts changed' sec@example.com";
+
+fn diff_after_help() -> String {
+    format!(
+        "{DIFF_CHANGES}\n\n{}",
+        after_help(DIFF_EXIT_STATUS, DIFF_EXAMPLES)
+    )
+}
 
 /// `scriptscrape diff`'s command line.
 #[derive(Debug, clap::Args)]
@@ -476,8 +516,11 @@ pub struct DiffArgs {
 /// What `--generate` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Generate {
-    /// The man page (roff), for `man -l -` or a man directory.
+    /// The man page, scriptscrape(1) (roff), for `man -l -` or a man
+    /// directory.
     Man,
+    /// The man page of the diff command, scriptscrape-diff(1).
+    ManDiff,
     /// Completions for bash.
     CompleteBash,
     /// Completions for zsh.
@@ -497,7 +540,31 @@ pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result
     use clap_complete::Shell;
     let mut command = Cli::command();
     let shell = match kind {
-        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::Man => {
+            let page = ManPage {
+                exit_status: EXIT_STATUS,
+                examples: EXAMPLES,
+                extra: None,
+                see_also: "scriptscrape-diff(1)",
+            };
+            return page.render(command, out);
+        }
+        Generate::ManDiff => {
+            // Built, so that the subcommand is named scriptscrape-diff and
+            // its synopsis reads "scriptscrape diff".
+            command.build();
+            let diff = command
+                .find_subcommand("diff")
+                .cloned()
+                .ok_or_else(|| std::io::Error::other("no diff command"))?;
+            let page = ManPage {
+                exit_status: DIFF_EXIT_STATUS,
+                examples: DIFF_EXAMPLES,
+                extra: Some(("CHANGES", DIFF_CHANGES)),
+                see_also: "scriptscrape(1)",
+            };
+            return page.render(diff, out);
+        }
         Generate::CompleteBash => Shell::Bash,
         Generate::CompleteZsh => Shell::Zsh,
         Generate::CompleteFish => Shell::Fish,
@@ -514,6 +581,73 @@ pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result
 // non-zero type") name Rust's types instead. Options that take numbers
 // allow a leading '-', so that '--timeout -1' is refused as a negative
 // value rather than as an unknown flag.
+
+/// A man page: clap_mangen's sections, then the ones it has no place for,
+/// under the headings man(7) gives them (its own puts --help's epilogue
+/// under "EXTRA").
+struct ManPage {
+    exit_status: &'static [(&'static str, &'static str)],
+    examples: &'static str,
+    /// A section of the command's own: heading and text.
+    extra: Option<(&'static str, &'static str)>,
+    see_also: &'static str,
+}
+
+impl ManPage {
+    fn render(&self, command: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut page = Vec::new();
+        self.render_sections(command, &mut page)?;
+        // Each section clap_mangen renders starts with roff's preamble; the
+        // page needs it once.
+        let page = String::from_utf8_lossy(&page);
+        let preamble = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+        let body = page.replace(preamble, "");
+        if page.starts_with(preamble) {
+            out.write_all(preamble.as_bytes())?;
+        }
+        out.write_all(body.as_bytes())
+    }
+
+    fn render_sections(
+        &self,
+        command: clap::Command,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use clap_mangen::roff::{Roff, bold, roman};
+        let has_subcommands = command.has_subcommands();
+        let man = clap_mangen::Man::new(command)
+            .source(concat!("scriptscrape ", env!("CARGO_PKG_VERSION")));
+        man.render_title(out)?;
+        man.render_name_section(out)?;
+        man.render_synopsis_section(out)?;
+        man.render_description_section(out)?;
+        man.render_options_section(out)?;
+        if has_subcommands {
+            man.render_subcommands_section(out)?;
+        }
+        let mut roff = Roff::new();
+        if let Some((heading, text)) = self.extra {
+            roff.control("SH", [heading]);
+            roff.text([roman(text.replace('\n', " "))]);
+        }
+        roff.control("SH", ["EXIT STATUS"]);
+        for (code, meaning) in self.exit_status {
+            roff.control("TP", []);
+            roff.text([bold(*code)]);
+            roff.text([roman(*meaning)]);
+        }
+        roff.control("SH", ["EXAMPLES"]);
+        roff.control("nf", []);
+        for line in self.examples.lines() {
+            // --help indents them under their heading; a man section is.
+            roff.text([roman(line.strip_prefix("  ").unwrap_or(line))]);
+        }
+        roff.control("fi", []);
+        roff.control("SH", ["SEE ALSO"]);
+        roff.text([roman(self.see_also)]);
+        roff.to_writer(out)
+    }
+}
 
 /// Parses a count that may be zero: `--retries`, `--depth`,
 /// `--max-redirects`.

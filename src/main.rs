@@ -53,6 +53,8 @@ fn main() -> ExitCode {
     if let Some(kind) = cli.generate {
         return match scriptscrape::cli::generate(kind, &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
+            // The reader had enough (| head): not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("scriptscrape: cannot write to standard output: {e}");
                 ExitCode::from(ExitStatus::Fatal.code())

@@ -282,3 +282,33 @@ fn conflicting_flags_are_refused() {
         "scriptscrape diff: --spreadsheet-safe applies to CSV only: drop it, or use --format csv\n"
     );
 }
+
+#[test]
+fn man_pages_cover_diff_and_name_the_exit_status_section() {
+    let run = Run::new();
+    let man = run.run(&["--generate", "man"], None);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    let man = String::from_utf8(man.stdout).unwrap();
+    let sections: Vec<&str> = man.lines().filter(|l| l.starts_with(".SH")).collect();
+    assert!(
+        !sections.iter().any(|s| s.contains("EXTRA")),
+        "{sections:?}"
+    );
+    for heading in ["EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
+        assert!(
+            sections.iter().any(|s| s.contains(heading)),
+            "no {heading} in {sections:?}"
+        );
+    }
+    assert!(man.contains("scriptscrape\\-diff(1)"), "{man}");
+    assert!(man.contains(".B 75") || man.contains("\\fB75\\fR"), "{man}");
+
+    // The page it points to is generated too.
+    let diff = run.run(&["--generate", "man-diff"], None);
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    let diff = String::from_utf8(diff.stdout).unwrap();
+    assert!(diff.contains(".TH scriptscrape-diff 1"), "{diff}");
+    assert!(diff.contains("fail\\-on"), "every diff option is in it");
+    assert!(diff.contains(".SH \"EXIT STATUS\""), "{diff}");
+    assert!(!diff.contains("EXTRA"), "{diff}");
+}
