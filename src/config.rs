@@ -197,6 +197,28 @@ impl Config {
             }
         }
 
+        // Checked before the lock files beside them are made, whose names
+        // would otherwise be the ones in the message.
+        let files = [("-o", &output)]
+            .into_iter()
+            .chain(pages.iter().map(|p| ("--pages", p)))
+            .filter_map(|(option, d)| match d {
+                Destination::File(path) => Some((option, path.as_path())),
+                Destination::Stdout => None,
+            })
+            .chain(cli.stats.as_deref().map(|s| ("--stats", s)));
+        for (option, path) in files {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                && !dir.is_dir()
+            {
+                bail!(
+                    "cannot write {option} {}: the directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                );
+            }
+        }
+
         if let Some(stats) = &cli.stats {
             let outputs = std::iter::once(&output)
                 .chain(&pages)

@@ -312,3 +312,35 @@ fn man_pages_cover_diff_and_name_the_exit_status_section() {
     assert!(diff.contains(".SH \"EXIT STATUS\""), "{diff}");
     assert!(!diff.contains("EXTRA"), "{diff}");
 }
+
+#[test]
+fn output_errors_name_the_output() {
+    let line = refused(&["--pages", "gone/report.csv"]);
+    assert_eq!(
+        line,
+        "scriptscrape: error: cannot write --pages gone/report.csv: \
+         the directory gone does not exist"
+    );
+    let line = refused(&["--stats", "gone/stats.json"]);
+    assert!(line.contains("--stats gone/stats.json"), "{line}");
+
+    // /dev/full takes no byte: the first write fails.
+    for (args, name) in [
+        (["-o", "/dev/full"], "-o /dev/full"),
+        (["--pages", "/dev/full"], "--pages /dev/full"),
+    ] {
+        let run = Run::new();
+        let list = run.urls("urls.txt", &[refused_url()]);
+        let mut all = vec![list.as_str(), "--retries", "0", "-q"];
+        all.extend_from_slice(&args);
+        if args[0] == "--pages" {
+            all.extend_from_slice(&["-o", "s.csv"]);
+        }
+        let out = run.run(&all, None);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_eq!(
+            out.stderr,
+            format!("scriptscrape: error: cannot write {name}: No space left on device\n")
+        );
+    }
+}
