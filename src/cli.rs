@@ -321,12 +321,7 @@ pub struct Cli {
 
     /// Print nothing on standard error but fatal errors: no summary line,
     /// no per-page failures. Cannot be combined with -v.
-    #[arg(
-        env = "SCRIPTSCRAPE_QUIET",
-        short = 'q',
-        long,
-        conflicts_with = "verbose"
-    )]
+    #[arg(env = "SCRIPTSCRAPE_QUIET", short = 'q', long)]
     pub quiet: bool,
 
     /// More log lines on standard error: -v one per failed page, -vv one
@@ -400,6 +395,33 @@ pub struct Cli {
     /// and exit (other options are ignored).
     #[arg(long, value_name = "KIND", value_enum)]
     pub generate: Option<Generate>,
+}
+
+impl Cli {
+    /// Parses the command line. `-q` and `-v` together are refused when
+    /// both are on the command line; when one of them comes from the
+    /// environment, the command line's wins, as for every option.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if cli.quiet && cli.verbose > 0 {
+            let typed = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
+            match (typed("quiet"), typed("verbose")) {
+                (true, false) => cli.verbose = 0,
+                (false, true) => cli.quiet = false,
+                _ => {
+                    return Err(command.error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "-q (--quiet) and -v (--verbose) contradict each other: give one of them",
+                    ));
+                }
+            }
+        }
+        Ok(cli)
+    }
 }
 
 /// The commands besides scraping.

@@ -205,8 +205,7 @@ impl Config {
             .filter_map(|(option, d)| match d {
                 Destination::File(path) => Some((option, path.as_path())),
                 Destination::Stdout => None,
-            })
-            .chain(cli.stats.as_deref().map(|s| ("--stats", s)));
+            });
         for (option, path) in files {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
                 && !dir.is_dir()
