@@ -8,20 +8,47 @@ use std::time::Duration;
 
 use clap::Parser;
 
-const AFTER_HELP: &str = "\
-Exit status:
-  0    every page was fetched and parsed (or no more failed than --max-failures)
-  1    the run completed, but some pages failed (see --pages)
-  2    the run could not run: bad arguments, unreadable input, unwritable output
-  75   another run holds the outputs' lock (see --wait-lock)
-  130  stopped by SIGINT; 143: stopped by SIGTERM (outputs left as FILE.part)
+/// The exit statuses, for --help and the man page's EXIT STATUS section.
+const EXIT_STATUS: &[(&str, &str)] = &[
+    (
+        "0",
+        "every page was fetched and parsed (or no more failed than --max-failures)",
+    ),
+    (
+        "1",
+        "the run completed, but some pages failed (see --pages)",
+    ),
+    (
+        "2",
+        "the run could not run: bad arguments, unreadable input, unwritable output",
+    ),
+    (
+        "75",
+        "another run holds the outputs' lock (see --wait-lock)",
+    ),
+    (
+        "130",
+        "stopped by SIGINT (file outputs left as FILE.part; see --resume)",
+    ),
+    ("143", "stopped by SIGTERM (likewise)"),
+];
 
-Example:
-  $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
+const EXAMPLES: &str = "  $ printf 'example.com\\nhttps://www.wikipedia.org/\\n' > urls.txt
   $ scriptscrape urls.txt -o scripts.csv --pages pages.csv -c 32 --timeout 20
   $ head -3 scripts.csv            # header, then one row per <script>
   $ cat big-list.txt | scriptscrape --pages pages.csv > scripts.csv
   $ scriptscrape seeds.txt --depth 2 --max-pages 1000 -o scripts.csv   # crawl a site";
+
+/// The end of --help: exit statuses, then examples.
+fn after_help(exit_status: &[(&str, &str)], examples: &str) -> String {
+    let mut text = String::from("Exit status:\n");
+    for (code, meaning) in exit_status {
+        text.push_str(&format!("  {code:<4} {meaning}\n"));
+    }
+    text.push_str("\nExample:\n");
+    text.push_str(examples);
+    text
+}
 
 /// Fetch web pages concurrently and list every <script> element as CSV.
 ///
@@ -35,7 +62,7 @@ Example:
     version,
     about,
     long_about,
-    after_help = AFTER_HELP,
+    after_help = after_help(EXIT_STATUS, EXAMPLES),
     args_conflicts_with_subcommands = true,
     disable_help_subcommand = true,
     subcommand_value_name = "COMMAND"
@@ -65,7 +92,9 @@ pub struct Cli {
         short = 'c',
         long,
         value_name = "N",
-        default_value = "64"
+        default_value = "64",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true
     )]
     pub concurrency: NonZeroUsize,
 
@@ -75,19 +104,23 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_PER_HOST",
         long,
         value_name = "N",
-        default_value = "8"
+        default_value = "8",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true
     )]
     pub per_host: NonZeroUsize,
 
     /// Least time between the starts of two requests to one host, in
-    /// milliseconds.
+    /// milliseconds, or with a unit: 1.5s, 200ms.
     #[arg(
         env = "SCRIPTSCRAPE_DELAY",
         long,
         value_name = "MS",
-        default_value = "0"
+        default_value = "0",
+        value_parser = parse_delay,
+        allow_negative_numbers = true
     )]
-    pub delay: u64,
+    pub delay: Duration,
 
     /// Obey robots.txt (RFC 9309): fetched once per host, matched against
     /// the user agent's product token; a disallowed URL is reported as
@@ -109,7 +142,9 @@ pub struct Cli {
         long,
         value_name = "N",
         default_value = "0",
-        help_heading = "Crawling"
+        help_heading = "Crawling",
+        value_parser = parse_whole::<u16>,
+        allow_negative_numbers = true
     )]
     pub depth: u16,
 
@@ -154,7 +189,9 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_MAX_PAGES",
         long,
         value_name = "N",
-        help_heading = "Crawling"
+        help_heading = "Crawling",
+        value_parser = parse_positive::<std::num::NonZeroU64>,
+        allow_negative_numbers = true
     )]
     pub max_pages: Option<std::num::NonZeroU64>,
 
@@ -195,7 +232,9 @@ pub struct Cli {
         long,
         value_name = "N",
         default_value = "100000",
-        help_heading = "Crawling"
+        help_heading = "Crawling",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true
     )]
     pub frontier_memory: NonZeroUsize,
 
@@ -205,17 +244,17 @@ pub struct Cli {
 
     /// Limit on each request as a whole, body included, in seconds
     /// (decimals allowed).
-    #[arg(env = "SCRIPTSCRAPE_TIMEOUT", long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_TIMEOUT", long, value_name = "SECS", default_value = "30", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Duration,
 
     /// Limit on establishing each connection, in seconds.
-    #[arg(env = "SCRIPTSCRAPE_CONNECT_TIMEOUT", long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_CONNECT_TIMEOUT", long, value_name = "SECS", default_value = "10", value_parser = parse_secs, allow_negative_numbers = true)]
     pub connect_timeout: Duration,
 
     /// Largest page accepted, counted after decompression; a larger page
     /// fails with body_too_large and the rest is not read. Suffixes K, M, G
     /// (or KiB, MiB, GiB) are powers of 1024; KB, MB, GB powers of 1000.
-    #[arg(env = "SCRIPTSCRAPE_MAX_BODY", long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_BODY", long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub max_body: u64,
 
     /// Redirects followed before a page fails with 'redirect'.
@@ -223,7 +262,9 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_MAX_REDIRECTS",
         long,
         value_name = "N",
-        default_value = "10"
+        default_value = "10",
+        value_parser = parse_whole::<usize>,
+        allow_negative_numbers = true
     )]
     pub max_redirects: usize,
 
@@ -234,13 +275,15 @@ pub struct Cli {
         env = "SCRIPTSCRAPE_RETRIES",
         long,
         value_name = "N",
-        default_value = "2"
+        default_value = "2",
+        value_parser = parse_whole::<u32>,
+        allow_negative_numbers = true
     )]
     pub retries: u32,
 
     /// Longest Retry-After honoured; a page asking for longer fails at once
     /// with its status instead of stalling the run.
-    #[arg(env = "SCRIPTSCRAPE_MAX_RETRY_WAIT", long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_RETRY_WAIT", long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
     pub max_retry_wait: Duration,
 
     /// Send every request through this proxy (http://, https:// or
@@ -284,12 +327,13 @@ pub struct Cli {
     pub detect_utf8: bool,
 
     /// Print nothing on standard error but fatal errors: no summary line,
-    /// no per-page failures.
+    /// no per-page failures. Cannot be combined with -v.
     #[arg(env = "SCRIPTSCRAPE_QUIET", short = 'q', long)]
     pub quiet: bool,
 
     /// More log lines on standard error: -v one per failed page, -vv one
-    /// per page and retry (RUST_LOG, when set, decides instead).
+    /// per page and retry, -vvv everything, other libraries included
+    /// (RUST_LOG, when set, decides instead).
     #[arg(env = "SCRIPTSCRAPE_VERBOSE", short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -305,12 +349,12 @@ pub struct Cli {
 
     /// On SIGINT or SIGTERM, how long requests in flight may take to
     /// finish and be written; a second signal stops at once.
-    #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace)]
+    #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace, allow_negative_numbers = true)]
     pub grace: Duration,
 
     /// Exit 0, not 1, when at most PCT percent of the pages failed (the
     /// summary still counts every failure).
-    #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent)]
+    #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent, allow_negative_numbers = true)]
     pub max_failures: f64,
 
     /// Output format of both outputs: csv, or jsonl (JSON Lines: one
@@ -333,6 +377,7 @@ pub struct Cli {
     /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
     /// carriage return, so that a spreadsheet shows it instead of running
     /// it as a formula. Off by default: data pipelines get values unchanged.
+    /// CSV only: refused with --format jsonl.
     #[arg(env = "SCRIPTSCRAPE_SPREADSHEET_SAFE", long)]
     pub spreadsheet_safe: bool,
 
@@ -360,30 +405,70 @@ pub struct Cli {
     pub generate: Option<Generate>,
 }
 
+impl Cli {
+    /// Parses the command line. `-q` and `-v` together are refused when
+    /// both are on the command line; when one of them comes from the
+    /// environment, the command line's wins, as for every option.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if cli.quiet && cli.verbose > 0 {
+            let typed = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
+            match (typed("quiet"), typed("verbose")) {
+                (true, false) => cli.verbose = 0,
+                (false, true) => cli.quiet = false,
+                _ => {
+                    return Err(command.error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "-q (--quiet) and -v (--verbose) contradict each other: give one of them",
+                    ));
+                }
+            }
+        }
+        Ok(cli)
+    }
+}
+
 /// The commands besides scraping.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Compare two runs' scripts outputs and list what changed, one row per
     /// change (exit 0: no changes, 1: changes, 2: could not compare).
-    #[command(after_help = DIFF_AFTER_HELP)]
+    #[command(after_help = diff_after_help())]
     Diff(DiffArgs),
 }
 
-const DIFF_AFTER_HELP: &str = "\
+const DIFF_CHANGES: &str = "\
 Changes (the change column): added, removed, inline_changed, integrity_removed,
 integrity_changed, attribute_changed, page_added, page_gone, unknown (a page that
-failed in either run: not compared), unapproved (added, but not on --allow).
+failed in either run: not compared), unapproved (added, but not on --allow).";
 
-Exit status:
-  0    no changes
-  1    changes found (any row written; with --fail-on, a row of those kinds)
-  2    could not compare: unreadable file, not a scripts output, a scripts output
-       and page report that disagree, bad option
+const DIFF_EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "no changes"),
+    (
+        "1",
+        "changes found (any row written; with --fail-on, a row of those kinds)",
+    ),
+    (
+        "2",
+        "could not compare: unreadable file, not a scripts output, a scripts output \
+         and page report that disagree, bad option",
+    ),
+];
 
-Example (from cron, after each scrape):
-  $ scriptscrape urls.txt -o today.csv --pages today-pages.csv
+const DIFF_EXAMPLES: &str = "  $ scriptscrape urls.txt -o today.csv --pages today-pages.csv
   $ scriptscrape diff yesterday.csv today.csv --old-pages yesterday-pages.csv \\
         --new-pages today-pages.csv --format text || mail -s 'scripts changed' sec@example.com";
+
+fn diff_after_help() -> String {
+    format!(
+        "{DIFF_CHANGES}\n\n{}",
+        after_help(DIFF_EXIT_STATUS, DIFF_EXAMPLES)
+    )
+}
 
 /// `scriptscrape diff`'s command line.
 #[derive(Debug, clap::Args)]
@@ -449,7 +534,7 @@ pub struct DiffArgs {
 
     /// CSV: prefix with ' every cell that starts with =, +, -, @, a tab or
     /// a carriage return, so that a spreadsheet shows it instead of running
-    /// it (src values are whatever the pages said).
+    /// it (src values are whatever the pages said). CSV only.
     #[arg(long)]
     pub spreadsheet_safe: bool,
 
@@ -461,8 +546,11 @@ pub struct DiffArgs {
 /// What `--generate` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Generate {
-    /// The man page (roff), for `man -l -` or a man directory.
+    /// The man page, scriptscrape(1) (roff), for `man -l -` or a man
+    /// directory.
     Man,
+    /// The man page of the diff command, scriptscrape-diff(1).
+    ManDiff,
     /// Completions for bash.
     CompleteBash,
     /// Completions for zsh.
@@ -482,7 +570,31 @@ pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result
     use clap_complete::Shell;
     let mut command = Cli::command();
     let shell = match kind {
-        Generate::Man => return clap_mangen::Man::new(command).render(out),
+        Generate::Man => {
+            let page = ManPage {
+                exit_status: EXIT_STATUS,
+                examples: EXAMPLES,
+                extra: None,
+                see_also: "scriptscrape-diff(1)",
+            };
+            return page.render(command, out);
+        }
+        Generate::ManDiff => {
+            // Built, so that the subcommand is named scriptscrape-diff and
+            // its synopsis reads "scriptscrape diff".
+            command.build();
+            let diff = command
+                .find_subcommand("diff")
+                .cloned()
+                .ok_or_else(|| std::io::Error::other("no diff command"))?;
+            let page = ManPage {
+                exit_status: DIFF_EXIT_STATUS,
+                examples: DIFF_EXAMPLES,
+                extra: Some(("CHANGES", DIFF_CHANGES)),
+                see_also: "scriptscrape(1)",
+            };
+            return page.render(diff, out);
+        }
         Generate::CompleteBash => Shell::Bash,
         Generate::CompleteZsh => Shell::Zsh,
         Generate::CompleteFish => Shell::Fish,
@@ -493,25 +605,193 @@ pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result
     Ok(())
 }
 
-/// Parses seconds: `30`, `2.5`, `0.25`. Zero is refused: it would fail every
-/// request.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
+// The parsers below word their errors for the person at the prompt; clap
+// puts them after "invalid value 'X' for '--option <N>': ". The standard
+// library's ("invalid digit found in string", "number would be zero for
+// non-zero type") name Rust's types instead. Options that take numbers
+// allow a leading '-', so that '--timeout -1' is refused as a negative
+// value rather than as an unknown flag.
+
+/// A man page: clap_mangen's sections, then the ones it has no place for,
+/// under the headings man(7) gives them (its own puts --help's epilogue
+/// under "EXTRA").
+struct ManPage {
+    exit_status: &'static [(&'static str, &'static str)],
+    examples: &'static str,
+    /// A section of the command's own: heading and text.
+    extra: Option<(&'static str, &'static str)>,
+    see_also: &'static str,
+}
+
+impl ManPage {
+    fn render(&self, command: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut page = Vec::new();
+        self.render_sections(command, &mut page)?;
+        // Each section clap_mangen renders starts with roff's preamble; the
+        // page needs it once.
+        let page = String::from_utf8_lossy(&page);
+        let preamble = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+        let body = page.replace(preamble, "");
+        if page.starts_with(preamble) {
+            out.write_all(preamble.as_bytes())?;
+        }
+        out.write_all(body.as_bytes())
+    }
+
+    fn render_sections(
+        &self,
+        command: clap::Command,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use clap_mangen::roff::{Roff, bold, roman};
+        let has_subcommands = command.has_subcommands();
+        let man = clap_mangen::Man::new(command)
+            .source(concat!("scriptscrape ", env!("CARGO_PKG_VERSION")));
+        man.render_title(out)?;
+        man.render_name_section(out)?;
+        man.render_synopsis_section(out)?;
+        man.render_description_section(out)?;
+        man.render_options_section(out)?;
+        if has_subcommands {
+            man.render_subcommands_section(out)?;
+        }
+        let mut roff = Roff::new();
+        if let Some((heading, text)) = self.extra {
+            roff.control("SH", [heading]);
+            roff.text([roman(text.replace('\n', " "))]);
+        }
+        roff.control("SH", ["EXIT STATUS"]);
+        for (code, meaning) in self.exit_status {
+            roff.control("TP", []);
+            roff.text([bold(*code)]);
+            roff.text([roman(*meaning)]);
+        }
+        roff.control("SH", ["EXAMPLES"]);
+        roff.control("nf", []);
+        for line in self.examples.lines() {
+            // --help indents them under their heading; a man section is.
+            roff.text([roman(line.strip_prefix("  ").unwrap_or(line))]);
+        }
+        roff.control("fi", []);
+        roff.control("SH", ["SEE ALSO"]);
+        roff.text([roman(self.see_also)]);
+        roff.to_writer(out)
+    }
+}
+
+/// Parses a count that may be zero: `--retries`, `--depth`,
+/// `--max-redirects`.
+pub fn parse_whole<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
+    let n = whole(s, 0)?;
+    T::try_from(n).map_err(|_| too_large(s))
+}
+
+/// Parses a count of at least 1: `--max-pages`.
+pub fn parse_positive<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
+    let n = whole(s, 1)?;
+    T::try_from(n).map_err(|_| too_large(s))
+}
+
+/// Parses a count of at least 1 that sizes memory: `-c`, `--per-host`.
+pub fn parse_positive_usize(s: &str) -> Result<NonZeroUsize, String> {
+    let n = usize::try_from(whole(s, 1)?).map_err(|_| too_large(s))?;
+    NonZeroUsize::new(n).ok_or_else(|| "expected a whole number of at least 1".to_owned())
+}
+
+fn too_large(s: &str) -> String {
+    format!("{} is too large", s.trim())
+}
+
+/// A whole number of at least `min`, or why not.
+fn whole(s: &str, min: u64) -> Result<u64, String> {
+    let t = s.trim();
+    let expected = if min == 0 {
+        "a whole number (0 or more)".to_owned()
+    } else {
+        format!("a whole number of at least {min}")
+    };
+    if t.starts_with('-') && t[1..].parse::<f64>().is_ok() {
+        return Err(format!(
+            "negative values are not allowed; expected {expected}"
+        ));
+    }
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return match t.parse::<u64>() {
+            Ok(n) if n >= min => Ok(n),
+            Ok(_) => Err(format!("expected {expected}")),
+            Err(_) => Err(too_large(s)),
+        };
+    }
+    Err(format!("expected {expected}"))
+}
+
+/// A decimal number of seconds (`30`, `2.5`), also written with a unit
+/// (`30s`, `500ms`), as `flag` wants it.
+fn seconds(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (t.strip_suffix('s').unwrap_or(t), 1.0)
+    };
+    let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !secs.is_finite() || !(0.001..=1e9).contains(&secs) {
-        return Err(format!("'{s}' must be between 0.001 and 1e9 seconds"));
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| "expected seconds, e.g. 30 or 2.5".to_owned())?;
+    if value < 0.0 {
+        return Err("negative values are not allowed; expected seconds, e.g. 30 or 2.5".into());
+    }
+    Ok(value * scale)
+}
+
+/// Parses seconds: `30`, `2.5`, `0.25`, `30s`, `500ms`. Zero is refused:
+/// it would fail every request.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs = seconds(s)?;
+    if secs < 0.001 {
+        return Err("expected at least 0.001 seconds (1 ms)".to_owned());
+    }
+    // About 31 years: larger values are typos, and would overflow Instant.
+    if secs > 1e9 {
+        return Err("expected at most 1000000000 seconds".to_owned());
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
 /// Parses `--grace`: seconds, where zero means "stop at the first signal".
 pub fn parse_grace(s: &str) -> Result<Duration, String> {
-    if s.trim().parse::<f64>() == Ok(0.0) {
+    if seconds(s)? == 0.0 {
         return Ok(Duration::ZERO);
     }
     parse_secs(s)
+}
+
+/// Parses `--delay`: whole milliseconds, as it always took (`200`), or a
+/// duration with its unit (`1.5s`, `200ms`). A bare fraction (`1.5`) is
+/// refused rather than read as 1.5 ms, since whoever typed it most likely
+/// meant seconds, as the other duration options take.
+pub fn parse_delay(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.ends_with('s') {
+        let secs = seconds(t)?;
+        if secs > 1e6 {
+            return Err(too_large(s));
+        }
+        return Ok(Duration::from_secs_f64(secs));
+    }
+    if let Ok(ms) = whole(t, 0) {
+        return Ok(Duration::from_millis(ms));
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v < 0.0 => Err("negative values are not allowed".to_owned()),
+        Ok(v) if v.is_finite() => Err(format!(
+            "--delay takes whole milliseconds or a unit: for {t} seconds write {t}s or {}",
+            (v * 1000.0).round()
+        )),
+        _ => Err("expected milliseconds (200) or a duration with its unit (1.5s, 200ms)".into()),
+    }
 }
 
 /// Parses a percentage: `5`, `2.5`, `5%`.
@@ -522,9 +802,14 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
         .unwrap_or(t)
         .trim()
         .parse()
-        .map_err(|_| format!("'{s}' is not a percentage"))?;
-    if !(0.0..=100.0).contains(&pct) {
-        return Err(format!("'{s}' must be between 0 and 100"));
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| "expected a percentage, e.g. 5 or 2.5".to_owned())?;
+    if pct < 0.0 {
+        return Err("negative values are not allowed; expected a percentage from 0 to 100".into());
+    }
+    if pct > 100.0 {
+        return Err("expected a percentage from 0 to 100".to_owned());
     }
     Ok(pct)
 }
@@ -532,11 +817,14 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
 /// Parses a byte count with an optional unit suffix.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err("negative values are not allowed; expected a size, e.g. 500K or 10MiB".into());
+    }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("'{s}' is not a byte count (try 10MiB or 500000)"))?;
+        .map_err(|_| "expected a size in bytes, e.g. 500000, 500K or 10MiB".to_owned())?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
@@ -547,13 +835,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "gb" => 1_000_000_000,
         other => {
             return Err(format!(
-                "unknown unit '{other}' in '{s}' (use K, M, G, KiB, MiB, GiB, KB, MB or GB)"
+                "unknown unit '{other}' (use K, M, G, KiB, MiB, GiB, KB, MB or GB)"
             ));
         }
     };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| too_large(s))?;
     if bytes == 0 {
         return Err("the limit must be at least 1 byte".to_owned());
     }

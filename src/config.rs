@@ -108,6 +108,9 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     {
         bail!("-o {} is one of the inputs ({input})", out.display());
     }
+    if args.spreadsheet_safe && args.format != crate::diff::write::DiffFormat::Csv {
+        bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
+    }
     let allow = match &args.allow {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -196,10 +199,32 @@ impl Config {
             }
         }
 
+        // Checked before the lock files beside them are made, whose names
+        // would otherwise be the ones in the message.
         let stats = cli
             .stats
             .as_deref()
             .map(|s| Destination::from_arg(&s.to_string_lossy()));
+        let files = [("-o", &output)]
+            .into_iter()
+            .chain(pages.iter().map(|p| ("--pages", p)))
+            .chain(stats.iter().map(|s| ("--stats", s)))
+            .filter_map(|(option, d)| match d {
+                Destination::File(path) => Some((option, path.as_path())),
+                Destination::Stdout => None,
+            });
+        for (option, path) in files {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                && !dir.is_dir()
+            {
+                bail!(
+                    "cannot write {option} {}: the directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                );
+            }
+        }
+
         match &stats {
             Some(Destination::Stdout) if output == Destination::Stdout => bail!(
                 "--stats - needs standard output, which the scripts already go to (give -o FILE)"
@@ -252,6 +277,12 @@ impl Config {
             .map(|p| url::Url::parse(p).with_context(|| format!("invalid --proxy {p:?}")))
             .transpose()?;
 
+        if cli.spreadsheet_safe && cli.format != crate::output::Format::Csv {
+            // The escape changes values; JSON Lines values are never run as
+            // formulas, so it would only corrupt them.
+            bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
+        }
+
         let crawl = crawl_settings(&cli)?;
         if crawl.is_some() {
             if cli.resume {
@@ -277,7 +308,7 @@ impl Config {
             concurrency: cli.concurrency,
             per_host: cli.per_host,
             robots,
-            delay: std::time::Duration::from_millis(cli.delay),
+            delay: cli.delay,
             fetch: FetchSettings {
                 timeout: cli.timeout,
                 connect_timeout: cli.connect_timeout,

@@ -5,7 +5,6 @@
 //! here parses HTML or decodes text: that is CPU work, and it belongs to the
 //! parse stage, off the async worker threads.
 
-use std::error::Error as StdError;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -16,6 +15,9 @@ use url::Url;
 
 use crate::error::{ErrorKind, PageError};
 use crate::netguard::{Blocked, Guard};
+
+mod words;
+use words::{Proxies, Target};
 
 /// What the fetch stage needs to know, validated.
 #[derive(Clone, Debug)]
@@ -119,10 +121,33 @@ tokio::task_local! {
     static HOP_RULE: HopRule;
 }
 
-/// A redirect hop refused by the request's [`HopRule`].
+/// A redirect hop the client refused, with the response that asked for
+/// it: the page report keeps that response's status and URL.
 #[derive(Debug, thiserror::Error)]
-#[error("redirected to {0}, outside the crawl's scope")]
-struct OffScope(String);
+#[error("{why}")]
+struct HopRefused {
+    /// The URL that answered with the redirect.
+    from: Url,
+    /// That answer's status (3xx).
+    status: u16,
+    why: HopWhy,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HopWhy {
+    /// The target is in a private network (a crawl's guard).
+    #[error("{0}")]
+    Blocked(Blocked),
+    /// The request's [`HopRule`] refused the target.
+    #[error("redirected to {0}, outside the crawl's scope")]
+    OffScope(Url),
+    #[error("redirected to {0}, which is not an http(s) URL")]
+    Scheme(Url),
+    #[error("redirect loop: {0} was already visited")]
+    Loop(Url),
+    #[error("more than {0} redirects (--max-redirects)")]
+    TooMany(usize),
+}
 
 impl From<&Blocked> for FetchFailure {
     fn from(blocked: &Blocked) -> Self {
@@ -146,8 +171,11 @@ pub struct Fetcher {
     /// opens a new connection.
     unpooled: reqwest::Client,
     timeout: Duration,
+    connect_timeout: Duration,
     max_body: u64,
     guard: Option<Arc<Guard>>,
+    /// Which proxy a request goes through, to name it in errors.
+    proxies: Arc<Proxies>,
 }
 
 impl Fetcher {
@@ -164,7 +192,9 @@ impl Fetcher {
             retries: settings.retries,
             max_retry_wait: settings.max_retry_wait,
             timeout: settings.timeout,
+            connect_timeout: settings.connect_timeout,
             max_body: settings.max_body,
+            proxies: Arc::new(Proxies::new(settings.proxy.as_ref())),
         })
     }
 
@@ -220,16 +250,20 @@ impl Fetcher {
     async fn fetch_once(&self, url: &Url) -> Result<Fetched, FetchFailure> {
         // One deadline for the whole exchange, body included, so a server
         // that trickles bytes cannot hold a slot for longer than --timeout.
-        match tokio::time::timeout(self.timeout, self.fetch_inner(url)).await {
-            Ok(result) => result,
-            Err(_) => Err(FetchFailure::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no complete response within {}",
-                    human_duration(self.timeout)
-                ),
-            )),
-        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        self.fetch_inner(url, deadline).await
+    }
+
+    /// The failure of a request that ran out of time, `when` saying at
+    /// which step.
+    fn timed_out(&self, when: &str) -> FetchFailure {
+        FetchFailure::new(
+            ErrorKind::Timeout,
+            format!(
+                "timed out after {} (--timeout) {when}",
+                human_duration(self.timeout)
+            ),
+        )
     }
 
     /// GETs a small text resource (robots.txt): its status and at most
@@ -243,7 +277,12 @@ impl Fetcher {
                 let mut response = self.send(url).await?;
                 let status = response.status().as_u16();
                 let mut body = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(|e| request_failure(&e))? {
+                let final_url = response.url().clone();
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| self.request_failure(&e, &final_url))?
+                {
                     let room = limit.saturating_sub(body.len() as u64) as usize;
                     body.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     if room <= chunk.len() {
@@ -254,10 +293,7 @@ impl Fetcher {
             };
             let result = match tokio::time::timeout(self.timeout, exchange).await {
                 Ok(result) => result,
-                Err(_) => Err(FetchFailure::new(
-                    ErrorKind::Timeout,
-                    "no complete response in time",
-                )),
+                Err(_) => Err(self.timed_out("before the whole response came")),
             };
             let transient = match &result {
                 Ok((status, _)) => *status >= 500,
@@ -282,8 +318,8 @@ impl Fetcher {
                 .get(url.clone())
                 .send()
                 .await
-                .map_err(|e| request_failure(&e)),
-            other => other.map_err(|e| request_failure(&e)),
+                .map_err(|e| self.request_failure(&e, url)),
+            other => other.map_err(|e| self.request_failure(&e, url)),
         }
     }
 
@@ -295,8 +331,15 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_inner(&self, url: &Url) -> Result<Fetched, FetchFailure> {
-        let mut response = self.send(url).await?;
+    async fn fetch_inner(
+        &self,
+        url: &Url,
+        deadline: tokio::time::Instant,
+    ) -> Result<Fetched, FetchFailure> {
+        let mut response = match tokio::time::timeout_at(deadline, self.send(url)).await {
+            Ok(response) => response?,
+            Err(_) => return Err(self.timed_out("waiting for the response")),
+        };
         let final_url = response.url().clone();
         let status = response.status();
         let retry_after = retry_after(response.headers());
@@ -349,21 +392,39 @@ impl Fetcher {
             .min(1 << 20);
         let mut body = Vec::with_capacity(hint as usize);
         loop {
-            match response.chunk().await {
+            let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    let read = body.len() as u64;
+                    let mut failure =
+                        self.timed_out(&format!("reading the body ({read} bytes read)"));
+                    failure.final_url = Some(final_url);
+                    failure.status = Some(status.as_u16());
+                    failure.bytes = read;
+                    failure.retry_after = retry_after;
+                    return Err(failure);
+                }
+            };
+            match chunk {
                 Ok(Some(chunk)) => {
                     if body.len() as u64 + chunk.len() as u64 > self.max_body {
-                        let read = body.len() as u64 + chunk.len() as u64;
+                        // What was read up to the limit: the bytes past it
+                        // in the last chunk were received but not taken.
                         return Err(fail(
                             ErrorKind::BodyTooLarge,
-                            format!("body exceeds --max-body {} bytes", self.max_body),
-                            read,
+                            format!(
+                                "the body is larger than --max-body ({} bytes); \
+                                 the rest was not read",
+                                self.max_body
+                            ),
+                            self.max_body,
                         ));
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let mut failure = request_failure(&e);
+                    let mut failure = self.request_failure(&e, &final_url);
                     failure.final_url = Some(final_url);
                     failure.status = Some(status.as_u16());
                     failure.bytes = body.len() as u64;
@@ -406,25 +467,30 @@ fn build_client(
         let blocked = hop_guard
             .as_ref()
             .and_then(|g| g.check_url(attempt.url()).err());
-        if let Some(blocked) = blocked {
-            attempt.error(blocked)
-        } else if !matches!(attempt.url().scheme(), "http" | "https") {
-            let msg = format!("refused redirect to a {} URL", attempt.url().scheme());
-            attempt.error(msg)
-        } else if HOP_RULE
-            .try_with(|rule| !rule(attempt.url()))
-            .unwrap_or(false)
-        {
-            let refused = OffScope(attempt.url().to_string());
-            attempt.error(refused)
-        } else if attempt.previous().contains(attempt.url()) {
-            let msg = format!("redirect loop at {}", attempt.url());
-            attempt.error(msg)
+        let to = attempt.url();
+        let why = if let Some(blocked) = blocked {
+            Some(HopWhy::Blocked(blocked))
+        } else if !matches!(to.scheme(), "http" | "https") {
+            Some(HopWhy::Scheme(to.clone()))
+        } else if HOP_RULE.try_with(|rule| !rule(to)).unwrap_or(false) {
+            Some(HopWhy::OffScope(to.clone()))
+        } else if attempt.previous().contains(to) {
+            Some(HopWhy::Loop(to.clone()))
         } else if attempt.previous().len() > max_redirects {
-            let msg = format!("more than {max_redirects} redirects");
-            attempt.error(msg)
+            Some(HopWhy::TooMany(max_redirects))
         } else {
-            attempt.follow()
+            None
+        };
+        match why {
+            // previous() ends with the URL that answered with this redirect.
+            Some(why) => match attempt.previous().last().cloned() {
+                Some(from) => {
+                    let status = attempt.status().as_u16();
+                    attempt.error(HopRefused { from, status, why })
+                }
+                None => attempt.error(why),
+            },
+            None => attempt.follow(),
         }
     });
     let mut builder = reqwest::Client::builder()
@@ -536,47 +602,61 @@ pub fn sniffs_as_html(body: &[u8]) -> bool {
     })
 }
 
-/// Maps a reqwest error to the kinds users see, with the underlying causes
-/// as detail.
-fn request_failure(err: &reqwest::Error) -> FetchFailure {
-    if let Some(blocked) = cause::<Blocked>(err) {
-        return FetchFailure::from(blocked);
-    }
-    if let Some(off) = cause::<OffScope>(err) {
-        return FetchFailure::new(ErrorKind::OffScope, off.to_string());
-    }
-    let kind = if err.is_redirect() {
-        ErrorKind::Redirect
-    } else if err.is_timeout() {
-        ErrorKind::Timeout
-    } else if err.is_dns() {
-        ErrorKind::Dns
-    } else if has_tls_cause(err) {
-        ErrorKind::Tls
-    } else if err.is_connect() {
-        ErrorKind::Connect
-    } else if cause::<hyper::Error>(err).is_some() {
-        // The connection failed under the body (reset, closed early, bad
-        // chunking); reqwest reports those as decode errors too.
-        ErrorKind::Io
-    } else if err.is_decode() {
-        ErrorKind::Decode
-    } else {
-        ErrorKind::Io
-    };
-    FetchFailure::new(kind, causes(err))
-}
-
-/// The first error of type `E` among `err`'s causes.
-fn cause<E: StdError + 'static>(err: &reqwest::Error) -> Option<&E> {
-    let mut source = err.source();
-    while let Some(e) = source {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
+impl Fetcher {
+    /// Maps a reqwest error for a request to `url` to the kinds users see,
+    /// with what failed in plain words as detail.
+    fn request_failure(&self, err: &reqwest::Error, url: &Url) -> FetchFailure {
+        if let Some(hop) = words::cause::<HopRefused>(err) {
+            let kind = match hop.why {
+                HopWhy::Blocked(_) => ErrorKind::PrivateAddress,
+                HopWhy::OffScope(_) => ErrorKind::OffScope,
+                _ => ErrorKind::Redirect,
+            };
+            let mut failure = FetchFailure::new(kind, hop.why.to_string());
+            failure.final_url = Some(hop.from.clone());
+            failure.status = Some(hop.status);
+            return failure;
         }
-        source = e.source();
+        if let Some(blocked) = words::cause::<Blocked>(err) {
+            return FetchFailure::from(blocked);
+        }
+        if let Some(why) = words::cause::<HopWhy>(err) {
+            return FetchFailure::new(ErrorKind::Redirect, why.to_string());
+        }
+        // After redirects, the host that failed is the last one asked.
+        let url = err.url().unwrap_or(url);
+        let target = Target {
+            url,
+            proxy: self.proxies.for_url(url),
+            connect_timeout: self.connect_timeout,
+        };
+        let (kind, detail) = if err.is_timeout() && !err.is_connect() {
+            // reqwest's own timeouts are not set (the deadline is ours), but
+            // a proxy or a future version may still time out underneath.
+            let at = words::host_port(url);
+            (ErrorKind::Timeout, format!("{at} did not answer in time"))
+        } else if err.is_dns() {
+            (ErrorKind::Dns, words::connect(err, &target))
+        } else if words::is_tls(err) {
+            (ErrorKind::Tls, words::connect(err, &target))
+        } else if err.is_connect() {
+            let kind = if err.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Connect
+            };
+            (kind, words::connect(err, &target))
+        } else if words::cause::<hyper::Error>(err).is_some() {
+            // The connection failed under the body (reset, closed early, bad
+            // chunking); reqwest reports those as decode errors too.
+            (ErrorKind::Io, words::transfer(err, &target, false))
+        } else if err.is_decode() {
+            (ErrorKind::Decode, words::transfer(err, &target, true))
+        } else {
+            (ErrorKind::Io, words::transfer(err, &target, false))
+        };
+        FetchFailure::new(kind, detail)
     }
-    None
 }
 
 /// Whether a request failed because its connection was closed before any
@@ -586,63 +666,14 @@ fn is_stale_connection(err: &reqwest::Error) -> bool {
     if err.is_connect() || err.is_timeout() || err.is_redirect() {
         return false;
     }
-    let closed = cause::<hyper::Error>(err).is_some_and(hyper::Error::is_incomplete_message);
-    let reset = cause::<std::io::Error>(err).is_some_and(|io| {
+    let closed = words::cause::<hyper::Error>(err).is_some_and(hyper::Error::is_incomplete_message);
+    let reset = words::cause::<std::io::Error>(err).is_some_and(|io| {
         matches!(
             io.kind(),
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
         )
     });
     closed || reset
-}
-
-fn has_tls_cause(err: &reqwest::Error) -> bool {
-    let mut source = err.source();
-    while let Some(e) = source {
-        if is_tls_error(e) {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
-/// rustls errors reach us wrapped in one or more `io::Error`s, whose
-/// `source()` skips the wrapped error itself, so each layer is opened here.
-fn is_tls_error(e: &(dyn StdError + 'static)) -> bool {
-    if e.is::<rustls::Error>() {
-        return true;
-    }
-    match e
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-    {
-        Some(inner) => is_tls_error(inner),
-        None => false,
-    }
-}
-
-/// The error's causes, outermost first, on one line. reqwest's own message
-/// ("error sending request for url (…)") repeats the page URL, so it is left
-/// out when there is a cause to show.
-fn causes(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    if parts.is_empty() {
-        let mut top = err.to_string();
-        if let Some(url) = err.url() {
-            top = top.replace(&format!(" for url ({url})"), "");
-        }
-        parts.push(top);
-    }
-    parts.join(": ")
 }
 
 /// `2.5 s`, `30 s`, `500 ms`: a duration as a person reads it.

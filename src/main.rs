@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use scriptscrape::lock::Busy;
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("scriptscrape: internal error (please report): {info}");
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
@@ -53,6 +52,8 @@ fn main() -> ExitCode {
     if let Some(kind) = cli.generate {
         return match scriptscrape::cli::generate(kind, &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
+            // The reader had enough (| head): not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("scriptscrape: cannot write to standard output: {e}");
                 ExitCode::from(ExitStatus::Fatal.code())

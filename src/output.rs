@@ -120,6 +120,29 @@ pub struct Sink {
     scripts: Table,
     pages: Option<Table>,
     inline_text: bool,
+    /// How errors name the outputs: `-o scripts.csv`, `--pages report.csv`.
+    names: [String; 2],
+}
+
+/// An output as a message names it: the option and what the user gave it
+/// (`-o scripts.csv`, `--pages report.csv`, standard output).
+pub fn output_name(option: &str, dest: &Destination) -> String {
+    match dest {
+        Destination::Stdout if option == "-o" => "standard output".to_owned(),
+        Destination::Stdout => format!("standard output ({option} -)"),
+        Destination::File(path) => format!("{option} {}", path.display()),
+    }
+}
+
+/// An error writing the output `name`, saying which; of the same kind, so
+/// that a closed pipe is still told from a full disk.
+fn write_error(name: &str) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| {
+        let text = e.to_string();
+        // The OS's error number means nothing to the reader.
+        let text = text.find(" (os error").map_or(&text[..], |at| &text[..at]);
+        io::Error::new(e.kind(), format!("cannot write {name}: {text}"))
+    }
 }
 
 /// How rows are written.
@@ -497,23 +520,33 @@ impl Sink {
     pub fn new(
         scripts: Target,
         pages: Option<Target>,
+        names: [String; 2],
         inline_text: bool,
         encoding: Encoding,
         headers: bool,
     ) -> io::Result<Self> {
-        let scripts = Table::new(scripts, script_columns(inline_text), encoding, headers)?;
+        let scripts = Table::new(scripts, script_columns(inline_text), encoding, headers)
+            .map_err(write_error(&names[0]))?;
         let pages = pages
             .map(|w| Table::new(w, &PAGE_COLUMNS, encoding, headers))
-            .transpose()?;
+            .transpose()
+            .map_err(write_error(&names[1]))?;
         Ok(Sink {
             scripts,
             pages,
             inline_text,
+            names,
         })
     }
 
     /// Writes one page's rows to both outputs and flushes them.
     pub fn write_page(&mut self, page: &PageResult) -> io::Result<()> {
+        self.write_scripts(page)
+            .map_err(write_error(&self.names[0]))?;
+        self.write_report(page).map_err(write_error(&self.names[1]))
+    }
+
+    fn write_scripts(&mut self, page: &PageResult) -> io::Result<()> {
         let final_url = opt(page.final_url.as_deref());
         if let Ok(scripts) = &page.outcome {
             for s in scripts {
@@ -555,6 +588,11 @@ impl Sink {
             }
             self.scripts.commit()?;
         }
+        Ok(())
+    }
+
+    fn write_report(&mut self, page: &PageResult) -> io::Result<()> {
+        let final_url = opt(page.final_url.as_deref());
         if let Some(table) = &mut self.pages {
             let (kind, detail, count) = match &page.outcome {
                 Ok(scripts) => (Cell::Null, Cell::Null, scripts.len()),
@@ -583,14 +621,22 @@ impl Sink {
     /// place); call once, when the run is complete, so that a write error
     /// is reported rather than lost in `Drop`.
     pub fn finish(self) -> io::Result<()> {
-        let scripts = self.scripts.into_target()?;
-        let pages = self.pages.map(Table::into_target).transpose()?;
+        let [scripts_name, pages_name] = &self.names;
+        let scripts = self
+            .scripts
+            .into_target()
+            .map_err(write_error(scripts_name))?;
+        let pages = self
+            .pages
+            .map(Table::into_target)
+            .transpose()
+            .map_err(write_error(pages_name))?;
         // The report first: whoever watches the scripts file finds the
         // report of the same run in place when it appears.
         if let Some(pages) = pages {
-            pages.commit()?;
+            pages.commit().map_err(write_error(pages_name))?;
         }
-        scripts.commit()
+        scripts.commit().map_err(write_error(scripts_name))
     }
 }
 
@@ -598,10 +644,19 @@ impl Sink {
     /// Writes what is left and flushes it to disk, but leaves file outputs
     /// under their `.part` names: for a run that did not complete.
     pub fn keep_partial(self) -> io::Result<()> {
-        let scripts = self.scripts.into_target()?;
-        let pages = self.pages.map(Table::into_target).transpose()?;
-        for target in std::iter::once(scripts).chain(pages) {
-            target.keep_partial()?;
+        let [scripts_name, pages_name] = &self.names;
+        let scripts = self
+            .scripts
+            .into_target()
+            .map_err(write_error(scripts_name))?;
+        let pages = self
+            .pages
+            .map(Table::into_target)
+            .transpose()
+            .map_err(write_error(pages_name))?;
+        scripts.keep_partial().map_err(write_error(scripts_name))?;
+        if let Some(pages) = pages {
+            pages.keep_partial().map_err(write_error(pages_name))?;
         }
         Ok(())
     }

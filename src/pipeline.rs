@@ -412,14 +412,22 @@ fn open_sink(config: &Config, resuming: bool) -> anyhow::Result<Sink> {
             return Err(e);
         }
     };
-    Sink::new(
+    let names = [
+        crate::output::output_name("-o", &config.output),
+        config
+            .pages
+            .as_ref()
+            .map_or_else(String::new, |p| crate::output::output_name("--pages", p)),
+    ];
+    // The errors name the output they are about.
+    Ok(Sink::new(
         scripts,
         pages,
+        names,
         config.inline_text,
         config.encoding,
         !resuming,
-    )
-    .context("cannot write output")
+    )?)
 }
 
 /// Decodes and extracts pages until the fetch stage is done; crawling,
@@ -608,7 +616,7 @@ fn write_stage(
                 summary.output_closed = true;
                 return Ok((summary, None));
             }
-            return Err(e).context("cannot write output");
+            return Err(e.into());
         }
         summary.record(&page);
         if page.seq < schedule::FIRST_FOUND_SEQ {
@@ -628,6 +636,6 @@ fn finish_output(result: std::io::Result<()>, summary: &mut Summary) -> anyhow::
             summary.output_closed = true;
             Ok(())
         }
-        other => other.context("cannot write output"),
+        other => Ok(other?),
     }
 }

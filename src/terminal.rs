@@ -52,14 +52,21 @@ fn filter(quiet: bool, verbose: u8) -> EnvFilter {
     if let Ok(filter) = EnvFilter::try_from_default_env() {
         return filter;
     }
-    let directives = match (quiet, verbose) {
-        (true, _) => "error".to_owned(),
-        (false, 0) => format!("warn,{SUMMARY_TARGET}=info"),
-        (false, 1) => "warn,scriptscrape=info".to_owned(),
-        (false, 2) => "info,scriptscrape=debug".to_owned(),
+    EnvFilter::new(default_directives(quiet, verbose))
+}
+
+/// Without `RUST_LOG`, only this crate's events: the libraries' own log
+/// lines (rustls says "failed to verify TLS certificate" once per page,
+/// without naming it) repeat what the page report and `-v` already say,
+/// in their words. `-vvv`, for debugging, shows everything.
+fn default_directives(quiet: bool, verbose: u8) -> String {
+    match (quiet, verbose) {
+        (true, _) => "off,scriptscrape=error".to_owned(),
+        (false, 0) => format!("off,scriptscrape=warn,{SUMMARY_TARGET}=info"),
+        (false, 1) => "off,scriptscrape=info".to_owned(),
+        (false, 2) => "off,scriptscrape=debug".to_owned(),
         (false, _) => "trace".to_owned(),
-    };
-    EnvFilter::new(directives)
+    }
 }
 
 /// Installs the log subscriber and, when stderr is a terminal and not
@@ -80,7 +87,7 @@ pub fn init(
     // A second subscriber (a library user's) wins: ours is only a default.
     let _ = match format {
         LogFormat::Text => builder.event_format(CliFormat).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder.event_format(JsonFormat).try_init(),
     };
     bar
 }
@@ -109,6 +116,76 @@ where
         }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
+    }
+}
+
+/// The JSON format: `timestamp`, `level`, `target`, `message` and the
+/// event's fields, one object per line. tracing-subscriber's own JSON
+/// format also writes the `log.file`, `log.line` and `log.module_path`
+/// fields of events that come through the `log` crate (`-vvv`,
+/// `RUST_LOG`): source paths of the machine the binary was built on, which
+/// mean nothing to a collector and leak that machine's layout.
+struct JsonFormat;
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let mut fields = JsonFields(serde_json::Map::new());
+        event.record(&mut fields);
+        // An event from the `log` crate carries its real target in a field.
+        let target = fields
+            .0
+            .remove("log.target")
+            .and_then(|t| t.as_str().map(str::to_owned))
+            .unwrap_or_else(|| event.metadata().target().to_owned());
+        fields.0.retain(|name, _| !name.starts_with("log."));
+        let mut object = serde_json::Map::new();
+        object.insert("timestamp".into(), timestamp.into());
+        object.insert(
+            "level".into(),
+            event.metadata().level().as_str().to_owned().into(),
+        );
+        object.insert("target".into(), target.into());
+        object.append(&mut fields.0);
+        let line = serde_json::to_string(&object).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{line}")
+    }
+}
+
+/// An event's fields as JSON values.
+struct JsonFields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), format!("{value:?}").into());
     }
 }
 

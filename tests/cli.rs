@@ -202,8 +202,7 @@ fn exit_code_two_for_runs_that_cannot_run() {
         (&["missing-file.txt"], "cannot read input missing-file.txt"),
         (
             &[&list, "-o", "no/such/dir/out.csv"],
-            // The lock beside the output is the first thing created.
-            "cannot create output lock file no/such/dir/out.csv.lock",
+            "cannot write -o no/such/dir/out.csv: the directory no/such/dir does not exist",
         ),
         (&[&list, "-c", "0"], "--concurrency"),
         (&[&list, "--timeout", "soon"], "--timeout"),

@@ -10,5 +10,6 @@ mod differential;
 mod fetching;
 mod input;
 mod inventory;
+mod messages;
 mod operations;
 mod pipeline;

@@ -1,0 +1,406 @@
+//! Why a request failed, in the words of someone who typed the URL.
+//!
+//! reqwest's errors are chains ("client error (Connect): dns error: failed
+//! to lookup address information: …", "invalid peer certificate:
+//! Other(OtherError(CaUsedAsEndEntity))") written for the people who
+//! maintain hyper and rustls. The page report's `error_detail` says what
+//! failed and where instead: "DNS lookup failed for shop.example (no such
+//! host)", "connection refused by 10.0.0.5:8080", "TLS certificate not
+//! trusted for example.com (issued by an unknown authority)". Hosts are
+//! named without the URL's user name and password, and a proxy is named
+//! without its credentials.
+
+use std::error::Error as StdError;
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use super::human_duration;
+
+/// What a description needs besides the error: which host the client was
+/// talking to, and through which proxy.
+pub(super) struct Target<'a> {
+    /// The URL requested (the last hop, after redirects).
+    pub url: &'a Url,
+    /// The proxy the request went through, if any.
+    pub proxy: Option<&'a Url>,
+    /// `--connect-timeout`.
+    pub connect_timeout: Duration,
+}
+
+/// `host:port` of a URL, without user name or password.
+pub(super) fn host_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// A proxy as it may be shown: `scheme://host:port`, never its
+/// credentials.
+pub(super) fn proxy_name(proxy: &Url) -> String {
+    format!("{}://{}", proxy.scheme(), host_port(proxy))
+}
+
+/// A connection that could not be made (DNS, TCP, TLS, proxy), in words.
+pub(super) fn connect(err: &reqwest::Error, to: &Target<'_>) -> String {
+    let host = to.url.host_str().unwrap_or("?");
+    if let Some(proxy) = to.proxy {
+        let name = proxy_name(proxy);
+        if err.is_dns() {
+            let host = proxy.host_str().unwrap_or("?");
+            return format!(
+                "DNS lookup failed for the proxy's host {host} ({})",
+                dns_reason(err)
+            );
+        }
+        if err.is_timeout() {
+            return format!(
+                "could not connect to proxy {name} within {} (--connect-timeout)",
+                human_duration(to.connect_timeout)
+            );
+        }
+        if let Some(io) = innermost::<io::Error>(err)
+            && io.kind() == io::ErrorKind::ConnectionRefused
+        {
+            return format!("proxy {name} refused the connection");
+        }
+    }
+    if err.is_dns() {
+        return format!("DNS lookup failed for {host} ({})", dns_reason(err));
+    }
+    let at = host_port(to.url);
+    if err.is_timeout() {
+        return format!(
+            "could not connect to {at} within {} (--connect-timeout)",
+            human_duration(to.connect_timeout)
+        );
+    }
+    if let Some(tls) = tls_error(err) {
+        return tls_words(tls, host);
+    }
+    let via = to
+        .proxy
+        .map(|p| format!(" through proxy {}", proxy_name(p)))
+        .unwrap_or_default();
+    match innermost::<io::Error>(err) {
+        Some(io) => match io.kind() {
+            io::ErrorKind::ConnectionRefused => format!("connection refused by {at}{via}"),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                format!("connection to {at}{via} was reset")
+            }
+            io::ErrorKind::TimedOut => format!("connection to {at}{via} timed out"),
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                format!("{at} is unreachable from this machine{via}")
+            }
+            _ => format!("cannot connect to {at}{via}: {}", io_words(io)),
+        },
+        None => format!("cannot connect to {at}{via}: {}", last_words(err)),
+    }
+}
+
+/// A failure after the request was sent: a connection that died under the
+/// body, a body that could not be decompressed, a protocol error.
+pub(super) fn transfer(err: &reqwest::Error, to: &Target<'_>, decoding: bool) -> String {
+    let at = host_port(to.url);
+    if let Some(hyper) = cause::<hyper::Error>(err) {
+        if hyper.is_incomplete_message() {
+            return format!("{at} closed the connection before the response was complete");
+        }
+        if hyper.is_parse() {
+            return format!("{at} sent a response that is not valid HTTP");
+        }
+    }
+    if let Some(io) = innermost::<io::Error>(err) {
+        match io.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+                return format!("{at} reset the connection before the response was complete");
+            }
+            io::ErrorKind::UnexpectedEof => {
+                return format!("{at} closed the connection before the response was complete");
+            }
+            _ => {}
+        }
+    }
+    if decoding {
+        return format!(
+            "the body is not valid for its Content-Encoding ({})",
+            last_words(err)
+        );
+    }
+    format!("the exchange with {at} failed: {}", last_words(err))
+}
+
+/// Why a name did not resolve, from the resolver's message.
+fn dns_reason(err: &reqwest::Error) -> &'static str {
+    let text = last_words(err).to_ascii_lowercase();
+    // getaddrinfo's messages, as glibc and the BSDs word them.
+    if text.contains("temporary failure") || text.contains("try again") {
+        "no answer from the DNS server; is the network up?"
+    } else if text.contains("no address associated") {
+        "the name has no address"
+    } else {
+        "no such host"
+    }
+}
+
+/// The rustls error among `err`'s causes.
+fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(found) = tls_in(e) {
+            return Some(found);
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// rustls errors reach us wrapped in one or more `io::Error`s, whose
+/// `source()` skips the wrapped error itself, so each layer is opened here.
+fn tls_in<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    tls_in(e.downcast_ref::<io::Error>()?.get_ref()?)
+}
+
+/// Whether a TLS failure is among `err`'s causes.
+pub(super) fn is_tls(err: &reqwest::Error) -> bool {
+    tls_error(err).is_some()
+}
+
+/// A TLS failure in words: the certificate's fault, or the handshake's.
+fn tls_words(tls: &rustls::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    let untrusted = |why: &str| format!("TLS certificate not trusted for {host} ({why})");
+    match tls {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer => {
+                untrusted("issued by an unknown authority: self-signed, or a missing intermediate")
+            }
+            C::Expired | C::ExpiredContext { .. } => untrusted("the certificate has expired"),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                untrusted("the certificate is not valid yet; is this machine's clock right?")
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                untrusted("the certificate is for another host name")
+            }
+            C::Revoked => untrusted("the certificate has been revoked"),
+            C::BadSignature => untrusted("the certificate's signature is wrong"),
+            C::BadEncoding => untrusted("the certificate is malformed"),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                untrusted("the certificate is not for web servers")
+            }
+            // rustls passes on the webpki errors it has no variant for as
+            // Other, whose text is the webpki variant's name; naming the one
+            // self-signed test and intranet servers produce keeps webpki out
+            // of the direct dependencies (it must match rustls's version).
+            C::Other(other) if other.to_string() == "CaUsedAsEndEntity" => untrusted(
+                "the server presents a certificate authority's certificate as its own: self-signed",
+            ),
+            _ => untrusted("the certificate failed verification"),
+        },
+        rustls::Error::AlertReceived(alert) => format!(
+            "TLS handshake with {host} failed: the server refused it ({})",
+            alert_words(*alert)
+        ),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateHandshakeMessage { .. } => {
+            format!("TLS handshake with {host} failed: the server does not speak TLS on that port")
+        }
+        rustls::Error::PeerIncompatible(_) => format!(
+            "TLS handshake with {host} failed: the server's TLS versions or ciphers are not supported"
+        ),
+        rustls::Error::NoCertificatesPresented => {
+            format!("TLS handshake with {host} failed: the server sent no certificate")
+        }
+        _ => format!("TLS handshake with {host} failed"),
+    }
+}
+
+fn alert_words(alert: rustls::AlertDescription) -> &'static str {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::HandshakeFailure | A::InsufficientSecurity => "no TLS version or cipher in common",
+        A::ProtocolVersion => "TLS version not supported",
+        A::UnrecognisedName => "it does not serve this host name",
+        A::CertificateRequired => "it wants a client certificate",
+        A::AccessDenied => "access denied",
+        _ => "a fatal alert",
+    }
+}
+
+/// The first error of type `E` among `err`'s causes.
+pub(super) fn cause<E: StdError + 'static>(err: &reqwest::Error) -> Option<&E> {
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// The last error of type `E` among `err`'s causes: the one nearest the
+/// system call.
+fn innermost<E: StdError + 'static>(err: &reqwest::Error) -> Option<&E> {
+    let mut found = None;
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<E>() {
+            found = Some(e);
+        }
+        source = e.source();
+    }
+    found
+}
+
+/// The innermost cause's text: the most specific, least wrapped words.
+fn last_words(err: &reqwest::Error) -> String {
+    let mut last: &(dyn StdError + 'static) = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    match last.downcast_ref::<io::Error>() {
+        Some(io) => io_words(io),
+        None => last.to_string(),
+    }
+}
+
+/// An I/O error's message without the OS's error number.
+fn io_words(io: &io::Error) -> String {
+    let text = io.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// The proxy the client sends a request for `url` through: `--proxy`, or
+/// the one the environment names for its scheme, unless NO_PROXY exempts
+/// the host. reqwest decides the same way; this only names it.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Proxies {
+    explicit: Option<Url>,
+    http: Option<Url>,
+    https: Option<Url>,
+    no_proxy: Vec<String>,
+}
+
+impl Proxies {
+    pub(super) fn new(explicit: Option<&Url>) -> Proxies {
+        let var = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        };
+        let url = |value: Option<String>| {
+            let value = value?;
+            // Like curl, a proxy without a scheme is an HTTP proxy.
+            Url::parse(&value)
+                .ok()
+                .filter(|u| u.has_host())
+                .or_else(|| Url::parse(&format!("http://{value}")).ok())
+        };
+        let all = var(&["ALL_PROXY", "all_proxy"]);
+        Proxies {
+            explicit: explicit.cloned(),
+            http: url(var(&["HTTP_PROXY", "http_proxy"]).or_else(|| all.clone())),
+            https: url(var(&["HTTPS_PROXY", "https_proxy"]).or(all)),
+            no_proxy: var(&["NO_PROXY", "no_proxy"])
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_ascii_lowercase())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The proxy a request for `url` goes through.
+    pub(super) fn for_url(&self, url: &Url) -> Option<&Url> {
+        let proxy = match (&self.explicit, url.scheme()) {
+            (Some(p), _) => Some(p),
+            (None, "https") => self.https.as_ref(),
+            (None, _) => self.http.as_ref(),
+        }?;
+        let host = url
+            .host_str()?
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
+        (!self.exempts(&host)).then_some(proxy)
+    }
+
+    fn exempts(&self, host: &str) -> bool {
+        let ip = host.parse::<IpAddr>().ok();
+        self.no_proxy.iter().any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            if let Some(ip) = ip {
+                return match entry.split_once('/') {
+                    Some((net, bits)) => in_network(ip, net, bits),
+                    None => entry.trim_matches(['[', ']']).parse::<IpAddr>() == Ok(ip),
+                };
+            }
+            let domain = entry.trim_start_matches("*.").trim_start_matches('.');
+            host == domain || host.ends_with(&format!(".{domain}"))
+        })
+    }
+}
+
+/// Whether `ip` is in `net/bits` (NO_PROXY's CIDR entries).
+fn in_network(ip: IpAddr, net: &str, bits: &str) -> bool {
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn names_carry_no_credentials() {
+        assert_eq!(
+            proxy_name(&url("http://user:secret@proxy.example:3128/")),
+            "http://proxy.example:3128"
+        );
+        assert_eq!(host_port(&url("https://u:p@[::1]/x")), "[::1]:443");
+    }
+
+    #[test]
+    fn no_proxy_exempts_hosts_domains_and_networks() {
+        let proxies = Proxies {
+            explicit: Some(url("http://p.example:3128")),
+            no_proxy: vec!["example.com".into(), "10.0.0.0/8".into(), "::1".into()],
+            ..Proxies::default()
+        };
+        assert!(proxies.for_url(&url("http://example.com/")).is_none());
+        assert!(proxies.for_url(&url("http://www.example.com/")).is_none());
+        assert!(proxies.for_url(&url("http://10.1.2.3/")).is_none());
+        assert!(proxies.for_url(&url("http://[::1]/")).is_none());
+        assert!(proxies.for_url(&url("http://notexample.com/")).is_some());
+        assert!(proxies.for_url(&url("http://11.0.0.1/")).is_some());
+    }
+}

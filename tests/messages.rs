@@ -1,0 +1,359 @@
+//! What a user reads: log lines on standard error, `error_detail` in the
+//! page report, and the messages that refuse a command line.
+
+use crate::support::{RawServer, Run, Table, TestServer, refused_url};
+
+fn tls_reply(_path: &str) -> Vec<u8> {
+    let page = "<html><script src=/a.js></script></html>";
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{page}",
+        page.len()
+    )
+    .into_bytes()
+}
+
+/// Runs the binary on `urls` with extra `args`, writing the page report
+/// to pages.csv; returns the run's output and the report.
+fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (crate::support::Output, Table) {
+    let run = Run::new();
+    let list = run.urls("urls.txt", urls);
+    let mut all = vec![list.as_str(), "--pages", "pages.csv", "-o", "scripts.csv"];
+    all.extend_from_slice(args);
+    let out = run.run(&all, None);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let pages = Table::read(&run.path("pages.csv"));
+    (out, pages)
+}
+
+#[test]
+fn tls_failures_show_only_our_lines_and_name_the_page() {
+    let server = RawServer::start_tls(tls_reply);
+    let url = format!("https://{}/page", server.addr);
+
+    let (out, pages) = scrape(&[&url], &[]);
+    assert_eq!(out.code, 1);
+    // Default level: the summary line only, no library's log line.
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("scriptscrape: 0 pages ok, 1 failed (1 tls)"),
+        "{}",
+        lines[0]
+    );
+    let detail = pages.get(0, "error_detail");
+    assert!(
+        detail.starts_with("TLS certificate not trusted for 127.0.0.1 ("),
+        "{detail}"
+    );
+    for internal in ["Other(", "OtherError", "CaUsedAsEndEntity", "UnknownIssuer"] {
+        assert!(!detail.contains(internal), "{detail}");
+    }
+
+    // -v: one line for the failed page, naming it.
+    let (out, _) = scrape(&[&url], &["-v"]);
+    let failures: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(url.as_str()))
+        .collect();
+    assert_eq!(
+        failures,
+        [format!("scriptscrape: {url}: tls: {detail}").as_str()],
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn json_logs_carry_no_build_machine_paths() {
+    let server = RawServer::start_tls(tls_reply);
+    let url = format!("https://{}/page", server.addr);
+    // -vvv shows the libraries' events too, rustls's among them.
+    let (out, _) = scrape(&[&url], &["--log-format", "json", "-vvv"]);
+    let mut from_log_crate = 0;
+    for line in out.stderr.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let object = event.as_object().expect("an object per line");
+        assert!(object.keys().all(|k| !k.starts_with("log.")), "{line}");
+        assert!(!line.contains(".rs\""), "{line}");
+        assert!(!line.contains("/src/"), "{line}");
+        if object["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("rustls"))
+        {
+            from_log_crate += 1;
+        }
+    }
+    assert!(
+        from_log_crate > 0,
+        "no rustls event to check:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn refused_connections_name_the_host_or_the_proxy() {
+    let refused = refused_url();
+    let (_, pages) = scrape(&[&refused], &["--retries", "0"]);
+    let at = refused.trim_start_matches("http://").trim_end_matches('/');
+    assert_eq!(pages.get(0, "error"), "connect");
+    assert_eq!(
+        pages.get(0, "error_detail"),
+        format!("connection refused by {at}")
+    );
+
+    let server = TestServer::start();
+    let proxy = refused.replace("http://", "http://user:s3cret@");
+    let (out, pages) = scrape(
+        &[server.url("/gen/1")],
+        &["--retries", "0", "--proxy", &proxy, "-v"],
+    );
+    assert_eq!(pages.get(0, "error"), "connect");
+    assert_eq!(
+        pages.get(0, "error_detail"),
+        format!("proxy http://{at} refused the connection")
+    );
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+}
+
+#[test]
+fn responses_keep_their_status_and_final_url_when_the_page_fails() {
+    let server = TestServer::start();
+    let stalled = server.url("/stall-body");
+    let (_, pages) = scrape(&[&stalled], &["--timeout", "0.5", "--retries", "0"]);
+    assert_eq!(pages.get(0, "error"), "timeout");
+    assert_eq!(pages.get(0, "status"), "200");
+    assert_eq!(pages.get(0, "final_url"), stalled);
+    let detail = pages.get(0, "error_detail");
+    assert!(
+        detail.starts_with("timed out after 500 ms (--timeout) reading the body"),
+        "{detail}"
+    );
+
+    let urls = [server.url("/loop"), server.url("/redirect/5")];
+    let (_, pages) = scrape(&urls, &["--max-redirects", "3"]);
+    assert_eq!(pages.for_page(&urls[0], "error"), "redirect");
+    assert_eq!(pages.for_page(&urls[0], "status"), "302");
+    assert_eq!(pages.for_page(&urls[0], "final_url"), urls[0]);
+    assert_eq!(
+        pages.for_page(&urls[0], "error_detail"),
+        format!("redirect loop: {} was already visited", urls[0])
+    );
+    // The fourth redirect is refused: the page that asked for it is the last
+    // one reached.
+    assert_eq!(pages.for_page(&urls[1], "status"), "302");
+    assert_eq!(
+        pages.for_page(&urls[1], "final_url"),
+        server.url("/redirect/2")
+    );
+    assert_eq!(
+        pages.for_page(&urls[1], "error_detail"),
+        "more than 3 redirects (--max-redirects)"
+    );
+}
+
+#[test]
+fn body_too_large_reports_no_more_bytes_than_the_cap() {
+    let server = TestServer::start();
+    let url = server.url("/big/1000000");
+    let (_, pages) = scrape(&[&url], &["--max-body", "500K"]);
+    assert_eq!(pages.get(0, "error"), "body_too_large");
+    assert_eq!(pages.get(0, "bytes"), (500 * 1024).to_string());
+}
+
+/// Runs the binary with `args` (a URL list first) and returns its exit
+/// code and standard error, which must be one line.
+fn refused(args: &[&str]) -> String {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let mut all = vec![list.as_str(), "-o", "s.csv"];
+    all.extend_from_slice(args);
+    let out = run.run(&all, None);
+    assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
+    assert!(!run.path("s.csv").exists(), "{args:?} ran");
+    lines[0].to_owned()
+}
+
+#[test]
+fn bad_option_values_are_refused_in_the_users_words() {
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["-c", "0"],
+            "invalid value '0' for '--concurrency <N>': expected a whole number of at least 1",
+        ),
+        (
+            &["-c", "-4"],
+            "invalid value '-4' for '--concurrency <N>': negative values are not allowed",
+        ),
+        (
+            &["--delay", "1.5"],
+            "invalid value '1.5' for '--delay <MS>': --delay takes whole milliseconds or a unit: \
+             for 1.5 seconds write 1.5s or 1500",
+        ),
+        (
+            &["--timeout", "-1"],
+            "invalid value '-1' for '--timeout <SECS>': negative values are not allowed",
+        ),
+        (
+            &["--timeout", "0"],
+            "invalid value '0' for '--timeout <SECS>': expected at least 0.001 seconds",
+        ),
+        (
+            &["--retries", "two"],
+            "invalid value 'two' for '--retries <N>': expected a whole number (0 or more)",
+        ),
+        (
+            &["--max-body", "-5"],
+            "invalid value '-5' for '--max-body <BYTES>': negative values are not allowed",
+        ),
+        (
+            &["--depth", "70000"],
+            "invalid value '70000' for '--depth <N>': 70000 is too large",
+        ),
+        (
+            &["--max-failures", "150"],
+            "invalid value '150' for '--max-failures <PCT>': expected a percentage from 0 to 100",
+        ),
+    ];
+    for (args, expected) in cases {
+        let line = refused(args);
+        assert!(
+            line.starts_with(&format!("scriptscrape: {expected}")),
+            "{args:?}: {line}"
+        );
+        for internal in [
+            "invalid digit",
+            "non-zero type",
+            "unexpected argument",
+            "ParseIntError",
+        ] {
+            assert!(!line.contains(internal), "{args:?}: {line}");
+        }
+    }
+}
+
+#[test]
+fn delay_takes_milliseconds_or_a_unit() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1"), server.url("/gen/2")]);
+    for delay in ["300", "0.3s", "300ms"] {
+        let started = std::time::Instant::now();
+        let out = run.run(&[&list, "--delay", delay, "-o", "s.csv", "-q"], None);
+        assert_eq!(out.code, 0, "{delay}: {}", out.stderr);
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(300),
+            "--delay {delay}"
+        );
+    }
+}
+
+#[test]
+fn conflicting_flags_are_refused() {
+    let line = refused(&["-q", "-v"]);
+    assert_eq!(
+        line,
+        "scriptscrape: -q (--quiet) and -v (--verbose) contradict each other: \
+         give one of them (see --help)"
+    );
+    // One from the environment: the command line's wins.
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[refused_url()]);
+    let out = run
+        .command(&[&list, "-v", "--retries", "0", "-o", "/dev/null"])
+        .env("SCRIPTSCRAPE_QUIET", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(": connect: connection refused by"),
+        "{stderr}"
+    );
+    let line = refused(&["--format", "jsonl", "--spreadsheet-safe"]);
+    assert_eq!(
+        line,
+        "scriptscrape: error: --spreadsheet-safe applies to CSV only: drop it, or use --format csv"
+    );
+    let run = Run::new();
+    std::fs::write(run.path("old.csv"), "page_url\n").unwrap();
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "old.csv",
+            "--format",
+            "text",
+            "--spreadsheet-safe",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        "scriptscrape diff: --spreadsheet-safe applies to CSV only: drop it, or use --format csv\n"
+    );
+}
+
+#[test]
+fn man_pages_cover_diff_and_name_the_exit_status_section() {
+    let run = Run::new();
+    let man = run.run(&["--generate", "man"], None);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    let man = String::from_utf8(man.stdout).unwrap();
+    let sections: Vec<&str> = man.lines().filter(|l| l.starts_with(".SH")).collect();
+    assert!(
+        !sections.iter().any(|s| s.contains("EXTRA")),
+        "{sections:?}"
+    );
+    for heading in ["EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
+        assert!(
+            sections.iter().any(|s| s.contains(heading)),
+            "no {heading} in {sections:?}"
+        );
+    }
+    assert!(man.contains("scriptscrape\\-diff(1)"), "{man}");
+    assert!(man.contains(".B 75") || man.contains("\\fB75\\fR"), "{man}");
+
+    // The page it points to is generated too.
+    let diff = run.run(&["--generate", "man-diff"], None);
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    let diff = String::from_utf8(diff.stdout).unwrap();
+    assert!(diff.contains(".TH scriptscrape-diff 1"), "{diff}");
+    assert!(diff.contains("fail\\-on"), "every diff option is in it");
+    assert!(diff.contains(".SH \"EXIT STATUS\""), "{diff}");
+    assert!(!diff.contains("EXTRA"), "{diff}");
+}
+
+#[test]
+fn output_errors_name_the_output() {
+    let line = refused(&["--pages", "gone/report.csv"]);
+    assert_eq!(
+        line,
+        "scriptscrape: error: cannot write --pages gone/report.csv: \
+         the directory gone does not exist"
+    );
+
+    // /dev/full takes no byte: the first write fails.
+    for (args, name) in [
+        (["-o", "/dev/full"], "-o /dev/full"),
+        (["--pages", "/dev/full"], "--pages /dev/full"),
+    ] {
+        let run = Run::new();
+        let list = run.urls("urls.txt", &[refused_url()]);
+        let mut all = vec![list.as_str(), "--retries", "0", "-q"];
+        all.extend_from_slice(&args);
+        if args[0] == "--pages" {
+            all.extend_from_slice(&["-o", "s.csv"]);
+        }
+        let out = run.run(&all, None);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_eq!(
+            out.stderr,
+            format!("scriptscrape: error: cannot write {name}: No space left on device\n")
+        );
+    }
+}
