@@ -233,7 +233,8 @@ impl Fetcher {
                 None => backoff(attempt),
             };
             tracing::debug!(
-                "{url}: retry {attempt} in {} ms after {}",
+                "{}: retry {attempt} in {} ms after {}",
+                crate::output::without_password(url.as_str()),
                 wait.as_millis(),
                 failure.error
             );

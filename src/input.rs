@@ -487,8 +487,13 @@ impl Seen {
     /// hasher.
     fn key(&self, line: &InputLine) -> u64 {
         match &line.url {
-            Ok(url) => self.hasher.hash_one((0u8, url.as_str())),
-            Err(_) => self.hasher.hash_one((1u8, line.raw.as_str())),
+            // As the report shows it, which is what --resume reads back.
+            Ok(url) => self
+                .hasher
+                .hash_one((0u8, &*crate::output::without_password(url.as_str()))),
+            Err(_) => self
+                .hasher
+                .hash_one((1u8, &*crate::output::without_password(&line.raw))),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! `out.csv` sees the previous complete file or the new one, never a file
 //! being written or one a killed run left half done.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -292,6 +293,32 @@ impl Write for Target {
             Target::Direct(_) | Target::Staged { .. } => Ok(()),
         }
     }
+}
+
+/// `url` with the password of its user info masked (`https://user:***@host/`):
+/// what the outputs and logs show of a URL, since a list may carry
+/// basic-auth credentials and reports travel further than lists. Works on
+/// any text (an invalid line is reported as written), and borrows when
+/// there is nothing to mask.
+pub fn without_password(url: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = url.find("://") else {
+        return Cow::Borrowed(url);
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_len].rfind('@') else {
+        return Cow::Borrowed(url);
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return Cow::Borrowed(url);
+    };
+    let password = authority_start + colon + 1..authority_start + at;
+    Cow::Owned(format!(
+        "{}***{}",
+        &url[..password.start],
+        &url[password.end..]
+    ))
 }
 
 /// Whether `path` is there and not a regular file (`/dev/null`, a FIFO):
@@ -675,4 +702,29 @@ impl Table {
 
 fn bool_str(b: bool) -> &'static str {
     if b { "true" } else { "false" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked_wherever_a_url_is_shown() {
+        for (url, shown) in [
+            ("https://a.test/", "https://a.test/"),
+            ("https://ann:pw@a.test/x@y", "https://ann:***@a.test/x@y"),
+            ("https://ann@a.test/", "https://ann@a.test/"),
+            (
+                "http://ann:p:w@a.test:8080?q=@",
+                "http://ann:***@a.test:8080?q=@",
+            ),
+            ("not a url @ all", "not a url @ all"),
+            (
+                "https://a.test/?next=http://u:p@b",
+                "https://a.test/?next=http://u:p@b",
+            ),
+        ] {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
 }

@@ -23,6 +23,7 @@
 //! (or its reader goes away), the writer drops its receiver and the stages
 //! before it stop at their next send.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -469,10 +470,21 @@ fn parse_one(
 ) -> (PageResult, Option<Discovered>) {
     let awaited = crawl.is_some_and(|c| done.yields_links(c));
     let depth = done.origin.as_ref().map_or(0, |o| o.depth);
-    let referrer = done.origin.as_ref().and_then(|o| o.referrer.clone());
+    // Credentials in a URL never reach an output or a log line.
+    let referrer =
+        done.origin.as_ref().and_then(|o| o.referrer.clone()).map(
+            |r| match output::without_password(&r) {
+                Cow::Borrowed(_) => r,
+                Cow::Owned(masked) => masked.into(),
+            },
+        );
+    let page_url = match output::without_password(&done.page_url) {
+        Cow::Borrowed(_) => done.page_url,
+        Cow::Owned(masked) => masked,
+    };
     match done.fetch {
         Ok(fetched) => {
-            let final_url = fetched.final_url.to_string();
+            let final_url = output::without_password(fetched.final_url.as_str()).into_owned();
             let bytes = fetched.body.len() as u64;
             let decoded = catch_unwind(AssertUnwindSafe(|| {
                 extractor.extract_body_within(
@@ -510,7 +522,7 @@ fn parse_one(
             };
             let page = PageResult {
                 seq: done.seq,
-                page_url: done.page_url,
+                page_url,
                 final_url: Some(final_url),
                 status: Some(fetched.status),
                 outcome: parsed.map(|p| p.scripts),
@@ -526,8 +538,10 @@ fn parse_one(
         Err(failure) => {
             let page = PageResult {
                 seq: done.seq,
-                page_url: done.page_url,
-                final_url: failure.final_url.map(String::from),
+                page_url,
+                final_url: failure
+                    .final_url
+                    .map(|u| output::without_password(u.as_str()).into_owned()),
                 status: failure.status,
                 outcome: Err(failure.error),
                 bytes: failure.bytes,

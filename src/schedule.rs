@@ -409,7 +409,8 @@ impl CrawlState {
     fn wants_sitemap(&mut self, url: &Url) -> bool {
         if self.sitemaps_seen.len() >= sitemap::MAX_SITEMAPS {
             tracing::warn!(
-                "sitemap {url}: not read: {} sitemaps already read in this run",
+                "sitemap {}: not read: {} sitemaps already read in this run",
+                crate::output::without_password(url.as_str()),
                 sitemap::MAX_SITEMAPS
             );
             return false;
@@ -707,7 +708,10 @@ pub async fn run(
                     c.sitemaps_pending -= 1;
                     match outcome {
                         Err(why) => {
-                            tracing::warn!("sitemap {url}: {why}");
+                            tracing::warn!(
+                                "sitemap {}: {why}",
+                                crate::output::without_password(url.as_str())
+                            );
                             c.tally.sitemaps_failed += 1;
                         }
                         Ok(Sitemap::Index(listed)) => {
@@ -768,7 +772,10 @@ pub async fn run(
                             // Fetched already (from a sitemap, a link, an
                             // earlier line): its row is written; a second,
                             // max_pages row would contradict it.
-                            tracing::debug!("{raw}: already seen; skipped");
+                            tracing::debug!(
+                                "{}: already seen; skipped",
+                                crate::output::without_password(&raw)
+                            );
                             c.duplicates.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -785,7 +792,10 @@ pub async fn run(
                         } else {
                             // Found on a page already, or another spelling
                             // of an earlier line.
-                            tracing::debug!("{raw}: already seen; skipped");
+                            tracing::debug!(
+                                "{}: already seen; skipped",
+                                crate::output::without_password(&raw)
+                            );
                             c.duplicates.fetch_add(1, Ordering::Relaxed);
                         }
                         if c.crawl.sitemap_auto && c.sitemap_hosts.insert(host.clone()) {

@@ -357,3 +357,36 @@ fn output_errors_name_the_output() {
         );
     }
 }
+
+#[test]
+fn credentials_in_a_listed_url_reach_no_output_and_no_log() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let with_auth = |path: &str| {
+        server
+            .url(path)
+            .replacen("http://", "http://ann:s3cret@", 1)
+    };
+    // A failing page too, so that its error line is logged at -v.
+    let list = run.urls("urls.txt", &[with_auth("/gen/1"), with_auth("/status/404")]);
+    let out = run.run(
+        &[
+            &list, "-vv", "-o", "s.csv", "--pages", "p.csv", "--stats", "st.json",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    for file in ["s.csv", "p.csv", "st.json"] {
+        let text = std::fs::read_to_string(run.path(file)).unwrap();
+        assert!(!text.contains("s3cret"), "{file}: {text}");
+    }
+    let pages = Table::read(&run.path("p.csv"));
+    let masked = server
+        .url("/gen/1")
+        .replacen("http://", "http://ann:***@", 1);
+    assert_eq!(pages.for_page(&masked, "error"), "", "{:?}", pages.rows);
+    // reqwest sends the user info as an Authorization header.
+    assert_eq!(pages.for_page(&masked, "final_url"), server.url("/gen/1"));
+    assert!(out.stderr.contains("ann:***@"), "{}", out.stderr);
+}
