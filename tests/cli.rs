@@ -214,6 +214,8 @@ fn exit_code_two_for_runs_that_cannot_run() {
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        // Rust's wording stays inside: no "(os error 2)".
+        assert!(!out.stderr.contains("os error"), "{}", out.stderr);
     }
     // A directory as input is refused up front, before any request.
     let out = run.run(&[".", "-o", "x.csv"], None);
