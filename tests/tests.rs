@@ -11,3 +11,4 @@ mod input;
 mod inventory;
 mod operations;
 mod pipeline;
+mod readme;
