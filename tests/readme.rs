@@ -1,8 +1,9 @@
 //! The README's recipes, run as written.
 //!
 //! The fenced ```sh and ```cron blocks, the command pipelines quoted inline
-//! and the ```json stats examples are read from README.md itself at test
-//! time, so a recipe edited into something that does not work fails here.
+//! and the ```json stats examples (and the ```csv output examples) are read
+//! from README.md itself at test time, so a recipe edited into something
+//! that does not work fails here.
 //! [`every_recipe_is_covered`] makes sure no block goes untested.
 //!
 //! They run in a sandbox that stands for a fresh machine:
@@ -615,6 +616,29 @@ fn stats_example_has_the_keys_the_binary_writes() {
 }
 
 #[test]
+fn csv_examples_have_the_binarys_columns() {
+    // Not recipes, but what a reader copies a loader from: the example
+    // files' headers are the binary's, and every example row is whole.
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    let out = run.run(&[&list, "-o", "s.csv", "--pages", "p.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let examples = [
+        ("scripts CSV", Table::read(&run.path("s.csv"))),
+        ("page report", Table::read(&run.path("p.csv"))),
+    ];
+    for (section, real) in examples {
+        let example = Table::parse(blocks_in(section, "csv")[0].as_bytes());
+        assert_eq!(example.headers, real.headers, "{section}");
+        assert!(!example.rows.is_empty(), "{section}");
+        for row in &example.rows {
+            assert_eq!(row.len(), real.headers.len(), "{section}: {row:?}");
+        }
+    }
+}
+
+#[test]
 fn benchmark_recipe_names_the_benchmarks_scenarios() {
     // `cargo bench` itself builds and runs for minutes: not run here. What
     // the recipe says is checked against the benchmark's own usage line,
@@ -655,8 +679,8 @@ fn benchmark_recipe_names_the_benchmarks_scenarios() {
 
 #[test]
 fn every_recipe_is_covered() {
-    // Each (section, language) pair below is run by a test in this module;
-    // a new recipe elsewhere fails here until it has one.
+    // Each (section, language) pair below is run or checked by a test in
+    // this module; a new recipe elsewhere fails here until it has one.
     let covered = [
         ("Quick start", "sh", 2),
         ("Stats for monitoring (`--stats FILE.json`)", "json", 2),
@@ -665,10 +689,13 @@ fn every_recipe_is_covered() {
         ("Watch your pages for script changes", "sh", 1),
         ("Watch your pages for script changes", "cron", 1),
         ("Benchmark", "sh", 1),
+        ("scripts CSV (`-o FILE`, default standard output)", "csv", 1),
+        ("page report (`--pages FILE`)", "csv", 1),
     ];
     let mut found: BTreeMap<(String, String), usize> = BTreeMap::new();
     for block in blocks() {
-        if ["sh", "cron", "json", "bash", "console", "shell"].contains(&block.lang.as_str()) {
+        let runnable = ["sh", "cron", "json", "csv", "bash", "console", "shell"];
+        if runnable.contains(&block.lang.as_str()) {
             *found.entry((block.section, block.lang)).or_default() += 1;
         }
     }
