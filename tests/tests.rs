@@ -13,3 +13,4 @@ mod inventory;
 mod messages;
 mod operations;
 mod pipeline;
+mod readme;

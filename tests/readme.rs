@@ -1,0 +1,707 @@
+//! The README's recipes, run as written.
+//!
+//! The fenced ```sh and ```cron blocks, the command pipelines quoted inline
+//! and the ```json stats examples (and the ```csv output examples) are read
+//! from README.md itself at test time, so a recipe edited into something
+//! that does not work fails here.
+//! [`every_recipe_is_covered`] makes sure no block goes untested.
+//!
+//! They run in a sandbox that stands for a fresh machine:
+//!
+//! - a directory holding `scriptscrape` (a symlink to the binary cargo
+//!   built for these tests) and a stub `mail` that appends its arguments and
+//!   standard input to a file, first on `PATH`;
+//! - an environment as small as cron's (`HOME`, `PATH`, `SHELL`, `LOGNAME`),
+//!   so nothing of the developer's shell (proxies, `SCRIPTSCRAPE_*`) leaks in;
+//! - commands run by `/bin/sh -c`, as cron runs them (on Debian that is
+//!   dash, which also catches bashisms), in `HOME`, bounded in time.
+//!
+//! Only the deployment-specific bits are substituted, each one checked to be
+//! in the recipe (so a substitution that stops matching fails rather than
+//! silently running something else):
+//!
+//! | in README | in the test |
+//! |---|---|
+//! | `/srv/inventory` | the sandbox's work directory |
+//! | `/usr/local/bin` in a crontab's `PATH=` line | the directory with `scriptscrape` and `mail` |
+//! | `https://shop.example/` in the setup block | `http://127.0.0.1:PORT/page/` of the test server |
+//! | `cargo run --release --` | `scriptscrape`: building a release binary inside `cargo test` would take minutes, so the binary already built for the tests stands in |
+//!
+//! Lists of real sites (`urls.txt`, `pages.txt`, `seeds.txt`) are written
+//! with loopback URLs instead, except in [`quick_start_without_internet`],
+//! which reads the repository's own `urls.txt` through a dead proxy on
+//! 127.0.0.1: the "machine without internet access" the README describes.
+//! Nothing here talks to anything but 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Run, Table, TestServer, refused_url, wait_within};
+
+/// A fenced block of README.md.
+struct Block {
+    lang: String,
+    /// The `##`/`###` heading it sits under, without the hashes.
+    section: String,
+    text: String,
+}
+
+fn readme() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    std::fs::read_to_string(&path).expect("README.md")
+}
+
+fn blocks() -> Vec<Block> {
+    let readme = readme();
+    let mut out = Vec::new();
+    let mut section = String::new();
+    let mut open: Option<Block> = None;
+    for line in readme.lines() {
+        if let Some(block) = open.as_mut() {
+            if line.trim_end() == "```" {
+                out.extend(open.take());
+            } else {
+                block.text.push_str(line);
+                block.text.push('\n');
+            }
+        } else if let Some(lang) = line.strip_prefix("```") {
+            open = Some(Block {
+                lang: lang.trim().to_owned(),
+                section: section.clone(),
+                text: String::new(),
+            });
+        } else if line.starts_with("## ") || line.starts_with("### ") {
+            section = line.trim_start_matches('#').trim().to_owned();
+        }
+    }
+    assert!(open.is_none(), "README.md ends inside a fenced block");
+    out
+}
+
+/// The blocks of `lang` under the heading that starts with `section`.
+fn blocks_in(section: &str, lang: &str) -> Vec<String> {
+    let found: Vec<String> = blocks()
+        .into_iter()
+        .filter(|b| b.section.starts_with(section) && b.lang == lang)
+        .map(|b| b.text)
+        .collect();
+    assert!(!found.is_empty(), "no ```{lang} block under {section:?}");
+    found
+}
+
+/// Inline code spans of README.md (outside fenced blocks) that are command
+/// pipelines.
+fn inline_pipelines() -> Vec<String> {
+    let mut prose = String::new();
+    let mut fenced = false;
+    for line in readme().lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
+    prose
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| span.contains("scriptscrape") && span.contains(" | "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Replaces `from` with `to`, insisting that `from` is there.
+fn substitute(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the recipe no longer contains {from:?}, which the test substitutes:\n{text}"
+    );
+    text.replace(from, to)
+}
+
+/// What a command run in the sandbox did.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// What cron would mail to the crontab's owner.
+    fn printed(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// A fresh machine with scriptscrape installed, and a mail stub.
+struct Sandbox {
+    /// Its directory holds `home/` (HOME, and /srv/inventory), `bin/`
+    /// and the stub's `mail.log`.
+    run: Run,
+    /// `PATH` of its commands: the sandbox's bin first, as after an
+    /// install, until a crontab sets its own.
+    path: String,
+    /// The other `NAME=value` lines of a crontab.
+    env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let run = Run::new();
+        let bin = run.path("bin");
+        std::fs::create_dir_all(&bin).expect("bin dir");
+        std::fs::create_dir_all(run.path("home")).expect("home dir");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_scriptscrape"), bin.join("scriptscrape"))
+            .expect("symlink the binary");
+        let log = run.path("mail.log");
+        let stub = format!(
+            "#!/bin/sh\n# The test's mail(1): records each message, sends nothing.\n\
+             {{ echo \"mail $*\"; cat; echo '--- end of mail'; }} >> '{}'\n",
+            log.display()
+        );
+        let mail = bin.join("mail");
+        std::fs::write(&mail, stub).expect("write mail stub");
+        std::fs::set_permissions(&mail, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod mail stub");
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        Sandbox {
+            run,
+            path,
+            env: Vec::new(),
+        }
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.run.path("bin")
+    }
+
+    /// The directory that stands for /srv/inventory (and HOME).
+    fn home(&self) -> PathBuf {
+        self.run.path("home")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.home().join(name)
+    }
+
+    /// `text` with /srv/inventory in the sandbox.
+    fn localise(&self, text: &str) -> String {
+        substitute(text, "/srv/inventory", &self.home().to_string_lossy())
+    }
+
+    /// Writes a URL list into the work directory.
+    fn list(&self, name: &str, urls: &[String]) {
+        let text: String = urls.iter().map(|u| format!("{u}\n")).collect();
+        std::fs::write(self.file(name), text).expect("write list");
+    }
+
+    /// Messages the mail stub received since the last call.
+    fn take_mail(&self) -> String {
+        let log = self.run.path("mail.log");
+        let mail = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        mail
+    }
+
+    /// Runs `command` with `shell` as cron would: in HOME, with cron's
+    /// small environment plus `env`, bounded to 60 s.
+    fn sh_with(&self, shell: &[&str], command: &str, env: &[(String, String)]) -> Ran {
+        let out_path = self.run.path("stdout");
+        let err_path = self.run.path("stderr");
+        let mut cmd = Command::new(shell[0]);
+        cmd.args(&shell[1..])
+            .arg(command)
+            .current_dir(self.home())
+            .env_clear()
+            .env("HOME", self.home())
+            .env("LOGNAME", "cron")
+            .env("SHELL", "/bin/sh")
+            .env("PATH", &self.path)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+            .stderr(std::fs::File::create(&err_path).expect("stderr file"));
+        for (k, v) in self.env.iter().chain(env) {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the shell");
+        let status = wait_within(&mut child, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{command}\ndid not end within 60 s"));
+        Ran {
+            code: status.code(),
+            stdout: std::fs::read_to_string(&out_path).expect("read stdout"),
+            stderr: std::fs::read_to_string(&err_path).expect("read stderr"),
+        }
+    }
+
+    fn sh(&self, command: &str) -> Ran {
+        self.sh_with(&["/bin/sh", "-c"], command, &[])
+    }
+
+    /// Reads a crontab: its `NAME=value` lines become the environment of
+    /// its jobs (a `PATH` pointing to /usr/local/bin is pointed at the
+    /// sandbox's bin instead), and each job's command is returned.
+    fn crontab(&mut self, block: &str) -> Vec<String> {
+        // Cron's own PATH (Debian's, and Vixie cron's default), where a
+        // crontab does not set one: scriptscrape and mail are not on it.
+        self.path = "/usr/bin:/bin".to_owned();
+        let mut jobs = Vec::new();
+        for line in block.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(path) = line.strip_prefix("PATH=") {
+                self.path = substitute(path, "/usr/local/bin", &self.bin().to_string_lossy());
+                continue;
+            }
+            if let Some((name, value)) = line.split_once('=')
+                && !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.env.push((name.to_owned(), value.to_owned()));
+                continue;
+            }
+            let command = schedule_stripped(line);
+            // cron turns an unescaped % into a newline: a recipe with one
+            // would not run as written.
+            assert!(!command.contains('%'), "a % in a crontab line: {command}");
+            jobs.push(self.localise(command));
+        }
+        jobs
+    }
+}
+
+/// The command of a crontab line: what follows its five time fields.
+fn schedule_stripped(line: &str) -> &str {
+    let mut rest = line;
+    for _ in 0..5 {
+        let field_end = rest
+            .find(char::is_whitespace)
+            .unwrap_or_else(|| panic!("not a crontab line: {line}"));
+        rest = rest[field_end..].trim_start();
+    }
+    rest
+}
+
+/// The checkout page the watch recipe guards, with a first-party and a
+/// third-party script.
+const CHECKOUT: &str = r#"<!doctype html><html><head>
+<script src="/js/app.js"></script>
+<script src="https://cdn.payments.example/pay.js"></script>
+</head><body><script>window.cart = 1;</script></body></html>"#;
+
+#[test]
+fn watch_recipe_mails_only_changes_and_moves_the_baseline() {
+    let server = TestServer::start();
+    server.set_page("checkout", CHECKOUT);
+    server.set_page("cart", "<script src=/js/cart.js></script>");
+    let mut sandbox = Sandbox::new();
+
+    let setup = &blocks_in("Watch your pages", "sh")[0];
+    let setup = substitute(
+        &sandbox.localise(setup),
+        "https://shop.example/",
+        &server.url("/page/"),
+    );
+    let ran = sandbox.sh(&setup);
+    assert_eq!(ran.code, Some(0), "setup failed: {}", ran.printed());
+    assert!(sandbox.file("allowed.txt").exists());
+
+    let jobs = sandbox.crontab(&blocks_in("Watch your pages", "cron")[0]);
+    let [scrape, compare] = &jobs[..] else {
+        panic!("expected a scrape job and a compare job: {jobs:?}");
+    };
+    let night = |what: &str| {
+        let ran = sandbox.sh(scrape);
+        assert_eq!(ran.code, Some(0), "{what}: scrape: {}", ran.printed());
+        assert_eq!(
+            ran.printed(),
+            "",
+            "{what}: the scrape printed (cron mails it)"
+        );
+        let today = std::fs::read(sandbox.file("today.csv")).expect("today.csv");
+        (sandbox.sh(compare), today)
+    };
+    let last = || std::fs::read(sandbox.file("last.csv")).expect("last.csv");
+
+    // Night 1: no baseline yet; the run becomes it, silently.
+    let (ran, today) = night("night 1");
+    assert_eq!(ran.code, Some(0), "night 1: {}", ran.printed());
+    assert_eq!(ran.printed(), "", "night 1 printed (cron mails it)");
+    assert_eq!(sandbox.take_mail(), "", "night 1 sent mail");
+    assert_eq!(last(), today, "night 1's run is not the baseline");
+    assert!(!sandbox.file("today.csv").exists());
+    assert!(sandbox.file("last-pages.csv").exists());
+
+    // Night 2: nothing changed: nothing printed, nothing mailed, and the
+    // baseline is tonight's run.
+    let (ran, today) = night("night 2");
+    assert_eq!(ran.code, Some(0), "night 2: {}", ran.printed());
+    assert_eq!(ran.printed(), "", "night 2 printed (cron mails it)");
+    assert_eq!(sandbox.take_mail(), "", "night 2 mailed with no change");
+    assert_eq!(last(), today, "the baseline did not move on night 2");
+    assert!(!sandbox.file("today.csv").exists());
+
+    // Night 3: a skimmer on the checkout page is mailed, and becomes the
+    // baseline.
+    server.set_page(
+        "checkout",
+        &CHECKOUT.replace(
+            "</body>",
+            "<script src=\"https://skimmer.example/s.js\"></script></body>",
+        ),
+    );
+    let (ran, today) = night("night 3");
+    assert_eq!(ran.code, Some(0), "night 3: {}", ran.printed());
+    assert_eq!(ran.printed(), "", "night 3 printed besides the mail");
+    let mail = sandbox.take_mail();
+    assert!(
+        mail.starts_with("mail -s scripts changed on checkout pages sec@example.com\n"),
+        "night 3 mail: {mail:?}"
+    );
+    assert!(
+        mail.contains("unapproved") && mail.contains("https://skimmer.example/s.js"),
+        "the mail does not name the new script: {mail}"
+    );
+    assert_eq!(mail.matches("--- end of mail").count(), 1, "{mail}");
+    assert_eq!(last(), today, "the baseline did not move on night 3");
+
+    // Night 4: a comparison that cannot run (allowed.txt gone) says why in
+    // one line, which cron mails; the baseline stays, the job fails.
+    std::fs::remove_file(sandbox.file("allowed.txt")).expect("remove allowed.txt");
+    let before = last();
+    let (ran, _) = night("night 4");
+    assert_ne!(ran.code, Some(0), "night 4 exit status");
+    assert_eq!(ran.stdout, "");
+    assert_eq!(ran.stderr.lines().count(), 1, "night 4: {}", ran.stderr);
+    assert!(ran.stderr.contains("allowed.txt"), "{}", ran.stderr);
+    assert_eq!(sandbox.take_mail(), "", "night 4 mailed changes.txt");
+    assert_eq!(
+        last(),
+        before,
+        "the baseline moved after a failed comparison"
+    );
+    assert!(sandbox.file("today.csv").exists());
+}
+
+#[test]
+fn cron_job_is_silent_when_all_is_well_and_mails_failures() {
+    let server = TestServer::start();
+    server.set_page("a", "<script src=/a.js></script>");
+    let mut sandbox = Sandbox::new();
+    let jobs = sandbox.crontab(&blocks_in("Run it from cron", "cron")[0]);
+    let [job] = &jobs[..] else {
+        panic!("expected one job: {jobs:?}");
+    };
+    // pages.txt, the list the README says the directory holds.
+    let pages: Vec<String> = (0..3).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    sandbox.list("pages.txt", &pages);
+
+    let ran = sandbox.sh(job);
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    assert_eq!(ran.printed(), "", "a good night printed (cron mails it)");
+    assert_eq!(sandbox.take_mail(), "", "a good night sent mail");
+    // -q: the log holds fatal errors only, so it stays empty.
+    let log = std::fs::read_to_string(sandbox.file("scriptscrape.log")).expect("the log");
+    assert_eq!(log, "", "a good night logged");
+    assert_eq!(Table::read(&sandbox.file("report.csv")).rows.len(), 3);
+    assert!(sandbox.file("scripts.csv").exists());
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(sandbox.file("stats.json")).expect("stats.json"))
+            .expect("stats JSON");
+    assert_eq!(stats["exit_status"], 0);
+
+    // Last night's run still holds the lock: exit 75, nothing said.
+    {
+        let held = std::fs::File::create(sandbox.file("scripts.csv.lock")).expect("lock file");
+        held.lock().expect("take the lock");
+        let ran = sandbox.sh(job);
+        assert_eq!(ran.code, Some(0), "{}", ran.printed());
+        assert_eq!(ran.printed(), "", "a held lock printed");
+        assert_eq!(sandbox.take_mail(), "", "a held lock sent mail");
+    }
+
+    // One page of three failing is more than 2 %: mailed.
+    let mut pages = pages;
+    pages.push(server.url("/status/404"));
+    sandbox.list("pages.txt", &pages);
+    let ran = sandbox.sh(job);
+    assert_eq!(
+        ran.printed(),
+        "",
+        "a failing night printed besides the mail"
+    );
+    assert_eq!(
+        sandbox.take_mail(),
+        "mail -s script inventory ops@example.com\nscriptscrape exit 1\n--- end of mail\n"
+    );
+}
+
+#[test]
+fn quick_start_without_internet() {
+    let recipes = blocks_in("Quick start", "sh");
+    let [run, test] = &recipes[..] else {
+        panic!("expected two Quick start blocks: {recipes:?}")
+    };
+    // Running this test is running the second block.
+    assert_eq!(test.trim(), "cargo test");
+    let command = substitute(run, "cargo run --release --", "scriptscrape");
+
+    // The repository's urls.txt, on a machine whose only way out is a
+    // proxy that refuses connections: every site fails cleanly, exit 1.
+    let sandbox = Sandbox::new();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("urls.txt"),
+        sandbox.file("urls.txt"),
+    )
+    .expect("copy urls.txt");
+    let dead = refused_url();
+    let proxies: Vec<(String, String)> = ["HTTP_PROXY", "HTTPS_PROXY"]
+        .iter()
+        .map(|k| (k.to_string(), dead.clone()))
+        .collect();
+    let ran = sandbox.sh_with(&["/bin/sh", "-c"], &command, &proxies);
+    assert_eq!(ran.code, Some(1), "{}", ran.printed());
+    let pages = Table::read(&sandbox.file("pages.csv"));
+    let listed = std::fs::read_to_string(sandbox.file("urls.txt"))
+        .expect("urls.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(pages.rows.len(), listed);
+    // Every site failed at the dead proxy, so nothing left 127.0.0.1 (not
+    // even a DNS query: through a proxy, the proxy resolves names).
+    assert_eq!(pages.column("error"), vec!["connect"; listed]);
+    for detail in pages.column("error_detail") {
+        assert!(detail.contains("tunnel"), "not through the proxy: {detail}");
+    }
+
+    // The same command on a list of reachable (loopback) pages succeeds.
+    let server = TestServer::start();
+    let sandbox = Sandbox::new();
+    sandbox.list("urls.txt", &[server.url("/gen/1"), server.url("/gen/2")]);
+    let ran = sandbox.sh(&command);
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    assert_eq!(Table::read(&sandbox.file("pages.csv")).rows.len(), 2);
+    assert!(!Table::read(&sandbox.file("scripts.csv")).rows.is_empty());
+}
+
+#[test]
+fn inline_pipelines_run() {
+    let server = TestServer::start();
+    let sandbox = Sandbox::new();
+    // all-urls.txt for the Input example (two shop pages of three), and
+    // urls.txt long enough that `| head` closes the pipe early.
+    sandbox.list(
+        "all-urls.txt",
+        &[
+            server.url("/gen/1?shop"),
+            server.url("/gen/2"),
+            server.url("/gen/3?shop"),
+        ],
+    );
+    let many: Vec<String> = (0..200).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    sandbox.list("urls.txt", &many);
+
+    let pipelines = inline_pipelines();
+    let mut seen = Vec::new();
+    for pipeline in &pipelines {
+        // pipefail: the README states scriptscrape's own status in a pipe.
+        let ran = sandbox.sh_with(&["/bin/bash", "-o", "pipefail", "-c"], pipeline, &[]);
+        assert_eq!(ran.code, Some(0), "{pipeline}: {}", ran.printed());
+        if pipeline.starts_with("grep shop all-urls.txt") {
+            let scripts = Table::read(&sandbox.file("scripts.csv"));
+            let mut pages = scripts.column("page_url");
+            pages.dedup();
+            assert_eq!(pages.len(), 2, "{pipeline}: not the shop pages: {pages:?}");
+            assert!(pages.iter().all(|p| p.ends_with("?shop")), "{pages:?}");
+        } else if pipeline.ends_with("| head") {
+            assert_eq!(ran.stdout.lines().count(), 10, "{pipeline}");
+        } else if pipeline.contains("man -l -") {
+            assert!(ran.stdout.contains("scriptscrape"), "{pipeline}");
+        } else {
+            panic!("an inline pipeline this test does not know: {pipeline}");
+        }
+        seen.push(pipeline.as_str());
+    }
+    assert_eq!(seen.len(), 3, "inline pipelines: {pipelines:?}");
+}
+
+#[test]
+fn crawl_example_runs() {
+    let server = TestServer::start();
+    server.set_page(
+        "home",
+        r#"<script src="/app.js"></script>
+        <a href="/page/about?utm_source=mail">about</a><a href="/page/about">again</a>"#,
+    );
+    server.set_page("about", "<script>about()</script>");
+    let sandbox = Sandbox::new();
+    sandbox.list("seeds.txt", &[server.url("/page/home")]);
+    let ran = sandbox.sh(&blocks_in("Crawling a site", "sh")[0]);
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    let pages = Table::read(&sandbox.file("pages.csv"));
+    assert_eq!(pages.column("depth"), ["0", "1"]);
+    // --strip-query 'utm_*' made the two links one page.
+    assert_eq!(server.hits("/page/about"), 1);
+    assert_eq!(Table::read(&sandbox.file("scripts.csv")).rows.len(), 2);
+}
+
+/// A JSON value's shape: objects as their keys, each with the shape of its
+/// value; every other value (null included) as null.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
+        _ => Value::Null,
+    }
+}
+
+fn keys(value: &Value) -> BTreeMap<String, Value> {
+    match shape(value) {
+        Value::Object(map) => map.into_iter().collect(),
+        other => panic!("not an object: {other}"),
+    }
+}
+
+#[test]
+fn stats_example_has_the_keys_the_binary_writes() {
+    let examples = blocks_in("Stats for monitoring", "json");
+    let [run_example, crawl_example] = &examples[..] else {
+        panic!("expected a run and a crawl example: {examples:?}")
+    };
+    let run_example: Value = serde_json::from_str(run_example).expect("README stats JSON");
+    let crawl_example: Value = serde_json::from_str(crawl_example).expect("README crawl JSON");
+
+    let server = TestServer::start();
+    // Links the crawl passes over: a JSON document and a page robots.txt
+    // forbids, the two kinds the README example shows.
+    server.set_robots(200, "User-agent: *\nDisallow: /page/private\n");
+    server.set_page(
+        "home",
+        r#"<a href="/json">data</a><a href="/page/private">private</a>"#,
+    );
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[server.url("/page/home"), server.url("/status/404")],
+    );
+    let out = run.run(&[&list, "-o", "s.csv", "--stats", "list.json"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = run.run(
+        &[
+            &list,
+            "-o",
+            "c.csv",
+            "--stats",
+            "crawl.json",
+            "--depth",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(run.path(name)).expect("stats file"))
+            .expect("stats JSON")
+    };
+    assert_eq!(keys(&run_example), keys(&read("list.json")));
+    assert_eq!(keys(&crawl_example), keys(&read("crawl.json")["crawl"]));
+}
+
+#[test]
+fn csv_examples_have_the_binarys_columns() {
+    // Not recipes, but what a reader copies a loader from: the example
+    // files' headers are the binary's, and every example row is whole.
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    let out = run.run(&[&list, "-o", "s.csv", "--pages", "p.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let examples = [
+        ("scripts CSV", Table::read(&run.path("s.csv"))),
+        ("page report", Table::read(&run.path("p.csv"))),
+    ];
+    for (section, real) in examples {
+        let example = Table::parse(blocks_in(section, "csv")[0].as_bytes());
+        assert_eq!(example.headers, real.headers, "{section}");
+        assert!(!example.rows.is_empty(), "{section}");
+        for row in &example.rows {
+            assert_eq!(row.len(), real.headers.len(), "{section}: {row:?}");
+        }
+    }
+}
+
+#[test]
+fn benchmark_recipe_names_the_benchmarks_scenarios() {
+    // `cargo bench` itself builds and runs for minutes: not run here. What
+    // the recipe says is checked against the benchmark's own usage line,
+    // `//! cargo bench --bench pipeline -- [latency|cpu|…|all]`.
+    let recipe = &blocks_in("Benchmark", "sh")[0];
+    let (command, alternatives) = recipe
+        .lines()
+        .next()
+        .and_then(|l| l.split_once("# or:"))
+        .expect("`cargo bench … -- all  # or: a | b` in the recipe");
+    let mut documented: Vec<&str> = alternatives.split('|').map(str::trim).collect();
+    documented.extend(
+        command
+            .trim()
+            .strip_prefix("cargo bench --bench pipeline -- "),
+    );
+    documented.sort_unstable();
+
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pipeline.rs"))
+            .expect("benches/pipeline.rs");
+    let mut usage: Vec<&str> = source
+        .lines()
+        .find_map(|l| l.strip_prefix("//! cargo bench --bench pipeline -- ["))
+        .and_then(|l| l.split(']').next())
+        .expect("the benchmark's usage line")
+        .split('|')
+        .collect();
+    usage.sort_unstable();
+    assert_eq!(documented, usage);
+    for flag in ["--runs", "--python-runs", "--no-python"] {
+        assert!(
+            recipe.contains(flag) && source.contains(&format!("\"{flag}\"")),
+            "{flag}"
+        );
+    }
+}
+
+#[test]
+fn every_recipe_is_covered() {
+    // Each (section, language) pair below is run or checked by a test in
+    // this module; a new recipe elsewhere fails here until it has one.
+    let covered = [
+        ("Quick start", "sh", 2),
+        ("Stats for monitoring (`--stats FILE.json`)", "json", 2),
+        ("Run it from cron", "cron", 1),
+        ("Crawling a site", "sh", 1),
+        ("Watch your pages for script changes", "sh", 1),
+        ("Watch your pages for script changes", "cron", 1),
+        ("Benchmark", "sh", 1),
+        ("scripts CSV (`-o FILE`, default standard output)", "csv", 1),
+        ("page report (`--pages FILE`)", "csv", 1),
+    ];
+    let mut found: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for block in blocks() {
+        let runnable = ["sh", "cron", "json", "csv", "bash", "console", "shell"];
+        if runnable.contains(&block.lang.as_str()) {
+            *found.entry((block.section, block.lang)).or_default() += 1;
+        }
+    }
+    let expected: BTreeMap<(String, String), usize> = covered
+        .iter()
+        .map(|(s, l, n)| ((s.to_string(), l.to_string()), *n))
+        .collect();
+    assert_eq!(found, expected);
+}
