@@ -461,7 +461,8 @@ const DIFF_EXIT_STATUS: &[(&str, &str)] = &[
 
 const DIFF_EXAMPLES: &str = "  $ scriptscrape urls.txt -o today.csv --pages today-pages.csv
   $ scriptscrape diff yesterday.csv today.csv --old-pages yesterday-pages.csv \\
-        --new-pages today-pages.csv --format text || mail -s 'scripts changed' sec@example.com";
+        --new-pages today-pages.csv --format text -q -o changes.txt
+  $ [ $? -eq 1 ] && mail -s 'scripts changed' sec@example.com < changes.txt";
 
 fn diff_after_help() -> String {
     format!(
