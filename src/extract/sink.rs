@@ -19,9 +19,10 @@
 //! nodes or nothing: they can never hold or reorder a script.
 //!
 //! When asked, the sink also notes the encoding named by the first HTML
-//! `<meta>` element the tree builder inserts that names one: the HTML
-//! standard changes a guessed encoding to it ("changing the encoding while
-//! parsing"), which `extract` does by parsing again.
+//! `<meta>` element the tree builder inserts in the head section that
+//! names one: the HTML standard changes a guessed encoding to it ("changing
+//! the encoding while parsing"), and so does Chromium for a declaration in
+//! the head, which `extract` does by parsing again.
 
 use std::borrow::Cow;
 use std::cell::{Cell, Ref, RefCell};
@@ -230,6 +231,9 @@ struct Sink {
     /// Note the encoding the first `<meta>` declares.
     watch_meta: bool,
     meta_charset: Cell<Option<&'static Encoding>>,
+    /// No element has been made yet that ends the head section as
+    /// Chromium's late-meta scan sees it ([`ends_head_section`]).
+    in_head_section: Cell<bool>,
 }
 
 impl Sink {
@@ -249,8 +253,31 @@ impl Sink {
             links,
             watch_meta,
             meta_charset: Cell::new(None),
+            in_head_section: Cell::new(true),
         }
     }
+}
+
+/// Whether an element ends the part of the document where Chromium still
+/// looks for a `<meta>` declaration past the first 1024 bytes
+/// (HTMLMetaCharsetParser): anything but the elements a head holds. A
+/// declaration in the body does not change the encoding there (checked
+/// against Chromium 156), although the standard's wording would allow it.
+fn ends_head_section(name: &QualName) -> bool {
+    name.ns != ns!(html)
+        || !matches!(
+            name.local,
+            local_name!("html")
+                | local_name!("head")
+                | local_name!("script")
+                | local_name!("noscript")
+                | local_name!("style")
+                | local_name!("link")
+                | local_name!("meta")
+                | local_name!("object")
+                | local_name!("title")
+                | local_name!("base")
+        )
 }
 
 /// The encoding a `<meta>` element with these attributes declares, as the
@@ -388,11 +415,14 @@ impl TreeSink for Sink {
 
     fn create_element(&self, name: QualName, attrs: Vec<Attribute>, flags: ElementFlags) -> Id {
         // The tree builder creates an HTML meta element exactly where the
-        // standard's "in head" rules for it run (in the head, the body, a
-        // table or a template alike), which is where a declaration counts.
-        // Only the first one that names an encoding does: after it the
-        // encoding is certain, changed or not.
+        // standard's "in head" rules for it run. Only the first one that
+        // names an encoding counts (after it the encoding is certain,
+        // changed or not), and only in the head section, as in Chromium.
+        if self.watch_meta && ends_head_section(&name) {
+            self.in_head_section.set(false);
+        }
         if self.watch_meta
+            && self.in_head_section.get()
             && self.meta_charset.get().is_none()
             && name.local == local_name!("meta")
             && name.ns == ns!(html)
