@@ -648,22 +648,29 @@ impl Sink {
     /// place); call once, when the run is complete, so that a write error
     /// is reported rather than lost in `Drop`.
     pub fn finish(self) -> io::Result<()> {
-        let [scripts_name, pages_name] = &self.names;
+        let (scripts, pages, [scripts_name, pages_name]) = self.into_targets()?;
+        // The report first: whoever watches the scripts file finds the
+        // report of the same run in place when it appears.
+        if let Some(pages) = pages {
+            pages.commit().map_err(write_error(&pages_name))?;
+        }
+        scripts.commit().map_err(write_error(&scripts_name))
+    }
+
+    /// Writes what is buffered and hands back the destinations, with the
+    /// outputs' names for messages.
+    fn into_targets(self) -> io::Result<(Target, Option<Target>, [String; 2])> {
+        let [scripts_name, pages_name] = self.names;
         let scripts = self
             .scripts
             .into_target()
-            .map_err(write_error(scripts_name))?;
+            .map_err(write_error(&scripts_name))?;
         let pages = self
             .pages
             .map(Table::into_target)
             .transpose()
-            .map_err(write_error(pages_name))?;
-        // The report first: whoever watches the scripts file finds the
-        // report of the same run in place when it appears.
-        if let Some(pages) = pages {
-            pages.commit().map_err(write_error(pages_name))?;
-        }
-        scripts.commit().map_err(write_error(scripts_name))
+            .map_err(write_error(&pages_name))?;
+        Ok((scripts, pages, [scripts_name, pages_name]))
     }
 }
 
@@ -671,19 +678,10 @@ impl Sink {
     /// Writes what is left and flushes it to disk, but leaves file outputs
     /// under their `.part` names: for a run that did not complete.
     pub fn keep_partial(self) -> io::Result<()> {
-        let [scripts_name, pages_name] = &self.names;
-        let scripts = self
-            .scripts
-            .into_target()
-            .map_err(write_error(scripts_name))?;
-        let pages = self
-            .pages
-            .map(Table::into_target)
-            .transpose()
-            .map_err(write_error(pages_name))?;
-        scripts.keep_partial().map_err(write_error(scripts_name))?;
+        let (scripts, pages, [scripts_name, pages_name]) = self.into_targets()?;
+        scripts.keep_partial().map_err(write_error(&scripts_name))?;
         if let Some(pages) = pages {
-            pages.keep_partial().map_err(write_error(pages_name))?;
+            pages.keep_partial().map_err(write_error(&pages_name))?;
         }
         Ok(())
     }

@@ -10,11 +10,7 @@ use crate::support::{
 /// Runs the binary on `urls` with extra `args`; returns (exit code, pages, scripts).
 fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (i32, Table, Table) {
     let run = Run::new();
-    let list = run.urls("urls.txt", urls);
-    let mut all = vec![list.as_str(), "--pages", "pages.csv", "-o", "scripts.csv"];
-    all.extend_from_slice(args);
-    let out = run.run(&all, None);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let out = crate::support::scrape_into(&run, urls, args);
     (
         out.code,
         Table::read(&run.path("pages.csv")),

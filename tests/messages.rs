@@ -16,11 +16,7 @@ fn tls_reply(_path: &str) -> Vec<u8> {
 /// to pages.csv; returns the run's output and the report.
 fn scrape(urls: &[impl AsRef<str>], args: &[&str]) -> (crate::support::Output, Table) {
     let run = Run::new();
-    let list = run.urls("urls.txt", urls);
-    let mut all = vec![list.as_str(), "--pages", "pages.csv", "-o", "scripts.csv"];
-    all.extend_from_slice(args);
-    let out = run.run(&all, None);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let out = crate::support::scrape_into(&run, urls, args);
     let pages = Table::read(&run.path("pages.csv"));
     (out, pages)
 }

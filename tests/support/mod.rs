@@ -788,6 +788,18 @@ pub fn refused_url() -> String {
     format!("http://{addr}/")
 }
 
+/// Runs the binary in `run` on `urls` with extra `args`, writing the page
+/// report to pages.csv and the scripts to scripts.csv; a panic fails the
+/// test whatever the exit status.
+pub fn scrape_into(run: &Run, urls: &[impl AsRef<str>], args: &[&str]) -> Output {
+    let list = run.urls("urls.txt", urls);
+    let mut all = vec![list.as_str(), "--pages", "pages.csv", "-o", "scripts.csv"];
+    all.extend_from_slice(args);
+    let out = run.run(&all, None);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out
+}
+
 /// A CSV file read back: header names and rows.
 #[derive(Debug)]
 pub struct Table {
