@@ -228,6 +228,11 @@ impl RunId {
                 "its run {} --spreadsheet-safe",
                 given(earlier.spreadsheet_safe)
             ))
+        } else if earlier.detect_utf8 != self.detect_utf8 {
+            Some(format!(
+                "its run {} --detect-utf8",
+                given(earlier.detect_utf8)
+            ))
         } else {
             None
         };

@@ -938,6 +938,13 @@ fn resume_never_merges_another_job() {
     assert!(out.stderr.contains("--format csv"), "{}", out.stderr);
     assert!(!out.stderr.contains("damaged"), "{}", out.stderr);
 
+    // --detect-utf8 decodes pages otherwise: their rows would not match.
+    let utf8 = with(&list, &["--detect-utf8", "--resume"]);
+    let utf8: Vec<&str> = utf8.iter().map(String::as_str).collect();
+    let out = run.run(&utf8, None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--detect-utf8"), "{}", out.stderr);
+
     // The same job resumes, and once complete leaves nothing to resume.
     std::fs::write(
         run.path("list.txt"),
