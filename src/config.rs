@@ -185,17 +185,15 @@ impl Config {
         {
             bail!("--pages and -o name the same file {}", p.display());
         }
+        let input_files = input_files(&sources);
         for dest in std::iter::once(&output).chain(&pages) {
-            if let Destination::File(out) = dest {
-                let clash = sources
-                    .iter()
-                    .any(|s| matches!(s, Source::File(input) if same_file(input, out)));
-                if clash {
-                    bail!(
-                        "output {} is also an input; refusing to overwrite it",
-                        out.display()
-                    );
-                }
+            if let Destination::File(out) = dest
+                && let Some((_, name)) = input_files.iter().find(|(p, _)| same_file(p, out))
+            {
+                bail!(
+                    "output {} is also an input ({name}); refusing to overwrite it",
+                    out.display()
+                );
             }
         }
 
@@ -233,22 +231,42 @@ impl Config {
                 bail!("--stats - and --pages - cannot both go to standard output")
             }
             Some(Destination::File(stats)) => {
-                let outputs = std::iter::once(&output)
-                    .chain(&pages)
-                    .filter_map(|d| match d {
-                        Destination::File(p) => Some(p),
-                        Destination::Stdout => None,
-                    });
-                let inputs = sources.iter().filter_map(|s| match s {
-                    Source::File(p) => Some(p),
-                    Source::Stdin => None,
-                });
-                if let Some(clash) = inputs.chain(outputs).find(|p| same_file(p, stats)) {
+                if let Some((_, name)) = input_files.iter().find(|(p, _)| same_file(p, stats)) {
                     bail!(
-                        "--stats {} is also an input or output ({}); refusing to overwrite it",
-                        stats.display(),
-                        clash.display()
+                        "--stats {} is also an input ({name}); refusing to overwrite it",
+                        stats.display()
                     );
+                }
+                // An output, or a file the run keeps beside one: its .part,
+                // the .part.run --resume reads, its lock.
+                let kept = [("-o", &output)]
+                    .into_iter()
+                    .chain(pages.iter().map(|p| ("--pages", p)))
+                    .filter_map(|(option, d)| match d {
+                        Destination::File(p) => Some((option, p)),
+                        Destination::Stdout => None,
+                    })
+                    .flat_map(|(option, path)| {
+                        let part = crate::output::staged_part(path).ok().flatten();
+                        let beside = part.into_iter().flat_map(|part| {
+                            [
+                                crate::resume::RunId::path(&part),
+                                part.with_extension("lock"),
+                                part,
+                            ]
+                        });
+                        std::iter::once(path.clone())
+                            .chain(beside)
+                            .map(move |p| (option, p))
+                    });
+                for (option, path) in kept {
+                    if same_file(&path, stats) {
+                        bail!(
+                            "--stats {} is the file {option} writes ({}); refusing to overwrite it",
+                            stats.display(),
+                            path.display()
+                        );
+                    }
                 }
             }
             _ => {}
@@ -412,6 +430,24 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
 /// Whether two paths name the same regular file: the same inode when both
 /// exist (`./a.csv` and `a.csv`, links), else the same canonical directory
 /// and name.
+/// The files the run reads, with their names for messages: standard
+/// input too when it is a regular file (`< list.txt`), which an output of
+/// the same name would otherwise empty before it is read.
+fn input_files(sources: &[Source]) -> Vec<(PathBuf, String)> {
+    sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) => Some((p.clone(), p.display().to_string())),
+            Source::Stdin => {
+                let stdin = Path::new("/dev/stdin");
+                std::fs::metadata(stdin)
+                    .is_ok_and(|m| m.is_file())
+                    .then(|| (stdin.to_path_buf(), "standard input".to_owned()))
+            }
+        })
+        .collect()
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {

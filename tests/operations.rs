@@ -1072,8 +1072,46 @@ fn stats_path_problems_are_found_before_the_run() {
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // Nor may it replace a file an output keeps beside itself.
+    for kept in ["p.csv.part", "p.csv.part.run", "s.csv.lock"] {
+        let out = run.run(
+            &[&list, "-o", "s.csv", "--pages", "p.csv", "--stats", kept],
+            None,
+        );
+        assert_eq!(out.code, 2, "{kept}: {}", out.stderr);
+        assert!(out.stderr.contains("refusing"), "{kept}: {}", out.stderr);
+    }
     assert_eq!(server.hits("/gen/1"), 0, "the run went ahead");
     assert!(!run.path("-").exists());
+}
+
+#[test]
+fn a_list_on_standard_input_is_never_an_output() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    let before = std::fs::read(&list).unwrap();
+    for args in [
+        &["-o", "urls.txt"][..],
+        &["-", "-o", "s.csv", "--pages", "urls.txt"],
+        &["-o", "s.csv", "--stats", "./urls.txt"],
+        &["-", "-o", "/dev/stdin"],
+    ] {
+        let out = run
+            .command(args)
+            .stdin(std::fs::File::open(&list).unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("standard input"), "{args:?}: {stderr}");
+        assert_eq!(
+            std::fs::read(&list).unwrap(),
+            before,
+            "{args:?} replaced the list"
+        );
+    }
+    assert_eq!(server.hits("/gen/1"), 0);
 }
 
 #[test]
