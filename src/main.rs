@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             tracing::warn!("warning: --insecure: TLS certificates are not checked");
         }
         #[cfg(unix)]
-        stop_on_signals(&stop, config.grace.is_zero())?;
+        stop_on_signals(&stop, config.grace)?;
         if let Some(bar) = &bar {
             bar.start();
         }
@@ -162,11 +162,17 @@ fn cli_sources(cli: &Cli) -> Vec<Source> {
     cli.inputs.iter().map(|i| Source::from_arg(i)).collect()
 }
 
-/// The first SIGINT or SIGTERM drains the run (--grace), the second stops
-/// it after the page being written. Should even that not end the process
-/// (an output blocked on a stalled pipe), it exits a few seconds later.
+/// After a stop's grace period, how long writing the pages that finished
+/// may take before the process ends anyway.
 #[cfg(unix)]
-fn stop_on_signals(stop: &Stop, no_grace: bool) -> anyhow::Result<()> {
+const STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The first SIGINT or SIGTERM drains the run (--grace), the second stops
+/// it after the page being written. Should neither end the process (an
+/// output blocked on a stalled pipe or a FIFO without a reader), it exits
+/// [`STOP_MARGIN`] after the grace period, or 3 s after the second signal.
+#[cfg(unix)]
+fn stop_on_signals(stop: &Stop, grace: std::time::Duration) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -182,21 +188,35 @@ fn stop_on_signals(stop: &Stop, no_grace: bool) -> anyhow::Result<()> {
                 } else {
                     Cause::Terminate
                 };
+                let code = move |stop: &Stop| match stop.cause().unwrap_or(cause) {
+                    Cause::Interrupt => ExitStatus::Interrupted,
+                    Cause::Terminate => ExitStatus::Terminated,
+                };
                 match stop.request(cause) {
-                    Level::Draining if no_grace => {
-                        tracing::warn!("{}: stopping (--grace 0)", cause.name())
+                    Level::Draining => {
+                        if grace.is_zero() {
+                            tracing::warn!("{}: stopping (--grace 0)", cause.name())
+                        } else {
+                            tracing::warn!(
+                                "{}: finishing requests in flight; signal again to stop now",
+                                cause.name()
+                            )
+                        }
+                        // The run checks the stop between pages; should it
+                        // be blocked instead (opening a FIFO no one reads,
+                        // writing to a stalled pipe), one signal still
+                        // ends the process once the grace period and the
+                        // writing of what finished in it are over.
+                        let stop = stop.clone();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(grace + STOP_MARGIN);
+                            tracing::warn!("{}: stopped while blocked on an output", cause.name());
+                            std::process::exit(code(&stop).code().into());
+                        });
                     }
-                    Level::Draining => tracing::warn!(
-                        "{}: finishing requests in flight; signal again to stop now",
-                        cause.name()
-                    ),
                     _ => {
-                        let code = match stop.cause().unwrap_or(cause) {
-                            Cause::Interrupt => ExitStatus::Interrupted,
-                            Cause::Terminate => ExitStatus::Terminated,
-                        };
                         std::thread::sleep(std::time::Duration::from_secs(3));
-                        std::process::exit(code.code().into());
+                        std::process::exit(code(&stop).code().into());
                     }
                 }
             }

@@ -1211,3 +1211,42 @@ fn a_dangling_symlink_output_is_created_through_the_link() {
     );
     assert!(run.path("data/new.csv.lock").exists());
 }
+
+#[test]
+fn one_signal_ends_a_run_blocked_on_a_fifo_without_a_reader() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let fifo = run.path("nobody-reads");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo from coreutils");
+    assert!(made.success());
+    let mut child = run
+        .command(&[&list, "--grace", "0", "-o", "nobody-reads"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening the FIFO blocks until a reader comes, which never happens.
+    // Signal once the run catches SIGTERM (its bit in /proc's SigCgt mask).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let catches_term = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        status
+            .ok()
+            .and_then(|s| {
+                let mask = s.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+    };
+    while !catches_term() {
+        assert!(Instant::now() < deadline, "the run never caught SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, libc::SIGTERM);
+    let status = wait_within(&mut child, Duration::from_secs(30));
+    assert_eq!(status.and_then(|s| s.code()), Some(143));
+}
