@@ -219,6 +219,14 @@ fn classify_line(bytes: &[u8], too_long: bool, source: &str, line_no: u64) -> Op
         // Text lists never hold NUL; a binary file does, and its lines must
         // not turn into requests to junk hosts.
         Err("line contains NUL bytes (is the input a binary file, or UTF-16 without a byte-order mark?)".to_owned())
+    } else if trimmed.contains(|c: char| c.is_ascii_control()) {
+        // The URL parser would drop a tab or CR silently and join what
+        // surrounds it into a URL nobody wrote.
+        Err(
+            "line holds a tab, carriage return or other control character \
+             (a tab-separated file, or old Mac line endings?)"
+                .to_owned(),
+        )
     } else {
         parse_url(&raw)
     };
@@ -692,6 +700,21 @@ mod tests {
             assert!(!err.contains("dns"), "{bad}: {err}");
         }
         assert!(parse_url("tel:911").unwrap_err().contains("\"tel\""));
+    }
+
+    #[test]
+    fn control_characters_inside_a_line_make_it_invalid() {
+        let text = "https://a.test/r0\rhttps://a.test/r1\rhttps://a.test/r2\nhttps://a.test/x\tSome title\nhttps://a.test/ok\r\n";
+        let (lines, _) = lines_from(io::Cursor::new(text.as_bytes().to_vec())).unwrap();
+        let valid: Vec<bool> = lines.iter().map(|l| l.url.is_ok()).collect();
+        assert_eq!(valid, [false, false, true]);
+        assert!(
+            lines[0]
+                .url
+                .as_ref()
+                .unwrap_err()
+                .contains("carriage return")
+        );
     }
 
     #[test]

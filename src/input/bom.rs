@@ -15,31 +15,34 @@ const CHUNK: usize = 8 * 1024;
 
 /// Reads through a leading byte-order mark: a UTF-8 one is skipped, a
 /// UTF-16 one makes the rest be decoded to UTF-8. Blocks until the first
-/// bytes arrive (or the input ends), so call it where reading may wait.
+/// three bytes arrive (or the input ends), so call it where reading may
+/// wait.
 pub fn strip_or_decode(mut reader: Box<dyn BufRead + Send>) -> io::Result<Box<dyn BufRead + Send>> {
-    let head = loop {
-        match reader.fill_buf() {
-            Ok(head) => break head,
+    // A pipe may hand over fewer bytes than a BOM at first: gather them.
+    let mut head = Vec::with_capacity(3);
+    while head.len() < 3 {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
         }
+        let take = chunk.len().min(3 - head.len());
+        head.extend_from_slice(&chunk[..take]);
+        reader.consume(take);
+    }
+    let (encoding, bom_len) = match Encoding::for_bom(&head) {
+        Some(found) => found,
+        None => (UTF_8, 0),
     };
-    // A pipe may hand over fewer bytes than a BOM at first; a BOM split
-    // across reads is then taken as text, which only a writer that sends
-    // one byte at a time could cause.
-    match Encoding::for_bom(head) {
-        None => Ok(reader),
-        Some((encoding, bom_len)) => {
-            reader.consume(bom_len);
-            if encoding == UTF_8 {
-                Ok(reader)
-            } else {
-                let decoder = encoding.new_decoder_without_bom_handling();
-                Ok(Box::new(io::BufReader::new(Transcode::new(
-                    reader, decoder,
-                ))))
-            }
-        }
+    let rest = io::Cursor::new(head.split_off(bom_len)).chain(reader);
+    if encoding == UTF_8 {
+        Ok(Box::new(io::BufReader::new(rest)))
+    } else {
+        let decoder = encoding.new_decoder_without_bom_handling();
+        Ok(Box::new(io::BufReader::new(Transcode::new(rest, decoder))))
     }
 }
 
@@ -137,6 +140,41 @@ mod tests {
         assert_eq!(read_all(le), text.as_bytes());
         assert_eq!(read_all(be), text.as_bytes());
         assert_eq!(read_all(Vec::new()), b"");
+    }
+
+    /// A reader that hands over one byte per read, as a slow pipe can.
+    struct Trickle(io::Cursor<Vec<u8>>);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn a_bom_split_across_reads_is_found() {
+        let text = "https://a.test/\n";
+        let mut le = vec![0xff, 0xfe];
+        for unit in text.encode_utf16() {
+            le.extend(unit.to_le_bytes());
+        }
+        let utf8 = [b"\xef\xbb\xbf".as_slice(), text.as_bytes()].concat();
+        for bytes in [le, utf8, text.as_bytes().to_vec(), b"ab".to_vec()] {
+            let expected = if bytes == b"ab" {
+                b"ab".to_vec()
+            } else {
+                text.as_bytes().to_vec()
+            };
+            // A BufReader of capacity 1 sees one byte per fill_buf.
+            let slow = io::BufReader::with_capacity(1, Trickle(io::Cursor::new(bytes)));
+            let mut out = Vec::new();
+            strip_or_decode(Box::new(slow))
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, expected);
+        }
     }
 
     #[test]
