@@ -373,14 +373,22 @@ pub fn run(
         summary.unfinished = lines_read
             .load(Ordering::Relaxed)
             .saturating_sub(summary.listed);
-        if let Some(Destination::File(pages)) = &config.pages
-            && let Ok(Some(part)) = output::staged_part(pages)
-            && part.exists()
-        {
+        // One output went to standard output, so the run cannot be
+        // resumed (--resume needs both in files); say where the rest is.
+        let parts: Vec<String> = std::iter::once(&config.output)
+            .chain(&config.pages)
+            .filter_map(|d| match d {
+                Destination::File(path) => output::staged_part(path).ok().flatten(),
+                Destination::Stdout => None,
+            })
+            .filter(|part| part.exists())
+            .map(|part| part.display().to_string())
+            .collect();
+        if !parts.is_empty() {
             tracing::warn!(
-                "standard output closed before the run completed: the page report stays \
-                 at {} (--resume continues the run)",
-                part.display()
+                "standard output closed before the run completed: what was done stays in {} \
+                 (the previous files are unchanged)",
+                parts.join(" and ")
             );
         }
     }

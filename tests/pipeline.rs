@@ -245,6 +245,8 @@ fn closed_stdout_stops_quietly() {
     // run did not complete, and every listed URL is a row or unfinished.
     assert!(stderr.contains("standard output closed"), "{stderr}");
     assert!(stderr.contains("p.csv.part"), "{stderr}");
+    // Not resumable: the scripts went to standard output.
+    assert!(!stderr.contains("--resume"), "{stderr}");
     assert!(!run.path("p.csv").exists());
     let written = Table::read(&run.path("p.csv.part")).rows.len() as u64;
     let stats: serde_json::Value =
