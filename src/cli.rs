@@ -334,7 +334,13 @@ pub struct Cli {
     /// More log lines on standard error: -v one per failed page, -vv one
     /// per page and retry, -vvv everything, other libraries included
     /// (RUST_LOG, when set, decides instead).
-    #[arg(env = "SCRIPTSCRAPE_VERBOSE", short = 'v', long, action = clap::ArgAction::Count)]
+    #[arg(
+        env = "SCRIPTSCRAPE_VERBOSE",
+        short = 'v',
+        long,
+        action = clap::ArgAction::Count,
+        value_parser = verbosity,
+    )]
     pub verbose: u8,
 
     /// Log lines as text or as JSON objects, one per line.
@@ -845,6 +851,13 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         return Err("the limit must be at least 1 byte".to_owned());
     }
     Ok(bytes)
+}
+
+/// `SCRIPTSCRAPE_VERBOSE`'s value: how many `-v`.
+fn verbosity(value: &str) -> Result<u8, String> {
+    value.trim().parse::<u8>().map_err(|_| {
+        "expected how many -v, a whole number (SCRIPTSCRAPE_VERBOSE=2 is -vv)".to_owned()
+    })
 }
 
 #[cfg(test)]

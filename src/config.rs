@@ -77,12 +77,23 @@ pub struct Config {
 /// The User-Agent sent when none is given.
 pub const DEFAULT_USER_AGENT: &str = concat!("scriptscrape/", env!("CARGO_PKG_VERSION"));
 
+/// Compiles the regular expression given to `flag`, or says in one line
+/// what is wrong with it.
+fn compile_regex(flag: &str, pattern: &str) -> anyhow::Result<regex::Regex> {
+    regex::Regex::new(pattern).map_err(|e| {
+        // The regex crate's message spans lines, with a pointer diagram;
+        // its last line says what is wrong, after an "error: " of its own.
+        let why = e.to_string();
+        let why = why.lines().last().unwrap_or_default().trim();
+        let why = why.strip_prefix("error: ").unwrap_or(why);
+        anyhow::anyhow!("invalid {flag} {pattern:?}: {why}")
+    })
+}
+
 /// Validates `scriptscrape diff`'s command line.
 pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::DiffConfig> {
     use crate::diff::{AllowList, DiffConfig, Options};
-    let regex = |flag: &str, re: &str| {
-        regex::Regex::new(re).with_context(|| format!("invalid {flag} {re:?}"))
-    };
+    let regex = |flag: &str, re: &str| compile_regex(flag, re);
     let inputs = [
         Some(&args.old),
         Some(&args.new),
@@ -395,18 +406,7 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         bail!("--sitemap auto reads the sitemaps of the listed URLs' hosts: name an INPUT too");
     }
     let regexes = |patterns: &[String], flag: &str| -> anyhow::Result<Vec<regex::Regex>> {
-        patterns
-            .iter()
-            .map(|p| {
-                regex::Regex::new(p).map_err(|e| {
-                    // The regex crate's message spans lines; its last line
-                    // says what is wrong.
-                    let why = e.to_string();
-                    let why = why.lines().last().unwrap_or_default().trim().to_owned();
-                    anyhow::anyhow!("invalid {flag} {p:?}: {why}")
-                })
-            })
-            .collect()
+        patterns.iter().map(|p| compile_regex(flag, p)).collect()
     };
     Ok(Some(crate::crawl::Crawl {
         max_depth: cli.depth,

@@ -104,6 +104,9 @@ pub fn check_writable(dest: &Destination) -> anyhow::Result<()> {
     let Destination::File(path) = dest else {
         return Ok(());
     };
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        anyhow::bail!("cannot write --stats {}: it is a directory", path.display());
+    }
     if is_device(path) {
         return Ok(());
     }

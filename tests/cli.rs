@@ -198,7 +198,7 @@ fn max_failures_tolerates_a_share_of_failed_pages() {
 fn exit_code_two_for_runs_that_cannot_run() {
     let run = Run::new();
     let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["missing-file.txt"], "cannot read input missing-file.txt"),
         (
             &[&list, "-o", "no/such/dir/out.csv"],
@@ -208,14 +208,20 @@ fn exit_code_two_for_runs_that_cannot_run() {
         (&[&list, "--timeout", "soon"], "--timeout"),
         (&[&list, "-H", "NoColon"], "invalid header"),
         (&[&list, "--max-body", "12 parsecs"], "--max-body"),
+        (
+            &[&list, "--depth", "1", "--include", "("],
+            "invalid --include \"(\": unclosed group",
+        ),
+        (&[&list, "--stats", "."], "--stats .: it is a directory"),
     ];
     for (args, message) in cases {
         let out = run.run(args, None);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-        // Rust's wording stays inside: no "(os error 2)".
+        // Rust's wording stays inside: no "(os error 2)", one "error:".
         assert!(!out.stderr.contains("os error"), "{}", out.stderr);
+        assert!(out.stderr.matches("error:").count() <= 1, "{}", out.stderr);
     }
     // A directory as input is refused up front, before any request.
     let out = run.run(&[".", "-o", "x.csv"], None);
@@ -492,4 +498,18 @@ fn spreadsheet_safe_neutralises_formula_cells_only_when_asked() {
     // Everything else is unchanged.
     assert_eq!(safe.column("src"), plain.column("src"));
     assert_eq!(safe.column("inline_sha256"), plain.column("inline_sha256"));
+}
+
+#[test]
+fn a_bad_verbosity_in_the_environment_is_said_in_words() {
+    let run = Run::new();
+    let out = run
+        .command(&["/dev/null", "-o", "/dev/null"])
+        .env("SCRIPTSCRAPE_VERBOSE", "abc")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SCRIPTSCRAPE_VERBOSE=2 is -vv"), "{stderr}");
+    assert!(!stderr.contains("invalid digit"), "{stderr}");
 }
