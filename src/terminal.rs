@@ -203,16 +203,55 @@ impl<'a> MakeWriter<'a> for BarWriter {
 
 impl io::Write for BarWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // tracing hands over each formatted event in one write_all.
+        // tracing hands over each formatted event in one write_all. The
+        // product's own lines mask the URLs they show; this also covers
+        // what other libraries log at -vvv (a connection pool's key).
+        let line = mask_credentials(buf);
         match &self.0 {
-            Some(bar) => bar.suspend(|| io::stderr().write_all(buf))?,
-            None => io::stderr().write_all(buf)?,
+            Some(bar) => bar.suspend(|| io::stderr().write_all(&line))?,
+            None => io::stderr().write_all(&line)?,
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         io::stderr().flush()
+    }
+}
+
+/// `text` with the password of every `user:password@host` in it masked
+/// (`user:***@host`): a log line may quote a URL that carries basic-auth
+/// credentials. An address without a password (`ann@host`) is left as is.
+fn mask_credentials(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let is_boundary = |b: u8| b.is_ascii_whitespace() || b"/\"'<>(),;=[]{}`".contains(&b);
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    for (at, _) in text.iter().enumerate().filter(|(_, b)| **b == b'@') {
+        let start = text[..at]
+            .iter()
+            .rposition(|&b| is_boundary(b))
+            .map_or(0, |i| i + 1);
+        // The user ends at the first ':' of the token; a token that is
+        // only a scheme and a port (`http:80@`) cannot be told apart and
+        // is masked too, which costs nothing.
+        let Some(colon) = text[start..at].iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let password = start + colon + 1..at;
+        if password.is_empty() || password.start < copied {
+            continue;
+        }
+        let out = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
+        out.extend_from_slice(&text[copied..password.start]);
+        out.extend_from_slice(b"***");
+        copied = password.end;
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(text),
+        Some(mut out) => {
+            out.extend_from_slice(&text[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
     }
 }
 
@@ -359,4 +398,32 @@ fn count_lines(files: &[PathBuf]) -> Option<u64> {
         }
     }
     Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_log_lines_are_masked() {
+        for (line, shown) in [
+            ("no url here", "no url here"),
+            ("GET http://ann:pw@a.test/x", "GET http://ann:***@a.test/x"),
+            (
+                "pool key zed:S3CR@127.0.0.1:80",
+                "pool key zed:***@127.0.0.1:80",
+            ),
+            ("mail ann@a.test", "mail ann@a.test"),
+            (
+                "{\"url\":\"https://u:p@h/\"} and u2:p2@h2",
+                "{\"url\":\"https://u:***@h/\"} and u2:***@h2",
+            ),
+        ] {
+            assert_eq!(
+                &*mask_credentials(line.as_bytes()),
+                shown.as_bytes(),
+                "{line}"
+            );
+        }
+    }
 }
