@@ -77,6 +77,24 @@ pub struct Config {
 /// The User-Agent sent when none is given.
 pub const DEFAULT_USER_AGENT: &str = concat!("scriptscrape/", env!("CARGO_PKG_VERSION"));
 
+/// The crawl options on the command line, as a user would list them.
+fn crawl_options_given(cli: &Cli) -> String {
+    let given: Vec<&str> = [
+        (cli.depth > 0, "--depth"),
+        (cli.max_pages.is_some(), "--max-pages"),
+        (!cli.strip_query.is_empty(), "--strip-query"),
+        (!cli.sitemaps.is_empty(), "--sitemap"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if given.is_empty() {
+        "crawl options".to_owned()
+    } else {
+        given.join(" and ")
+    }
+}
+
 /// Compiles the regular expression given to `flag`, or says in one line
 /// what is wrong with it.
 fn compile_regex(flag: &str, pattern: &str) -> anyhow::Result<regex::Regex> {
@@ -314,16 +332,18 @@ impl Config {
 
         let crawl = crawl_settings(&cli)?;
         if crawl.is_some() {
+            // Name what the user gave: --max-pages alone caps a list.
+            let given = crawl_options_given(&cli);
             if cli.resume {
                 bail!(
-                    "--resume cannot continue a crawl (--depth, --max-pages, --strip-query): \
-                     the pages found so far are not recorded; run the crawl again"
+                    "--resume cannot continue a run with {given}: the pages found or counted \
+                     so far are not recorded; run it again without --resume"
                 );
             }
             if cli.ordered {
                 bail!(
-                    "--ordered needs a list: a crawl (--depth, --max-pages, --strip-query) \
-                     writes pages as they complete"
+                    "--ordered cannot be used with {given}: such a run writes pages as they \
+                     complete"
                 );
             }
         }

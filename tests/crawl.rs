@@ -404,9 +404,24 @@ fn crawl_options_are_checked() {
             &[
                 "--depth", "1", "--resume", "-o", "o.csv", "--pages", "p.csv",
             ][..],
-            "--resume cannot continue a crawl",
+            "--resume cannot continue a run with --depth",
         ),
-        (&["--depth", "1", "--ordered"][..], "--ordered needs a list"),
+        (
+            &[
+                "--max-pages",
+                "3",
+                "--resume",
+                "-o",
+                "o.csv",
+                "--pages",
+                "p.csv",
+            ][..],
+            "--resume cannot continue a run with --max-pages",
+        ),
+        (
+            &["--depth", "1", "--ordered"][..],
+            "--ordered cannot be used with --depth",
+        ),
         (&["--max-pages", "0"][..], "--max-pages"),
         (&["--robots", "--no-robots"][..], "cannot be used with"),
     ] {
