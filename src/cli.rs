@@ -791,9 +791,17 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
     if let Ok(ms) = whole(t, 0) {
         return Ok(Duration::from_millis(ms));
     }
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only, yet not a whole number of milliseconds: too many.
+        return Err(too_large(s));
+    }
     match t.parse::<f64>() {
         Ok(v) if v < 0.0 => Err("negative values are not allowed".to_owned()),
-        Ok(v) if v.is_finite() => Err(format!(
+        Ok(v) if v.is_finite() && v.fract() == 0.0 && v < 1e12 => Err(format!(
+            "--delay takes whole milliseconds written out: write {} (or with a unit, 1.5s)",
+            v as u64
+        )),
+        Ok(v) if v.is_finite() && v < 1e12 => Err(format!(
             "--delay takes whole milliseconds or a unit: for {t} seconds write {t}s or {}",
             (v * 1000.0).round()
         )),
@@ -863,6 +871,23 @@ fn verbosity(value: &str) -> Result<u8, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delays_in_milliseconds_or_with_a_unit() {
+        assert_eq!(parse_delay("200"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_delay("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_delay("200ms"), Ok(Duration::from_millis(200)));
+        for (bad, says) in [
+            ("1.5", "write 1.5s or 1500"),
+            ("99999999999999999999", "is too large"),
+            ("1e3", "write 1000"),
+            ("-1", "negative"),
+            ("soon", "expected milliseconds"),
+        ] {
+            let err = parse_delay(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
     use clap::CommandFactory;
 
     #[test]
