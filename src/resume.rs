@@ -751,6 +751,11 @@ impl<'a> Rows<'a> {
         if let Record::Json(object) = self.record()
             && !(object.len() == columns && self.columns.iter().all(|c| object.contains_key(*c)))
         {
+            // The first row says how the file was written; a later one
+            // that differs from it is damage.
+            if self.start > 0 {
+                return Err(self.damaged("other fields than the rows before it"));
+            }
             bail!(
                 "cannot resume from {}: its fields differ from this run's (was --inline-text \
                  used differently?); start again without --resume",
@@ -1190,6 +1195,8 @@ mod tests {
         Parts::new(&pages, &bad).refused(Format::Jsonl, 2, "not a JSON object");
         let bad = pages.replacen("\"status\":404", "\"status\":\"404\"", 1);
         Parts::new(&bad, &scripts).refused(Format::Jsonl, 2, "status is \"404\"");
+        let bad = scripts.replacen(",\"index\":1", "", 1);
+        Parts::new(&pages, &bad).refused(Format::Jsonl, 2, "other fields than the rows before");
         let bad = scripts.replacen("\"index\":1", "\"index\":-1", 1);
         Parts::new(&pages, &bad).refused(Format::Jsonl, 2, "index is -1, not a number");
     }
