@@ -7,9 +7,13 @@
 //! 1. reads the report's `.part`; pages that succeeded or failed for good
 //!    are finished; transient failures (timeouts, refused or broken
 //!    connections, DNS, 429 and 5xx) are to be tried again;
-//! 2. rewrites both `.part` files with the rows of finished pages only,
-//!    which also drops a torn last row and the script rows of a page whose
-//!    report row never made it;
+//! 2. checks the two files against each other (each report row's
+//!    `scripts` count against the script rows there, every field against
+//!    what the writer puts in it) and rewrites both with the rows of
+//!    finished pages only, which also drops a torn last row, the script
+//!    rows of a page whose report row never made it, and the report rows
+//!    of pages whose script rows a torn scripts file lost (fetched again);
+//!    damage anywhere else is refused, the files left as they were;
 //! 3. hands the input stage the set of finished lines to skip, and the
 //!    counts they carry, so the summary covers the whole job.
 //!
@@ -185,9 +189,11 @@ impl RunId {
         let path = Self::path(pages_part);
         let part = pages_part.display();
         let earlier: RunId = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "cannot resume: {} is damaged; start again without --resume",
+            // Not serde's wording: the reader wants to know what to do.
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| {
+                anyhow::anyhow!(
+                    "cannot resume: {} is damaged (not the JSON scriptscrape writes); start \
+                     again without --resume",
                     path.display()
                 )
             })?,
@@ -275,48 +281,176 @@ pub fn prepare(
             pages_part.display()
         );
     }
+    carry_over(
+        &pages_part,
+        scripts_part.as_deref(),
+        script_columns,
+        format,
+        config.encoding.spreadsheet_safe,
+    )
+    .map(Some)
+}
+
+/// Checks the two `.part` files against each other and rewrites them with
+/// the rows of finished pages only; on any damage, refuses and leaves both
+/// as they were.
+///
+/// The writer puts a page's script rows (contiguous) before its report
+/// row, one page after another, so the pages with scripts come in the
+/// same order in both files: one pass over both at once checks each
+/// report row's `scripts` count against the rows there, in constant
+/// memory. Where the scripts file ends before a page's rows do (its tail
+/// torn: a kill, or a power loss, as only final files are synced), the
+/// pages from there on are not finished and are fetched again; rows that
+/// disagree anywhere else are damage.
+fn carry_over(
+    pages_part: &Path,
+    scripts_part: Option<&Path>,
+    script_columns: &[&str],
+    format: Format,
+    spreadsheet_safe: bool,
+) -> anyhow::Result<Earlier> {
+    let mut pages = Rows::open(pages_part, &PAGE_COLUMNS, format)?;
+    let mut scripts = scripts_part
+        .map(|path| Rows::open(path, script_columns, format))
+        .transpose()?;
+    let mut pages_out = Rewrite::start(&pages)?;
+    let mut scripts_out = scripts.as_ref().map(Rewrite::start).transpose()?;
     // --spreadsheet-safe wrote formula-like values with a leading quote;
     // keys are made from the values as read.
     let unescape = |v: &str| -> String {
         match v.strip_prefix('\'') {
-            Some(rest) if config.encoding.spreadsheet_safe => rest.to_owned(),
+            Some(rest) if spreadsheet_safe => rest.to_owned(),
             _ => v.to_owned(),
         }
     };
     let mut done = Done::default();
     let mut summary = Summary::default();
-    // page_url values whose script rows stay.
-    let mut kept_pages = HashSet64::default();
-    rewrite(&pages_part, &PAGE_COLUMNS, format, |record| {
-        let page_url = &*unescape(&record.get("page_url"));
-        let status = record.get("status").parse::<u16>().ok();
-        let error = &*record.get("error");
-        if error.is_empty() {
-            summary.pages_ok += 1;
-            summary.scripts += record.get("scripts").parse::<u64>().unwrap_or(0);
-        } else {
-            let Some(kind) = ErrorKind::from_name(error) else {
-                // Not a report this version wrote: try the page again.
-                return false;
-            };
-            if transient(kind, status) {
-                return false;
-            }
-            *summary.failures.entry(kind).or_default() += 1;
+    // The last page whose script rows were matched, and its count.
+    let mut last: Option<(String, u64, u64)> = None;
+    while !pages.at_end() {
+        let report = pages.record();
+        let page_url = report.get("page_url").into_owned();
+        // Checked by Rows: numbers where numbers belong, a known error.
+        let count = report.get("scripts").parse::<u64>().unwrap_or(0);
+        let status = report.get("status").parse::<u16>().ok();
+        let error = report.get("error").into_owned();
+        if !error.is_empty() && count > 0 {
+            return Err(pages.damaged(format!(
+                "scripts is {count} for a page that failed ({error})"
+            )));
         }
-        let url = (error != ErrorKind::InvalidUrl.as_str()).then_some(page_url);
-        done.keys.insert(done.key(url, page_url));
-        kept_pages.insert(done.hasher.hash_one(page_url));
-        true
-    })?;
-    if let Some(scripts_part) = &scripts_part {
-        rewrite(scripts_part, script_columns, format, |record| {
-            let page_url = unescape(&record.get("page_url"));
-            kept_pages.contains(done.hasher.hash_one(&*page_url))
-        })?;
+        let mut finished = true;
+        if let (Some(rows), Some(out)) = (&mut scripts, &mut scripts_out)
+            && count > 0
+        {
+            let start = rows.start;
+            let mut found = 0;
+            while found < count {
+                if rows.at_end() {
+                    // The scripts file ends within (or before) this page's
+                    // rows: its tail was torn, and this page is not done.
+                    finished = false;
+                    break;
+                }
+                let url = rows.record().get("page_url");
+                if url != page_url {
+                    return Err(disagree(rows, &pages, &page_url, count, found, &last));
+                }
+                found += 1;
+                rows.advance()?;
+            }
+            if finished {
+                out.copy(start, rows.start)?;
+                last = Some((page_url.clone(), count, pages.line));
+            }
+        }
+        let keep = finished
+            && if error.is_empty() {
+                summary.pages_ok += 1;
+                summary.scripts += count;
+                true
+            } else {
+                let kind = ErrorKind::from_name(&error).expect("checked by Rows");
+                let again = transient(kind, status);
+                if !again {
+                    *summary.failures.entry(kind).or_default() += 1;
+                }
+                !again
+            };
+        if keep {
+            let page_url = &*unescape(&page_url);
+            let url = (error != ErrorKind::InvalidUrl.as_str()).then_some(page_url);
+            done.keys.insert(done.key(url, page_url));
+            pages_out.copy(pages.start, pages.end)?;
+        }
+        pages.advance()?;
     }
+    // What is left are the rows of pages whose report row never made it:
+    // dropped, but read to the end so that damage there is found too.
+    if let Some(rows) = &mut scripts {
+        if let Some((url, count, line)) = &last
+            && !rows.at_end()
+            && rows.record().get("page_url") == url.as_str()
+        {
+            return Err(rows.damaged(format!(
+                "a row of {url} past the {count} its report row (line {line} of {}) gives it",
+                file_name(&pages.path)
+            )));
+        }
+        while !rows.at_end() {
+            rows.advance()?;
+        }
+    }
+    // Only now, with both files read whole, is anything replaced: the
+    // scripts first, so that a kill between the two renames leaves a
+    // report that the next --resume trims again to the same pages.
+    let scripts_out = scripts_out.map(Rewrite::finish).transpose()?;
+    let pages_out = pages_out.finish()?;
+    if let Some(out) = scripts_out {
+        out.rename()?;
+    }
+    pages_out.rename()?;
     summary.resumed = done.len() as u64;
-    Ok(Some(Earlier { done, summary }))
+    Ok(Earlier { done, summary })
+}
+
+/// The message for script rows that disagree with the report row of the
+/// page they should belong to.
+fn disagree(
+    rows: &Rows,
+    pages: &Rows,
+    page_url: &str,
+    count: u64,
+    found: u64,
+    last: &Option<(String, u64, u64)>,
+) -> anyhow::Error {
+    let report = file_name(&pages.path);
+    if found == 0
+        && let Some((url, count, line)) = last
+        && rows.record().get("page_url") == url.as_str()
+    {
+        return rows.damaged(format!(
+            "a row of {url} past the {count} its report row (line {line} of {report}) gives it"
+        ));
+    }
+    let line = pages.line;
+    if found == 0 {
+        return rows.damaged(format!(
+            "a row of {} where the {count} of {page_url} should start (its report row: line \
+             {line} of {report})",
+            rows.record().get("page_url")
+        ));
+    }
+    rows.damaged(format!(
+        "{found} script rows of {page_url} end here, where its report row (line {line} of \
+         {report}) says {count}"
+    ))
+}
+
+fn file_name(path: &Path) -> Cow<'_, str> {
+    path.file_name()
+        .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
 }
 
 /// One row read back from an output, whichever its format.
@@ -325,10 +459,10 @@ enum Record<'a> {
     Json(&'a serde_json::Map<String, serde_json::Value>),
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
     /// The value of column `name` as text, empty when absent or null.
-    fn get(&self, name: &str) -> Cow<'_, str> {
-        match self {
+    fn get(&self, name: &str) -> Cow<'a, str> {
+        match *self {
             Record::Csv(record, columns) => columns
                 .iter()
                 .position(|c| *c == name)
@@ -341,171 +475,467 @@ impl Record<'_> {
             },
         }
     }
-}
 
-/// Rewrites the output file `path` with the whole rows `keep` accepts (and
-/// the CSV header), through a temporary file renamed over it, so that a
-/// crash while resuming leaves the earlier file as it was. A row is whole
-/// when it has every column and ends with a line break; reading stops at
-/// the first one that is not (the tail a killed run can leave).
-fn rewrite(
-    path: &Path,
-    columns: &[&str],
-    format: Format,
-    keep: impl FnMut(&Record<'_>) -> bool,
-) -> anyhow::Result<()> {
-    let context = || format!("cannot resume from {}", path.display());
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let out = File::create(&tmp).with_context(context)?;
-    let out = match format {
-        Format::Csv => rewrite_csv(path, columns, out, keep),
-        Format::Jsonl => rewrite_jsonl(path, columns, out, keep),
-    };
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    out.sync_all().with_context(context)?;
-    drop(out);
-    std::fs::rename(&tmp, path).with_context(context)?;
-    Ok(())
-}
-
-fn rewrite_csv(
-    path: &Path,
-    columns: &[&str],
-    out: File,
-    mut keep: impl FnMut(&Record<'_>) -> bool,
-) -> anyhow::Result<File> {
-    let context = || format!("cannot resume from {}", path.display());
-    let len = std::fs::metadata(path).with_context(context)?.len();
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(columns).with_context(context)?;
-    if len == 0 {
-        // Killed before its header was written.
-        return writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(context);
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(BufReader::new(File::open(path).with_context(context)?));
-    let header = reader.headers().with_context(context)?.clone();
-    if !header.iter().eq(columns.iter().copied()) {
-        bail!(
-            "cannot resume from {}: its columns differ from this run's (was --inline-text or \
-             --format used differently?); start again without --resume",
-            path.display()
-        );
-    }
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = reader.position().line();
-        let whole = match reader.read_record(&mut record) {
-            Ok(false) => break,
-            // The record ends where the reader stands; a whole one ends
-            // with the line break the writer puts after every record.
-            Ok(true) => {
-                let end = reader.position().byte();
-                record.len() == columns.len() && (end < len || ends_with_newline(path, len)?)
-            }
-            Err(_) => false,
-        };
-        if !whole {
-            // A killed run can leave its last row torn; anything after a
-            // bad row means the file was damaged, and guessing would lose
-            // or duplicate rows.
-            let mut rest = csv::StringRecord::new();
-            if matches!(reader.read_record(&mut rest), Ok(true)) {
-                return Err(damaged(path, line));
-            }
-            break;
-        }
-        if keep(&Record::Csv(&record, columns)) {
-            writer.write_record(&record).with_context(context)?;
-        }
-    }
-    writer
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(context)
-}
-
-fn rewrite_jsonl(
-    path: &Path,
-    columns: &[&str],
-    out: File,
-    mut keep: impl FnMut(&Record<'_>) -> bool,
-) -> anyhow::Result<File> {
-    use std::io::{BufRead as _, Write as _};
-    let context = || format!("cannot resume from {}", path.display());
-    let mut reader = BufReader::new(File::open(path).with_context(context)?);
-    let mut out = std::io::BufWriter::new(out);
-    let mut line = Vec::new();
-    let mut number = 0u64;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).with_context(context)? == 0 {
-            break;
-        }
-        number += 1;
-        let object = match serde_json::from_slice(&line) {
-            Ok(serde_json::Value::Object(object)) if line.last() == Some(&b'\n') => object,
-            _ => {
-                // Torn last line, or damage: see rewrite_csv.
-                let mut rest = Vec::new();
-                if reader.read_until(b'\n', &mut rest).with_context(context)? > 0 {
-                    return Err(damaged(path, number));
+    /// Checks each value against what the writer puts in its column: the
+    /// reason for the first that does not fit.
+    fn check(&self, columns: &[&str]) -> Result<(), String> {
+        for column in columns {
+            let kind = Kind::of(column);
+            let fits = match self {
+                Record::Csv(..) => kind.fits_text(&self.get(column)),
+                Record::Json(object) => {
+                    kind.fits_json(object.get(*column).unwrap_or(&serde_json::Value::Null))
                 }
-                break;
+            };
+            if !fits {
+                let shown = match self {
+                    Record::Csv(..) => format!("{:?}", self.get(column)),
+                    Record::Json(object) => object
+                        .get(*column)
+                        .map_or_else(|| "absent".to_owned(), |v| v.to_string()),
+                };
+                return Err(format!(
+                    "{column} is {}, not {}",
+                    shorten(&shown),
+                    kind.wanted()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At most 40 characters of a value, for a one-line message.
+fn shorten(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => Cow::Owned(format!("{}…", &text[..at])),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// What a column of the outputs holds (see `output::Sink`).
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    OptText,
+    Count,
+    OptCount,
+    Flag,
+    OptFlag,
+    /// An HTTP status, or none.
+    Status,
+    /// An error kind's name, or none.
+    Error,
+}
+
+impl Kind {
+    fn of(column: &str) -> Kind {
+        match column {
+            "page_url" | "position" => Kind::Text,
+            "index" | "scripts" | "bytes" | "elapsed_ms" | "attempts" | "depth" => Kind::Count,
+            "inline_bytes" => Kind::OptCount,
+            "inline" | "async" | "defer" | "nomodule" | "svg" | "third_party" | "nonce_present" => {
+                Kind::Flag
+            }
+            "src_resolved" => Kind::OptFlag,
+            "status" => Kind::Status,
+            "error" => Kind::Error,
+            _ => Kind::OptText,
+        }
+    }
+
+    fn wanted(self) -> &'static str {
+        match self {
+            Kind::Text | Kind::OptText => "text",
+            Kind::Count | Kind::OptCount => "a number",
+            Kind::Flag | Kind::OptFlag => "true or false",
+            Kind::Status => "an HTTP status",
+            Kind::Error => "a kind of error scriptscrape reports",
+        }
+    }
+
+    /// A CSV cell: text, so absent is empty.
+    fn fits_text(self, text: &str) -> bool {
+        let count = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let flag = |t: &str| t == "true" || t == "false";
+        match self {
+            Kind::Text | Kind::OptText => true,
+            Kind::Count => count(text) && text.parse::<u64>().is_ok(),
+            Kind::OptCount => text.is_empty() || Kind::Count.fits_text(text),
+            Kind::Flag => flag(text),
+            Kind::OptFlag => text.is_empty() || flag(text),
+            Kind::Status => {
+                text.is_empty()
+                    || count(text) && text.parse().is_ok_and(|s: u16| (100..1000).contains(&s))
+            }
+            Kind::Error => text.is_empty() || ErrorKind::from_name(text).is_some(),
+        }
+    }
+
+    /// A JSON value: typed, absent is null.
+    fn fits_json(self, value: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (self, value) {
+            (
+                Kind::OptText | Kind::OptCount | Kind::OptFlag | Kind::Status | Kind::Error,
+                Value::Null,
+            ) => true,
+            (Kind::Text | Kind::OptText, Value::String(_)) => true,
+            (Kind::Count | Kind::OptCount, Value::Number(n)) => n.is_u64(),
+            (Kind::Flag | Kind::OptFlag, Value::Bool(_)) => true,
+            (Kind::Status, Value::Number(n)) => {
+                n.as_u64().is_some_and(|s| (100..1000).contains(&s))
+            }
+            (Kind::Error, Value::String(s)) => ErrorKind::from_name(s).is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// The rows of a `.part` file, read one at a time: each checked, a torn
+/// last row taken for the end of the file, a bad row anywhere else refused
+/// as damage.
+struct Rows<'a> {
+    path: PathBuf,
+    columns: &'a [&'a str],
+    format: Format,
+    parser: Parser,
+    len: u64,
+    /// Bytes before the first row: the CSV header.
+    head: u64,
+    /// The current row: the line it starts on, where it starts and ends.
+    line: u64,
+    start: u64,
+    end: u64,
+    at_end: bool,
+}
+
+enum Parser {
+    Csv(Box<csv::Reader<File>>, csv::StringRecord),
+    Jsonl(
+        BufReader<File>,
+        Vec<u8>,
+        serde_json::Map<String, serde_json::Value>,
+    ),
+}
+
+impl<'a> Rows<'a> {
+    /// Opens `path`, checks its header, and reads its first row.
+    fn open(path: &Path, columns: &'a [&'a str], format: Format) -> anyhow::Result<Rows<'a>> {
+        let context = || format!("cannot resume from {}", path.display());
+        let file = File::open(path).with_context(context)?;
+        let len = file.metadata().with_context(context)?.len();
+        let (parser, head) = match format {
+            Format::Csv => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(file);
+                let mut header = csv::StringRecord::new();
+                // An empty file was killed before its header was written.
+                if len > 0
+                    && !(reader.read_record(&mut header).unwrap_or(false)
+                        && header.iter().eq(columns.iter().copied()))
+                {
+                    bail!(
+                        "cannot resume from {}: its columns differ from this run's (was \
+                         --inline-text or --format used differently?); start again without \
+                         --resume",
+                        path.display()
+                    );
+                }
+                let head = reader.position().byte();
+                (
+                    Parser::Csv(Box::new(reader), csv::StringRecord::new()),
+                    head,
+                )
+            }
+            Format::Jsonl => (
+                Parser::Jsonl(BufReader::new(file), Vec::new(), serde_json::Map::new()),
+                0,
+            ),
+        };
+        let mut rows = Rows {
+            path: path.to_owned(),
+            columns,
+            format,
+            parser,
+            len,
+            head,
+            line: 1,
+            start: head,
+            end: head,
+            at_end: false,
+        };
+        rows.advance()?;
+        Ok(rows)
+    }
+
+    fn at_end(&self) -> bool {
+        self.at_end
+    }
+
+    /// The current row (not at the end).
+    fn record(&self) -> Record<'_> {
+        match &self.parser {
+            Parser::Csv(_, record) => Record::Csv(record, self.columns),
+            Parser::Jsonl(_, _, object) => Record::Json(object),
+        }
+    }
+
+    /// The refusal for damage in the current row.
+    fn damaged(&self, why: impl std::fmt::Display) -> anyhow::Error {
+        damaged(&self.path, self.line, why)
+    }
+
+    /// Moves to the next row, or to the end.
+    fn advance(&mut self) -> anyhow::Result<()> {
+        if self.at_end {
+            return Ok(());
+        }
+        let context = || format!("cannot resume from {}", self.path.display());
+        let columns = self.columns.len();
+        let problem = match &mut self.parser {
+            Parser::Csv(reader, record) => {
+                let pos = reader.position();
+                (self.start, self.line) = (pos.byte(), pos.line());
+                let read = reader.read_record(record);
+                self.end = reader.position().byte();
+                match read {
+                    Ok(false) => {
+                        self.at_end = true;
+                        return Ok(());
+                    }
+                    Ok(true) if record.len() != columns => {
+                        Some(format!("{} fields, not {columns}", record.len()))
+                    }
+                    // A whole row ends with the line break the writer puts
+                    // after every row, outside quotes.
+                    Ok(true) if self.end >= self.len && !whole_tail(&self.path, self.start)? => {
+                        Some("a row cut short".to_owned())
+                    }
+                    Ok(true) => None,
+                    Err(e) => Some(e.to_string()),
+                }
+            }
+            Parser::Jsonl(reader, line, object) => {
+                use std::io::BufRead as _;
+                self.start = self.end;
+                line.clear();
+                let n = reader.read_until(b'\n', line).with_context(context)?;
+                if n == 0 {
+                    self.at_end = true;
+                    return Ok(());
+                }
+                self.end = self.start + n as u64;
+                self.line = if self.start == 0 { 1 } else { self.line + 1 };
+                match serde_json::from_slice(line) {
+                    Ok(serde_json::Value::Object(o)) if line.last() == Some(&b'\n') => {
+                        *object = o;
+                        None
+                    }
+                    _ => Some("not a JSON object".to_owned()),
+                }
             }
         };
-        let same_columns =
-            object.len() == columns.len() && columns.iter().all(|c| object.contains_key(*c));
-        if !same_columns {
+        if let Some(why) = problem {
+            // A killed run can leave its last row torn; a bad row with
+            // rows after it is damage, and guessing would lose or
+            // duplicate rows.
+            if self.end < self.len && self.more()? {
+                return Err(self.damaged(why));
+            }
+            if self.format == Format::Csv && self.row_follows()? {
+                return Err(
+                    self.damaged("an unbalanced quote runs this row on over the rows after it")
+                );
+            }
+            self.at_end = true;
+            return Ok(());
+        }
+        if let Record::Json(object) = self.record()
+            && !(object.len() == columns && self.columns.iter().all(|c| object.contains_key(*c)))
+        {
+            // The first row says how the file was written; a later one
+            // that differs from it is damage.
+            if self.start > 0 {
+                return Err(self.damaged("other fields than the rows before it"));
+            }
             bail!(
                 "cannot resume from {}: its fields differ from this run's (was --inline-text \
                  used differently?); start again without --resume",
-                path.display()
+                self.path.display()
             );
         }
-        if keep(&Record::Json(&object)) {
-            out.write_all(&line).with_context(context)?;
+        self.record()
+            .check(self.columns)
+            .map_err(|why| self.damaged(why))
+    }
+
+    /// Whether anything but blank lines follows the bad current row.
+    fn more(&mut self) -> anyhow::Result<bool> {
+        match &mut self.parser {
+            Parser::Csv(reader, _) => {
+                let mut rest = csv::StringRecord::new();
+                Ok(!matches!(reader.read_record(&mut rest), Ok(false)))
+            }
+            Parser::Jsonl(reader, ..) => {
+                use std::io::Read as _;
+                let mut rest = Vec::new();
+                reader
+                    .read_to_end(&mut rest)
+                    .with_context(|| format!("cannot resume from {}", self.path.display()))?;
+                Ok(rest.iter().any(|b| !b.is_ascii_whitespace()))
+            }
         }
     }
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(context)
+
+    /// Whether a whole, valid row starts on a line after the first of the
+    /// bad current row, which runs to the end of the file: then it is no
+    /// torn tail, but a stray quote that swallowed the rows after it.
+    fn row_follows(&self) -> anyhow::Result<bool> {
+        use std::io::{BufRead as _, Seek as _, SeekFrom};
+        let context = || format!("cannot resume from {}", self.path.display());
+        let mut file = BufReader::new(File::open(&self.path).with_context(context)?);
+        file.seek(SeekFrom::Start(self.start))
+            .with_context(context)?;
+        let mut first = Vec::new();
+        file.read_until(b'\n', &mut first).with_context(context)?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(file);
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(false) => return Ok(false),
+                Ok(true)
+                    if record.len() == self.columns.len()
+                        && Record::Csv(&record, self.columns)
+                            .check(self.columns)
+                            .is_ok() =>
+                {
+                    return Ok(true);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether the last row of the file at `path`, from byte `start`, is
+/// whole: it ends with a line break outside quotes (the csv reader takes
+/// a quoted field cut short for one that ends with the file).
+fn whole_tail(path: &Path, start: u64) -> anyhow::Result<bool> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let context = || format!("cannot resume from {}", path.display());
+    let mut file = File::open(path).with_context(context)?;
+    file.seek(SeekFrom::Start(start)).with_context(context)?;
+    let mut buf = [0u8; 8192];
+    let (mut quotes, mut last) = (0u64, 0u8);
+    loop {
+        let n = file.read(&mut buf).with_context(context)?;
+        if n == 0 {
+            break;
+        }
+        quotes += buf[..n].iter().filter(|b| **b == b'"').count() as u64;
+        last = buf[n - 1];
+    }
+    Ok(last == b'\n' && quotes % 2 == 0)
+}
+
+/// A `.part` file being rewritten: byte ranges of it copied, in order, to
+/// a temporary file that replaces it once all is read.
+struct Rewrite {
+    path: PathBuf,
+    tmp: PathBuf,
+    from: BufReader<File>,
+    at: u64,
+    to: std::io::BufWriter<File>,
+}
+
+impl Rewrite {
+    /// Starts the rewrite of what `rows` reads, with its header.
+    fn start(rows: &Rows) -> anyhow::Result<Rewrite> {
+        let path = rows.path.clone();
+        let context = || format!("cannot resume from {}", path.display());
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let from = BufReader::new(File::open(&path).with_context(context)?);
+        let to = std::io::BufWriter::new(File::create(&tmp).with_context(context)?);
+        let mut rewrite = Rewrite {
+            path,
+            tmp,
+            from,
+            at: 0,
+            to,
+        };
+        if rows.head > 0 {
+            rewrite.copy(0, rows.head)?;
+        } else if rows.format == Format::Csv {
+            // Killed before its header was written.
+            let mut header = csv::Writer::from_writer(Vec::new());
+            header.write_record(rows.columns)?;
+            let header = header.into_inner().map_err(|e| e.into_error())?;
+            std::io::Write::write_all(&mut rewrite.to, &header)
+                .with_context(|| format!("cannot write {}", rewrite.tmp.display()))?;
+        }
+        Ok(rewrite)
+    }
+
+    /// Copies bytes `start..end`, which come after what was copied before.
+    fn copy(&mut self, start: u64, end: u64) -> anyhow::Result<()> {
+        use std::io::Read as _;
+        let context = || format!("cannot resume from {}", self.path.display());
+        debug_assert!(self.at <= start && start <= end);
+        self.from
+            .seek_relative((start - self.at) as i64)
+            .with_context(context)?;
+        let n = std::io::copy(&mut (&mut self.from).take(end - start), &mut self.to)
+            .with_context(context)?;
+        if n != end - start {
+            bail!(
+                "cannot resume from {}: it changed while read",
+                self.path.display()
+            );
+        }
+        self.at = end;
+        Ok(())
+    }
+
+    /// Writes out what is left and syncs it, ready to be renamed.
+    fn finish(mut self) -> anyhow::Result<Rewrite> {
+        use std::io::Write as _;
+        let context = || format!("cannot write {}", self.tmp.display());
+        self.to.flush().with_context(context)?;
+        self.to.get_ref().sync_all().with_context(context)?;
+        Ok(self)
+    }
+
+    /// Puts the rewritten file in place of the earlier one.
+    fn rename(self) -> anyhow::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)
+            .with_context(|| format!("cannot resume from {}", self.path.display()))
+    }
+}
+
+impl Drop for Rewrite {
+    /// An abandoned rewrite leaves no temporary file (after the rename
+    /// there is none to remove).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// A `.part` file with a bad row before its end: a killed run only ever
 /// tears the last one, so this is damage, and guessing would lose or
 /// duplicate rows.
-fn damaged(path: &Path, line: u64) -> anyhow::Error {
+fn damaged(path: &Path, line: u64, why: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!(
-        "cannot resume from {}: damaged at line {line}, not only at its end; start again \
-         without --resume",
+        "cannot resume: {} is damaged at line {line} ({why}); start again without --resume",
         path.display()
     )
-}
-
-fn ends_with_newline(path: &Path, len: u64) -> anyhow::Result<bool> {
-    use std::io::{Read as _, Seek as _, SeekFrom};
-    if len == 0 {
-        return Ok(false);
-    }
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
 }
 
 #[cfg(test)]
@@ -522,35 +952,257 @@ mod tests {
         assert!(!transient(ErrorKind::InvalidUrl, None));
     }
 
+    const SCRIPTS: [&str; 3] = ["page_url", "index", "inline_text"];
+
+    /// A report row as the writer makes it.
+    fn page(url: &str, status: &str, error: &str, scripts: u64) -> String {
+        format!("{url},{url},{status},{error},{scripts},100,5,,utf-8,1,0,\n")
+    }
+
+    fn script(url: &str, index: u64, text: &str) -> String {
+        format!("{url},{index},{text}\n")
+    }
+
+    /// Pages a (2 scripts), b (404), c (1 script, multi-line text), d (503:
+    /// tried again), e (3 scripts).
+    fn files() -> (String, String) {
+        let pages = PAGE_COLUMNS.join(",")
+            + "\n"
+            + &page("a", "200", "", 2)
+            + &page("b", "404", "http_status", 0)
+            + &page("c", "200", "", 1)
+            + &page("d", "503", "http_status", 0)
+            + &page("e", "200", "", 3);
+        let scripts = SCRIPTS.join(",")
+            + "\n"
+            + &script("a", 0, "")
+            + &script("a", 1, "x")
+            + &script("c", 0, "\"one,\ntwo \"\"q\"\"\"")
+            + &script("e", 0, "")
+            + &script("e", 1, "")
+            + &script("e", 2, "");
+        (pages, scripts)
+    }
+
+    struct Parts {
+        _dir: tempfile::TempDir,
+        pages: PathBuf,
+        scripts: PathBuf,
+    }
+
+    impl Parts {
+        fn new(pages: &str, scripts: &str) -> Parts {
+            let dir = tempfile::tempdir().unwrap();
+            let parts = Parts {
+                pages: dir.path().join("p.part"),
+                scripts: dir.path().join("s.part"),
+                _dir: dir,
+            };
+            std::fs::write(&parts.pages, pages).unwrap();
+            std::fs::write(&parts.scripts, scripts).unwrap();
+            parts
+        }
+
+        fn carry_over(&self, format: Format) -> anyhow::Result<Earlier> {
+            carry_over(&self.pages, Some(&self.scripts), &SCRIPTS, format, false)
+        }
+
+        fn read(&self) -> (String, String) {
+            (
+                std::fs::read_to_string(&self.pages).unwrap(),
+                std::fs::read_to_string(&self.scripts).unwrap(),
+            )
+        }
+
+        /// Refused, naming `line` and `why`, with both files as they were.
+        fn refused(&self, format: Format, line: u64, why: &str) {
+            let before = self.read();
+            let err = self.carry_over(format).unwrap_err().to_string();
+            assert!(err.contains(&format!("damaged at line {line} (")), "{err}");
+            assert!(err.contains(why), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+            assert_eq!(self.read(), before);
+            assert!(!self.pages.with_extension("part.tmp").exists());
+            assert!(!self.scripts.with_extension("part.tmp").exists());
+        }
+    }
+
+    fn lines_from(text: &str, first: usize) -> String {
+        text.split_inclusive('\n').skip(first).collect()
+    }
+
     #[test]
-    fn rewrite_keeps_whole_records_and_drops_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.csv");
-        std::fs::write(&path, "a,b\n1,x\n2,\"multi\nline\"\n3,y\n4,\"torn\nhalf").unwrap();
-        rewrite(&path, &["a", "b"], Format::Csv, |r| r.get("a") != "3").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "a,b\n1,x\n2,\"multi\nline\"\n"
+    fn whole_files_keep_finished_pages_and_drop_transient_failures() {
+        let (pages, scripts) = files();
+        let parts = Parts::new(&pages, &scripts);
+        let earlier = parts.carry_over(Format::Csv).unwrap();
+        assert_eq!(earlier.summary.pages_ok, 3);
+        assert_eq!(earlier.summary.scripts, 6);
+        assert_eq!(earlier.summary.resumed, 4);
+        let (p, s) = parts.read();
+        assert_eq!(p, pages.replace(&page("d", "503", "http_status", 0), ""));
+        assert_eq!(s, scripts);
+    }
+
+    #[test]
+    fn a_torn_scripts_tail_leaves_its_pages_to_fetch_again() {
+        let (pages, scripts) = files();
+        // Cut within e's rows, within c's (a quoted field cut after a line
+        // break), and before the header's end.
+        for (cut, ok, kept) in [(4, 2, 3), (14, 2, 3), (5, 2, 3), (26, 1, 2)] {
+            let torn = &scripts[..scripts.len() - cut];
+            let parts = Parts::new(&pages, torn);
+            let earlier = parts.carry_over(Format::Csv).unwrap();
+            let (p, s) = parts.read();
+            assert_eq!(earlier.summary.pages_ok, ok, "cut {cut}: {p}");
+            let report = Parts::new(&p, &s);
+            // What is left agrees with itself.
+            report.carry_over(Format::Csv).unwrap();
+            let rows = csv::Reader::from_reader(s.as_bytes()).records().count();
+            assert_eq!(rows, kept, "cut {cut}: {s}");
+            assert!(!p.contains("\ne,"), "cut {cut}: {p}");
+        }
+        // Torn within c's quoted text: c and e go.
+        let at = scripts.find("two").unwrap();
+        let parts = Parts::new(&pages, &scripts[..at]);
+        let earlier = parts.carry_over(Format::Csv).unwrap();
+        assert_eq!(earlier.summary.pages_ok, 1);
+        assert_eq!(earlier.summary.scripts, 2);
+        let (p, s) = parts.read();
+        assert_eq!(s, lines_from(&scripts, 0)[..scripts.find("c,").unwrap()]);
+        assert!(p.contains("\nb,") && !p.contains("\nc,"), "{p}");
+    }
+
+    #[test]
+    fn rows_of_a_page_with_no_report_row_and_a_torn_report_row_are_dropped() {
+        let (pages, scripts) = files();
+        // e's report row torn: its rows stay behind.
+        let parts = Parts::new(&pages[..pages.len() - 10], &scripts);
+        let earlier = parts.carry_over(Format::Csv).unwrap();
+        assert_eq!(earlier.summary.pages_ok, 2);
+        let (p, s) = parts.read();
+        assert!(!s.contains("\ne,") && s.contains("\nc,"), "{s}");
+        assert!(!p.contains("\ne,") && !p.contains("\nd,"), "{p}");
+    }
+
+    #[test]
+    fn rows_that_disagree_with_the_report_are_refused() {
+        let (pages, scripts) = files();
+        // A row of a missing in the middle.
+        Parts::new(&pages, &scripts.replacen(&script("a", 1, "x"), "", 1)).refused(
+            Format::Csv,
+            3,
+            "1 script rows of a end here, where its report row (line 2 of p.part) says 2",
         );
-        // A last record without its line break is torn too.
-        std::fs::write(&path, "a,b\n1,x\n2,y").unwrap();
-        rewrite(&path, &["a", "b"], Format::Csv, |_| true).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,x\n");
-        assert!(rewrite(&path, &["a", "c"], Format::Csv, |_| true).is_err());
-        // A bad row with rows after it is damage, not a torn tail.
-        std::fs::write(&path, "a,b\n1,x\n2\n3,y\n").unwrap();
-        let err = rewrite(&path, &["a", "b"], Format::Csv, |_| true).unwrap_err();
-        assert!(err.to_string().contains("damaged at line 3"), "{err}");
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "a,b\n1,x\n2\n3,y\n"
+        // One too many.
+        let extra = scripts.replacen("c,0,", "a,2,\nc,0,", 1);
+        Parts::new(&pages, &extra).refused(Format::Csv, 4, "a row of a past the 2");
+        let extra = scripts.clone() + &script("e", 3, "");
+        Parts::new(&pages, &extra).refused(Format::Csv, 9, "a row of e past the 3");
+        // Fewer scripts than rows, in the report.
+        let fewer = pages.replace(&page("c", "200", "", 1), &page("c", "200", "", 0));
+        Parts::new(&fewer, &scripts).refused(
+            Format::Csv,
+            4,
+            "a row of c where the 3 of e should start",
         );
-        // JSON Lines: a line without its break, or not an object, is torn.
-        std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n{\"a\":4").unwrap();
-        rewrite(&path, &["a"], Format::Jsonl, |r| r.get("a") != "2").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "{\"a\":1}\n{\"a\":3}\n"
+        // A failed page with scripts.
+        let failed = pages.replace(
+            &page("b", "404", "http_status", 0),
+            &page("b", "404", "http_status", 1),
         );
+        Parts::new(&failed, &scripts).refused(Format::Csv, 3, "for a page that failed");
+    }
+
+    #[test]
+    fn report_fields_the_writer_never_makes_are_refused() {
+        let (pages, scripts) = files();
+        for (from, to, why) in [
+            (",404,", ",2x0,", "status is \"2x0\", not an HTTP status"),
+            (",404,", ",99,", "status is \"99\""),
+            (",404,", ",1000,", "status is \"1000\""),
+            ("http_status,0", "httpstatus,0", "not a kind of error"),
+            (
+                "http_status,0,100",
+                "http_status,0,-1",
+                "bytes is \"-1\", not a number",
+            ),
+        ] {
+            let bad = pages.replacen(from, to, 1);
+            assert_ne!(bad, pages);
+            Parts::new(&bad, &scripts).refused(Format::Csv, 3, why);
+        }
+        // The last row too, when it is whole.
+        let bad = pages.replacen("e,e,200", "e,e,2x0", 1);
+        Parts::new(&bad, &scripts).refused(Format::Csv, 6, "status");
+        let bad = scripts.replacen("a,1,", "a,one,", 1);
+        Parts::new(&pages, &bad).refused(Format::Csv, 3, "index is \"one\"");
+    }
+
+    #[test]
+    fn a_stray_quote_that_swallows_rows_is_damage_not_a_torn_tail() {
+        let (pages, scripts) = files();
+        let mut lines: Vec<&str> = scripts.split_inclusive('\n').collect();
+        let quoted = format!("\"{}", lines[6]);
+        lines[6] = &quoted;
+        // Swallows the rest of the file, e's last row included.
+        Parts::new(&pages, &lines.concat()).refused(Format::Csv, 7, "unbalanced quote");
+        // One that meets another quote makes a row of too many fields.
+        let bad = scripts.replacen("a,1,x", "a,1,\"x", 1);
+        Parts::new(&pages, &bad).refused(Format::Csv, 3, "4 fields, not 3");
+        // A bad row with rows after it.
+        let bad = scripts.replacen("a,1,x", "a,1", 1);
+        Parts::new(&pages, &bad).refused(Format::Csv, 3, "2 fields, not 3");
+    }
+
+    fn to_jsonl(csv: &str) -> String {
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let mut out = String::new();
+        for record in reader.records() {
+            let record = record.unwrap();
+            let mut object = serde_json::Map::new();
+            for (name, value) in header.iter().zip(record.iter()) {
+                let value = match Kind::of(name) {
+                    _ if value.is_empty() => serde_json::Value::Null,
+                    Kind::Count | Kind::OptCount | Kind::Status => {
+                        serde_json::Value::Number(value.parse::<u64>().unwrap().into())
+                    }
+                    _ => serde_json::Value::String(value.to_owned()),
+                };
+                object.insert(name.to_owned(), value);
+            }
+            out += &serde_json::to_string(&object).unwrap();
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn json_lines_are_checked_the_same_way() {
+        let (pages, scripts) = files();
+        let (pages, scripts) = (to_jsonl(&pages), to_jsonl(&scripts));
+        let parts = Parts::new(&pages, &scripts);
+        assert_eq!(parts.carry_over(Format::Jsonl).unwrap().summary.pages_ok, 3);
+        // Torn within e's rows: e goes.
+        let parts = Parts::new(&pages, &scripts[..scripts.len() - 4]);
+        assert_eq!(parts.carry_over(Format::Jsonl).unwrap().summary.pages_ok, 2);
+        let (p, s) = parts.read();
+        assert_eq!(s.lines().count(), 3);
+        assert_eq!(p.lines().count(), 3);
+        // A row missing in the middle, a bad line, a bad status.
+        let lines: Vec<&str> = scripts.split_inclusive('\n').collect();
+        let missing = [&lines[..1], &lines[2..]].concat().concat();
+        Parts::new(&pages, &missing).refused(Format::Jsonl, 2, "1 script rows of a end here");
+        let bad = [&lines[..1], &["{,not json\n"], &lines[2..]]
+            .concat()
+            .concat();
+        Parts::new(&pages, &bad).refused(Format::Jsonl, 2, "not a JSON object");
+        let bad = pages.replacen("\"status\":404", "\"status\":\"404\"", 1);
+        Parts::new(&bad, &scripts).refused(Format::Jsonl, 2, "status is \"404\"");
+        let bad = scripts.replacen(",\"index\":1", "", 1);
+        Parts::new(&pages, &bad).refused(Format::Jsonl, 2, "other fields than the rows before");
+        let bad = scripts.replacen("\"index\":1", "\"index\":-1", 1);
+        Parts::new(&pages, &bad).refused(Format::Jsonl, 2, "index is -1, not a number");
     }
 }

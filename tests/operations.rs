@@ -1002,6 +1002,205 @@ fn resume_with_scripts_to_a_device() {
     assert_eq!(server.hits("/gen/1"), 1);
 }
 
+/// A job of 40 quick pages and a slow one, killed (SIGKILL) once the
+/// quick ones are written: .part files to damage. Returns the arguments
+/// and the list; the slow page is quick once the list is rewritten.
+fn killed_run(run: &Run, server: &TestServer, format: &str) -> (Vec<String>, Vec<String>) {
+    let mut urls: Vec<String> = (0..40).map(|n| server.url(&format!("/gen/{n}"))).collect();
+    urls.push(server.url("/slow-gen/20000/99"));
+    let list = run.urls("urls.txt", &urls);
+    let (scripts, pages) = match format {
+        "csv" => ("ks.csv", "kp.csv"),
+        _ => ("ks.jsonl", "kp.jsonl"),
+    };
+    let args: Vec<String> = [
+        &list, "-c", "4", "--format", format, "-o", scripts, "--pages", pages,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut child = run.spawn_quiet(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // JSON Lines have no header line.
+    wait_for_lines(
+        &run.path(&format!("{pages}.part")),
+        if format == "csv" { 40 } else { 39 },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (args, urls)
+}
+
+/// Each page's script rows in `scripts`, by page, as (page_url, rows).
+fn rows_per_page(scripts: &std::path::Path, csv: bool) -> Vec<(String, usize)> {
+    let urls: Vec<String> = if csv {
+        Table::read(scripts)
+            .column("page_url")
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        std::fs::read_to_string(scripts)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["page_url"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for url in urls {
+        match counts.last_mut() {
+            Some((last, n)) if *last == url => *n += 1,
+            _ => counts.push((url, 1)),
+        }
+    }
+    counts
+}
+
+#[test]
+fn resume_fetches_again_the_pages_a_torn_scripts_file_lost() {
+    // What a power loss leaves (only the final files are synced): the
+    // scripts file cut within its last page's rows, the report whole.
+    for format in ["csv", "jsonl"] {
+        let server = TestServer::start();
+        let run = Run::new();
+        let (mut args, urls) = killed_run(&run, &server, format);
+        let csv = format == "csv";
+        let (scripts, pages) = (args[6].clone(), args[8].clone());
+        let part = run.path(&format!("{scripts}.part"));
+        let torn = rows_per_page(&part, csv).last().unwrap().0.clone();
+        let file = std::fs::OpenOptions::new().write(true).open(&part).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len - 7).unwrap();
+        drop(file);
+
+        std::fs::write(
+            run.path("urls.txt"),
+            urls.join("\n").replace("/slow-gen/20000/", "/gen/") + "\n",
+        )
+        .unwrap();
+        args.push("--resume".to_owned());
+        let out = run.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+        assert_eq!(out.code, 0, "{format}: {}", out.stderr);
+
+        // Every page once, each with as many rows as its report says, in
+        // one run of rows; the summary counts the rows there are.
+        let report: Vec<(String, usize)> = if csv {
+            let table = Table::read(&run.path(&pages));
+            (0..table.rows.len())
+                .map(|r| {
+                    let n = table.get(r, "scripts").parse().unwrap();
+                    (table.get(r, "page_url").to_owned(), n)
+                })
+                .collect()
+        } else {
+            std::fs::read_to_string(run.path(&pages))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let n = v["scripts"].as_u64().unwrap() as usize;
+                    (v["page_url"].as_str().unwrap().to_owned(), n)
+                })
+                .collect()
+        };
+        assert_eq!(report.len(), urls.len(), "{format}");
+        let rows = rows_per_page(&run.path(&scripts), csv);
+        let mut sorted = report.clone();
+        sorted.sort();
+        let mut found = rows.clone();
+        found.sort();
+        assert_eq!(
+            found, sorted,
+            "{format}: script rows per page vs the report"
+        );
+        let total: usize = rows.iter().map(|(_, n)| n).sum();
+        let expected: usize = (0..40)
+            .chain([99])
+            .map(|n| generated_scripts(n).len())
+            .sum();
+        assert_eq!(total, expected, "{format}");
+        assert!(
+            out.stderr.contains(&format!("{total} scripts")),
+            "{format}: {}",
+            out.stderr
+        );
+        // The page whose rows were cut short was fetched again, no other.
+        let path = torn.strip_prefix(&server.url("")).unwrap();
+        assert_eq!(server.hits(path), 2, "{format}: {torn}");
+        assert_eq!(server.hits("/gen/99"), 1, "{format}");
+    }
+}
+
+#[test]
+fn resume_refuses_damaged_part_files_and_leaves_them_as_they_were() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let (mut args, urls) = killed_run(&run, &server, "csv");
+    args.push("--resume".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let files = ["ks.csv.part", "kp.csv.part", "kp.csv.part.run"];
+    let read = || files.map(|f| std::fs::read(run.path(f)).unwrap());
+    let whole = read();
+    // Writes `text` over file `file`, checks the refusal, puts it back.
+    let refused = |file: usize, text: Vec<u8>, says: &[&str]| -> String {
+        std::fs::write(run.path(files[file]), &text).unwrap();
+        let before = read();
+        let out = run.run(&args, None);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        for said in says {
+            assert!(out.stderr.contains(said), "{said}: {}", out.stderr);
+        }
+        assert!(out.stderr.contains(files[file]), "{}", out.stderr);
+        assert_eq!(read(), before, "{}", out.stderr);
+        assert!(!run.path("ks.csv.part.tmp").exists());
+        assert!(!run.path("kp.csv.part.tmp").exists());
+        std::fs::write(run.path(files[file]), &whole[file]).unwrap();
+        out.stderr
+    };
+
+    // An unbalanced quote at the start of line 5 of the scripts: it runs
+    // on to the end of the file, which is no torn last row.
+    let text = String::from_utf8(whole[0].clone()).unwrap();
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
+    lines[4].insert(0, '"');
+    refused(
+        0,
+        lines.concat().into_bytes(),
+        &["is damaged at line 5 (", "start again without --resume"],
+    );
+
+    // A report row with a status no server sends.
+    let text = String::from_utf8(whole[1].clone()).unwrap();
+    let bad = text.replacen(",200,", ",2x0,", 1);
+    assert_ne!(bad, text);
+    refused(
+        1,
+        bad.into_bytes(),
+        &["is damaged at line 2 (status is \"2x0\", not an HTTP status)"],
+    );
+
+    // A damaged record of the run's identity: said in plain words.
+    let out_of_json = b"{\"inputs\": [".to_vec();
+    let said = refused(
+        2,
+        out_of_json,
+        &["is damaged (not the JSON scriptscrape writes); start again without --resume"],
+    );
+    assert!(!said.contains("EOF"), "{said}");
+
+    // Untouched, the files still resume.
+    std::fs::write(
+        run.path("urls.txt"),
+        urls.join("\n").replace("/slow-gen/20000/", "/gen/") + "\n",
+    )
+    .unwrap();
+    let out = run.run(&args, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(Table::read(&run.path("kp.csv")).rows.len(), urls.len());
+}
+
 #[test]
 fn runs_sharing_any_output_exclude_each_other() {
     let server = TestServer::start();
