@@ -274,7 +274,11 @@ impl Config {
         let proxy = cli
             .proxy
             .as_deref()
-            .map(|p| url::Url::parse(p).with_context(|| format!("invalid --proxy {p:?}")))
+            .map(|p| {
+                url::Url::parse(p).with_context(|| {
+                    format!("invalid --proxy {:?}", crate::output::without_password(p))
+                })
+            })
             .transpose()?;
 
         if cli.spreadsheet_safe && cli.format != crate::output::Format::Csv {
