@@ -1,7 +1,11 @@
 //! Proxies: which values are accepted, how requests go through them, and
 //! how their failures are worded, never with their credentials.
 
-use crate::support::Run;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use crate::support::{RawServer, Run, Table};
 
 /// The run's standard error for `args` (after a URL list) with `env` set,
 /// and its exit status.
@@ -38,5 +42,130 @@ fn proxy_credentials_are_masked_in_startup_errors() {
                 assert!(!stderr.contains(secret), "{value}: {stderr}");
             }
         }
+    }
+}
+
+fn page_reply(target: &str) -> Vec<u8> {
+    let page = format!("<script src=\"/reached.js\"></script><!-- {target} -->");
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{page}",
+        page.len()
+    )
+    .into_bytes()
+}
+
+/// A SOCKS5 proxy (RFC 1928) without authentication that serves CONNECT
+/// only, and only to `upstream`: whatever destination it is asked for
+/// (an IP address, or a name it never resolves) is recorded and reached
+/// at `upstream`, a loopback test server.
+struct Socks5 {
+    addr: SocketAddr,
+    /// The destinations asked for, as `host:port`.
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Socks5 {
+    fn start(upstream: SocketAddr) -> Socks5 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let _ = Socks5::serve(conn, upstream, &log);
+                });
+            }
+        });
+        Socks5 { addr, asked }
+    }
+
+    fn serve(
+        mut client: TcpStream,
+        upstream: SocketAddr,
+        asked: &Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
+        client.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        // Greeting: version 5, the methods offered; "no authentication".
+        let mut head = [0u8; 2];
+        client.read_exact(&mut head)?;
+        let mut methods = vec![0u8; head[1] as usize];
+        client.read_exact(&mut methods)?;
+        assert_eq!(head[0], 5, "not SOCKS5");
+        assert!(methods.contains(&0), "no-auth not offered: {methods:?}");
+        client.write_all(&[5, 0])?;
+        // Request: version, command (1 = CONNECT), reserved, address.
+        let mut request = [0u8; 4];
+        client.read_exact(&mut request)?;
+        assert_eq!(request[..2], [5, 1], "not a CONNECT");
+        let host = match request[3] {
+            1 => {
+                let mut ip = [0u8; 4];
+                client.read_exact(&mut ip)?;
+                std::net::Ipv4Addr::from(ip).to_string()
+            }
+            3 => {
+                let mut len = [0u8; 1];
+                client.read_exact(&mut len)?;
+                let mut name = vec![0u8; len[0] as usize];
+                client.read_exact(&mut name)?;
+                String::from_utf8_lossy(&name).into_owned()
+            }
+            4 => {
+                let mut ip = [0u8; 16];
+                client.read_exact(&mut ip)?;
+                format!("[{}]", std::net::Ipv6Addr::from(ip))
+            }
+            other => panic!("address type {other}"),
+        };
+        let mut port = [0u8; 2];
+        client.read_exact(&mut port)?;
+        asked
+            .lock()
+            .unwrap()
+            .push(format!("{host}:{}", u16::from_be_bytes(port)));
+        let server = TcpStream::connect(upstream)?;
+        // Succeeded, bound to 0.0.0.0:0.
+        client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0])?;
+        client.set_read_timeout(None)?;
+        let (mut from_client, mut to_server) = (client.try_clone()?, server.try_clone()?);
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_client, &mut to_server);
+            let _ = to_server.shutdown(std::net::Shutdown::Write);
+        });
+        let (mut from_server, mut to_client) = (server, client);
+        let _ = std::io::copy(&mut from_server, &mut to_client);
+        let _ = to_client.shutdown(std::net::Shutdown::Write);
+        let _ = up.join();
+        Ok(())
+    }
+}
+
+#[test]
+fn pages_are_fetched_through_a_socks5_proxy() {
+    let server = RawServer::start(page_reply);
+    let socks = Socks5::start(server.addr);
+    let direct = server.url("/page");
+    // socks5:// resolves names here and asks for an address; socks5h://
+    // leaves the name to the proxy, so this one is never resolved.
+    let named = "http://behind-the-socks.test/page";
+    for (scheme, url, asked) in [
+        ("socks5", direct.as_str(), server.addr.to_string()),
+        ("socks5h", named, "behind-the-socks.test:80".to_owned()),
+    ] {
+        socks.asked.lock().unwrap().clear();
+        let run = Run::new();
+        let proxy = format!("{scheme}://{}", socks.addr);
+        let out = crate::support::scrape_into(&run, &[url], &["--proxy", &proxy, "--retries", "0"]);
+        let pages = Table::read(&run.path("pages.csv"));
+        assert_eq!(out.code, 0, "{scheme}: {:?}\n{}", pages.rows, out.stderr);
+        assert_eq!(pages.get(0, "error_detail"), "", "{scheme}");
+        let scripts = Table::read(&run.path("scripts.csv"));
+        let reached = url.replace("/page", "/reached.js");
+        assert_eq!(scripts.get(0, "src"), reached, "{scheme}");
+        assert_eq!(*socks.asked.lock().unwrap(), [asked], "{scheme}");
     }
 }
