@@ -288,8 +288,9 @@ pub struct Cli {
 
     /// Send every request through this proxy (http://, https://,
     /// socks5:// or socks5h:// URL, where socks5h:// lets the proxy resolve
-    /// names); without it, HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY
-    /// from the environment apply.
+    /// names; without a scheme, http://); without it, HTTP_PROXY,
+    /// HTTPS_PROXY, ALL_PROXY and NO_PROXY from the environment apply. A
+    /// proxy that is none of these stops the run (exit 2).
     #[arg(env = "SCRIPTSCRAPE_PROXY", long, value_name = "URL")]
     pub proxy: Option<String>,
 

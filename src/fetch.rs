@@ -17,7 +17,9 @@ use crate::error::{ErrorKind, PageError};
 use crate::netguard::{Blocked, Guard};
 
 mod words;
-use words::{Proxies, Target};
+use words::Target;
+
+use crate::proxy::Proxies;
 
 /// What the fetch stage needs to know, validated.
 #[derive(Clone, Debug)]
@@ -38,9 +40,8 @@ pub struct FetchSettings {
     pub retries: u32,
     /// Longest Retry-After honoured; a longer one fails the page at once.
     pub max_retry_wait: Duration,
-    /// Proxy for every request (`--proxy`); `None` uses the HTTP_PROXY,
-    /// HTTPS_PROXY and NO_PROXY variables, as curl does.
-    pub proxy: Option<Url>,
+    /// `--proxy`, or the proxies the environment names (checked).
+    pub proxies: Proxies,
     /// Accept any certificate (`--insecure`).
     pub insecure: bool,
     /// Idle connections kept per host; sized to the concurrency so that a
@@ -194,7 +195,7 @@ impl Fetcher {
             timeout: settings.timeout,
             connect_timeout: settings.connect_timeout,
             max_body: settings.max_body,
-            proxies: Arc::new(Proxies::new(settings.proxy.as_ref())),
+            proxies: Arc::new(settings.proxies.clone()),
         })
     }
 
@@ -504,14 +505,7 @@ fn build_client(
     if let Some(guard) = guard {
         builder = builder.dns_resolver(guard.resolver());
     }
-    if let Some(proxy) = &settings.proxy {
-        // An explicit proxy replaces the environment's, but NO_PROXY still
-        // names the hosts to reach directly.
-        let proxy = reqwest::Proxy::all(proxy.as_str())
-            .with_context(|| format!("invalid --proxy {proxy}"))?
-            .no_proxy(reqwest::NoProxy::from_env());
-        builder = builder.proxy(proxy);
-    }
+    builder = settings.proxies.configure(builder)?;
     builder.build().context("cannot set up the HTTP client")
 }
 

@@ -5,7 +5,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{RawServer, Run, Table};
+use crate::support::{RawServer, Run, Table, refused_url};
 
 /// The run's standard error for `args` (after a URL list) with `env` set,
 /// and its exit status.
@@ -167,5 +167,142 @@ fn pages_are_fetched_through_a_socks5_proxy() {
         let reached = url.replace("/page", "/reached.js");
         assert_eq!(scripts.get(0, "src"), reached, "{scheme}");
         assert_eq!(*socks.asked.lock().unwrap(), [asked], "{scheme}");
+    }
+}
+
+/// A forwarding HTTP proxy's answer: it is sent the absolute URL.
+fn forwarding_reply(target: &str) -> Vec<u8> {
+    if target.starts_with("http://") {
+        page_reply(target)
+    } else {
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+    }
+}
+
+/// Arguments, environment variables, and the start of the message.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn unusable_proxies_stop_the_run_at_start_naming_where_they_came_from() {
+    let run = Run::new();
+    let refused = refused_url();
+    let dead = refused.trim_start_matches("http://").trim_end_matches('/');
+    let cases: [Case; 7] = [
+        (
+            &["--proxy", "ftp://127.0.0.1:1"],
+            &[],
+            "invalid --proxy \"ftp://127.0.0.1:1\": unsupported scheme ftp",
+        ),
+        (
+            &["--proxy", "pxuser:PXPASS99@127.0.0.1:99999"],
+            &[],
+            "invalid --proxy \"***@127.0.0.1:99999\": invalid port number",
+        ),
+        (
+            &[],
+            &[("HTTP_PROXY", "http://u:PXPASS99@127.0.0.1:99999")],
+            "invalid HTTP_PROXY \"http://***@127.0.0.1:99999\": invalid port number",
+        ),
+        (
+            &[],
+            &[("https_proxy", "ftp://PXTOKEN99@127.0.0.1:1")],
+            "invalid https_proxy \"ftp://***@127.0.0.1:1\": unsupported scheme ftp",
+        ),
+        (
+            &[],
+            &[("ALL_PROXY", "socks4://127.0.0.1:1")],
+            "invalid ALL_PROXY \"socks4://127.0.0.1:1\": unsupported scheme socks4",
+        ),
+        // The upper-case variable is the one read.
+        (
+            &[],
+            &[("HTTP_PROXY", "http://"), ("http_proxy", dead)],
+            "invalid HTTP_PROXY \"http://\": empty host",
+        ),
+        (
+            &[],
+            &[("HTTP_PROXY", dead), ("HTTPS_PROXY", "http://u:PXPASS99@")],
+            "invalid HTTPS_PROXY \"http://***@\": empty host",
+        ),
+    ];
+    for (args, env, message) in cases {
+        let (code, stderr) = run_with(&run, args, env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {stderr}");
+        // One line, in the user's words.
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("scriptscrape: error: {message}")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("PX"), "{stderr}");
+    }
+    // --proxy replaces the environment's proxies, which are then not read.
+    let (code, stderr) = run_with(
+        &run,
+        &["--proxy", &refused],
+        &[("HTTP_PROXY", "ftp://127.0.0.1:1")],
+    );
+    assert_eq!(code, 1, "{stderr}");
+}
+
+#[test]
+fn proxies_without_a_scheme_are_http_proxies_named_as_used() {
+    let proxy = RawServer::start(forwarding_reply);
+    let behind = "http://behind-the-proxy.test/page";
+    let refused = refused_url();
+    let dead = refused.trim_start_matches("http://").trim_end_matches('/');
+    for (args, env) in [
+        (vec!["--proxy", &proxy.addr.to_string()], vec![]),
+        (vec![], vec![("http_proxy", proxy.addr.to_string())]),
+        (vec![], vec![("ALL_PROXY", proxy.addr.to_string())]),
+    ] {
+        let run = Run::new();
+        let list = run.urls("urls.txt", &[behind]);
+        let mut cmd = run.command(&[&list, "-o", "s.csv", "--retries", "0"]);
+        cmd.args(&args).envs(env.clone());
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} {env:?}: {stderr}");
+        let scripts = Table::read(&run.path("s.csv"));
+        assert_eq!(
+            scripts.get(0, "src"),
+            "http://behind-the-proxy.test/reached.js"
+        );
+    }
+
+    // Credentials without a scheme: still http://, and never shown.
+    let with_auth = format!("pxuser:PXPASS99@{dead}");
+    for (args, env) in [
+        (vec!["--proxy", with_auth.as_str()], vec![]),
+        (vec![], vec![("HTTP_PROXY", with_auth.as_str())]),
+    ] {
+        let run = Run::new();
+        let list = run.urls("urls.txt", &[behind]);
+        let out = run
+            .command(&[
+                &list,
+                "-o",
+                "s.csv",
+                "--pages",
+                "p.csv",
+                "--retries",
+                "0",
+                "-vv",
+            ])
+            .args(&args)
+            .envs(env.clone())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} {env:?}: {stderr}");
+        let pages = Table::read(&run.path("p.csv"));
+        assert_eq!(
+            pages.get(0, "error_detail"),
+            format!("proxy http://{dead} refused the connection"),
+            "{args:?} {env:?}"
+        );
+        for secret in ["pxuser", "PXPASS99"] {
+            assert!(!stderr.contains(secret), "{stderr}");
+        }
     }
 }

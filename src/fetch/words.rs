@@ -12,7 +12,6 @@
 
 use std::error::Error as StdError;
 use std::io;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use url::Url;
@@ -280,98 +279,6 @@ fn io_words(io: &io::Error) -> String {
     }
 }
 
-/// The proxy the client sends a request for `url` through: `--proxy`, or
-/// the one the environment names for its scheme, unless NO_PROXY exempts
-/// the host. reqwest decides the same way; this only names it.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Proxies {
-    explicit: Option<Url>,
-    http: Option<Url>,
-    https: Option<Url>,
-    no_proxy: Vec<String>,
-}
-
-impl Proxies {
-    pub(super) fn new(explicit: Option<&Url>) -> Proxies {
-        let var = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-        };
-        let url = |value: Option<String>| {
-            let value = value?;
-            // Like curl, a proxy without a scheme is an HTTP proxy.
-            Url::parse(&value)
-                .ok()
-                .filter(|u| u.has_host())
-                .or_else(|| Url::parse(&format!("http://{value}")).ok())
-        };
-        let all = var(&["ALL_PROXY", "all_proxy"]);
-        Proxies {
-            explicit: explicit.cloned(),
-            http: url(var(&["HTTP_PROXY", "http_proxy"]).or_else(|| all.clone())),
-            https: url(var(&["HTTPS_PROXY", "https_proxy"]).or(all)),
-            no_proxy: var(&["NO_PROXY", "no_proxy"])
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_ascii_lowercase())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The proxy a request for `url` goes through.
-    pub(super) fn for_url(&self, url: &Url) -> Option<&Url> {
-        let proxy = match (&self.explicit, url.scheme()) {
-            (Some(p), _) => Some(p),
-            (None, "https") => self.https.as_ref(),
-            (None, _) => self.http.as_ref(),
-        }?;
-        let host = url
-            .host_str()?
-            .trim_matches(['[', ']'])
-            .to_ascii_lowercase();
-        (!self.exempts(&host)).then_some(proxy)
-    }
-
-    fn exempts(&self, host: &str) -> bool {
-        let ip = host.parse::<IpAddr>().ok();
-        self.no_proxy.iter().any(|entry| {
-            if entry == "*" {
-                return true;
-            }
-            if let Some(ip) = ip {
-                return match entry.split_once('/') {
-                    Some((net, bits)) => in_network(ip, net, bits),
-                    None => entry.trim_matches(['[', ']']).parse::<IpAddr>() == Ok(ip),
-                };
-            }
-            let domain = entry.trim_start_matches("*.").trim_start_matches('.');
-            host == domain || host.ends_with(&format!(".{domain}"))
-        })
-    }
-}
-
-/// Whether `ip` is in `net/bits` (NO_PROXY's CIDR entries).
-fn in_network(ip: IpAddr, net: &str, bits: &str) -> bool {
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
-        return false;
-    };
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
-            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,20 +294,5 @@ mod tests {
             "http://proxy.example:3128"
         );
         assert_eq!(host_port(&url("https://u:p@[::1]/x")), "[::1]:443");
-    }
-
-    #[test]
-    fn no_proxy_exempts_hosts_domains_and_networks() {
-        let proxies = Proxies {
-            explicit: Some(url("http://p.example:3128")),
-            no_proxy: vec!["example.com".into(), "10.0.0.0/8".into(), "::1".into()],
-            ..Proxies::default()
-        };
-        assert!(proxies.for_url(&url("http://example.com/")).is_none());
-        assert!(proxies.for_url(&url("http://www.example.com/")).is_none());
-        assert!(proxies.for_url(&url("http://10.1.2.3/")).is_none());
-        assert!(proxies.for_url(&url("http://[::1]/")).is_none());
-        assert!(proxies.for_url(&url("http://notexample.com/")).is_some());
-        assert!(proxies.for_url(&url("http://11.0.0.1/")).is_some());
     }
 }
