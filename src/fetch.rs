@@ -366,6 +366,14 @@ impl Fetcher {
             };
             return Err(fail(ErrorKind::Redirect, detail, 0));
         }
+        if status == reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            && let Some(proxy) = self.proxies.for_url(&final_url)
+            && words::forwarded(Some(proxy), &final_url)
+        {
+            let has_credentials = !proxy.username().is_empty() || proxy.password().is_some();
+            let detail = words::proxy_auth_required(&words::proxy_name(proxy), has_credentials);
+            return Err(fail(ErrorKind::HttpStatus, detail, 0));
+        }
         if !status.is_success() {
             return Err(fail(ErrorKind::HttpStatus, format!("HTTP {status}"), 0));
         }

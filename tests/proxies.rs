@@ -306,3 +306,101 @@ fn proxies_without_a_scheme_are_http_proxies_named_as_used() {
         }
     }
 }
+
+/// A server that accepts each connection, reads what came first, and
+/// closes it unanswered.
+fn closing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let _ = conn.read(&mut [0u8; 8192]);
+        }
+    });
+    addr
+}
+
+fn proxy_auth_reply(_target: &str) -> Vec<u8> {
+    b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n\
+      Content-Length: 0\r\nConnection: close\r\n\r\n"
+        .to_vec()
+}
+
+#[test]
+fn a_proxy_that_closes_or_wants_credentials_is_not_said_to_refuse() {
+    let closer = closing_server();
+    let auth = RawServer::start(proxy_auth_reply);
+    // Never reached: the proxies stop every request.
+    let http = "http://behind-the-proxy.test/page";
+    let https = "https://behind-the-proxy.test/page";
+    let wants = "answered 407 Proxy Authentication Required (it wants a user name and password in the proxy URL)";
+    // A SOCKS proxy that refuses is said to, too (hyper-util hides why).
+    let refused = refused_url();
+    let dead = refused.trim_start_matches("http://").trim_end_matches('/');
+    let cases = [
+        (
+            format!("socks5h://{dead}"),
+            https,
+            "connect",
+            format!("proxy socks5h://{dead} refused the connection"),
+        ),
+        (
+            format!("http://{closer}"),
+            http,
+            "io",
+            format!("proxy http://{closer} closed the connection before the response was complete"),
+        ),
+        (
+            format!("http://{closer}"),
+            https,
+            "connect",
+            format!(
+                "proxy http://{closer} closed the connection instead of opening a tunnel \
+                 to behind-the-proxy.test:443"
+            ),
+        ),
+        (
+            format!("socks5h://{closer}"),
+            http,
+            "connect",
+            format!("proxy socks5h://{closer} closed the connection during the SOCKS handshake"),
+        ),
+        (
+            format!("http://{}", auth.addr),
+            http,
+            "http_status",
+            format!("proxy http://{} {wants}", auth.addr),
+        ),
+        (
+            format!("http://{}", auth.addr),
+            https,
+            "connect",
+            format!("proxy http://{} {wants}", auth.addr),
+        ),
+        (
+            format!("http://pxuser:PXPASS99@{}", auth.addr),
+            https,
+            "connect",
+            format!(
+                "proxy http://{} answered 407 Proxy Authentication Required \
+                 (it refused the user name and password)",
+                auth.addr
+            ),
+        ),
+    ];
+    for (proxy, url, error, detail) in cases {
+        let run = Run::new();
+        let out =
+            crate::support::scrape_into(&run, &[url], &["--proxy", &proxy, "--retries", "0", "-v"]);
+        let pages = Table::read(&run.path("pages.csv"));
+        assert_eq!(
+            (pages.get(0, "error"), pages.get(0, "error_detail")),
+            (error, detail.as_str()),
+            "{proxy} {url}"
+        );
+        assert!(out.stderr.contains(&detail), "{}", out.stderr);
+        assert!(!out.stderr.contains("PXPASS99"), "{}", out.stderr);
+    }
+}
