@@ -140,14 +140,20 @@ enum HopWhy {
     #[error("{0}")]
     Blocked(Blocked),
     /// The request's [`HopRule`] refused the target.
-    #[error("redirected to {0}, outside the crawl's scope")]
+    // A Location may carry a user name and password: shown masked.
+    #[error("redirected to {}, outside the crawl's scope", shown(.0))]
     OffScope(Url),
-    #[error("redirected to {0}, which is not an http(s) URL")]
+    #[error("redirected to {}, which is not an http(s) URL", shown(.0))]
     Scheme(Url),
-    #[error("redirect loop: {0} was already visited")]
+    #[error("redirect loop: {} was already visited", shown(.0))]
     Loop(Url),
     #[error("more than {0} redirects (--max-redirects)")]
     TooMany(usize),
+}
+
+/// A URL as messages show it, its user info masked.
+fn shown(url: &Url) -> std::borrow::Cow<'_, str> {
+    crate::output::without_password(url.as_str())
 }
 
 impl From<&Blocked> for FetchFailure {
@@ -356,10 +362,10 @@ impl Fetcher {
         if status.is_redirection() {
             // A redirect the client did not follow: it had no Location, or
             // one that is not a URL.
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let location = response.headers().get(LOCATION).map(|v| {
+                let text = String::from_utf8_lossy(v.as_bytes());
+                crate::output::without_password(&text).into_owned()
+            });
             let detail = match location {
                 Some(l) => format!("HTTP {status} with an unusable Location {l:?}"),
                 None => format!("HTTP {status} without a Location header"),

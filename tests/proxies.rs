@@ -5,7 +5,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{RawServer, Run, Table, refused_url};
+use crate::support::{RawServer, Run, Table, TestServer, redirect_via, refused_url};
 
 /// The run's standard error for `args` (after a URL list) with `env` set,
 /// and its exit status.
@@ -402,5 +402,33 @@ fn a_proxy_that_closes_or_wants_credentials_is_not_said_to_refuse() {
         );
         assert!(out.stderr.contains(&detail), "{}", out.stderr);
         assert!(!out.stderr.contains("PXPASS99"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn credentials_in_a_refused_redirect_are_masked() {
+    let server = TestServer::start();
+    let cases = [
+        (
+            "ftp://zed:REDIRPW66@127.0.0.1:1/x",
+            "redirected to ftp://***@127.0.0.1:1/x, which is not an http(s) URL",
+        ),
+        (
+            "http://REDIRTOKEN66@[::1",
+            "HTTP 302 Found with an unusable Location \"http://***@[::1\"",
+        ),
+    ];
+    for (to, detail) in cases {
+        let run = Run::new();
+        let page = redirect_via(&server, to);
+        let out = crate::support::scrape_into(&run, &[&page], &["--retries", "0", "-vv"]);
+        let pages = Table::read(&run.path("pages.csv"));
+        assert_eq!(pages.get(0, "error"), "redirect", "{to}");
+        assert_eq!(pages.get(0, "error_detail"), detail, "{to}");
+        assert!(out.stderr.contains(detail), "{}", out.stderr);
+        // The page's own URL carries them percent-encoded, in its query.
+        for secret in ["REDIRPW66@", "REDIRTOKEN66@"] {
+            assert!(!out.stderr.contains(secret), "{}", out.stderr);
+        }
     }
 }
