@@ -286,9 +286,11 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_MAX_RETRY_WAIT", long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
     pub max_retry_wait: Duration,
 
-    /// Send every request through this proxy (http://, https:// or
-    /// socks5:// URL); without it, HTTP_PROXY, HTTPS_PROXY and NO_PROXY
-    /// from the environment apply.
+    /// Send every request through this proxy (http://, https://,
+    /// socks5:// or socks5h:// URL, where socks5h:// lets the proxy resolve
+    /// names; without a scheme, http://); without it, HTTP_PROXY,
+    /// HTTPS_PROXY, ALL_PROXY and NO_PROXY from the environment apply. A
+    /// proxy that is none of these stops the run (exit 2).
     #[arg(env = "SCRIPTSCRAPE_PROXY", long, value_name = "URL")]
     pub proxy: Option<String>,
 

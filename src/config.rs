@@ -318,11 +318,14 @@ impl Config {
         HeaderValue::from_str(&user_agent)
             .with_context(|| format!("invalid --user-agent {user_agent:?}"))?;
 
-        let proxy = cli
-            .proxy
-            .as_deref()
-            .map(|p| url::Url::parse(p).with_context(|| format!("invalid --proxy {p:?}")))
-            .transpose()?;
+        let proxy = match cli.proxy.as_deref() {
+            Some(p) => match crate::proxy::parse(p) {
+                Ok(url) => Some(url),
+                Err(why) => bail!("invalid --proxy {:?}: {why}", crate::proxy::shown(p.trim())),
+            },
+            None => None,
+        };
+        let proxies = crate::proxy::Proxies::new(proxy)?;
 
         if cli.spreadsheet_safe && cli.format != crate::output::Format::Csv {
             // The escape changes values; JSON Lines values are never run as
@@ -365,7 +368,7 @@ impl Config {
                 max_redirects: cli.max_redirects,
                 user_agent,
                 headers,
-                proxy,
+                proxies,
                 insecure: cli.insecure,
                 retries: cli.retries,
                 max_retry_wait: cli.max_retry_wait,

@@ -17,7 +17,9 @@ use crate::error::{ErrorKind, PageError};
 use crate::netguard::{Blocked, Guard};
 
 mod words;
-use words::{Proxies, Target};
+use words::Target;
+
+use crate::proxy::Proxies;
 
 /// What the fetch stage needs to know, validated.
 #[derive(Clone, Debug)]
@@ -38,9 +40,8 @@ pub struct FetchSettings {
     pub retries: u32,
     /// Longest Retry-After honoured; a longer one fails the page at once.
     pub max_retry_wait: Duration,
-    /// Proxy for every request (`--proxy`); `None` uses the HTTP_PROXY,
-    /// HTTPS_PROXY and NO_PROXY variables, as curl does.
-    pub proxy: Option<Url>,
+    /// `--proxy`, or the proxies the environment names (checked).
+    pub proxies: Proxies,
     /// Accept any certificate (`--insecure`).
     pub insecure: bool,
     /// Idle connections kept per host; sized to the concurrency so that a
@@ -139,14 +140,20 @@ enum HopWhy {
     #[error("{0}")]
     Blocked(Blocked),
     /// The request's [`HopRule`] refused the target.
-    #[error("redirected to {0}, outside the crawl's scope")]
+    // A Location may carry a user name and password: shown masked.
+    #[error("redirected to {}, outside the crawl's scope", shown(.0))]
     OffScope(Url),
-    #[error("redirected to {0}, which is not an http(s) URL")]
+    #[error("redirected to {}, which is not an http(s) URL", shown(.0))]
     Scheme(Url),
-    #[error("redirect loop: {0} was already visited")]
+    #[error("redirect loop: {} was already visited", shown(.0))]
     Loop(Url),
     #[error("more than {0} redirects (--max-redirects)")]
     TooMany(usize),
+}
+
+/// A URL as messages show it, its user info masked.
+fn shown(url: &Url) -> std::borrow::Cow<'_, str> {
+    crate::output::without_password(url.as_str())
 }
 
 impl From<&Blocked> for FetchFailure {
@@ -194,7 +201,7 @@ impl Fetcher {
             timeout: settings.timeout,
             connect_timeout: settings.connect_timeout,
             max_body: settings.max_body,
-            proxies: Arc::new(Proxies::new(settings.proxy.as_ref())),
+            proxies: Arc::new(settings.proxies.clone()),
         })
     }
 
@@ -355,15 +362,23 @@ impl Fetcher {
         if status.is_redirection() {
             // A redirect the client did not follow: it had no Location, or
             // one that is not a URL.
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let location = response.headers().get(LOCATION).map(|v| {
+                let text = String::from_utf8_lossy(v.as_bytes());
+                crate::output::without_password(&text).into_owned()
+            });
             let detail = match location {
                 Some(l) => format!("HTTP {status} with an unusable Location {l:?}"),
                 None => format!("HTTP {status} without a Location header"),
             };
             return Err(fail(ErrorKind::Redirect, detail, 0));
+        }
+        if status == reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            && let Some(proxy) = self.proxies.for_url(&final_url)
+            && words::forwarded(Some(proxy), &final_url)
+        {
+            let has_credentials = !proxy.username().is_empty() || proxy.password().is_some();
+            let detail = words::proxy_auth_required(&words::proxy_name(proxy), has_credentials);
+            return Err(fail(ErrorKind::HttpStatus, detail, 0));
         }
         if !status.is_success() {
             return Err(fail(ErrorKind::HttpStatus, format!("HTTP {status}"), 0));
@@ -504,14 +519,7 @@ fn build_client(
     if let Some(guard) = guard {
         builder = builder.dns_resolver(guard.resolver());
     }
-    if let Some(proxy) = &settings.proxy {
-        // An explicit proxy replaces the environment's, but NO_PROXY still
-        // names the hosts to reach directly.
-        let proxy = reqwest::Proxy::all(proxy.as_str())
-            .with_context(|| format!("invalid --proxy {proxy}"))?
-            .no_proxy(reqwest::NoProxy::from_env());
-        builder = builder.proxy(proxy);
-    }
+    builder = settings.proxies.configure(builder)?;
     builder.build().context("cannot set up the HTTP client")
 }
 

@@ -26,6 +26,7 @@
 //! - [`spill`]: the part of a crawl's frontier kept on disk.
 //! - [`netguard`]: the addresses a crawl must not step into from a public
 //!   page.
+//! - [`proxy`]: which proxy each request goes through, checked at start.
 //! - [`normalize`]: URL identity for crawling (one fetch per page however
 //!   its links spell it).
 //! - [`resume`]: continuing an interrupted run from its `.part` files.
@@ -56,6 +57,7 @@ pub mod netguard;
 pub mod normalize;
 pub mod output;
 pub mod pipeline;
+pub mod proxy;
 pub mod report;
 pub mod resume;
 pub mod robots;

@@ -68,29 +68,11 @@ impl Guard {
         }
     }
 
-    /// Trusts the proxies requests may go through: `explicit` (`--proxy`)
-    /// and those the environment names, as they are the user's choice. (A
-    /// proxy resolves the names it is asked for itself, so the guard can
-    /// then only check hosts that are IP addresses.)
-    pub fn trust_proxies(&self, explicit: Option<&Url>) {
-        let from_env = [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ]
-        .into_iter()
-        .filter_map(|var| std::env::var(var).ok())
-        .filter_map(|value| {
-            // Proxy variables often leave out the scheme.
-            Url::parse(&value)
-                .ok()
-                .filter(|u| u.has_host())
-                .or_else(|| Url::parse(&format!("http://{value}")).ok())
-        });
-        for proxy in explicit.cloned().into_iter().chain(from_env) {
+    /// Trusts the proxies requests may go through, as they are the
+    /// user's choice. (A proxy resolves the names it is asked for itself,
+    /// so the guard can then only check hosts that are IP addresses.)
+    pub fn trust_proxies(&self, proxies: &crate::proxy::Proxies) {
+        for proxy in proxies.all() {
             if let Some(host) = proxy.host_str() {
                 self.trust(host);
             }

@@ -295,10 +295,11 @@ impl Write for Target {
     }
 }
 
-/// `url` with the password of its user info masked (`https://user:***@host/`):
-/// what the outputs and logs show of a URL, since a list may carry
-/// basic-auth credentials and reports travel further than lists. Works on
-/// any text (an invalid line is reported as written), and borrows when
+/// `url` with its user info masked (`https://***@host/`): what the outputs
+/// and logs show of a URL, since a list or a proxy may carry basic-auth
+/// credentials, and a user name alone is often a token
+/// (`https://TOKEN@host/`), while reports travel further than lists. Works
+/// on any text (an invalid line is reported as written), and borrows when
 /// there is nothing to mask.
 pub fn without_password(url: &str) -> Cow<'_, str> {
     let Some(scheme_end) = url.find("://") else {
@@ -307,18 +308,14 @@ pub fn without_password(url: &str) -> Cow<'_, str> {
     let authority_start = scheme_end + 3;
     let rest = &url[authority_start..];
     let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_len].rfind('@') else {
-        return Cow::Borrowed(url);
-    };
-    let Some(colon) = rest[..at].find(':') else {
-        return Cow::Borrowed(url);
-    };
-    let password = authority_start + colon + 1..authority_start + at;
-    Cow::Owned(format!(
-        "{}***{}",
-        &url[..password.start],
-        &url[password.end..]
-    ))
+    match rest[..authority_len].rfind('@') {
+        Some(at) if at > 0 => Cow::Owned(format!(
+            "{}***{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        )),
+        _ => Cow::Borrowed(url),
+    }
 }
 
 /// Whether `path` is there and not a regular file (`/dev/null`, a FIFO):
@@ -710,12 +707,16 @@ mod tests {
     fn passwords_are_masked_wherever_a_url_is_shown() {
         for (url, shown) in [
             ("https://a.test/", "https://a.test/"),
-            ("https://ann:pw@a.test/x@y", "https://ann:***@a.test/x@y"),
-            ("https://ann@a.test/", "https://ann@a.test/"),
+            ("https://ann:pw@a.test/x@y", "https://***@a.test/x@y"),
+            // A user name alone is often a token.
+            ("https://TOKEN@a.test/", "https://***@a.test/"),
+            ("https://@a.test/", "https://@a.test/"),
             (
                 "http://ann:p:w@a.test:8080?q=@",
-                "http://ann:***@a.test:8080?q=@",
+                "http://***@a.test:8080?q=@",
             ),
+            ("http://a@b@a.test/", "http://***@a.test/"),
+            ("socks5://u:p@127.0.0.1:1080", "socks5://***@127.0.0.1:1080"),
             ("not a url @ all", "not a url @ all"),
             (
                 "https://a.test/?next=http://u:p@b",

@@ -192,7 +192,7 @@ pub fn run(
         .filter(|c| c.discovers() && !c.allow_private)
         .map(|_| {
             let guard = Guard::new();
-            guard.trust_proxies(config.fetch.proxy.as_ref());
+            guard.trust_proxies(&config.fetch.proxies);
             guard
         });
     let fetcher = Fetcher::new(&config.fetch, guard.clone())?;

@@ -13,4 +13,5 @@ mod inventory;
 mod messages;
 mod operations;
 mod pipeline;
+mod proxies;
 mod readme;

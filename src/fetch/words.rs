@@ -12,7 +12,6 @@
 
 use std::error::Error as StdError;
 use std::io;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use url::Url;
@@ -50,7 +49,10 @@ pub(super) fn connect(err: &reqwest::Error, to: &Target<'_>) -> String {
     let host = to.url.host_str().unwrap_or("?");
     if let Some(proxy) = to.proxy {
         let name = proxy_name(proxy);
-        if err.is_dns() {
+        // Through socks5:// (not socks5h://) the URL's host is looked up
+        // here first, a failure reqwest words "error resolving for socks
+        // proxy"; then it is the URL's host that did not resolve.
+        if err.is_dns() && !in_chain(err, "error resolving for socks proxy") {
             let host = proxy.host_str().unwrap_or("?");
             return format!(
                 "DNS lookup failed for the proxy's host {host} ({})",
@@ -67,6 +69,23 @@ pub(super) fn connect(err: &reqwest::Error, to: &Target<'_>) -> String {
             && io.kind() == io::ErrorKind::ConnectionRefused
         {
             return format!("proxy {name} refused the connection");
+        }
+        if let Some(words) = proxy_words(err, &name, proxy, to.url) {
+            return words;
+        }
+        // Not the server's TLS: then the connection was the proxy's.
+        if tls_error(err).is_none()
+            && let Some(io) = innermost::<io::Error>(err)
+        {
+            match io.kind() {
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                    return format!("proxy {name} reset the connection");
+                }
+                io::ErrorKind::UnexpectedEof => {
+                    return format!("proxy {name} closed the connection");
+                }
+                _ => {}
+            }
         }
     }
     if err.is_dns() {
@@ -102,10 +121,104 @@ pub(super) fn connect(err: &reqwest::Error, to: &Target<'_>) -> String {
     }
 }
 
+/// Why a proxy would not connect a request, from the errors of
+/// hyper-util's tunnel (HTTP CONNECT) and SOCKS clients. Those types are
+/// private to hyper-util, so they are known by their words; and the SOCKS
+/// error does not expose its cause as `source()`, so the I/O error kind is
+/// read from its `Debug` form.
+fn proxy_words(err: &reqwest::Error, name: &str, proxy: &Url, url: &Url) -> Option<String> {
+    let at = host_port(url);
+    let has_credentials = !proxy.username().is_empty() || proxy.password().is_some();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if let Some(why) = text.strip_prefix("tunnel error: ") {
+            return match why {
+                "unexpected end of file" => Some(format!(
+                    "proxy {name} closed the connection instead of opening a tunnel to {at}"
+                )),
+                "proxy authorization required" => Some(proxy_auth_required(name, has_credentials)),
+                "unsuccessful" => Some(format!("proxy {name} refused to open a tunnel to {at}")),
+                "proxy response headers too long" => Some(format!(
+                    "proxy {name} sent an answer too long to be HTTP, instead of opening a tunnel to {at}"
+                )),
+                _ => None,
+            };
+        }
+        if let Some(why) = text.strip_prefix("SOCKS error: ") {
+            let debug = format!("{e:?}");
+            return Some(match why {
+                "failed to create underlying connection" if debug.contains("ConnectionRefused") => {
+                    format!("proxy {name} refused the connection")
+                }
+                "failed to create underlying connection" => {
+                    format!("cannot connect to proxy {name}")
+                }
+                "io error during SOCKS handshake"
+                    if debug.contains("ConnectionReset") || debug.contains("ConnectionAborted") =>
+                {
+                    format!("proxy {name} reset the connection during the SOCKS handshake")
+                }
+                "io error during SOCKS handshake" => {
+                    format!("proxy {name} closed the connection during the SOCKS handshake")
+                }
+                "failed parsing server response" => {
+                    format!("proxy {name} does not answer as a SOCKS5 proxy")
+                }
+                "credentials not accepted" => {
+                    format!("proxy {name} refused the user name and password")
+                }
+                "server does not support user/pass authentication" if has_credentials => {
+                    format!("proxy {name} does not take a user name and password")
+                }
+                "server does not support user/pass authentication" => {
+                    format!("proxy {name} wants a user name and password")
+                }
+                other => format!("proxy {name} could not connect to {at}: {other}"),
+            });
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// Whether an error among `err`'s causes says `text`.
+fn in_chain(err: &reqwest::Error, text: &str) -> bool {
+    let mut source = err.source();
+    while let Some(e) = source {
+        if e.to_string() == text {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// An HTTP proxy's 407, in words: what the proxy wants.
+pub(super) fn proxy_auth_required(name: &str, has_credentials: bool) -> String {
+    let why = if has_credentials {
+        "it refused the user name and password"
+    } else {
+        "it wants a user name and password in the proxy URL"
+    };
+    format!("proxy {name} answered 407 Proxy Authentication Required ({why})")
+}
+
+/// Whether a request for `url` through `proxy` is forwarded to it whole
+/// (an `http://` URL through an HTTP proxy), rather than tunnelled: then
+/// the connection that fails under a response is the proxy's.
+pub(super) fn forwarded(proxy: Option<&Url>, url: &Url) -> bool {
+    proxy.is_some_and(|p| matches!(p.scheme(), "http" | "https")) && url.scheme() == "http"
+}
+
 /// A failure after the request was sent: a connection that died under the
 /// body, a body that could not be decompressed, a protocol error.
 pub(super) fn transfer(err: &reqwest::Error, to: &Target<'_>, decoding: bool) -> String {
-    let at = host_port(to.url);
+    // Through a forwarding proxy, the connection is the proxy's.
+    let at = match to.proxy {
+        Some(proxy) if forwarded(to.proxy, to.url) => format!("proxy {}", proxy_name(proxy)),
+        _ => host_port(to.url),
+    };
     if let Some(hyper) = cause::<hyper::Error>(err) {
         if hyper.is_incomplete_message() {
             return format!("{at} closed the connection before the response was complete");
@@ -280,98 +393,6 @@ fn io_words(io: &io::Error) -> String {
     }
 }
 
-/// The proxy the client sends a request for `url` through: `--proxy`, or
-/// the one the environment names for its scheme, unless NO_PROXY exempts
-/// the host. reqwest decides the same way; this only names it.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Proxies {
-    explicit: Option<Url>,
-    http: Option<Url>,
-    https: Option<Url>,
-    no_proxy: Vec<String>,
-}
-
-impl Proxies {
-    pub(super) fn new(explicit: Option<&Url>) -> Proxies {
-        let var = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-        };
-        let url = |value: Option<String>| {
-            let value = value?;
-            // Like curl, a proxy without a scheme is an HTTP proxy.
-            Url::parse(&value)
-                .ok()
-                .filter(|u| u.has_host())
-                .or_else(|| Url::parse(&format!("http://{value}")).ok())
-        };
-        let all = var(&["ALL_PROXY", "all_proxy"]);
-        Proxies {
-            explicit: explicit.cloned(),
-            http: url(var(&["HTTP_PROXY", "http_proxy"]).or_else(|| all.clone())),
-            https: url(var(&["HTTPS_PROXY", "https_proxy"]).or(all)),
-            no_proxy: var(&["NO_PROXY", "no_proxy"])
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_ascii_lowercase())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The proxy a request for `url` goes through.
-    pub(super) fn for_url(&self, url: &Url) -> Option<&Url> {
-        let proxy = match (&self.explicit, url.scheme()) {
-            (Some(p), _) => Some(p),
-            (None, "https") => self.https.as_ref(),
-            (None, _) => self.http.as_ref(),
-        }?;
-        let host = url
-            .host_str()?
-            .trim_matches(['[', ']'])
-            .to_ascii_lowercase();
-        (!self.exempts(&host)).then_some(proxy)
-    }
-
-    fn exempts(&self, host: &str) -> bool {
-        let ip = host.parse::<IpAddr>().ok();
-        self.no_proxy.iter().any(|entry| {
-            if entry == "*" {
-                return true;
-            }
-            if let Some(ip) = ip {
-                return match entry.split_once('/') {
-                    Some((net, bits)) => in_network(ip, net, bits),
-                    None => entry.trim_matches(['[', ']']).parse::<IpAddr>() == Ok(ip),
-                };
-            }
-            let domain = entry.trim_start_matches("*.").trim_start_matches('.');
-            host == domain || host.ends_with(&format!(".{domain}"))
-        })
-    }
-}
-
-/// Whether `ip` is in `net/bits` (NO_PROXY's CIDR entries).
-fn in_network(ip: IpAddr, net: &str, bits: &str) -> bool {
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
-        return false;
-    };
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
-            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,20 +408,5 @@ mod tests {
             "http://proxy.example:3128"
         );
         assert_eq!(host_port(&url("https://u:p@[::1]/x")), "[::1]:443");
-    }
-
-    #[test]
-    fn no_proxy_exempts_hosts_domains_and_networks() {
-        let proxies = Proxies {
-            explicit: Some(url("http://p.example:3128")),
-            no_proxy: vec!["example.com".into(), "10.0.0.0/8".into(), "::1".into()],
-            ..Proxies::default()
-        };
-        assert!(proxies.for_url(&url("http://example.com/")).is_none());
-        assert!(proxies.for_url(&url("http://www.example.com/")).is_none());
-        assert!(proxies.for_url(&url("http://10.1.2.3/")).is_none());
-        assert!(proxies.for_url(&url("http://[::1]/")).is_none());
-        assert!(proxies.for_url(&url("http://notexample.com/")).is_some());
-        assert!(proxies.for_url(&url("http://11.0.0.1/")).is_some());
     }
 }
