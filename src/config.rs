@@ -422,7 +422,12 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         let url = url::Url::parse(s)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .with_context(|| format!("invalid --sitemap {s:?}: expected an http(s) URL or auto"))?;
+            .with_context(|| {
+                format!(
+                    "invalid --sitemap {:?}: expected an http(s) URL or auto",
+                    crate::output::without_password(s)
+                )
+            })?;
         sitemaps.push(url);
     }
     if sitemap_auto && cli.inputs.is_empty() && !sitemaps.is_empty() {

@@ -164,7 +164,10 @@ pub async fn from_robots(fetcher: &Fetcher, page: &Url, agent: &str) -> Result<S
     let (status, body) = fetcher
         .fetch_text(&url, crate::robots::MAX_ROBOTS_BYTES)
         .await
-        .map_err(|f| format!("{url}: {}: {}", f.error.kind, f.error.detail))?;
+        .map_err(|f| {
+            let url = crate::output::without_password(url.as_str());
+            format!("{url}: {}: {}", f.error.kind, f.error.detail)
+        })?;
     if !(200..300).contains(&status) {
         return Ok(Sitemap::Index(Vec::new()));
     }
