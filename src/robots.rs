@@ -58,7 +58,9 @@ impl Rules {
             return None;
         };
         let secs = robot.delay.filter(|d| d.is_finite() && *d > 0.0)?;
-        Some(Duration::from_secs_f32(secs).min(MAX_CRAWL_DELAY))
+        // Capped before it becomes a Duration: a site's 1e20 would not fit.
+        let capped = secs.min(MAX_CRAWL_DELAY.as_secs_f32());
+        Some(Duration::from_secs_f32(capped))
     }
 }
 
@@ -138,5 +140,12 @@ mod tests {
             Rules::Parsed(Box::new(huge)).crawl_delay(),
             Some(MAX_CRAWL_DELAY)
         );
+        // Past what a Duration holds: capped, not a panic.
+        for value in ["99999999999999999999", "18446744073709551616", "1e30"] {
+            let txt = format!("User-agent: *\nCrawl-delay: {value}");
+            let robot = texting_robots::Robot::new("x", txt.as_bytes()).unwrap();
+            let delay = Rules::Parsed(Box::new(robot)).crawl_delay();
+            assert!(delay.is_none_or(|d| d == MAX_CRAWL_DELAY), "{value}: {delay:?}");
+        }
     }
 }
