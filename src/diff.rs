@@ -533,28 +533,10 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
         Some(path) => {
             // Written whole beside the target, then renamed: a reader never
             // sees half a list of changes.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let mut builder = tempfile::Builder::new();
-            // As any new file (the umask decides), not tempfile's 0600.
-            #[cfg(unix)]
-            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-            let mut file = builder
-                .tempfile_in(dir)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.kind()))?;
-            if let Ok(meta) = std::fs::metadata(path) {
-                // The file replaced keeps its mode, as a scrape's outputs
-                // do; best effort, as on filesystems without modes.
-                let _ = file
-                    .as_file()
-                    .set_permissions(crate::output::replacement_mode(meta.permissions()));
-            }
-            write::changes(&mut file, config.format, &diff, config.spreadsheet_safe)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            file.persist(path)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
+            crate::output::write_whole(path, |file| {
+                write::changes(file, config.format, &diff, config.spreadsheet_safe)
+            })
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         }
         None => {
             let mut out = std::io::stdout().lock();

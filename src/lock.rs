@@ -51,7 +51,11 @@ pub enum Acquired {
 /// order.
 pub fn lock_paths(config: &Config) -> anyhow::Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
-    for dest in std::iter::once(&config.output).chain(&config.pages) {
+    // --stats is an output too: a run must not replace what another writes.
+    for dest in std::iter::once(&config.output)
+        .chain(&config.pages)
+        .chain(&config.stats)
+    {
         let Destination::File(path) = dest else {
             continue;
         };

@@ -318,6 +318,32 @@ pub fn without_password(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// Writes a small output whole: into a new file of a random name beside
+/// `path`, synced, then renamed over it, so that a reader sees the old
+/// file or the new one, and no other run's `.part` name is ever touched.
+/// The file replaced keeps its mode; a new one gets the umask's.
+pub fn write_whole(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    // As any new file (the umask decides), not tempfile's 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut file = builder.prefix(".scriptscrape-").tempfile_in(dir)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        // Best effort, as on filesystems without modes.
+        let _ = file
+            .as_file()
+            .set_permissions(replacement_mode(meta.permissions()));
+    }
+    write(file.as_file_mut())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Whether `path` is there and not a regular file (`/dev/null`, a FIFO):
 /// written in place, with no `.part` and no lock.
 pub fn is_device(path: &Path) -> bool {

@@ -145,7 +145,10 @@ mod tests {
             let txt = format!("User-agent: *\nCrawl-delay: {value}");
             let robot = texting_robots::Robot::new("x", txt.as_bytes()).unwrap();
             let delay = Rules::Parsed(Box::new(robot)).crawl_delay();
-            assert!(delay.is_none_or(|d| d == MAX_CRAWL_DELAY), "{value}: {delay:?}");
+            assert!(
+                delay.is_none_or(|d| d == MAX_CRAWL_DELAY),
+                "{value}: {delay:?}"
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Destination;
 use crate::error::ErrorKind;
-use crate::output::{Target, is_device, part_path, real_path};
+use crate::output::{Target, is_device, real_path, write_whole};
 use crate::report::{ExitStatus, Summary};
 
 /// The stats file's schema version.
@@ -110,31 +110,41 @@ pub fn check_writable(dest: &Destination) -> anyhow::Result<()> {
     if is_device(path) {
         return Ok(());
     }
-    let tmp = part_path(&real_path(path))?;
-    std::fs::File::create(&tmp)
+    // A file of a random name, removed when dropped: a fixed one could be
+    // another run's.
+    let real = real_path(path);
+    let dir = real
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".scriptscrape-")
+        .tempfile_in(dir)
         .with_context(|| format!("cannot write --stats {}", path.display()))?;
-    let _ = std::fs::remove_file(&tmp);
     Ok(())
 }
 
-/// Writes `doc` to `dest` as the other outputs are written: a file through
-/// a `.part` sibling renamed into place (a symlink followed, the mode of
-/// the file replaced kept), a device or FIFO in place, `-` to standard
-/// output.
+/// Writes `doc` to `dest` as the other outputs are written: a file whole,
+/// through a temporary sibling of a random name renamed into place (a
+/// symlink followed, the mode of the file replaced kept), a device or FIFO
+/// in place, `-` to standard output.
 pub fn write(dest: &Destination, doc: &Value) -> anyhow::Result<()> {
     let context = || match dest {
         Destination::File(path) => format!("cannot write --stats {}", path.display()),
         Destination::Stdout => "cannot write --stats to standard output".to_owned(),
     };
-    let mut target = Target::open(dest, false).with_context(context)?;
     let mut text = serde_json::to_vec_pretty(doc).with_context(context)?;
     text.push(b'\n');
-    let written = target.write_all(&text);
-    if let Err(e) = written {
-        target.discard();
-        return Err(e).with_context(context);
+    match dest {
+        Destination::File(path) if !is_device(path) => {
+            write_whole(&real_path(path), |file| file.write_all(&text)).with_context(context)
+        }
+        _ => {
+            let mut target = Target::open(dest, false).with_context(context)?;
+            target.write_all(&text).with_context(context)?;
+            target.commit().with_context(context)
+        }
     }
-    target.commit().with_context(context)
 }
 
 fn round3(x: f64) -> f64 {

@@ -1229,10 +1229,14 @@ fn runs_sharing_any_output_exclude_each_other() {
         vec![list.as_str(), "-o", "data/s.csv"],
         vec![list.as_str(), "-o", "other.csv", "--pages", "./report.csv"],
         vec![list.as_str(), "-o", "/dev/null", "--pages", "report.csv"],
+        // --stats is an output too, and must not touch the first run's
+        // .part file on the way.
+        vec![list.as_str(), "-o", "/dev/null", "--stats", "report.csv"],
     ] {
         let out = run.run(&args, None);
         assert_eq!(out.code, 75, "{args:?}: {}", out.stderr);
     }
+    assert!(run.path("report.csv.part").exists());
     signal(&first, libc::SIGTERM);
     wait_within(&mut first, Duration::from_secs(20)).expect("stops");
 }
@@ -1357,6 +1361,18 @@ fn stats_follow_the_rules_of_the_other_outputs() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o640, "the mode of the file replaced is kept");
+
+    // The stats are staged under a name of their own: an output named
+    // like their would-be .part is not touched.
+    let out = run.run(&[&list, "-o", "x.json.part", "--stats", "x.json"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let scripts = Table::read(&run.path("x.json.part"));
+    let mut pages = scripts.column("page_url");
+    pages.dedup();
+    assert_eq!(pages.len(), 2, "the scripts output the user named is whole");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path("x.json")).unwrap()).unwrap();
+    assert_eq!(pages_ok(&stats), Some(2));
 
     // `-`: standard output, when the scripts go to a file.
     let out = run.run(&[&list, "-o", "s.csv", "--stats", "-"], None);
