@@ -505,8 +505,13 @@ fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
     };
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .with_context(|| format!("invalid header name in {h:?}"))?;
-    let value = HeaderValue::from_str(value.trim())
-        .with_context(|| format!("invalid header value in {h:?}"))?;
+    // The value is not echoed: it may be a token or a cookie.
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid value for header {}: control characters and line breaks are not allowed",
+            name.as_str()
+        )
+    })?;
     Ok((name, value))
 }
 

@@ -302,18 +302,34 @@ impl Write for Target {
 /// on any text (an invalid line is reported as written), and borrows when
 /// there is nothing to mask.
 pub fn without_password(url: &str) -> Cow<'_, str> {
-    let Some(scheme_end) = url.find("://") else {
-        return Cow::Borrowed(url);
+    let (authority_start, has_scheme) = match url.find("://") {
+        Some(end) => (end + 3, true),
+        None => (0, false),
     };
-    let authority_start = scheme_end + 3;
     let rest = &url[authority_start..];
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
     let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_len].rfind('@') {
-        Some(at) if at > 0 => Cow::Owned(format!(
-            "{}***{}",
-            &url[..authority_start],
-            &url[authority_start + at..]
-        )),
+    let at = match rest[..authority_len].rfind('@') {
+        // A URL with user info, read as a browser reads it.
+        Some(at) if has_scheme => Some(at),
+        // An '@' further on: in a path (`/@user`) when the text is a URL;
+        // when it is not (`http://u:pa/ss@host`, a list's broken line), the
+        // part before the last '@' may be a password with a '/' in it.
+        _ if has_scheme && rest[..before_query].contains('@') && url::Url::parse(url).is_err() => {
+            rest[..before_query].rfind('@')
+        }
+        // Without a scheme, `user:password@host` is the form to mask.
+        Some(at) if rest[..at].contains(':') => Some(at),
+        _ => None,
+    };
+    match at {
+        Some(at) if at > 0 && (has_scheme || !rest[..at].contains(char::is_whitespace)) => {
+            Cow::Owned(format!(
+                "{}***{}",
+                &url[..authority_start],
+                &url[authority_start + at..]
+            ))
+        }
         _ => Cow::Borrowed(url),
     }
 }
@@ -748,6 +764,19 @@ mod tests {
                 "https://a.test/?next=http://u:p@b",
                 "https://a.test/?next=http://u:p@b",
             ),
+            // A path with an '@' in a valid URL is left alone.
+            (
+                "https://medium.test/@ann/post",
+                "https://medium.test/@ann/post",
+            ),
+            // Not a URL: a password with a '/' in it, a line without a
+            // scheme.
+            ("http://u:PX/SECRET@127.0.0.1:1", "http://***@127.0.0.1:1"),
+            (
+                "u:PWSECRET@127.0.0.1:18001/page/1",
+                "***@127.0.0.1:18001/page/1",
+            ),
+            ("ann@example.com", "ann@example.com"),
         ] {
             assert_eq!(without_password(url), shown, "{url}");
         }

@@ -385,3 +385,29 @@ fn credentials_in_a_listed_url_reach_no_output_and_no_log() {
     assert!(out.stderr.contains("http://***@"), "{}", out.stderr);
     assert!(!out.stderr.contains("ann:"), "{}", out.stderr);
 }
+
+#[test]
+fn credentials_in_malformed_urls_and_header_values_are_not_echoed() {
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[
+            "u:PWSECRET@127.0.0.1:9/page/1",
+            "http://u:PW/SECRET@127.0.0.1:9/x",
+        ],
+    );
+    let out = run.run(&[&list, "-v", "-o", "s.csv", "--pages", "p.csv"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("SECRET"), "{}", out.stderr);
+    let report = std::fs::read_to_string(run.path("p.csv")).unwrap();
+    assert!(!report.contains("SECRET"), "{report}");
+    assert_eq!(
+        Table::read(&run.path("p.csv")).column("error"),
+        ["invalid_url", "invalid_url"]
+    );
+
+    let out = run.run(&[&list, "-H", "Authorization: Bearer TOKSECRET\x01"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains("SECRET"), "{}", out.stderr);
+    assert!(out.stderr.contains("authorization"), "{}", out.stderr);
+}
