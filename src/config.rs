@@ -505,6 +505,25 @@ fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
     };
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .with_context(|| format!("invalid header name in {h:?}"))?;
+    // These say how the message is framed or how the connection is used,
+    // which the HTTP client decides; a GET carrying a Content-Length it
+    // does not have would corrupt a kept-alive connection.
+    const FRAMING: [&str; 8] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+    ];
+    if FRAMING.contains(&name.as_str()) {
+        bail!(
+            "header {} cannot be set with -H: the HTTP client decides it",
+            name.as_str()
+        );
+    }
     // The value is not echoed: it may be a token or a cookie.
     let value = HeaderValue::from_str(value.trim()).map_err(|_| {
         anyhow::anyhow!(

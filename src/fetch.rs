@@ -514,6 +514,10 @@ fn build_client(
         .default_headers(settings.headers.clone())
         .connect_timeout(settings.connect_timeout)
         .redirect(policy)
+        // reqwest would send the whole previous URL, query included, to
+        // the next hop's host; browsers send at most the origin across
+        // sites. A scraper has no need to say where it came from.
+        .referer(false)
         .pool_max_idle_per_host(pool_per_host)
         .tls_danger_accept_invalid_certs(settings.insecure);
     if let Some(guard) = guard {

@@ -520,3 +520,21 @@ fn http2_is_used_when_the_server_offers_it() {
     assert_eq!(srcs.len(), 3);
     assert!(srcs.iter().all(|s| s.ends_with("/HTTP/2.0.js")), "{srcs:?}");
 }
+
+#[test]
+fn a_redirect_tells_the_next_host_nothing_of_where_it_came_from() {
+    let first = TestServer::start();
+    let second = TestServer::start_on("127.0.0.2");
+    let via = crate::support::redirect_via(&first, &second.url("/headers"));
+    let (code, _, _) = scrape(&[format!("{via}&secret=1")], &[]);
+    assert_eq!(code, 0);
+    assert!(second.last_headers().get("referer").is_none());
+
+    // Framing headers are the client's to set.
+    let run = Run::new();
+    let out =
+        crate::support::scrape_into(&run, &[first.url("/gen/1")], &["-H", "Content-Length: 5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("content-length"), "{}", out.stderr);
+    assert_eq!(first.hits("/gen/1"), 0);
+}
