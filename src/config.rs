@@ -77,6 +77,20 @@ pub struct Config {
 /// The User-Agent sent when none is given.
 pub const DEFAULT_USER_AGENT: &str = concat!("scriptscrape/", env!("CARGO_PKG_VERSION"));
 
+/// Whether standard input is a pipe or a non-empty file: a list someone
+/// meant to give (not a terminal, not /dev/null, not closed).
+fn stdin_holds_data() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        std::fs::metadata("/dev/stdin").is_ok_and(|m| {
+            m.file_type().is_fifo() || m.file_type().is_socket() || (m.is_file() && m.len() > 0)
+        })
+    }
+    #[cfg(not(unix))]
+    false
+}
+
 /// The crawl options on the command line, as a user would list them.
 fn crawl_options_given(cli: &Cli) -> String {
     let given: Vec<&str> = [
@@ -188,7 +202,14 @@ impl Config {
         let sitemap_urls = cli.sitemaps.iter().any(|s| s != "auto");
         let sources: Vec<Source> = if cli.inputs.is_empty() {
             if sitemap_urls {
-                // The sitemaps are the input.
+                // The sitemaps are the input. A list piped in as well would
+                // be lost without a word: say how to have it read.
+                if stdin_holds_data() {
+                    tracing::warn!(
+                        "warning: standard input is not read when --sitemap gives the URLs and \
+                         no INPUT is named: add - to read it too"
+                    );
+                }
                 Vec::new()
             } else if stdin_is_terminal {
                 bail!(
@@ -337,10 +358,18 @@ impl Config {
         if crawl.is_some() {
             // Name what the user gave: --max-pages alone caps a list.
             let given = crawl_options_given(&cli);
-            if cli.resume {
-                bail!(
-                    "--resume cannot continue a run with {given}: the pages found or counted \
-                     so far are not recorded; run it again without --resume"
+            let left = match &pages {
+                Some(Destination::File(path)) => {
+                    crate::output::staged_part(path).is_ok_and(|p| p.is_some_and(|p| p.exists()))
+                }
+                _ => false,
+            };
+            if cli.resume && left {
+                // Not an error, so that a cron line can always carry
+                // --resume; what an interrupted run left is replaced.
+                tracing::warn!(
+                    "warning: --resume cannot continue a run with {given} (the pages found or \
+                     counted so far are not recorded): starting a new run"
                 );
             }
             if cli.ordered {
@@ -380,7 +409,7 @@ impl Config {
             grace: cli.grace,
             wait_lock: cli.wait_lock,
             max_failures: cli.max_failures,
-            resume: cli.resume,
+            resume: cli.resume && crawl.is_none(),
             stats,
             encoding: crate::output::Encoding {
                 format: cli.format,

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::support::{Run, TestServer, links_to, redirect_via, site_links};
+use crate::support::{Run, Table, TestServer, links_to, redirect_via, site_links};
 
 /// Hops from `/site/0` to each page of the site, up to `max_depth`, as
 /// paths; `/json` is linked from page 0.
@@ -401,24 +401,6 @@ fn crawl_options_are_checked() {
             "invalid --include \"(\"",
         ),
         (
-            &[
-                "--depth", "1", "--resume", "-o", "o.csv", "--pages", "p.csv",
-            ][..],
-            "--resume cannot continue a run with --depth",
-        ),
-        (
-            &[
-                "--max-pages",
-                "3",
-                "--resume",
-                "-o",
-                "o.csv",
-                "--pages",
-                "p.csv",
-            ][..],
-            "--resume cannot continue a run with --max-pages",
-        ),
-        (
             &["--depth", "1", "--ordered"][..],
             "--ordered cannot be used with --depth",
         ),
@@ -798,4 +780,48 @@ fn a_line_seen_before_the_limit_is_a_duplicate_after_it_not_a_max_pages_row() {
     assert_eq!(table.rows.len(), 1);
     assert_eq!(table.get(0, "error"), "");
     assert_eq!(server.hits("/gen/1"), 1);
+}
+
+#[test]
+fn resume_in_a_crawl_starts_a_new_run_so_cron_lines_can_carry_it() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let input = run.urls("seeds.txt", &[links_to(&server, &[server.url("/gen/1")])]);
+    let args = [
+        input.as_str(),
+        "--depth",
+        "1",
+        "--resume",
+        "-o",
+        "o.csv",
+        "--pages",
+        "p.csv",
+    ];
+    // Nothing to resume: silent.
+    let out = run.run(&args, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("--resume"), "{}", out.stderr);
+    // An interrupted crawl's .part: said, and replaced by a new run.
+    std::fs::write(run.path("p.csv.part"), "page_url\nhttp://stale.test/\n").unwrap();
+    let out = run.run(&args, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("starting a new run"), "{}", out.stderr);
+    let pages = Table::read(&run.path("p.csv"));
+    assert_eq!(pages.rows.len(), 2);
+    assert!(!pages.column("page_url").contains(&"http://stale.test/"));
+}
+
+#[test]
+fn a_list_piped_beside_sitemap_urls_is_not_lost_without_a_word() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let out = run.run(
+        &["--sitemap", &server.url("/sitemap.xml"), "-o", "/dev/null"],
+        Some(&format!("{}\n", server.url("/gen/1"))),
+    );
+    assert!(
+        out.stderr.contains("standard input is not read"),
+        "{}",
+        out.stderr
+    );
 }
