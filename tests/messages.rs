@@ -411,3 +411,42 @@ fn credentials_in_malformed_urls_and_header_values_are_not_echoed() {
     assert!(!out.stderr.contains("SECRET"), "{}", out.stderr);
     assert!(out.stderr.contains("authorization"), "{}", out.stderr);
 }
+
+fn corrupt_gzip_reply(path: &str) -> Vec<u8> {
+    let body: Vec<u8> = if path.contains("cut") {
+        // A real gzip stream cut in half, with a Content-Length that
+        // matches what is sent: the connection is fine, the data is not.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, "<script>x()</script>".repeat(200).as_bytes()).unwrap();
+        let whole = gz.finish().unwrap();
+        whole[..whole.len() / 2].to_vec()
+    } else {
+        b"\x1f\x8b\x08\x00garbage that is not deflate data".to_vec()
+    };
+    let mut reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    reply.extend(body);
+    reply
+}
+
+#[test]
+fn a_corrupt_compressed_body_is_said_in_words() {
+    let server = RawServer::start(corrupt_gzip_reply);
+    let (out, pages) = scrape(
+        &[server.url("/bad"), server.url("/cut")],
+        &["--retries", "0"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(pages.column("error"), ["decode", "decode"]);
+    let detail = |p: &str| pages.for_page(&server.url(p), "error_detail").to_owned();
+    assert!(
+        detail("/bad").contains("corrupt compressed data"),
+        "{}",
+        detail("/bad")
+    );
+    assert!(detail("/cut").contains("cut short"), "{}", detail("/cut"));
+    assert!(!detail("/bad").contains("deflate decompression"));
+}

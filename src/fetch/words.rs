@@ -219,6 +219,17 @@ pub(super) fn transfer(err: &reqwest::Error, to: &Target<'_>, decoding: bool) ->
         Some(proxy) if forwarded(to.proxy, to.url) => format!("proxy {}", proxy_name(proxy)),
         _ => host_port(to.url),
     };
+    if decoding {
+        // The decompressors' own words ("deflate decompression error",
+        // "Dictionary mismatch") say nothing to a reader.
+        let cut_short =
+            innermost::<io::Error>(err).is_some_and(|io| io.kind() == io::ErrorKind::UnexpectedEof);
+        return if cut_short {
+            "the compressed body ends before its compressed data does (cut short)".to_owned()
+        } else {
+            "the body is not valid for its Content-Encoding (corrupt compressed data)".to_owned()
+        };
+    }
     if let Some(hyper) = cause::<hyper::Error>(err) {
         if hyper.is_incomplete_message() {
             return format!("{at} closed the connection before the response was complete");
@@ -237,12 +248,6 @@ pub(super) fn transfer(err: &reqwest::Error, to: &Target<'_>, decoding: bool) ->
             }
             _ => {}
         }
-    }
-    if decoding {
-        return format!(
-            "the body is not valid for its Content-Encoding ({})",
-            last_words(err)
-        );
     }
     format!("the exchange with {at} failed: {}", last_words(err))
 }
