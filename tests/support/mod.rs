@@ -32,6 +32,7 @@ pub struct Seen {
     pages: Mutex<HashMap<String, String>>,
     last_headers: Mutex<Option<HeaderMap>>,
     targets: Mutex<Vec<String>>,
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// A loopback HTTP server that lives as long as this value.
@@ -157,6 +158,12 @@ impl TestServer {
         pages.insert(name.to_owned(), html.to_owned());
     }
 
+    /// While `down`, every request is answered 503 Service Unavailable,
+    /// as by a load balancer whose backend is down.
+    pub fn set_down(&self, down: bool) {
+        self.seen.down.store(down, Ordering::SeqCst);
+    }
+
     /// When each request whose path starts with `prefix` arrived, in order.
     pub fn arrivals(&self, prefix: &str) -> Vec<std::time::Instant> {
         let starts = self.seen.starts.lock().unwrap();
@@ -225,6 +232,9 @@ async fn track(State(seen): State<Arc<Seen>>, req: Request, next: Next) -> Respo
     }
     let arrival = (req.uri().path().to_owned(), std::time::Instant::now());
     seen.starts.lock().unwrap().push(arrival);
+    if seen.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let response = next.run(req).await;
