@@ -1,7 +1,7 @@
 //! What a user reads: log lines on standard error, `error_detail` in the
 //! page report, and the messages that refuse a command line.
 
-use crate::support::{RawServer, Run, Table, TestServer, refused_url};
+use crate::support::{RawServer, Run, Table, TestServer, redirect_via, refused_url};
 
 fn tls_reply(_path: &str) -> Vec<u8> {
     let page = "<html><script src=/a.js></script></html>";
@@ -384,4 +384,60 @@ fn credentials_in_a_listed_url_reach_no_output_and_no_log() {
     assert_eq!(pages.for_page(&masked, "final_url"), server.url("/gen/1"));
     assert!(out.stderr.contains("http://***@"), "{}", out.stderr);
     assert!(!out.stderr.contains("ann:"), "{}", out.stderr);
+}
+
+/// Closes each connection without answering.
+fn hang_up(_path: &str) -> Vec<u8> {
+    Vec::new()
+}
+
+#[test]
+fn failures_after_a_redirect_name_the_hop_that_failed() {
+    let server = TestServer::start();
+    // The hop's URL carries a password: shown masked.
+    let refused = refused_url().replace("http://", "http://ann:s3cret@") + "x";
+    let at = refused
+        .trim_start_matches("http://ann:s3cret@")
+        .trim_end_matches("/x");
+    let closing = RawServer::start(hang_up);
+    let urls = [
+        redirect_via(&server, &refused),
+        redirect_via(&server, &closing.url("/gone")),
+    ];
+    let (_, pages) = scrape(&urls, &["--retries", "0"]);
+
+    assert_eq!(pages.for_page(&urls[0], "error"), "connect");
+    assert_eq!(
+        pages.for_page(&urls[0], "error_detail"),
+        format!("connection refused by {at}")
+    );
+    assert_eq!(
+        pages.for_page(&urls[0], "final_url"),
+        format!("http://***@{at}/x")
+    );
+    assert_eq!(pages.for_page(&urls[0], "status"), "302");
+
+    assert_eq!(pages.for_page(&urls[1], "error"), "io");
+    assert_eq!(
+        pages.for_page(&urls[1], "error_detail"),
+        format!(
+            "{} closed the connection before the response was complete",
+            closing.addr
+        )
+    );
+    assert_eq!(pages.for_page(&urls[1], "final_url"), closing.url("/gone"));
+    assert_eq!(pages.for_page(&urls[1], "status"), "302");
+
+    let slow = server.url("/slow/3000/plain.html");
+    let url = redirect_via(&server, &slow);
+    let (_, pages) = scrape(&[&url], &["--retries", "0", "--timeout", "0.5"]);
+    assert_eq!(pages.get(0, "error"), "timeout");
+    assert_eq!(
+        pages.get(0, "error_detail"),
+        format!(
+            "timed out after 500 ms (--timeout) waiting for the response after a redirect to {slow}"
+        )
+    );
+    assert_eq!(pages.get(0, "final_url"), slow);
+    assert_eq!(pages.get(0, "status"), "302");
 }
