@@ -441,3 +441,27 @@ fn failures_after_a_redirect_name_the_hop_that_failed() {
     assert_eq!(pages.get(0, "final_url"), slow);
     assert_eq!(pages.get(0, "status"), "302");
 }
+
+#[test]
+fn control_characters_in_log_lines_are_escaped() {
+    let run = Run::new();
+    let line = "http://bad host\tx\ry\u{1b}[2Jz";
+    let list = run.urls("urls.txt", &[line]);
+    let out = run.run(&[&list, "-v", "-o", "s.csv", "--pages", "p.csv"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(r"scriptscrape: http://bad host\tx\ry\x1b[2Jz: invalid_url: "),
+        "{}",
+        out.stderr
+    );
+    for raw in ['\t', '\r', '\u{1b}'] {
+        assert!(!out.stderr.contains(raw), "{raw:?} in {:?}", out.stderr);
+    }
+    // One line per event, each ended by its newline.
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
+    assert!(out.stderr.ends_with('\n'));
+    // The report keeps the line as written.
+    let pages = Table::read(&run.path("p.csv"));
+    assert_eq!(pages.get(0, "page_url"), line);
+}
