@@ -335,7 +335,7 @@ fn leading_scheme(line: &str) -> Option<&str> {
 /// IANA registry's permanent schemes and the provisional ones seen in
 /// page links. A name here followed by digits (`tel:911`, `urn:1234`) is
 /// read as that scheme, not as a host and port.
-const KNOWN_SCHEMES: &[&str] = &[
+pub(crate) const KNOWN_SCHEMES: &[&str] = &[
     "aaa",
     "aaas",
     "about",

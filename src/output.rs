@@ -318,8 +318,17 @@ pub fn without_password(url: &str) -> Cow<'_, str> {
         _ if has_scheme && rest[..before_query].contains('@') && url::Url::parse(url).is_err() => {
             rest[..before_query].rfind('@')
         }
-        // Without a scheme, `user:password@host` is the form to mask.
-        Some(at) if rest[..at].contains(':') => Some(at),
+        // Without a scheme, `user:password@host` is the form to mask,
+        // unless it is a URL of another scheme (`mailto:ann@host`).
+        Some(at)
+            if rest[..at].split_once(':').is_some_and(|(head, _)| {
+                !crate::input::KNOWN_SCHEMES
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(head))
+            }) =>
+        {
+            Some(at)
+        }
         _ => None,
     };
     match at {
@@ -358,6 +367,42 @@ pub fn write_whole(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>)
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// `text` as one line that does nothing to a terminal: control characters
+/// (C0, DEL, C1), the Unicode line and paragraph separators and the bidi
+/// overrides and isolates (which reorder what is shown, disguising text)
+/// written as escapes: `\n`, `\r`, `\t`, `\x1b`, `\u{202e}`. For what
+/// people read (`diff --format text`, log lines), where a value from a page
+/// must not start a line of its own or reach a terminal as a command.
+/// Borrows when there is nothing to escape.
+pub fn one_line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether [`one_line`] escapes `c`.
+fn needs_escape(c: char) -> bool {
+    c.is_control() // C0, DEL and C1
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Whether `path` is there and not a regular file (`/dev/null`, a FIFO):
@@ -746,6 +791,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_line_escapes_controls_and_bidi_overrides() {
+        assert!(matches!(one_line("plain → ünïcode"), Cow::Borrowed(_)));
+        assert_eq!(
+            one_line("a\nb\r\tc\u{1b}[2J\u{7}\u{7f}\0"),
+            r"a\nb\r\tc\x1b[2J\x07\x7f\x00"
+        );
+        assert_eq!(
+            one_line("\u{85}\u{9b}\u{9f}\u{a0}"),
+            "\\u{85}\\u{9b}\\u{9f}\u{a0}"
+        );
+        assert_eq!(
+            one_line("x\u{202a}\u{202e}\u{2066}\u{2069}\u{2028}\u{2029}\u{2065}\u{202f}"),
+            r"x\u{202a}\u{202e}\u{2066}\u{2069}\u{2028}\u{2029}".to_owned() + "\u{2065}\u{202f}"
+        );
+    }
+
+    #[test]
     fn passwords_are_masked_wherever_a_url_is_shown() {
         for (url, shown) in [
             ("https://a.test/", "https://a.test/"),
@@ -777,6 +839,7 @@ mod tests {
                 "***@127.0.0.1:18001/page/1",
             ),
             ("ann@example.com", "ann@example.com"),
+            ("mailto:ann@example.com", "mailto:ann@example.com"),
         ] {
             assert_eq!(without_password(url), shown, "{url}");
         }

@@ -93,7 +93,8 @@ pub fn init(
 }
 
 /// The text format: `scriptscrape: message key=value…`, with the level
-/// named for errors and for debug and trace lines.
+/// named for errors and for debug and trace lines, and control characters
+/// in the message escaped (`\t`, `\r`, `\x1b`).
 struct CliFormat;
 
 impl<S, N> FormatEvent<S, N> for CliFormat
@@ -114,8 +115,15 @@ where
             Level::TRACE => write!(writer, "trace: ")?,
             Level::WARN | Level::INFO => {}
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // One event, one line: a tab or carriage return from an input line
+        // (or anything else a message quotes) is written as an escape, so
+        // that it cannot overwrite the line on a terminal or start a line
+        // of its own. Formatted without ANSI styles, which would be
+        // escaped too.
+        let mut message = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut message), event)?;
+        writeln!(writer, "{}", crate::output::one_line(&message))
     }
 }
 

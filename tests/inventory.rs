@@ -764,3 +764,71 @@ fn diff_leaves_out_pages_a_crawl_passed_over_in_both_runs() {
         "passed over in the new run: max_pages"
     );
 }
+
+#[test]
+fn diff_text_escapes_control_and_bidi_characters_from_pages() {
+    let server = TestServer::start();
+    server.set_page("p", r#"<script type="module" src="/a.js"></script>"#);
+    let run = Run::new();
+    let input = run.urls("urls.txt", &[server.url("/page/p")]);
+    let scrape = |day: &str| {
+        let out = run.run(&[&input, "-o", &format!("{day}.csv")], None);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    scrape("monday");
+    // A type that forges a summary line, talks to the terminal and turns
+    // text around with a bidi override (a C1 control cannot be a character
+    // reference: &#x9b; is read as windows-1252's `›`).
+    let hostile = "&#10;&#10;0 changes on 2 pages&#27;[2J&#27;]0;pwn&#7;\u{9b}&#13;&#x202e;txt.exe";
+    server.set_page(
+        "p",
+        &format!(r#"<script type="{hostile}" src="/a.js"></script>"#),
+    );
+    scrape("tuesday");
+    let diff = |format: &str| {
+        let out = run.run(
+            &["diff", "monday.csv", "tuesday.csv", "--format", format],
+            None,
+        );
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let text = diff("text");
+    for bad in ['\u{1b}', '\u{7}', '\r', '\u{9b}', '\u{202e}'] {
+        assert!(!text.contains(bad), "{bad:?} in {text:?}");
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    // The summary, a count, a blank line, the change.
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("1 change on 1 of 1 page"), "{text}");
+    assert!(
+        lines[3].ends_with(
+            r"type: module → \n\n0 changes on 2 pages\x1b[2J\x1b]0;pwn\x07\u{9b}\r\u{202e}txt.exe"
+        ),
+        "{text}"
+    );
+
+    // Machine formats keep the values as they were: CSV quotes them, JSON
+    // escapes them.
+    let raw_type = "\n\n0 changes on 2 pages\u{1b}[2J\u{1b}]0;pwn\u{7}\u{9b}\r\u{202e}txt.exe";
+    let jsonl = diff("jsonl");
+    assert_eq!(jsonl.lines().count(), 1, "{jsonl}");
+    assert!(!jsonl.contains('\u{1b}'), "{jsonl}");
+    let details: Vec<String> = jsonl
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["detail"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(details.iter().any(|d| d.contains(raw_type)), "{details:?}");
+    std::fs::write(run.path("changes.csv"), diff("csv")).unwrap();
+    let table = crate::support::Table::read(&run.path("changes.csv"));
+    assert_eq!(table.rows.len(), 1);
+    assert!(
+        table.get(0, "detail").ends_with(raw_type),
+        "{:?}",
+        table.rows
+    );
+}

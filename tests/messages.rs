@@ -1,7 +1,7 @@
 //! What a user reads: log lines on standard error, `error_detail` in the
 //! page report, and the messages that refuse a command line.
 
-use crate::support::{RawServer, Run, Table, TestServer, refused_url};
+use crate::support::{RawServer, Run, Table, TestServer, redirect_via, refused_url};
 
 fn tls_reply(_path: &str) -> Vec<u8> {
     let page = "<html><script src=/a.js></script></html>";
@@ -449,4 +449,84 @@ fn a_corrupt_compressed_body_is_said_in_words() {
     );
     assert!(detail("/cut").contains("cut short"), "{}", detail("/cut"));
     assert!(!detail("/bad").contains("deflate decompression"));
+}
+
+/// Closes each connection without answering.
+fn hang_up(_path: &str) -> Vec<u8> {
+    Vec::new()
+}
+
+#[test]
+fn failures_after_a_redirect_name_the_hop_that_failed() {
+    let server = TestServer::start();
+    // The hop's URL carries a password: shown masked.
+    let refused = refused_url().replace("http://", "http://ann:s3cret@") + "x";
+    let at = refused
+        .trim_start_matches("http://ann:s3cret@")
+        .trim_end_matches("/x");
+    let closing = RawServer::start(hang_up);
+    let urls = [
+        redirect_via(&server, &refused),
+        redirect_via(&server, &closing.url("/gone")),
+    ];
+    let (_, pages) = scrape(&urls, &["--retries", "0"]);
+
+    assert_eq!(pages.for_page(&urls[0], "error"), "connect");
+    assert_eq!(
+        pages.for_page(&urls[0], "error_detail"),
+        format!("connection refused by {at}")
+    );
+    assert_eq!(
+        pages.for_page(&urls[0], "final_url"),
+        format!("http://***@{at}/x")
+    );
+    assert_eq!(pages.for_page(&urls[0], "status"), "302");
+
+    assert_eq!(pages.for_page(&urls[1], "error"), "io");
+    assert_eq!(
+        pages.for_page(&urls[1], "error_detail"),
+        format!(
+            "{} closed the connection before the response was complete",
+            closing.addr
+        )
+    );
+    assert_eq!(pages.for_page(&urls[1], "final_url"), closing.url("/gone"));
+    assert_eq!(pages.for_page(&urls[1], "status"), "302");
+
+    let slow = server.url("/slow/3000/plain.html");
+    let url = redirect_via(&server, &slow);
+    let (_, pages) = scrape(&[&url], &["--retries", "0", "--timeout", "0.5"]);
+    assert_eq!(pages.get(0, "error"), "timeout");
+    assert_eq!(
+        pages.get(0, "error_detail"),
+        format!(
+            "timed out after 500 ms (--timeout) waiting for the response after a redirect to {slow}"
+        )
+    );
+    assert_eq!(pages.get(0, "final_url"), slow);
+    assert_eq!(pages.get(0, "status"), "302");
+}
+
+#[test]
+fn control_characters_in_log_lines_are_escaped() {
+    let run = Run::new();
+    let line = "http://bad host\tx\ry\u{1b}[2Jz";
+    let list = run.urls("urls.txt", &[line]);
+    let out = run.run(&[&list, "-v", "-o", "s.csv", "--pages", "p.csv"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(r"scriptscrape: http://bad host\tx\ry\x1b[2Jz: invalid_url: "),
+        "{}",
+        out.stderr
+    );
+    for raw in ['\t', '\r', '\u{1b}'] {
+        assert!(!out.stderr.contains(raw), "{raw:?} in {:?}", out.stderr);
+    }
+    // One line per event, each ended by its newline.
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
+    assert!(out.stderr.ends_with('\n'));
+    // The report keeps the line as written.
+    let pages = Table::read(&run.path("p.csv"));
+    assert_eq!(pages.get(0, "page_url"), line);
 }

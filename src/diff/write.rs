@@ -67,11 +67,16 @@ pub fn changes(
             out.flush()
         }
         DiffFormat::Text => {
+            // Every value from a page (URLs, attributes, failure details) is
+            // written through one_line: one change is one line, however a
+            // page words its attributes, and nothing reaches a terminal as
+            // an escape sequence.
+            use crate::output::one_line;
             writeln!(out, "{}", summary(changes, pages))?;
             // In a mail body, what makes the counts doubtful belongs with
             // them.
             for warning in &diff.warnings {
-                writeln!(out, "warning: {warning}")?;
+                writeln!(out, "warning: {}", one_line(warning))?;
             }
             let counts = counts(changes);
             for kind in ChangeKind::ALL {
@@ -90,11 +95,12 @@ pub fn changes(
                     .unwrap_or("");
                 writeln!(
                     out,
-                    "{:<18} {}  {what}{}{}",
+                    "{:<18} {}  {}{}{}",
                     c.kind.as_str(),
-                    c.page_url,
+                    one_line(&c.page_url),
+                    one_line(what),
                     if c.detail.is_empty() { "" } else { "  " },
-                    c.detail
+                    one_line(&c.detail)
                 )?;
             }
             if changes.len() > TEXT_ROWS {
