@@ -83,6 +83,9 @@ fn parse_xml(body: &[u8]) -> Result<Sitemap, String> {
     let mut root: Option<Vec<u8>> = None;
     let mut loc: Option<String> = None;
     let mut urls = Vec::new();
+    // Elements open: quick-xml ends quietly at the end of the input, so a
+    // sitemap cut short would otherwise read as a whole, shorter one.
+    let mut open = 0usize;
     loop {
         let event = reader.read_event_into(&mut buf).map_err(|e| {
             format!(
@@ -92,6 +95,7 @@ fn parse_xml(body: &[u8]) -> Result<Sitemap, String> {
         })?;
         match event {
             Event::Start(e) => {
+                open += 1;
                 let name = e.local_name().as_ref().to_ascii_lowercase();
                 if root.is_none() {
                     root = Some(name);
@@ -121,10 +125,20 @@ fn parse_xml(body: &[u8]) -> Result<Sitemap, String> {
                     }
                 }
             }
-            Event::End(e) if e.local_name().as_ref().eq_ignore_ascii_case(b"loc") => {
-                if let Some(url) = loc.take().and_then(|l| http_url(l.trim())) {
+            Event::End(e) => {
+                open = open.saturating_sub(1);
+                if e.local_name().as_ref().eq_ignore_ascii_case(b"loc")
+                    && let Some(url) = loc.take().and_then(|l| http_url(l.trim()))
+                {
                     urls.push(url);
                 }
+            }
+            Event::Eof if open > 0 => {
+                return Err(format!(
+                    "not a whole sitemap: it ends after {} bytes with {open} element(s) open \
+                     (cut short?)",
+                    body.len()
+                ));
             }
             Event::Eof => break,
             _ => {}
@@ -219,6 +233,18 @@ mod tests {
                 "https://e.test/d"
             ]
         );
+    }
+
+    #[test]
+    fn a_sitemap_cut_short_is_not_read_as_a_shorter_one() {
+        let xml = b"<urlset><url><loc>https://e.test/a</loc></url><url><loc>https://e.t";
+        let Err(err) = parse(xml) else {
+            panic!("a sitemap cut short was read")
+        };
+        assert!(err.contains("cut short"), "{err}");
+        // Whole, with an empty element and a comment after the root.
+        let xml = b"<urlset><url><loc>https://e.test/a</loc><x/></url></urlset><!-- end -->";
+        assert_eq!(pages(&parse(xml).unwrap()), ["https://e.test/a"]);
     }
 
     #[test]
