@@ -403,7 +403,12 @@ pub fn run(
     if let Some(path) = &config.stats {
         let exit = summary.exit_status(config.max_failures);
         let doc = stats::document(&summary, exit, started_at, SystemTime::now());
-        stats::write(path, &doc)?;
+        if let Err(e) = stats::write(path, &doc) {
+            // The run itself is over and its outputs are in place: say how
+            // it went before the error that makes the exit status 2.
+            tracing::info!(target: crate::terminal::SUMMARY_TARGET, "{summary}");
+            return Err(e);
+        }
     }
     Ok(summary)
 }

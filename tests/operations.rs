@@ -1338,6 +1338,24 @@ fn stats_follow_the_rules_of_the_other_outputs() {
     let meta = std::fs::symlink_metadata(&null).unwrap();
     assert!(meta.file_type().is_char_device(), "the device was replaced");
 
+    // A device that cannot take them (the full device's numbers): exit 2,
+    // after the summary of the run, whose outputs are in place.
+    let full = run.path("full");
+    let made = std::process::Command::new("mknod")
+        .args([full.to_str().unwrap(), "c", "1", "7"])
+        .status()
+        .expect("mknod from coreutils");
+    assert!(made.success(), "mknod needs root");
+    let out = run.run(&[&list, "-o", "s.csv", "--stats", "full"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("2 pages ok"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot write --stats full"),
+        "{}",
+        out.stderr
+    );
+    assert!(run.path("s.csv").exists());
+
     // A symlink stays a symlink; the file it names gets the stats.
     std::fs::write(run.path("real.json"), "{}").unwrap();
     std::fs::set_permissions(
