@@ -235,11 +235,18 @@ impl Config {
         {
             bail!("--pages and -o name the same file {}", p.display());
         }
+        // The outputs that go to files, with the option that names each.
+        let file_outputs: Vec<(&str, &Path)> = [("-o", &output)]
+            .into_iter()
+            .chain(pages.iter().map(|p| ("--pages", p)))
+            .filter_map(|(option, d)| match d {
+                Destination::File(path) => Some((option, path.as_path())),
+                Destination::Stdout => None,
+            })
+            .collect();
         let input_files = input_files(&sources);
-        for dest in std::iter::once(&output).chain(&pages) {
-            if let Destination::File(out) = dest
-                && let Some((_, name)) = input_files.iter().find(|(p, _)| same_file(p, out))
-            {
+        for (_, out) in &file_outputs {
+            if let Some((_, name)) = input_files.iter().find(|(p, _)| same_file(p, out)) {
                 bail!(
                     "output {} is also an input ({name}); refusing to overwrite it",
                     out.display()
@@ -253,15 +260,11 @@ impl Config {
             .stats
             .as_deref()
             .map(|s| Destination::from_arg(&s.to_string_lossy()));
-        let files = [("-o", &output)]
-            .into_iter()
-            .chain(pages.iter().map(|p| ("--pages", p)))
-            .chain(stats.iter().map(|s| ("--stats", s)))
-            .filter_map(|(option, d)| match d {
-                Destination::File(path) => Some((option, path.as_path())),
-                Destination::Stdout => None,
-            });
-        for (option, path) in files {
+        let stats_file = match &stats {
+            Some(Destination::File(path)) => Some(("--stats", path.as_path())),
+            _ => None,
+        };
+        for &(option, path) in file_outputs.iter().chain(&stats_file) {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
                 && !dir.is_dir()
             {
@@ -289,26 +292,19 @@ impl Config {
                 }
                 // An output, or a file the run keeps beside one: its .part,
                 // the .part.run --resume reads, its lock.
-                let kept = [("-o", &output)]
-                    .into_iter()
-                    .chain(pages.iter().map(|p| ("--pages", p)))
-                    .filter_map(|(option, d)| match d {
-                        Destination::File(p) => Some((option, p)),
-                        Destination::Stdout => None,
-                    })
-                    .flat_map(|(option, path)| {
-                        let part = crate::output::staged_part(path).ok().flatten();
-                        let beside = part.into_iter().flat_map(|part| {
-                            [
-                                crate::resume::RunId::path(&part),
-                                part.with_extension("lock"),
-                                part,
-                            ]
-                        });
-                        std::iter::once(path.clone())
-                            .chain(beside)
-                            .map(move |p| (option, p))
+                let kept = file_outputs.iter().flat_map(|&(option, path)| {
+                    let part = crate::output::staged_part(path).ok().flatten();
+                    let beside = part.into_iter().flat_map(|part| {
+                        [
+                            crate::resume::RunId::path(&part),
+                            crate::lock::lock_path(&part),
+                            part,
+                        ]
                     });
+                    std::iter::once(path.to_path_buf())
+                        .chain(beside)
+                        .map(move |p| (option, p))
+                });
                 for (option, path) in kept {
                     if same_file(&path, stats) {
                         bail!(

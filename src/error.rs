@@ -158,3 +158,23 @@ impl PageError {
         PageError { kind, detail }
     }
 }
+
+/// `message` without the " (os error 2)" that Rust appends to system
+/// errors: the number means nothing to the reader, the words before it do.
+pub fn without_os_error_numbers(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" (os error ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + " (os error ".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(')') {
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(" (os error ");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}

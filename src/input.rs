@@ -327,7 +327,7 @@ fn leading_scheme(line: &str) -> Option<&str> {
     let port_follows = tail.bytes().next().is_some_and(|b| b.is_ascii_digit());
     let known = head.eq_ignore_ascii_case("http")
         || head.eq_ignore_ascii_case("https")
-        || KNOWN_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(head));
+        || is_known_scheme(head);
     (known || !port_follows).then_some(head)
 }
 
@@ -335,7 +335,12 @@ fn leading_scheme(line: &str) -> Option<&str> {
 /// IANA registry's permanent schemes and the provisional ones seen in
 /// page links. A name here followed by digits (`tel:911`, `urn:1234`) is
 /// read as that scheme, not as a host and port.
-pub(crate) const KNOWN_SCHEMES: &[&str] = &[
+/// Whether `name` is one of [`KNOWN_SCHEMES`], in any case.
+pub(crate) fn is_known_scheme(name: &str) -> bool {
+    KNOWN_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+const KNOWN_SCHEMES: &[&str] = &[
     "aaa",
     "aaas",
     "about",

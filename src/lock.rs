@@ -61,12 +61,18 @@ pub fn lock_paths(config: &Config) -> anyhow::Result<Vec<PathBuf>> {
         };
         // Devices (/dev/null) are shared by every program: no lock.
         if let Some(part) = staged_part(path)? {
-            paths.push(part.with_extension("lock"));
+            paths.push(lock_path(&part));
         }
     }
     paths.sort();
     paths.dedup();
     Ok(paths)
+}
+
+/// The lock file of the output staged as `part` (`scripts.csv.part` →
+/// `scripts.csv.lock`).
+pub fn lock_path(part: &Path) -> PathBuf {
+    part.with_extension("lock")
 }
 
 /// Takes the run's lock. Without `wait`, fails at once with [`Busy`] when

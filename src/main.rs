@@ -110,7 +110,10 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             // Fatal: shown even with --quiet.
-            tracing::error!("{}", without_os_error_numbers(&format!("{err:#}")));
+            tracing::error!(
+                "{}",
+                scriptscrape::error::without_os_error_numbers(&format!("{err:#}"))
+            );
             let status = if err.downcast_ref::<Busy>().is_some() {
                 ExitStatus::Busy
             } else {
@@ -145,7 +148,7 @@ fn diff(args: scriptscrape::cli::DiffArgs) -> ExitCode {
         }
         Err(err) => {
             // One line, even for a regex error's pointer diagram.
-            let text = without_os_error_numbers(&format!("{err:#}"));
+            let text = scriptscrape::error::without_os_error_numbers(&format!("{err:#}"));
             let words: Vec<&str> = text.split_whitespace().collect();
             eprintln!("scriptscrape diff: {}", words.join(" "));
             ExitCode::from(ExitStatus::Fatal.code())
@@ -223,24 +226,4 @@ fn stop_on_signals(stop: &Stop, grace: std::time::Duration) -> anyhow::Result<()
         })
         .context("cannot start the signal thread")?;
     Ok(())
-}
-
-/// `message` without the " (os error 2)" that Rust appends to system
-/// errors: the number means nothing to the reader, the words before it do.
-fn without_os_error_numbers(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find(" (os error ") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + " (os error ".len()..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && after[digits..].starts_with(')') {
-            rest = &after[digits + 1..];
-        } else {
-            out.push_str(" (os error ");
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }

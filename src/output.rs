@@ -139,9 +139,7 @@ pub fn output_name(option: &str, dest: &Destination) -> String {
 /// that a closed pipe is still told from a full disk.
 fn write_error(name: &str) -> impl Fn(io::Error) -> io::Error + '_ {
     move |e| {
-        let text = e.to_string();
-        // The OS's error number means nothing to the reader.
-        let text = text.find(" (os error").map_or(&text[..], |at| &text[..at]);
+        let text = crate::error::without_os_error_numbers(&e.to_string());
         io::Error::new(e.kind(), format!("cannot write {name}: {text}"))
     }
 }
@@ -321,11 +319,9 @@ pub fn without_password(url: &str) -> Cow<'_, str> {
         // Without a scheme, `user:password@host` is the form to mask,
         // unless it is a URL of another scheme (`mailto:ann@host`).
         Some(at)
-            if rest[..at].split_once(':').is_some_and(|(head, _)| {
-                !crate::input::KNOWN_SCHEMES
-                    .iter()
-                    .any(|s| s.eq_ignore_ascii_case(head))
-            }) =>
+            if rest[..at]
+                .split_once(':')
+                .is_some_and(|(head, _)| !crate::input::is_known_scheme(head)) =>
         {
             Some(at)
         }

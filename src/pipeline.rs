@@ -170,16 +170,16 @@ pub fn run(
     let sink = open_sink(config, earlier.is_some())?;
     // Which job the .part files belong to, for a later --resume; only a
     // page report written to a file can be resumed.
-    let run_id_file = match &config.pages {
-        Some(Destination::File(pages)) => output::staged_part(pages)?.map(|p| RunId::path(&p)),
+    let report_part = match &config.pages {
+        Some(Destination::File(pages)) => output::staged_part(pages)?,
         _ => None,
     };
     if earlier.is_none()
-        && let Some(Destination::File(pages)) = &config.pages
-        && let Some(part) = output::staged_part(pages)?
+        && let Some(part) = &report_part
     {
-        RunId::of(config).write(&part)?;
+        RunId::of(config).write(part)?;
     }
+    let run_id_file = report_part.map(|part| RunId::path(&part));
     let (done, carried) = match earlier {
         Some(Earlier { done, summary }) => (Some(done), summary),
         None => (None, Summary::default()),
@@ -646,9 +646,6 @@ fn write_stage(
             return Err(e.into());
         }
         summary.record(&page);
-        if page.seq < schedule::FIRST_FOUND_SEQ {
-            summary.listed += 1;
-        }
         if let Some(progress) = progress {
             progress.page_written(page.outcome.is_err());
         }

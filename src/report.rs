@@ -157,6 +157,9 @@ impl Latencies {
 impl Summary {
     /// Accounts for one finished page.
     pub fn record(&mut self, page: &PageResult) {
+        if page.seq < crate::schedule::FIRST_FOUND_SEQ {
+            self.listed += 1;
+        }
         self.bytes += page.bytes;
         let class = page.status.map_or(0, |s| usize::from(s / 100).clamp(1, 5));
         self.status_classes[class] += 1;

@@ -391,11 +391,7 @@ fn last_words(err: &reqwest::Error) -> String {
 
 /// An I/O error's message without the OS's error number.
 fn io_words(io: &io::Error) -> String {
-    let text = io.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
+    crate::error::without_os_error_numbers(&io.to_string())
 }
 
 #[cfg(test)]
