@@ -790,12 +790,8 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
         }
         return Ok(Duration::from_secs_f64(secs));
     }
-    if let Ok(ms) = whole(t, 0) {
-        return Ok(Duration::from_millis(ms));
-    }
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        // Digits only, yet not a whole number of milliseconds: too many.
-        return Err(too_large(s));
+        return whole(t, 0).map(Duration::from_millis);
     }
     match t.parse::<f64>() {
         Ok(v) if v < 0.0 => Err("negative values are not allowed".to_owned()),

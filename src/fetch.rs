@@ -296,7 +296,7 @@ impl Fetcher {
             };
             tracing::debug!(
                 "{}: retry {attempt} in {} ms after {}",
-                crate::output::without_password(url.as_str()),
+                shown(url),
                 wait.as_millis(),
                 failure.error
             );

@@ -175,12 +175,9 @@ impl RunId {
     pub fn write(&self, pages_part: &Path) -> anyhow::Result<()> {
         let path = Self::path(pages_part);
         let context = || format!("cannot write {}", path.display());
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
         let text = serde_json::to_vec_pretty(self).with_context(context)?;
-        std::fs::write(&tmp, text).with_context(context)?;
-        std::fs::rename(&tmp, &path).with_context(context)
+        crate::output::write_whole(&path, |file| std::io::Write::write_all(file, &text))
+            .with_context(context)
     }
 
     /// Refuses to continue `pages_part` unless the run that left it is
