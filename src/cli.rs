@@ -159,7 +159,7 @@ pub struct Cli {
         value_enum,
         help_heading = "Crawling"
     )]
-    pub scope: Option<crate::scope::Scope>,
+    pub scope: Option<crate::crawl::scope::Scope>,
 
     /// Follow only links whose absolute URL matches REGEX (repeatable: any
     /// may match).
@@ -353,7 +353,7 @@ pub struct Cli {
         value_enum,
         default_value = "text"
     )]
-    pub log_format: crate::terminal::LogFormat,
+    pub log_format: crate::run::terminal::LogFormat,
 
     /// On SIGINT or SIGTERM, how long requests in flight may take to
     /// finish and be written; a second signal stops at once.

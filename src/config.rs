@@ -10,25 +10,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use crate::cli::Cli;
 use crate::fetch::FetchSettings;
 use crate::input::Source;
-
-/// Where an output goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Destination {
-    /// Standard output.
-    Stdout,
-    /// A file, created (or truncated) when the run starts.
-    File(PathBuf),
-}
-
-impl Destination {
-    fn from_arg(arg: &str) -> Self {
-        if arg == "-" {
-            Destination::Stdout
-        } else {
-            Destination::File(PathBuf::from(arg))
-        }
-    }
-}
+use crate::output::Destination;
 
 /// Everything a run needs, checked.
 #[derive(Clone, Debug)]
@@ -296,8 +278,8 @@ impl Config {
                     let part = crate::output::staged_part(path).ok().flatten();
                     let beside = part.into_iter().flat_map(|part| {
                         [
-                            crate::resume::RunId::path(&part),
-                            crate::lock::lock_path(&part),
+                            crate::run::resume::RunId::path(&part),
+                            crate::run::lock::lock_path(&part),
                             part,
                         ]
                     });
@@ -469,7 +451,7 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         strip_query: cli
             .strip_query
             .iter()
-            .map(|g| crate::normalize::Glob::new(g))
+            .map(|g| crate::crawl::normalize::Glob::new(g))
             .collect(),
         follow_nofollow: cli.follow_nofollow,
         allow_private: cli.allow_private,

@@ -13,7 +13,7 @@ use std::fmt;
 
 use regex::Regex;
 
-use crate::normalize::Glob;
+use crate::crawl::normalize::Glob;
 
 pub mod read;
 pub mod write;

@@ -333,7 +333,7 @@ impl Extractor {
                 if let (Some(Src::Resolved(src)), Some(page)) = (&script.src, &page_host) {
                     script.third_party = src
                         .host()
-                        .is_none_or(|host| !crate::scope::same_site(&host, page));
+                        .is_none_or(|host| !crate::crawl::scope::same_site(&host, page));
                 }
                 script
             })

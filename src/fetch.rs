@@ -14,8 +14,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::redirect;
 use url::Url;
 
+use crate::crawl::netguard::{Blocked, Guard};
 use crate::error::{ErrorKind, PageError};
-use crate::netguard::{Blocked, Guard};
 
 mod words;
 use words::Target;

@@ -3,12 +3,12 @@
 
 use std::process::ExitCode;
 
-use scriptscrape::lock::Busy;
+use scriptscrape::run::lock::Busy;
 use std::sync::Arc;
 
 use scriptscrape::input::Source;
-use scriptscrape::stop::{Cause, Level, Stop};
-use scriptscrape::terminal;
+use scriptscrape::run::stop::{Cause, Level, Stop};
+use scriptscrape::run::terminal;
 use scriptscrape::{Config, ExitStatus, cli::Cli};
 
 fn main() -> ExitCode {

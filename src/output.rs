@@ -19,8 +19,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::Destination;
-
 use crate::error::PageError;
 use crate::extract::{Script, Src};
 
@@ -86,6 +84,25 @@ pub const PAGE_COLUMNS: [&str; 12] = [
     "depth",
     "referrer",
 ];
+
+/// Where an output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Standard output.
+    Stdout,
+    /// A file, created (or truncated) when the run starts.
+    File(PathBuf),
+}
+
+impl Destination {
+    pub(crate) fn from_arg(arg: &str) -> Self {
+        if arg == "-" {
+            Destination::Stdout
+        } else {
+            Destination::File(PathBuf::from(arg))
+        }
+    }
+}
 
 /// Everything known about one input line once it has been through the
 /// pipeline.

@@ -34,21 +34,22 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
-use crate::config::{Config, Destination};
+use crate::config::Config;
+use crate::crawl::netguard::Guard;
 use crate::crawl::{Crawl, Discovered};
 use crate::error::{ErrorKind, PageError};
 use crate::extract::Extractor;
 use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
-use crate::lock::{self, Acquired};
-use crate::netguard::Guard;
+use crate::output::Destination;
 use crate::output::{self, PageResult, Sink, Target};
-use crate::report::Summary;
-use crate::resume::{self, Earlier, RunId};
+use crate::run::lock::{self, Acquired};
+use crate::run::report::Summary;
+use crate::run::resume::{self, Earlier, RunId};
+use crate::run::stats;
+use crate::run::stop::{Level, Stop};
+use crate::run::terminal::Progress;
 use crate::schedule::{self, Completed, Ended, Frontier};
-use crate::stats;
-use crate::stop::{Level, Stop};
-use crate::terminal::Progress;
 
 /// Pages `--ordered` may hold back per request slot (`-c`): a page that is
 /// slow to finish holds the output back, and fetching goes on until this
@@ -298,11 +299,11 @@ pub fn run(
         delay: config.delay,
         max_queued: MAX_QUEUED_URLS,
         // A crawl's discovered URLs past --frontier-memory wait on disk
-        // (see crate::spill), so memory does not grow with the site.
+        // (see crate::crawl::spill), so memory does not grow with the site.
         max_frontier: config.crawl.as_ref().map_or(0, |c| c.frontier_memory),
         robots_agent: config
             .robots
-            .then(|| crate::robots::agent_token(&config.fetch.user_agent).to_owned()),
+            .then(|| crate::crawl::robots::agent_token(&config.fetch.user_agent).to_owned()),
     };
     let setup = schedule::Setup {
         fetcher,
@@ -406,7 +407,7 @@ pub fn run(
         if let Err(e) = stats::write(path, &doc) {
             // The run itself is over and its outputs are in place: say how
             // it went before the error that makes the exit status 2.
-            tracing::info!(target: crate::terminal::SUMMARY_TARGET, "{summary}");
+            tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "{summary}");
             return Err(e);
         }
     }

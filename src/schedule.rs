@@ -37,17 +37,18 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::crawl::netguard::Guard;
+use crate::crawl::robots::{self, Rules};
+use crate::crawl::sitemap::{self, Sitemap};
+use crate::crawl::spill::Spill;
 use crate::crawl::{Crawl, Discovered, Origin};
 use crate::error::ErrorKind;
 use crate::fetch::{FetchFailure, Fetched, Fetcher, HopRule};
-use crate::input::{HashSet64, InputLine};
-use crate::netguard::Guard;
-use crate::report::Crawled;
-use crate::robots::{self, Rules};
-use crate::sitemap::{self, Sitemap};
-use crate::spill::Spill;
-use crate::stop::{Level, Stop};
-use crate::terminal::Progress;
+use crate::input::InputLine;
+use crate::run::report::Crawled;
+use crate::run::stop::{Level, Stop};
+use crate::run::terminal::Progress;
+use crate::seen::HashSet64;
 
 /// The bounds the scheduler keeps.
 #[derive(Clone, Debug)]

@@ -140,7 +140,7 @@ fn read_scripts(
             Some(flag) => flag,
             None => match (&src_url, Url::parse(&document)) {
                 (Some(s), Ok(d)) => match (s.host(), d.host()) {
-                    (Some(a), Some(b)) => !crate::scope::same_site(&a, &b),
+                    (Some(a), Some(b)) => !crate::crawl::scope::same_site(&a, &b),
                     _ => false,
                 },
                 _ => false,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::ErrorKind;
 use crate::output::PageResult;
-use crate::stop::Cause;
+use crate::run::stop::Cause;
 
 /// Counts for the whole run, filled in as pages are written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

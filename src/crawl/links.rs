@@ -1,9 +1,9 @@
-//! Crawl mode (`--depth`): which links of a page are followed, and where
-//! each followed URL came from.
+//! Which links of a page a crawl follows, and where each followed URL
+//! came from.
 //!
 //! The rules here are pure and run on the parse threads, next to the parse
-//! that found the links: normalise ([`crate::normalize`]), keep http(s)
-//! links in scope of the page's seed ([`crate::scope`]) that pass
+//! that found the links: normalise ([`super::normalize`]), keep http(s)
+//! links in scope of the page's seed ([`super::scope`]) that pass
 //! `--include`/`--exclude`, skip `rel=nofollow`. What is left goes back to
 //! the scheduler, which owns the one piece of shared state, the set of URLs
 //! already seen.
@@ -13,9 +13,9 @@ use std::sync::Arc;
 use regex::Regex;
 use url::Url;
 
+use crate::crawl::normalize::{Glob, normalize};
+use crate::crawl::scope::Scope;
 use crate::extract::Link;
-use crate::normalize::{Glob, normalize};
-use crate::scope::Scope;
 
 /// The settings of a crawl.
 #[derive(Clone, Debug)]

@@ -11,10 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use serde_json::{Map, Value, json};
 
-use crate::config::Destination;
 use crate::error::ErrorKind;
+use crate::output::Destination;
 use crate::output::{Target, is_device, real_path, write_whole};
-use crate::report::{ExitStatus, Summary};
+use crate::run::report::{ExitStatus, Summary};
 
 /// The stats file's schema version.
 pub const SCHEMA: u64 = 1;

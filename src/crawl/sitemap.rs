@@ -174,9 +174,9 @@ pub async fn fetch(fetcher: &Fetcher, url: &Url) -> Result<Sitemap, String> {
 /// The sitemaps a host's robots.txt names (its `Sitemap:` lines), as an
 /// index; none when it has no usable robots.txt.
 pub async fn from_robots(fetcher: &Fetcher, page: &Url, agent: &str) -> Result<Sitemap, String> {
-    let url = crate::robots::robots_url(page);
+    let url = crate::crawl::robots::robots_url(page);
     let (status, body) = fetcher
-        .fetch_text(&url, crate::robots::MAX_ROBOTS_BYTES)
+        .fetch_text(&url, crate::crawl::robots::MAX_ROBOTS_BYTES)
         .await
         .map_err(|f| {
             let url = crate::output::without_password(url.as_str());

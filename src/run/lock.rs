@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{Config, Destination};
+use crate::config::Config;
+use crate::output::Destination;
 use crate::output::staged_part;
-use crate::stop::{Level, Stop};
+use crate::run::stop::{Level, Stop};
 
 /// Another run holds the lock (and `--wait-lock` was not given).
 #[derive(Debug, thiserror::Error)]

@@ -27,12 +27,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::config::{Config, Destination};
+use crate::config::Config;
 use crate::error::ErrorKind;
-use crate::input::HashSet64;
 use crate::input::Source;
+use crate::output::Destination;
 use crate::output::{Format, PAGE_COLUMNS, staged_part};
-use crate::report::Summary;
+use crate::run::report::Summary;
+use crate::seen::HashSet64;
 
 /// What an earlier, unfinished run had done.
 #[derive(Debug)]
@@ -158,7 +159,7 @@ impl RunId {
             inline_text: config.inline_text,
             spreadsheet_safe: config.encoding.spreadsheet_safe,
             detect_utf8: config.detect_utf8,
-            started_at: crate::stats::rfc3339(std::time::SystemTime::now()),
+            started_at: crate::run::stats::rfc3339(std::time::SystemTime::now()),
         }
     }
 
