@@ -49,7 +49,7 @@ use crate::run::resume::{self, Earlier, RunId};
 use crate::run::stats;
 use crate::run::stop::{Level, Stop};
 use crate::run::terminal::Progress;
-use crate::schedule::{self, Completed, Ended, Frontier};
+use crate::schedule::{self, Completed, Ended, Frontier, Local};
 
 /// Pages `--ordered` may hold back per request slot (`-c`): a page that is
 /// slow to finish holds the output back, and fetching goes on until this
@@ -293,14 +293,15 @@ pub fn run(
         })
         .context("cannot start the output thread")?;
 
+    // A crawl's discovered URLs past --frontier-memory wait on disk (see
+    // crate::crawl::spill), so memory does not grow with the site.
+    let max_frontier = config.crawl.as_ref().map_or(0, |c| c.frontier_memory);
     let limits = schedule::Limits {
         concurrency,
         per_host: config.per_host.get(),
         delay: config.delay,
         max_queued: MAX_QUEUED_URLS,
-        // A crawl's discovered URLs past --frontier-memory wait on disk
-        // (see crate::crawl::spill), so memory does not grow with the site.
-        max_frontier: config.crawl.as_ref().map_or(0, |c| c.frontier_memory),
+        max_frontier,
         robots_agent: config
             .robots
             .then(|| crate::crawl::robots::agent_token(&config.fetch.user_agent).to_owned()),
@@ -310,15 +311,17 @@ pub fn run(
         limits,
         stop: stop.clone(),
         grace: config.grace,
-        frontier: crawl.clone().map(|crawl| Frontier {
-            crawl,
-            links: links_rx,
-            duplicates: Arc::clone(&duplicates),
-            guard,
-        }),
+        crawl: crawl.clone(),
         progress: progress.filter(|_| crawl.is_some()),
     };
-    let (ended, crawled) = runtime.block_on(schedule::run(setup, line_rx, body_tx));
+    let frontier = crawl.clone().map(|crawl| Frontier {
+        crawl,
+        links: links_rx,
+        duplicates: Arc::clone(&duplicates),
+        guard,
+    });
+    let work = Local::new(line_rx, frontier, max_frontier);
+    let (ended, crawled) = runtime.block_on(schedule::run(setup, work, body_tx));
     // Requests still running here were abandoned because the output went
     // away or the run was stopped; dropping the runtime cancels them.
     runtime.shutdown_background();
