@@ -52,6 +52,7 @@ pub mod input;
 pub mod output;
 pub mod pipeline;
 pub mod proxy;
+pub mod queue;
 pub mod run;
 pub mod schedule;
 pub mod seen;
