@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         cli.log_format,
         &cli_sources(&cli),
         crawl,
+        cli.shard,
     );
     let stop = Stop::new();
     let result = Config::from_cli(cli).and_then(|config| {
