@@ -412,6 +412,29 @@ fn a_bad_shard_is_one_line_and_nothing_is_fetched() {
     assert!(server.all_hits().is_empty());
 }
 
+#[test]
+fn a_shard_with_nothing_to_do_says_so_and_succeeds() {
+    let server = TestServer::start();
+    let k = shard_of(&server);
+    let run = Run::new();
+    let list = run.urls("list.txt", &[server.url("/gen/1"), server.url("/gen/2")]);
+    for other in (1..=N).filter(|&o| o != k) {
+        let shard = format!("{other}/{N}");
+        let done = scrape(&run, &list, &shard.replace('/', "-"), &["--shard", &shard]);
+        assert_eq!(done.out.code, 0, "{}", done.out.stderr);
+        assert!(done.pages.rows.is_empty() && done.scripts.rows.is_empty());
+        assert_eq!(done.stats["pages"]["other_shards"], 2);
+        assert!(
+            done.out.stderr.contains(&format!(
+                "warning: the input held no URLs of this shard's sites (--shard {shard})"
+            )),
+            "{}",
+            done.out.stderr
+        );
+    }
+    assert!(server.all_hits().is_empty());
+}
+
 /// Each server's `/page/home` links to `/page/a` and `/page/b` of its own
 /// site and to `/gen/{1000+i}` of the next server's: a link to another
 /// site, found on that page only.
