@@ -3,8 +3,9 @@
 //!
 //! The rules here are pure and run on the parse threads, next to the parse
 //! that found the links: normalise ([`super::normalize`]), keep http(s)
-//! links in scope of the page's seed ([`super::scope`]) that pass
-//! `--include`/`--exclude`, skip `rel=nofollow`. What is left goes back to
+//! links in scope of the page's seed ([`super::scope`]), on this
+//! `--shard`'s sites ([`crate::shard`]), that pass `--include`/`--exclude`,
+//! skip `rel=nofollow`. What is left goes back to
 //! the scheduler, which owns the one piece of shared state, the set of URLs
 //! already seen.
 
