@@ -400,6 +400,19 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_WAIT_LOCK", long)]
     pub wait_lock: bool,
 
+    /// Do shard K of N of the job (K from 1 to N, as in 2/3): only the
+    /// URLs whose site (registrable domain, or IP address) hashes to K, so
+    /// that N machines given the same inputs share the work without
+    /// overlap; a crawl passes over links to other shards' sites. Invalid
+    /// lines are reported by shard 1.
+    #[arg(
+        env = "SCRIPTSCRAPE_SHARD",
+        long,
+        value_name = "K/N",
+        allow_hyphen_values = true
+    )]
+    pub shard: Option<crate::shard::Shard>,
+
     /// When the run ends, write its figures as JSON to FILE (counts by
     /// error kind and status class, rate, bytes, latency percentiles,
     /// times; schema in README), replaced atomically; `-` for standard

@@ -54,6 +54,9 @@ pub struct Config {
     /// Crawl mode: follow links, or at least dedupe and count pages as a
     /// crawl does (`--depth`, `--max-pages`, `--strip-query`).
     pub crawl: Option<crate::crawl::Crawl>,
+    /// This machine's part of a job split by site (`--shard K/N`); `None`
+    /// does it all.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// The User-Agent sent when none is given.
@@ -395,6 +398,7 @@ impl Config {
             },
             ordered: cli.ordered,
             crawl,
+            shard: cli.shard,
         })
     }
 }
@@ -440,6 +444,11 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
     if sitemap_auto && cli.inputs.is_empty() && !sitemaps.is_empty() {
         bail!("--sitemap auto reads the sitemaps of the listed URLs' hosts: name an INPUT too");
     }
+    // A sitemap lists pages of its own host only, so it is read by the
+    // shard of its site, as its pages are fetched there.
+    if let Some(shard) = cli.shard {
+        sitemaps.retain(|url| shard.keeps(url));
+    }
     let regexes = |patterns: &[String], flag: &str| -> anyhow::Result<Vec<regex::Regex>> {
         patterns.iter().map(|p| compile_regex(flag, p)).collect()
     };
@@ -459,6 +468,7 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         sitemaps,
         sitemap_auto,
         frontier_memory: cli.frontier_memory.get(),
+        shard: cli.shard,
     }))
 }
 

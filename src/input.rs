@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use url::Url;
 
 use crate::run::resume::Done;
+use crate::shard::Shard;
 
 mod bom;
 
@@ -106,16 +107,26 @@ pub struct Skipped {
     pub duplicates: u64,
     /// Lines an interrupted run had finished (`--resume`).
     pub resumed: u64,
+    /// Lines left to the other shards (`--shard`), duplicates among them
+    /// included.
+    pub other_shards: u64,
 }
 
 /// Reads lines from the sources in order, calling `emit` for each distinct
-/// non-blank, non-comment line that `done` (an interrupted run's finished
-/// lines) does not hold. `emit` returns false to stop reading (the pipeline
-/// has shut down).
+/// non-blank, non-comment line of `shard` (all lines without one) that
+/// `done` (an interrupted run's finished lines) does not hold. `emit`
+/// returns false to stop reading (the pipeline has shut down).
+///
+/// Lines of other shards are counted in `other_shards` and passed over
+/// before the duplicate check: a URL and its duplicates are always of the
+/// same shard (the same site), so each shard counts its own duplicates,
+/// and the shards' counts add up to the whole list's.
 pub fn read_lines(
     sources: Vec<(String, Box<dyn BufRead + Send>)>,
     done: Option<Done>,
+    shard: Option<Shard>,
     duplicates: &AtomicU64,
+    other_shards: &AtomicU64,
     mut emit: impl FnMut(InputLine) -> bool,
 ) -> anyhow::Result<Skipped> {
     let done = done.unwrap_or_default();
@@ -140,6 +151,13 @@ pub fn read_lines(
             let Some(line) = classify_line(&buf, too_long, &name, line_no) else {
                 continue;
             };
+            if let Some(shard) = shard
+                && !shard_keeps(shard, &line)
+            {
+                skipped.other_shards += 1;
+                other_shards.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let key = seen.key(&line);
             if !seen.hashes.insert(key) {
                 skipped.duplicates += 1;
@@ -161,6 +179,27 @@ pub fn read_lines(
         }
     }
     Ok(skipped)
+}
+
+/// Whether `shard` reports `line`: a URL of one of its sites, or a line
+/// that is not a URL when it is the first shard (so that each invalid line
+/// has one row across the shards).
+fn shard_keeps(shard: Shard, line: &InputLine) -> bool {
+    match &line.url {
+        Ok(url) => shard.keeps(url),
+        Err(_) => shard.keeps_invalid_lines(),
+    }
+}
+
+/// Whether `bytes`, a non-blank, non-comment line of an input without its
+/// terminator, is one `shard` reports, as [`read_lines`] decides: for
+/// counting lines on the side (the progress bar's total).
+pub fn in_shard(bytes: &[u8], shard: Shard) -> bool {
+    // A UTF-8 byte-order mark, which the reader strips at the start.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let too_long = bytes.len() > MAX_LINE_BYTES;
+    let bytes = &bytes[..bytes.len().min(MAX_LINE_BYTES)];
+    classify_line(bytes, too_long, "", 0).is_some_and(|line| shard_keeps(shard, &line))
 }
 
 /// Reads one line into `buf` without its terminator, keeping at most
@@ -514,16 +553,29 @@ impl Seen {
 /// Reads everything from `reader` into lines.
 #[cfg(test)]
 fn lines_from(reader: impl io::Read + Send + 'static) -> anyhow::Result<(Vec<InputLine>, Skipped)> {
+    lines_of(reader, None)
+}
+
+/// Reads everything from `reader` into the lines of `shard`.
+#[cfg(test)]
+fn lines_of(
+    reader: impl io::Read + Send + 'static,
+    shard: Option<Shard>,
+) -> anyhow::Result<(Vec<InputLine>, Skipped)> {
     let mut out = Vec::new();
+    let other_shards = AtomicU64::new(0);
     let skipped = read_lines(
         vec![("<test>".to_owned(), Box::new(BufReader::new(reader)))],
         None,
+        shard,
         &AtomicU64::new(0),
+        &other_shards,
         |l| {
             out.push(l);
             true
         },
     )?;
+    assert_eq!(other_shards.into_inner(), skipped.other_shards);
     Ok((out, skipped))
 }
 
@@ -682,6 +734,61 @@ mod tests {
         assert!(lines[0].url.as_ref().unwrap_err().contains("longer than"));
         assert_eq!(lines[1].url.as_ref().unwrap().as_str(), "https://ok.test/");
         assert!(lines[2].url.as_ref().unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn each_line_is_in_one_shard_and_duplicates_are_counted_where_they_are() {
+        // Shards of 3 as pinned in crate::shard: bbc.co.uk is 3, example.com
+        // 2, alice.github.io 1. Invalid lines are the first shard's.
+        let text = "https://www.bbc.co.uk/\nhttps://example.com/a\nnot a url\n\
+                    https://news.bbc.co.uk/\nHTTPS://WWW.BBC.CO.UK\nalice.github.io\n\
+                    example.com/a\nnot a url\n# comment\n\nftp://x.test/\n";
+        let mut seen = Vec::new();
+        let mut duplicates = 0;
+        for k in 1..=3 {
+            let shard = Shard::new(k, 3).unwrap();
+            let (lines, skipped) =
+                lines_of(io::Cursor::new(text.as_bytes().to_vec()), Some(shard)).unwrap();
+            let got: Vec<String> = lines.iter().map(|l| l.page_url().to_owned()).collect();
+            // Numbered from 0 within the shard, for --ordered.
+            let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+            assert_eq!(seqs, (0..lines.len() as u64).collect::<Vec<_>>());
+            // Every non-blank, non-comment line is this shard's or another's.
+            assert_eq!(
+                lines.len() as u64 + skipped.duplicates + skipped.other_shards,
+                9,
+                "shard {k}: {got:?} {skipped:?}"
+            );
+            // What the progress bar counts agrees.
+            let counted = text
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .filter(|l| in_shard(l.as_bytes(), shard))
+                .count() as u64;
+            assert_eq!(counted, lines.len() as u64 + skipped.duplicates);
+            duplicates += skipped.duplicates;
+            seen.push(got);
+        }
+        assert_eq!(
+            seen,
+            [
+                vec!["not a url", "https://alice.github.io/", "ftp://x.test/"],
+                vec!["https://example.com/a"],
+                vec!["https://www.bbc.co.uk/", "https://news.bbc.co.uk/"],
+            ]
+        );
+        // As many duplicates in all as the whole list has.
+        let (_, whole) = lines_from(io::Cursor::new(text.as_bytes().to_vec())).unwrap();
+        assert_eq!(duplicates, whole.duplicates);
+        assert_eq!(whole.other_shards, 0);
+        assert!(!in_shard(
+            b"https://www.bbc.co.uk/",
+            Shard::new(1, 3).unwrap()
+        ));
+        assert!(in_shard(
+            b"\xef\xbb\xbfbbc.co.uk",
+            Shard::new(3, 3).unwrap()
+        ));
     }
 
     #[test]

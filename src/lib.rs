@@ -27,6 +27,8 @@
 //!   summary and exit status, `--stats`, and the terminal.
 //! - [`seen`]: the compact set of 64-bit keys that input, crawl and
 //!   resume use to remember what they have seen.
+//! - [`shard`]: `--shard K/N`, which sites are this machine's part of a
+//!   job split over several; input and crawl apply it.
 //! - [`proxy`]: which proxy each request goes through, checked at start.
 //! - [`diff`]: `scriptscrape diff`, what changed between two runs' outputs.
 //!
@@ -56,6 +58,7 @@ pub mod queue;
 pub mod run;
 pub mod schedule;
 pub mod seen;
+pub mod shard;
 
 pub use config::Config;
 pub use run::report::{ExitStatus, Summary};

@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         cli.log_format,
         &cli_sources(&cli),
         crawl,
+        cli.shard,
     );
     let stop = Stop::new();
     let result = Config::from_cli(cli).and_then(|config| {
@@ -97,7 +98,12 @@ fn main() -> ExitCode {
             tracing::info!(target: terminal::SUMMARY_TARGET, "{summary}");
             let written = summary.pages_ok + summary.pages_failed();
             if written == 0 && !summary.output_closed && summary.stopped.is_none() {
-                tracing::warn!("warning: the input held no URLs");
+                match summary.shard.filter(|_| summary.other_shards > 0) {
+                    Some(shard) => tracing::warn!(
+                        "warning: the input held no URLs of this shard's sites (--shard {shard})"
+                    ),
+                    None => tracing::warn!("warning: the input held no URLs"),
+                }
             }
             // Stopped while waiting for the lock: nothing was started.
             if summary.stopped.is_some() && written + summary.unfinished > 0 {

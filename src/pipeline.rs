@@ -223,6 +223,7 @@ pub fn run(
         .then(|| Arc::new(OrderGate::new(ORDER_WINDOW_PER_SLOT * concurrency as u64)));
     let (line_tx, line_rx) = mpsc::channel::<InputLine>(LINE_QUEUE);
     let duplicates = Arc::new(AtomicU64::new(0));
+    let other_shards = Arc::new(AtomicU64::new(0));
     // Lines handed to the fetch stage, to count those left undone when the
     // run ends early.
     let lines_read = Arc::new(AtomicU64::new(0));
@@ -238,9 +239,11 @@ pub fn run(
         .spawn({
             let gate = gate.clone();
             let duplicates = Arc::clone(&duplicates);
+            let other_shards = Arc::clone(&other_shards);
             let lines_read = Arc::clone(&lines_read);
+            let shard = config.shard;
             move || {
-                input::read_lines(sources, done, &duplicates, |line| {
+                input::read_lines(sources, done, shard, &duplicates, &other_shards, |line| {
                     if let Some(gate) = &gate
                         && !gate.wait_for(line.seq, || line_tx.is_closed())
                     {
@@ -397,6 +400,8 @@ pub fn run(
         }
     }
     summary.duplicates = duplicates.load(Ordering::Relaxed);
+    summary.shard = config.shard;
+    summary.other_shards = other_shards.load(Ordering::Relaxed);
     summary.crawl = config
         .crawl
         .as_ref()

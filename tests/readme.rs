@@ -1,9 +1,10 @@
 //! The README's recipes, run as written.
 //!
-//! The fenced ```sh and ```cron blocks, the command pipelines quoted inline
-//! and the ```json stats examples (and the ```csv output examples) are read
-//! from README.md itself at test time, so a recipe edited into something
-//! that does not work fails here.
+//! The fenced ```sh and ```cron blocks, the shell script of the ```yaml
+//! Kubernetes Job, the command pipelines quoted inline and the ```json stats
+//! examples (and the ```csv output examples) are read from README.md itself
+//! at test time, so a recipe edited into something that does not work fails
+//! here.
 //! [`every_recipe_is_covered`] makes sure no block goes untested.
 //!
 //! They run in a sandbox that stands for a fresh machine:
@@ -25,6 +26,7 @@
 //! | `/srv/inventory` | the sandbox's work directory |
 //! | `/usr/local/bin` in a crontab's `PATH=` line | the directory with `scriptscrape` and `mail` |
 //! | `https://shop.example/` in the setup block | `http://127.0.0.1:PORT/page/` of the test server |
+//! | `/data/urls.txt`, `/out/` in the Kubernetes Job | `urls.txt` and the work directory |
 //! | `cargo run --release --` | `scriptscrape`: building a release binary inside `cargo test` would take minutes, so the binary already built for the tests stands in |
 //!
 //! Lists of real sites (`urls.txt`, `pages.txt`, `seeds.txt`) are written
@@ -776,6 +778,7 @@ fn every_recipe_is_covered() {
         ("Watch your pages for script changes", "sh", 1),
         ("Watch your pages for script changes", "cron", 1),
         ("Benchmark", "sh", 1),
+        ("Shards", "sh", 3),
         ("scripts CSV (`-o FILE`, default standard output)", "csv", 1),
         ("page report (`--pages FILE`)", "csv", 1),
     ];
@@ -791,4 +794,196 @@ fn every_recipe_is_covered() {
         .map(|(s, l, n)| ((s.to_string(), l.to_string()), *n))
         .collect();
     assert_eq!(found, expected);
+}
+
+/// The sites of the shard recipes: six loopback addresses, so that each of
+/// three shards has some (pinned by the shard vectors).
+const SHARD_SITES: [&str; 6] = [
+    "127.0.0.1",
+    "127.0.0.2",
+    "127.0.0.3",
+    "127.0.0.4",
+    "127.0.0.5",
+    "127.0.0.6",
+];
+
+/// The one ```sh block under "Shards" that contains `needle`.
+fn shard_recipe(needle: &str) -> String {
+    let found: Vec<String> = blocks_in("Shards", "sh")
+        .into_iter()
+        .filter(|b| b.contains(needle))
+        .collect();
+    let [recipe] = &found[..] else {
+        panic!("expected one Shards recipe with {needle:?}: {found:?}")
+    };
+    recipe.clone()
+}
+
+/// A page report or scripts file's rows, `elapsed_ms` left out, sorted.
+fn joinable_rows(path: &Path) -> Vec<Vec<String>> {
+    let table = Table::read(path);
+    let keep: Vec<usize> = (0..table.headers.len())
+        .filter(|&c| table.headers[c] != "elapsed_ms")
+        .collect();
+    let mut rows: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn shard_recipes_split_and_join_into_the_whole_run() {
+    let servers: Vec<TestServer> = SHARD_SITES
+        .iter()
+        .map(|ip| TestServer::start_on(ip))
+        .collect();
+    let sandbox = Sandbox::new();
+    let urls: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            [
+                s.url(&format!("/gen/{i}")),
+                s.url(&format!("/gen/{}", i + 10)),
+            ]
+        })
+        .collect();
+    sandbox.list("urls.txt", &urls);
+    // The last run, for the join recipe's diff: the whole list at once.
+    let ran = sandbox.sh("scriptscrape urls.txt -q -o last.csv --pages last-pages.csv");
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    let join = shard_recipe("awk");
+    let outputs = [
+        "scripts-1.csv",
+        "scripts-2.csv",
+        "scripts-3.csv",
+        "pages-1.csv",
+    ];
+    // Joins what the shards wrote and checks it is the whole run.
+    let joined = |how: &str| {
+        let ran = sandbox.sh(&join);
+        assert_eq!(ran.code, Some(0), "{how}, then the join: {}", ran.printed());
+        for (joined, whole) in [("scripts.csv", "last.csv"), ("pages.csv", "last-pages.csv")] {
+            assert_eq!(
+                joinable_rows(&sandbox.file(joined)),
+                joinable_rows(&sandbox.file(whole)),
+                "{how}: {joined}"
+            );
+        }
+        assert_eq!(Table::read(&sandbox.file("changes.csv")).rows.len(), 0);
+        for name in outputs.iter().chain(&["scripts.csv", "pages.csv"]) {
+            std::fs::remove_file(sandbox.file(name)).expect("remove an output");
+        }
+    };
+
+    // One machine: xargs runs the three shards.
+    let ran = sandbox.sh(&shard_recipe("xargs"));
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    assert_eq!(ran.printed(), "", "-q");
+    joined("xargs");
+
+    // Slurm: the batch script, once per task of its array.
+    let slurm = shard_recipe("#SBATCH");
+    assert!(slurm.starts_with("#!/bin/sh\n"), "{slurm}");
+    assert!(slurm.contains("#SBATCH --array=1-3\n"), "{slurm}");
+    assert!(slurm.contains("--shard \"$k/3\""), "{slurm}");
+    for task in 1..=3 {
+        let env = [("SLURM_ARRAY_TASK_ID".to_owned(), task.to_string())];
+        let ran = sandbox.sh_with(&["/bin/sh", "-c"], &slurm, &env);
+        assert_eq!(ran.code, Some(0), "task {task}: {}", ran.printed());
+    }
+    joined("the Slurm array");
+
+    // Kubernetes: the Job's script, once per completion index, with the
+    // ConfigMap's list and the volume in the sandbox.
+    let job = &blocks_in("Shards", "yaml")[0];
+    for line in [
+        "completionMode: Indexed",
+        "completions: 3",
+        "parallelism: 3",
+    ] {
+        assert!(job.contains(line), "{line} not in the Job:\n{job}");
+    }
+    let mut script = String::new();
+    let mut indent = None;
+    for line in job.lines() {
+        match indent {
+            None if line.trim() == "- |" => indent = Some(line.find('-').unwrap_or(0) + 1),
+            Some(at) if line.len() > at && line[..at].trim().is_empty() => {
+                script.push_str(line.trim_start());
+                script.push('\n');
+            }
+            Some(_) if !script.is_empty() => break,
+            _ => {}
+        }
+    }
+    assert!(script.contains("--shard \"$k/3\""), "{script}");
+    let script = substitute(&script, "/data/urls.txt", "urls.txt");
+    let script = substitute(&script, "/out/", "");
+    for index in 0..3 {
+        let env = [("JOB_COMPLETION_INDEX".to_owned(), index.to_string())];
+        let ran = sandbox.sh_with(&["/bin/sh", "-c"], &script, &env);
+        assert_eq!(ran.code, Some(0), "index {index}: {}", ran.printed());
+    }
+    joined("the Kubernetes Job");
+
+    // A page that fails makes its shard exit 1: done, for the Job's script.
+    let mut failing = urls.clone();
+    failing.push(servers[0].url("/status/404"));
+    sandbox.list("urls.txt", &failing);
+    for index in 0..3 {
+        let env = [("JOB_COMPLETION_INDEX".to_owned(), index.to_string())];
+        let ran = sandbox.sh_with(&["/bin/sh", "-c"], &script, &env);
+        assert_eq!(ran.code, Some(0), "index {index}: {}", ran.printed());
+    }
+    let failed: usize = (1..=3)
+        .map(|k| {
+            Table::read(&sandbox.file(&format!("pages-{k}.csv")))
+                .rows_where("error", "http_status")
+                .len()
+        })
+        .sum();
+    assert_eq!(failed, 1, "the 404 is in a shard's report");
+}
+
+#[test]
+fn shard_formula_in_prose_computes_what_the_binary_does() {
+    // The one-liner that computes a site's shard elsewhere, when Python is
+    // there to run it.
+    let python = readme()
+        .split('`')
+        .find(|span| span.starts_with("python3 -c "))
+        .expect("the python3 one-liner")
+        .to_owned();
+    let (command, example) = python
+        .rsplit_once("' ")
+        .expect("arguments after the program");
+    assert_eq!(example, "bbc.co.uk 3");
+    // What the README says it prints.
+    let text = readme();
+    let (_, after) = text.split_once(&python).expect("the span");
+    let prints = format!("prints {}", scriptscrape::shard::of_site("bbc.co.uk", 3));
+    assert!(
+        after[1..].trim_start().starts_with(&prints),
+        "not {prints}: {}",
+        &after[..40]
+    );
+    if !Path::new("/usr/bin/python3").exists() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    for (site, n) in [
+        ("bbc.co.uk", 3),
+        ("example.com", 7),
+        ("127.0.0.1", 2),
+        ("::1", 5),
+    ] {
+        let ran = sandbox.sh(&format!("{command}' '{site}' {n}"));
+        assert_eq!(ran.code, Some(0), "{}", ran.printed());
+        let expected = scriptscrape::shard::of_site(site, n);
+        assert_eq!(ran.stdout.trim(), expected.to_string(), "{site} of {n}");
+    }
 }

@@ -15,3 +15,4 @@ mod operations;
 mod pipeline;
 mod proxies;
 mod readme;
+mod shards;

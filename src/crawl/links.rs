@@ -3,8 +3,9 @@
 //!
 //! The rules here are pure and run on the parse threads, next to the parse
 //! that found the links: normalise ([`super::normalize`]), keep http(s)
-//! links in scope of the page's seed ([`super::scope`]) that pass
-//! `--include`/`--exclude`, skip `rel=nofollow`. What is left goes back to
+//! links in scope of the page's seed ([`super::scope`]), on this
+//! `--shard`'s sites ([`crate::shard`]), that pass `--include`/`--exclude`,
+//! skip `rel=nofollow`. What is left goes back to
 //! the scheduler, which owns the one piece of shared state, the set of URLs
 //! already seen.
 
@@ -44,6 +45,10 @@ pub struct Crawl {
     /// Discovered URLs kept in memory; the rest wait on disk
     /// (`--frontier-memory`).
     pub frontier_memory: usize,
+    /// This machine's part of a job split by site (`--shard`): URLs of
+    /// other shards' sites are out of scope, so each site is crawled by
+    /// one shard.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Where a crawl's scope is measured from: a URL the user listed, and where
@@ -116,14 +121,15 @@ impl Crawl {
             && !self.exclude.iter().any(|re| re.is_match(url.as_str()))
     }
 
-    /// Whether `url` is within `--scope` of `seed`: where a crawl may go,
-    /// by a link or by a redirect.
+    /// Whether `url` is within `--scope` of `seed`, and on a site of this
+    /// `--shard`: where a crawl may go, by a link or by a redirect.
     pub fn in_scope(&self, seed: &Seed, url: &Url) -> bool {
-        self.scope.allows(&seed.listed, url)
+        let scope = self.scope.allows(&seed.listed, url)
             || seed
                 .landed
                 .as_ref()
-                .is_some_and(|landed| self.scope.allows(landed, url))
+                .is_some_and(|landed| self.scope.allows(landed, url));
+        scope && self.shard.is_none_or(|shard| shard.keeps(url))
     }
 
     /// Whether the run follows links or reads sitemaps: what the summary's
@@ -207,6 +213,7 @@ mod tests {
             sitemaps: Vec::new(),
             sitemap_auto: false,
             frontier_memory: 1000,
+            shard: None,
         }
     }
 
@@ -277,6 +284,35 @@ mod tests {
         let here = Url::parse("https://www.example.test/about").unwrap();
         let found = c.follow(&child, &here, &more);
         assert_eq!(found.urls.len(), 1);
+    }
+
+    #[test]
+    fn links_to_other_shards_sites_are_out_of_scope() {
+        // Sites and their shards of 3, as pinned in crate::shard's tests:
+        // bbc.co.uk and 127.0.0.1 are shard 3, example.com shard 2,
+        // alice.github.io shard 1.
+        let c = Crawl {
+            shard: Some(crate::shard::Shard::new(3, 3).unwrap()),
+            ..crawl(Scope::Any)
+        };
+        let seed = Origin::seed(&Url::parse("https://www.bbc.co.uk/").unwrap());
+        let links = [
+            link("https://news.bbc.co.uk/a", false),
+            link("https://www.example.com/", false),
+            link("http://127.0.0.1:8080/", false),
+            link("https://alice.github.io/", false),
+        ];
+        let here = Url::parse("https://www.bbc.co.uk/").unwrap();
+        let found = c.follow(&seed, &here, &links);
+        assert_eq!(
+            urls(&found),
+            ["https://news.bbc.co.uk/a", "http://127.0.0.1:8080/"]
+        );
+        assert_eq!(found.off_scope, 2);
+        // A redirect hop to another shard's site is out of scope too.
+        let other = Url::parse("https://example.com/landing").unwrap();
+        assert!(!c.in_scope(&found.seed, &other));
+        assert!(crawl(Scope::Any).in_scope(&found.seed, &other));
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub struct Summary {
     pub scripts: u64,
     /// Input lines skipped because the same URL came earlier.
     pub duplicates: u64,
+    /// The part of the job this run did (`--shard K/N`), if not all.
+    pub shard: Option<crate::shard::Shard>,
+    /// With `shard`: input lines left to the other shards (their sites'
+    /// URLs, duplicates included, and, but in shard 1, invalid lines).
+    pub other_shards: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// The run stopped early because the reader of standard output went
@@ -239,6 +244,13 @@ impl fmt::Display for Summary {
         if self.duplicates > 0 {
             write!(f, ", {} skipped", count(self.duplicates, "duplicate line"))?;
         }
+        if let Some(shard) = self.shard {
+            write!(
+                f,
+                ", {} left to other shards (--shard {shard})",
+                count(self.other_shards, "line")
+            )?;
+        }
         if self.not_fetched > 0 {
             write!(
                 f,
@@ -411,6 +423,30 @@ mod tests {
         assert!(
             s.to_string()
                 .starts_with("1 page ok, 2 failed (2 timeout), 0 scripts")
+        );
+    }
+
+    #[test]
+    fn a_shard_says_which_it_is_and_what_it_left_to_the_others() {
+        let mut s = Summary {
+            duplicates: 2,
+            ..Summary::default()
+        };
+        s.record(&page(Ok(vec![])));
+        assert!(!s.to_string().contains("shard"), "{s}");
+        s.shard = Some(crate::shard::Shard::new(2, 3).unwrap());
+        s.other_shards = 14;
+        assert!(
+            s.to_string().starts_with(
+                "1 page ok, 0 failed, 0 scripts, 2 duplicate lines skipped, \
+                 14 lines left to other shards (--shard 2/3), "
+            ),
+            "{s}"
+        );
+        s.other_shards = 1;
+        assert!(
+            s.to_string().contains(", 1 line left to other shards"),
+            "{s}"
         );
     }
 }

@@ -129,6 +129,10 @@ pub struct RunId {
     /// their inline hashes.
     #[serde(default)]
     detect_utf8: bool,
+    /// `--shard K/N` as given (`2/3`): a shard's files hold only its part
+    /// of the inputs. Absent (older runs too) for a run of the whole job.
+    #[serde(default)]
+    shard: Option<String>,
     /// When the run began (RFC 3339, UTC): not compared, for messages.
     #[serde(default)]
     started_at: String,
@@ -159,6 +163,7 @@ impl RunId {
             inline_text: config.inline_text,
             spreadsheet_safe: config.encoding.spreadsheet_safe,
             detect_utf8: config.detect_utf8,
+            shard: config.shard.map(|s| s.to_string()),
             started_at: crate::run::stats::rfc3339(std::time::SystemTime::now()),
         }
     }
@@ -212,6 +217,16 @@ impl RunId {
                 earlier.inputs.join(", "),
                 self.inputs.join(", ")
             ))
+        } else if earlier.shard != self.shard {
+            let held = match &earlier.shard {
+                Some(shard) => format!("shard {shard} of a job"),
+                None => "a whole job (no --shard)".to_owned(),
+            };
+            let asked = match &self.shard {
+                Some(shard) => format!("is --shard {shard}"),
+                None => "has no --shard".to_owned(),
+            };
+            Some(format!("it holds {held}, and this run {asked}"))
         } else if earlier.format != self.format {
             Some(format!(
                 "it was written as --format {}, this run asks for --format {}",

@@ -52,6 +52,7 @@ pub fn document(
             (None, false) => "complete",
         },
         "exit_status": exit.code(),
+        "shard": summary.shard.map(|s| json!({ "index": s.index(), "count": s.count() })),
         "pages": {
             "total": summary.pages_ok + failed,
             "ok": summary.pages_ok,
@@ -60,6 +61,7 @@ pub fn document(
             "unfinished": summary.unfinished,
             "duplicates_skipped": summary.duplicates,
             "not_fetched_max_pages": summary.not_fetched,
+            "other_shards": summary.other_shards,
         },
         "crawl": summary.crawl.map(|c| json!({
             "discovered": c.discovered,

@@ -23,6 +23,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter}
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::input::Source;
+use crate::shard::Shard;
 
 /// The target of the end-of-run summary event: shown by default.
 pub const SUMMARY_TARGET: &str = "scriptscrape::summary";
@@ -70,16 +71,18 @@ fn default_directives(quiet: bool, verbose: u8) -> String {
 }
 
 /// Installs the log subscriber and, when stderr is a terminal and not
-/// quiet, a progress bar over `sources`. Returns the bar's handle, to pass
-/// to the run and to finish at the end.
+/// quiet, a progress bar over `sources` (the lines of `shard`, with one).
+/// Returns the bar's handle, to pass to the run and to finish at the end.
 pub fn init(
     quiet: bool,
     verbose: u8,
     format: LogFormat,
     sources: &[Source],
     crawl: bool,
+    shard: Option<Shard>,
 ) -> Option<Arc<Bar>> {
-    let bar = (!quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new(sources, crawl)));
+    let bar =
+        (!quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new(sources, crawl, shard)));
     let writer = BarWriter(bar.as_ref().map(|b| b.bar.clone()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(quiet, verbose))
@@ -274,7 +277,7 @@ pub struct Bar {
 }
 
 impl Bar {
-    fn new(sources: &[Source], crawl: bool) -> Self {
+    fn new(sources: &[Source], crawl: bool, shard: Option<Shard>) -> Self {
         // Hidden until the run starts, so that an argument error is not
         // preceded by a flash of bar.
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
@@ -294,7 +297,7 @@ impl Bar {
             // are counted too, so the total is an upper bound.
             let bar = bar.clone();
             std::thread::spawn(move || {
-                if let Some(total) = count_lines(&files) {
+                if let Some(total) = count_lines(&files, shard) {
                     bar.set_length(total);
                     bar.set_style(Self::style(true));
                 }
@@ -391,8 +394,9 @@ fn is_regular_file(path: &std::path::Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
-/// Non-blank, non-comment lines in `files`; `None` if one cannot be read.
-fn count_lines(files: &[PathBuf]) -> Option<u64> {
+/// Non-blank, non-comment lines in `files`, those of `shard` with one;
+/// `None` if a file cannot be read.
+fn count_lines(files: &[PathBuf], shard: Option<Shard>) -> Option<u64> {
     use std::io::BufRead as _;
     let mut total = 0;
     for path in files {
@@ -400,7 +404,10 @@ fn count_lines(files: &[PathBuf]) -> Option<u64> {
         for line in reader.split(b'\n') {
             let line = line.ok()?;
             let text = line.trim_ascii();
-            if !text.is_empty() && !text.starts_with(b"#") {
+            if !text.is_empty()
+                && !text.starts_with(b"#")
+                && shard.is_none_or(|shard| crate::input::in_shard(text, shard))
+            {
                 total += 1;
             }
         }
