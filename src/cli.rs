@@ -77,6 +77,40 @@ pub struct Cli {
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
 
+    /// Where the results go, and how a run ends.
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+
+    /// How pages are fetched, crawled and parsed.
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+
+    /// What is said on standard error.
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// Do shard K of N of the job (K from 1 to N, as in 2/3): only the
+    /// URLs whose site (registrable domain, or IP address) hashes to K, so
+    /// that N machines given the same inputs share the work without
+    /// overlap; a crawl passes over links to other shards' sites. Invalid
+    /// lines are reported by shard 1.
+    #[arg(
+        env = "SCRIPTSCRAPE_SHARD",
+        long,
+        value_name = "K/N",
+        allow_hyphen_values = true
+    )]
+    pub shard: Option<crate::shard::Shard>,
+
+    /// Print a man page or a shell completion script to standard output
+    /// and exit (other options are ignored).
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub generate: Option<Generate>,
+}
+
+/// The options of a run's outputs: shared by a scrape and `collect`.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
     /// Write the scripts CSV to FILE instead of standard output.
     #[arg(env = "SCRIPTSCRAPE_OUTPUT", short = 'o', long, value_name = "FILE")]
     pub output: Option<String>,
@@ -86,6 +120,58 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_PAGES", long, value_name = "FILE")]
     pub pages: Option<String>,
 
+    /// Output format of both outputs: csv, or jsonl (JSON Lines: one
+    /// object per row, same fields, typed values, null for absent).
+    #[arg(
+        env = "SCRIPTSCRAPE_FORMAT",
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "csv"
+    )]
+    pub format: crate::output::Format,
+
+    /// Write pages in input order instead of completion order, through a
+    /// bounded reorder buffer (4 pages per -c slot): a slow page holds the
+    /// output back, and fetching goes on within that window.
+    #[arg(env = "SCRIPTSCRAPE_ORDERED", long)]
+    pub ordered: bool,
+
+    /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
+    /// carriage return, so that a spreadsheet shows it instead of running
+    /// it as a formula. Off by default: data pipelines get values unchanged.
+    /// CSV only: refused with --format jsonl.
+    #[arg(env = "SCRIPTSCRAPE_SPREADSHEET_SAFE", long)]
+    pub spreadsheet_safe: bool,
+
+    /// Continue a run that was stopped or killed: keep what its .part
+    /// files hold, try its transient failures again, fetch the rest. Needs
+    /// the same inputs, -o FILE and --pages FILE.
+    #[arg(env = "SCRIPTSCRAPE_RESUME", long)]
+    pub resume: bool,
+
+    /// When another run holds the outputs' lock (FILE.lock beside -o),
+    /// wait for it instead of exiting with status 75.
+    #[arg(env = "SCRIPTSCRAPE_WAIT_LOCK", long)]
+    pub wait_lock: bool,
+
+    /// When the run ends, write its figures as JSON to FILE (counts by
+    /// error kind and status class, rate, bytes, latency percentiles,
+    /// times; schema in README), replaced atomically; `-` for standard
+    /// output (with -o FILE).
+    #[arg(env = "SCRIPTSCRAPE_STATS", long, value_name = "FILE")]
+    pub stats: Option<std::path::PathBuf>,
+
+    /// Exit 0, not 1, when at most PCT percent of the pages failed (the
+    /// summary still counts every failure).
+    #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent, allow_negative_numbers = true)]
+    pub max_failures: f64,
+}
+
+/// The options of fetching, crawling and parsing: shared by a scrape and
+/// `work`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
     /// Requests in flight at once.
     #[arg(
         env = "SCRIPTSCRAPE_CONCURRENCY",
@@ -328,6 +414,15 @@ pub struct Cli {
     #[arg(env = "SCRIPTSCRAPE_DETECT_UTF8", long)]
     pub detect_utf8: bool,
 
+    /// On SIGINT or SIGTERM, how long requests in flight may take to
+    /// finish and be written; a second signal stops at once.
+    #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace, allow_negative_numbers = true)]
+    pub grace: Duration,
+}
+
+/// The options of what is said on standard error: shared by every run.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
     /// Print nothing on standard error but fatal errors: no summary line,
     /// no per-page failures. Cannot be combined with -v.
     #[arg(env = "SCRIPTSCRAPE_QUIET", short = 'q', long)]
@@ -354,76 +449,6 @@ pub struct Cli {
         default_value = "text"
     )]
     pub log_format: crate::run::terminal::LogFormat,
-
-    /// On SIGINT or SIGTERM, how long requests in flight may take to
-    /// finish and be written; a second signal stops at once.
-    #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace, allow_negative_numbers = true)]
-    pub grace: Duration,
-
-    /// Exit 0, not 1, when at most PCT percent of the pages failed (the
-    /// summary still counts every failure).
-    #[arg(env = "SCRIPTSCRAPE_MAX_FAILURES", long, value_name = "PCT", default_value = "0", value_parser = parse_percent, allow_negative_numbers = true)]
-    pub max_failures: f64,
-
-    /// Output format of both outputs: csv, or jsonl (JSON Lines: one
-    /// object per row, same fields, typed values, null for absent).
-    #[arg(
-        env = "SCRIPTSCRAPE_FORMAT",
-        long,
-        value_name = "FORMAT",
-        value_enum,
-        default_value = "csv"
-    )]
-    pub format: crate::output::Format,
-
-    /// Write pages in input order instead of completion order, through a
-    /// bounded reorder buffer (4 pages per -c slot): a slow page holds the
-    /// output back, and fetching goes on within that window.
-    #[arg(env = "SCRIPTSCRAPE_ORDERED", long)]
-    pub ordered: bool,
-
-    /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
-    /// carriage return, so that a spreadsheet shows it instead of running
-    /// it as a formula. Off by default: data pipelines get values unchanged.
-    /// CSV only: refused with --format jsonl.
-    #[arg(env = "SCRIPTSCRAPE_SPREADSHEET_SAFE", long)]
-    pub spreadsheet_safe: bool,
-
-    /// Continue a run that was stopped or killed: keep what its .part
-    /// files hold, try its transient failures again, fetch the rest. Needs
-    /// the same inputs, -o FILE and --pages FILE.
-    #[arg(env = "SCRIPTSCRAPE_RESUME", long)]
-    pub resume: bool,
-
-    /// When another run holds the outputs' lock (FILE.lock beside -o),
-    /// wait for it instead of exiting with status 75.
-    #[arg(env = "SCRIPTSCRAPE_WAIT_LOCK", long)]
-    pub wait_lock: bool,
-
-    /// Do shard K of N of the job (K from 1 to N, as in 2/3): only the
-    /// URLs whose site (registrable domain, or IP address) hashes to K, so
-    /// that N machines given the same inputs share the work without
-    /// overlap; a crawl passes over links to other shards' sites. Invalid
-    /// lines are reported by shard 1.
-    #[arg(
-        env = "SCRIPTSCRAPE_SHARD",
-        long,
-        value_name = "K/N",
-        allow_hyphen_values = true
-    )]
-    pub shard: Option<crate::shard::Shard>,
-
-    /// When the run ends, write its figures as JSON to FILE (counts by
-    /// error kind and status class, rate, bytes, latency percentiles,
-    /// times; schema in README), replaced atomically; `-` for standard
-    /// output (with -o FILE).
-    #[arg(env = "SCRIPTSCRAPE_STATS", long, value_name = "FILE")]
-    pub stats: Option<std::path::PathBuf>,
-
-    /// Print a man page or a shell completion script to standard output
-    /// and exit (other options are ignored).
-    #[arg(long, value_name = "KIND", value_enum)]
-    pub generate: Option<Generate>,
 }
 
 impl Cli {
@@ -436,11 +461,11 @@ impl Cli {
         let mut command = Cli::command();
         let matches = command.try_get_matches_from_mut(std::env::args_os())?;
         let mut cli = Cli::from_arg_matches(&matches)?;
-        if cli.quiet && cli.verbose > 0 {
+        if cli.log.quiet && cli.log.verbose > 0 {
             let typed = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
             match (typed("quiet"), typed("verbose")) {
-                (true, false) => cli.verbose = 0,
-                (false, true) => cli.quiet = false,
+                (true, false) => cli.log.verbose = 0,
+                (false, true) => cli.log.quiet = false,
                 _ => {
                     return Err(command.error(
                         clap::error::ErrorKind::ArgumentConflict,

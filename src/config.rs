@@ -79,10 +79,10 @@ fn stdin_holds_data() -> bool {
 /// The crawl options on the command line, as a user would list them.
 fn crawl_options_given(cli: &Cli) -> String {
     let given: Vec<&str> = [
-        (cli.depth > 0, "--depth"),
-        (cli.max_pages.is_some(), "--max-pages"),
-        (!cli.strip_query.is_empty(), "--strip-query"),
-        (!cli.sitemaps.is_empty(), "--sitemap"),
+        (cli.fetch.depth > 0, "--depth"),
+        (cli.fetch.max_pages.is_some(), "--max-pages"),
+        (!cli.fetch.strip_query.is_empty(), "--strip-query"),
+        (!cli.fetch.sitemaps.is_empty(), "--sitemap"),
     ]
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))
@@ -184,7 +184,7 @@ impl Config {
     }
 
     fn from_cli_with_stdin(cli: Cli, stdin_is_terminal: bool) -> anyhow::Result<Config> {
-        let sitemap_urls = cli.sitemaps.iter().any(|s| s != "auto");
+        let sitemap_urls = cli.fetch.sitemaps.iter().any(|s| s != "auto");
         let sources: Vec<Source> = if cli.inputs.is_empty() {
             if sitemap_urls {
                 // The sitemaps are the input. A list piped in as well would
@@ -208,10 +208,11 @@ impl Config {
         };
 
         let output = cli
+            .outputs
             .output
             .as_deref()
             .map_or(Destination::Stdout, Destination::from_arg);
-        let pages = cli.pages.as_deref().map(Destination::from_arg);
+        let pages = cli.outputs.pages.as_deref().map(Destination::from_arg);
         if pages == Some(Destination::Stdout) && output == Destination::Stdout {
             bail!("--pages and the scripts output cannot both go to standard output");
         }
@@ -242,6 +243,7 @@ impl Config {
         // Checked before the lock files beside them are made, whose names
         // would otherwise be the ones in the message.
         let stats = cli
+            .outputs
             .stats
             .as_deref()
             .map(|s| Destination::from_arg(&s.to_string_lossy()));
@@ -304,8 +306,8 @@ impl Config {
         }
 
         let mut headers = HeaderMap::new();
-        let mut user_agent = cli.user_agent.clone();
-        for h in &cli.headers {
+        let mut user_agent = cli.fetch.user_agent.clone();
+        for h in &cli.fetch.headers {
             let (name, value) = parse_header(h)?;
             if name == USER_AGENT {
                 // --user-agent, when also given, is the more specific wish.
@@ -320,7 +322,7 @@ impl Config {
         HeaderValue::from_str(&user_agent)
             .with_context(|| format!("invalid --user-agent {user_agent:?}"))?;
 
-        let proxy = match cli.proxy.as_deref() {
+        let proxy = match cli.fetch.proxy.as_deref() {
             Some(p) => match crate::proxy::parse(p) {
                 Ok(url) => Some(url),
                 Err(why) => bail!("invalid --proxy {:?}: {why}", crate::proxy::shown(p.trim())),
@@ -329,7 +331,7 @@ impl Config {
         };
         let proxies = crate::proxy::Proxies::new(proxy)?;
 
-        if cli.spreadsheet_safe && cli.format != crate::output::Format::Csv {
+        if cli.outputs.spreadsheet_safe && cli.outputs.format != crate::output::Format::Csv {
             // The escape changes values; JSON Lines values are never run as
             // formulas, so it would only corrupt them.
             bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
@@ -345,7 +347,7 @@ impl Config {
                 }
                 _ => false,
             };
-            if cli.resume && left {
+            if cli.outputs.resume && left {
                 // Not an error, so that a cron line can always carry
                 // --resume; what an interrupted run left is replaced.
                 tracing::warn!(
@@ -353,7 +355,7 @@ impl Config {
                      counted so far are not recorded): starting a new run"
                 );
             }
-            if cli.ordered {
+            if cli.outputs.ordered {
                 bail!(
                     "--ordered cannot be used with {given}: such a run writes pages as they \
                      complete"
@@ -361,42 +363,42 @@ impl Config {
             }
         }
         // Crawls obey robots.txt unless told not to; lists only when asked.
-        let robots = cli.robots || (cli.depth > 0 && !cli.no_robots);
+        let robots = cli.fetch.robots || (cli.fetch.depth > 0 && !cli.fetch.no_robots);
 
         Ok(Config {
             sources,
             output,
             pages,
-            concurrency: cli.concurrency,
-            per_host: cli.per_host,
+            concurrency: cli.fetch.concurrency,
+            per_host: cli.fetch.per_host,
             robots,
-            delay: cli.delay,
+            delay: cli.fetch.delay,
             fetch: FetchSettings {
-                timeout: cli.timeout,
-                connect_timeout: cli.connect_timeout,
-                max_body: cli.max_body,
-                max_redirects: cli.max_redirects,
+                timeout: cli.fetch.timeout,
+                connect_timeout: cli.fetch.connect_timeout,
+                max_body: cli.fetch.max_body,
+                max_redirects: cli.fetch.max_redirects,
                 user_agent,
                 headers,
                 proxies,
-                insecure: cli.insecure,
-                retries: cli.retries,
-                max_retry_wait: cli.max_retry_wait,
-                pool_per_host: cli.concurrency.get(),
+                insecure: cli.fetch.insecure,
+                retries: cli.fetch.retries,
+                max_retry_wait: cli.fetch.max_retry_wait,
+                pool_per_host: cli.fetch.concurrency.get(),
             },
-            inline_text: cli.inline_text,
-            detect_utf8: cli.detect_utf8,
-            quiet: cli.quiet,
-            grace: cli.grace,
-            wait_lock: cli.wait_lock,
-            max_failures: cli.max_failures,
-            resume: cli.resume && crawl.is_none(),
+            inline_text: cli.fetch.inline_text,
+            detect_utf8: cli.fetch.detect_utf8,
+            quiet: cli.log.quiet,
+            grace: cli.fetch.grace,
+            wait_lock: cli.outputs.wait_lock,
+            max_failures: cli.outputs.max_failures,
+            resume: cli.outputs.resume && crawl.is_none(),
             stats,
             encoding: crate::output::Encoding {
-                format: cli.format,
-                spreadsheet_safe: cli.spreadsheet_safe,
+                format: cli.outputs.format,
+                spreadsheet_safe: cli.outputs.spreadsheet_safe,
             },
-            ordered: cli.ordered,
+            ordered: cli.outputs.ordered,
             crawl,
             shard: cli.shard,
         })
@@ -405,27 +407,30 @@ impl Config {
 
 /// The crawl settings, when the command line asks for crawl mode.
 fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
-    if cli.depth == 0 {
+    if cli.fetch.depth == 0 {
         let needs_depth = [
-            (cli.scope.is_some(), "--scope"),
-            (!cli.include.is_empty(), "--include"),
-            (!cli.exclude.is_empty(), "--exclude"),
-            (cli.follow_nofollow, "--follow-nofollow"),
+            (cli.fetch.scope.is_some(), "--scope"),
+            (!cli.fetch.include.is_empty(), "--include"),
+            (!cli.fetch.exclude.is_empty(), "--exclude"),
+            (cli.fetch.follow_nofollow, "--follow-nofollow"),
             (
-                cli.allow_private && cli.sitemaps.is_empty(),
+                cli.fetch.allow_private && cli.fetch.sitemaps.is_empty(),
                 "--allow-private",
             ),
         ];
         if let Some((_, flag)) = needs_depth.iter().find(|(given, _)| *given) {
             bail!("{flag} applies to the links a crawl follows: add --depth N (1 or more)");
         }
-        if cli.max_pages.is_none() && cli.strip_query.is_empty() && cli.sitemaps.is_empty() {
+        if cli.fetch.max_pages.is_none()
+            && cli.fetch.strip_query.is_empty()
+            && cli.fetch.sitemaps.is_empty()
+        {
             return Ok(None);
         }
     }
     let mut sitemaps = Vec::new();
     let mut sitemap_auto = false;
-    for s in &cli.sitemaps {
+    for s in &cli.fetch.sitemaps {
         if s == "auto" {
             sitemap_auto = true;
             continue;
@@ -453,21 +458,22 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
         patterns.iter().map(|p| compile_regex(flag, p)).collect()
     };
     Ok(Some(crate::crawl::Crawl {
-        max_depth: cli.depth,
-        scope: cli.scope.unwrap_or_default(),
-        include: regexes(&cli.include, "--include")?,
-        exclude: regexes(&cli.exclude, "--exclude")?,
+        max_depth: cli.fetch.depth,
+        scope: cli.fetch.scope.unwrap_or_default(),
+        include: regexes(&cli.fetch.include, "--include")?,
+        exclude: regexes(&cli.fetch.exclude, "--exclude")?,
         strip_query: cli
+            .fetch
             .strip_query
             .iter()
             .map(|g| crate::crawl::normalize::Glob::new(g))
             .collect(),
-        follow_nofollow: cli.follow_nofollow,
-        allow_private: cli.allow_private,
-        max_pages: cli.max_pages.map(std::num::NonZeroU64::get),
+        follow_nofollow: cli.fetch.follow_nofollow,
+        allow_private: cli.fetch.allow_private,
+        max_pages: cli.fetch.max_pages.map(std::num::NonZeroU64::get),
         sitemaps,
         sitemap_auto,
-        frontier_memory: cli.frontier_memory.get(),
+        frontier_memory: cli.fetch.frontier_memory.get(),
         shard: cli.shard,
     }))
 }

@@ -66,13 +66,14 @@ fn main() -> ExitCode {
         // `connect` errors and say why.
         let _ = rlimit::increase_nofile_limit(u64::MAX);
     }
-    let quiet = cli.quiet;
-    let max_failures = cli.max_failures;
-    let crawl = cli.depth > 0 || cli.max_pages.is_some() || !cli.sitemaps.is_empty();
+    let quiet = cli.log.quiet;
+    let max_failures = cli.outputs.max_failures;
+    let crawl =
+        cli.fetch.depth > 0 || cli.fetch.max_pages.is_some() || !cli.fetch.sitemaps.is_empty();
     let bar = terminal::init(
         quiet,
-        cli.verbose,
-        cli.log_format,
+        cli.log.verbose,
+        cli.log.log_format,
         &cli_sources(&cli),
         crawl,
         cli.shard,
