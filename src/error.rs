@@ -55,6 +55,10 @@ pub enum ErrorKind {
     /// A URL a crawl found redirected outside the crawl's scope; the target
     /// was not requested.
     OffScope,
+    /// A shared queue's work item handed to workers more than
+    /// `--max-deliveries` times without a result: each worker that took
+    /// it died or was stopped first.
+    DeliveryLimit,
 }
 
 impl ErrorKind {
@@ -78,13 +82,14 @@ impl ErrorKind {
             ErrorKind::MaxPages => "max_pages",
             ErrorKind::PrivateAddress => "private_address",
             ErrorKind::OffScope => "off_scope",
+            ErrorKind::DeliveryLimit => "delivery_limit",
         }
     }
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -102,6 +107,7 @@ impl ErrorKind {
         ErrorKind::MaxPages,
         ErrorKind::PrivateAddress,
         ErrorKind::OffScope,
+        ErrorKind::DeliveryLimit,
     ];
 
     /// Whether a page with this error was passed over rather than failed:
