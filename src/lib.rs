@@ -58,6 +58,7 @@ pub mod normalize;
 pub mod output;
 pub mod pipeline;
 pub mod proxy;
+pub mod queue;
 pub mod report;
 pub mod resume;
 pub mod robots;
