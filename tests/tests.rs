@@ -14,4 +14,5 @@ mod messages;
 mod operations;
 mod pipeline;
 mod proxies;
+mod queue;
 mod readme;
