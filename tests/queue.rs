@@ -12,8 +12,14 @@ use crate::support::redis::{RedisOptions, RedisServer};
 const IDLE: Duration = Duration::from_millis(200);
 
 async fn connect(url: &str) -> Queue {
+    connect_idle(url, IDLE).await
+}
+
+/// For tests that assert what happens before the claim idle time passes:
+/// long enough that a loaded machine's pauses do not reach it.
+async fn connect_idle(url: &str, claim_idle: Duration) -> Queue {
     let options = QueueOptions {
-        claim_idle: IDLE,
+        claim_idle,
         ..QueueOptions::default()
     };
     Queue::connect(url, options).await.expect("connect")
@@ -179,7 +185,7 @@ async fn taken_work_completed_reaches_the_collector_once() {
 #[tokio::test]
 async fn work_of_a_silent_worker_is_reclaimed_and_its_late_result_dropped() {
     let server = RedisServer::start();
-    let queue = connect(&server.url()).await;
+    let queue = connect_idle(&server.url(), 4 * IDLE).await;
     let job = new_job(&queue, "reclaim").await;
     queue
         .enqueue(&job, &[item("https://a.test/")])
@@ -255,7 +261,8 @@ async fn work_of_a_silent_worker_is_reclaimed_and_its_late_result_dropped() {
 #[tokio::test]
 async fn touched_work_is_not_taken_and_delivery_counts_grow() {
     let server = RedisServer::start();
-    let queue = connect(&server.url()).await;
+    let idle = 4 * IDLE;
+    let queue = connect_idle(&server.url(), idle).await;
     let job = new_job(&queue, "touch").await;
     queue
         .enqueue(&job, &[item("https://slow.test/")])
@@ -264,8 +271,8 @@ async fn touched_work_is_not_taken_and_delivery_counts_grow() {
     let held = queue.take(&job, "slow", 1, Duration::ZERO).await.unwrap();
     let ids = vec![held[0].id.clone()];
 
-    // Three claim idle times, touched every half of one: never stolen.
-    let until = Instant::now() + 3 * IDLE;
+    // Two claim idle times, touched every eighth of one: never stolen.
+    let until = Instant::now() + 2 * idle;
     while Instant::now() < until {
         assert_eq!(queue.touch(&job, "slow", &ids).await.unwrap(), ids);
         assert!(
@@ -275,7 +282,7 @@ async fn touched_work_is_not_taken_and_delivery_counts_grow() {
                 .unwrap()
                 .is_empty()
         );
-        tokio::time::sleep(IDLE / 2).await;
+        tokio::time::sleep(idle / 8).await;
     }
 
     // Left alone, it is handed out again and again, each time counted.
@@ -506,6 +513,43 @@ async fn a_restarted_collector_is_handed_what_it_never_acknowledged() {
         .unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].payload, b"three");
+}
+
+#[tokio::test]
+async fn workers_wait_for_room_while_results_pile_up() {
+    let server = RedisServer::start();
+    let queue = connect(&server.url()).await;
+    let job = new_job(&queue, "pressure").await;
+    queue
+        .add_results(&job, &[b"1", b"2", b"3", b"4", b"5"])
+        .await
+        .unwrap();
+    assert_eq!(queue.results_len(&job).await.unwrap(), 5);
+
+    let started = Instant::now();
+    let room = queue
+        .wait_for_room(&job, 3, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(!room, "5 results waiting is over a bound of 3");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+
+    // The collector catches up while a worker waits.
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        let job = job.clone();
+        async move { queue.wait_for_room(&job, 3, Duration::from_secs(10)).await }
+    });
+    let results = queue
+        .read_results(&job, "c", 2, Duration::ZERO)
+        .await
+        .unwrap();
+    let ids: Vec<String> = results.into_iter().map(|r| r.id).collect();
+    queue.ack_results(&job, &ids).await.unwrap();
+    assert!(waiting.await.unwrap().unwrap());
+    assert_eq!(queue.results_len(&job).await.unwrap(), 3);
 }
 
 #[tokio::test]

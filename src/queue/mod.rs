@@ -288,3 +288,16 @@ impl std::fmt::Display for JobStatus {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_sized_for_a_job() {
+        assert_eq!(JobOptions::sized_for(0), JobOptions::default());
+        assert_eq!(JobOptions::sized_for(10_000_000).buckets, 65_536);
+        assert_eq!(JobOptions::sized_for(100_000_000).buckets, 524_288);
+        assert_eq!(JobOptions::sized_for(u64::MAX).buckets, 1 << 24);
+    }
+}

@@ -4,7 +4,10 @@
 //! makes "mark seen and queue", "publish and acknowledge" one step. Redis
 //! does not roll a script back on an error, so each script makes every
 //! check that can refuse (job gone, closed, bucket count changed, entry no
-//! longer ours) before its first write. Every key a script touches is
+//! longer ours) before its first write; Redis itself refuses a script for
+//! lack of memory only at its first write, for the same reason. A script's
+//! writes reach the append-only file and replicas as one MULTI/EXEC, so
+//! they survive a crash whole or not at all. Every key a script touches is
 //! passed in KEYS, and all of them share the job's hash tag.
 //!
 //! Errors a script returns start with a code of ours: `NOJOB` (the job's

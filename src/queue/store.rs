@@ -179,22 +179,22 @@ impl Queue {
     /// URLs: their results are known at once), each with the next seq, and
     /// counts them as failed pages; returns their seqs.
     pub async fn add_results(&self, job: &Job, payloads: &[&[u8]]) -> Result<Vec<u64>> {
-        if payloads.is_empty() {
-            return Ok(Vec::new());
+        let mut seqs = Vec::with_capacity(payloads.len());
+        for slice in payloads.chunks(ENQUEUE_SLICE) {
+            let mut call = scripts::ADD_RESULTS.key(job.meta());
+            call.key(job.results());
+            for payload in slice {
+                call.arg(*payload);
+            }
+            let reply: Value = call
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| self.error(job, e))?;
+            for seq in self.seqs(reply, slice.len())? {
+                seqs.push(seq.ok_or_else(|| self.unexpected("ADD_RESULTS"))?);
+            }
         }
-        let mut call = scripts::ADD_RESULTS.key(job.meta());
-        call.key(job.results());
-        for payload in payloads {
-            call.arg(*payload);
-        }
-        let reply: Value = call
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.error(job, e))?;
-        let seqs = self.seqs(reply, payloads.len())?;
-        seqs.into_iter()
-            .map(|seq| seq.ok_or_else(|| self.unexpected("ADD_RESULTS")))
-            .collect()
+        Ok(seqs)
     }
 
     /// Marks the job closed: no more input will come, so once its work is
@@ -207,10 +207,12 @@ impl Queue {
             .map_err(|e| self.error(job, e))
     }
 
-    /// Hands `consumer` up to `max` work items: first entries other workers
-    /// left idle longer than `claim_idle` (their delivery count grown), then
-    /// new ones, waiting up to `block` (at most [`MAX_BLOCK`]) for one when
-    /// there is none. Empty when nothing came in time.
+    /// Hands `consumer` up to `max` work items: first entries left idle
+    /// longer than `claim_idle` (their delivery count grown), then new
+    /// ones, waiting up to `block` (at most [`MAX_BLOCK`]) for one when
+    /// there is none. Empty when nothing came in time. Idle entries are
+    /// claimed whoever held them, this consumer included: [`Queue::touch`]
+    /// what is still being worked on.
     pub async fn take(
         &self,
         job: &Job,
