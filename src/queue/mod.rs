@@ -39,10 +39,12 @@
 //! a hash table at about 60 bytes a member. Splitting the 64-bit hash into
 //! a bucket (`h % B`, the key) and the rest (`h / B`, the member) keeps
 //! every set small, so a URL costs its 8 bytes plus a share of its bucket's
-//! overhead: about 15 bytes a URL at a million URLs with the default 65,536
-//! buckets, tending to 9 for larger jobs. Buckets stay intsets up to about
-//! 400 URLs each on average (about 26 million URLs for the default);
-//! [`JobOptions::sized_for`] picks more buckets for larger jobs.
+//! overhead. Measured on Redis 7.0 with the default 65,536 buckets: 16.5
+//! bytes a URL at one million URLs, 10.8 at four million. Buckets stay
+//! intsets up to about 400 URLs each on average (about 26 million URLs for
+//! the default); [`JobOptions::sized_for`] picks more buckets for larger
+//! jobs. A queued URL costs about its length plus 25 bytes in the work
+//! stream (77 bytes for URLs of 51 characters), freed as it is completed.
 //!
 //! # Delivery
 //!

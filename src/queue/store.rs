@@ -20,7 +20,7 @@ use super::{
 pub const MAX_BLOCK: Duration = Duration::from_secs(10);
 
 /// Work items per enqueue script: each script call holds Redis for its
-/// length, so a large batch goes in slices of about a millisecond.
+/// length, so a large batch goes in slices of a few milliseconds each.
 const ENQUEUE_SLICE: usize = 1000;
 
 /// Keys per UNLINK when a job is deleted.
