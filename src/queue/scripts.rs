@@ -20,11 +20,24 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// The seen-set step shared by `enqueue` and `complete`, as a literal so
+/// The steps shared by `enqueue` and `complete`, as a literal so
 /// `concat!` can put it in front of both.
 macro_rules! add_new_lua {
     () => {
         r#"
+-- The error to return, before any write, if the job is gone or the
+-- caller's bucket count is not the job's.
+local function job_error(meta, buckets)
+  local actual = redis.call('HGET', meta, 'buckets')
+  if not actual then
+    return redis.error_reply('NOJOB the job does not exist')
+  end
+  if actual ~= buckets then
+    return redis.error_reply('BUCKETS ' .. actual)
+  end
+  return nil
+end
+
 -- Adds the new items of a batch: KEYS from key_at on hold one seen-set key
 -- per item; ARGV from arg_at on, six values per item: member, url, depth,
 -- seed ('' when it is the url itself), has_referrer ('1' or '0'),
@@ -90,12 +103,9 @@ pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         add_new_lua!(),
         r#"
-local buckets = redis.call('HGET', KEYS[1], 'buckets')
-if not buckets then
-  return redis.error_reply('NOJOB the job does not exist')
-end
-if buckets ~= ARGV[1] then
-  return redis.error_reply('BUCKETS ' .. buckets)
+local err = job_error(KEYS[1], ARGV[1])
+if err then
+  return err
 end
 if redis.call('HGET', KEYS[1], 'closed') == '1' then
   return redis.error_reply('CLOSED the job is closed')
@@ -202,12 +212,9 @@ local pending = redis.call('XPENDING', KEYS[2], 'workers', ARGV[2], ARGV[2], 1)
 if not pending[1] or pending[1][2] ~= ARGV[3] then
   return {0}
 end
-local buckets = redis.call('HGET', KEYS[1], 'buckets')
-if not buckets then
-  return redis.error_reply('NOJOB the job does not exist')
-end
-if buckets ~= ARGV[1] then
-  return redis.error_reply('BUCKETS ' .. buckets)
+local err = job_error(KEYS[1], ARGV[1])
+if err then
+  return err
 end
 redis.call('XADD', KEYS[3], '*', 'seq', ARGV[4], 'data', ARGV[5])
 redis.call('XACK', KEYS[2], 'workers', ARGV[2])
