@@ -29,6 +29,8 @@
 //!   resume use to remember what they have seen.
 //! - [`shard`]: `--shard K/N`, which sites are this machine's part of a
 //!   job split over several; input and crawl apply it.
+//! - [`queue`]: a job's shared work queue on Redis (`enqueue`, `work`,
+//!   `collect`, `jobs`): many workers, nothing lost when one dies.
 //! - [`proxy`]: which proxy each request goes through, checked at start.
 //! - [`diff`]: `scriptscrape diff`, what changed between two runs' outputs.
 //!

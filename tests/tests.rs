@@ -14,5 +14,6 @@ mod messages;
 mod operations;
 mod pipeline;
 mod proxies;
+mod queue;
 mod readme;
 mod shards;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test module uses a different part of this.
 
+pub mod redis;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
