@@ -57,6 +57,9 @@ pub struct Config {
     /// This machine's part of a job split by site (`--shard K/N`); `None`
     /// does it all.
     pub shard: Option<crate::shard::Shard>,
+    /// The shared queue's job the results come from (`collect`), as its
+    /// identity for `--resume`: the job's name and Redis without password.
+    pub job: Option<String>,
 }
 
 /// The User-Agent sent when none is given.
@@ -184,29 +187,66 @@ impl Config {
     }
 
     fn from_cli_with_stdin(cli: Cli, stdin_is_terminal: bool) -> anyhow::Result<Config> {
-        let sitemap_urls = cli.fetch.sitemaps.iter().any(|s| s != "auto");
-        let sources: Vec<Source> = if cli.inputs.is_empty() {
-            if sitemap_urls {
-                // The sitemaps are the input. A list piped in as well would
-                // be lost without a word: say how to have it read.
-                if stdin_holds_data() {
-                    tracing::warn!(
-                        "warning: standard input is not read when --sitemap gives the URLs and \
-                         no INPUT is named: add - to read it too"
-                    );
-                }
-                Vec::new()
-            } else if stdin_is_terminal {
-                bail!(
-                    "no input: name a file of URLs (one per line), or pipe URLs to standard input; see --help"
-                );
-            } else {
-                vec![Source::Stdin]
-            }
-        } else {
-            cli.inputs.iter().map(|i| Source::from_arg(i)).collect()
-        };
+        let sources = sources(&cli, stdin_is_terminal)?;
+        Self::build(cli, sources)
+    }
 
+    /// A worker's settings (`scriptscrape work`): a scrape's fetching,
+    /// crawling and parsing, with no input or output of its own.
+    pub fn for_work(
+        fetch: crate::cli::FetchArgs,
+        log: crate::cli::LogArgs,
+    ) -> anyhow::Result<Config> {
+        // A job-wide page limit and sitemaps as seeds would need state of
+        // the whole job, which no worker has.
+        if let Some(max) = fetch.max_pages {
+            bail!(
+                "--max-pages {max} applies to one run: a shared queue has no job-wide page limit"
+            );
+        }
+        if !fetch.sitemaps.is_empty() {
+            bail!("--sitemap is not read by workers: enqueue the sitemap's URLs instead");
+        }
+        let cli = Cli {
+            command: None,
+            inputs: Vec::new(),
+            outputs: defaults::<crate::cli::OutputArgs>(),
+            fetch,
+            log,
+            shard: None,
+            generate: None,
+        };
+        Self::build(cli, Vec::new())
+    }
+
+    /// The collector's settings (`scriptscrape collect`): a scrape's
+    /// outputs, with no input and no fetching of its own.
+    pub fn for_collect(
+        job: String,
+        outputs: crate::cli::OutputArgs,
+        inline_text: bool,
+        log: crate::cli::LogArgs,
+    ) -> anyhow::Result<Config> {
+        if outputs.ordered {
+            bail!("--ordered cannot be used by collect: results arrive as workers finish them");
+        }
+        let mut fetch = defaults::<crate::cli::FetchArgs>();
+        fetch.inline_text = inline_text;
+        let cli = Cli {
+            command: None,
+            inputs: Vec::new(),
+            outputs,
+            fetch,
+            log,
+            shard: None,
+            generate: None,
+        };
+        let mut config = Self::build(cli, Vec::new())?;
+        config.job = Some(job);
+        Ok(config)
+    }
+
+    fn build(cli: Cli, sources: Vec<Source>) -> anyhow::Result<Config> {
         let output = cli
             .outputs
             .output
@@ -401,8 +441,52 @@ impl Config {
             ordered: cli.outputs.ordered,
             crawl,
             shard: cli.shard,
+            job: None,
         })
     }
+}
+
+/// The URL lists a scrape reads: its INPUTs, or standard input when there
+/// are none and it is not a terminal (nothing when sitemaps are the input).
+fn sources(cli: &Cli, stdin_is_terminal: bool) -> anyhow::Result<Vec<Source>> {
+    let sitemap_urls = cli.fetch.sitemaps.iter().any(|s| s != "auto");
+    let sources: Vec<Source> = if cli.inputs.is_empty() {
+        if sitemap_urls {
+            // The sitemaps are the input. A list piped in as well would
+            // be lost without a word: say how to have it read.
+            if stdin_holds_data() {
+                tracing::warn!(
+                    "warning: standard input is not read when --sitemap gives the URLs and \
+                         no INPUT is named: add - to read it too"
+                );
+            }
+            Vec::new()
+        } else if stdin_is_terminal {
+            bail!(
+                "no input: name a file of URLs (one per line), or pipe URLs to standard input; see --help"
+            );
+        } else {
+            vec![Source::Stdin]
+        }
+    } else {
+        cli.inputs.iter().map(|i| Source::from_arg(i)).collect()
+    };
+    Ok(sources)
+}
+
+/// The values clap gives a group of options none of which is on the
+/// command line: their defaults, from the one place they are declared.
+/// The environment is not read: its variables are for the command that
+/// takes these options.
+fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command =
+        T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None::<&str>));
+    // Every option of these groups has a default or is optional, so an
+    // empty command line, without the environment, parses.
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .expect("an empty command line parses");
+    T::from_arg_matches(&matches).expect("an empty command line parses")
 }
 
 /// The crawl settings, when the command line asks for crawl mode.

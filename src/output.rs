@@ -267,6 +267,15 @@ impl Target {
         }
     }
 
+    /// Makes what was written so far durable (a file's data on disk), so
+    /// that it can be acknowledged to whoever sent it.
+    fn sync(&self) -> io::Result<()> {
+        match self {
+            Target::Stdout(_) | Target::Direct(_) => Ok(()),
+            Target::Staged { file, .. } => file.sync_data(),
+        }
+    }
+
     /// Flushes the output to disk without renaming it.
     pub fn keep_partial(self) -> io::Result<()> {
         match self {
@@ -772,6 +781,17 @@ impl Sink {
 }
 
 impl Sink {
+    /// Makes every page written so far durable in both outputs: on disk
+    /// for files (still under their `.part` names); a no-op for standard
+    /// output and devices.
+    pub fn sync(&self) -> io::Result<()> {
+        self.scripts.sync().map_err(write_error(&self.names[0]))?;
+        if let Some(pages) = &self.pages {
+            pages.sync().map_err(write_error(&self.names[1]))?;
+        }
+        Ok(())
+    }
+
     /// Writes what is left and flushes it to disk, but leaves file outputs
     /// under their `.part` names: for a run that did not complete.
     pub fn keep_partial(self) -> io::Result<()> {
@@ -785,6 +805,15 @@ impl Sink {
 }
 
 impl Table {
+    /// Makes the rows written so far durable.
+    fn sync(&self) -> io::Result<()> {
+        let staged = match &self.encoder {
+            Encoder::Csv(w) => w.get_ref(),
+            Encoder::Jsonl(staged) => staged,
+        };
+        staged.dest.sync()
+    }
+
     fn into_target(mut self) -> io::Result<Target> {
         self.commit()?;
         let staged = match self.encoder {

@@ -139,71 +139,33 @@ pub fn run(
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let started_at = SystemTime::now();
-    // Held until the outputs are final: a second run waits or leaves.
-    let mut _locks = Vec::new();
-    for path in lock::lock_paths(config)? {
-        let say = |msg: &str| tracing::warn!("{msg}");
-        match lock::acquire(&path, config.wait_lock, stop, say)? {
-            Acquired::Held(lock) => _locks.push(lock),
-            Acquired::Stopped => {
-                return Ok(Summary {
-                    stopped: stop.cause(),
-                    elapsed: started.elapsed(),
-                    ..Summary::default()
-                });
-            }
-        }
-    }
-    if let Some(path) = &config.stats {
-        stats::check_writable(path)?;
-    }
-    let sources = input::open_sources(&config.sources)?;
-    let earlier = if config.resume {
-        let columns = output::script_columns(config.inline_text);
-        let earlier = resume::prepare(config, columns, config.encoding.format)?;
-        if earlier.is_none() {
-            tracing::warn!("--resume: no unfinished run to resume; starting a new one");
-        }
-        earlier
-    } else {
-        None
-    };
-    let sink = open_sink(config, earlier.is_some())?;
-    // Which job the .part files belong to, for a later --resume; only a
-    // page report written to a file can be resumed.
-    let report_part = match &config.pages {
-        Some(Destination::File(pages)) => output::staged_part(pages)?,
-        _ => None,
-    };
-    if earlier.is_none()
-        && let Some(part) = &report_part
-    {
-        RunId::of(config).write(part)?;
-    }
-    let run_id_file = report_part.map(|part| RunId::path(&part));
-    let (done, carried) = match earlier {
-        Some(Earlier { done, summary }) => (Some(done), summary),
-        None => (None, Summary::default()),
-    };
-    // Only a crawl that follows links or reads sitemaps meets URLs the
-    // user did not list.
-    let guard = config
-        .crawl
-        .as_ref()
-        .filter(|c| c.discovers() && !c.allow_private)
-        .map(|_| {
-            let guard = Guard::new();
-            guard.trust_proxies(&config.fetch.proxies);
-            guard
+    let Some((
+        Prepared {
+            _locks,
+            sink,
+            run_id_file,
+            done,
+            carried,
+        },
+        sources,
+    )) = Prepared::outputs(config, stop, || input::open_sources(&config.sources))?
+    else {
+        return Ok(Summary {
+            stopped: stop.cause(),
+            elapsed: started.elapsed(),
+            ..Summary::default()
         });
-    let fetcher = Fetcher::new(&config.fetch, guard.clone())?;
+    };
+    let FetchParse {
+        guard,
+        fetcher,
+        crawl,
+        extractor,
+        parsers,
+        limits,
+        runtime,
+    } = FetchParse::new(config)?;
     let concurrency = config.concurrency.get();
-    let parsers = parse_threads(concurrency);
-    let crawl = config.crawl.clone().map(Arc::new);
-    let extractor = Extractor::new()
-        .keep_inline_text(config.inline_text)
-        .detect_utf8(config.detect_utf8)
-        .links(crawl.as_ref().is_some_and(|c| c.follows_from(0)));
     // With --pages the report holds every failure (and -v logs them);
     // without it, the log is the only place a failed page can be seen.
     let failures_at = if config.pages.is_none() {
@@ -211,12 +173,6 @@ pub fn run(
     } else {
         tracing::Level::INFO
     };
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("scriptscrape-fetch")
-        .build()
-        .context("cannot start the async runtime")?;
 
     let gate = config
         .ordered
@@ -259,21 +215,22 @@ pub fn run(
         })
         .context("cannot start the input thread")?;
 
-    let body_rx = Arc::new(Mutex::new(body_rx));
-    let mut parse_handles = Vec::with_capacity(parsers);
-    for i in 0..parsers {
-        let body_rx = Arc::clone(&body_rx);
+    let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
         let page_tx = page_tx.clone();
-        let follow = crawl.clone().map(|c| (c, links_tx.clone()));
-        let handle = thread::Builder::new()
-            .name(format!("scriptscrape-parse-{i}"))
-            .spawn(move || parse_stage(&body_rx, &page_tx, extractor, follow))
-            .context("cannot start a parse thread")?;
-        parse_handles.push(handle);
-    }
+        let links_tx = links_tx.clone();
+        // Links go back to the scheduler before the page goes on, so that
+        // the scheduler hears of them first.
+        move |page, links| {
+            if let Some(links) = links {
+                // Fails only once the scheduler is gone, when links no
+                // longer matter.
+                let _ = links_tx.send(links);
+            }
+            page_tx.send(page).is_ok()
+        }
+    })?;
     // Only the parse threads may hold the ends of these channels, so that
     // the stages before them see a closed channel when they stop.
-    drop(body_rx);
     drop(page_tx);
     drop(links_tx);
 
@@ -296,19 +253,7 @@ pub fn run(
         })
         .context("cannot start the output thread")?;
 
-    // A crawl's discovered URLs past --frontier-memory wait on disk (see
-    // crate::crawl::spill), so memory does not grow with the site.
-    let max_frontier = config.crawl.as_ref().map_or(0, |c| c.frontier_memory);
-    let limits = schedule::Limits {
-        concurrency,
-        per_host: config.per_host.get(),
-        delay: config.delay,
-        max_queued: MAX_QUEUED_URLS,
-        max_frontier,
-        robots_agent: config
-            .robots
-            .then(|| crate::crawl::robots::agent_token(&config.fetch.user_agent).to_owned()),
-    };
+    let max_frontier = limits.max_frontier;
     let setup = schedule::Setup {
         fetcher,
         limits,
@@ -422,6 +367,335 @@ pub fn run(
     Ok(summary)
 }
 
+/// What a worker did, for its summary line and exit status.
+#[derive(Clone, Debug)]
+pub struct Worked {
+    /// The worker's name in the job's consumer group.
+    pub consumer: String,
+    /// What it published.
+    pub published: crate::queue::worker::Published,
+    /// Why it ended: the job drained, or a stop.
+    pub stopped: Option<crate::run::stop::Cause>,
+    /// Time from start to end.
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Worked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.published;
+        write!(
+            f,
+            "worker {}: {} pages published ({} failed), {} found links queued",
+            self.consumer,
+            p.ok + p.failed,
+            p.failed,
+            p.links_queued
+        )?;
+        if p.taken_over > 0 {
+            write!(f, ", {} taken over by other workers", p.taken_over)?;
+        }
+        match self.stopped {
+            Some(cause) => write!(f, "; stopped by {}", cause.name())?,
+            None => f.write_str("; the job is drained")?,
+        }
+        write!(f, ", {:.1} s", self.elapsed.as_secs_f64())
+    }
+}
+
+/// Pages parsed and waiting to be published: a worker's writer is Redis,
+/// slower per page than a file, so a few more may wait than for a file.
+const PUBLISH_QUEUE: usize = 256;
+
+/// Runs a worker of a shared queue: takes the job's URLs, fetches and
+/// parses them as a local run does, and publishes each page's result,
+/// until the job is closed and drained or `stop` says so.
+pub fn work(
+    config: &Config,
+    settings: &crate::queue::worker::WorkSettings,
+    stop: &Stop,
+) -> anyhow::Result<Worked> {
+    use crate::queue::retry::retry;
+    use crate::queue::worker::{Held, Worker, consumer_name};
+    use crate::queue::{Queue, QueueError, QueueOptions};
+
+    let started = Instant::now();
+    let FetchParse {
+        guard,
+        fetcher,
+        crawl,
+        extractor,
+        parsers,
+        limits,
+        runtime,
+    } = FetchParse::new(config)?;
+    let options = QueueOptions {
+        claim_idle: settings.claim_idle,
+        ..QueueOptions::default()
+    };
+    let queue = runtime.block_on(retry("connecting", stop, Level::Draining, || {
+        Queue::connect(&settings.redis, options.clone())
+    }))?;
+    match runtime.block_on(queue.status(&settings.job)) {
+        Err(QueueError::NoSuchJob(name)) => anyhow::bail!(
+            "no job named {name:?} on {}: create it with scriptscrape enqueue",
+            queue.shown_url()
+        ),
+        // Unreachable again already: the taker retries.
+        Err(e) if e.is_retryable() => {}
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    let worker = Worker {
+        queue,
+        job: settings.job.clone(),
+        consumer: consumer_name().into(),
+        held: Arc::new(Held::default()),
+        stop: stop.clone(),
+    };
+    tracing::info!(
+        "worker {} takes work of job {:?}",
+        worker.consumer,
+        settings.job.name()
+    );
+
+    let concurrency = limits.concurrency;
+    let (body_tx, body_rx) = mpsc::channel::<Completed>(parsers * BODIES_PER_PARSER);
+    let (page_tx, page_rx) = mpsc::channel(PUBLISH_QUEUE);
+    let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
+        let page_tx = page_tx.clone();
+        move |page, links| page_tx.blocking_send((page, links)).is_ok()
+    })?;
+    drop(page_tx);
+
+    // Deliveries wait here until the scheduler takes them: a few per
+    // request slot, so that this worker holds little another could do.
+    let (delivery_tx, delivery_rx) = mpsc::channel(concurrency);
+    let taker = runtime.spawn({
+        let worker = worker.clone();
+        async move { worker.take(delivery_tx).await }
+    });
+    let heartbeat = runtime.spawn({
+        let worker = worker.clone();
+        let every = (settings.claim_idle / 3).max(Duration::from_millis(50));
+        async move { worker.heartbeat(every).await }
+    });
+    let publisher = runtime.spawn({
+        let worker = worker.clone();
+        let max_results = settings.max_results;
+        async move { worker.publish(page_rx, max_results).await }
+    });
+    let give_back: Box<dyn FnOnce(Vec<u64>) + Send> = Box::new({
+        let worker = worker.clone();
+        move |seqs| {
+            // Called by the scheduler, on the runtime.
+            tokio::spawn(async move { worker.give_back(Some(&seqs)).await });
+        }
+    });
+    let work = schedule::Shared::new(
+        delivery_rx,
+        settings.max_deliveries,
+        crawl.is_some(),
+        give_back,
+        guard,
+    );
+    let setup = schedule::Setup {
+        fetcher,
+        limits,
+        stop: stop.clone(),
+        grace: config.grace,
+        crawl,
+        progress: None,
+    };
+    let (ended, _) = runtime.block_on(schedule::run(setup, work, body_tx));
+    for handle in parse_handles {
+        // A parse thread cannot panic: extraction runs under catch_unwind.
+        let _ = handle.join();
+    }
+    let published = runtime
+        .block_on(publisher)
+        .map_err(|e| anyhow::anyhow!("internal error: the publisher failed: {e}"))??;
+    let taken = runtime.block_on(taker);
+    heartbeat.abort();
+    // Whatever is still held was not published: back to the job at once.
+    runtime.block_on(worker.give_back(None));
+    taken.map_err(|e| anyhow::anyhow!("internal error: the taker failed: {e}"))??;
+    runtime.shutdown_background();
+    let stopped = match ended {
+        Ended::Complete => None,
+        Ended::Stopped { .. } | Ended::OutputClosed => stop.cause(),
+    };
+    Ok(Worked {
+        consumer: worker.consumer.to_string(),
+        published,
+        stopped,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// What the fetch and parse stages are built from, the same way for a
+/// local run and a worker.
+struct FetchParse {
+    /// Keeps a crawl out of private networks (see crate::crawl::netguard).
+    guard: Option<Arc<Guard>>,
+    fetcher: Fetcher,
+    crawl: Option<Arc<Crawl>>,
+    extractor: Extractor,
+    parsers: usize,
+    limits: schedule::Limits,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl FetchParse {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        // Only a crawl that follows links or reads sitemaps meets URLs the
+        // user did not list.
+        let guard = config
+            .crawl
+            .as_ref()
+            .filter(|c| c.discovers() && !c.allow_private)
+            .map(|_| {
+                let guard = Guard::new();
+                guard.trust_proxies(&config.fetch.proxies);
+                guard
+            });
+        let fetcher = Fetcher::new(&config.fetch, guard.clone())?;
+        let concurrency = config.concurrency.get();
+        let crawl = config.crawl.clone().map(Arc::new);
+        let extractor = Extractor::new()
+            .keep_inline_text(config.inline_text)
+            .detect_utf8(config.detect_utf8)
+            .links(crawl.as_ref().is_some_and(|c| c.follows_from(0)));
+        let limits = schedule::Limits {
+            concurrency,
+            per_host: config.per_host.get(),
+            delay: config.delay,
+            max_queued: MAX_QUEUED_URLS,
+            // A crawl's discovered URLs past --frontier-memory wait on disk
+            // (see crate::crawl::spill), so memory does not grow with the
+            // site.
+            max_frontier: config.crawl.as_ref().map_or(0, |c| c.frontier_memory),
+            robots_agent: config
+                .robots
+                .then(|| crate::crawl::robots::agent_token(&config.fetch.user_agent).to_owned()),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("scriptscrape-fetch")
+            .build()
+            .context("cannot start the async runtime")?;
+        Ok(FetchParse {
+            guard,
+            fetcher,
+            crawl,
+            extractor,
+            parsers: parse_threads(concurrency),
+            limits,
+            runtime,
+        })
+    }
+}
+
+/// Starts `parsers` parse threads on `bodies`, each handing its pages to
+/// the `emit` that `emitter` makes for it.
+fn spawn_parsers<E>(
+    parsers: usize,
+    bodies: mpsc::Receiver<Completed>,
+    extractor: Extractor,
+    crawl: Option<&Arc<Crawl>>,
+    mut emitter: impl FnMut() -> E,
+) -> anyhow::Result<Vec<thread::JoinHandle<()>>>
+where
+    E: FnMut(PageResult, Option<Discovered>) -> bool + Send + 'static,
+{
+    let bodies = Arc::new(Mutex::new(bodies));
+    let mut handles = Vec::with_capacity(parsers);
+    for i in 0..parsers {
+        let bodies = Arc::clone(&bodies);
+        let crawl = crawl.cloned();
+        let emit = emitter();
+        let handle = thread::Builder::new()
+            .name(format!("scriptscrape-parse-{i}"))
+            .spawn(move || parse_stage(&bodies, extractor, crawl.as_deref(), emit))
+            .context("cannot start a parse thread")?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
+/// A run's outputs, ready for its first page: locked, checked, and when
+/// resuming, continued from what the interrupted run left.
+pub(crate) struct Prepared {
+    /// Held until the outputs are final: a second run waits or leaves.
+    pub _locks: Vec<lock::Lock>,
+    pub sink: Sink,
+    /// The run identity beside the report's `.part`, removed once final.
+    pub run_id_file: Option<std::path::PathBuf>,
+    /// Pages the interrupted run finished (with `--resume`).
+    pub done: Option<resume::Done>,
+    /// Its counts, carried into this run's summary.
+    pub carried: Summary,
+}
+
+impl Prepared {
+    /// Takes the outputs' locks, checks `--stats` can be written, runs
+    /// `open_inputs` (so that an unreadable input is reported before
+    /// anything is written), continues an interrupted run with
+    /// `--resume`, and opens the outputs. `None`: stopped while waiting
+    /// for a lock.
+    pub(crate) fn outputs<T>(
+        config: &Config,
+        stop: &Stop,
+        open_inputs: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<Option<(Prepared, T)>> {
+        let mut locks = Vec::new();
+        for path in lock::lock_paths(config)? {
+            let say = |msg: &str| tracing::warn!("{msg}");
+            match lock::acquire(&path, config.wait_lock, stop, say)? {
+                Acquired::Held(lock) => locks.push(lock),
+                Acquired::Stopped => return Ok(None),
+            }
+        }
+        if let Some(path) = &config.stats {
+            stats::check_writable(path)?;
+        }
+        let inputs = open_inputs()?;
+        let earlier = if config.resume {
+            let columns = output::script_columns(config.inline_text);
+            let earlier = resume::prepare(config, columns, config.encoding.format)?;
+            if earlier.is_none() {
+                tracing::warn!("--resume: no unfinished run to resume; starting a new one");
+            }
+            earlier
+        } else {
+            None
+        };
+        let sink = open_sink(config, earlier.is_some())?;
+        // Which job the .part files belong to, for a later --resume; only
+        // a page report written to a file can be resumed.
+        let report_part = match &config.pages {
+            Some(Destination::File(pages)) => output::staged_part(pages)?,
+            _ => None,
+        };
+        if earlier.is_none()
+            && let Some(part) = &report_part
+        {
+            RunId::of(config).write(part)?;
+        }
+        let (done, carried) = match earlier {
+            Some(Earlier { done, summary }) => (Some(done), summary),
+            None => (None, Summary::default()),
+        };
+        let prepared = Prepared {
+            _locks: locks,
+            sink,
+            run_id_file: report_part.map(|part| RunId::path(&part)),
+            done,
+            carried,
+        };
+        Ok(Some((prepared, inputs)))
+    }
+}
+
 fn open_sink(config: &Config, resuming: bool) -> anyhow::Result<Sink> {
     // Files are written as .part siblings and renamed at the end, so a
     // failure here leaves the outputs of the last run as they were. When
@@ -453,13 +727,14 @@ fn open_sink(config: &Config, resuming: bool) -> anyhow::Result<Sink> {
     )?)
 }
 
-/// Decodes and extracts pages until the fetch stage is done; crawling,
-/// sends the links of each page back to the scheduler first.
+/// Decodes and extracts pages until the fetch stage is done, handing each
+/// page, with the links it leads to when they are awaited, to `emit`;
+/// stops when `emit` says the next stage is gone.
 fn parse_stage(
     bodies: &Mutex<mpsc::Receiver<Completed>>,
-    pages: &std_mpsc::SyncSender<PageResult>,
     extractor: Extractor,
-    follow: Option<(Arc<Crawl>, mpsc::UnboundedSender<Discovered>)>,
+    crawl: Option<&Crawl>,
+    mut emit: impl FnMut(PageResult, Option<Discovered>) -> bool,
 ) {
     loop {
         // The lock is held only while waiting for the next body; parsing
@@ -469,14 +744,8 @@ fn parse_stage(
             .unwrap_or_else(PoisonError::into_inner)
             .blocking_recv();
         let Some(done) = next else { return };
-        let crawl = follow.as_ref().map(|(crawl, _)| &**crawl);
         let (page, links) = parse_one(done, &extractor, crawl);
-        if let (Some((_, tx)), Some(links)) = (&follow, links) {
-            // Fails only once the scheduler is gone, when links no longer
-            // matter.
-            let _ = tx.send(links);
-        }
-        if pages.send(page).is_err() {
+        if !emit(page, links) {
             return;
         }
     }

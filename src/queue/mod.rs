@@ -66,10 +66,13 @@
 //! `complete` finds the entry gone and reports it not applied (its result
 //! was published by the first try, or by another worker).
 
+pub mod enqueue;
 mod keys;
+pub mod retry;
 mod scripts;
 mod store;
 pub mod wire;
+pub mod worker;
 
 use std::time::Duration;
 

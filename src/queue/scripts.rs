@@ -199,6 +199,28 @@ return held
     )
 });
 
+/// Gives entries back: those still pending for the consumer (ARGV[1])
+/// among ARGV[2..] are made look idle since long ago, so that the next
+/// `take` of any worker claims them. KEYS: work. Returns the ids given
+/// back.
+pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local released = {}
+for i = 2, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], 'workers', ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[1] then
+    -- A year of idleness: past any --claim-idle. JUSTID keeps the
+    -- delivery count, so a release is not counted as a delivery.
+    redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'IDLE', 31536000000, 'JUSTID')
+    released[#released + 1] = ARGV[i]
+  end
+end
+return released
+"#,
+    )
+});
+
 /// Publishes a page's result, acknowledges and deletes its work entry, and
 /// queues its new links, if the entry is still pending for this consumer.
 /// KEYS: meta, work, results, one seen-set key per found link. ARGV:

@@ -322,6 +322,27 @@ impl Queue {
             .collect()
     }
 
+    /// Gives the entries `ids` still held by `consumer` back to the job at
+    /// once (a worker stopping with work it will not finish): the next
+    /// `take` of any worker claims them, their delivery counts unchanged.
+    /// Returns the ids given back.
+    pub async fn release(&self, job: &Job, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = scripts::RELEASE.key(job.work());
+        call.arg(consumer).arg(ids);
+        let reply: Value = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.error(job, e))?;
+        array(reply)
+            .ok_or_else(|| self.unexpected("RELEASE"))?
+            .iter()
+            .map(|v| text(v).ok_or_else(|| self.unexpected("RELEASE")))
+            .collect()
+    }
+
     /// Publishes the result of the entry `id` (seq `seq`), acknowledges and
     /// removes the entry, counts the page done or failed, and queues the
     /// `found` links not yet seen, all at once, if and only if the entry is

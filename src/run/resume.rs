@@ -142,8 +142,10 @@ impl RunId {
     /// The identity of the run `config` describes.
     pub fn of(config: &Config) -> RunId {
         let path = |p: &Path| crate::output::real_path(p).display().to_string();
-        RunId {
-            inputs: config
+        let inputs = match &config.job {
+            // A collector's input is its job.
+            Some(job) => vec![job.clone()],
+            None => config
                 .sources
                 .iter()
                 .map(|s| match s {
@@ -151,6 +153,9 @@ impl RunId {
                     Source::File(p) => path(p),
                 })
                 .collect(),
+        };
+        RunId {
+            inputs,
             scripts: match &config.output {
                 Destination::Stdout => "-".to_owned(),
                 Destination::File(p) => path(p),
@@ -273,6 +278,10 @@ fn given(yes: bool) -> &'static str {
 /// is nothing to resume (no `.part` report: the earlier run completed, or
 /// never started). `script_columns` is this run's scripts header, which
 /// the earlier file must match.
+///
+/// A page that failed in a way that may pass if tried again is dropped, to
+/// be fetched again, unless the run cannot fetch (a collector:
+/// `config.job`), which keeps every finished page.
 pub fn prepare(
     config: &Config,
     script_columns: &[&str],
@@ -300,6 +309,7 @@ pub fn prepare(
         script_columns,
         format,
         config.encoding.spreadsheet_safe,
+        config.job.is_none(),
     )
     .map(Some)
 }
@@ -322,6 +332,7 @@ fn carry_over(
     script_columns: &[&str],
     format: Format,
     spreadsheet_safe: bool,
+    retry_transient: bool,
 ) -> anyhow::Result<Earlier> {
     let mut pages = Rows::open(pages_part, &PAGE_COLUMNS, format)?;
     let mut scripts = scripts_part
@@ -385,7 +396,7 @@ fn carry_over(
                 true
             } else {
                 let kind = ErrorKind::from_name(&error).expect("checked by Rows");
-                let again = transient(kind, status);
+                let again = retry_transient && transient(kind, status);
                 if !again {
                     *summary.failures.entry(kind).or_default() += 1;
                 }
@@ -1017,7 +1028,14 @@ mod tests {
         }
 
         fn carry_over(&self, format: Format) -> anyhow::Result<Earlier> {
-            carry_over(&self.pages, Some(&self.scripts), &SCRIPTS, format, false)
+            carry_over(
+                &self.pages,
+                Some(&self.scripts),
+                &SCRIPTS,
+                format,
+                false,
+                true,
+            )
         }
 
         fn read(&self) -> (String, String) {

@@ -202,7 +202,7 @@ impl Work for Local {
         }
     }
 
-    fn dispatched(&mut self, depth: Option<u16>) {
+    fn dispatched(&mut self, _seq: u64, depth: Option<u16>) {
         if let (Some(c), Some(depth)) = (self.crawl.as_mut(), depth) {
             c.dispatched(depth);
         }

@@ -15,6 +15,7 @@
 
 pub mod hosts;
 pub mod local;
+pub mod shared;
 pub mod tasks;
 pub mod work;
 
@@ -35,6 +36,7 @@ use tasks::{Finished, Tasks};
 use work::{Ctx, Work};
 
 pub use local::{Frontier, Local};
+pub use shared::Shared;
 
 /// The bounds the scheduler keeps.
 #[derive(Clone, Debug)]
@@ -176,7 +178,7 @@ impl Fetching {
                     seq,
                     origin,
                 } => {
-                    work.dispatched(origin.as_ref().map(|o| o.depth));
+                    work.dispatched(seq, origin.as_ref().map(|o| o.depth));
                     let rule = self.hop_rule(origin.as_ref());
                     self.pages_running += 1;
                     let task = tasks::page(&self.fetcher, host, url, seq, origin, rule);

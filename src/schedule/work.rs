@@ -62,8 +62,8 @@ pub(crate) trait Work: Send {
         Some(u16::MAX)
     }
 
-    /// A page request started, at `depth` in a crawl.
-    fn dispatched(&mut self, _depth: Option<u16>) {}
+    /// The page request of `seq` started, at `depth` in a crawl.
+    fn dispatched(&mut self, _seq: u64, _depth: Option<u16>) {}
 
     /// After requests were started: what is queued but may not be fetched
     /// any more becomes rows.
