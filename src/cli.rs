@@ -485,6 +485,181 @@ pub enum Command {
     /// change (exit 0: no changes, 1: changes, 2: could not compare).
     #[command(after_help = diff_after_help())]
     Diff(DiffArgs),
+
+    /// Add the URLs of INPUT files to a job's shared queue on Redis
+    /// (deduplicated across the job); invalid lines become invalid_url
+    /// results at once.
+    #[command(after_help = QUEUE_AFTER_HELP)]
+    Enqueue(EnqueueArgs),
+
+    /// Fetch and parse a job's URLs from its shared queue on Redis, on as
+    /// many machines as wanted; exits 0 once the job is closed and drained.
+    #[command(after_help = QUEUE_AFTER_HELP)]
+    Work(WorkArgs),
+
+    /// Write a job's results from Redis to the same files a local run
+    /// writes (-o, --pages), each page once.
+    #[command(after_help = QUEUE_AFTER_HELP)]
+    Collect(CollectArgs),
+
+    /// List the jobs on a Redis with their counts, or delete one.
+    #[command(after_help = QUEUE_AFTER_HELP)]
+    Jobs(JobsArgs),
+}
+
+const QUEUE_AFTER_HELP: &str = "\
+A job on Redis: enqueue its URLs, run work on any number of machines, and one collect.
+  $ scriptscrape enqueue --redis redis://queue:6379/ --job nightly urls.txt --close
+  $ scriptscrape work --redis redis://queue:6379/ --job nightly -c 64       # on each machine
+  $ scriptscrape collect --redis redis://queue:6379/ --job nightly -o scripts.csv --pages pages.csv
+  $ scriptscrape jobs --redis redis://queue:6379/
+A password goes in the URL (redis://:PASSWORD@host/) or SCRIPTSCRAPE_REDIS_URL; it is
+never shown. See README, \"Running on many machines\".";
+
+/// Where a job's queue is: shared by the queue's commands.
+#[derive(Debug, clap::Args)]
+pub struct RedisArgs {
+    /// The Redis server: redis://[:PASSWORD@]HOST[:PORT][/DB], or
+    /// rediss:// for TLS.
+    #[arg(
+        env = "SCRIPTSCRAPE_REDIS_URL",
+        long,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: String,
+}
+
+/// Which job: shared by enqueue, work and collect.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The job's name: printable, at most 100 bytes, no braces.
+    #[arg(env = "SCRIPTSCRAPE_JOB", long, value_name = "NAME")]
+    pub job: String,
+}
+
+/// `scriptscrape enqueue`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    /// Files of URLs, one per line; '-' reads standard input, as does no
+    /// INPUT when standard input is not a terminal (none with --close
+    /// alone closes the job).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Say that no more URLs will come: workers leave once the queue is
+    /// drained.
+    #[arg(long)]
+    pub close: bool,
+
+    /// The URLs the whole job is expected to hold, found links included:
+    /// sizes its seen-set when the job is created (more than about 26
+    /// million needs it to stay at 8-16 bytes a URL).
+    #[arg(long, value_name = "N")]
+    pub expect: Option<u64>,
+
+    /// Strip these query parameters before the job-wide duplicate check,
+    /// as a crawl does (glob patterns; give workers the same).
+    #[arg(long = "strip-query", value_name = "GLOB", value_delimiter = ',')]
+    pub strip_query: Vec<String>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `scriptscrape work`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    /// Take back work another worker has held this long without a sign of
+    /// life (it died): its URLs are fetched here instead.
+    #[arg(
+        env = "SCRIPTSCRAPE_CLAIM_IDLE",
+        long,
+        value_name = "SECS",
+        default_value = "60",
+        value_parser = parse_secs,
+        allow_negative_numbers = true
+    )]
+    pub claim_idle: Duration,
+
+    /// A URL handed out more than N times without a result (each worker
+    /// that took it died) becomes a failed page (delivery_limit) instead of
+    /// killing more workers.
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_DELIVERIES",
+        long,
+        value_name = "N",
+        default_value = "3",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_deliveries: u64,
+
+    /// Wait while the job's results not yet collected number more than N
+    /// pages, so that Redis memory stays bounded when the collector falls
+    /// behind.
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_RESULTS",
+        long,
+        value_name = "N",
+        default_value = "10000",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_results: u64,
+
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `scriptscrape collect`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    /// Write the inline_text column (give the workers --inline-text too:
+    /// they keep the text).
+    #[arg(env = "SCRIPTSCRAPE_INLINE_TEXT", long)]
+    pub inline_text: bool,
+
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `scriptscrape jobs`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Remove a job's keys from Redis: refused while it has work or
+    /// results left, unless --force.
+    #[arg(long, value_name = "NAME")]
+    pub delete: Option<String>,
+
+    /// With --delete: remove the job even if it is not finished.
+    #[arg(long, requires = "delete")]
+    pub force: bool,
 }
 
 const DIFF_CHANGES: &str = "\

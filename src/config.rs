@@ -207,6 +207,9 @@ impl Config {
         if !fetch.sitemaps.is_empty() {
             bail!("--sitemap is not read by workers: enqueue the sitemap's URLs instead");
         }
+        if fetch.frontier_memory != defaults::<crate::cli::FetchArgs>().frontier_memory {
+            bail!("--frontier-memory applies to a local crawl: a worker's frontier is the job's queue");
+        }
         let cli = Cli {
             command: None,
             inputs: Vec::new(),

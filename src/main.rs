@@ -1,15 +1,21 @@
 //! The `scriptscrape` command: parse arguments, run, map the outcome to an
 //! exit status.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use scriptscrape::run::lock::Busy;
 use std::sync::Arc;
 
+use scriptscrape::cli::Command;
 use scriptscrape::input::Source;
 use scriptscrape::run::stop::{Cause, Level, Stop};
 use scriptscrape::run::terminal;
 use scriptscrape::{Config, ExitStatus, cli::Cli};
+
+/// The commands besides a scrape, which a file of URLs could be named
+/// like.
+const COMMANDS: [&str; 5] = ["diff", "enqueue", "work", "collect", "jobs"];
 
 fn main() -> ExitCode {
     // A panic is a bug; say so in one line instead of a backtrace.
@@ -35,17 +41,23 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Fatal.code());
         }
     };
-    if let Some(scriptscrape::cli::Command::Diff(args)) = cli.command {
-        return diff(args);
+    match cli.command {
+        Some(Command::Diff(args)) => return diff(args),
+        Some(Command::Enqueue(args)) => return enqueue(args),
+        Some(Command::Work(args)) => return work(args),
+        Some(Command::Collect(args)) => return collect(args),
+        Some(Command::Jobs(args)) => return jobs(args),
+        None => {}
     }
-    if cli.command.is_none()
-        && cli.inputs.first().is_some_and(|i| i == "diff")
-        && !std::path::Path::new("diff").exists()
+    if let Some(command) = cli
+        .inputs
+        .first()
+        .filter(|i| COMMANDS.contains(&i.as_str()) && !std::path::Path::new(i).exists())
     {
         // clap reads options before a subcommand as a scrape's.
         eprintln!(
-            "scriptscrape: 'diff' is a command: give its options after it \
-             (scriptscrape diff OLD NEW -q), or ./diff for a file named diff"
+            "scriptscrape: '{command}' is a command: give its options after it \
+             (scriptscrape {command} --help), or ./{command} for a file named {command}"
         );
         return ExitCode::from(ExitStatus::Fatal.code());
     }
@@ -160,6 +172,172 @@ fn diff(args: scriptscrape::cli::DiffArgs) -> ExitCode {
             eprintln!("scriptscrape diff: {}", words.join(" "));
             ExitCode::from(ExitStatus::Fatal.code())
         }
+    }
+}
+
+/// Starts logging for a queue command, refusing -q with -v; `Err` is the
+/// exit status of a bad command line.
+fn queue_logs(log: &scriptscrape::cli::LogArgs) -> Result<(), ExitCode> {
+    if log.quiet && log.verbose > 0 {
+        eprintln!(
+            "scriptscrape: -q (--quiet) and -v (--verbose) contradict each other: give one of them"
+        );
+        return Err(ExitCode::from(ExitStatus::Fatal.code()));
+    }
+    terminal::init_logs(log.quiet, log.verbose, log.log_format);
+    Ok(())
+}
+
+/// A queue command's fatal error: one line, exit 2 (75 for a held lock).
+fn fatal(err: &anyhow::Error) -> ExitCode {
+    tracing::error!(
+        "{}",
+        scriptscrape::error::without_os_error_numbers(&format!("{err:#}"))
+    );
+    let status = if err.downcast_ref::<Busy>().is_some() {
+        ExitStatus::Busy
+    } else {
+        ExitStatus::Fatal
+    };
+    ExitCode::from(status.code())
+}
+
+/// The exit status of a command a signal stopped, or success.
+fn stopped_or_ok(cause: Option<Cause>) -> ExitCode {
+    match cause {
+        Some(Cause::Interrupt) => ExitCode::from(ExitStatus::Interrupted.code()),
+        Some(Cause::Terminate) => ExitCode::from(ExitStatus::Terminated.code()),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// `scriptscrape enqueue`: exit 0 once the URLs are in the job.
+fn enqueue(args: scriptscrape::cli::EnqueueArgs) -> ExitCode {
+    use scriptscrape::queue::enqueue::{EnqueueConfig, enqueue};
+    if let Err(code) = queue_logs(&args.log) {
+        return code;
+    }
+    let stop = Stop::new();
+    let outcome = (|| {
+        let sources = if args.inputs.is_empty() {
+            if !std::io::stdin().is_terminal() {
+                vec![Source::Stdin]
+            } else if args.close {
+                Vec::new()
+            } else {
+                anyhow::bail!("no input: name a file of URLs, pipe them in, or give --close");
+            }
+        } else {
+            args.inputs.iter().map(|i| Source::from_arg(i)).collect()
+        };
+        let config = EnqueueConfig {
+            redis: args.redis.redis.clone(),
+            job: scriptscrape::queue::Job::new(&args.job.job)?,
+            sources,
+            strip_query: args
+                .strip_query
+                .iter()
+                .map(|g| scriptscrape::crawl::normalize::Glob::new(g))
+                .collect(),
+            close: args.close,
+            expect: args.expect,
+        };
+        #[cfg(unix)]
+        stop_on_signals(&stop, std::time::Duration::ZERO)?;
+        enqueue(&config, &stop)
+    })();
+    match outcome {
+        Ok(done) => {
+            tracing::info!(target: terminal::SUMMARY_TARGET, "enqueue: {done}");
+            stopped_or_ok(stop.cause())
+        }
+        Err(err) => fatal(&err),
+    }
+}
+
+/// `scriptscrape work`: exit 0 once the job is closed and drained.
+fn work(args: scriptscrape::cli::WorkArgs) -> ExitCode {
+    use scriptscrape::queue::worker::WorkSettings;
+    if let Err(code) = queue_logs(&args.log) {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        // As for a scrape: each request in flight holds a socket.
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+    }
+    let stop = Stop::new();
+    let outcome = (|| {
+        let settings = WorkSettings {
+            redis: args.redis.redis.clone(),
+            job: scriptscrape::queue::Job::new(&args.job.job)?,
+            claim_idle: args.claim_idle,
+            max_deliveries: args.max_deliveries,
+            max_results: args.max_results,
+        };
+        let config = Config::for_work(args.fetch, args.log)?;
+        if config.fetch.insecure {
+            tracing::warn!("warning: --insecure: TLS certificates are not checked");
+        }
+        #[cfg(unix)]
+        stop_on_signals(&stop, config.grace)?;
+        scriptscrape::pipeline::work(&config, &settings, &stop)
+    })();
+    match outcome {
+        Ok(worked) => {
+            tracing::info!(target: terminal::SUMMARY_TARGET, "{worked}");
+            stopped_or_ok(worked.stopped)
+        }
+        Err(err) => fatal(&err),
+    }
+}
+
+/// `scriptscrape collect`: the exit status of a local run of the job.
+fn collect(args: scriptscrape::cli::CollectArgs) -> ExitCode {
+    if let Err(code) = queue_logs(&args.log) {
+        return code;
+    }
+    let max_failures = args.outputs.max_failures;
+    let stop = Stop::new();
+    let outcome = (|| {
+        let job = scriptscrape::queue::Job::new(&args.job.job)?;
+        let identity = format!(
+            "job {} at {}",
+            job.name(),
+            scriptscrape::output::without_password(&args.redis.redis)
+        );
+        let config = Config::for_collect(identity, args.outputs, args.inline_text, args.log)?;
+        #[cfg(unix)]
+        stop_on_signals(&stop, config.grace)?;
+        scriptscrape::queue::collect::collect(&config, &args.redis.redis, &job, &stop, None)
+    })();
+    match outcome {
+        Ok(summary) => {
+            tracing::info!(target: terminal::SUMMARY_TARGET, "{summary}");
+            if summary.stopped.is_some() {
+                tracing::warn!(
+                    "collect did not complete: file outputs hold its rows under their .part \
+                     names; run it again with --resume to go on"
+                );
+            }
+            ExitCode::from(summary.exit_status(max_failures).code())
+        }
+        Err(err) => fatal(&err),
+    }
+}
+
+/// `scriptscrape jobs`: the jobs and their counts, or one deleted.
+fn jobs(args: scriptscrape::cli::JobsArgs) -> ExitCode {
+    use scriptscrape::queue::jobs;
+    terminal::init_logs(false, 0, terminal::LogFormat::Text);
+    let outcome = match &args.delete {
+        Some(name) => jobs::delete(&args.redis.redis, name, args.force)
+            .map(|()| eprintln!("scriptscrape: job {name:?} deleted")),
+        None => jobs::list(&args.redis.redis, &mut std::io::stdout().lock()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fatal(&err),
     }
 }
 

@@ -932,7 +932,10 @@ fn write_stage(
 }
 
 /// A broken pipe at the end is the reader going away, as during the run.
-fn finish_output(result: std::io::Result<()>, summary: &mut Summary) -> anyhow::Result<()> {
+pub(crate) fn finish_output(
+    result: std::io::Result<()>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
     match result {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             summary.output_closed = true;

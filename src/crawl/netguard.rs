@@ -79,7 +79,8 @@ impl Guard {
         }
     }
 
-    fn trusts(&self, host: &str) -> bool {
+    /// Whether `host` is trusted (listed, or a proxy).
+    pub fn trusts(&self, host: &str) -> bool {
         self.trusted
             .read()
             .unwrap_or_else(PoisonError::into_inner)

@@ -66,7 +66,9 @@
 //! `complete` finds the entry gone and reports it not applied (its result
 //! was published by the first try, or by another worker).
 
+pub mod collect;
 pub mod enqueue;
+pub mod jobs;
 mod keys;
 pub mod retry;
 mod scripts;

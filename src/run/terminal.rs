@@ -83,7 +83,22 @@ pub fn init(
 ) -> Option<Arc<Bar>> {
     let bar =
         (!quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new(sources, crawl, shard)));
-    let writer = BarWriter(bar.as_ref().map(|b| b.bar.clone()));
+    install(
+        quiet,
+        verbose,
+        format,
+        BarWriter(bar.as_ref().map(|b| b.bar.clone())),
+    );
+    bar
+}
+
+/// Logs on standard error, without a progress bar: for commands whose
+/// progress is not a count of input lines (the queue's).
+pub fn init_logs(quiet: bool, verbose: u8, format: LogFormat) {
+    install(quiet, verbose, format, BarWriter(None));
+}
+
+fn install(quiet: bool, verbose: u8, format: LogFormat, writer: BarWriter) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(quiet, verbose))
         .with_writer(writer);
@@ -92,7 +107,6 @@ pub fn init(
         LogFormat::Text => builder.event_format(CliFormat).try_init(),
         LogFormat::Json => builder.event_format(JsonFormat).try_init(),
     };
-    bar
 }
 
 /// The text format: `scriptscrape: message key=value…`, with the level

@@ -130,9 +130,15 @@ impl Work for Shared {
         match Url::parse(&d.item.url) {
             Ok(url) => {
                 let origin = self.crawling.then(|| origin(&d, &url));
-                if let (Some(guard), Some(name), 0) = (&self.guard, url.host_str(), d.item.depth) {
+                // The seed was listed by the user, so its host is trusted
+                // (it may be private), by every worker that meets one of
+                // its pages: the one that took the seed may be another.
+                if let (Some(guard), Some(o)) = (&self.guard, &origin)
+                    && let Some(name) = o.seed.listed().host_str()
+                    && !guard.trusts(name)
+                {
                     guard.trust(name);
-                    ctx.queues.recheck_robots(&host_key(&url));
+                    ctx.queues.recheck_robots(&host_key(o.seed.listed()));
                 }
                 self.waiting.insert(d.seq);
                 ctx.queues.push(url, d.seq, origin, ctx.now);

@@ -1,0 +1,191 @@
+//! `scriptscrape collect`: a job's results from Redis into the same files
+//! a local run writes.
+//!
+//! Results are read through the `collect` group, written whole, made
+//! durable, and only then acknowledged, so a kill between the write and
+//! the acknowledgement leaves them pending: a restarted collector
+//! (`--resume`) reads them again and skips those its `.part` files already
+//! hold. Each page is thus written exactly once, whatever is killed when.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+
+use super::retry::retry;
+use super::{Job, Queue, QueueError, QueueOptions, wire};
+use crate::config::Config;
+use crate::error::ErrorKind;
+use crate::output::PageResult;
+use crate::pipeline::{Prepared, finish_output};
+use crate::run::report::Summary;
+use crate::run::resume::Done;
+use crate::run::stats;
+use crate::run::stop::{Level, Stop};
+use crate::run::terminal::Progress;
+use crate::seen::HashSet64;
+
+/// The collector's name in the job's `collect` group: one fixed name, so
+/// that a restarted collector finds the results it read but did not
+/// acknowledge.
+const CONSUMER: &str = "collector";
+
+/// Results read in one step.
+const BATCH: usize = 500;
+
+/// How long one read waits for results before the job's state is checked.
+const WAIT: Duration = Duration::from_secs(2);
+
+/// Writes the job's results to the configured outputs until the job is
+/// finished (closed, drained, every result written) or `stop` says so.
+/// The summary and exit status are a local run's.
+pub fn collect(
+    config: &Config,
+    redis: &str,
+    job: &Job,
+    stop: &Stop,
+    progress: Option<&dyn Progress>,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let queue = runtime.block_on(retry("connecting", stop, Level::Draining, || {
+        Queue::connect(redis, QueueOptions::default())
+    }))?;
+    let Some((prepared, ())) = Prepared::outputs(config, stop, || {
+        match runtime.block_on(queue.status(job)) {
+            Err(QueueError::NoSuchJob(name)) => anyhow::bail!(
+                "no job named {name:?} on {}: create it with scriptscrape enqueue",
+                queue.shown_url()
+            ),
+            // Unreachable again already: reading retries.
+            Err(e) if e.is_retryable() => Ok(()),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    })?
+    else {
+        return Ok(Summary {
+            stopped: stop.cause(),
+            elapsed: started.elapsed(),
+            ..Summary::default()
+        });
+    };
+    let Prepared {
+        _locks,
+        mut sink,
+        run_id_file,
+        done,
+        carried,
+    } = prepared;
+    let mut written = Written::new(done);
+    let mut summary = Summary::default();
+    let complete = runtime.block_on(async {
+        loop {
+            if stop.level() >= Level::Draining {
+                return Ok::<_, anyhow::Error>(false);
+            }
+            let entries = tokio::select! {
+                read = retry("reading results", stop, Level::Draining, || {
+                    queue.read_results(job, CONSUMER, BATCH, WAIT)
+                }) => read?,
+                () = stop.reached(Level::Draining) => return Ok(false),
+            };
+            if entries.is_empty() {
+                let status = retry("reading the job", stop, Level::Draining, || {
+                    queue.status(job)
+                })
+                .await?;
+                if status.finished() {
+                    return Ok(true);
+                }
+                continue;
+            }
+            let mut ids = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let page = wire::decode(entry.seq, &entry.payload).map_err(|why| {
+                    anyhow::anyhow!("a result of job {:?} cannot be read: {why}", job.name())
+                })?;
+                if written.first_time(&page) {
+                    let page = numbered(page);
+                    sink.write_page(&page)?;
+                    summary.record(&page);
+                    if let Some(progress) = progress {
+                        progress.page_written(page.outcome.is_err());
+                    }
+                } else {
+                    summary.duplicates += 1;
+                }
+                ids.push(entry.id);
+            }
+            // Durable before acknowledged: a result is either in the files
+            // or still pending in Redis, whatever is killed when.
+            sink.sync()?;
+            retry("acknowledging results", stop, Level::Now, || {
+                queue.ack_results(job, &ids)
+            })
+            .await?;
+        }
+    })?;
+    if complete {
+        finish_output(sink.finish(), &mut summary)?;
+        if !summary.output_closed
+            && let Some(file) = &run_id_file
+        {
+            // The outputs are final: nothing is left to resume.
+            let _ = std::fs::remove_file(file);
+        }
+    } else {
+        summary.stopped = stop.cause();
+        finish_output(sink.keep_partial(), &mut summary)?;
+    }
+    summary.carry(&carried);
+    summary.elapsed = started.elapsed();
+    if let Some(path) = &config.stats {
+        let exit = summary.exit_status(config.max_failures);
+        let doc = stats::document(&summary, exit, started_at, SystemTime::now());
+        if let Err(e) = stats::write(path, &doc) {
+            tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "{summary}");
+            return Err(e);
+        }
+    }
+    Ok(summary)
+}
+
+/// A found page's result counts as found, not listed, as in a local
+/// crawl: its seq goes past [`crate::schedule::FIRST_FOUND_SEQ`].
+fn numbered(mut page: PageResult) -> PageResult {
+    if page.depth > 0 {
+        page.seq = page.seq.saturating_add(crate::schedule::FIRST_FOUND_SEQ);
+    }
+    page
+}
+
+/// The pages in the outputs: those an interrupted collector wrote
+/// (`--resume`) and those written since, keyed as `--resume` keys them.
+struct Written {
+    earlier: Done,
+    now: HashSet64,
+}
+
+impl Written {
+    fn new(earlier: Option<Done>) -> Self {
+        Written {
+            earlier: earlier.unwrap_or_default(),
+            now: HashSet64::default(),
+        }
+    }
+
+    /// Whether `page` is not in the outputs yet; marks it written.
+    fn first_time(&mut self, page: &PageResult) -> bool {
+        let invalid = matches!(&page.outcome, Err(e) if e.kind == ErrorKind::InvalidUrl);
+        let key = if invalid {
+            self.earlier.key(None, &page.page_url)
+        } else {
+            self.earlier.key(Some(&page.page_url), &page.page_url)
+        };
+        !self.earlier.contains(key) && self.now.insert(key)
+    }
+}
