@@ -779,6 +779,7 @@ fn every_recipe_is_covered() {
         ("Watch your pages for script changes", "cron", 1),
         ("Benchmark", "sh", 1),
         ("Shards", "sh", 3),
+        ("A shared queue on Redis", "sh", 1),
         ("scripts CSV (`-o FILE`, default standard output)", "csv", 1),
         ("page report (`--pages FILE`)", "csv", 1),
     ];
@@ -986,4 +987,49 @@ fn shard_formula_in_prose_computes_what_the_binary_does() {
         let expected = scriptscrape::shard::of_site(site, n);
         assert_eq!(ran.stdout.trim(), expected.to_string(), "{site} of {n}");
     }
+}
+
+#[test]
+fn queue_recipe_writes_what_a_local_run_writes() {
+    let redis = crate::support::redis::RedisServer::start();
+    let server = TestServer::start();
+    let sandbox = Sandbox::new();
+    let mut urls: Vec<String> = (0..12).map(|i| server.url(&format!("/gen/{i}"))).collect();
+    urls.push("not a url ::".to_owned());
+    sandbox.list("urls.txt", &urls);
+    let ran = sandbox.sh("scriptscrape urls.txt -q -o local.csv --pages local-pages.csv");
+    assert_eq!(
+        ran.code,
+        Some(1),
+        "the invalid line fails: {}",
+        ran.printed()
+    );
+
+    let [recipe] = &blocks_in("A shared queue on Redis", "sh")[..] else {
+        panic!("one recipe under A shared queue on Redis")
+    };
+    let recipe = substitute(recipe, "redis://queue.internal:6379/", &redis.url());
+    let ran = sandbox.sh(&recipe);
+    // collect's exit status is a local run's: 1 for the invalid line;
+    // the last command (jobs) then lists the job, finished.
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    assert!(
+        ran.stdout.contains("nightly\t0\t0\t12\t1\t0\tfinished"),
+        "jobs: {}",
+        ran.printed()
+    );
+    for (queued, local) in [
+        ("scripts.csv", "local.csv"),
+        ("pages.csv", "local-pages.csv"),
+    ] {
+        assert_eq!(
+            joinable_rows(&sandbox.file(queued)),
+            joinable_rows(&sandbox.file(local)),
+            "{queued}"
+        );
+    }
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(sandbox.file("stats.json")).expect("stats.json"))
+            .expect("stats JSON");
+    assert_eq!(stats["pages"]["ok"], 12, "{stats}");
 }
