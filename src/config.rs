@@ -208,7 +208,9 @@ impl Config {
             bail!("--sitemap is not read by workers: enqueue the sitemap's URLs instead");
         }
         if fetch.frontier_memory != defaults::<crate::cli::FetchArgs>().frontier_memory {
-            bail!("--frontier-memory applies to a local crawl: a worker's frontier is the job's queue");
+            bail!(
+                "--frontier-memory applies to a local crawl: a worker's frontier is the job's queue"
+            );
         }
         let cli = Cli {
             command: None,
@@ -652,6 +654,56 @@ mod tests {
     fn config(args: &[&str], terminal: bool) -> anyhow::Result<Config> {
         let cli = Cli::try_parse_from(std::iter::once("scriptscrape").chain(args.iter().copied()))?;
         Config::from_cli_with_stdin(cli, terminal)
+    }
+
+    fn work_args(args: &[&str]) -> crate::cli::WorkArgs {
+        let cli = Cli::try_parse_from(
+            [
+                "scriptscrape",
+                "work",
+                "--redis",
+                "redis://x/",
+                "--job",
+                "j",
+            ]
+            .into_iter()
+            .chain(args.iter().copied()),
+        )
+        .unwrap();
+        match cli.command {
+            Some(crate::cli::Command::Work(args)) => args,
+            other => panic!("not work: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_worker_takes_a_scrapes_fetch_options_and_refuses_a_local_runs() {
+        let args = work_args(&["-c", "7", "--depth", "2", "--per-host", "3"]);
+        let c = Config::for_work(args.fetch, args.log).unwrap();
+        assert_eq!((c.concurrency.get(), c.per_host.get()), (7, 3));
+        assert_eq!(c.crawl.as_ref().map(|c| c.max_depth), Some(2));
+        assert!(c.sources.is_empty() && c.pages.is_none() && !c.resume);
+        for (flag, value) in [
+            ("--max-pages", "10"),
+            ("--sitemap", "http://x/s.xml"),
+            ("--frontier-memory", "5"),
+        ] {
+            let args = work_args(&["--depth", "1", flag, value]);
+            let err = Config::for_work(args.fetch, args.log)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn group_defaults_are_the_ones_clap_declares() {
+        let fetch = defaults::<crate::cli::FetchArgs>();
+        assert_eq!(fetch.concurrency.get(), 64);
+        assert_eq!(fetch.per_host.get(), 8);
+        let outputs = defaults::<crate::cli::OutputArgs>();
+        assert!(outputs.output.is_none() && !outputs.resume);
+        assert_eq!(outputs.format, crate::output::Format::Csv);
     }
 
     #[test]
