@@ -127,19 +127,7 @@ fn main() -> ExitCode {
             }
             ExitCode::from(summary.exit_status(max_failures).code())
         }
-        Err(err) => {
-            // Fatal: shown even with --quiet.
-            tracing::error!(
-                "{}",
-                scriptscrape::error::without_os_error_numbers(&format!("{err:#}"))
-            );
-            let status = if err.downcast_ref::<Busy>().is_some() {
-                ExitStatus::Busy
-            } else {
-                ExitStatus::Fatal
-            };
-            ExitCode::from(status.code())
-        }
+        Err(err) => fatal(&err),
     }
 }
 
@@ -188,7 +176,8 @@ fn queue_logs(log: &scriptscrape::cli::LogArgs) -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// A queue command's fatal error: one line, exit 2 (75 for a held lock).
+/// A fatal error: one line, shown even with --quiet; exit 2 (75 for a
+/// held lock).
 fn fatal(err: &anyhow::Error) -> ExitCode {
     tracing::error!(
         "{}",

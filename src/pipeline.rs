@@ -354,17 +354,26 @@ pub fn run(
         .map(|_| crawled);
     summary.carry(&carried);
     summary.elapsed = started.elapsed();
-    if let Some(path) = &config.stats {
-        let exit = summary.exit_status(config.max_failures);
-        let doc = stats::document(&summary, exit, started_at, SystemTime::now());
-        if let Err(e) = stats::write(path, &doc) {
-            // The run itself is over and its outputs are in place: say how
-            // it went before the error that makes the exit status 2.
-            tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "{summary}");
-            return Err(e);
-        }
-    }
+    write_stats(config, &summary, started_at)?;
     Ok(summary)
+}
+
+/// Writes `--stats`, when asked for, once the run is over.
+pub(crate) fn write_stats(
+    config: &Config,
+    summary: &Summary,
+    started_at: SystemTime,
+) -> anyhow::Result<()> {
+    let Some(path) = &config.stats else {
+        return Ok(());
+    };
+    let exit = summary.exit_status(config.max_failures);
+    let doc = stats::document(summary, exit, started_at, SystemTime::now());
+    stats::write(path, &doc).inspect_err(|_| {
+        // The run itself is over and its outputs are in place: say how it
+        // went before the error that makes the exit status 2.
+        tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "{summary}");
+    })
 }
 
 /// What a worker did, for its summary line and exit status.

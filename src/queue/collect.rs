@@ -16,10 +16,9 @@ use super::{Job, Queue, QueueError, QueueOptions, wire};
 use crate::config::Config;
 use crate::error::ErrorKind;
 use crate::output::PageResult;
-use crate::pipeline::{Prepared, finish_output};
+use crate::pipeline::{Prepared, finish_output, write_stats};
 use crate::run::report::Summary;
 use crate::run::resume::Done;
-use crate::run::stats;
 use crate::run::stop::{Level, Stop};
 use crate::run::terminal::Progress;
 use crate::seen::HashSet64;
@@ -143,14 +142,7 @@ pub fn collect(
     }
     summary.carry(&carried);
     summary.elapsed = started.elapsed();
-    if let Some(path) = &config.stats {
-        let exit = summary.exit_status(config.max_failures);
-        let doc = stats::document(&summary, exit, started_at, SystemTime::now());
-        if let Err(e) = stats::write(path, &doc) {
-            tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "{summary}");
-            return Err(e);
-        }
-    }
+    write_stats(config, &summary, started_at)?;
     Ok(summary)
 }
 

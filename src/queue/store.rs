@@ -306,20 +306,8 @@ impl Queue {
     /// claimed by others; returns those of `ids` it still holds (one
     /// missing was claimed by another worker: its result will be refused).
     pub async fn touch(&self, job: &Job, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut call = scripts::TOUCH.key(job.work());
-        call.arg(consumer).arg(ids);
-        let reply: Value = call
-            .invoke_async(&mut self.conn.clone())
+        self.held_ids(&scripts::TOUCH, "TOUCH", job, consumer, ids)
             .await
-            .map_err(|e| self.error(job, e))?;
-        array(reply)
-            .ok_or_else(|| self.unexpected("TOUCH"))?
-            .iter()
-            .map(|v| text(v).ok_or_else(|| self.unexpected("TOUCH")))
-            .collect()
     }
 
     /// Gives the entries `ids` still held by `consumer` back to the job at
@@ -327,19 +315,33 @@ impl Queue {
     /// `take` of any worker claims them, their delivery counts unchanged.
     /// Returns the ids given back.
     pub async fn release(&self, job: &Job, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
+        self.held_ids(&scripts::RELEASE, "RELEASE", job, consumer, ids)
+            .await
+    }
+
+    /// Runs `script` (TOUCH or RELEASE) on the entries of `ids` that
+    /// `consumer` holds, and returns them.
+    async fn held_ids(
+        &self,
+        script: &redis::Script,
+        name: &str,
+        job: &Job,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = scripts::RELEASE.key(job.work());
+        let mut call = script.key(job.work());
         call.arg(consumer).arg(ids);
         let reply: Value = call
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.error(job, e))?;
         array(reply)
-            .ok_or_else(|| self.unexpected("RELEASE"))?
+            .ok_or_else(|| self.unexpected(name))?
             .iter()
-            .map(|v| text(v).ok_or_else(|| self.unexpected("RELEASE")))
+            .map(|v| text(v).ok_or_else(|| self.unexpected(name)))
             .collect()
     }
 
