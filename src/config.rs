@@ -208,7 +208,9 @@ impl Config {
             bail!("--sitemap is not read by workers: enqueue the sitemap's URLs instead");
         }
         if fetch.frontier_memory != defaults::<crate::cli::FetchArgs>().frontier_memory {
-            bail!("--frontier-memory applies to a local crawl: a worker's frontier is the job's queue");
+            bail!(
+                "--frontier-memory applies to a local crawl: a worker's frontier is the job's queue"
+            );
         }
         let cli = Cli {
             command: None,
