@@ -1,0 +1,340 @@
+//! The shared queue end to end: `enqueue`, `work`, `collect` and `jobs`
+//! as built, against loopback sites and a real redis-server per test.
+//!
+//! Each test holds the collected outputs against a local run of the same
+//! list (as multisets of rows, `elapsed_ms` left out), and the site's
+//! request counts against "each page once": whatever is killed, stopped
+//! or restarted on the way.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::support::redis::RedisServer;
+use crate::support::{Run, Table, TestServer, wait_within};
+
+/// The longest any process of these tests may take to end once it should.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The binary started in the background, its standard output and error
+/// kept in files; killed if it still runs when dropped, so that no test
+/// leaves one behind, even when it fails.
+struct Proc {
+    name: String,
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    fn start(run: &Run, name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let stdout = run.path(&format!("{name}.stdout"));
+        let stderr = run.path(&format!("{name}.stderr"));
+        let child = run
+            .command(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start scriptscrape");
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Its exit status, waiting at most [`LIMIT`] (then killed: a failure).
+    fn wait(&mut self) -> i32 {
+        match wait_within(&mut self.child, LIMIT) {
+            Some(status) => status.code().unwrap_or_else(|| {
+                panic!("{} died of {status}; stderr:\n{}", self.name, self.stderr())
+            }),
+            None => panic!(
+                "{} still ran after {LIMIT:?}; stderr:\n{}",
+                self.name,
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Waits for it and checks it exited `code`.
+    fn expect(&mut self, code: i32) {
+        let got = self.wait();
+        assert_eq!(
+            got,
+            code,
+            "{} exit status; stderr:\n{}",
+            self.name,
+            self.stderr()
+        );
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `work` command line: the job, `extra`, and `-c 2` unless `extra`
+/// says otherwise, so that pages are shared out.
+fn work_args<'a>(redis: &'a str, job: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["work", "--redis", redis, "--job", job];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"-c") {
+        args.extend_from_slice(&["-c", "2"]);
+    }
+    args
+}
+
+fn worker(run: &Run, name: &str, redis: &str, job: &str, extra: &[&str]) -> Proc {
+    Proc::start(run, name, &work_args(redis, job, extra), &[])
+}
+
+/// `collect` into `scripts-{tag}.csv` and `pages-{tag}.csv`, with `extra`.
+fn collector(run: &Run, tag: &str, redis: &str, job: &str, extra: &[&str]) -> Proc {
+    let (scripts, pages) = (format!("scripts-{tag}.csv"), format!("pages-{tag}.csv"));
+    let mut args = vec![
+        "collect", "--redis", redis, "--job", job, "-o", &scripts, "--pages", &pages,
+    ];
+    args.extend_from_slice(extra);
+    Proc::start(run, &format!("collect-{tag}"), &args, &[])
+}
+
+/// Runs `enqueue` to its end and checks it succeeded; returns its stderr.
+fn enqueue(run: &Run, redis: &str, job: &str, extra: &[&str]) -> String {
+    let mut args = vec!["enqueue", "--redis", redis, "--job", job];
+    args.extend_from_slice(extra);
+    let out = run.run(&args, None);
+    assert_eq!(out.code, 0, "enqueue {extra:?}: {}", out.stderr);
+    out.stderr
+}
+
+/// The `jobs` listing, one map of column to value per job.
+fn jobs(run: &Run, redis: &str) -> Vec<HashMap<String, String>> {
+    let out = run.run(&["jobs", "--redis", redis], None);
+    assert_eq!(out.code, 0, "jobs: {}", out.stderr);
+    let text = String::from_utf8(out.stdout).expect("UTF-8 listing");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split('\t'))
+                .map(|(h, v)| ((*h).to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// One job's line of the listing.
+fn job_line(run: &Run, redis: &str, job: &str) -> HashMap<String, String> {
+    jobs(run, redis)
+        .into_iter()
+        .find(|j| j["job"] == job)
+        .unwrap_or_else(|| panic!("job {job} not listed"))
+}
+
+/// A count of a job's line.
+fn count(line: &HashMap<String, String>, column: &str) -> u64 {
+    line[column].parse().expect("a count")
+}
+
+/// What a run wrote: its page report and scripts.
+struct Outputs {
+    pages: Table,
+    scripts: Table,
+}
+
+impl Outputs {
+    fn read(run: &Run, tag: &str) -> Outputs {
+        Outputs {
+            pages: Table::read(&run.path(&format!("pages-{tag}.csv"))),
+            scripts: Table::read(&run.path(&format!("scripts-{tag}.csv"))),
+        }
+    }
+}
+
+/// A local run of `lists` with `extra`, into the `local` outputs; returns
+/// them with its exit status.
+fn local(run: &Run, lists: &[&str], extra: &[&str]) -> (Outputs, i32) {
+    let mut args = lists.to_vec();
+    args.extend_from_slice(&["-o", "scripts-local.csv", "--pages", "pages-local.csv"]);
+    args.extend_from_slice(extra);
+    let out = run.run(&args, None);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    (Outputs::read(run, "local"), out.code)
+}
+
+/// A table's rows without the `volatile` columns, sorted: a multiset.
+fn rows_without(table: &Table, volatile: &[&str]) -> Vec<Vec<String>> {
+    let keep: Vec<usize> = (0..table.headers.len())
+        .filter(|&c| !volatile.contains(&table.headers[c].as_str()))
+        .collect();
+    let mut rows: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The collected outputs hold the local run's rows, each once: the same
+/// columns, the same multisets of rows (`elapsed_ms` aside).
+fn assert_same(local: &Outputs, queued: &Outputs) {
+    assert_eq!(queued.pages.headers, local.pages.headers);
+    assert_eq!(queued.scripts.headers, local.scripts.headers);
+    assert_eq!(
+        rows_without(&queued.pages, &["elapsed_ms"]),
+        rows_without(&local.pages, &["elapsed_ms"]),
+        "page reports differ"
+    );
+    assert_eq!(
+        rows_without(&queued.scripts, &[]),
+        rows_without(&local.scripts, &[]),
+        "scripts differ"
+    );
+    let mut urls = queued.pages.column("page_url");
+    let all = urls.len();
+    urls.sort_unstable();
+    urls.dedup();
+    assert_eq!(urls.len(), all, "a page written twice");
+}
+
+/// The requests made between two snapshots of a server's counts.
+fn since(
+    before: &HashMap<String, usize>,
+    after: &HashMap<String, usize>,
+) -> HashMap<String, usize> {
+    after
+        .iter()
+        .map(|(path, n)| (path.clone(), n - before.get(path).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The paths of the `http://…` URLs among `lines`.
+fn paths(lines: &[String]) -> Vec<String> {
+    let mut paths: Vec<String> = lines
+        .iter()
+        .filter_map(|l| url::Url::parse(l).ok())
+        .filter(|u| u.scheme() == "http")
+        .map(|u| u.path().to_owned())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Each of `paths` was requested exactly once between the snapshots, and
+/// nothing else was.
+fn assert_each_once(asked: &HashMap<String, usize>, paths: &[String]) {
+    let expected: HashMap<String, usize> = paths.iter().map(|p| (p.clone(), 1)).collect();
+    assert_eq!(asked, &expected, "requests made by the workers");
+}
+
+#[test]
+fn three_workers_and_a_collector_write_what_a_local_run_writes() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    // Two lists, enqueued one after the other: an invalid line, a line
+    // twice, a fragment of a listed page, a 404, and in the second list
+    // pages the first had already.
+    let mut first = vec!["not a url".to_owned()];
+    first.extend((0..16).map(|n| site.url(&format!("/gen/{n}"))));
+    first.push(site.url("/gen/3"));
+    first.push(site.url("/gen/5#top"));
+    first.push(site.url("/status/404"));
+    let mut second: Vec<String> = (12..24).map(|n| site.url(&format!("/gen/{n}"))).collect();
+    second.push("mailto:someone@example.com".to_owned());
+    let first_list = run.urls("first.txt", &first);
+    let second_list = run.urls("second.txt", &second);
+
+    let said = enqueue(&run, &url, "nightly", &[&first_list]);
+    assert!(said.contains("job created"), "{said}");
+    let line = job_line(&run, &url, "nightly");
+    assert_eq!(line["state"], "open");
+    // Refused while it has work, whatever the collector has done.
+    let out = run.run(&["jobs", "--redis", &url, "--delete", "nightly"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not finished"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+
+    let before = site.all_hits();
+    let mut workers: Vec<Proc> = (1..=3)
+        .map(|i| worker(&run, &format!("worker-{i}"), &url, "nightly", &[]))
+        .collect();
+    let mut collect = collector(&run, "queue", &url, "nightly", &[]);
+    let said = enqueue(&run, &url, "nightly", &[&second_list, "--close"]);
+    assert!(said.contains("job closed"), "{said}");
+    for w in &mut workers {
+        w.expect(0);
+        assert!(w.stderr().contains("the job is drained"), "{}", w.stderr());
+        // Results go to Redis, never to standard output.
+        assert_eq!(w.stdout(), "");
+    }
+    let collected = collect.wait();
+    let asked = since(&before, &site.all_hits());
+
+    let (local, local_code) = local(&run, &[&first_list, &second_list], &[]);
+    assert_eq!(collected, local_code, "{}", collect.stderr());
+    let queued = Outputs::read(&run, "queue");
+    assert_same(&local, &queued);
+    assert_eq!(queued.pages.rows_where("error", "invalid_url").len(), 2);
+    // Every page once, across the three workers.
+    let mut lines = first.clone();
+    lines.extend(second.iter().cloned());
+    assert_each_once(&asked, &paths(&lines));
+
+    // The job is finished; its counts are the page report's.
+    let line = job_line(&run, &url, "nightly");
+    let failed = queued.pages.rows.len() - queued.pages.rows_where("error", "").len();
+    assert_eq!(line["state"], "finished", "{line:?}");
+    assert_eq!(count(&line, "failed"), failed as u64, "{line:?}");
+    assert_eq!(
+        count(&line, "done") + count(&line, "failed"),
+        queued.pages.rows.len() as u64,
+        "{line:?}"
+    );
+    for column in ["queued", "in_flight", "results_waiting"] {
+        assert_eq!(count(&line, column), 0, "{line:?}");
+    }
+
+    // An unfinished job is refused without --force, removed with it; the
+    // finished one goes at once.
+    enqueue(&run, &url, "other", &[&first_list]);
+    let out = run.run(&["jobs", "--redis", &url, "--delete", "other"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not finished"), "{}", out.stderr);
+    assert_eq!(jobs(&run, &url).len(), 2);
+    let out = run.run(
+        &["jobs", "--redis", &url, "--delete", "other", "--force"],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run.run(&["jobs", "--redis", &url, "--delete", "nightly"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(jobs(&run, &url).is_empty());
+}
