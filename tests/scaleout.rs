@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::redis::RedisServer;
 use crate::support::{Run, Table, TestServer, wait_within};
@@ -91,6 +91,15 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Polls `done` until it holds, for at most [`LIMIT`].
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {LIMIT:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -337,4 +346,80 @@ fn three_workers_and_a_collector_write_what_a_local_run_writes() {
     let out = run.run(&["jobs", "--redis", &url, "--delete", "nightly"], None);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(jobs(&run, &url).is_empty());
+}
+
+/// Paths of `/slow-gen/{ms}/{n}` pages, `n` in `range`.
+fn slow_pages(site: &TestServer, ms: u64, range: std::ops::Range<u64>) -> Vec<String> {
+    range
+        .map(|n| site.url(&format!("/slow-gen/{ms}/{n}")))
+        .collect()
+}
+
+/// Requests made so far to paths starting with `prefix`.
+fn asked(site: &TestServer, prefix: &str) -> usize {
+    site.all_hits()
+        .iter()
+        .filter(|(p, _)| p.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn a_killed_worker_and_a_killed_collector_lose_nothing_and_double_nothing() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let mut lines = slow_pages(&site, 150, 0..30);
+    lines.push("not a url".to_owned());
+    let list = run.urls("list.txt", &lines);
+    enqueue(&run, &url, "crash", &[&list, "--close"]);
+
+    // Worker A takes work and dies (SIGKILL) holding some; collector 1
+    // writes some rows and dies too.
+    let mut a = worker(&run, "worker-a", &url, "crash", &[]);
+    let mut first = collector(&run, "queue", &url, "crash", &[]);
+    wait_until("worker A fetching and collector 1 writing", || {
+        asked(&site, "/slow-gen/") >= 3
+            && crate::support::lines(&run.path("pages-queue.csv.part")) >= 3
+    });
+    // A holds a few URLs per request slot (-c 2), not the whole job: the
+    // rest stays for other workers.
+    let held = count(&job_line(&run, &url, "crash"), "in_flight");
+    assert!((1..=4).contains(&held), "worker A holds {held} URLs");
+    a.kill();
+    first.kill();
+    let written = Table::read(&run.path("pages-queue.csv.part")).rows.len();
+    assert!(written >= 2 && written < lines.len(), "{written} rows");
+
+    // B claims A's work once it has been idle for 1 s; collector 2 goes on
+    // from the .part files.
+    let mut b = worker(
+        &run,
+        "worker-b",
+        &url,
+        "crash",
+        &["--claim-idle", "1", "-c", "4"],
+    );
+    let mut second = collector(&run, "queue", &url, "crash", &["--resume"]);
+    b.expect(0);
+    let collected = second.wait();
+
+    let (local, local_code) = local(&run, &[&list], &[]);
+    let hits = site.all_hits();
+    assert_eq!(collected, local_code, "{}", second.stderr());
+    assert_same(&local, &Outputs::read(&run, "queue"));
+    assert_eq!(job_line(&run, &url, "crash")["state"], "finished");
+    // Each page asked once by the workers and once by the local run,
+    // but those A held when it died, which B asked again.
+    let mut twice = 0;
+    for path in paths(&lines) {
+        match hits.get(&path).copied().unwrap_or(0) {
+            2 => {}
+            3 => twice += 1,
+            n => panic!("{path} asked {n} times"),
+        }
+    }
+    // At most what A could hold (-c 2, so 4) when it died.
+    assert!(twice <= 4, "{twice} pages asked again");
 }

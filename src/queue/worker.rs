@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::retry::retry;
 use super::{Completion, Delivery, Job, Queue, WorkItem, wire};
@@ -38,11 +38,15 @@ pub struct WorkSettings {
 
 /// The work entries this worker holds, by seq.
 #[derive(Debug, Default)]
-pub struct Held(Mutex<HashMap<u64, String>>);
+pub struct Held {
+    entries: Mutex<HashMap<u64, String>>,
+    /// Told when entries leave, for a taker waiting for room.
+    freed: Notify,
+}
 
 impl Held {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<u64, String>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn insert(&self, seq: u64, id: String) {
@@ -50,7 +54,11 @@ impl Held {
     }
 
     fn take(&self, seq: u64) -> Option<String> {
-        self.map().remove(&seq)
+        let id = self.map().remove(&seq);
+        if id.is_some() {
+            self.freed.notify_one();
+        }
+        id
     }
 
     fn ids(&self) -> Vec<String> {
@@ -58,11 +66,17 @@ impl Held {
     }
 
     fn take_all(&self, seqs: Option<&[u64]>) -> Vec<String> {
-        let mut map = self.map();
-        match seqs {
-            Some(seqs) => seqs.iter().filter_map(|s| map.remove(s)).collect(),
-            None => map.drain().map(|(_, id)| id).collect(),
+        let ids: Vec<String> = {
+            let mut map = self.map();
+            match seqs {
+                Some(seqs) => seqs.iter().filter_map(|s| map.remove(s)).collect(),
+                None => map.drain().map(|(_, id)| id).collect(),
+            }
+        };
+        if !ids.is_empty() {
+            self.freed.notify_one();
         }
+        ids
     }
 
     /// Entries held.
@@ -114,6 +128,10 @@ pub struct Worker {
     pub held: Arc<Held>,
     /// Asks the worker to stop.
     pub stop: Stop,
+    /// The most entries it holds at once (taken and not yet completed or
+    /// given back): a few per request slot, so that the rest of the job
+    /// stays in the queue for other workers.
+    pub max_held: usize,
 }
 
 impl Worker {
@@ -121,7 +139,17 @@ impl Worker {
     /// drained or a stop; returns an error only for a failure no retry
     /// mends (the job deleted under the worker).
     pub async fn take(&self, tx: mpsc::Sender<Delivery>) -> anyhow::Result<()> {
+        let max_held = self.max_held.max(1);
         loop {
+            // The scheduler takes deliveries out of the channel into its
+            // host queues at once, so the channel alone does not bound
+            // what this worker holds.
+            while self.held.len() >= max_held {
+                tokio::select! {
+                    () = self.held.freed.notified() => {}
+                    () = self.stop.reached(Level::Draining) => return Ok(()),
+                }
+            }
             let permit = tokio::select! {
                 permit = tx.reserve() => match permit {
                     Ok(permit) => permit,
@@ -129,7 +157,7 @@ impl Worker {
                 },
                 () = self.stop.reached(Level::Draining) => return Ok(()),
             };
-            let room = tx.capacity() + 1;
+            let room = (tx.capacity() + 1).min(max_held.saturating_sub(self.held.len()).max(1));
             let taken = tokio::select! {
                 taken = retry("taking work", &self.stop, Level::Draining, || {
                     self.queue.take(&self.job, &self.consumer, room, Duration::from_secs(2))
