@@ -423,3 +423,47 @@ fn a_killed_worker_and_a_killed_collector_lose_nothing_and_double_nothing() {
     // At most what A could hold (-c 2, so 4) when it died.
     assert!(twice <= 4, "{twice} pages asked again");
 }
+
+#[test]
+fn a_worker_waiting_for_the_collector_keeps_its_pages() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let lines: Vec<String> = (0..3).map(|n| site.url(&format!("/gen/{n}"))).collect();
+    let list = run.urls("list.txt", &lines);
+    enqueue(&run, &url, "slow-collector", &[&list, "--close"]);
+
+    // No collector yet: past one result waiting, the worker waits with
+    // its last page, for longer than its --claim-idle.
+    let mut a = worker(
+        &run,
+        "worker",
+        &url,
+        "slow-collector",
+        &["--max-results", "1", "--claim-idle", "2", "-c", "1"],
+    );
+    wait_until("the worker waiting for the collector", || {
+        paths(&lines).iter().all(|p| site.hits(p) == 1)
+            && count(&job_line(&run, &url, "slow-collector"), "results_waiting") == 2
+    });
+    // Long enough for an untouched entry to be claimed (idle past 2 s,
+    // then the worker's next take, at most 2 s later); the heartbeat
+    // touches what is held every 2/3 s.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut collect = collector(&run, "queue", &url, "slow-collector", &[]);
+    a.expect(0);
+    collect.expect(0);
+
+    // Held all along: not taken over, not fetched again.
+    let (local, _) = local(&run, &[&list], &[]);
+    assert_same(&local, &Outputs::read(&run, "queue"));
+    for path in paths(&lines) {
+        assert_eq!(
+            site.hits(&path),
+            2,
+            "{path}: once by the worker, once locally"
+        );
+    }
+    assert!(a.stderr().contains("3 pages published"), "{}", a.stderr());
+}

@@ -53,6 +53,10 @@ impl Held {
         self.map().insert(seq, id);
     }
 
+    fn get(&self, seq: u64) -> Option<String> {
+        self.map().get(&seq).cloned()
+    }
+
     fn take(&self, seq: u64) -> Option<String> {
         let id = self.map().remove(&seq);
         if id.is_some() {
@@ -217,7 +221,10 @@ impl Worker {
             if self.stop.level() == Level::Now {
                 break;
             }
-            let Some(id) = self.held.take(page.seq) else {
+            // Held (so touched by the heartbeat, and given back on a
+            // stop) until completed: waiting for the collector or for
+            // Redis is no reason for another worker to take it over.
+            let Some(id) = self.held.get(page.seq) else {
                 tracing::warn!(
                     "{}: no work entry held for it; not published",
                     page.page_url
@@ -240,6 +247,7 @@ impl Worker {
                 )
             })
             .await?;
+            self.held.take(page.seq);
             match completion {
                 Completion::Applied { added } => {
                     done.links_queued += added as u64;
