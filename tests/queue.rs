@@ -296,6 +296,35 @@ async fn touched_work_is_not_taken_and_delivery_counts_grow() {
 }
 
 #[tokio::test]
+async fn released_work_is_taken_at_once_and_not_counted_as_a_delivery() {
+    let server = RedisServer::start();
+    // Far past the test: only a release makes the entries claimable.
+    let queue = connect_idle(&server.url(), Duration::from_secs(300)).await;
+    let job = new_job(&queue, "release").await;
+    queue
+        .enqueue(&job, &[item("https://a.test/"), item("https://b.test/")])
+        .await
+        .unwrap();
+    let held = queue
+        .take(&job, "stopping", 2, Duration::ZERO)
+        .await
+        .unwrap();
+    let ids: Vec<String> = held.iter().map(|d| d.id.clone()).collect();
+    // Another consumer's release gives back nothing of these.
+    assert!(queue.release(&job, "other", &ids).await.unwrap().is_empty());
+    assert_eq!(queue.release(&job, "stopping", &ids).await.unwrap(), ids);
+
+    // Handed out again at once, as the first delivery it still is; given
+    // back once more by its new holder, still the first.
+    let taken = queue.take(&job, "next", 2, Duration::ZERO).await.unwrap();
+    let counts: Vec<u64> = taken.iter().map(|d| d.deliveries).collect();
+    assert_eq!(counts, [1, 1]);
+    queue.release(&job, "next", &ids[..1]).await.unwrap();
+    let taken = queue.take(&job, "last", 2, Duration::ZERO).await.unwrap();
+    assert_eq!((taken.len(), taken[0].deliveries), (1, 1));
+}
+
+#[tokio::test]
 async fn a_closed_job_takes_no_input_and_drains_then_finishes() {
     let server = RedisServer::start();
     let queue = connect(&server.url()).await;

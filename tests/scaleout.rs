@@ -12,7 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::redis::RedisServer;
-use crate::support::{Run, Table, TestServer, wait_within};
+use crate::support::{Run, Table, TestServer, signal, wait_within};
 
 /// The longest any process of these tests may take to end once it should.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -85,6 +85,10 @@ impl Proc {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        signal(&self.child, sig);
     }
 }
 
@@ -466,4 +470,45 @@ fn a_worker_waiting_for_the_collector_keeps_its_pages() {
         );
     }
     assert!(a.stderr().contains("3 pages published"), "{}", a.stderr());
+}
+
+#[test]
+fn a_terminated_worker_gives_its_unstarted_work_back_at_once() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let lines = slow_pages(&site, 300, 0..16);
+    let list = run.urls("list.txt", &lines);
+    enqueue(&run, &url, "drain", &[&list, "--close"]);
+
+    let mut collect = collector(&run, "queue", &url, "drain", &[]);
+    let mut a = worker(&run, "worker-a", &url, "drain", &["-v"]);
+    wait_until("worker A fetching", || asked(&site, "/slow-gen/") >= 1);
+    a.signal(libc::SIGTERM);
+    a.expect(143);
+    assert!(
+        a.stderr().contains("given back to the job"),
+        "{}",
+        a.stderr()
+    );
+
+    // B would wait 300 s for work a dead worker held: what A gave back
+    // it takes at once, and not as a second delivery (which
+    // --max-deliveries 1 would turn into a failed page).
+    let mut b = worker(
+        &run,
+        "worker-b",
+        &url,
+        "drain",
+        &["--claim-idle", "300", "--max-deliveries", "1", "-c", "8"],
+    );
+    b.expect(0);
+    let collected = collect.wait();
+    let asked = site.all_hits();
+    let (local, local_code) = local(&run, &[&list], &[]);
+    assert_eq!(collected, local_code, "{}", collect.stderr());
+    assert_same(&local, &Outputs::read(&run, "queue"));
+    // A finished what it had started; nothing was fetched twice.
+    assert_each_once(&asked, &paths(&lines));
 }

@@ -324,8 +324,9 @@ impl Queue {
 
     /// Gives the entries `ids` still held by `consumer` back to the job at
     /// once (a worker stopping with work it will not finish): the next
-    /// `take` of any worker claims them, their delivery counts unchanged.
-    /// Returns the ids given back.
+    /// `take` of any worker claims them, with the delivery count they had
+    /// before `consumer` was handed them (a release is not a delivery that
+    /// failed). Returns the ids given back.
     pub async fn release(&self, job: &Job, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
         if ids.is_empty() {
             return Ok(Vec::new());
