@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisOptions, RedisServer};
 use crate::support::{Run, Table, TestServer, signal, wait_within};
 
 /// The longest any process of these tests may take to end once it should.
@@ -511,4 +511,117 @@ fn a_terminated_worker_gives_its_unstarted_work_back_at_once() {
     assert_same(&local, &Outputs::read(&run, "queue"));
     // A finished what it had started; nothing was fetched twice.
     assert_each_once(&asked, &paths(&lines));
+}
+
+/// Lines of `text` that say Redis could not be reached.
+fn unreachable_lines(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.contains("is unreachable"))
+        .count()
+}
+
+/// `proc` said, once or more, that Redis was unreachable, then that it is
+/// back; and never showed a stack or a panic.
+fn assert_said_outage(proc: &Proc) {
+    let text = proc.stderr();
+    assert!(unreachable_lines(&text) >= 1, "{}: {text}", proc.name);
+    assert!(text.contains("Redis is back"), "{}: {text}", proc.name);
+    assert!(!text.contains("panicked"), "{}: {text}", proc.name);
+}
+
+#[test]
+fn redis_restarted_mid_job_loses_and_doubles_nothing() {
+    let mut redis = RedisServer::start_with(RedisOptions::default().append_only());
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let mut lines = slow_pages(&site, 100, 0..40);
+    lines.insert(7, "not a url".to_owned());
+    let list = run.urls("list.txt", &lines);
+    enqueue(&run, &url, "outage", &[&list, "--close"]);
+
+    let mut collect = collector(&run, "queue", &url, "outage", &[]);
+    // One request each: still at work when Redis goes.
+    let mut workers: Vec<Proc> = (1..=2)
+        .map(|i| worker(&run, &format!("worker-{i}"), &url, "outage", &["-c", "1"]))
+        .collect();
+    wait_until("some pages collected", || {
+        crate::support::lines(&run.path("pages-queue.csv.part")) >= 6
+    });
+    // Stopped as an operator would (what it acknowledged is in its
+    // append-only file), down for a while, then back.
+    redis.stop();
+    wait_until("the workers and the collector noticing", || {
+        workers.iter().all(|w| unreachable_lines(&w.stderr()) > 0)
+            && unreachable_lines(&collect.stderr()) > 0
+    });
+    redis.restart();
+    for w in &mut workers {
+        w.expect(0);
+        assert_said_outage(w);
+    }
+    let collected = collect.wait();
+    assert_said_outage(&collect);
+    // Pages went on being fetched while Redis was down: each once.
+    let asked = site.all_hits();
+    assert_each_once(&asked, &paths(&lines));
+
+    let (local, local_code) = local(&run, &[&list], &[]);
+    assert_eq!(collected, local_code, "{}", collect.stderr());
+    assert_same(&local, &Outputs::read(&run, "queue"));
+    assert_eq!(job_line(&run, &url, "outage")["state"], "finished");
+}
+
+#[test]
+fn redis_unreachable_at_start_is_waited_for() {
+    let mut redis = RedisServer::start_with(RedisOptions::default().append_only());
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let first: Vec<String> = (0..6).map(|n| site.url(&format!("/gen/{n}"))).collect();
+    let second: Vec<String> = (6..12).map(|n| site.url(&format!("/gen/{n}"))).collect();
+    let first_list = run.urls("first.txt", &first);
+    let second_list = run.urls("second.txt", &second);
+    enqueue(&run, &url, "late", &[&first_list]);
+    redis.stop();
+
+    // Everything starts while Redis is down: each says so, once.
+    let mut procs = vec![
+        worker(&run, "worker", &url, "late", &[]),
+        collector(&run, "queue", &url, "late", &[]),
+        Proc::start(
+            &run,
+            "enqueue",
+            &[
+                "enqueue",
+                "--redis",
+                &url,
+                "--job",
+                "late",
+                &second_list,
+                "--close",
+            ],
+            &[],
+        ),
+    ];
+    wait_until("each saying Redis is unreachable", || {
+        procs.iter().all(|p| unreachable_lines(&p.stderr()) > 0)
+    });
+    redis.restart();
+    for p in &mut procs {
+        let code = p.wait();
+        let text = p.stderr();
+        assert_eq!(unreachable_lines(&text), 1, "{}: {text}", p.name);
+        assert!(
+            text.contains("Redis is back; connecting: going on"),
+            "{}: {text}",
+            p.name
+        );
+        if p.name != "collect-queue" {
+            assert_eq!(code, 0, "{}: {text}", p.name);
+        }
+    }
+    let (local, local_code) = local(&run, &[&first_list, &second_list], &[]);
+    assert_eq!(procs[1].wait(), local_code);
+    assert_same(&local, &Outputs::read(&run, "queue"));
 }

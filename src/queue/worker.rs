@@ -170,6 +170,10 @@ impl Worker {
             };
             if taken.is_empty() {
                 drop(permit);
+                if self.give_back_lost().await > 0 {
+                    // Claimable now: the next take hands them out.
+                    continue;
+                }
                 let status = retry("reading the job", &self.stop, Level::Draining, || {
                     self.queue.status(&self.job)
                 })
@@ -189,6 +193,52 @@ impl Worker {
                 if tx.send(d).await.is_err() {
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// Gives back the entries pending for this worker that it does not
+    /// hold: handed to it by a reply lost with the connection (Redis
+    /// restarted after a take, before its reply went out), they would
+    /// otherwise wait for --claim-idle, untouched, while the job looks
+    /// unfinished. Returns how many were given back.
+    async fn give_back_lost(&self) -> usize {
+        let pending = match self
+            .queue
+            .pending(&self.job, &self.consumer, PENDING_SCAN)
+            .await
+        {
+            Ok(pending) => pending,
+            // Claimed after --claim-idle anyway.
+            Err(e) => {
+                tracing::debug!("{e}: entries pending for this worker not read");
+                return 0;
+            }
+        };
+        let held: std::collections::HashSet<String> = self.held.ids().into_iter().collect();
+        let lost: Vec<String> = pending
+            .into_iter()
+            .filter(|id| !held.contains(id))
+            .collect();
+        if lost.is_empty() {
+            return 0;
+        }
+        // Completed meanwhile (published, so no longer held) or claimed by
+        // another worker: the script gives back only what is still ours.
+        match self.queue.release(&self.job, &self.consumer, &lost).await {
+            Ok(released) => {
+                if !released.is_empty() {
+                    tracing::info!(
+                        "{} URLs handed to this worker in a reply lost with the connection \
+                         given back to the job",
+                        released.len()
+                    );
+                }
+                released.len()
+            }
+            Err(e) => {
+                tracing::debug!("{e}: lost entries not given back");
+                0
             }
         }
     }
@@ -310,6 +360,10 @@ impl Worker {
         }
     }
 }
+
+/// Most entries pending for this worker read at once to find those it
+/// does not hold: far more than any worker holds.
+const PENDING_SCAN: usize = 100_000;
 
 /// A page's links as work items: one hop deeper, from the same seed.
 fn found_items(found: Discovered) -> Vec<WorkItem> {
