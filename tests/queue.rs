@@ -648,6 +648,45 @@ async fn work_a_lost_reply_handed_a_worker_is_given_back_when_it_runs_dry() {
 }
 
 #[tokio::test]
+async fn a_worker_ending_gives_back_what_it_was_handed_unseen() {
+    use scriptscrape::queue::worker::{Held, Worker};
+    let server = RedisServer::start();
+    let queue = connect_idle(&server.url(), Duration::from_secs(300)).await;
+    let job = new_job(&queue, "unseen").await;
+    queue
+        .enqueue(&job, &[item("https://a.test/")])
+        .await
+        .unwrap();
+    // A take cut short by a stop: Redis handed the entry over, the
+    // worker never saw it.
+    lost_read(&server, "scriptscrape:{unseen}:work", "workers", "w").await;
+    let worker = Worker {
+        queue: queue.clone(),
+        job: job.clone(),
+        consumer: "w".into(),
+        held: std::sync::Arc::new(Held::default()),
+        stop: scriptscrape::run::stop::Stop::new(),
+        max_held: 10,
+    };
+    worker.give_back(None).await;
+    let taken = queue.take(&job, "next", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(taken.len(), 1, "not given back");
+    assert_eq!(taken[0].deliveries, 1);
+    // Given back twice, counted off once.
+    queue
+        .release(&job, "next", &[taken[0].id.clone()])
+        .await
+        .unwrap();
+    let again = queue
+        .release(&job, "next", &[taken[0].id.clone()])
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let taken = queue.take(&job, "last", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(taken[0].deliveries, 1);
+}
+
+#[tokio::test]
 async fn workers_wait_for_room_while_results_pile_up() {
     let server = RedisServer::start();
     let queue = connect(&server.url()).await;

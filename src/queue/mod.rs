@@ -67,9 +67,9 @@
 //! was published by the first try, or by another worker). A `take` or
 //! `read_results` whose reply was lost leaves entries pending for a
 //! consumer that does not know it has them: a worker gives back those it
-//! does not hold when it finds no new work, and `read_results` reads the
-//! collector's own pending entries again after a call that found nothing
-//! new.
+//! does not hold when it finds no new work (and all it has when it ends),
+//! and `read_results` reads the collector's own pending entries again
+//! after a call that found nothing new.
 
 pub mod collect;
 pub mod enqueue;

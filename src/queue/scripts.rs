@@ -203,7 +203,7 @@ return held
 /// among ARGV[2..] are made look idle since long ago, so that the next
 /// `take` of any worker claims them, and the delivery that gave them to
 /// this consumer is taken off their count. KEYS: work. Returns the ids
-/// given back.
+/// given back (not those given back already).
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -214,11 +214,13 @@ for i = 2, #ARGV do
     -- A year of idleness: past any --claim-idle. The claim that takes it
     -- next adds one to its delivery count: one is taken off here, so a
     -- release is not counted as a delivery (JUSTID alone would only keep
-    -- the count as it is).
-    local deliveries = math.max(pending[1][4] - 1, 0)
-    redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'IDLE', 31536000000,
-      'RETRYCOUNT', deliveries, 'JUSTID')
-    released[#released + 1] = ARGV[i]
+    -- the count as it is); once only, should it be given back twice.
+    if pending[1][3] < 31536000000 then
+      local deliveries = math.max(pending[1][4] - 1, 0)
+      redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'IDLE', 31536000000,
+        'RETRYCOUNT', deliveries, 'JUSTID')
+      released[#released + 1] = ARGV[i]
+    end
   end
 end
 return released

@@ -326,7 +326,8 @@ impl Queue {
     /// once (a worker stopping with work it will not finish): the next
     /// `take` of any worker claims them, with the delivery count they had
     /// before `consumer` was handed them (a release is not a delivery that
-    /// failed). Returns the ids given back.
+    /// failed). Returns the ids given back (those given back already are
+    /// left as they are, and not returned).
     pub async fn release(&self, job: &Job, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
         if ids.is_empty() {
             return Ok(Vec::new());

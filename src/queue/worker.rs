@@ -341,9 +341,21 @@ impl Worker {
         }
     }
 
-    /// Gives back the entries of `seqs` (all held, with `None`) at once.
+    /// Gives back the entries of `seqs` at once; with `None`, when the
+    /// worker ends, every entry still pending for it: those held, and any
+    /// a take cut short by the stop (or a reply lost with the connection)
+    /// handed it unseen.
     pub async fn give_back(&self, seqs: Option<&[u64]>) {
-        let ids = self.held.take_all(seqs);
+        let mut ids = self.held.take_all(seqs);
+        if seqs.is_none()
+            && let Ok(pending) = self
+                .queue
+                .pending(&self.job, &self.consumer, PENDING_SCAN)
+                .await
+        {
+            let held: std::collections::HashSet<String> = ids.iter().cloned().collect();
+            ids.extend(pending.into_iter().filter(|id| !held.contains(id)));
+        }
         if ids.is_empty() {
             return;
         }
