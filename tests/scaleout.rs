@@ -473,6 +473,73 @@ fn a_worker_waiting_for_the_collector_keeps_its_pages() {
 }
 
 #[test]
+fn a_stalling_page_whose_workers_die_becomes_a_delivery_limit_row() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let good: Vec<String> = (0..5).map(|n| site.url(&format!("/gen/{n}"))).collect();
+    let poison = site.url("/stall-headers");
+    let mut lines = good.clone();
+    lines.insert(2, poison.clone());
+    let list = run.urls("list.txt", &lines);
+    enqueue(&run, &url, "poison", &[&list, "--close"]);
+
+    // A publishes the good pages and hangs on the poison one; it dies.
+    let mut collect = collector(&run, "queue", &url, "poison", &[]);
+    let mut a = worker(&run, "worker-a", &url, "poison", &["-c", "8"]);
+    wait_until(
+        "worker A done with the good pages, stuck on the bad one",
+        || site.hits("/stall-headers") == 1 && count(&job_line(&run, &url, "poison"), "done") == 5,
+    );
+    a.kill();
+
+    // B claims it after 1 s idle: its second delivery, past the limit.
+    let mut b = worker(
+        &run,
+        "worker-b",
+        &url,
+        "poison",
+        &["--claim-idle", "1", "--max-deliveries", "1"],
+    );
+    b.expect(0);
+    assert!(
+        b.stderr().contains("1 pages published (1 failed)"),
+        "{}",
+        b.stderr()
+    );
+    assert_eq!(collect.wait(), 1, "a failed page: {}", collect.stderr());
+    assert_eq!(site.hits("/stall-headers"), 1, "fetched again");
+
+    let queued = Outputs::read(&run, "queue");
+    let row = queued.pages.rows_where("page_url", &poison);
+    assert_eq!(row.len(), 1);
+    let get = |column| queued.pages.get(row[0], column);
+    assert_eq!(get("error"), "delivery_limit");
+    assert!(
+        get("error_detail").contains("--max-deliveries 1"),
+        "{}",
+        get("error_detail")
+    );
+    assert_eq!(
+        (get("status"), get("scripts"), get("depth")),
+        ("", "0", "0")
+    );
+    let line = job_line(&run, &url, "poison");
+    assert_eq!(
+        (line["state"].as_str(), count(&line, "failed")),
+        ("finished", 1)
+    );
+
+    // The other pages are a local run's.
+    let good_list = run.urls("good.txt", &good);
+    let (local, _) = local(&run, &[&good_list], &[]);
+    let mut without = queued;
+    without.pages.rows.retain(|r| r[0] != poison);
+    assert_same(&local, &without);
+}
+
+#[test]
 fn a_terminated_worker_gives_its_unstarted_work_back_at_once() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -623,5 +690,188 @@ fn redis_unreachable_at_start_is_waited_for() {
     }
     let (local, local_code) = local(&run, &[&first_list, &second_list], &[]);
     assert_eq!(procs[1].wait(), local_code);
+    assert_same(&local, &Outputs::read(&run, "queue"));
+}
+
+#[test]
+fn a_crawl_through_the_queue_fetches_each_url_once_and_finds_what_a_local_crawl_finds() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    // A diamond beside the generated site (a tree to depth 2, whose
+    // links back up are to pages seen already): d is one hop from both b
+    // and c, and its referrer is whichever of them was parsed first.
+    site.set_page(
+        "a",
+        "<a href=/page/b>b</a><a href=/page/c>c</a><script src=/a.js></script>",
+    );
+    site.set_page(
+        "b",
+        "<a href=d>d</a><a href=/page/a>a</a><script>b()</script>",
+    );
+    site.set_page("c", "<a href=/page/d#x>d</a><script>c()</script>");
+    site.set_page("d", "<a href=/page/a>a</a><script src=/d.js></script>");
+    let seeds = [site.url("/site/0"), site.url("/page/a")];
+    let list = run.urls("seeds.txt", &seeds);
+    let diamond = site.url("/page/d");
+    let referrers = [site.url("/page/b"), site.url("/page/c")];
+
+    enqueue(&run, &url, "crawl", &[&list, "--close"]);
+    let mut collect = collector(&run, "queue", &url, "crawl", &[]);
+    let mut workers: Vec<Proc> = (1..=3)
+        .map(|i| {
+            worker(
+                &run,
+                &format!("worker-{i}"),
+                &url,
+                "crawl",
+                &["--depth", "2"],
+            )
+        })
+        .collect();
+    for w in &mut workers {
+        w.expect(0);
+    }
+    let collected = collect.wait();
+    let asked = site.all_hits();
+
+    // No page fetched twice across the workers; robots.txt once by each
+    // worker at most (each obeys it on its own).
+    for (path, n) in &asked {
+        if path == "/robots.txt" {
+            assert!(*n <= workers.len(), "robots.txt asked {n} times");
+        } else {
+            assert_eq!(*n, 1, "{path} asked {n} times");
+        }
+    }
+    // 0, its ten children and theirs, /json; the diamond.
+    assert_eq!(
+        asked.len() - usize::from(asked.contains_key("/robots.txt")),
+        112 + 4
+    );
+
+    let (local, local_code) = local(&run, &[&list], &["--depth", "2"]);
+    assert_eq!(collected, local_code, "{}", collect.stderr());
+    let mut queued = Outputs::read(&run, "queue");
+    // Depths are the same (every path to a page here has one length);
+    // the diamond's referrer depends on which of its parents was parsed
+    // first, in a local crawl as through the queue.
+    let mut local = local;
+    for outputs in [&mut queued, &mut local] {
+        let row = outputs.pages.rows_where("page_url", &diamond);
+        assert_eq!(row.len(), 1);
+        let referrer = outputs.pages.get(row[0], "referrer").to_owned();
+        assert!(referrers.contains(&referrer), "{referrer}");
+        let column = outputs.pages.headers.iter().position(|h| h == "referrer");
+        outputs.pages.rows[row[0]][column.expect("referrer column")] = String::new();
+    }
+    assert_same(&local, &queued);
+    let depths = queued.pages.column("depth");
+    for depth in ["0", "1", "2"] {
+        assert!(depths.contains(&depth), "{depths:?}");
+    }
+}
+
+/// Every file under `dir` (outputs, stats, logs) whose bytes hold `secret`.
+fn files_holding(dir: &std::path::Path, secret: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the run's directory") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, secret));
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_password_is_used_from_the_url_or_the_environment_and_never_shown() {
+    const SECRET: &str = "hunter2-Qx7vZ";
+    let redis = RedisServer::start_with(RedisOptions::default().password(SECRET));
+    let url = redis.url();
+    assert!(url.contains(SECRET));
+    let bare = format!("redis://127.0.0.1:{}/", redis.port());
+    let wrong = format!("redis://:wrong-Kp3w@127.0.0.1:{}/", redis.port());
+    let site = TestServer::start();
+    let run = Run::new();
+    let lines: Vec<String> = (0..4).map(|n| site.url(&format!("/gen/{n}"))).collect();
+    let list = run.urls("list.txt", &lines);
+    let env = [("SCRIPTSCRAPE_REDIS_URL", url.as_str())];
+
+    // In the URL (enqueue, collect) and in the environment (work, jobs),
+    // with every log line asked for.
+    let said = enqueue(&run, &url, "secret", &[&list, "--close", "-vv"]);
+    assert!(!said.contains(SECRET), "{said}");
+    let mut w = Proc::start(&run, "worker", &["work", "--job", "secret", "-vvv"], &env);
+    let mut collect = collector(
+        &run,
+        "queue",
+        &url,
+        "secret",
+        &["--stats", "stats.json", "-vv"],
+    );
+    w.expect(0);
+    collect.expect(0);
+    let mut listing = Proc::start(&run, "jobs", &["jobs"], &env);
+    listing.expect(0);
+    assert!(
+        listing.stdout().contains("secret\t0\t0\t4\t0\t0\tfinished"),
+        "{}",
+        listing.stdout()
+    );
+    let (local, _) = local(&run, &[&list], &[]);
+    assert_same(&local, &Outputs::read(&run, "queue"));
+
+    // Without the password, or with a wrong one: refused, in one line
+    // that does not show what was tried.
+    for (tag, redis_url, says) in [
+        ("none", &bare, "Authentication required"),
+        ("wrong", &wrong, "redis://***@127.0.0.1"),
+    ] {
+        let mut p = Proc::start(
+            &run,
+            &format!("jobs-{tag}"),
+            &["jobs", "--redis", redis_url],
+            &[],
+        );
+        assert_eq!(p.wait(), 2, "{}", p.stderr());
+        assert_eq!(p.stderr().lines().count(), 1, "{}", p.stderr());
+        assert!(p.stderr().contains(says), "{}", p.stderr());
+    }
+    assert_eq!(files_holding(run.dir.path(), SECRET), Vec::<PathBuf>::new());
+    assert_eq!(
+        files_holding(run.dir.path(), "wrong-Kp3w"),
+        Vec::<PathBuf>::new()
+    );
+}
+
+#[test]
+#[ignore = "design: enqueue normalises listed URLs as a crawl does (/gen/%31 is /gen/1, \
+            /gen/2? is /gen/2), while a local list run fetches and reports them as listed; \
+            enqueue cannot tell whether the workers will crawl"]
+fn listed_spellings_are_kept_as_a_local_list_run_keeps_them() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let lines = [
+        site.url("/gen/1"),
+        site.url("/gen/%31"),
+        site.url("/gen/2?"),
+        site.url("/gen/%7e3"),
+        site.url("/gen/4?a=1&&b=2"),
+    ];
+    let list = run.urls("list.txt", &lines);
+    enqueue(&run, &url, "spellings", &[&list, "--close"]);
+    let mut w = worker(&run, "worker", &url, "spellings", &[]);
+    let mut collect = collector(&run, "queue", &url, "spellings", &[]);
+    w.expect(0);
+    collect.expect(0);
+    let (local, _) = local(&run, &[&list], &[]);
     assert_same(&local, &Outputs::read(&run, "queue"));
 }
