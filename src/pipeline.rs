@@ -411,6 +411,10 @@ impl std::fmt::Display for Worked {
     }
 }
 
+/// Work entries a worker holds per request slot (`-c`): one being fetched
+/// and one waiting to start, or being parsed and published.
+const MAX_HELD_PER_SLOT: usize = 2;
+
 /// Pages parsed and waiting to be published: a worker's writer is Redis,
 /// slower per page than a file, so a few more may wait than for a file.
 const PUBLISH_QUEUE: usize = 256;
@@ -460,6 +464,7 @@ pub fn work(
         consumer: consumer_name().into(),
         held: Arc::new(Held::default()),
         stop: stop.clone(),
+        max_held: MAX_HELD_PER_SLOT * limits.concurrency,
     };
     tracing::info!(
         "worker {} takes work of job {:?}",
@@ -476,8 +481,9 @@ pub fn work(
     })?;
     drop(page_tx);
 
-    // Deliveries wait here until the scheduler takes them: a few per
-    // request slot, so that this worker holds little another could do.
+    // Deliveries wait here until the scheduler takes them; the taker
+    // holds at most `max_held` in all, so that this worker holds little
+    // another could do.
     let (delivery_tx, delivery_rx) = mpsc::channel(concurrency);
     let taker = runtime.spawn({
         let worker = worker.clone();

@@ -296,6 +296,35 @@ async fn touched_work_is_not_taken_and_delivery_counts_grow() {
 }
 
 #[tokio::test]
+async fn released_work_is_taken_at_once_and_not_counted_as_a_delivery() {
+    let server = RedisServer::start();
+    // Far past the test: only a release makes the entries claimable.
+    let queue = connect_idle(&server.url(), Duration::from_secs(300)).await;
+    let job = new_job(&queue, "release").await;
+    queue
+        .enqueue(&job, &[item("https://a.test/"), item("https://b.test/")])
+        .await
+        .unwrap();
+    let held = queue
+        .take(&job, "stopping", 2, Duration::ZERO)
+        .await
+        .unwrap();
+    let ids: Vec<String> = held.iter().map(|d| d.id.clone()).collect();
+    // Another consumer's release gives back nothing of these.
+    assert!(queue.release(&job, "other", &ids).await.unwrap().is_empty());
+    assert_eq!(queue.release(&job, "stopping", &ids).await.unwrap(), ids);
+
+    // Handed out again at once, as the first delivery it still is; given
+    // back once more by its new holder, still the first.
+    let taken = queue.take(&job, "next", 2, Duration::ZERO).await.unwrap();
+    let counts: Vec<u64> = taken.iter().map(|d| d.deliveries).collect();
+    assert_eq!(counts, [1, 1]);
+    queue.release(&job, "next", &ids[..1]).await.unwrap();
+    let taken = queue.take(&job, "last", 2, Duration::ZERO).await.unwrap();
+    assert_eq!((taken.len(), taken[0].deliveries), (1, 1));
+}
+
+#[tokio::test]
 async fn a_closed_job_takes_no_input_and_drains_then_finishes() {
     let server = RedisServer::start();
     let queue = connect(&server.url()).await;
@@ -513,6 +542,148 @@ async fn a_restarted_collector_is_handed_what_it_never_acknowledged() {
         .unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].payload, b"three");
+}
+
+/// A read through the group as `consumer` whose reply nobody sees: what
+/// a reply lost with the connection leaves behind (the entries are
+/// pending for the consumer, which does not know it has them).
+async fn lost_read(server: &RedisServer, key: &str, group: &str, consumer: &str) {
+    let reply: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(key)
+        .arg(">")
+        .query_async(&mut raw(server).await)
+        .await
+        .unwrap();
+    assert_ne!(reply, redis::Value::Nil, "nothing to read");
+}
+
+#[tokio::test]
+async fn results_a_lost_reply_handed_the_collector_are_read_again() {
+    let server = RedisServer::start();
+    let queue = connect(&server.url()).await;
+    let job = new_job(&queue, "lost-results").await;
+    queue.add_results(&job, &[b"one"]).await.unwrap();
+    let first = queue
+        .read_results(&job, "collector", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    queue
+        .ack_results(&job, &[first[0].id.clone()])
+        .await
+        .unwrap();
+    assert!(
+        queue
+            .read_results(&job, "collector", 10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    queue.add_results(&job, &[b"two"]).await.unwrap();
+    lost_read(
+        &server,
+        "scriptscrape:{lost-results}:results",
+        "collect",
+        "collector",
+    )
+    .await;
+    // Nothing new: the next read looks at what is pending again.
+    let mut read = Vec::new();
+    for _ in 0..3 {
+        let results = queue
+            .read_results(&job, "collector", 10, Duration::ZERO)
+            .await
+            .unwrap();
+        let ids: Vec<String> = results.iter().map(|r| r.id.clone()).collect();
+        queue.ack_results(&job, &ids).await.unwrap();
+        read.extend(results);
+    }
+    let payloads: Vec<&[u8]> = read.iter().map(|r| r.payload.as_slice()).collect();
+    assert_eq!(payloads, [b"two"]);
+}
+
+#[tokio::test]
+async fn work_a_lost_reply_handed_a_worker_is_given_back_when_it_runs_dry() {
+    use scriptscrape::queue::worker::{Held, Worker};
+    let server = RedisServer::start();
+    // Far past the test: only a give-back brings the lost entry back.
+    let queue = connect_idle(&server.url(), Duration::from_secs(300)).await;
+    let job = new_job(&queue, "lost-work").await;
+    queue
+        .enqueue(&job, &[item("https://a.test/"), item("https://b.test/")])
+        .await
+        .unwrap();
+    queue.close(&job).await.unwrap();
+    lost_read(&server, "scriptscrape:{lost-work}:work", "workers", "w").await;
+
+    let worker = Worker {
+        queue: queue.clone(),
+        job: job.clone(),
+        consumer: "w".into(),
+        held: std::sync::Arc::new(Held::default()),
+        stop: scriptscrape::run::stop::Stop::new(),
+        max_held: 10,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(10);
+    let taker = tokio::spawn(async move { worker.take(tx).await });
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let d = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("handed out within 10 s")
+            .expect("a delivery");
+        urls.push(d.item.url);
+        // Not counted as a delivery that failed.
+        assert_eq!(d.deliveries, 1, "{}", urls[urls.len() - 1]);
+    }
+    urls.sort();
+    assert_eq!(urls, ["https://a.test/", "https://b.test/"]);
+    taker.abort();
+}
+
+#[tokio::test]
+async fn a_worker_ending_gives_back_what_it_was_handed_unseen() {
+    use scriptscrape::queue::worker::{Held, Worker};
+    let server = RedisServer::start();
+    let queue = connect_idle(&server.url(), Duration::from_secs(300)).await;
+    let job = new_job(&queue, "unseen").await;
+    queue
+        .enqueue(&job, &[item("https://a.test/")])
+        .await
+        .unwrap();
+    // A take cut short by a stop: Redis handed the entry over, the
+    // worker never saw it.
+    lost_read(&server, "scriptscrape:{unseen}:work", "workers", "w").await;
+    let worker = Worker {
+        queue: queue.clone(),
+        job: job.clone(),
+        consumer: "w".into(),
+        held: std::sync::Arc::new(Held::default()),
+        stop: scriptscrape::run::stop::Stop::new(),
+        max_held: 10,
+    };
+    worker.give_back(None).await;
+    let taken = queue.take(&job, "next", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(taken.len(), 1, "not given back");
+    assert_eq!(taken[0].deliveries, 1);
+    // Given back twice, counted off once.
+    queue
+        .release(&job, "next", &[taken[0].id.clone()])
+        .await
+        .unwrap();
+    let again = queue
+        .release(&job, "next", &[taken[0].id.clone()])
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let taken = queue.take(&job, "last", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(taken[0].deliveries, 1);
 }
 
 #[tokio::test]

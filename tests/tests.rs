@@ -16,4 +16,5 @@ mod pipeline;
 mod proxies;
 mod queue;
 mod readme;
+mod scaleout;
 mod shards;

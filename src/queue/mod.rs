@@ -64,7 +64,12 @@
 //! A step whose reply was lost with the connection may or may not have
 //! happened: a retried `enqueue` finds its URLs seen, and a retried
 //! `complete` finds the entry gone and reports it not applied (its result
-//! was published by the first try, or by another worker).
+//! was published by the first try, or by another worker). A `take` or
+//! `read_results` whose reply was lost leaves entries pending for a
+//! consumer that does not know it has them: a worker gives back those it
+//! does not hold when it finds no new work (and all it has when it ends),
+//! and `read_results` reads the collector's own pending entries again
+//! after a call that found nothing new.
 
 pub mod collect;
 pub mod enqueue;

@@ -201,8 +201,9 @@ return held
 
 /// Gives entries back: those still pending for the consumer (ARGV[1])
 /// among ARGV[2..] are made look idle since long ago, so that the next
-/// `take` of any worker claims them. KEYS: work. Returns the ids given
-/// back.
+/// `take` of any worker claims them, and the delivery that gave them to
+/// this consumer is taken off their count. KEYS: work. Returns the ids
+/// given back (not those given back already).
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -210,10 +211,16 @@ local released = {}
 for i = 2, #ARGV do
   local pending = redis.call('XPENDING', KEYS[1], 'workers', ARGV[i], ARGV[i], 1)
   if pending[1] and pending[1][2] == ARGV[1] then
-    -- A year of idleness: past any --claim-idle. JUSTID keeps the
-    -- delivery count, so a release is not counted as a delivery.
-    redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'IDLE', 31536000000, 'JUSTID')
-    released[#released + 1] = ARGV[i]
+    -- A year of idleness: past any --claim-idle. The claim that takes it
+    -- next adds one to its delivery count: one is taken off here, so a
+    -- release is not counted as a delivery (JUSTID alone would only keep
+    -- the count as it is); once only, should it be given back twice.
+    if pending[1][3] < 31536000000 then
+      local deliveries = math.max(pending[1][4] - 1, 0)
+      redis.call('XCLAIM', KEYS[1], 'workers', ARGV[1], 0, ARGV[i], 'IDLE', 31536000000,
+        'RETRYCOUNT', deliveries, 'JUSTID')
+      released[#released + 1] = ARGV[i]
+    end
   end
 end
 return released

@@ -312,8 +312,10 @@ impl Queue {
 
     /// Gives the entries `ids` still held by `consumer` back to the job at
     /// once (a worker stopping with work it will not finish): the next
-    /// `take` of any worker claims them, their delivery counts unchanged.
-    /// Returns the ids given back.
+    /// `take` of any worker claims them, with the delivery count they had
+    /// before `consumer` was handed them (a release is not a delivery that
+    /// failed). Returns the ids given back (those given back already are
+    /// left as they are, and not returned).
     pub async fn release(&self, job: &Job, consumer: &str, ids: &[String]) -> Result<Vec<String>> {
         self.held_ids(&scripts::RELEASE, "RELEASE", job, consumer, ids)
             .await
@@ -342,6 +344,32 @@ impl Queue {
             .ok_or_else(|| self.unexpected(name))?
             .iter()
             .map(|v| text(v).ok_or_else(|| self.unexpected(name)))
+            .collect()
+    }
+
+    /// The IDs of up to `max` work entries pending for `consumer`: handed
+    /// to it and neither completed nor claimed by another since. A worker
+    /// holds them all, unless a reply that handed it some was lost with
+    /// the connection.
+    pub async fn pending(&self, job: &Job, consumer: &str, max: usize) -> Result<Vec<String>> {
+        let reply: Value = redis::cmd("XPENDING")
+            .arg(job.work())
+            .arg("workers")
+            .arg("-")
+            .arg("+")
+            .arg(max)
+            .arg(consumer)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.error(job, e))?;
+        array(reply)
+            .ok_or_else(|| self.unexpected("XPENDING"))?
+            .into_iter()
+            .map(|entry| {
+                array(entry)
+                    .and_then(|fields| fields.first().and_then(text))
+                    .ok_or_else(|| self.unexpected("XPENDING"))
+            })
             .collect()
     }
 
@@ -424,8 +452,12 @@ impl Queue {
     /// Hands the collector `consumer` up to `max` results: first those it
     /// was handed before and never acknowledged (a restarted collector
     /// sees what it read but did not write), then new ones, waiting up to
-    /// `block` (at most [`MAX_BLOCK`]) for one. Use one fixed consumer
-    /// name per collector, so a restarted one finds its own.
+    /// `block` (at most [`MAX_BLOCK`]) for one. After a call that found
+    /// nothing new, or failed, the next starts again with those never
+    /// acknowledged, so that none is left behind by a reply lost with the
+    /// connection: acknowledge what was handed before reading on. Use one
+    /// fixed consumer name per collector, so a restarted one finds its
+    /// own.
     pub async fn read_results(
         &self,
         job: &Job,
@@ -460,14 +492,21 @@ impl Queue {
                     return self.result_entries(job, reply).await;
                 }
                 None => {
-                    self.state().history.insert(key, History::Done);
+                    self.state().history.insert(key.clone(), History::Done);
                 }
             }
         }
-        let reply = self
-            .read_group(job, read, block, job.results(), ">")
-            .await?;
-        self.result_entries(job, reply).await
+        let reply = self.read_group(job, read, block, job.results(), ">").await;
+        if !matches!(&reply, Ok(entries) if !entries.is_empty()) {
+            // A read whose reply was lost with the connection (or whose
+            // caller gave up on it) left its entries pending for this
+            // consumer, and only a read of its own pending entries hands
+            // them over: the next call starts there again.
+            self.state()
+                .history
+                .insert(key, History::After("0".to_owned()));
+        }
+        self.result_entries(job, reply?).await
     }
 
     /// Acknowledges and removes results the collector has written durably.

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::retry::retry;
 use super::{Completion, Delivery, Job, Queue, WorkItem, wire};
@@ -38,19 +38,31 @@ pub struct WorkSettings {
 
 /// The work entries this worker holds, by seq.
 #[derive(Debug, Default)]
-pub struct Held(Mutex<HashMap<u64, String>>);
+pub struct Held {
+    entries: Mutex<HashMap<u64, String>>,
+    /// Told when entries leave, for a taker waiting for room.
+    freed: Notify,
+}
 
 impl Held {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<u64, String>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn insert(&self, seq: u64, id: String) {
         self.map().insert(seq, id);
     }
 
+    fn get(&self, seq: u64) -> Option<String> {
+        self.map().get(&seq).cloned()
+    }
+
     fn take(&self, seq: u64) -> Option<String> {
-        self.map().remove(&seq)
+        let id = self.map().remove(&seq);
+        if id.is_some() {
+            self.freed.notify_one();
+        }
+        id
     }
 
     fn ids(&self) -> Vec<String> {
@@ -58,11 +70,17 @@ impl Held {
     }
 
     fn take_all(&self, seqs: Option<&[u64]>) -> Vec<String> {
-        let mut map = self.map();
-        match seqs {
-            Some(seqs) => seqs.iter().filter_map(|s| map.remove(s)).collect(),
-            None => map.drain().map(|(_, id)| id).collect(),
+        let ids: Vec<String> = {
+            let mut map = self.map();
+            match seqs {
+                Some(seqs) => seqs.iter().filter_map(|s| map.remove(s)).collect(),
+                None => map.drain().map(|(_, id)| id).collect(),
+            }
+        };
+        if !ids.is_empty() {
+            self.freed.notify_one();
         }
+        ids
     }
 
     /// Entries held.
@@ -114,6 +132,10 @@ pub struct Worker {
     pub held: Arc<Held>,
     /// Asks the worker to stop.
     pub stop: Stop,
+    /// The most entries it holds at once (taken and not yet completed or
+    /// given back): a few per request slot, so that the rest of the job
+    /// stays in the queue for other workers.
+    pub max_held: usize,
 }
 
 impl Worker {
@@ -121,7 +143,17 @@ impl Worker {
     /// drained or a stop; returns an error only for a failure no retry
     /// mends (the job deleted under the worker).
     pub async fn take(&self, tx: mpsc::Sender<Delivery>) -> anyhow::Result<()> {
+        let max_held = self.max_held.max(1);
         loop {
+            // The scheduler takes deliveries out of the channel into its
+            // host queues at once, so the channel alone does not bound
+            // what this worker holds.
+            while self.held.len() >= max_held {
+                tokio::select! {
+                    () = self.held.freed.notified() => {}
+                    () = self.stop.reached(Level::Draining) => return Ok(()),
+                }
+            }
             let permit = tokio::select! {
                 permit = tx.reserve() => match permit {
                     Ok(permit) => permit,
@@ -129,7 +161,7 @@ impl Worker {
                 },
                 () = self.stop.reached(Level::Draining) => return Ok(()),
             };
-            let room = tx.capacity() + 1;
+            let room = (tx.capacity() + 1).min(max_held.saturating_sub(self.held.len()).max(1));
             let taken = tokio::select! {
                 taken = retry("taking work", &self.stop, Level::Draining, || {
                     self.queue.take(&self.job, &self.consumer, room, Duration::from_secs(2))
@@ -138,6 +170,10 @@ impl Worker {
             };
             if taken.is_empty() {
                 drop(permit);
+                if self.give_back_lost().await > 0 {
+                    // Claimable now: the next take hands them out.
+                    continue;
+                }
                 let status = retry("reading the job", &self.stop, Level::Draining, || {
                     self.queue.status(&self.job)
                 })
@@ -157,6 +193,52 @@ impl Worker {
                 if tx.send(d).await.is_err() {
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// Gives back the entries pending for this worker that it does not
+    /// hold: handed to it by a reply lost with the connection (Redis
+    /// restarted after a take, before its reply went out), they would
+    /// otherwise wait for --claim-idle, untouched, while the job looks
+    /// unfinished. Returns how many were given back.
+    async fn give_back_lost(&self) -> usize {
+        let pending = match self
+            .queue
+            .pending(&self.job, &self.consumer, PENDING_SCAN)
+            .await
+        {
+            Ok(pending) => pending,
+            // Claimed after --claim-idle anyway.
+            Err(e) => {
+                tracing::debug!("{e}: entries pending for this worker not read");
+                return 0;
+            }
+        };
+        let held: std::collections::HashSet<String> = self.held.ids().into_iter().collect();
+        let lost: Vec<String> = pending
+            .into_iter()
+            .filter(|id| !held.contains(id))
+            .collect();
+        if lost.is_empty() {
+            return 0;
+        }
+        // Completed meanwhile (published, so no longer held) or claimed by
+        // another worker: the script gives back only what is still ours.
+        match self.queue.release(&self.job, &self.consumer, &lost).await {
+            Ok(released) => {
+                if !released.is_empty() {
+                    tracing::info!(
+                        "{} URLs handed to this worker in a reply lost with the connection \
+                         given back to the job",
+                        released.len()
+                    );
+                }
+                released.len()
+            }
+            Err(e) => {
+                tracing::debug!("{e}: lost entries not given back");
+                0
             }
         }
     }
@@ -189,7 +271,10 @@ impl Worker {
             if self.stop.level() == Level::Now {
                 break;
             }
-            let Some(id) = self.held.take(page.seq) else {
+            // Held (so touched by the heartbeat, and given back on a
+            // stop) until completed: waiting for the collector or for
+            // Redis is no reason for another worker to take it over.
+            let Some(id) = self.held.get(page.seq) else {
                 tracing::warn!(
                     "{}: no work entry held for it; not published",
                     page.page_url
@@ -212,6 +297,7 @@ impl Worker {
                 )
             })
             .await?;
+            self.held.take(page.seq);
             match completion {
                 Completion::Applied { added } => {
                     done.links_queued += added as u64;
@@ -255,9 +341,21 @@ impl Worker {
         }
     }
 
-    /// Gives back the entries of `seqs` (all held, with `None`) at once.
+    /// Gives back the entries of `seqs` at once; with `None`, when the
+    /// worker ends, every entry still pending for it: those held, and any
+    /// a take cut short by the stop (or a reply lost with the connection)
+    /// handed it unseen.
     pub async fn give_back(&self, seqs: Option<&[u64]>) {
-        let ids = self.held.take_all(seqs);
+        let mut ids = self.held.take_all(seqs);
+        if seqs.is_none()
+            && let Ok(pending) = self
+                .queue
+                .pending(&self.job, &self.consumer, PENDING_SCAN)
+                .await
+        {
+            let held: std::collections::HashSet<String> = ids.iter().cloned().collect();
+            ids.extend(pending.into_iter().filter(|id| !held.contains(id)));
+        }
         if ids.is_empty() {
             return;
         }
@@ -274,6 +372,10 @@ impl Worker {
         }
     }
 }
+
+/// Most entries pending for this worker read at once to find those it
+/// does not hold: far more than any worker holds.
+const PENDING_SCAN: usize = 100_000;
 
 /// A page's links as work items: one hop deeper, from the same seed.
 fn found_items(found: Discovered) -> Vec<WorkItem> {
