@@ -429,7 +429,7 @@ pub fn work(
 ) -> anyhow::Result<Worked> {
     use crate::queue::retry::retry;
     use crate::queue::worker::{Held, Worker, consumer_name};
-    use crate::queue::{Queue, QueueError, QueueOptions};
+    use crate::queue::{Queue, QueueOptions};
 
     let started = Instant::now();
     let FetchParse {
@@ -448,15 +448,17 @@ pub fn work(
     let queue = runtime.block_on(retry("connecting", stop, Level::Draining, || {
         Queue::connect(&settings.redis, options.clone())
     }))?;
-    match runtime.block_on(queue.status(&settings.job)) {
-        Err(QueueError::NoSuchJob(name)) => anyhow::bail!(
-            "no job named {name:?} on {}: create it with scriptscrape enqueue",
-            queue.shown_url()
-        ),
-        // Unreachable again already: the taker retries.
-        Err(e) if e.is_retryable() => {}
-        Err(e) => return Err(e.into()),
-        Ok(_) => {}
+    if !runtime.block_on(crate::queue::retry::until_job_exists(
+        &queue,
+        &settings.job,
+        stop,
+    ))? {
+        return Ok(Worked {
+            consumer: String::new(),
+            published: Default::default(),
+            stopped: stop.cause(),
+            elapsed: started.elapsed(),
+        });
     }
     let worker = Worker {
         queue,
@@ -491,7 +493,10 @@ pub fn work(
     });
     let heartbeat = runtime.spawn({
         let worker = worker.clone();
-        let every = (settings.claim_idle / 3).max(Duration::from_millis(50));
+        // At most 5 s apart, so that a worker with a longer --claim-idle
+        // is not taken for dead by one with a shorter (down to 15 s).
+        let every =
+            (settings.claim_idle / 3).clamp(Duration::from_millis(50), Duration::from_secs(5));
         async move { worker.heartbeat(every).await }
     });
     let publisher = runtime.spawn({
@@ -509,7 +514,7 @@ pub fn work(
     let work = schedule::Shared::new(
         delivery_rx,
         settings.max_deliveries,
-        crawl.is_some(),
+        crawl.clone(),
         give_back,
         guard,
     );

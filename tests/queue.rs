@@ -39,6 +39,7 @@ async fn new_job(queue: &Queue, name: &str) -> Job {
 fn item(url: &str) -> WorkItem {
     WorkItem {
         url: url.to_owned(),
+        identity: None,
         depth: 0,
         seed: url.to_owned(),
         referrer: None,
@@ -48,6 +49,7 @@ fn item(url: &str) -> WorkItem {
 fn found(url: &str, referrer: &str) -> WorkItem {
     WorkItem {
         url: url.to_owned(),
+        identity: None,
         depth: 1,
         seed: referrer.to_owned(),
         referrer: Some(referrer.to_owned()),

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 
-use super::retry::retry;
-use super::{Job, Queue, QueueError, QueueOptions, wire};
+use super::retry::{retry, until_job_exists};
+use super::{Job, Queue, QueueOptions, wire};
 use crate::config::Config;
 use crate::error::ErrorKind;
 use crate::output::PageResult;
@@ -53,24 +53,16 @@ pub fn collect(
     let queue = runtime.block_on(retry("connecting", stop, Level::Draining, || {
         Queue::connect(redis, QueueOptions::default())
     }))?;
-    let Some((prepared, ())) = Prepared::outputs(config, stop, || {
-        match runtime.block_on(queue.status(job)) {
-            Err(QueueError::NoSuchJob(name)) => anyhow::bail!(
-                "no job named {name:?} on {}: create it with scriptscrape enqueue",
-                queue.shown_url()
-            ),
-            // Unreachable again already: reading retries.
-            Err(e) if e.is_retryable() => Ok(()),
-            Err(e) => Err(e.into()),
-            Ok(_) => Ok(()),
-        }
-    })?
-    else {
-        return Ok(Summary {
-            stopped: stop.cause(),
-            elapsed: started.elapsed(),
-            ..Summary::default()
-        });
+    let stopped = || Summary {
+        stopped: stop.cause(),
+        elapsed: started.elapsed(),
+        ..Summary::default()
+    };
+    if !runtime.block_on(until_job_exists(&queue, job, stop))? {
+        return Ok(stopped());
+    }
+    let Some((prepared, ())) = Prepared::outputs(config, stop, || Ok(()))? else {
+        return Ok(stopped());
     };
     let Prepared {
         _locks,

@@ -190,8 +190,13 @@ async fn send_batch(
     for line in batch.drain(..) {
         match line.url {
             Ok(url) => {
-                let url = normalize(&url, strip_query).to_string();
+                // Fetched and reported as listed, as a local list run
+                // does (a crawling worker normalises it, as a local crawl
+                // does); known in the seen-set by its crawl form.
+                let identity = normalize(&url, strip_query).to_string();
+                let url = url.to_string();
                 items.push(WorkItem {
+                    identity: (identity != url).then_some(identity),
                     seed: url.clone(),
                     url,
                     depth: 0,

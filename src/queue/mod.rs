@@ -198,9 +198,13 @@ impl Default for JobOptions {
 /// A URL to fetch, as queued in a job's work stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkItem {
-    /// The URL, already normalised by the caller: its identity in the
-    /// seen-set is [`url_hash`] of exactly this string.
+    /// The URL to fetch, as it is to be reported.
     pub url: String,
+    /// Its identity in the seen-set, when that is not `url` itself: a
+    /// listed URL is fetched as spelt, but known by its crawl form, so
+    /// that a link spelling it another way is not fetched again. The
+    /// seen-set holds [`url_hash`] of exactly this string (or of `url`).
+    pub identity: Option<String>,
     /// Links followed from the seed to reach it (0 for input URLs).
     pub depth: u16,
     /// The input URL whose crawl found it (itself for input URLs).

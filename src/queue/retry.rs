@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{QueueError, Result};
+use super::{Job, Queue, QueueError, Result};
 use crate::run::stop::{Level, Stop};
 
 /// The first wait before trying again; doubled each time up to [`MAX_WAIT`].
@@ -51,8 +51,34 @@ where
     }
 }
 
-/// Whether an error means the job is gone (deleted under a running
-/// worker or collector), which no retry mends.
-pub fn job_gone(e: &QueueError) -> bool {
-    matches!(e, QueueError::NoSuchJob(_))
+/// Waits until `job` exists (a worker or collector started before
+/// `enqueue` created it, as schedulers start them), saying so once;
+/// false when stopped first.
+pub async fn until_job_exists(queue: &Queue, job: &Job, stop: &Stop) -> Result<bool> {
+    let mut said = false;
+    loop {
+        match retry("reading the job", stop, Level::Draining, || {
+            queue.status(job)
+        })
+        .await
+        {
+            Ok(_) => return Ok(true),
+            Err(QueueError::NoSuchJob(name)) => {
+                if !said {
+                    tracing::warn!(
+                        "no job named {name:?} on {} yet: waiting for scriptscrape enqueue to \
+                         create it",
+                        queue.shown_url()
+                    );
+                    said = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = stop.reached(Level::Draining) => return Ok(false),
+                }
+            }
+            Err(e) if stop.level() >= Level::Draining && e.is_retryable() => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -737,6 +737,8 @@ impl Queue {
         let seq = string("seq")?.parse().map_err(|_| bad())?;
         let url = string("url")?;
         let item = WorkItem {
+            // Needed only to enqueue; the work stream keeps the URL.
+            identity: None,
             depth: string("depth")?.parse().map_err(|_| bad())?,
             seed: match lookup(fields, "seed") {
                 Some(_) => string("seed")?,
@@ -800,7 +802,7 @@ impl Queue {
 /// scripts) of each item.
 fn add_items(call: &mut ScriptInvocation<'_>, job: &Job, buckets: u32, items: &[WorkItem]) {
     for item in items {
-        let (key, member) = job.seen_slot(&item.url, buckets);
+        let (key, member) = job.seen_slot(item.identity.as_deref().unwrap_or(&item.url), buckets);
         call.key(key)
             .arg(member)
             .arg(&item.url)

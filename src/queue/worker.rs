@@ -388,6 +388,8 @@ fn found_items(found: Discovered) -> Vec<WorkItem> {
         .urls
         .into_iter()
         .map(|url| WorkItem {
+            // Normalised by the crawl already: its own identity.
+            identity: None,
             url: url.into(),
             depth: found.page_depth + 1,
             seed: seed.clone(),

@@ -16,7 +16,7 @@ use super::Completed;
 use super::hosts::host_key;
 use super::work::{Closed, Ctx, Work};
 use crate::crawl::netguard::Guard;
-use crate::crawl::{Origin, Seed};
+use crate::crawl::{Crawl, Origin, Seed};
 use crate::error::ErrorKind;
 use crate::queue::Delivery;
 
@@ -35,8 +35,9 @@ pub struct Shared {
     /// An entry handed out more than this many times becomes a failed
     /// page instead of being fetched again.
     max_deliveries: u64,
-    /// Whether the pages are a crawl's: each URL carries its origin.
-    crawling: bool,
+    /// Crawling: each URL carries its origin, and a listed one is fetched
+    /// in its crawl form, as a local crawl fetches its seeds.
+    crawl: Option<Arc<Crawl>>,
     /// Taken in and not started: what a stop gives back at once.
     waiting: HashSet<u64>,
     /// Told, on a stop, the seqs of the work that will not be started.
@@ -54,7 +55,7 @@ impl Shared {
     pub fn new(
         deliveries: mpsc::Receiver<Delivery>,
         max_deliveries: u64,
-        crawling: bool,
+        crawl: Option<Arc<Crawl>>,
         give_back: Box<dyn FnOnce(Vec<u64>) + Send>,
         guard: Option<Arc<Guard>>,
     ) -> Self {
@@ -62,7 +63,7 @@ impl Shared {
             deliveries,
             open: true,
             max_deliveries,
-            crawling,
+            crawl,
             waiting: HashSet::new(),
             give_back: Some(give_back),
             guard,
@@ -129,7 +130,14 @@ impl Work for Shared {
         }
         match Url::parse(&d.item.url) {
             Ok(url) => {
-                let origin = self.crawling.then(|| origin(&d, &url));
+                let url = match &self.crawl {
+                    Some(crawl) if d.item.depth == 0 => crawl.normalize(&url),
+                    _ => url,
+                };
+                let origin = self.crawl.is_some().then(|| match d.item.depth {
+                    0 => Origin::seed(&url),
+                    _ => origin(&d, &url),
+                });
                 // The seed was listed by the user, so its host is trusted
                 // (it may be private), by every worker that meets one of
                 // its pages: the one that took the seed may be another.
