@@ -227,7 +227,6 @@ impl Config {
     /// The collector's settings (`scriptscrape collect`): a scrape's
     /// outputs, with no input and no fetching of its own.
     pub fn for_collect(
-        job: String,
         outputs: crate::cli::OutputArgs,
         inline_text: bool,
         log: crate::cli::LogArgs,
@@ -247,7 +246,9 @@ impl Config {
             generate: None,
         };
         let mut config = Self::build(cli, Vec::new())?;
-        config.job = Some(job);
+        // Which job is known once connected; set so that --resume keeps
+        // transient failures (a collector cannot fetch them again).
+        config.job = Some(String::new());
         Ok(config)
     }
 

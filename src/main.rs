@@ -290,12 +290,7 @@ fn collect(args: scriptscrape::cli::CollectArgs) -> ExitCode {
     let stop = Stop::new();
     let outcome = (|| {
         let job = scriptscrape::queue::Job::new(&args.job.job)?;
-        let identity = format!(
-            "job {} at {}",
-            job.name(),
-            scriptscrape::output::without_password(&args.redis.redis)
-        );
-        let config = Config::for_collect(identity, args.outputs, args.inline_text, args.log)?;
+        let config = Config::for_collect(args.outputs, args.inline_text, args.log)?;
         #[cfg(unix)]
         stop_on_signals(&stop, config.grace)?;
         scriptscrape::queue::collect::collect(&config, &args.redis.redis, &job, &stop, None)

@@ -909,3 +909,59 @@ fn workers_and_collector_started_before_enqueue_wait_for_the_job() {
     let (local, _) = local(&run, &[&list], &[]);
     assert_same(&local, &Outputs::read(&run, "queue"));
 }
+
+/// What would lose or replace written pages is refused, files untouched:
+/// collecting a finished job again, a second collector of a job, and a
+/// killed collect's `.part` files started over without `--resume` or
+/// continued for a job of the same name created anew.
+#[test]
+fn a_collect_that_would_lose_or_replace_pages_is_refused() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let fast: Vec<String> = (0..4).map(|i| site.url(&format!("/gen/{i}"))).collect();
+    let list = run.urls("list.txt", &fast);
+    enqueue(&run, &url, "once", &[&list, "--close"]);
+    worker(&run, "w", &url, "once", &[]).expect(0);
+    collector(&run, "done", &url, "once", &[]).expect(0);
+    let before = std::fs::read(run.path("pages-done.csv")).unwrap();
+    for extra in [&[][..], &["--resume"][..]] {
+        let mut again = collector(&run, "done", &url, "once", extra);
+        again.expect(2);
+        assert!(
+            again.stderr().contains("nothing left to collect"),
+            "{}",
+            again.stderr()
+        );
+    }
+    assert_eq!(std::fs::read(run.path("pages-done.csv")).unwrap(), before);
+
+    // A collector holding slow results back: killed, its .part left.
+    let slow = slow_pages(&site, 300, 0..8);
+    let list = run.urls("slow.txt", &slow);
+    enqueue(&run, &url, "slow", &[&list, "--close"]);
+    let mut w = worker(&run, "w2", &url, "slow", &["-c", "1"]);
+    let mut first = collector(&run, "k", &url, "slow", &[]);
+    wait_until("a page collected", || {
+        crate::support::lines(&run.path("pages-k.csv.part")) >= 2
+    });
+    let mut second = collector(&run, "other", &url, "slow", &[]);
+    second.expect(2);
+    assert!(
+        second.stderr().contains("another collector"),
+        "{}",
+        second.stderr()
+    );
+    first.kill();
+    let mut fresh = collector(&run, "k", &url, "slow", &[]);
+    fresh.expect(2);
+    assert!(
+        fresh.stderr().contains("add --resume"),
+        "{}",
+        fresh.stderr()
+    );
+    w.expect(0);
+    collector(&run, "k", &url, "slow", &["--resume"]).expect(0);
+    assert_eq!(Table::read(&run.path("pages-k.csv")).rows.len(), 8);
+}

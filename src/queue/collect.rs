@@ -61,6 +61,38 @@ pub fn collect(
     if !runtime.block_on(until_job_exists(&queue, job, stop))? {
         return Ok(stopped());
     }
+    let status = runtime.block_on(retry("reading the job", stop, Level::Draining, || {
+        queue.status(job)
+    }))?;
+    let config = &Config {
+        job: Some(format!(
+            "job {} (created {}) at {}",
+            job.name(),
+            status.created,
+            queue.shown_url()
+        )),
+        ..config.clone()
+    };
+    check_start(config, job, &status)?;
+    let token = lease_token(config);
+    let lease = || async {
+        match retry(
+            "taking the collector's lease",
+            stop,
+            Level::Draining,
+            || queue.lease(job, &token, LEASE),
+        )
+        .await?
+        {
+            None => Ok(()),
+            Some(holder) => Err(anyhow::anyhow!(
+                "job {:?} is being collected by another collector ({holder}): one collector a \
+                 job; wait for it, or stop it",
+                job.name()
+            )),
+        }
+    };
+    runtime.block_on(lease())?;
     let Some((prepared, ())) = Prepared::outputs(config, stop, || Ok(()))? else {
         return Ok(stopped());
     };
@@ -78,6 +110,7 @@ pub fn collect(
             if stop.level() >= Level::Draining {
                 return Ok::<_, anyhow::Error>(false);
             }
+            lease().await?;
             let entries = tokio::select! {
                 read = retry("reading results", stop, Level::Draining, || {
                     queue.read_results(job, CONSUMER, BATCH, WAIT)
@@ -120,6 +153,8 @@ pub fn collect(
             .await?;
         }
     })?;
+    // Best effort: an expired lease is as good as a given-up one.
+    let _ = runtime.block_on(queue.end_lease(job, &token));
     if complete {
         finish_output(sink.finish(), &mut summary)?;
         if !summary.output_closed
@@ -136,6 +171,54 @@ pub fn collect(
     summary.elapsed = started.elapsed();
     write_stats(config, &summary, started_at)?;
     Ok(summary)
+}
+
+/// How long the collector's lease lasts without renewal: a collector
+/// killed leaves the job to another after this; the same collector (the
+/// same outputs on the same machine) takes it back at once.
+const LEASE: Duration = Duration::from_secs(15);
+
+/// A collector's token: its machine and its outputs, so that a restarted
+/// collector is the same one and another is not.
+fn lease_token(config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let output = |d: &crate::output::Destination| match d {
+        crate::output::Destination::File(p) => crate::output::real_path(p).display().to_string(),
+        crate::output::Destination::Stdout => "-".to_owned(),
+    };
+    let pages = config.pages.as_ref().map(output).unwrap_or_default();
+    format!("{host}:{} {pages}", output(&config.output))
+}
+
+/// Refuses a start that would lose or replace written pages: a job with
+/// nothing left to collect (its outputs were written already), or an
+/// unfinished collect of this job's `.part` files left without `--resume`
+/// (their pages are no longer in Redis).
+fn check_start(config: &Config, job: &Job, status: &super::JobStatus) -> anyhow::Result<()> {
+    let pages_part = match &config.pages {
+        Some(crate::output::Destination::File(p)) => crate::output::staged_part(p)?,
+        _ => None,
+    };
+    let left = pages_part.filter(|part| {
+        crate::run::resume::RunId::of(config).same_inputs_as_left_in(part) && part.exists()
+    });
+    match left {
+        Some(part) if !config.resume => anyhow::bail!(
+            "{} holds pages of an unfinished collect of job {:?}, which are no longer in \
+             Redis: add --resume to keep them (or remove it to drop them)",
+            part.display(),
+            job.name()
+        ),
+        None if status.finished() => anyhow::bail!(
+            "job {:?} has nothing left to collect: its results were all written by an earlier \
+             collect (scriptscrape jobs --delete {} when done with it)",
+            job.name(),
+            job.name()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// A found page's result counts as found, not listed, as in a local

@@ -63,6 +63,11 @@ impl Job {
         format!("{}:results", self.prefix)
     }
 
+    /// The collector's lease: one collector a job at a time.
+    pub(crate) fn collector(&self) -> String {
+        format!("{}:collector", self.prefix)
+    }
+
     /// The seen-set bucket `bucket`.
     pub(crate) fn seen(&self, bucket: u64) -> String {
         format!("{}:seen:{bucket}", self.prefix)

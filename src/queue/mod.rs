@@ -84,7 +84,7 @@ pub mod worker;
 use std::time::Duration;
 
 pub use keys::{Job, MAX_JOB_NAME_BYTES, url_hash};
-pub use store::{MAX_BLOCK, Queue};
+pub use store::{MAX_BLOCK, Queue, shown};
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,7 @@ pub enum QueueError {
     #[error("job {0:?} is closed: it takes no more URLs")]
     Closed(String),
     /// `delete` of a job that still has work or results, without force.
-    #[error("job {job:?} is not finished ({status}); delete it anyway with force")]
+    #[error("job {job:?} is not finished ({status}); delete it anyway with --force")]
     NotFinished {
         /// The job's name.
         job: String,
@@ -279,6 +279,9 @@ pub struct JobStatus {
     pub enqueued: u64,
     /// The seen-set's bucket count.
     pub buckets: u32,
+    /// Tells this creation of the job from an earlier one of the same
+    /// name.
+    pub created: String,
 }
 
 impl JobStatus {

@@ -90,7 +90,7 @@ for _, group in ipairs({{KEYS[2], 'workers'}, {KEYS[3], 'collect'}}) do
   end
 end
 redis.call('HSET', KEYS[1], 'buckets', ARGV[1], 'seq', 0, 'enqueued', 0,
-  'direct', 0, 'done', 0, 'failed', 0, 'closed', 0)
+  'direct', 0, 'done', 0, 'failed', 0, 'closed', 0, 'created', ARGV[2])
 return 1
 "#,
     )
@@ -270,6 +270,22 @@ if #meta == 0 then
 end
 local pending = redis.call('XPENDING', KEYS[2], 'workers')
 return {meta, redis.call('XLEN', KEYS[2]), pending[1], redis.call('XLEN', KEYS[3])}
+"#,
+    )
+});
+
+/// The collector's lease on a job: taken (or renewed) when free or held
+/// by the same collector (ARGV[1], its token), for ARGV[2] ms. KEYS: the
+/// lease. Returns '' when held now, else the other holder's token.
+pub(crate) static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return holder
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ''
 "#,
     )
 });

@@ -149,6 +149,7 @@ impl Queue {
             .key(job.work())
             .key(job.results())
             .arg(options.buckets)
+            .arg(creation_id())
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error(job, e))?;
@@ -566,7 +567,42 @@ impl Queue {
             closed: field("closed")? == 1,
             enqueued: field("enqueued")?,
             buckets: u32::try_from(field("buckets")?).map_err(|_| bad())?,
+            // Jobs made before it was recorded have none.
+            created: lookup(&meta, "created")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default(),
         })
+    }
+
+    /// Takes or renews the collector's lease on `job` for `ttl`, for the
+    /// collector `token`; `Some(holder)` when another collector holds it.
+    pub async fn lease(&self, job: &Job, token: &str, ttl: Duration) -> Result<Option<String>> {
+        let holder: String = scripts::LEASE
+            .key(job.collector())
+            .arg(token)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.error(job, e))?;
+        Ok((!holder.is_empty()).then_some(holder))
+    }
+
+    /// Gives up the collector's lease, if `token` holds it.
+    pub async fn end_lease(&self, job: &Job, token: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let holder: Option<String> = redis::cmd("GET")
+            .arg(job.collector())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(job, e))?;
+        if holder.as_deref() == Some(token) {
+            redis::cmd("DEL")
+                .arg(job.collector())
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| self.error(job, e))?;
+        }
+        Ok(())
     }
 
     /// Every job in this Redis with its status, by name.
@@ -619,6 +655,7 @@ impl Queue {
         redis::cmd("UNLINK")
             .arg(job.work())
             .arg(job.results())
+            .arg(job.collector())
             .arg(job.meta())
             .query_async::<()>(&mut conn)
             .await
@@ -849,16 +886,31 @@ fn classify(shown_url: &str, secrets: &[String], err: &RedisError) -> QueueError
     }
 }
 
-/// The URL as messages show it: user info masked (`redis://***@host/`),
-/// and a Unix socket URL's `pass=` too.
-fn shown(url: &str) -> String {
+/// What tells this creation of a job from an earlier one of the same
+/// name (deleted, or lost with a Redis that kept no data): when, and a
+/// random part.
+fn creation_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{secs}-{:016x}", fastrand::u64(..))
+}
+
+/// The Redis URL as messages and files show it: user info masked
+/// (`redis://***@host/`), and a Unix socket URL's `pass=` and `password=`
+/// too.
+pub fn shown(url: &str) -> String {
     let masked = crate::output::without_password(url);
     match url::Url::parse(&masked) {
-        Ok(mut parsed) if parsed.query_pairs().any(|(k, _)| k == "pass") => {
+        Ok(mut parsed)
+            if parsed
+                .query_pairs()
+                .any(|(k, _)| k == "pass" || k == "password") =>
+        {
             let pairs: Vec<(String, String)> = parsed
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if k == "pass" {
+                    let v = if k == "pass" || k == "password" {
                         "***".into()
                     } else {
                         v.into_owned()
@@ -881,7 +933,7 @@ fn secrets(url: &str) -> Vec<String> {
     let written = parsed.password().map(str::to_owned).into_iter().chain(
         parsed
             .query_pairs()
-            .filter(|(k, _)| k == "pass")
+            .filter(|(k, _)| k == "pass" || k == "password")
             .map(|(_, v)| v.into_owned()),
     );
     let mut secrets = Vec::new();

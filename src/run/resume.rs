@@ -173,6 +173,15 @@ impl RunId {
         }
     }
 
+    /// Whether the unfinished run that left `pages_part` read the same
+    /// inputs (for a collector: the same job) as this one.
+    pub fn same_inputs_as_left_in(&self, pages_part: &Path) -> bool {
+        std::fs::read(Self::path(pages_part))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<RunId>(&bytes).ok())
+            .is_some_and(|earlier| earlier.inputs == self.inputs)
+    }
+
     /// The file that holds the identity of the run whose page report is
     /// being written as `pages_part`.
     pub fn path(pages_part: &Path) -> PathBuf {
