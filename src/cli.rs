@@ -451,14 +451,36 @@ pub struct LogArgs {
     pub log_format: crate::run::terminal::LogFormat,
 }
 
+/// The command line's definition, with what a subcommand refuses hidden
+/// from its help: the options of a local run that `work` and `collect`
+/// share through their option groups but cannot honour.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let hide = |arg: clap::Arg| arg.hide(true);
+    Cli::command()
+        .mut_subcommand("work", |work| {
+            work.mut_arg("max_pages", hide)
+                .mut_arg("sitemaps", hide)
+                .mut_arg("frontier_memory", hide)
+        })
+        .mut_subcommand("collect", |collect| {
+            collect.mut_arg("ordered", hide).mut_arg("resume", |arg| {
+                arg.help(
+                    "Continue a collect that was stopped or killed: keep what its .part files \
+                     hold, and write the rest of the job's results, each page once",
+                )
+            })
+        })
+}
+
 impl Cli {
     /// Parses the command line. `-q` and `-v` together are refused when
     /// both are on the command line; when one of them comes from the
     /// environment, the command line's wins, as for every option.
     pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::FromArgMatches as _;
         use clap::parser::ValueSource;
-        use clap::{CommandFactory as _, FromArgMatches as _};
-        let mut command = Cli::command();
+        let mut command = command();
         let matches = command.try_get_matches_from_mut(std::env::args_os())?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         if cli.log.quiet && cli.log.verbose > 0 {
@@ -788,9 +810,8 @@ pub enum Generate {
 /// Writes what `kind` asks for, generated from this very command-line
 /// definition so that it never drifts from `--help`.
 pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    use clap::CommandFactory as _;
     use clap_complete::Shell;
-    let mut command = Cli::command();
+    let mut command = command();
     let shell = match kind {
         Generate::Man => {
             let page = ManPage {

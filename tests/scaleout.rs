@@ -830,7 +830,7 @@ fn a_password_is_used_from_the_url_or_the_environment_and_never_shown() {
     // Without the password, or with a wrong one: refused, in one line
     // that does not show what was tried.
     for (tag, redis_url, says) in [
-        ("none", &bare, "Authentication required"),
+        ("none", &bare, "the server needs a password"),
         ("wrong", &wrong, "redis://***@127.0.0.1"),
     ] {
         let mut p = Proc::start(

@@ -105,6 +105,14 @@ pub fn collect(
     } = prepared;
     let mut written = Written::new(done);
     let mut summary = Summary::default();
+    let mut said_no_text = false;
+    // As a local run: with --pages the report holds every failure (and -v
+    // logs them); without it, the log is the only place to see one.
+    let failures_at = if config.pages.is_none() {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
     let complete = runtime.block_on(async {
         loop {
             if stop.level() >= Level::Draining {
@@ -134,7 +142,24 @@ pub fn collect(
                 })?;
                 if written.first_time(&page) {
                     let page = numbered(page);
-                    sink.write_page(&page)?;
+                    log_page(&page, failures_at);
+                    if config.inline_text && !said_no_text && lacks_text(&page) {
+                        tracing::warn!(
+                            "warning: --inline-text: the workers did not keep the text of \
+                             inline scripts (give them --inline-text too); the column is empty"
+                        );
+                        said_no_text = true;
+                    }
+                    match sink.write_page(&page) {
+                        // The reader went away (| head): as a local run,
+                        // not an error; what was not written stays in
+                        // Redis, unacknowledged.
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                            summary.output_closed = true;
+                            return Ok(false);
+                        }
+                        other => other?,
+                    }
                     summary.record(&page);
                     if let Some(progress) = progress {
                         progress.page_written(page.outcome.is_err());
@@ -155,7 +180,9 @@ pub fn collect(
     })?;
     // Best effort: an expired lease is as good as a given-up one.
     let _ = runtime.block_on(queue.end_lease(job, &token));
-    if complete {
+    if summary.output_closed {
+        finish_output(sink.keep_partial(), &mut summary)?;
+    } else if complete {
         finish_output(sink.finish(), &mut summary)?;
         if !summary.output_closed
             && let Some(file) = &run_id_file
@@ -219,6 +246,32 @@ fn check_start(config: &Config, job: &Job, status: &super::JobStatus) -> anyhow:
         ),
         _ => Ok(()),
     }
+}
+
+/// Says what became of a page, as a local run's writer does.
+fn log_page(page: &PageResult, failures_at: tracing::Level) {
+    match &page.outcome {
+        Err(e) if failures_at == tracing::Level::WARN => {
+            tracing::warn!("{}: {}: {}", page.page_url, e.kind, e.detail)
+        }
+        Err(e) => tracing::info!("{}: {}: {}", page.page_url, e.kind, e.detail),
+        Ok(scripts) => tracing::debug!(
+            "{}: {} scripts, {} bytes in {} ms",
+            page.page_url,
+            scripts.len(),
+            page.bytes,
+            page.elapsed.as_millis()
+        ),
+    }
+}
+
+/// Whether a page has an inline script whose text was not kept.
+fn lacks_text(page: &PageResult) -> bool {
+    page.outcome.as_ref().is_ok_and(|scripts| {
+        scripts
+            .iter()
+            .any(|s| s.inline.as_ref().is_some_and(|i| i.text.is_none()))
+    })
 }
 
 /// A found page's result counts as found, not listed, as in a local

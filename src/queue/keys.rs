@@ -25,7 +25,11 @@ impl Job {
     /// tag of the job's keys).
     pub fn new(name: &str) -> Result<Job, QueueError> {
         let bad = |reason| QueueError::BadJobName {
-            name: name.to_owned(),
+            // A name too long to be one is not echoed whole.
+            name: match name.char_indices().nth(MAX_JOB_NAME_BYTES) {
+                Some((cut, _)) => format!("{}…", &name[..cut]),
+                None => name.to_owned(),
+            },
             reason,
         };
         if name.is_empty() {

@@ -882,8 +882,32 @@ fn classify(shown_url: &str, secrets: &[String], err: &RedisError) -> QueueError
     if passing {
         QueueError::Unavailable { url, detail }
     } else {
+        let detail = in_plain_words(err).map_or(detail, str::to_owned);
         QueueError::Redis { url, detail }
     }
+}
+
+/// What the commonest refusals mean, in the user's words rather than the
+/// client library's.
+fn in_plain_words(err: &RedisError) -> Option<&'static str> {
+    let code = err.code().unwrap_or_default();
+    Some(match err.kind() {
+        ErrorKind::AuthenticationFailed => {
+            "the password was refused (give it as redis://:PASSWORD@host/)"
+        }
+        ErrorKind::InvalidClientConfig => {
+            "not a Redis URL this can use: redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://… \
+             (a password with # or other reserved characters must be percent-encoded)"
+        }
+        ErrorKind::Parse => "the server there does not speak the Redis protocol",
+        _ if code == "NOAUTH" => "the server needs a password: give it as redis://:PASSWORD@host/",
+        _ if code == "WRONGPASS" => "the password was refused",
+        _ if code == "UNBLOCKED" => "the job was deleted while this waited on it",
+        _ if code == "OOM" => {
+            "Redis is out of memory (its maxmemory): collect results, or delete finished jobs"
+        }
+        _ => return None,
+    })
 }
 
 /// What tells this creation of a job from an earlier one of the same

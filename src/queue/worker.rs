@@ -300,6 +300,16 @@ impl Worker {
             self.held.take(page.seq);
             match completion {
                 Completion::Applied { added } => {
+                    match &page.outcome {
+                        Err(e) => tracing::info!("{}: {}: {}", page.page_url, e.kind, e.detail),
+                        Ok(scripts) => tracing::debug!(
+                            "{}: {} scripts, {} bytes in {} ms; {added} new links queued",
+                            page.page_url,
+                            scripts.len(),
+                            page.bytes,
+                            page.elapsed.as_millis()
+                        ),
+                    }
                     done.links_queued += added as u64;
                     if failed {
                         done.failed += 1;
@@ -323,12 +333,19 @@ impl Worker {
     async fn wait_for_room(&self, max_results: u64) -> anyhow::Result<()> {
         let mut said = false;
         loop {
-            let room = retry("waiting for the collector", &self.stop, Level::Now, || {
-                self.queue
-                    .wait_for_room(&self.job, max_results, Duration::from_secs(5))
-            })
-            .await?;
-            if room || self.stop.level() == Level::Now {
+            // Stopping, the last pages are published over the bound (a
+            // few, at most -c) rather than held until the grace ends.
+            if self.stop.level() >= Level::Draining {
+                return Ok(());
+            }
+            let room = tokio::select! {
+                room = retry("waiting for the collector", &self.stop, Level::Draining, || {
+                    self.queue
+                        .wait_for_room(&self.job, max_results, Duration::from_secs(5))
+                }) => room?,
+                () = self.stop.reached(Level::Draining) => return Ok(()),
+            };
+            if room {
                 return Ok(());
             }
             if !said {
