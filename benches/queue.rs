@@ -3,7 +3,7 @@
 //! memory a job's URLs take, and how fast the collector writes.
 //!
 //! ```text
-//! cargo bench --bench queue -- [cpu|latency|memory|collect|all]
+//! cargo bench --bench queue -- [cpu|latency|late|memory|collect|all]
 //!     [--runs N] [--urls N] [--collect-pages N]
 //! ```
 //!
@@ -19,6 +19,8 @@
 //!   one `collect`, alternated, `--runs` rounds. The workers split the
 //!   local run's `-c` between them, so that as many requests are in flight
 //!   as in the local run.
+//! - `late`: how the work divides between two workers when the second
+//!   starts a second after the first.
 //! - `memory`: `enqueue` of `--urls` URLs (no fetching), Redis's memory
 //!   before and after, the seen-set and the work stream apart.
 //! - `collect`: workers finish a job whose results all wait
@@ -93,6 +95,9 @@ fn main() {
         };
         scrape(&dir, &redis, runs, &latency);
     }
+    if matches!(which, "late" | "all") {
+        late(&dir, &redis, runs);
+    }
     if matches!(which, "memory" | "all") {
         memory(&dir, &redis, runs, urls);
     }
@@ -145,6 +150,13 @@ struct QueueRun {
     collected: f64,
     /// From the start of enqueue to the last worker's exit.
     workers_exit: f64,
+    /// Pages published a second between 10 % and 90 % of the list: the
+    /// rate without the start and the end.
+    steady: f64,
+    /// The most work taken by workers and not yet published, at once.
+    in_flight: u64,
+    /// Pages each worker published, most first.
+    shares: Vec<u64>,
     cpu_enqueue: f64,
     cpu_workers: f64,
     cpu_collector: f64,
@@ -199,7 +211,7 @@ fn scrape(dir: &Path, redis: &Redis, runs: usize, s: &Setting) {
         );
         local.push(l);
         for (i, &k) in WORKERS.iter().enumerate() {
-            let q = queue_run(dir, redis, &urls, s, k, round);
+            let q = queue_run(dir, redis, &urls, s, k, round, Duration::ZERO);
             println!(
                 "  round {}: {k} worker(s) {:.2} s to the collector's exit, {:.2} s to the last result collected ({:.1} CPU-s){}",
                 round + 1,
@@ -253,6 +265,28 @@ fn scrape(dir: &Path, redis: &Redis, runs: usize, s: &Setting) {
             m(|r| r.workers_exit),
             m(|r| r.wall - r.collected),
         );
+        println!(
+            "  steady rate (10 % to 90 % published): {:.0} pages/s (runs {}), local run's mean {:.0}; most work in flight at once {:.0} (taken, not yet published; -c {} in all)",
+            m(|r| r.steady),
+            spread(q.iter().map(|r| r.steady)),
+            n / l.wall,
+            m(|r| r.in_flight as f64),
+            s.concurrency,
+        );
+        if k > 1 {
+            println!(
+                "  pages published by each worker, most first: {}",
+                q.iter()
+                    .map(|r| r
+                        .shares
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join("/"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         println!(
             "  CPU {cpu:.2} s (runs {}) = enqueue {:.2} + workers {:.2} + collector {:.2} + redis-server {:.2}; {:.0} CPU-µs a page",
             spread(q.iter().map(QueueRun::cpu)),
@@ -334,6 +368,7 @@ fn queue_run(
     s: &Setting,
     workers: usize,
     round: usize,
+    stagger: Duration,
 ) -> QueueRun {
     redis.reset();
     let job = format!("bench-{}-{workers}-{round}", s.name);
@@ -355,15 +390,29 @@ fn queue_run(
         .arg("-q");
     let collector = Proc::spawn(collect, "collect");
     let c = (s.concurrency / workers).max(1).to_string();
-    let working: Vec<Proc> = (0..workers)
-        .map(|_| {
+    // Not -q: each worker's summary line (its pages published) goes to
+    // a log of its own.
+    let logs: Vec<PathBuf> = (0..workers)
+        .map(|i| dir.join(format!("worker-{i}.log")))
+        .collect();
+    let working: Vec<Proc> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, log)| {
+            if i > 0 {
+                std::thread::sleep(stagger);
+            }
             let mut work = redis.command("work", &job);
-            work.args(["-c", &c, "--per-host", &c, "-q"]);
+            work.args(["-c", &c, "--per-host", &c]);
+            let log = std::fs::File::create(log).expect("worker log");
+            work.stderr(log);
             Proc::spawn(work, "work")
         })
         .collect();
     let collected = collector.wait();
     let worked: Vec<Exit> = working.into_iter().map(Proc::wait).collect();
+    let mut shares: Vec<u64> = logs.iter().map(|log| published_by(log)).collect();
+    shares.sort_unstable_by(|a, b| b.cmp(a));
     let watched = watch.stop();
     let since = |t: Instant| t.duration_since(started).as_secs_f64();
     let nan = f64::NAN;
@@ -373,6 +422,12 @@ fn queue_run(
         published: watched.published.map_or(nan, since),
         collected: watched.collected.map_or(nan, since),
         workers_exit: worked.iter().map(|w| since(w.at)).fold(0.0, f64::max),
+        steady: match (watched.tenth, watched.ninetieth) {
+            (Some(a), Some(b)) if b > a => 0.8 * s.pages as f64 / b.duration_since(a).as_secs_f64(),
+            _ => nan,
+        },
+        in_flight: watched.in_flight,
+        shares,
         cpu_enqueue: enqueued.cpu,
         cpu_workers: worked.iter().map(|w| w.cpu).sum(),
         cpu_collector: collected.cpu,
@@ -427,6 +482,18 @@ fn command_medians(runs: &[QueueRun], pages: u64) -> String {
     )
 }
 
+/// The pages a worker's summary line says it published (0 if none).
+fn published_by(log: &Path) -> u64 {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("worker ")?;
+            let (_, rest) = rest.split_once(": ")?;
+            rest.split_once(" pages published")?.0.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Command statistics without the watcher's own commands (INFO is left
 /// out of them anyway): its HGETs and XLENs, with their share of the time.
 fn without_polls(stats: Vec<(String, u64, u64)>, polls: u64) -> Vec<(String, u64, u64)> {
@@ -435,7 +502,7 @@ fn without_polls(stats: Vec<(String, u64, u64)>, polls: u64) -> Vec<(String, u64
         .map(|(name, calls, usec)| {
             let ours = match name.as_str() {
                 "hget" => 2 * polls,
-                "xlen" => polls,
+                "xlen" | "xpending" => polls,
                 _ => 0,
             }
             .min(calls);
@@ -451,9 +518,15 @@ struct Watched {
     published: Option<Instant>,
     /// When, besides, no result was left waiting.
     collected: Option<Instant>,
+    /// When done + failed first reached 10 % and 90 % of the list.
+    tenth: Option<Instant>,
+    ninetieth: Option<Instant>,
+    /// The most work entries seen pending in the workers' group at once:
+    /// taken and not yet published.
+    in_flight: u64,
     /// Redis's largest used_memory seen.
     peak_memory: u64,
-    /// Polls made: each is two HGETs, an XLEN and an INFO.
+    /// Polls made: each is two HGETs, an XLEN, an XPENDING and an INFO.
     polls: u64,
 }
 
@@ -467,8 +540,9 @@ impl Watch {
     fn start(redis: &Redis, job: &str, pages: u64) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let mut conn = redis.connect();
-        let (meta, results) = (
+        let (meta, work, results) = (
             format!("scriptscrape:{{{job}}}:meta"),
+            format!("scriptscrape:{{{job}}}:work"),
             format!("scriptscrape:{{{job}}}:results"),
         );
         let handle = std::thread::spawn({
@@ -477,31 +551,55 @@ impl Watch {
                 let mut w = Watched {
                     published: None,
                     collected: None,
+                    tenth: None,
+                    ninetieth: None,
+                    in_flight: 0,
                     peak_memory: 0,
                     polls: 0,
                 };
                 let deadline = Instant::now() + PROCESS_LIMIT;
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    let (done, failed, waiting, memory): (Option<u64>, Option<u64>, u64, String) =
-                        redis::pipe()
-                            .cmd("HGET")
-                            .arg(&meta)
-                            .arg("done")
-                            .cmd("HGET")
-                            .arg(&meta)
-                            .arg("failed")
-                            .cmd("XLEN")
-                            .arg(&results)
-                            .cmd("INFO")
-                            .arg("memory")
-                            .query(&mut conn)
-                            .expect("poll the job");
+                    let (done, failed, waiting, pending, memory): (
+                        Option<u64>,
+                        Option<u64>,
+                        u64,
+                        redis::Value,
+                        String,
+                    ) = redis::pipe()
+                        .cmd("HGET")
+                        .arg(&meta)
+                        .arg("done")
+                        .cmd("HGET")
+                        .arg(&meta)
+                        .arg("failed")
+                        .cmd("XLEN")
+                        .arg(&results)
+                        .cmd("XPENDING")
+                        .arg(&work)
+                        .arg("workers")
+                        .cmd("INFO")
+                        .arg("memory")
+                        .query(&mut conn)
+                        .expect("poll the job");
                     let now = Instant::now();
                     w.polls += 1;
                     w.peak_memory = w.peak_memory.max(info_field(&memory, "used_memory"));
+                    // The summary form's first element is the count.
+                    if let redis::Value::Array(summary) = pending
+                        && let Some(redis::Value::Int(n)) = summary.first()
+                    {
+                        w.in_flight = w.in_flight.max(*n as u64);
+                    }
                     // Failed counts invalid lines too, but the lists here
                     // have none.
-                    if done.unwrap_or(0) + failed.unwrap_or(0) >= pages {
+                    let published = done.unwrap_or(0) + failed.unwrap_or(0);
+                    if published * 10 >= pages {
+                        w.tenth.get_or_insert(now);
+                    }
+                    if published * 10 >= pages * 9 {
+                        w.ninetieth.get_or_insert(now);
+                    }
+                    if published >= pages {
                         w.published.get_or_insert(now);
                         if waiting == 0 {
                             w.collected.get_or_insert(now);
@@ -518,6 +616,39 @@ impl Watch {
     fn stop(self) -> Watched {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().expect("watcher")
+    }
+}
+
+/// How much work one worker holds: two workers on the latency setting's
+/// list, the second started a second after the first.
+fn late(dir: &Path, redis: &Redis, runs: usize) {
+    let s = Setting {
+        name: "late",
+        pages: 20_000,
+        latency: Duration::from_millis(20),
+        size: pages::Size::Small,
+        concurrency: 64,
+    };
+    let server = Server::start(s.latency, s.size);
+    let urls = write_urls(dir, "late.txt", (0..s.pages).map(|i| server.url(i)));
+    println!(
+        "\n## late: {} small pages, 20 ms latency, 2 workers of -c 32, the second started 1 s after the first",
+        s.pages
+    );
+    for round in 0..runs {
+        let q = queue_run(dir, redis, &urls, &s, 2, round, Duration::from_secs(1));
+        println!(
+            "  round {}: last result collected at {:.2} s; pages published by each worker, most first: {}; most work in flight at once {}{}",
+            round + 1,
+            q.collected,
+            q.shares
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("/"),
+            q.in_flight,
+            if q.ok { "" } else { "  [NOT OK]" }
+        );
     }
 }
 
@@ -869,10 +1000,10 @@ struct Proc {
 }
 
 impl Proc {
+    /// Starts `cmd` with no input, its output discarded and its standard
+    /// error as set (the benchmark's own unless `cmd` says otherwise).
     fn spawn(mut cmd: Command, what: &'static str) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
         let started = Instant::now();
         // Reaped by wait4 in the waiting thread.
         #[allow(clippy::zombie_processes)]
