@@ -34,8 +34,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+mod harness;
 mod inventories;
 mod pages;
+
+use harness::{
+    cores, flag_value, self_cpu, status_ok, tempdir, tv, vm_hwm_kb, wait_when_exited, write_urls,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -849,76 +854,4 @@ fn rebuild(cmd: &Command) -> Command {
     let mut fresh = Command::new(cmd.get_program());
     fresh.args(cmd.get_args());
     fresh
-}
-
-/// Waits for the child to exit without reaping it first (so that VmHWM
-/// stays readable until the end), then reaps it with wait4 for its CPU
-/// time.
-fn wait_when_exited(pid: u32) -> (i32, libc::rusage) {
-    // SAFETY: siginfo is plain data that waitid fills; WNOWAIT leaves the
-    // child waitable.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOWAIT,
-        )
-    };
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it and the status for our
-    // own child, which nothing else waits for.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid as libc::pid_t, "wait4 failed");
-    (status, usage)
-}
-
-/// The peak resident set of a live process, from /proc.
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn status_ok(status: i32) -> bool {
-    libc::WIFEXITED(status) && matches!(libc::WEXITSTATUS(status), 0 | 1)
-}
-
-fn self_cpu() -> f64 {
-    // SAFETY: as in wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn tv(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn write_urls(dir: &Path, name: &str, urls: impl Iterator<Item = String>) -> PathBuf {
-    use std::io::Write as _;
-    let path = dir.join(name);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("url list"));
-    for url in urls {
-        writeln!(out, "{url}").expect("write url list");
-    }
-    out.flush().expect("flush url list");
-    path
-}
-
-fn tempdir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-work");
-    std::fs::create_dir_all(&dir).expect("bench work dir");
-    dir
-}
-
-fn flag_value(args: &[String], name: &str) -> Option<usize> {
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
 }
