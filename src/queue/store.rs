@@ -892,15 +892,16 @@ fn classify(shown_url: &str, secrets: &[String], err: &RedisError) -> QueueError
 fn in_plain_words(err: &RedisError) -> Option<&'static str> {
     let code = err.code().unwrap_or_default();
     Some(match err.kind() {
-        ErrorKind::AuthenticationFailed => {
-            "the password was refused (give it as redis://:PASSWORD@host/)"
-        }
+        ErrorKind::AuthenticationFailed => "the password was refused",
         ErrorKind::InvalidClientConfig => {
-            "not a Redis URL this can use: redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://… \
-             (a password with # or other reserved characters must be percent-encoded)"
+            "not a Redis URL this can use (see --redis in --help; a password with # or other \
+             reserved characters must be percent-encoded)"
         }
         ErrorKind::Parse => "the server there does not speak the Redis protocol",
-        _ if code == "NOAUTH" => "the server needs a password: give it as redis://:PASSWORD@host/",
+        _ if code == "NOAUTH" => {
+            "the server needs a password: give it in the URL, before the host (see --redis in \
+             --help)"
+        }
         _ if code == "WRONGPASS" => "the password was refused",
         _ if code == "UNBLOCKED" => "the job was deleted while this waited on it",
         _ if code == "OOM" => {
