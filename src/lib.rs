@@ -31,6 +31,8 @@
 //!   job split over several; input and crawl apply it.
 //! - [`queue`]: a job's shared work queue on Redis (`enqueue`, `work`,
 //!   `collect`, `jobs`): many workers, nothing lost when one dies.
+//! - [`content`]: what the scripts are: Subresource Integrity as a browser
+//!   checks it (their content and the page's policy are to follow).
 //! - [`proxy`]: which proxy each request goes through, checked at start.
 //! - [`diff`]: `scriptscrape diff`, what changed between two runs' outputs.
 //!
@@ -47,6 +49,7 @@
 pub mod charset;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod crawl;
 pub mod diff;
 pub mod error;

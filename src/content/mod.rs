@@ -1,0 +1,7 @@
+//! What the scripts are, not just where they come from (issue 16): their
+//! content and whether a browser would run it.
+//!
+//! - [`sri`]: Subresource Integrity, as a browser checks an `integrity`
+//!   attribute against the bytes it fetched.
+
+pub mod sri;

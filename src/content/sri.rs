@@ -1,0 +1,169 @@
+//! Subresource Integrity: whether a browser would run a script whose
+//! `integrity` attribute is `metadata` and whose body is `content`, by the
+//! W3C SRI algorithm ("Does response match metadataList").
+//!
+//! The attribute is a list of tokens separated by ASCII whitespace, each
+//! `ALGORITHM-BASE64[?OPTIONS]`. Tokens of an algorithm the browser does
+//! not know (or malformed ones) are ignored; of those left, only the
+//! strongest algorithm counts (sha512 over sha384 over sha256), and the
+//! content passes if it matches any token of that algorithm. An attribute
+//! with no usable token checks nothing: the script runs.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
+
+/// The hash algorithms of SRI, weakest first (their order is their
+/// strength).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// `sha256`.
+    Sha256,
+    /// `sha384`.
+    Sha384,
+    /// `sha512`.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The algorithm a token names, matched ASCII case-insensitively as
+    /// the specification's "valid SRI hash algorithm token" is.
+    fn from_token(name: &str) -> Option<Algorithm> {
+        match name.to_ascii_lowercase().as_str() {
+            "sha256" => Some(Algorithm::Sha256),
+            "sha384" => Some(Algorithm::Sha384),
+            "sha512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+
+    fn digest(self, content: &[u8]) -> Vec<u8> {
+        match self {
+            Algorithm::Sha256 => Sha256::digest(content).to_vec(),
+            Algorithm::Sha384 => Sha384::digest(content).to_vec(),
+            Algorithm::Sha512 => Sha512::digest(content).to_vec(),
+        }
+    }
+}
+
+/// One usable token of an `integrity` attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// Its algorithm.
+    pub algorithm: Algorithm,
+    /// The digest it expects, decoded.
+    pub digest: Vec<u8>,
+}
+
+/// The usable tokens of an `integrity` attribute, in order. A token whose
+/// value is not base64 (standard or URL-safe, padding optional, as
+/// browsers accept) is not usable, like one of an unknown algorithm.
+pub fn parse(metadata: &str) -> Vec<Expected> {
+    metadata
+        .split_ascii_whitespace()
+        .filter_map(|token| {
+            // Options after '?' are reserved and ignored.
+            let token = token.split_once('?').map_or(token, |(hash, _)| hash);
+            let (name, value) = token.split_once('-')?;
+            let algorithm = Algorithm::from_token(name)?;
+            let value = value.trim_end_matches('=');
+            let digest = STANDARD_NO_PAD
+                .decode(value)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(value))
+                .ok()?;
+            Some(Expected { algorithm, digest })
+        })
+        .collect()
+}
+
+/// Whether a browser runs `content` under the `integrity` attribute
+/// `metadata`: true when the attribute has no usable token, else whether
+/// the content matches a token of the strongest algorithm present.
+pub fn matches(metadata: &str, content: &[u8]) -> bool {
+    let expected = parse(metadata);
+    let Some(strongest) = expected.iter().map(|e| e.algorithm).max() else {
+        return true;
+    };
+    let actual = strongest.digest(content);
+    expected
+        .iter()
+        .filter(|e| e.algorithm == strongest)
+        .any(|e| e.digest == actual)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+
+    const BODY: &[u8] = b"alert('Hello, world.');";
+
+    fn token(algorithm: Algorithm, content: &[u8]) -> String {
+        let name = match algorithm {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha384 => "sha384",
+            Algorithm::Sha512 => "sha512",
+        };
+        format!("{name}-{}", STANDARD.encode(algorithm.digest(content)))
+    }
+
+    #[test]
+    fn the_specifications_example_matches() {
+        // The SRI specification's own example of this body's sha384.
+        let sri = "sha384-H8BRh8j48O9oYatfu5AZzq6A9RINhZO5H16dQZngK7T62em8MUt1FLm52t+eX6xO";
+        assert!(matches(sri, BODY));
+        assert!(!matches(sri, b"alert('Hello, world!');"));
+    }
+
+    #[test]
+    fn the_strongest_algorithm_alone_decides() {
+        let good256 = token(Algorithm::Sha256, BODY);
+        let bad512 = token(Algorithm::Sha512, b"other");
+        // A matching weaker token does not save a failing stronger one.
+        assert!(!matches(&format!("{good256} {bad512}"), BODY));
+        let good512 = token(Algorithm::Sha512, BODY);
+        let bad256 = token(Algorithm::Sha256, b"other");
+        assert!(matches(&format!("{bad256} {good512}"), BODY));
+        // Any token of the strongest algorithm may match.
+        assert!(matches(&format!("{bad512}\n\t{good512}"), BODY));
+    }
+
+    #[test]
+    fn unknown_algorithms_and_malformed_tokens_are_ignored() {
+        let good = token(Algorithm::Sha384, BODY);
+        assert!(matches(&format!("md5-xyz sha1-abc {good}"), BODY));
+        assert!(matches(&format!("sha999-AAAA {good} nonsense"), BODY));
+        // Nothing usable: nothing checked, the browser runs the script.
+        for metadata in ["", "   ", "md5-abc", "sha256", "sha256-***", "integrity"] {
+            assert!(matches(metadata, b"anything"), "{metadata:?}");
+        }
+        // Usable but wrong: refused.
+        assert!(!matches("sha256-AAAA", BODY));
+    }
+
+    #[test]
+    fn options_case_and_base64_forms_as_browsers_accept_them() {
+        let good = token(Algorithm::Sha384, BODY);
+        assert!(matches(&format!("{good}?foo=bar"), BODY));
+        assert!(matches(&good.replacen("sha384", "SHA384", 1), BODY));
+        let digest = Algorithm::Sha384.digest(BODY);
+        let url_safe = format!("sha384-{}", URL_SAFE.encode(&digest));
+        assert!(matches(&url_safe, BODY));
+        let unpadded = format!(
+            "sha256-{}",
+            STANDARD_NO_PAD.encode(Algorithm::Sha256.digest(BODY))
+        );
+        assert!(matches(&unpadded, BODY));
+    }
+
+    #[test]
+    fn parse_keeps_usable_tokens_in_order() {
+        let a = token(Algorithm::Sha256, b"a");
+        let b = token(Algorithm::Sha512, b"b");
+        let parsed = parse(&format!("{a} md5-x {b}?opt"));
+        assert_eq!(
+            parsed.iter().map(|e| e.algorithm).collect::<Vec<_>>(),
+            [Algorithm::Sha256, Algorithm::Sha512]
+        );
+    }
+}
