@@ -75,3 +75,24 @@ pub fn flag_value(args: &[String], name: &str) -> Option<usize> {
     let i = args.iter().position(|a| a == name)?;
     args.get(i + 1)?.parse().ok()
 }
+
+/// Samples the child `pid`'s VmHWM every 10 ms until `done` is set, and
+/// returns the largest seen, in KiB. (ru_maxrss is wrong for a
+/// posix_spawn'ed child: it inherits the parent's high-water mark through
+/// exec; VmHWM only grows, so the last sample is within an interval of
+/// the peak.)
+pub fn sample_peak_kb(
+    pid: u32,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak_kb = 0u64;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(kb) = vm_hwm_kb(pid) {
+                peak_kb = peak_kb.max(kb);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        peak_kb
+    })
+}

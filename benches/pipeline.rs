@@ -39,7 +39,8 @@ mod inventories;
 mod pages;
 
 use harness::{
-    cores, flag_value, self_cpu, status_ok, tempdir, tv, vm_hwm_kb, wait_when_exited, write_urls,
+    cores, flag_value, sample_peak_kb, self_cpu, status_ok, tempdir, tv, wait_when_exited,
+    write_urls,
 };
 
 fn main() {
@@ -720,19 +721,7 @@ fn measure(cmd: &Command) -> Measured {
     // instead; it only grows, so the last sample before exit is within
     // a sampling interval of the peak.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || {
-            let mut peak_kb = 0u64;
-            while !done.load(Ordering::Relaxed) {
-                if let Some(kb) = vm_hwm_kb(pid) {
-                    peak_kb = peak_kb.max(kb);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            peak_kb
-        })
-    };
+    let sampler = sample_peak_kb(pid, Arc::clone(&done));
     let (status, usage) = wait_when_exited(pid);
     done.store(true, Ordering::Relaxed);
     let peak_kb = sampler.join().expect("sampler");

@@ -44,7 +44,8 @@ mod harness;
 mod pages;
 
 use harness::{
-    cores, flag_value, self_cpu, status_ok, tempdir, tv, vm_hwm_kb, wait_when_exited, write_urls,
+    cores, flag_value, sample_peak_kb, self_cpu, status_ok, tempdir, tv, wait_when_exited,
+    write_urls,
 };
 
 /// The longest any one process of the benchmark may run before it is
@@ -1017,19 +1018,7 @@ impl Proc {
                 let done = Arc::new(AtomicBool::new(false));
                 // As in the pipeline benchmark: VmHWM sampled, since
                 // ru_maxrss is inherited through posix_spawn.
-                let sampler = {
-                    let done = Arc::clone(&done);
-                    std::thread::spawn(move || {
-                        let mut peak_kb = 0u64;
-                        while !done.load(Ordering::Relaxed) {
-                            if let Some(kb) = vm_hwm_kb(pid) {
-                                peak_kb = peak_kb.max(kb);
-                            }
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        peak_kb
-                    })
-                };
+                let sampler = sample_peak_kb(pid, Arc::clone(&done));
                 // SAFETY: as in harness::wait_when_exited; the child stays
                 // a zombie (its pid taken) until wait_when_exited reaps it
                 // under the lock.

@@ -245,11 +245,9 @@ impl Config {
             shard: None,
             generate: None,
         };
-        let mut config = Self::build(cli, Vec::new())?;
-        // Which job is known once connected; set so that --resume keeps
-        // transient failures (a collector cannot fetch them again).
-        config.job = Some(String::new());
-        Ok(config)
+        // `job` is set by the collector once connected: which job, and
+        // its creation, are known only then.
+        Self::build(cli, Vec::new())
     }
 
     fn build(cli: Cli, sources: Vec<Source>) -> anyhow::Result<Config> {

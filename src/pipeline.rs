@@ -923,19 +923,7 @@ fn write_stage(
             // one piece, and this one is dropped.
             return Ok((summary, Some(sink)));
         }
-        match &page.outcome {
-            Err(e) if failures_at == tracing::Level::WARN => {
-                tracing::warn!("{}: {}: {}", page.page_url, e.kind, e.detail)
-            }
-            Err(e) => tracing::info!("{}: {}: {}", page.page_url, e.kind, e.detail),
-            Ok(scripts) => tracing::debug!(
-                "{}: {} scripts, {} bytes in {} ms",
-                page.page_url,
-                scripts.len(),
-                page.bytes,
-                page.elapsed.as_millis()
-            ),
-        }
+        log_page(&page, failures_at);
         if let Err(e) = sink.write_page(&page) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 summary.output_closed = true;
@@ -949,6 +937,24 @@ fn write_stage(
         }
     }
     Ok((summary, Some(sink)))
+}
+
+/// Says what became of a page: a failure at `failures_at` (WARN when the
+/// log is the only place it is reported), a success at debug level.
+pub(crate) fn log_page(page: &PageResult, failures_at: tracing::Level) {
+    match &page.outcome {
+        Err(e) if failures_at == tracing::Level::WARN => {
+            tracing::warn!("{}: {}: {}", page.page_url, e.kind, e.detail)
+        }
+        Err(e) => tracing::info!("{}: {}: {}", page.page_url, e.kind, e.detail),
+        Ok(scripts) => tracing::debug!(
+            "{}: {} scripts, {} bytes in {} ms",
+            page.page_url,
+            scripts.len(),
+            page.bytes,
+            page.elapsed.as_millis()
+        ),
+    }
 }
 
 /// A broken pipe at the end is the reader going away, as during the run.

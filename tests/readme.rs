@@ -822,17 +822,7 @@ fn shard_recipe(needle: &str) -> String {
 
 /// A page report or scripts file's rows, `elapsed_ms` left out, sorted.
 fn joinable_rows(path: &Path) -> Vec<Vec<String>> {
-    let table = Table::read(path);
-    let keep: Vec<usize> = (0..table.headers.len())
-        .filter(|&c| table.headers[c] != "elapsed_ms")
-        .collect();
-    let mut rows: Vec<Vec<String>> = table
-        .rows
-        .iter()
-        .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
-        .collect();
-    rows.sort();
-    rows
+    crate::support::rows_without(&Table::read(path), &["elapsed_ms"])
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::redis::{RedisOptions, RedisServer};
-use crate::support::{Run, Table, TestServer, signal, wait_within};
+use crate::support::{Run, Table, TestServer, rows_without, signal, wait_within};
 
 /// The longest any process of these tests may take to end once it should.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -196,20 +196,6 @@ fn local(run: &Run, lists: &[&str], extra: &[&str]) -> (Outputs, i32) {
     let out = run.run(&args, None);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     (Outputs::read(run, "local"), out.code)
-}
-
-/// A table's rows without the `volatile` columns, sorted: a multiset.
-fn rows_without(table: &Table, volatile: &[&str]) -> Vec<Vec<String>> {
-    let keep: Vec<usize> = (0..table.headers.len())
-        .filter(|&c| !volatile.contains(&table.headers[c].as_str()))
-        .collect();
-    let mut rows: Vec<Vec<String>> = table
-        .rows
-        .iter()
-        .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
-        .collect();
-    rows.sort();
-    rows
 }
 
 /// The collected outputs hold the local run's rows, each once: the same

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Output, Run, Table, TestServer, signal, wait_for_lines, wait_within};
+use crate::support::{
+    Output, Run, Table, TestServer, rows_without, signal, wait_for_lines, wait_within,
+};
 
 /// The loopback addresses the sites live on.
 const IPS: [&str; 12] = [
@@ -78,21 +80,6 @@ fn add(into: &mut [HashMap<String, usize>], more: &[HashMap<String, usize>]) {
             *into.entry(path.clone()).or_default() += n;
         }
     }
-}
-
-/// A table's rows without the columns that differ from run to run, sorted:
-/// a multiset to compare.
-fn rows_without(table: &Table, volatile: &[&str]) -> Vec<Vec<String>> {
-    let keep: Vec<usize> = (0..table.headers.len())
-        .filter(|&c| !volatile.contains(&table.headers[c].as_str()))
-        .collect();
-    let mut rows: Vec<Vec<String>> = table
-        .rows
-        .iter()
-        .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
-        .collect();
-    rows.sort();
-    rows
 }
 
 /// The page report's rows as a multiset (`elapsed_ms` is the only column

@@ -16,7 +16,7 @@ use super::{Job, Queue, QueueOptions, wire};
 use crate::config::Config;
 use crate::error::ErrorKind;
 use crate::output::PageResult;
-use crate::pipeline::{Prepared, finish_output, write_stats};
+use crate::pipeline::{Prepared, finish_output, log_page, write_stats};
 use crate::run::report::Summary;
 use crate::run::resume::Done;
 use crate::run::stop::{Level, Stop};
@@ -245,23 +245,6 @@ fn check_start(config: &Config, job: &Job, status: &super::JobStatus) -> anyhow:
             job.name()
         ),
         _ => Ok(()),
-    }
-}
-
-/// Says what became of a page, as a local run's writer does.
-fn log_page(page: &PageResult, failures_at: tracing::Level) {
-    match &page.outcome {
-        Err(e) if failures_at == tracing::Level::WARN => {
-            tracing::warn!("{}: {}: {}", page.page_url, e.kind, e.detail)
-        }
-        Err(e) => tracing::info!("{}: {}: {}", page.page_url, e.kind, e.detail),
-        Ok(scripts) => tracing::debug!(
-            "{}: {} scripts, {} bytes in {} ms",
-            page.page_url,
-            scripts.len(),
-            page.bytes,
-            page.elapsed.as_millis()
-        ),
     }
 }
 

@@ -300,16 +300,8 @@ impl Worker {
             self.held.take(page.seq);
             match completion {
                 Completion::Applied { added } => {
-                    match &page.outcome {
-                        Err(e) => tracing::info!("{}: {}: {}", page.page_url, e.kind, e.detail),
-                        Ok(scripts) => tracing::debug!(
-                            "{}: {} scripts, {} bytes in {} ms; {added} new links queued",
-                            page.page_url,
-                            scripts.len(),
-                            page.bytes,
-                            page.elapsed.as_millis()
-                        ),
-                    }
+                    // The collector reports failures; here they are for -v.
+                    crate::pipeline::log_page(&page, tracing::Level::INFO);
                     done.links_queued += added as u64;
                     if failed {
                         done.failed += 1;

@@ -1229,3 +1229,18 @@ impl Drop for RawServer {
         let _ = std::net::TcpStream::connect(self.addr);
     }
 }
+
+/// A table's rows without the `volatile` columns (those that differ from
+/// run to run, such as `elapsed_ms`), sorted: a multiset to compare.
+pub fn rows_without(table: &Table, volatile: &[&str]) -> Vec<Vec<String>> {
+    let keep: Vec<usize> = (0..table.headers.len())
+        .filter(|&c| !volatile.contains(&table.headers[c].as_str()))
+        .collect();
+    let mut rows: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
+        .collect();
+    rows.sort();
+    rows
+}
