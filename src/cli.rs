@@ -407,6 +407,19 @@ pub struct FetchArgs {
     #[arg(env = "SCRIPTSCRAPE_INLINE_TEXT", long)]
     pub inline_text: bool,
 
+    /// Fetch every distinct external script once per run (through the same
+    /// limits, retries, proxy and robots.txt as pages, with the page as
+    /// Referer) and fill in its content_status, content_error,
+    /// content_bytes, content_sha384 and integrity_ok columns.
+    #[arg(env = "SCRIPTSCRAPE_FETCH_SCRIPTS", long)]
+    pub fetch_scripts: bool,
+
+    /// Largest script accepted with --fetch-scripts, counted after
+    /// decompression; a larger one gets content_error body_too_large.
+    /// Suffixes as for --max-body.
+    #[arg(env = "SCRIPTSCRAPE_MAX_SCRIPT_BODY", long, value_name = "BYTES", default_value = "5MiB", value_parser = parse_bytes, allow_negative_numbers = true)]
+    pub max_script_body: u64,
+
     /// Decode a page that declares no encoding (no BOM, Content-Type
     /// charset or <meta>) as UTF-8 when its bytes are valid UTF-8. Off by
     /// default: browsers fall back by top-level domain instead
@@ -462,6 +475,8 @@ pub fn command() -> clap::Command {
             work.mut_arg("max_pages", hide)
                 .mut_arg("sitemaps", hide)
                 .mut_arg("frontier_memory", hide)
+                .mut_arg("fetch_scripts", hide)
+                .mut_arg("max_script_body", hide)
         })
         .mut_subcommand("collect", |collect| {
             collect.mut_arg("ordered", hide).mut_arg("resume", |arg| {

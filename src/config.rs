@@ -33,6 +33,9 @@ pub struct Config {
     pub fetch: FetchSettings,
     /// Write the text of inline scripts.
     pub inline_text: bool,
+    /// `--fetch-scripts`: the largest script body read (`--max-script-body`),
+    /// or `None` when scripts are not fetched.
+    pub fetch_scripts: Option<u64>,
     /// Take undeclared valid UTF-8 as UTF-8 (`--detect-utf8`).
     pub detect_utf8: bool,
     /// No summary or per-page messages on stderr.
@@ -206,6 +209,12 @@ impl Config {
         }
         if !fetch.sitemaps.is_empty() {
             bail!("--sitemap is not read by workers: enqueue the sitemap's URLs instead");
+        }
+        if fetch.fetch_scripts {
+            bail!(
+                "--fetch-scripts is not yet done by workers: run the scrape locally (or with \
+                 --shard) to fetch scripts"
+            );
         }
         if fetch.frontier_memory != defaults::<crate::cli::FetchArgs>().frontier_memory {
             bail!(
@@ -431,6 +440,7 @@ impl Config {
                 pool_per_host: cli.fetch.concurrency.get(),
             },
             inline_text: cli.fetch.inline_text,
+            fetch_scripts: cli.fetch.fetch_scripts.then_some(cli.fetch.max_script_body),
             detect_utf8: cli.fetch.detect_utf8,
             quiet: cli.log.quiet,
             grace: cli.fetch.grace,

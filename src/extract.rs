@@ -65,6 +65,9 @@ pub struct Script {
     /// registrable domain (public suffix list), or another host when it
     /// is an IP address. Never true for an inline script.
     pub third_party: bool,
+    /// What `--fetch-scripts` found behind `src` (a later stage fills it
+    /// in); `None` when it was not fetched.
+    pub content: Option<std::sync::Arc<crate::content::scripts::Content>>,
 }
 
 /// Where in the document a script element is.
@@ -368,6 +371,7 @@ impl Extractor {
             position: Position::Body,
             nonce: false,
             third_party: false,
+            content: None,
         };
         let mut raw_src: Option<&str> = None;
         let mut xlink_href: Option<&str> = None;

@@ -10,10 +10,11 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION};
+use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderMap, LOCATION, REFERER};
 use reqwest::redirect;
 use url::Url;
 
+use crate::content::sri::{Digests, Hasher};
 use crate::crawl::netguard::{Blocked, Guard};
 use crate::error::{ErrorKind, PageError};
 
@@ -62,6 +63,24 @@ pub struct Fetched {
     /// The `charset` parameter of Content-Type, if any.
     pub charset: Option<String>,
     /// Requests made for this page, retries included.
+    pub attempts: u32,
+    /// The Content-Security-Policy header fields, as received.
+    pub csp: Vec<String>,
+}
+
+/// A script's body as fetched (`--fetch-scripts`): its size and digests;
+/// the bytes themselves are not kept.
+#[derive(Clone, Debug)]
+pub struct ScriptBody {
+    /// The URL after redirects.
+    pub final_url: Url,
+    /// The HTTP status (2xx).
+    pub status: u16,
+    /// Body bytes (decompressed).
+    pub bytes: u64,
+    /// The body's digests in every Subresource Integrity algorithm.
+    pub digests: Digests,
+    /// Requests made, retries included.
     pub attempts: u32,
 }
 
@@ -263,16 +282,64 @@ impl Fetcher {
     /// GETs `url` and returns its HTML body, or why there is none,
     /// retrying transient failures.
     pub async fn fetch(&self, url: &Url) -> Result<Fetched, FetchFailure> {
+        let (mut fetched, attempts) = self.retrying(url, || self.fetch_once(url)).await?;
+        fetched.attempts = attempts;
+        Ok(fetched)
+    }
+
+    /// GETs the script at `url` with `referer` (the page that names it) and
+    /// returns its size and digests, hashing the body as it arrives: at
+    /// most `limit` bytes are read, and none are kept. Any 2xx response
+    /// counts, whatever its Content-Type; transient failures are retried
+    /// as for pages.
+    pub async fn fetch_script(
+        &self,
+        url: &Url,
+        referer: &str,
+        limit: u64,
+    ) -> Result<ScriptBody, FetchFailure> {
+        let once = || async {
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            let (mut response, meta) = self.respond(url, Some(referer), deadline).await?;
+            let mut hasher = Hasher::new();
+            let bytes = self
+                .read_body(
+                    &mut response,
+                    &meta,
+                    deadline,
+                    limit,
+                    "--max-script-body",
+                    |c| hasher.update(c),
+                )
+                .await?;
+            Ok(ScriptBody {
+                final_url: meta.final_url,
+                status: meta.status,
+                bytes,
+                digests: hasher.finish(),
+                attempts: 0,
+            })
+        };
+        let (mut body, attempts) = self.retrying(url, once).await?;
+        body.attempts = attempts;
+        Ok(body)
+    }
+
+    /// Runs `once` (one request for `url`) until it succeeds, fails for
+    /// good, or has been retried `--retries` times; returns its output and
+    /// the attempts made.
+    async fn retrying<T, F, Fut>(&self, url: &Url, mut once: F) -> Result<(T, u32), FetchFailure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, FetchFailure>>,
+    {
         // Refused before any request: attempts stays 0.
         self.check(url)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut failure = match self.fetch_once(url).await {
-                Ok(mut fetched) => {
-                    fetched.attempts = attempt;
-                    return Ok(fetched);
-                }
+            let mut failure = match once().await {
+                Ok(out) => return Ok((out, attempt)),
                 Err(failure) => failure,
             };
             failure.attempts = attempt;
@@ -337,7 +404,7 @@ impl Fetcher {
         loop {
             attempt += 1;
             let exchange = async {
-                let mut response = self.send(url).await?;
+                let mut response = self.send(url, None).await?;
                 let status = response.status().as_u16();
                 let mut body = Vec::new();
                 let final_url = response.url().clone();
@@ -375,15 +442,25 @@ impl Fetcher {
     /// server never saw it, and a GET is safe to repeat.
     /// Inside [`following`], a request that fails at a redirect hop is
     /// reported as that hop's failure.
-    async fn send(&self, url: &Url) -> Result<reqwest::Response, FetchFailure> {
+    async fn send(
+        &self,
+        url: &Url,
+        referer: Option<&str>,
+    ) -> Result<reqwest::Response, FetchFailure> {
         self.check(url)?;
-        match self.client.get(url.clone()).send().await {
+        let get = |client: &reqwest::Client| {
+            let request = client.get(url.clone());
+            match referer {
+                Some(referer) => request.header(REFERER, referer),
+                None => request,
+            }
+        };
+        match get(&self.client).send().await {
             Err(e) if is_stale_connection(&e) => {
                 // Sent again from the start: its redirects are followed
                 // again.
                 let _ = LAST_HOP.try_with(|hop| hop.take());
-                self.unpooled
-                    .get(url.clone())
+                get(&self.unpooled)
                     .send()
                     .await
                     .map_err(|e| self.send_failure(&e, url))
@@ -415,46 +492,7 @@ impl Fetcher {
         url: &Url,
         deadline: tokio::time::Instant,
     ) -> Result<Fetched, FetchFailure> {
-        let mut response = match following(tokio::time::timeout_at(deadline, self.send(url))).await
-        {
-            (Ok(response), _) => response?,
-            (Err(_), hop) => return Err(self.timed_out("waiting for the response").after(hop)),
-        };
-        let final_url = response.url().clone();
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let fail = |kind, detail: String, bytes| FetchFailure {
-            error: PageError::new(kind, detail),
-            final_url: Some(final_url.clone()),
-            status: Some(status.as_u16()),
-            bytes,
-            attempts: 0,
-            retry_after,
-        };
-        if status.is_redirection() {
-            // A redirect the client did not follow: it had no Location, or
-            // one that is not a URL.
-            let location = response.headers().get(LOCATION).map(|v| {
-                let text = String::from_utf8_lossy(v.as_bytes());
-                crate::output::without_password(&text).into_owned()
-            });
-            let detail = match location {
-                Some(l) => format!("HTTP {status} with an unusable Location {l:?}"),
-                None => format!("HTTP {status} without a Location header"),
-            };
-            return Err(fail(ErrorKind::Redirect, detail, 0));
-        }
-        if status == reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED
-            && let Some(proxy) = self.proxies.for_url(&final_url)
-            && words::forwarded(Some(proxy), &final_url)
-        {
-            let has_credentials = !proxy.username().is_empty() || proxy.password().is_some();
-            let detail = words::proxy_auth_required(&words::proxy_name(proxy), has_credentials);
-            return Err(fail(ErrorKind::HttpStatus, detail, 0));
-        }
-        if !status.is_success() {
-            return Err(fail(ErrorKind::HttpStatus, format!("HTTP {status}"), 0));
-        }
+        let (mut response, meta) = self.respond(url, None, deadline).await?;
         // The last Content-Type wins, and an empty one counts as none (then
         // the body is sniffed), as in browsers.
         let content_type = response
@@ -467,62 +505,35 @@ impl Fetcher {
         if let Some(ct) = &content_type
             && !is_html_type(ct)
         {
-            return Err(fail(ErrorKind::NotHtml, format!("Content-Type is {ct}"), 0));
+            return Err(meta.fail(ErrorKind::NotHtml, format!("Content-Type is {ct}"), 0));
         }
-
-        // Compressed responses have no usable Content-Length, so the cap is
-        // enforced on the decompressed stream, chunk by chunk: a gzip bomb
-        // stops at --max-body, not at the end of memory.
+        // Each header field is one policy list, kept as received; a
+        // browser enforces every one of them.
+        let csp = response
+            .headers()
+            .get_all(CONTENT_SECURITY_POLICY)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect();
         let hint = response
             .content_length()
             .unwrap_or(0)
             .min(self.max_body)
             .min(1 << 20);
         let mut body = Vec::with_capacity(hint as usize);
-        loop {
-            let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
-                Ok(chunk) => chunk,
-                Err(_) => {
-                    let read = body.len() as u64;
-                    let mut failure =
-                        self.timed_out(&format!("reading the body ({read} bytes read)"));
-                    failure.final_url = Some(final_url);
-                    failure.status = Some(status.as_u16());
-                    failure.bytes = read;
-                    failure.retry_after = retry_after;
-                    return Err(failure);
-                }
-            };
-            match chunk {
-                Ok(Some(chunk)) => {
-                    if body.len() as u64 + chunk.len() as u64 > self.max_body {
-                        // What was read up to the limit: the bytes past it
-                        // in the last chunk were received but not taken.
-                        return Err(fail(
-                            ErrorKind::BodyTooLarge,
-                            format!(
-                                "the body is larger than --max-body ({} bytes); \
-                                 the rest was not read",
-                                self.max_body
-                            ),
-                            self.max_body,
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let mut failure = self.request_failure(&e, &final_url);
-                    failure.final_url = Some(final_url);
-                    failure.status = Some(status.as_u16());
-                    failure.bytes = body.len() as u64;
-                    return Err(failure);
-                }
-            }
-        }
+        self.read_body(
+            &mut response,
+            &meta,
+            deadline,
+            self.max_body,
+            "--max-body",
+            |c| body.extend_from_slice(c),
+        )
+        .await?;
         if content_type.is_none() && !sniffs_as_html(&body) {
             let bytes = body.len() as u64;
-            return Err(fail(
+            return Err(meta.fail(
                 ErrorKind::NotHtml,
                 "no Content-Type and body does not look like HTML".into(),
                 bytes,
@@ -533,12 +544,137 @@ impl Fetcher {
             .and_then(crate::charset::charset_param)
             .map(str::to_owned);
         Ok(Fetched {
-            final_url,
-            status: status.as_u16(),
+            final_url: meta.final_url,
+            status: meta.status,
             body,
             charset,
             attempts: 0,
+            csp,
         })
+    }
+
+    /// Sends the request (with `referer`, if any) and waits for a 2xx
+    /// response within `deadline`; any other answer is a failure.
+    async fn respond(
+        &self,
+        url: &Url,
+        referer: Option<&str>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(reqwest::Response, Answer), FetchFailure> {
+        let sent = tokio::time::timeout_at(deadline, self.send(url, referer));
+        let response = match following(sent).await {
+            (Ok(response), _) => response?,
+            (Err(_), hop) => return Err(self.timed_out("waiting for the response").after(hop)),
+        };
+        let status = response.status();
+        let meta = Answer {
+            final_url: response.url().clone(),
+            status: status.as_u16(),
+            retry_after: retry_after(response.headers()),
+        };
+        if status.is_redirection() {
+            // A redirect the client did not follow: it had no Location, or
+            // one that is not a URL.
+            let location = response.headers().get(LOCATION).map(|v| {
+                let text = String::from_utf8_lossy(v.as_bytes());
+                crate::output::without_password(&text).into_owned()
+            });
+            let detail = match location {
+                Some(l) => format!("HTTP {status} with an unusable Location {l:?}"),
+                None => format!("HTTP {status} without a Location header"),
+            };
+            return Err(meta.fail(ErrorKind::Redirect, detail, 0));
+        }
+        if status == reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            && let Some(proxy) = self.proxies.for_url(&meta.final_url)
+            && words::forwarded(Some(proxy), &meta.final_url)
+        {
+            let has_credentials = !proxy.username().is_empty() || proxy.password().is_some();
+            let detail = words::proxy_auth_required(&words::proxy_name(proxy), has_credentials);
+            return Err(meta.fail(ErrorKind::HttpStatus, detail, 0));
+        }
+        if !status.is_success() {
+            return Err(meta.fail(ErrorKind::HttpStatus, format!("HTTP {status}"), 0));
+        }
+        Ok((response, meta))
+    }
+
+    /// Reads the body within `deadline`, handing each chunk to `take`;
+    /// past `limit` bytes (named `option` in the message) it stops with
+    /// `body_too_large`. Returns the bytes read.
+    ///
+    /// Compressed responses have no usable Content-Length, so the cap is
+    /// enforced on the decompressed stream, chunk by chunk: a gzip bomb
+    /// stops at the limit, not at the end of memory.
+    async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+        meta: &Answer,
+        deadline: tokio::time::Instant,
+        limit: u64,
+        option: &str,
+        mut take: impl FnMut(&[u8]),
+    ) -> Result<u64, FetchFailure> {
+        let mut read: u64 = 0;
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    let mut failure =
+                        self.timed_out(&format!("reading the body ({read} bytes read)"));
+                    failure.final_url = Some(meta.final_url.clone());
+                    failure.status = Some(meta.status);
+                    failure.bytes = read;
+                    failure.retry_after = meta.retry_after;
+                    return Err(failure);
+                }
+            };
+            match chunk {
+                Ok(Some(chunk)) => {
+                    if read + chunk.len() as u64 > limit {
+                        // What was read up to the limit: the bytes past it
+                        // in the last chunk were received but not taken.
+                        let detail = format!(
+                            "the body is larger than {option} ({limit} bytes); \
+                             the rest was not read"
+                        );
+                        return Err(meta.fail(ErrorKind::BodyTooLarge, detail, limit));
+                    }
+                    read += chunk.len() as u64;
+                    take(&chunk);
+                }
+                Ok(None) => return Ok(read),
+                Err(e) => {
+                    let mut failure = self.request_failure(&e, &meta.final_url);
+                    failure.final_url = Some(meta.final_url.clone());
+                    failure.status = Some(meta.status);
+                    failure.bytes = read;
+                    return Err(failure);
+                }
+            }
+        }
+    }
+}
+
+/// What a response said before its body: where it came from, its status,
+/// and a Retry-After.
+struct Answer {
+    final_url: Url,
+    status: u16,
+    retry_after: Option<Duration>,
+}
+
+impl Answer {
+    /// A failure of the request that got this answer.
+    fn fail(&self, kind: ErrorKind, detail: String, bytes: u64) -> FetchFailure {
+        FetchFailure {
+            error: PageError::new(kind, detail),
+            final_url: Some(self.final_url.clone()),
+            status: Some(self.status),
+            bytes,
+            attempts: 0,
+            retry_after: self.retry_after,
+        }
     }
 }
 

@@ -23,8 +23,9 @@ use crate::error::PageError;
 use crate::extract::{Script, Src};
 
 /// Columns of the scripts output, in order. The first thirteen are a stable
-/// interface; new ones are only ever appended.
-pub const SCRIPT_COLUMNS: [&str; 19] = [
+/// interface; new ones are only ever appended (before `inline_text`, which
+/// comes last when asked for).
+pub const SCRIPT_COLUMNS: [&str; 24] = [
     "page_url",
     "final_url",
     "index",
@@ -44,14 +45,19 @@ pub const SCRIPT_COLUMNS: [&str; 19] = [
     "third_party",
     "position",
     "nonce_present",
+    "integrity_ok",
+    "content_status",
+    "content_error",
+    "content_bytes",
+    "content_sha384",
 ];
 
 /// Appended to [`SCRIPT_COLUMNS`] with `--inline-text`.
 pub const INLINE_TEXT_COLUMN: &str = "inline_text";
 
 /// [`SCRIPT_COLUMNS`] and then [`INLINE_TEXT_COLUMN`].
-const SCRIPT_COLUMNS_WITH_TEXT: [&str; 20] = {
-    let mut all = [INLINE_TEXT_COLUMN; 20];
+const SCRIPT_COLUMNS_WITH_TEXT: [&str; SCRIPT_COLUMNS.len() + 1] = {
+    let mut all = [INLINE_TEXT_COLUMN; SCRIPT_COLUMNS.len() + 1];
     let mut i = 0;
     while i < SCRIPT_COLUMNS.len() {
         all[i] = SCRIPT_COLUMNS[i];
@@ -684,6 +690,11 @@ impl Sink {
         if let Ok(scripts) = &page.outcome {
             for s in scripts {
                 let inline = s.inline.as_ref();
+                let content = s.content.as_deref();
+                let sha384 = content.and_then(|c| c.sha384());
+                let integrity_ok = content
+                    .zip(s.integrity.as_deref())
+                    .and_then(|(c, integrity)| c.integrity_ok(integrity));
                 let mut cells = [Cell::Null; SCRIPT_COLUMNS_WITH_TEXT.len()];
                 cells[..SCRIPT_COLUMNS.len()].copy_from_slice(&[
                     Cell::Str(&page.page_url),
@@ -710,6 +721,13 @@ impl Sink {
                     Cell::Bool(s.third_party),
                     Cell::Str(s.position.as_str()),
                     Cell::Bool(s.nonce),
+                    integrity_ok.map_or(Cell::Null, Cell::Bool),
+                    content
+                        .and_then(|c| c.status)
+                        .map_or(Cell::Null, |s| Cell::Int(s.into())),
+                    opt(content.and_then(|c| c.error).map(|e| e.as_str())),
+                    content.map_or(Cell::Null, |c| Cell::Int(c.bytes)),
+                    opt(sha384.as_deref()),
                 ]);
                 let row = if self.inline_text {
                     cells[SCRIPT_COLUMNS.len()] = opt(inline.and_then(|i| i.text.as_deref()));

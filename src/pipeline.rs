@@ -11,6 +11,10 @@
 //!  crawling: links go back parse → fetch, one message per page (at most
 //!  the pages between the two stages); ≤ --frontier-memory discovered URLs
 //!  wait in memory, the rest on disk
+//!  with --fetch-scripts: parse → content::scripts → write; script URLs go
+//!  back to the fetch stage (one message per page, plus one per held page
+//!  released), which fetches them ahead of pages; ≤ 4 × -c (≥ 64) pages
+//!  held for their scripts before pages stop starting
 //! ```
 //!
 //! Each arrow is a bounded channel, so a slow stage holds the ones before it
@@ -35,6 +39,7 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::content;
 use crate::crawl::netguard::Guard;
 use crate::crawl::{Crawl, Discovered};
 use crate::error::{ErrorKind, PageError};
@@ -131,6 +136,25 @@ fn parse_threads(concurrency: usize) -> usize {
     cores.min(concurrency).max(1)
 }
 
+/// Where a parse thread sends a parsed page.
+#[derive(Clone)]
+enum Deliver {
+    /// Straight to the writer.
+    Writer(std_mpsc::SyncSender<PageResult>),
+    /// To the `--fetch-scripts` stage, which passes it on.
+    Scripts(std_mpsc::Sender<content::scripts::Arrival>),
+}
+
+impl Deliver {
+    /// Sends the page; false when no one receives pages any more.
+    fn send(&self, page: PageResult) -> bool {
+        match self {
+            Deliver::Writer(tx) => tx.send(page).is_ok(),
+            Deliver::Scripts(tx) => tx.send(content::scripts::Arrival::Page(page)).is_ok(),
+        }
+    }
+}
+
 /// Runs the whole pipeline and returns what happened.
 pub fn run(
     config: &Config,
@@ -215,8 +239,29 @@ pub fn run(
         })
         .context("cannot start the input thread")?;
 
+    // With --fetch-scripts, parsed pages go to the scripts stage, which
+    // hands them to the writer once their scripts are known.
+    let (deliver, scripts_stage) = match config.fetch_scripts {
+        None => (Deliver::Writer(page_tx), None),
+        Some(max_body) => {
+            let (arrival_tx, arrival_rx) = std_mpsc::channel();
+            let (news_tx, news_rx) = mpsc::unbounded_channel();
+            let stage = thread::Builder::new()
+                .name("scriptscrape-scripts".into())
+                .spawn(move || content::scripts::run(arrival_rx, page_tx, news_tx))
+                .context("cannot start the scripts thread")?;
+            let link = schedule::ScriptLink {
+                news: news_rx,
+                results: arrival_tx.clone(),
+                max_body,
+                max_held: content::scripts::max_held(concurrency),
+            };
+            (Deliver::Scripts(arrival_tx), Some((stage, link)))
+        }
+    };
+    let (scripts_thread, script_link) = scripts_stage.unzip();
     let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
-        let page_tx = page_tx.clone();
+        let deliver = deliver.clone();
         let links_tx = links_tx.clone();
         // Links go back to the scheduler before the page goes on, so that
         // the scheduler hears of them first.
@@ -226,12 +271,12 @@ pub fn run(
                 // longer matter.
                 let _ = links_tx.send(links);
             }
-            page_tx.send(page).is_ok()
+            deliver.send(page)
         }
     })?;
     // Only the parse threads may hold the ends of these channels, so that
     // the stages before them see a closed channel when they stop.
-    drop(page_tx);
+    drop(deliver);
     drop(links_tx);
 
     let writer = thread::Builder::new()
@@ -261,6 +306,7 @@ pub fn run(
         grace: config.grace,
         crawl: crawl.clone(),
         progress: progress.filter(|_| crawl.is_some()),
+        scripts: script_link,
     };
     let frontier = crawl.clone().map(|crawl| Frontier {
         crawl,
@@ -278,6 +324,13 @@ pub fn run(
         // A parse thread cannot panic: extraction runs under catch_unwind.
         let _ = handle.join();
     }
+    // Pages held for scripts that were never fetched (a stop): read and
+    // parsed, but not written.
+    let held = match scripts_thread.map(thread::JoinHandle::join) {
+        None => 0,
+        Some(Ok(held)) => held.unwrap_or(0) as u64,
+        Some(Err(_)) => anyhow::bail!("internal error: the scripts thread panicked"),
+    };
     let (mut summary, sink) = match writer.join() {
         Ok(result) => result?,
         Err(_) => anyhow::bail!("internal error: the output thread panicked"),
@@ -308,7 +361,7 @@ pub fn run(
         // with the process.
         Ended::Stopped { unfinished } => {
             summary.stopped = stop.cause();
-            summary.unfinished = unfinished;
+            summary.unfinished = unfinished + held;
             if let Some(sink) = sink {
                 finish_output(sink.keep_partial(), &mut summary)?;
             }
@@ -525,6 +578,8 @@ pub fn work(
         grace: config.grace,
         crawl,
         progress: None,
+        // Workers do not fetch scripts (refused with `work`).
+        scripts: None,
     };
     let (ended, _) = runtime.block_on(schedule::run(setup, work, body_tx));
     for handle in parse_handles {

@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod conformance;
+mod content;
 mod crawl;
 mod decoding;
 mod differential;

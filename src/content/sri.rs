@@ -10,7 +10,7 @@
 //! with no usable token checks nothing: the script runs.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 /// The hash algorithms of SRI, weakest first (their order is their
@@ -36,12 +36,74 @@ impl Algorithm {
             _ => None,
         }
     }
+}
 
-    fn digest(self, content: &[u8]) -> Vec<u8> {
-        match self {
-            Algorithm::Sha256 => Sha256::digest(content).to_vec(),
-            Algorithm::Sha384 => Sha384::digest(content).to_vec(),
-            Algorithm::Sha512 => Sha512::digest(content).to_vec(),
+/// A body's digests in every SRI algorithm: a script fetched once can then
+/// be checked against the `integrity` attribute of every page that names
+/// it, whichever algorithm each uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digests {
+    sha256: [u8; 32],
+    sha384: [u8; 48],
+    sha512: [u8; 64],
+}
+
+impl Digests {
+    /// The digests of `content`.
+    pub fn of(content: &[u8]) -> Digests {
+        let mut hasher = Hasher::new();
+        hasher.update(content);
+        hasher.finish()
+    }
+
+    /// The digest in `algorithm`.
+    pub fn get(&self, algorithm: Algorithm) -> &[u8] {
+        match algorithm {
+            Algorithm::Sha256 => &self.sha256,
+            Algorithm::Sha384 => &self.sha384,
+            Algorithm::Sha512 => &self.sha512,
+        }
+    }
+
+    /// The SRI form of the digest in `algorithm`, as an `integrity`
+    /// attribute takes it: `sha384-<base64>`.
+    pub fn sri(&self, algorithm: Algorithm) -> String {
+        let name = match algorithm {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha384 => "sha384",
+            Algorithm::Sha512 => "sha512",
+        };
+        format!("{name}-{}", STANDARD.encode(self.get(algorithm)))
+    }
+}
+
+/// Computes [`Digests`] over a body that arrives in pieces.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    sha256: Sha256,
+    sha384: Sha384,
+    sha512: Sha512,
+}
+
+impl Hasher {
+    /// A hasher that has seen nothing.
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+
+    /// Takes the next piece of the body.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.sha256.update(piece);
+        self.sha384.update(piece);
+        self.sha512.update(piece);
+    }
+
+    /// The digests of everything taken.
+    pub fn finish(self) -> Digests {
+        Digests {
+            sha256: self.sha256.finalize().into(),
+            sha384: self.sha384.finalize().into(),
+            sha512: self.sha512.finalize().into(),
         }
     }
 }
@@ -80,11 +142,16 @@ pub fn parse(metadata: &str) -> Vec<Expected> {
 /// `metadata`: true when the attribute has no usable token, else whether
 /// the content matches a token of the strongest algorithm present.
 pub fn matches(metadata: &str, content: &[u8]) -> bool {
+    matches_digests(metadata, &Digests::of(content))
+}
+
+/// Like [`matches`], for a body known by its [`Digests`].
+pub fn matches_digests(metadata: &str, digests: &Digests) -> bool {
     let expected = parse(metadata);
     let Some(strongest) = expected.iter().map(|e| e.algorithm).max() else {
         return true;
     };
-    let actual = strongest.digest(content);
+    let actual = digests.get(strongest);
     expected
         .iter()
         .filter(|e| e.algorithm == strongest)
@@ -94,17 +161,25 @@ pub fn matches(metadata: &str, content: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::engine::general_purpose::URL_SAFE;
 
     const BODY: &[u8] = b"alert('Hello, world.');";
 
     fn token(algorithm: Algorithm, content: &[u8]) -> String {
-        let name = match algorithm {
-            Algorithm::Sha256 => "sha256",
-            Algorithm::Sha384 => "sha384",
-            Algorithm::Sha512 => "sha512",
-        };
-        format!("{name}-{}", STANDARD.encode(algorithm.digest(content)))
+        Digests::of(content).sri(algorithm)
+    }
+
+    #[test]
+    fn digests_of_pieces_are_those_of_the_whole() {
+        let mut hasher = Hasher::new();
+        for piece in BODY.chunks(5) {
+            hasher.update(piece);
+        }
+        assert_eq!(hasher.finish(), Digests::of(BODY));
+        assert_eq!(
+            Digests::of(BODY).sri(Algorithm::Sha384),
+            "sha384-H8BRh8j48O9oYatfu5AZzq6A9RINhZO5H16dQZngK7T62em8MUt1FLm52t+eX6xO"
+        );
     }
 
     #[test]
@@ -146,12 +221,12 @@ mod tests {
         let good = token(Algorithm::Sha384, BODY);
         assert!(matches(&format!("{good}?foo=bar"), BODY));
         assert!(matches(&good.replacen("sha384", "SHA384", 1), BODY));
-        let digest = Algorithm::Sha384.digest(BODY);
+        let digest = Digests::of(BODY).get(Algorithm::Sha384).to_vec();
         let url_safe = format!("sha384-{}", URL_SAFE.encode(&digest));
         assert!(matches(&url_safe, BODY));
         let unpadded = format!(
             "sha256-{}",
-            STANDARD_NO_PAD.encode(Algorithm::Sha256.digest(BODY))
+            STANDARD_NO_PAD.encode(Digests::of(BODY).get(Algorithm::Sha256))
         );
         assert!(matches(&unpadded, BODY));
     }

@@ -193,6 +193,8 @@ fn script(e: Element) -> Result<Script, String> {
         },
         nonce: e.nonce,
         third_party: e.third_party,
+        // Workers do not fetch scripts (refused with `work`).
+        content: None,
     })
 }
 

@@ -13,6 +13,11 @@
 //! With `--robots`, a host's first job is its robots.txt; its URLs wait
 //! until the rules are known, then each is fetched or refused, and a
 //! Crawl-delay raises the host's delay.
+//!
+//! Scripts (`--fetch-scripts`) wait in a lane of their own ahead of every
+//! depth: their pages are parsed and held until they are fetched, so they
+//! go first, and they still share `-c`, the per-host limits, the delay and
+//! robots.txt with pages.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -38,19 +43,37 @@ pub(crate) enum Job {
     Robots(String, Url),
     /// Report this page as refused by robots.txt, without a request.
     Refuse(Url, String, u64, Option<Origin>),
+    /// Fetch this script of this host, named by `referer`.
+    Script {
+        host: String,
+        url: Url,
+        referer: std::sync::Arc<str>,
+    },
+    /// Report this script as refused by robots.txt, without a request.
+    RefuseScript(Url, String),
+}
+
+/// A queue of one host's: its scripts, or its pages of one depth. Scripts
+/// sort first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Lane {
+    Script,
+    Page(u16),
 }
 
 /// The per-host queues and the bookkeeping that decides the next request.
 pub(crate) struct Queues {
     limits: Limits,
     hosts: HashMap<String, Host>,
-    /// By depth: hosts with URLs of that depth that may start a request
+    /// By lane: hosts with URLs in that lane that may start a request
     /// now, in turn order.
-    ready: BTreeMap<u16, VecDeque<String>>,
+    ready: BTreeMap<Lane, VecDeque<String>>,
     /// Hosts with work that wait for their delay to pass, soonest first.
     waiting: BinaryHeap<Reverse<(Instant, String)>>,
-    /// URLs in all queues.
+    /// Pages in all queues.
     pub(crate) queued: usize,
+    /// Scripts in all queues.
+    pub(crate) scripts: usize,
     /// Of those, URLs read from the input (what `max_queued` bounds).
     pub(crate) from_input: usize,
     /// URLs queued at each depth.
@@ -60,8 +83,8 @@ pub(crate) struct Queues {
 }
 
 struct Host {
-    /// Queued URLs by depth.
-    levels: BTreeMap<u16, DepthQueue>,
+    /// Queued URLs by lane.
+    levels: BTreeMap<Lane, DepthQueue>,
     in_flight: usize,
     /// Least time between request starts: --delay, or a larger Crawl-delay.
     delay: Duration,
@@ -72,7 +95,7 @@ struct Host {
     robots: RobotsState,
 }
 
-/// One host's URLs at one depth.
+/// One host's URLs in one lane.
 #[derive(Default)]
 struct DepthQueue {
     queue: VecDeque<Queued>,
@@ -106,6 +129,8 @@ pub(crate) struct Queued {
     pub(crate) seq: u64,
     pub(crate) origin: Option<Origin>,
     pub(crate) from_input: bool,
+    /// For a script, the page that names it (its Referer).
+    pub(crate) referer: Option<std::sync::Arc<str>>,
 }
 
 impl Queued {
@@ -134,14 +159,16 @@ impl Queues {
             ready: BTreeMap::new(),
             waiting: BinaryHeap::new(),
             queued: 0,
+            scripts: 0,
             from_input: 0,
             queued_at: BTreeMap::new(),
             in_flight: 0,
         }
     }
 
+    /// No page and no script is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.queued == 0
+        self.queued == 0 && self.scripts == 0
     }
 
     /// The lowest depth with a queued URL.
@@ -149,22 +176,48 @@ impl Queues {
         self.queued_at.keys().next().copied()
     }
 
-    /// Empties every queue (hosts and their in-flight counts stay) and
-    /// returns what was queued.
+    /// Empties every page queue (hosts, their in-flight counts and their
+    /// scripts stay) and returns what was queued.
     pub(crate) fn take_all(&mut self) -> Vec<Queued> {
         let mut all = Vec::with_capacity(self.queued);
         for host in self.hosts.values_mut() {
+            let scripts = host.levels.remove(&Lane::Script);
             for (_, level) in std::mem::take(&mut host.levels) {
                 all.extend(level.queue);
             }
-            host.delayed = false;
+            if let Some(scripts) = scripts {
+                host.levels.insert(Lane::Script, scripts);
+            }
         }
-        self.ready.clear();
-        self.waiting.clear();
+        self.ready.retain(|lane, _| *lane == Lane::Script);
         self.queued_at.clear();
         self.queued = 0;
         self.from_input = 0;
         all
+    }
+
+    /// Empties every script queue (a stop: nothing new starts); returns
+    /// how many scripts were queued.
+    pub(crate) fn drop_scripts(&mut self) -> usize {
+        for host in self.hosts.values_mut() {
+            host.levels.remove(&Lane::Script);
+        }
+        self.ready.remove(&Lane::Script);
+        std::mem::take(&mut self.scripts)
+    }
+
+    /// Queues a script named by the page `referer`, ahead of every page.
+    pub(crate) fn push_script(&mut self, url: Url, referer: std::sync::Arc<str>, now: Instant) {
+        let key = host_key(&url);
+        let q = Queued {
+            url: String::from(url).into_boxed_str(),
+            seq: 0,
+            origin: None,
+            from_input: false,
+            referer: Some(referer),
+        };
+        self.scripts += 1;
+        self.put(key, q, Lane::Script, now);
     }
 
     /// Queues a URL: from the input when it has no origin or is a seed.
@@ -186,6 +239,20 @@ impl Queues {
     ) {
         let key = host_key(&url);
         let depth = origin.as_ref().map_or(0, |o| o.depth);
+        let q = Queued {
+            url: String::from(url).into_boxed_str(),
+            seq,
+            origin,
+            from_input,
+            referer: None,
+        };
+        self.queued += 1;
+        *self.queued_at.entry(depth).or_default() += 1;
+        self.put(key, q, Lane::Page(depth), now);
+    }
+
+    /// Puts a URL in its host's queue of `lane` and lists the host.
+    fn put(&mut self, key: String, q: Queued, lane: Lane, now: Instant) {
         let limits = &self.limits;
         let host = self.hosts.entry(key.clone()).or_insert_with(|| Host {
             levels: BTreeMap::new(),
@@ -198,18 +265,7 @@ impl Queues {
                 None => RobotsState::Known(Rules::AllowAll),
             },
         });
-        host.levels
-            .entry(depth)
-            .or_default()
-            .queue
-            .push_back(Queued {
-                url: String::from(url).into_boxed_str(),
-                seq,
-                origin,
-                from_input,
-            });
-        self.queued += 1;
-        *self.queued_at.entry(depth).or_default() += 1;
+        host.levels.entry(lane).or_default().queue.push_back(q);
         self.list(key, now);
     }
 
@@ -234,10 +290,10 @@ impl Queues {
             }
             return;
         }
-        for (depth, level) in &mut host.levels {
+        for (lane, level) in &mut host.levels {
             if !level.listed {
                 level.listed = true;
-                self.ready.entry(*depth).or_default().push_back(key.clone());
+                self.ready.entry(*lane).or_default().push_back(key.clone());
             }
         }
     }
@@ -262,17 +318,20 @@ impl Queues {
         self.waiting.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// The next job, from the lowest depth (up to `max_depth`) with a
-    /// ready host, taking hosts in turn; `None` when all slots are taken
-    /// or no host may start one now.
-    pub(crate) fn next_job(&mut self, now: Instant, max_depth: u16) -> Option<Job> {
+    /// The next job: a script if any may start, else a page from the
+    /// lowest depth (up to `max_depth`; `None`: no page) with a ready
+    /// host, taking hosts in turn; `None` when all slots are taken or no
+    /// host may start one now.
+    pub(crate) fn next_job(&mut self, now: Instant, max_depth: Option<u16>) -> Option<Job> {
         if self.in_flight >= self.limits.concurrency {
             return None;
         }
         loop {
             let mut lowest = self.ready.first_entry()?;
-            let depth = *lowest.key();
-            if depth > max_depth {
+            let lane = *lowest.key();
+            if let Lane::Page(depth) = lane
+                && max_depth.is_none_or(|max| depth > max)
+            {
                 return None;
             }
             let Some(key) = lowest.get_mut().pop_front() else {
@@ -285,7 +344,7 @@ impl Queues {
             let Some(host) = self.hosts.get_mut(&key) else {
                 continue;
             };
-            let Some(level) = host.levels.get_mut(&depth) else {
+            let Some(level) = host.levels.get_mut(&lane) else {
                 continue;
             };
             level.listed = false;
@@ -313,22 +372,30 @@ impl Queues {
                 continue;
             };
             if level.queue.is_empty() {
-                host.levels.remove(&depth);
+                host.levels.remove(&lane);
             }
-            self.queued -= 1;
-            if q.from_input {
-                self.from_input -= 1;
-            }
-            if let Some(n) = self.queued_at.get_mut(&depth) {
-                *n -= 1;
-                if *n == 0 {
-                    self.queued_at.remove(&depth);
+            match lane {
+                Lane::Script => self.scripts -= 1,
+                Lane::Page(depth) => {
+                    self.queued -= 1;
+                    if q.from_input {
+                        self.from_input -= 1;
+                    }
+                    if let Some(n) = self.queued_at.get_mut(&depth) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.queued_at.remove(&depth);
+                        }
+                    }
                 }
             }
             let url = q.url();
             if let Some(why) = rules.refusal(&url) {
                 self.list(key, now);
-                return Some(Job::Refuse(url, why, q.seq, q.origin));
+                return Some(match q.referer {
+                    Some(_) => Job::RefuseScript(url, why),
+                    None => Job::Refuse(url, why, q.seq, q.origin),
+                });
             }
             host.in_flight += 1;
             if !host.delay.is_zero() {
@@ -337,6 +404,13 @@ impl Queues {
             self.in_flight += 1;
             // To the back of the turn order, if it has more to do.
             self.list(key.clone(), now);
+            if let Some(referer) = q.referer {
+                return Some(Job::Script {
+                    host: key,
+                    url,
+                    referer,
+                });
+            }
             return Some(Job::Fetch {
                 host: key,
                 url,
@@ -435,7 +509,7 @@ mod tests {
 
     /// The next job, which must be a page fetch.
     fn fetch(q: &mut Queues, now: Instant) -> Option<(String, Url)> {
-        q.next_job(now, u16::MAX).map(|job| match job {
+        q.next_job(now, Some(u16::MAX)).map(|job| match job {
             Job::Fetch { host, url, .. } => (host, url),
             other => panic!("expected a fetch, got {other:?}"),
         })
@@ -483,11 +557,11 @@ mod tests {
         q.push(url("http://a.test/private/1"), 0, None, now);
         q.push(url("http://a.test/ok"), 0, None, now);
         assert!(matches!(
-            q.next_job(now, u16::MAX),
+            q.next_job(now, Some(u16::MAX)),
             Some(Job::Robots(host, page)) if host == "a.test:80" && page.path() == "/private/1"
         ));
         assert!(
-            q.next_job(now, u16::MAX).is_none(),
+            q.next_job(now, Some(u16::MAX)).is_none(),
             "pages wait for robots.txt"
         );
         let robot =
@@ -495,7 +569,7 @@ mod tests {
                 .unwrap();
         q.robots_known("a.test:80", Rules::Parsed(Box::new(robot)), now);
         assert!(
-            matches!(q.next_job(now, u16::MAX), Some(Job::Refuse(u, ..)) if u.path() == "/private/1")
+            matches!(q.next_job(now, Some(u16::MAX)), Some(Job::Refuse(u, ..)) if u.path() == "/private/1")
         );
         assert_eq!(
             fetch(&mut q, now).map(|(_, u)| u.path().to_owned()),
@@ -503,7 +577,7 @@ mod tests {
         );
         q.push(url("http://a.test/later"), 0, None, now);
         assert!(
-            q.next_job(now, u16::MAX).is_none(),
+            q.next_job(now, Some(u16::MAX)).is_none(),
             "Crawl-delay holds the next request"
         );
         assert_eq!(q.next_wake(), Some(now + Duration::from_secs(1)));
@@ -517,14 +591,20 @@ mod tests {
             ..limits(8, 8, 0)
         });
         q.push(url("http://a.test/found"), 0, None, now);
-        assert!(matches!(q.next_job(now, u16::MAX), Some(Job::Robots(..))));
+        assert!(matches!(
+            q.next_job(now, Some(u16::MAX)),
+            Some(Job::Robots(..))
+        ));
         assert!(matches!(q.rules_ahead("a.test:80"), RulesAhead::Coming));
         // Listed while the guard was refusing the robots.txt request.
         q.push(url("http://a.test/listed"), 1, None, now);
         q.recheck_robots("a.test:80");
         q.robots_known("a.test:80", Rules::Unchecked, now);
         assert!(matches!(q.rules_ahead("a.test:80"), RulesAhead::Coming));
-        assert!(matches!(q.next_job(now, u16::MAX), Some(Job::Robots(..))));
+        assert!(matches!(
+            q.next_job(now, Some(u16::MAX)),
+            Some(Job::Robots(..))
+        ));
         q.robots_known("a.test:80", Rules::AllowAll, now);
         assert!(matches!(
             q.rules_ahead("a.test:80"),
@@ -549,6 +629,37 @@ mod tests {
             fetch(&mut q, later).map(|(_, u)| u.path().to_owned()),
             Some("/2".into())
         );
+    }
+
+    #[test]
+    fn scripts_go_first_even_when_no_page_may_start_and_outlive_a_page_limit() {
+        let now = Instant::now();
+        let mut q = Queues::new(limits(2, 1, 0));
+        q.push(url("http://a.test/page"), 0, None, now);
+        q.push_script(url("http://cdn.test/x.js"), "http://a.test/".into(), now);
+        q.push_script(url("http://a.test/app.js"), "http://a.test/".into(), now);
+        // No page may start, scripts still do, and each host's limit holds.
+        let job = q.next_job(now, None);
+        assert!(
+            matches!(job, Some(Job::Script { ref url, .. }) if url.host_str() == Some("cdn.test"))
+        );
+        let job = q.next_job(now, None);
+        assert!(
+            matches!(job, Some(Job::Script { ref referer, .. }) if &**referer == "http://a.test/")
+        );
+        assert!(q.next_job(now, Some(u16::MAX)).is_none(), "-c 2 is taken");
+        q.finished("a.test:80", now);
+        q.push_script(url("http://a.test/late.js"), "http://a.test/".into(), now);
+        // --max-pages reached: pages go, scripts stay.
+        assert_eq!(q.take_all().len(), 1);
+        assert_eq!((q.queued, q.scripts), (0, 1));
+        assert!(matches!(
+            q.next_job(now, Some(u16::MAX)),
+            Some(Job::Script { .. })
+        ));
+        q.push_script(url("http://b.test/y.js"), "http://a.test/".into(), now);
+        assert_eq!(q.drop_scripts(), 1);
+        assert!(q.is_empty());
     }
 
     fn at_depth(depth: u16) -> Option<Origin> {
@@ -583,7 +694,7 @@ mod tests {
         q.push(url("http://a.test/x"), 0, at_depth(1), now);
         q.push(url("http://a.test/y"), 0, at_depth(2), now);
         q.push(url("http://b.test/z"), 0, at_depth(2), now);
-        assert_eq!(q.next_job(now, 0).map(|_| ()), None);
+        assert_eq!(q.next_job(now, Some(0)).map(|_| ()), None);
         assert_eq!(fetch(&mut q, now).unwrap().1.path(), "/x");
         assert_eq!(fetch(&mut q, now).unwrap().1.path(), "/z");
         assert!(fetch(&mut q, now).is_none(), "a.test is at its limit");

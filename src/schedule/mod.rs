@@ -20,11 +20,14 @@ pub mod tasks;
 pub mod work;
 
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
+use url::Url;
 
+use crate::content::scripts::{Arrival, Content, News};
 use crate::crawl::{Crawl, Origin};
 use crate::error::ErrorKind;
 use crate::fetch::{FetchFailure, Fetched, Fetcher, HopRule};
@@ -56,6 +59,19 @@ pub struct Limits {
     pub max_frontier: usize,
 }
 
+/// The fetch stage's link to the `--fetch-scripts` stage.
+pub struct ScriptLink {
+    /// Pages that reached the stage, the scripts they need, and held
+    /// pages that went on.
+    pub news: mpsc::UnboundedReceiver<News>,
+    /// Where fetched scripts go.
+    pub results: std_mpsc::Sender<Arrival>,
+    /// `--max-script-body`.
+    pub max_body: u64,
+    /// Held pages past which no page request starts.
+    pub max_held: usize,
+}
+
 /// Everything the fetch stage runs with.
 pub struct Setup {
     /// The HTTP client.
@@ -71,6 +87,8 @@ pub struct Setup {
     pub crawl: Option<Arc<Crawl>>,
     /// Told how many URLs wait in the queues.
     pub progress: Option<Arc<dyn Progress>>,
+    /// With `--fetch-scripts`: the stage that asks for scripts.
+    pub scripts: Option<ScriptLink>,
 }
 
 /// What the fetch stage hands on for one input line or discovered URL.
@@ -151,6 +169,14 @@ struct Fetching {
     grace_ends: Option<Instant>,
     /// URLs that will have no result because of a stop.
     unfinished: u64,
+    /// With `--fetch-scripts`: the link to its stage, and how the pages
+    /// handed on stand there.
+    scripts: Option<ScriptLink>,
+    /// Pages handed on that the scripts stage has not reported yet: each
+    /// may still ask for scripts.
+    unreported: u64,
+    /// Pages the scripts stage holds for their scripts.
+    held: usize,
 }
 
 impl Fetching {
@@ -165,12 +191,23 @@ impl Fetching {
         }
     }
 
-    /// Starts every request the limits allow now.
+    /// Starts every request the limits allow now: scripts first, pages
+    /// while the scripts stage is not holding too many.
     fn dispatch(&mut self, work: &mut impl Work, now: Instant) {
         work.refill(&mut self.queues, now);
-        while let Some(cap) = work.depth_cap(&self.queues)
-            && let Some(job) = self.queues.next_job(now, cap)
-        {
+        loop {
+            let holding = self
+                .scripts
+                .as_ref()
+                .is_some_and(|s| self.held >= s.max_held);
+            let cap = if holding {
+                None
+            } else {
+                work.depth_cap(&self.queues)
+            };
+            let Some(job) = self.queues.next_job(now, cap) else {
+                break;
+            };
             match job {
                 Job::Fetch {
                     host,
@@ -195,6 +232,15 @@ impl Fetching {
                     row.origin = origin;
                     self.rows.push(row);
                 }
+                Job::Script { host, url, referer } => {
+                    let limit = self.scripts.as_ref().map_or(0, |s| s.max_body);
+                    let task = tasks::script(&self.fetcher, host, url, referer, limit);
+                    self.tasks.push(task);
+                }
+                Job::RefuseScript(url, why) => {
+                    let refused = FetchFailure::new(ErrorKind::RobotsDisallowed, why);
+                    self.script_done(url, Content::from_fetch(Err(refused)));
+                }
             }
         }
         work.after_dispatch(&mut self.queues, &mut self.rows);
@@ -216,7 +262,59 @@ impl Fetching {
     fn begin_stop(&mut self, work: &mut impl Work, now: Instant, grace: Duration) {
         self.grace_ends = Some(now + grace);
         self.unfinished += self.queues.take_all().len() as u64;
+        // Their pages stay held, and are counted where they are held.
+        self.queues.drop_scripts();
         self.unfinished += work.give_up();
+    }
+
+    /// A script's fetch ended: its content goes to the scripts stage (if
+    /// that is gone, so is the writer, which the loop finds out).
+    fn script_done(&mut self, url: Url, content: Content) {
+        if let Some(link) = &self.scripts {
+            let _ = link.results.send(Arrival::Script(url, content));
+        }
+    }
+
+    /// Hands a page on; false when the receiver has gone.
+    async fn hand_on(&mut self, done: Completed, out: &mpsc::Sender<Completed>) -> bool {
+        if out.send(done).await.is_err() {
+            return false;
+        }
+        if self.scripts.is_some() {
+            self.unreported += 1;
+        }
+        true
+    }
+
+    /// What the scripts stage said; false when it has gone (and with it
+    /// the writer).
+    fn told(&mut self, news: Option<News>, now: Instant) -> bool {
+        match news {
+            None => false,
+            Some(News::Page { fetch, held }) => {
+                self.unreported = self.unreported.saturating_sub(1);
+                self.held += usize::from(held);
+                // Stopping: nothing new starts; the page stays held.
+                if self.grace_ends.is_none() {
+                    for (url, referer) in fetch {
+                        self.queues.push_script(url, referer, now);
+                    }
+                }
+                true
+            }
+            Some(News::Released) => {
+                self.held = self.held.saturating_sub(1);
+                true
+            }
+        }
+    }
+}
+
+/// The scripts stage's next news; pending forever without one.
+async fn next_news(link: &mut Option<ScriptLink>) -> Option<News> {
+    match link {
+        Some(link) => link.news.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -237,6 +335,7 @@ pub(crate) async fn run<W: Work>(
         grace,
         crawl,
         progress,
+        scripts,
     } = setup;
     let mut f = Fetching {
         fetcher,
@@ -248,6 +347,9 @@ pub(crate) async fn run<W: Work>(
         rows: Vec::new(),
         grace_ends: None,
         unfinished: 0,
+        scripts,
+        unreported: 0,
+        held: 0,
     };
     work.start(&mut f.ctx(Instant::now()));
     let mut shown_queued = u64::MAX;
@@ -270,12 +372,15 @@ pub(crate) async fn run<W: Work>(
             shown_queued = queued;
             progress.queued(queued);
         }
-        for done in f.rows.drain(..) {
-            if out.send(done).await.is_err() {
+        for done in std::mem::take(&mut f.rows) {
+            if !f.hand_on(done, &out).await {
                 return (Ended::OutputClosed, work.tally());
             }
         }
-        if work.exhausted() && f.queues.is_empty() && f.tasks.is_empty() {
+        // A page not yet reported by the scripts stage may still need
+        // scripts; once stopping, those would not be fetched anyway.
+        let reported = f.unreported == 0 || f.grace_ends.is_some();
+        if work.exhausted() && f.queues.is_empty() && f.tasks.is_empty() && reported {
             let ended = match f.grace_ends {
                 None => Ended::Complete,
                 Some(_) => Ended::Stopped {
@@ -307,10 +412,19 @@ pub(crate) async fn run<W: Work>(
                         f.pages_running -= 1;
                         f.queues.finished(&host, now);
                         work.completed(&done, depth);
-                        if out.send(done).await.is_err() {
+                        if !f.hand_on(done, &out).await {
                             return (Ended::OutputClosed, work.tally());
                         }
                     }
+                    Finished::Script { host, url, content } => {
+                        f.queues.finished(&host, now);
+                        f.script_done(url, content);
+                    }
+                }
+            }
+            news = next_news(&mut f.scripts) => {
+                if !f.told(news, Instant::now()) {
+                    return (Ended::OutputClosed, work.tally());
                 }
             }
             arrival = work.next(room) => {

@@ -13,6 +13,7 @@ use url::Url;
 
 use super::Completed;
 use super::hosts::host_key;
+use crate::content::scripts::Content;
 use crate::crawl::Origin;
 use crate::crawl::robots::{self, Rules};
 use crate::crawl::sitemap::{self, Sitemap};
@@ -34,6 +35,12 @@ pub(crate) enum Finished {
     },
     Robots(String, Rules),
     Sitemap(SitemapRead),
+    /// A script's fetch ended (`url` as asked for).
+    Script {
+        host: String,
+        url: Url,
+        content: Content,
+    },
 }
 
 /// A sitemap was read (or the `Sitemap:` lines of a robots.txt, when
@@ -77,6 +84,32 @@ pub(crate) fn page(
             Completed::without_request(seq, listed, ErrorKind::Io, why)
         });
         Finished::Page { host, depth, done }
+    })
+}
+
+/// Fetches a script for `--fetch-scripts`, with `referer` (the page that
+/// named it first) and at most `limit` bytes of body.
+pub(crate) fn script(
+    fetcher: &Fetcher,
+    host: String,
+    url: Url,
+    referer: std::sync::Arc<str>,
+    limit: u64,
+) -> BoxFuture<'static, Finished> {
+    let fetcher = fetcher.clone();
+    let target = url.clone();
+    let task = AbortOnDrop(tokio::spawn(async move {
+        Content::from_fetch(fetcher.fetch_script(&target, &referer, limit).await)
+    }));
+    Box::pin(async move {
+        let content = task.await.unwrap_or_else(|e| {
+            tracing::warn!("{}: internal error fetching a script: {e}", url);
+            Content::from_fetch(Err(crate::fetch::FetchFailure::new(
+                ErrorKind::Io,
+                format!("internal error: {e}"),
+            )))
+        });
+        Finished::Script { host, url, content }
     })
 }
 

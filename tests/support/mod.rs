@@ -35,6 +35,10 @@ pub struct Seen {
     last_headers: Mutex<Option<HeaderMap>>,
     targets: Mutex<Vec<String>>,
     down: std::sync::atomic::AtomicBool,
+    /// `/js/{name}`: body and how long to wait before answering.
+    scripts: Mutex<HashMap<String, (String, Duration)>>,
+    /// The Referer of every request, by path, in order of arrival.
+    referers: Mutex<HashMap<String, Vec<Option<String>>>>,
 }
 
 /// A loopback HTTP server that lives as long as this value.
@@ -93,6 +97,7 @@ impl TestServer {
             .route("/deep/{kind}", get(deep))
             .route("/robots.txt", get(robots_txt))
             .route("/page/{name}", get(settable_page))
+            .route("/js/{name}", get(settable_script))
             .route("/site/{key}", get(site_page))
             .route("/links", get(links_page))
             .route("/sitemaps/{name}", get(sitemaps))
@@ -158,6 +163,19 @@ impl TestServer {
     pub fn set_page(&self, name: &str, html: &str) {
         let mut pages = self.seen.pages.lock().unwrap();
         pages.insert(name.to_owned(), html.to_owned());
+    }
+
+    /// Serve `body` as JavaScript at `/js/{name}` from now on (404 until
+    /// set), after `delay`.
+    pub fn set_script(&self, name: &str, body: &str, delay: Duration) {
+        let mut scripts = self.seen.scripts.lock().unwrap();
+        scripts.insert(name.to_owned(), (body.to_owned(), delay.min(MAX_SLEEP)));
+    }
+
+    /// The Referer header of each request for `path`, in order.
+    pub fn referers(&self, path: &str) -> Vec<Option<String>> {
+        let referers = self.seen.referers.lock().unwrap();
+        referers.get(path).cloned().unwrap_or_default()
     }
 
     /// While `down`, every request is answered 503 Service Unavailable,
@@ -226,6 +244,16 @@ async fn track(State(seen): State<Arc<Seen>>, req: Request, next: Next) -> Respo
         .unwrap()
         .entry(req.uri().path().to_owned())
         .or_default() += 1;
+    let referer = req
+        .headers()
+        .get(header::REFERER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    seen.referers
+        .lock()
+        .unwrap()
+        .entry(req.uri().path().to_owned())
+        .or_default()
+        .push(referer);
     if let Some(target) = req.uri().path_and_query() {
         seen.targets
             .lock()
@@ -589,6 +617,20 @@ async fn robots_txt(State(seen): State<Arc<Seen>>) -> Response {
 async fn settable_page(State(seen): State<Arc<Seen>>, UrlPath(name): UrlPath<String>) -> Response {
     match seen.pages.lock().unwrap().get(&name) {
         Some(body) => html(body.clone()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn settable_script(
+    State(seen): State<Arc<Seen>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let script = seen.scripts.lock().unwrap().get(&name).cloned();
+    match script {
+        Some((body, delay)) => {
+            tokio::time::sleep(delay).await;
+            ([(header::CONTENT_TYPE, "text/javascript")], body).into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

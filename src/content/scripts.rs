@@ -1,0 +1,373 @@
+//! The `--fetch-scripts` stage: what is behind each external script, each
+//! fetched once per run, and the pages that wait for it.
+//!
+//! It sits between the parse threads and the writer. A parsed page whose
+//! external scripts are all known goes on at once, with their content;
+//! otherwise it is held, and the scripts nobody asked for yet go to the
+//! fetch stage, which fetches them ahead of pages within the same limits
+//! (see [`crate::schedule::hosts`]). When the last script a held page
+//! waits for arrives, the page goes on.
+//!
+//! The fetch stage hears of every page that reaches this stage
+//! ([`News::Page`]), so that it ends only once no page can ask for another
+//! script, and of every held page that goes on ([`News::Released`]), so
+//! that it can stop starting pages while too many are held.
+//!
+//! Memory: the scripts known are kept in a map of at most
+//! [`MAX_KNOWN_SCRIPTS`] entries (the oldest fetched are forgotten past
+//! that, and fetched again if a later page names them); a held page keeps
+//! its rows, and the fetch stage holds at most as many pages as
+//! [`max_held`] says.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::sri::{self, Algorithm, Digests};
+use crate::error::ErrorKind;
+use crate::extract::Src;
+use crate::fetch::{FetchFailure, ScriptBody};
+use crate::output::PageResult;
+
+/// Scripts remembered at once. An entry costs about 350 bytes with its URL
+/// (see the README), so this is some 18 MB at most.
+pub const MAX_KNOWN_SCRIPTS: usize = 50_000;
+
+/// Pages held for their scripts before the fetch stage stops starting
+/// pages: enough to keep every request slot busy on pages while scripts
+/// trickle in, few enough that their rows stay a small part of memory.
+pub fn max_held(concurrency: usize) -> usize {
+    concurrency.saturating_mul(4).max(64)
+}
+
+/// What was found behind one script's `src`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Content {
+    /// The HTTP status of the script's response, when one came back.
+    pub status: Option<u16>,
+    /// Why there is no content, as for pages; `None` when it was read.
+    pub error: Option<ErrorKind>,
+    /// Body bytes read (decompressed).
+    pub bytes: u64,
+    /// The body's digests, when it was read whole.
+    pub digests: Option<Digests>,
+}
+
+impl Content {
+    /// The result of a script's fetch.
+    pub fn from_fetch(fetched: Result<ScriptBody, FetchFailure>) -> Content {
+        match fetched {
+            Ok(body) => Content {
+                status: Some(body.status),
+                error: None,
+                bytes: body.bytes,
+                digests: Some(body.digests),
+            },
+            Err(failure) => Content {
+                status: failure.status,
+                error: Some(failure.error.kind),
+                bytes: failure.bytes,
+                digests: None,
+            },
+        }
+    }
+
+    /// `sha384-<base64>` of the body, ready for an `integrity` attribute.
+    pub fn sha384(&self) -> Option<String> {
+        self.digests.as_ref().map(|d| d.sri(Algorithm::Sha384))
+    }
+
+    /// Whether a browser would run this body under `integrity`; `None`
+    /// when the body is not known.
+    pub fn integrity_ok(&self, integrity: &str) -> Option<bool> {
+        let digests = self.digests.as_ref()?;
+        Some(sri::matches_digests(integrity, digests))
+    }
+}
+
+/// What reaches this stage: parsed pages, and fetched scripts.
+#[derive(Debug)]
+pub enum Arrival {
+    /// A page from the parse threads.
+    Page(PageResult),
+    /// A script's fetch ended; `url` is the one asked for.
+    Script(Url, Content),
+}
+
+/// What this stage tells the fetch stage.
+#[derive(Debug)]
+pub enum News {
+    /// A page arrived. `fetch`: scripts no page named before, each with
+    /// the page to send as Referer; `held`: the page waits for scripts.
+    Page {
+        fetch: Vec<(Url, Arc<str>)>,
+        held: bool,
+    },
+    /// A held page went on.
+    Released,
+}
+
+/// The script a `src` names, as fetched: only http(s), without its
+/// fragment (which never reaches the server).
+pub fn fetchable(src: &Src) -> Option<Url> {
+    let Src::Resolved(url) = src else { return None };
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let mut url = url.clone();
+    url.set_fragment(None);
+    Some(url)
+}
+
+enum Entry {
+    /// Being fetched; these held pages wait for it.
+    Pending(Vec<u64>),
+    Known(Arc<Content>),
+}
+
+struct Held {
+    page: PageResult,
+    /// Scripts of the page not known yet (a script named twice counts
+    /// twice).
+    waiting: usize,
+}
+
+/// The stage's state: the scripts known and the pages held.
+#[derive(Default)]
+pub struct Scripts {
+    entries: HashMap<Arc<str>, Entry>,
+    /// Known scripts, oldest first, to forget past the bound.
+    known_order: VecDeque<Arc<str>>,
+    held: HashMap<u64, Held>,
+    next_held: u64,
+}
+
+impl Scripts {
+    /// A stage that knows no script yet.
+    pub fn new() -> Scripts {
+        Scripts::default()
+    }
+
+    /// Takes a parsed page in: returns the page when it can go on now,
+    /// and the news for the fetch stage.
+    pub fn page(&mut self, mut page: PageResult) -> (Option<PageResult>, News) {
+        let id = self.next_held;
+        let mut fetch = Vec::new();
+        let mut waiting = 0;
+        if let Ok(scripts) = &mut page.outcome {
+            let referer: Arc<str> = page
+                .final_url
+                .as_deref()
+                .unwrap_or(&page.page_url)
+                .split('#')
+                .next()
+                .unwrap_or_default()
+                .into();
+            for script in scripts.iter_mut() {
+                let Some(url) = script.src.as_ref().and_then(fetchable) else {
+                    continue;
+                };
+                match self.entries.get_mut(url.as_str()) {
+                    Some(Entry::Known(content)) => script.content = Some(Arc::clone(content)),
+                    Some(Entry::Pending(pages)) => {
+                        pages.push(id);
+                        waiting += 1;
+                    }
+                    None => {
+                        self.entries
+                            .insert(url.as_str().into(), Entry::Pending(vec![id]));
+                        fetch.push((url, Arc::clone(&referer)));
+                        waiting += 1;
+                    }
+                }
+            }
+        }
+        if waiting == 0 {
+            return (Some(page), News::Page { fetch, held: false });
+        }
+        self.next_held += 1;
+        self.held.insert(id, Held { page, waiting });
+        (None, News::Page { fetch, held: true })
+    }
+
+    /// A script's fetch ended: returns the held pages that can go on.
+    pub fn script(&mut self, url: &Url, content: Content) -> Vec<PageResult> {
+        let content = Arc::new(content);
+        let key: Arc<str> = url.as_str().into();
+        let pages = match self
+            .entries
+            .insert(Arc::clone(&key), Entry::Known(Arc::clone(&content)))
+        {
+            Some(Entry::Pending(pages)) => pages,
+            // A result nobody waits for (cannot happen: each script is
+            // asked for once while pending); kept all the same.
+            _ => Vec::new(),
+        };
+        self.known_order.push_back(key);
+        self.forget_oldest();
+        let mut ready = Vec::new();
+        for id in pages {
+            let Some(held) = self.held.get_mut(&id) else {
+                continue;
+            };
+            if let Ok(scripts) = &mut held.page.outcome {
+                for script in scripts.iter_mut() {
+                    if script.content.is_none()
+                        && script.src.as_ref().and_then(fetchable).as_ref() == Some(url)
+                    {
+                        script.content = Some(Arc::clone(&content));
+                        held.waiting -= 1;
+                    }
+                }
+            }
+            if held.waiting == 0
+                && let Some(held) = self.held.remove(&id)
+            {
+                ready.push(held.page);
+            }
+        }
+        ready
+    }
+
+    /// Pages still held: those whose scripts will not come (the run was
+    /// stopped), which are left unwritten.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    fn forget_oldest(&mut self) {
+        while self.known_order.len() > MAX_KNOWN_SCRIPTS {
+            if let Some(key) = self.known_order.pop_front() {
+                self.entries.remove(&key);
+            }
+        }
+    }
+}
+
+/// Runs the stage until every sender of `arrivals` is gone: pages go on to
+/// `pages` as their scripts are known, news to `news`. Returns the pages
+/// left held (a stopped run), or `None` when the writer went away.
+pub fn run(
+    arrivals: std_mpsc::Receiver<Arrival>,
+    pages: std_mpsc::SyncSender<PageResult>,
+    news: mpsc::UnboundedSender<News>,
+) -> Option<usize> {
+    let mut scripts = Scripts::new();
+    for arrival in arrivals {
+        match arrival {
+            Arrival::Page(page) => {
+                let (ready, told) = scripts.page(page);
+                // The fetch stage hears first, so that it counts the page
+                // before the writer can finish the run; it is gone only
+                // when the run is over.
+                let _ = news.send(told);
+                if let Some(page) = ready
+                    && pages.send(page).is_err()
+                {
+                    return None;
+                }
+            }
+            Arrival::Script(url, content) => {
+                for page in scripts.script(&url, content) {
+                    let _ = news.send(News::Released);
+                    if pages.send(page).is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    Some(scripts.held())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::Extractor;
+    use std::time::Duration;
+
+    fn page(seq: u64, html: &str) -> PageResult {
+        let url = Url::parse(&format!("https://shop.example/{seq}#top")).unwrap();
+        PageResult {
+            seq,
+            page_url: url.to_string(),
+            final_url: Some(url.to_string()),
+            status: Some(200),
+            outcome: Ok(Extractor::new().extract(&url, html)),
+            bytes: 0,
+            elapsed: Duration::ZERO,
+            charset: None,
+            attempts: 1,
+            depth: 0,
+            referrer: None,
+        }
+    }
+
+    fn read(body: &[u8]) -> Content {
+        Content {
+            status: Some(200),
+            error: None,
+            bytes: body.len() as u64,
+            digests: Some(Digests::of(body)),
+        }
+    }
+
+    fn fetch_of(news: News) -> (Vec<String>, bool) {
+        match news {
+            News::Page { fetch, held } => {
+                (fetch.into_iter().map(|(u, _)| u.into()).collect(), held)
+            }
+            News::Released => panic!("not a page's news"),
+        }
+    }
+
+    #[test]
+    fn a_script_is_asked_for_once_and_its_pages_go_on_when_it_comes() {
+        let mut stage = Scripts::new();
+        let html = "<script src=/a.js></script><script>x()</script><script src=/a.js#b></script>";
+        let (ready, news) = stage.page(page(1, html));
+        assert!(ready.is_none());
+        let (fetch, held) = fetch_of(news);
+        assert_eq!(fetch, ["https://shop.example/a.js"]);
+        assert!(held);
+        let (ready, news) = stage.page(page(2, "<script src=/a.js></script>"));
+        assert!(ready.is_none());
+        assert_eq!(fetch_of(news), (vec![], true), "already asked for");
+        let (ready, news) = stage.page(page(3, "<script>inline()</script>"));
+        assert!(ready.is_some(), "nothing to wait for");
+        assert_eq!(fetch_of(news), (vec![], false));
+
+        let a = Url::parse("https://shop.example/a.js").unwrap();
+        let released = stage.script(&a, read(b"a"));
+        let seqs: Vec<u64> = released.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        let scripts = released[0].outcome.as_ref().unwrap();
+        assert!(scripts[0].content.is_some() && scripts[2].content.is_some());
+        assert!(scripts[1].content.is_none(), "inline");
+        assert_eq!(stage.held(), 0);
+
+        // Known now: a later page goes on at once.
+        let (ready, news) = stage.page(page(4, "<script src=/a.js></script>"));
+        let ready = ready.expect("known script");
+        assert_eq!(fetch_of(news), (vec![], false));
+        let content = ready.outcome.unwrap()[0].content.clone().unwrap();
+        assert_eq!(content.sha384(), read(b"a").sha384());
+        assert_eq!(
+            content.integrity_ok(&Digests::of(b"a").sri(Algorithm::Sha256)),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn the_referer_is_the_page_without_its_fragment() {
+        let mut stage = Scripts::new();
+        let (_, news) = stage.page(page(7, "<script src=//cdn.example/x.js></script>"));
+        let News::Page { fetch, .. } = news else {
+            panic!("a page's news")
+        };
+        assert_eq!(&*fetch[0].1, "https://shop.example/7");
+    }
+}
