@@ -326,15 +326,17 @@ pub fn run(
     }
     // Pages held for scripts that were never fetched (a stop): read and
     // parsed, but not written.
-    let held = match scripts_thread.map(thread::JoinHandle::join) {
-        None => 0,
-        Some(Ok(held)) => held.unwrap_or(0) as u64,
+    let scripts_ended = match scripts_thread.map(thread::JoinHandle::join) {
+        None => None,
+        Some(Ok(ended)) => Some(ended),
         Some(Err(_)) => anyhow::bail!("internal error: the scripts thread panicked"),
     };
+    let held = scripts_ended.as_ref().map_or(0, |e| e.held);
     let (mut summary, sink) = match writer.join() {
         Ok(result) => result?,
         Err(_) => anyhow::bail!("internal error: the output thread panicked"),
     };
+    summary.script_content = scripts_ended.map(|e| e.tally);
     match ended {
         Ended::Complete if !summary.output_closed => {
             // The input ended (else the fetch stage would still be

@@ -67,6 +67,12 @@ fn each_script_is_fetched_once_per_run_and_its_content_described() {
         None,
     );
     assert!(out.code == 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("96 scripts (2 distinct scripts fetched, 0 without content)"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(
         server.hits("/js/a.js"),
         1,
@@ -136,10 +142,19 @@ fn the_page_is_the_referer_and_failures_are_kinds() {
             "1K",
             "--retries",
             "1",
+            "--stats",
+            "stats.json",
         ],
         None,
     );
     assert!(out.code == 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "(4 distinct scripts fetched, 2 without content: 1 http_status, 1 body_too_large)"
+        ),
+        "{}",
+        out.stderr
+    );
     assert_eq!(server.referers("/js/ok.js"), [Some(page_url.clone())]);
     let table = Table::read(&run.path("scripts.csv"));
     let row = |tail: &str| rows_for(&table, tail)[0];
@@ -154,6 +169,13 @@ fn the_page_is_the_referer_and_failures_are_kinds() {
     assert_eq!(table.get(big, "content_error"), "body_too_large");
     assert_eq!(table.get(big, "content_bytes"), "1024");
     assert_eq!(table.get(big, "content_sha384"), "");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path("stats.json")).unwrap()).unwrap();
+    assert_eq!(
+        stats["script_content"],
+        serde_json::json!({"fetched": 4, "failed": 2,
+            "errors": {"http_status": 1, "body_too_large": 1}})
+    );
     // A 503 then the script: retried as a page would be.
     let flaky = row("/flaky/1/s");
     assert_eq!(table.get(flaky, "content_status"), "200");

@@ -19,7 +19,7 @@
 //! its rows, and the fetch stage holds at most as many pages as
 //! [`max_held`] says.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
@@ -247,15 +247,44 @@ impl Scripts {
     }
 }
 
+/// The scripts a run fetched, for its summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Script fetches that ended (each distinct script once, unless it
+    /// was forgotten and named again), failed ones included.
+    pub fetched: u64,
+    /// Of those, the ones with no content, by kind.
+    pub failed: BTreeMap<ErrorKind, u64>,
+}
+
+impl Tally {
+    /// Fetches that gave no content.
+    pub fn failures(&self) -> u64 {
+        self.failed.values().sum()
+    }
+}
+
+/// How the stage ended.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// Pages left held, their scripts never fetched (a stopped run): not
+    /// written.
+    pub held: u64,
+    /// The writer went away.
+    pub output_closed: bool,
+    /// The scripts fetched.
+    pub tally: Tally,
+}
+
 /// Runs the stage until every sender of `arrivals` is gone: pages go on to
-/// `pages` as their scripts are known, news to `news`. Returns the pages
-/// left held (a stopped run), or `None` when the writer went away.
+/// `pages` as their scripts are known, news to `news`.
 pub fn run(
     arrivals: std_mpsc::Receiver<Arrival>,
     pages: std_mpsc::SyncSender<PageResult>,
     news: mpsc::UnboundedSender<News>,
-) -> Option<usize> {
+) -> Ended {
     let mut scripts = Scripts::new();
+    let mut ended = Ended::default();
     for arrival in arrivals {
         match arrival {
             Arrival::Page(page) => {
@@ -267,20 +296,27 @@ pub fn run(
                 if let Some(page) = ready
                     && pages.send(page).is_err()
                 {
-                    return None;
+                    ended.output_closed = true;
+                    return ended;
                 }
             }
             Arrival::Script(url, content) => {
+                ended.tally.fetched += 1;
+                if let Some(kind) = content.error {
+                    *ended.tally.failed.entry(kind).or_default() += 1;
+                }
                 for page in scripts.script(&url, content) {
                     let _ = news.send(News::Released);
                     if pages.send(page).is_err() {
-                        return None;
+                        ended.output_closed = true;
+                        return ended;
                     }
                 }
             }
         }
     }
-    Some(scripts.held())
+    ended.held = scripts.held() as u64;
+    ended
 }
 
 #[cfg(test)]

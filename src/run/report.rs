@@ -55,6 +55,8 @@ pub struct Summary {
     pub not_fetched: u64,
     /// In crawl mode, what the links led to.
     pub crawl: Option<Crawled>,
+    /// With `--fetch-scripts`: the scripts this run fetched.
+    pub script_content: Option<crate::content::scripts::Tally>,
     /// Discovered URLs that are not pages to scrape, by kind: not HTML (a
     /// PDF, an image), disallowed by robots.txt, or on a private address.
     /// They have rows, but a crawl that meets them has not failed.
@@ -234,6 +236,23 @@ impl fmt::Display for Summary {
             write!(f, " ({})", kinds.join(", "))?;
         }
         write!(f, ", {}", count(self.scripts, "script"))?;
+        if let Some(content) = &self.script_content {
+            write!(
+                f,
+                " ({} fetched, {} without content",
+                count(content.fetched, "distinct script"),
+                content.failures()
+            )?;
+            if !content.failed.is_empty() {
+                let kinds: Vec<String> = content
+                    .failed
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect();
+                write!(f, ": {}", kinds.join(", "))?;
+            }
+            write!(f, ")")?;
+        }
         if self.resumed > 0 {
             write!(
                 f,

@@ -87,6 +87,15 @@ pub fn document(
             "5xx": classes[5],
         },
         "scripts": summary.scripts,
+        "script_content": summary.script_content.as_ref().map(|c| json!({
+            "fetched": c.fetched,
+            "failed": c.failures(),
+            "errors": c
+                .failed
+                .iter()
+                .map(|(k, n)| (k.as_str().to_owned(), json!(n)))
+                .collect::<Map<String, Value>>(),
+        })),
         "bytes": summary.bytes,
         "pages_per_s": if elapsed > 0.0 { round3(this_run as f64 / elapsed) } else { 0.0 },
         "latency_ms": {

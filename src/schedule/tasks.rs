@@ -99,7 +99,13 @@ pub(crate) fn script(
     let fetcher = fetcher.clone();
     let target = url.clone();
     let task = AbortOnDrop(tokio::spawn(async move {
-        Content::from_fetch(fetcher.fetch_script(&target, &referer, limit).await)
+        let fetched = fetcher.fetch_script(&target, &referer, limit).await;
+        if let Err(failure) = &fetched {
+            // The rows say only the kind; the words are for -v.
+            let shown = crate::output::without_password(target.as_str()).into_owned();
+            tracing::info!("{shown}: script not fetched: {}", failure.error);
+        }
+        Content::from_fetch(fetched)
     }));
     Box::pin(async move {
         let content = task.await.unwrap_or_else(|e| {
