@@ -475,8 +475,6 @@ pub fn command() -> clap::Command {
             work.mut_arg("max_pages", hide)
                 .mut_arg("sitemaps", hide)
                 .mut_arg("frontier_memory", hide)
-                .mut_arg("fetch_scripts", hide)
-                .mut_arg("max_script_body", hide)
         })
         .mut_subcommand("collect", |collect| {
             collect.mut_arg("ordered", hide).mut_arg("resume", |arg| {

@@ -210,12 +210,6 @@ impl Config {
         if !fetch.sitemaps.is_empty() {
             bail!("--sitemap is not read by workers: enqueue the sitemap's URLs instead");
         }
-        if fetch.fetch_scripts {
-            bail!(
-                "--fetch-scripts is not yet done by workers: run the scrape locally (or with \
-                 --shard) to fetch scripts"
-            );
-        }
         if fetch.frontier_memory != defaults::<crate::cli::FetchArgs>().frontier_memory {
             bail!(
                 "--frontier-memory applies to a local crawl: a worker's frontier is the job's queue"

@@ -142,7 +142,7 @@ enum Deliver {
     /// Straight to the writer.
     Writer(std_mpsc::SyncSender<PageResult>),
     /// To the `--fetch-scripts` stage, which passes it on.
-    Scripts(std_mpsc::Sender<content::scripts::Arrival>),
+    Scripts(std_mpsc::Sender<content::scripts::Arrival<()>>),
 }
 
 impl Deliver {
@@ -150,8 +150,56 @@ impl Deliver {
     fn send(&self, page: PageResult) -> bool {
         match self {
             Deliver::Writer(tx) => tx.send(page).is_ok(),
-            Deliver::Scripts(tx) => tx.send(content::scripts::Arrival::Page(page)).is_ok(),
+            Deliver::Scripts(tx) => tx.send(content::scripts::Arrival::Page(page, ())).is_ok(),
         }
+    }
+}
+
+/// The `--fetch-scripts` stage, started: where parsed pages go, its
+/// thread, and the fetch stage's link to it.
+struct ScriptsStage<T> {
+    pages: std_mpsc::Sender<content::scripts::Arrival<T>>,
+    thread: thread::JoinHandle<content::scripts::Ended>,
+    link: schedule::ScriptLink,
+}
+
+/// Starts the `--fetch-scripts` stage: each page sent to it (with its `T`)
+/// goes on through `deliver` once its scripts are known.
+fn start_scripts<T: Send + 'static>(
+    max_body: u64,
+    concurrency: usize,
+    deliver: impl FnMut(PageResult, T) -> bool + Send + 'static,
+) -> anyhow::Result<ScriptsStage<T>> {
+    use content::scripts::{self, Arrival};
+    let (pages, arrivals) = std_mpsc::channel();
+    let (news_tx, news) = mpsc::unbounded_channel();
+    let thread = thread::Builder::new()
+        .name("scriptscrape-scripts".into())
+        .spawn(move || scripts::run(arrivals, deliver, news_tx))
+        .context("cannot start the scripts thread")?;
+    let results = pages.clone();
+    let link = schedule::ScriptLink {
+        news,
+        results: Box::new(move |url, content| results.send(Arrival::Script(url, content)).is_ok()),
+        max_body,
+        max_held: scripts::max_held(concurrency),
+    };
+    Ok(ScriptsStage {
+        pages,
+        thread,
+        link,
+    })
+}
+
+/// Waits for the scripts stage to end (it ends once the parse threads and
+/// the fetch stage have let go of it).
+fn join_scripts(
+    thread: Option<thread::JoinHandle<content::scripts::Ended>>,
+) -> anyhow::Result<Option<content::scripts::Ended>> {
+    match thread.map(thread::JoinHandle::join) {
+        None => Ok(None),
+        Some(Ok(ended)) => Ok(Some(ended)),
+        Some(Err(_)) => anyhow::bail!("internal error: the scripts thread panicked"),
     }
 }
 
@@ -241,25 +289,16 @@ pub fn run(
 
     // With --fetch-scripts, parsed pages go to the scripts stage, which
     // hands them to the writer once their scripts are known.
-    let (deliver, scripts_stage) = match config.fetch_scripts {
-        None => (Deliver::Writer(page_tx), None),
+    let (deliver, scripts_thread, script_link) = match config.fetch_scripts {
+        None => (Deliver::Writer(page_tx), None, None),
         Some(max_body) => {
-            let (arrival_tx, arrival_rx) = std_mpsc::channel();
-            let (news_tx, news_rx) = mpsc::unbounded_channel();
-            let stage = thread::Builder::new()
-                .name("scriptscrape-scripts".into())
-                .spawn(move || content::scripts::run(arrival_rx, page_tx, news_tx))
-                .context("cannot start the scripts thread")?;
-            let link = schedule::ScriptLink {
-                news: news_rx,
-                results: arrival_tx.clone(),
-                max_body,
-                max_held: content::scripts::max_held(concurrency),
-            };
-            (Deliver::Scripts(arrival_tx), Some((stage, link)))
+            let stage = start_scripts(max_body, concurrency, move |page, ()| {
+                page_tx.send(page).is_ok()
+            })?;
+            let deliver = Deliver::Scripts(stage.pages);
+            (deliver, Some(stage.thread), Some(stage.link))
         }
     };
-    let (scripts_thread, script_link) = scripts_stage.unzip();
     let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
         let deliver = deliver.clone();
         let links_tx = links_tx.clone();
@@ -326,11 +365,7 @@ pub fn run(
     }
     // Pages held for scripts that were never fetched (a stop): read and
     // parsed, but not written.
-    let scripts_ended = match scripts_thread.map(thread::JoinHandle::join) {
-        None => None,
-        Some(Ok(ended)) => Some(ended),
-        Some(Err(_)) => anyhow::bail!("internal error: the scripts thread panicked"),
-    };
+    let scripts_ended = join_scripts(scripts_thread)?;
     let held = scripts_ended.as_ref().map_or(0, |e| e.held);
     let (mut summary, sink) = match writer.join() {
         Ok(result) => result?,
@@ -532,11 +567,33 @@ pub fn work(
     let concurrency = limits.concurrency;
     let (body_tx, body_rx) = mpsc::channel::<Completed>(parsers * BODIES_PER_PARSER);
     let (page_tx, page_rx) = mpsc::channel(PUBLISH_QUEUE);
-    let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
-        let page_tx = page_tx.clone();
-        move |page, links| page_tx.blocking_send((page, links)).is_ok()
-    })?;
-    drop(page_tx);
+    // With --fetch-scripts, a page and its links wait in the scripts stage
+    // (still held, so touched and given back like any other) until its
+    // scripts are known.
+    let (parse_handles, scripts_thread, script_link) = match config.fetch_scripts {
+        None => {
+            let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
+                let page_tx = page_tx.clone();
+                move |page, links| page_tx.blocking_send((page, links)).is_ok()
+            })?;
+            drop(page_tx);
+            (parse_handles, None, None)
+        }
+        Some(max_body) => {
+            let stage = start_scripts(max_body, concurrency, move |page, links| {
+                page_tx.blocking_send((page, links)).is_ok()
+            })?;
+            let pages = stage.pages;
+            let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
+                let pages = pages.clone();
+                move |page, links| {
+                    let arrival = content::scripts::Arrival::Page(page, links);
+                    pages.send(arrival).is_ok()
+                }
+            })?;
+            (parse_handles, Some(stage.thread), Some(stage.link))
+        }
+    };
 
     // Deliveries wait here until the scheduler takes them; the taker
     // holds at most `max_held` in all, so that this worker holds little
@@ -580,14 +637,16 @@ pub fn work(
         grace: config.grace,
         crawl,
         progress: None,
-        // Workers do not fetch scripts (refused with `work`).
-        scripts: None,
+        scripts: script_link,
     };
     let (ended, _) = runtime.block_on(schedule::run(setup, work, body_tx));
     for handle in parse_handles {
         // A parse thread cannot panic: extraction runs under catch_unwind.
         let _ = handle.join();
     }
+    // Pages it still holds were never published: given back below with
+    // the rest of what this worker holds.
+    join_scripts(scripts_thread)?;
     let published = runtime
         .block_on(publisher)
         .map_err(|e| anyhow::anyhow!("internal error: the publisher failed: {e}"))??;

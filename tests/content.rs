@@ -305,30 +305,6 @@ fn without_the_option_no_script_is_requested_and_the_columns_are_empty() {
 }
 
 #[test]
-fn a_worker_refuses_fetch_scripts_in_words() {
-    let run = Run::new();
-    let out = run.run(
-        &[
-            "work",
-            "--redis",
-            "redis://127.0.0.1:1/",
-            "--job",
-            "j",
-            "--fetch-scripts",
-        ],
-        None,
-    );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("--fetch-scripts is not yet done by workers"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
-}
-
-#[test]
 fn a_stop_leaves_pages_waiting_on_scripts_unwritten_and_resume_finishes_them() {
     use crate::support::{signal, wait_for_lines, wait_within};
     use std::process::Stdio;

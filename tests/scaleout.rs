@@ -951,3 +951,57 @@ fn a_collect_that_would_lose_or_replace_pages_is_refused() {
     collector(&run, "k", &url, "slow", &["--resume"]).expect(0);
     assert_eq!(Table::read(&run.path("pages-k.csv")).rows.len(), 8);
 }
+
+#[test]
+fn workers_fetch_scripts_and_the_collector_writes_their_content() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    site.set_script("shared.js", "shared()", Duration::from_millis(20));
+    let mut pages = Vec::new();
+    for i in 0..12 {
+        site.set_script(&format!("own{i}.js"), &format!("own({i})"), Duration::ZERO);
+        site.set_page(
+            &format!("p{i}"),
+            &format!(
+                "<script src=/js/shared.js></script><script src=/js/own{i}.js \
+                 integrity=sha256-AAAA></script><script src=/js/missing.js></script>"
+            ),
+        );
+        pages.push(site.url(&format!("/page/p{i}")));
+    }
+    let list = run.urls("urls.txt", &pages);
+    enqueue(&run, &url, "content", &[&list, "--close"]);
+    let mut workers: Vec<Proc> = (1..=2)
+        .map(|i| {
+            let name = format!("worker-{i}");
+            worker(&run, &name, &url, "content", &["--fetch-scripts"])
+        })
+        .collect();
+    let mut collect = collector(&run, "queue", &url, "content", &[]);
+    for w in &mut workers {
+        w.expect(0);
+    }
+    assert_eq!(collect.wait(), 0, "{}", collect.stderr());
+    // Each worker fetches a script once at most.
+    let shared = site.hits("/js/shared.js");
+    assert!((1..=2).contains(&shared), "{shared} requests");
+    for i in 0..12 {
+        assert_eq!(site.hits(&format!("/js/own{i}.js")), 1);
+    }
+    let (local, code) = local(&run, &[&list], &["--fetch-scripts"]);
+    assert_eq!(code, 0);
+    let queued = Outputs::read(&run, "queue");
+    assert_same(&local, &queued);
+    let sha = queued.scripts.column("content_sha384");
+    assert_eq!(sha.iter().filter(|s| s.starts_with("sha384-")).count(), 24);
+    assert_eq!(
+        queued
+            .scripts
+            .rows_where("content_error", "http_status")
+            .len(),
+        12
+    );
+    assert_eq!(queued.scripts.rows_where("integrity_ok", "false").len(), 12);
+}

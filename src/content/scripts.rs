@@ -88,11 +88,12 @@ impl Content {
     }
 }
 
-/// What reaches this stage: parsed pages, and fetched scripts.
+/// What reaches this stage: parsed pages (each with what goes along with
+/// it, `T`: a worker's found links), and fetched scripts.
 #[derive(Debug)]
-pub enum Arrival {
+pub enum Arrival<T> {
     /// A page from the parse threads.
-    Page(PageResult),
+    Page(PageResult, T),
     /// A script's fetch ended; `url` is the one asked for.
     Script(Url, Content),
 }
@@ -128,32 +129,44 @@ enum Entry {
     Known(Arc<Content>),
 }
 
-struct Held {
+struct Held<T> {
     page: PageResult,
+    with: T,
     /// Scripts of the page not known yet (a script named twice counts
     /// twice).
     waiting: usize,
 }
 
-/// The stage's state: the scripts known and the pages held.
-#[derive(Default)]
-pub struct Scripts {
+/// The stage's state: the scripts known and the pages held (each with its
+/// `T`).
+pub struct Scripts<T> {
     entries: HashMap<Arc<str>, Entry>,
     /// Known scripts, oldest first, to forget past the bound.
     known_order: VecDeque<Arc<str>>,
-    held: HashMap<u64, Held>,
+    held: HashMap<u64, Held<T>>,
     next_held: u64,
 }
 
-impl Scripts {
+impl<T> Default for Scripts<T> {
+    fn default() -> Self {
+        Scripts {
+            entries: HashMap::new(),
+            known_order: VecDeque::new(),
+            held: HashMap::new(),
+            next_held: 0,
+        }
+    }
+}
+
+impl<T> Scripts<T> {
     /// A stage that knows no script yet.
-    pub fn new() -> Scripts {
+    pub fn new() -> Scripts<T> {
         Scripts::default()
     }
 
     /// Takes a parsed page in: returns the page when it can go on now,
     /// and the news for the fetch stage.
-    pub fn page(&mut self, mut page: PageResult) -> (Option<PageResult>, News) {
+    pub fn page(&mut self, mut page: PageResult, with: T) -> (Option<(PageResult, T)>, News) {
         let id = self.next_held;
         let mut fetch = Vec::new();
         let mut waiting = 0;
@@ -186,15 +199,22 @@ impl Scripts {
             }
         }
         if waiting == 0 {
-            return (Some(page), News::Page { fetch, held: false });
+            return (Some((page, with)), News::Page { fetch, held: false });
         }
         self.next_held += 1;
-        self.held.insert(id, Held { page, waiting });
+        self.held.insert(
+            id,
+            Held {
+                page,
+                with,
+                waiting,
+            },
+        );
         (None, News::Page { fetch, held: true })
     }
 
     /// A script's fetch ended: returns the held pages that can go on.
-    pub fn script(&mut self, url: &Url, content: Content) -> Vec<PageResult> {
+    pub fn script(&mut self, url: &Url, content: Content) -> Vec<(PageResult, T)> {
         let content = Arc::new(content);
         let key: Arc<str> = url.as_str().into();
         let pages = match self
@@ -226,7 +246,7 @@ impl Scripts {
             if held.waiting == 0
                 && let Some(held) = self.held.remove(&id)
             {
-                ready.push(held.page);
+                ready.push((held.page, held.with));
             }
         }
         ready
@@ -276,25 +296,26 @@ pub struct Ended {
     pub tally: Tally,
 }
 
-/// Runs the stage until every sender of `arrivals` is gone: pages go on to
-/// `pages` as their scripts are known, news to `news`.
-pub fn run(
-    arrivals: std_mpsc::Receiver<Arrival>,
-    pages: std_mpsc::SyncSender<PageResult>,
+/// Runs the stage until every sender of `arrivals` is gone: pages go on
+/// through `deliver` (false: no one takes pages any more) as their scripts
+/// are known, news to `news`.
+pub fn run<T>(
+    arrivals: std_mpsc::Receiver<Arrival<T>>,
+    mut deliver: impl FnMut(PageResult, T) -> bool,
     news: mpsc::UnboundedSender<News>,
 ) -> Ended {
     let mut scripts = Scripts::new();
     let mut ended = Ended::default();
     for arrival in arrivals {
         match arrival {
-            Arrival::Page(page) => {
-                let (ready, told) = scripts.page(page);
+            Arrival::Page(page, with) => {
+                let (ready, told) = scripts.page(page, with);
                 // The fetch stage hears first, so that it counts the page
                 // before the writer can finish the run; it is gone only
                 // when the run is over.
                 let _ = news.send(told);
-                if let Some(page) = ready
-                    && pages.send(page).is_err()
+                if let Some((page, with)) = ready
+                    && !deliver(page, with)
                 {
                     ended.output_closed = true;
                     return ended;
@@ -305,9 +326,9 @@ pub fn run(
                 if let Some(kind) = content.error {
                     *ended.tally.failed.entry(kind).or_default() += 1;
                 }
-                for page in scripts.script(&url, content) {
+                for (page, with) in scripts.script(&url, content) {
                     let _ = news.send(News::Released);
-                    if pages.send(page).is_err() {
+                    if !deliver(page, with) {
                         ended.output_closed = true;
                         return ended;
                     }
@@ -364,30 +385,30 @@ mod tests {
     fn a_script_is_asked_for_once_and_its_pages_go_on_when_it_comes() {
         let mut stage = Scripts::new();
         let html = "<script src=/a.js></script><script>x()</script><script src=/a.js#b></script>";
-        let (ready, news) = stage.page(page(1, html));
+        let (ready, news) = stage.page(page(1, html), ());
         assert!(ready.is_none());
         let (fetch, held) = fetch_of(news);
         assert_eq!(fetch, ["https://shop.example/a.js"]);
         assert!(held);
-        let (ready, news) = stage.page(page(2, "<script src=/a.js></script>"));
+        let (ready, news) = stage.page(page(2, "<script src=/a.js></script>"), ());
         assert!(ready.is_none());
         assert_eq!(fetch_of(news), (vec![], true), "already asked for");
-        let (ready, news) = stage.page(page(3, "<script>inline()</script>"));
+        let (ready, news) = stage.page(page(3, "<script>inline()</script>"), ());
         assert!(ready.is_some(), "nothing to wait for");
         assert_eq!(fetch_of(news), (vec![], false));
 
         let a = Url::parse("https://shop.example/a.js").unwrap();
         let released = stage.script(&a, read(b"a"));
-        let seqs: Vec<u64> = released.iter().map(|p| p.seq).collect();
+        let seqs: Vec<u64> = released.iter().map(|(p, ())| p.seq).collect();
         assert_eq!(seqs, [1, 2]);
-        let scripts = released[0].outcome.as_ref().unwrap();
+        let scripts = released[0].0.outcome.as_ref().unwrap();
         assert!(scripts[0].content.is_some() && scripts[2].content.is_some());
         assert!(scripts[1].content.is_none(), "inline");
         assert_eq!(stage.held(), 0);
 
         // Known now: a later page goes on at once.
-        let (ready, news) = stage.page(page(4, "<script src=/a.js></script>"));
-        let ready = ready.expect("known script");
+        let (ready, news) = stage.page(page(4, "<script src=/a.js></script>"), ());
+        let (ready, ()) = ready.expect("known script");
         assert_eq!(fetch_of(news), (vec![], false));
         let content = ready.outcome.unwrap()[0].content.clone().unwrap();
         assert_eq!(content.sha384(), read(b"a").sha384());
@@ -399,8 +420,8 @@ mod tests {
 
     #[test]
     fn the_referer_is_the_page_without_its_fragment() {
-        let mut stage = Scripts::new();
-        let (_, news) = stage.page(page(7, "<script src=//cdn.example/x.js></script>"));
+        let mut stage = Scripts::<()>::new();
+        let (_, news) = stage.page(page(7, "<script src=//cdn.example/x.js></script>"), ());
         let News::Page { fetch, .. } = news else {
             panic!("a page's news")
         };

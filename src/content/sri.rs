@@ -65,6 +65,26 @@ impl Digests {
         }
     }
 
+    /// The three digests end to end (sha256, sha384, sha512), to carry
+    /// them elsewhere; [`Digests::from_bytes`] reads them back.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        [&self.sha256[..], &self.sha384, &self.sha512].concat()
+    }
+
+    /// Digests written by [`Digests::to_bytes`]; `None` for anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Digests> {
+        if bytes.len() != 32 + 48 + 64 {
+            return None;
+        }
+        let (sha256, rest) = bytes.split_at(32);
+        let (sha384, sha512) = rest.split_at(48);
+        Some(Digests {
+            sha256: sha256.try_into().ok()?,
+            sha384: sha384.try_into().ok()?,
+            sha512: sha512.try_into().ok()?,
+        })
+    }
+
     /// The SRI form of the digest in `algorithm`, as an `integrity`
     /// attribute takes it: `sha384-<base64>`.
     pub fn sri(&self, algorithm: Algorithm) -> String {
@@ -176,6 +196,9 @@ mod tests {
             hasher.update(piece);
         }
         assert_eq!(hasher.finish(), Digests::of(BODY));
+        let digests = Digests::of(BODY);
+        assert_eq!(Digests::from_bytes(&digests.to_bytes()), Some(digests));
+        assert_eq!(Digests::from_bytes(b"short"), None);
         assert_eq!(
             Digests::of(BODY).sri(Algorithm::Sha384),
             "sha384-H8BRh8j48O9oYatfu5AZzq6A9RINhZO5H16dQZngK7T62em8MUt1FLm52t+eX6xO"

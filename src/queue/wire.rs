@@ -12,6 +12,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::content::scripts::Content;
+use crate::content::sri::Digests;
 use crate::error::{ErrorKind, PageError};
 use crate::extract::{Inline, Position, Script, Src};
 use crate::output::PageResult;
@@ -64,6 +69,58 @@ struct Element {
     head: bool,
     nonce: bool,
     third_party: bool,
+    /// What `--fetch-scripts` found behind `src`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content: Option<WireContent>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireContent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    bytes: u64,
+    /// The digests ([`Digests::to_bytes`]) in base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digests: Option<String>,
+}
+
+impl WireContent {
+    fn of(c: &Content) -> WireContent {
+        WireContent {
+            status: c.status,
+            error: c.error.map(|k| k.as_str().to_owned()),
+            bytes: c.bytes,
+            digests: c.digests.as_ref().map(|d| STANDARD.encode(d.to_bytes())),
+        }
+    }
+
+    fn content(self) -> Result<Content, String> {
+        let error = match self.error {
+            Some(kind) => Some(
+                ErrorKind::from_name(&kind)
+                    .ok_or_else(|| format!("a script with an unknown error kind {kind:?}"))?,
+            ),
+            None => None,
+        };
+        let digests = match self.digests {
+            Some(text) => Some(
+                STANDARD
+                    .decode(&text)
+                    .ok()
+                    .and_then(|bytes| Digests::from_bytes(&bytes))
+                    .ok_or("a script's digests are not what a worker writes")?,
+            ),
+            None => None,
+        };
+        Ok(Content {
+            status: self.status,
+            error,
+            bytes: self.bytes,
+            digests,
+        })
+    }
 }
 
 /// Encodes a page's result for the results stream.
@@ -118,6 +175,7 @@ fn element(s: &Script) -> Element {
         head: s.position == Position::Head,
         nonce: s.nonce,
         third_party: s.third_party,
+        content: s.content.as_deref().map(WireContent::of),
     }
 }
 
@@ -193,8 +251,11 @@ fn script(e: Element) -> Result<Script, String> {
         },
         nonce: e.nonce,
         third_party: e.third_party,
-        // Workers do not fetch scripts (refused with `work`).
-        content: None,
+        content: e
+            .content
+            .map(WireContent::content)
+            .transpose()?
+            .map(Arc::new),
     })
 }
 
@@ -225,8 +286,21 @@ mod tests {
         let html = "<head><script src=/a.js async integrity='sha384-x' crossorigin></script>\
             <script src='http://['></script></head><body><script nonce=n>let a = 1;</script>\
             <svg><script href=//cdn.test/s.js></script></svg>";
-        let scripts = Extractor::new().keep_inline_text(true).extract(&url, html);
+        let mut scripts = Extractor::new().keep_inline_text(true).extract(&url, html);
         assert_eq!(scripts.len(), 4);
+        // What --fetch-scripts found: read, and not.
+        scripts[0].content = Some(Arc::new(Content {
+            status: Some(200),
+            error: None,
+            bytes: 3,
+            digests: Some(Digests::of(b"a()")),
+        }));
+        scripts[3].content = Some(Arc::new(Content {
+            status: Some(404),
+            error: Some(ErrorKind::HttpStatus),
+            bytes: 0,
+            digests: None,
+        }));
         let sent = page(Ok(scripts));
         let back = decode(7, &encode(&sent)).unwrap();
         assert_eq!(format!("{back:?}"), format!("{sent:?}"));

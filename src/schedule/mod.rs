@@ -20,14 +20,13 @@ pub mod tasks;
 pub mod work;
 
 use std::sync::Arc;
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::content::scripts::{Arrival, Content, News};
+use crate::content::scripts::{Content, News};
 use crate::crawl::{Crawl, Origin};
 use crate::error::ErrorKind;
 use crate::fetch::{FetchFailure, Fetched, Fetcher, HopRule};
@@ -64,8 +63,8 @@ pub struct ScriptLink {
     /// Pages that reached the stage, the scripts they need, and held
     /// pages that went on.
     pub news: mpsc::UnboundedReceiver<News>,
-    /// Where fetched scripts go.
-    pub results: std_mpsc::Sender<Arrival>,
+    /// Where fetched scripts go; false once the stage has gone.
+    pub results: Box<dyn Fn(Url, Content) -> bool + Send + Sync>,
     /// `--max-script-body`.
     pub max_body: u64,
     /// Held pages past which no page request starts.
@@ -271,7 +270,7 @@ impl Fetching {
     /// that is gone, so is the writer, which the loop finds out).
     fn script_done(&mut self, url: Url, content: Content) {
         if let Some(link) = &self.scripts {
-            let _ = link.results.send(Arrival::Script(url, content));
+            let _ = (link.results)(url, content);
         }
     }
 
