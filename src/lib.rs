@@ -31,8 +31,9 @@
 //!   job split over several; input and crawl apply it.
 //! - [`queue`]: a job's shared work queue on Redis (`enqueue`, `work`,
 //!   `collect`, `jobs`): many workers, nothing lost when one dies.
-//! - [`content`]: what the scripts are: Subresource Integrity as a browser
-//!   checks it (their content and the page's policy are to follow).
+//! - [`content`]: what the scripts are: Subresource Integrity and the
+//!   page's Content-Security-Policy as a browser checks them (their
+//!   content is to follow).
 //! - [`proxy`]: which proxy each request goes through, checked at start.
 //! - [`diff`]: `scriptscrape diff`, what changed between two runs' outputs.
 //!

@@ -3,5 +3,8 @@
 //!
 //! - [`sri`]: Subresource Integrity, as a browser checks an `integrity`
 //!   attribute against the bytes it fetched.
+//! - [`csp`]: the page's Content-Security-Policy, and whether it lets each
+//!   script element run.
 
+pub mod csp;
 pub mod sri;

@@ -193,6 +193,8 @@ fn script(e: Element) -> Result<Script, String> {
         },
         nonce: e.nonce,
         third_party: e.third_party,
+        // Checked against the page's policy by the worker; never sent.
+        csp: None,
     })
 }
 
