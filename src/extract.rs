@@ -18,6 +18,11 @@
 //! - Not MathML elements that happen to be called `script`: they are not
 //!   script elements and never run. (But `<math><annotation-xml
 //!   encoding="text/html">` holds HTML, scripts included; see `sink`.)
+//!
+//! The same walk finds the page's `<meta http-equiv=Content-Security-Policy>`
+//! policies and, for the scripts a policy may apply to, what checking them
+//! against it needs ([`Script::csp`]); the check itself is
+//! [`crate::content::csp`]'s.
 
 use base64::Engine as _;
 use html5ever::{Attribute, local_name, ns};
@@ -65,9 +70,54 @@ pub struct Script {
     /// registrable domain (public suffix list), or another host when it
     /// is an IP address. Never true for an inline script.
     pub third_party: bool,
+    /// Whether the page's Content-Security-Policy lets the element run (a
+    /// later stage fills it in); `None` when no policy applies.
+    pub csp_allowed: Option<bool>,
     /// What `--fetch-scripts` found behind `src` (a later stage fills it
     /// in); `None` when it was not fetched.
     pub content: Option<std::sync::Arc<crate::content::scripts::Content>>,
+    /// What checking the element against the page's Content-Security-Policy
+    /// needs beyond the fields above: kept only until the policy is checked
+    /// ([`crate::content::csp::PagePolicy::check`] takes it) and never
+    /// written. Present only when a policy may apply to the element: the
+    /// response had one ([`Extractor::csp_header`]) or a CSP `<meta>`
+    /// comes before the element ([`Extracted::csp_metas`]); so a page
+    /// without a policy costs nothing here.
+    pub csp: Option<CspInputs>,
+}
+
+/// The parts of a script element that only a Content-Security-Policy check
+/// reads (see [`Script::csp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CspInputs {
+    /// The value of a non-empty `nonce` attribute: a secret of the page's
+    /// policy, kept only until the policy is checked; never written.
+    pub nonce_value: Option<String>,
+    /// The element is "nonceable" (CSP Level 3): no attribute name or
+    /// value contains `<script` or `<style` (ASCII case-insensitively) and
+    /// the start tag repeated no attribute, so that markup injected into
+    /// an attribute cannot borrow the page's nonce. A nonce counts only
+    /// on a nonceable element.
+    pub nonceable: bool,
+    /// An inline script's text (as [`Inline::text`], which holds it
+    /// instead when the extractor keeps inline text), for the policy's
+    /// hash sources; `None` for an external script.
+    pub text: Option<String>,
+}
+
+/// A `<meta http-equiv="Content-Security-Policy">` policy that a browser
+/// enforces: an HTML `meta` that is a child of the `head` element, with a
+/// non-empty `content`. (Browsers ignore one elsewhere, and the
+/// `Content-Security-Policy-Report-Only` form in a `meta`.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaPolicy {
+    /// The `content` attribute as written: the policy.
+    pub content: String,
+    /// The index of the first script element after the `meta` in document
+    /// order (the number of scripts before it): the policy applies from
+    /// that script on, as a browser enforces it when the parser inserts
+    /// the `meta`, after the scripts before it have run.
+    pub first_script: usize,
 }
 
 /// Where in the document a script element is.
@@ -132,6 +182,7 @@ pub struct Extractor {
     keep_inline_text: bool,
     links: bool,
     detect_utf8: bool,
+    csp_header: bool,
 }
 
 /// A link a crawl may follow, found in the same parse as the scripts.
@@ -159,6 +210,9 @@ pub struct Extracted {
     pub scripts: Vec<Script>,
     /// With [`Extractor::links`]: the links, in document order.
     pub links: Vec<Link>,
+    /// The Content-Security-Policy `<meta>` elements a browser enforces, in
+    /// document order; empty (and unallocated) on most pages.
+    pub csp_metas: Vec<MetaPolicy>,
 }
 
 impl Extractor {
@@ -178,6 +232,15 @@ impl Extractor {
     /// `<iframe src>`, `<frame src>`), for crawling.
     pub fn links(mut self, yes: bool) -> Self {
         self.links = yes;
+        self
+    }
+
+    /// The page's response carried an enforced Content-Security-Policy
+    /// header: keep what checking every script against it needs
+    /// ([`Script::csp`]). Set per page (an `Extractor` is `Copy`); without
+    /// it, only the scripts after a CSP `<meta>` get [`Script::csp`].
+    pub fn csp_header(mut self, yes: bool) -> Self {
+        self.csp_header = yes;
         self
     }
 
@@ -296,6 +359,7 @@ impl Extractor {
         let mut base_href: Option<&str> = None;
         let mut found: Vec<(Id, &[Attribute], bool)> = Vec::new();
         let mut links: Vec<&[Attribute]> = Vec::new();
+        let mut csp_metas: Vec<MetaPolicy> = Vec::new();
         for (id, node) in tree.elements() {
             let Kind::Element { attrs, .. } = &node.kind else {
                 continue;
@@ -317,8 +381,22 @@ impl Extractor {
                     .map(|a| &*a.value);
             } else if self.links && name.ns == ns!(html) && sink::is_link(name) {
                 links.push(attrs);
+            } else if !attrs.is_empty()
+                && sink::is_csp_meta(name, attrs)
+                && let Some(content) = meta_policy(tree, id, attrs)
+            {
+                csp_metas.push(MetaPolicy {
+                    content: content.to_owned(),
+                    first_script: found.len(),
+                });
             }
         }
+        // A policy applies to the scripts from this index on.
+        let policy_from = if self.csp_header {
+            Some(0)
+        } else {
+            csp_metas.first().map(|m| m.first_script)
+        };
 
         let base = Base {
             url: document_base(document_url, base_href, encoding),
@@ -329,7 +407,8 @@ impl Extractor {
             .into_iter()
             .enumerate()
             .map(|(index, (id, attrs, svg))| {
-                let mut script = self.script(index, &base, tree, id, attrs, svg);
+                let csp = policy_from.is_some_and(|from| index >= from);
+                let mut script = self.script(index, &base, tree, id, attrs, svg, csp);
                 if in_head(tree, id) {
                     script.position = Position::Head;
                 }
@@ -345,9 +424,16 @@ impl Extractor {
             .into_iter()
             .filter_map(|attrs| link(&base, attrs))
             .collect();
-        Extracted { scripts, links }
+        Extracted {
+            scripts,
+            links,
+            csp_metas,
+        }
     }
 
+    /// The record of script element `id`; with `csp`, also what checking
+    /// it against a Content-Security-Policy needs.
+    #[allow(clippy::too_many_arguments)] // one call site, all of it context
     fn script(
         &self,
         index: usize,
@@ -356,6 +442,7 @@ impl Extractor {
         id: Id,
         attrs: &[Attribute],
         svg: bool,
+        csp: bool,
     ) -> Script {
         let mut script = Script {
             index,
@@ -371,8 +458,11 @@ impl Extractor {
             position: Position::Body,
             nonce: false,
             third_party: false,
+            csp_allowed: None,
             content: None,
+            csp: None,
         };
+        let mut nonce_value: Option<&str> = None;
         let mut raw_src: Option<&str> = None;
         let mut xlink_href: Option<&str> = None;
         for attr in attrs {
@@ -397,7 +487,10 @@ impl Extractor {
                 "nomodule" => script.nomodule = true,
                 "integrity" => script.integrity = Some(value.to_owned()),
                 "crossorigin" => script.crossorigin = Some(value.to_owned()),
-                "nonce" => script.nonce = !value.is_empty(),
+                "nonce" => {
+                    script.nonce = !value.is_empty();
+                    nonce_value = Some(value).filter(|v| !v.is_empty());
+                }
                 _ => {}
             }
         }
@@ -405,14 +498,35 @@ impl Extractor {
             raw_src = xlink_href;
         }
 
+        let mut csp_text = None;
         match raw_src {
             Some(raw) => script.src = Some(resolve_src(base, raw)),
-            None => script.inline = Some(self.inline(tree, id)),
+            None => {
+                let (inline, text) = self.inline(tree, id, csp);
+                script.inline = Some(inline);
+                csp_text = text;
+            }
+        }
+        if csp {
+            let duplicate_attrs = matches!(
+                tree.node(id).kind,
+                Kind::Element {
+                    duplicate_attrs: true,
+                    ..
+                }
+            );
+            script.csp = Some(CspInputs {
+                nonce_value: nonce_value.map(str::to_owned),
+                nonceable: nonce_value.is_some() && !duplicate_attrs && nonceable(attrs),
+                text: csp_text,
+            });
         }
         script
     }
 
-    fn inline(&self, tree: &Tree, id: Id) -> Inline {
+    /// What is known of an inline script's text and, with `csp` (unless
+    /// the record keeps the text anyway), a copy of it for a policy check.
+    fn inline(&self, tree: &Tree, id: Id, csp: bool) -> (Inline, Option<String>) {
         // A script's source is its "child text content": the direct text
         // children only. The parser keeps HTML script text as one node, so
         // the common case borrows instead of copying.
@@ -434,12 +548,49 @@ impl Extractor {
                 &joined
             }
         };
-        Inline {
+        let inline = Inline {
             bytes: text.len(),
             sha256: sha256_source(text.as_bytes()),
             text: self.keep_inline_text.then(|| text.to_owned()),
-        }
+        };
+        let csp_text = (csp && !self.keep_inline_text).then(|| text.to_owned());
+        (inline, csp_text)
     }
+}
+
+/// The policy of a CSP `<meta>` a browser enforces: its `content`, when
+/// the element is a child of the `head` element (the HTML standard's
+/// "Content security policy state" ignores it anywhere else) and the
+/// `content` is not empty.
+fn meta_policy<'a>(tree: &Tree, id: Id, attrs: &'a [Attribute]) -> Option<&'a str> {
+    let parent = tree.ancestors(id).next()?;
+    let parent = &tree.node(parent).name;
+    if parent.local != local_name!("head") || parent.ns != ns!(html) {
+        return None;
+    }
+    attrs
+        .iter()
+        .find(|a| a.name.ns == ns!() && a.name.local == local_name!("content"))
+        .map(|a| &*a.value)
+        .filter(|content| !content.is_empty())
+}
+
+/// CSP Level 3 "is element nonceable", for a script element with a nonce,
+/// but for the duplicate-attribute rule: no attribute's name or value
+/// contains `<script` or `<style`, ASCII case-insensitively. (Markup
+/// injected before a nonced script would otherwise swallow its start tag
+/// and borrow its nonce.)
+fn nonceable(attrs: &[Attribute]) -> bool {
+    let suspicious = |s: &str| {
+        let s = s.as_bytes();
+        [&b"<script"[..], b"<style"].iter().any(|needle| {
+            s.windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+        })
+    };
+    !attrs
+        .iter()
+        .any(|a| suspicious(&a.name.local) || suspicious(&a.value))
 }
 
 /// Whether element `id` is inside the document's `<head>`.
@@ -977,6 +1128,79 @@ mod tests {
         // A UTF-16 document's URLs are written in UTF-8.
         let utf16: Vec<u8> = html.encode_utf16().flat_map(u16::to_le_bytes).collect();
         assert_eq!(page(utf16, "utf-16le"), utf8);
+    }
+
+    #[test]
+    fn csp_metas_enforced_where_a_browser_enforces_them() {
+        let html = r#"<!doctype html><html><head>
+            <script>a()</script>
+            <meta http-equiv="Content-Security-Policy" content="script-src 'self'">
+            <meta http-equiv="content-security-policy-report-only" content="script-src 'none'">
+            <meta http-equiv="CONTENT-SECURITY-POLICY" content="">
+            <meta http-equiv="content-security-policy">
+            <meta name="content-security-policy" content="script-src 'none'">
+            <meta charset="utf-8">
+            <meta http-equiv="content-security-policy" content="img-src *">
+            <script src="/b.js"></script>
+            </head><body>
+            <meta http-equiv="content-security-policy" content="script-src 'none'">
+            <script>c()</script>
+            <meta http-equiv="content-security-policy" content="font-src 'none'">
+            </body></html>"#;
+        let page = Extractor::new().extract_page(&url("https://a.test/"), html);
+        let metas: Vec<(&str, usize)> = page
+            .csp_metas
+            .iter()
+            .map(|m| (m.content.as_str(), m.first_script))
+            .collect();
+        assert_eq!(metas, [("script-src 'self'", 1), ("img-src *", 1)]);
+        // A meta after the last script applies to none, but is a policy.
+        let html = "<head><script>a()</script><meta http-equiv=content-security-policy content=x>";
+        let page = Extractor::new().extract_page(&url("https://a.test/"), html);
+        assert_eq!(page.csp_metas[0].first_script, 1);
+        assert!(page.scripts[0].csp.is_none());
+    }
+
+    #[test]
+    fn csp_inputs_are_kept_only_where_a_policy_may_apply() {
+        let html = "<head><script nonce=n1>a()</script>\
+                    <meta http-equiv=content-security-policy content=\"script-src 'none'\">\
+                    <script nonce=n2 src=/b.js></script><script nonce>c()</script>\
+                    <script nonce=n4 data-x='<STYLE>'>d()</script>";
+        let page = url("https://a.test/");
+        let inputs = |extractor: Extractor| -> Vec<Option<CspInputs>> {
+            extractor
+                .extract(&page, html)
+                .into_iter()
+                .map(|s| s.csp)
+                .collect()
+        };
+        let input = |nonce: Option<&str>, nonceable, text: Option<&str>| {
+            Some(CspInputs {
+                nonce_value: nonce.map(str::to_owned),
+                nonceable,
+                text: text.map(str::to_owned),
+            })
+        };
+        let after_meta = [
+            input(Some("n2"), true, None),
+            input(None, false, Some("c()")),
+            input(Some("n4"), false, Some("d()")),
+        ];
+        let got = inputs(Extractor::new());
+        assert_eq!(got[0], None);
+        assert_eq!(got[1..], after_meta);
+        // A header policy applies to every script.
+        let got = inputs(Extractor::new().csp_header(true));
+        assert_eq!(got[0], input(Some("n1"), true, Some("a()")));
+        assert_eq!(got[1..], after_meta);
+        // With the inline text kept, the record's copy is the one.
+        let got = inputs(Extractor::new().csp_header(true).keep_inline_text(true));
+        assert_eq!(got[0], input(Some("n1"), true, None));
+        // No policy, nothing kept.
+        let plain = Extractor::new().extract(&page, "<script nonce=n>a()</script>");
+        assert_eq!(plain[0].csp, None);
+        assert!(plain[0].nonce);
     }
 
     #[test]

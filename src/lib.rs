@@ -33,8 +33,8 @@
 //!   `collect`, `jobs`): many workers, nothing lost when one dies.
 //! - [`content`]: what the scripts are: `--fetch-scripts`, the stage that
 //!   fetches each external script once and holds pages until theirs are
-//!   known (between parse and write), and Subresource Integrity as a
-//!   browser checks it.
+//!   known (between parse and write), and Subresource Integrity and the
+//!   page's Content-Security-Policy as a browser checks them.
 //! - [`proxy`]: which proxy each request goes through, checked at start.
 //! - [`diff`]: `scriptscrape diff`, what changed between two runs' outputs.
 //!

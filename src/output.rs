@@ -25,7 +25,7 @@ use crate::extract::{Script, Src};
 /// Columns of the scripts output, in order. The first thirteen are a stable
 /// interface; new ones are only ever appended (before `inline_text`, which
 /// comes last when asked for).
-pub const SCRIPT_COLUMNS: [&str; 24] = [
+pub const SCRIPT_COLUMNS: [&str; 25] = [
     "page_url",
     "final_url",
     "index",
@@ -45,6 +45,7 @@ pub const SCRIPT_COLUMNS: [&str; 24] = [
     "third_party",
     "position",
     "nonce_present",
+    "csp_allowed",
     "integrity_ok",
     "content_status",
     "content_error",
@@ -76,7 +77,7 @@ pub fn script_columns(inline_text: bool) -> &'static [&'static str] {
 }
 
 /// Columns of the page report, in order.
-pub const PAGE_COLUMNS: [&str; 12] = [
+pub const PAGE_COLUMNS: [&str; 13] = [
     "page_url",
     "final_url",
     "status",
@@ -89,6 +90,7 @@ pub const PAGE_COLUMNS: [&str; 12] = [
     "attempts",
     "depth",
     "referrer",
+    "csp",
 ];
 
 /// Where an output goes.
@@ -124,6 +126,9 @@ pub struct PageResult {
     pub status: Option<u16>,
     /// The page's scripts, or why there are none.
     pub outcome: Result<Vec<Script>, PageError>,
+    /// The Content-Security-Policy the page enforces, as received (see
+    /// [`crate::content::csp::PagePolicy::csp_column`]).
+    pub csp: Option<String>,
     /// Body bytes read (decompressed).
     pub bytes: u64,
     /// Time from the start of the first request to the end of the body,
@@ -721,6 +726,7 @@ impl Sink {
                     Cell::Bool(s.third_party),
                     Cell::Str(s.position.as_str()),
                     Cell::Bool(s.nonce),
+                    s.csp_allowed.map_or(Cell::Null, Cell::Bool),
                     integrity_ok.map_or(Cell::Null, Cell::Bool),
                     content
                         .and_then(|c| c.status)
@@ -762,6 +768,7 @@ impl Sink {
                 Cell::Int(page.attempts.into()),
                 Cell::Int(page.depth.into()),
                 opt(page.referrer.as_deref()),
+                opt(page.csp.as_deref()),
             ])?;
             table.commit()?;
         }

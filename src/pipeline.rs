@@ -40,6 +40,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::content;
+use crate::content::csp::PagePolicy;
 use crate::crawl::netguard::Guard;
 use crate::crawl::{Crawl, Discovered};
 use crate::error::{ErrorKind, PageError};
@@ -913,6 +914,9 @@ fn parse_one(
         Ok(fetched) => {
             let final_url = output::without_password(fetched.final_url.as_str()).into_owned();
             let bytes = fetched.body.len() as u64;
+            // A page with a policy in its headers keeps what checking
+            // every script against it needs; others only after a <meta>.
+            let extractor = extractor.csp_header(!fetched.csp.is_empty());
             let decoded = catch_unwind(AssertUnwindSafe(|| {
                 extractor.extract_body_within(
                     &fetched.final_url,
@@ -947,12 +951,23 @@ fn parse_one(
                 }
                 _ => None,
             };
+            let metas = parsed.as_ref().map_or(&[][..], |p| &p.csp_metas[..]);
+            let policy = PagePolicy::new(&fetched.final_url, &fetched.csp, metas);
+            let outcome = parsed.map(|p| {
+                let mut scripts = p.scripts;
+                for script in &mut scripts {
+                    // Also drops the nonce value, which is never kept.
+                    script.csp_allowed = policy.check(script);
+                }
+                scripts
+            });
             let page = PageResult {
                 seq: done.seq,
                 page_url,
                 final_url: Some(final_url),
                 status: Some(fetched.status),
-                outcome: parsed.map(|p| p.scripts),
+                outcome,
+                csp: policy.csp_column(),
                 bytes,
                 elapsed: done.elapsed,
                 charset: encoding,
@@ -971,6 +986,7 @@ fn parse_one(
                     .map(|u| output::without_password(u.as_str()).into_owned()),
                 status: failure.status,
                 outcome: Err(failure.error),
+                csp: None,
                 bytes: failure.bytes,
                 elapsed: done.elapsed,
                 charset: None,

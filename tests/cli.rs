@@ -58,7 +58,8 @@ fn invalid_lines_duplicates_comments_are_all_accounted() {
             "charset",
             "attempts",
             "depth",
-            "referrer"
+            "referrer",
+            "csp"
         ]
     );
     // One row per distinct line: 8 distinct URLs and invalid lines.

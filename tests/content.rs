@@ -368,3 +368,72 @@ fn a_stop_leaves_pages_waiting_on_scripts_unwritten_and_resume_finishes_them() {
     }
     assert_eq!(server.hits("/js/quick.js"), 1, "not fetched again");
 }
+
+#[test]
+fn the_pages_policy_is_reported_and_each_script_checked_against_it() {
+    let server = TestServer::start();
+    let origin = server.url("");
+    let inline = "ok()";
+    // Header policy: own scripts and one CDN, nonce n1, one inline hash;
+    // a meta adds a second policy (both must allow) for later scripts.
+    let header = format!(
+        "script-src 'self' https://cdn.example 'nonce-n1' '{}'; object-src 'none'",
+        sha256(inline)
+    );
+    let html = format!(
+        "<html><head>\
+         <script src=/app.js></script>\
+         <script src=https://cdn.example/lib.js></script>\
+         <script src=https://evil.example/x.js></script>\
+         <script nonce=n1>anything()</script>\
+         <script nonce=wrong>anything()</script>\
+         <script>{inline}</script>\
+         <script type=application/ld+json>{{}}</script>\
+         <meta http-equiv=Content-Security-Policy content=\"script-src 'self' https://cdn.example\">\
+         <script src=/late.js></script>\
+         <script src=https://cdn.example/late.js></script>\
+         <script nonce=n1>late()</script>\
+         </head><body></body></html>"
+    );
+    server.set_csp_page("strict", &html, &[&header, "ro:script-src 'none'"]);
+    server.set_csp_page("none", "<script>x()</script>", &[]);
+    let run = Run::new();
+    let list = run.urls(
+        "urls.txt",
+        &[server.url("/csp/strict"), server.url("/csp/none")],
+    );
+    let out = run.run(
+        &[
+            &list,
+            "-o",
+            "scripts.csv",
+            "--pages",
+            "pages.csv",
+            "--ordered",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = Table::read(&run.path("pages.csv"));
+    assert_eq!(
+        report.get(0, "csp"),
+        format!("{header}, script-src 'self' https://cdn.example"),
+        "headers then metas, Report-Only left out"
+    );
+    assert_eq!(report.get(1, "csp"), "");
+    let table = Table::read(&run.path("scripts.csv"));
+    let allowed: Vec<&str> = table.column("csp_allowed");
+    assert_eq!(
+        allowed,
+        [
+            "true", "true", "false", "true", "false", "true", "", // before the meta
+            "true", "true", "false", // the meta's policy has no nonce
+            "",      // the page without a policy
+        ],
+        "{origin}"
+    );
+    // The nonce's value is never written, only its presence.
+    let written = std::fs::read_to_string(run.path("scripts.csv")).unwrap();
+    assert!(!written.contains("n1") && !written.contains("wrong"));
+    assert_eq!(table.get(3, "nonce_present"), "true");
+}

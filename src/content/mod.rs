@@ -5,6 +5,9 @@
 //!   external script once per run and holds pages until theirs are known.
 //! - [`sri`]: Subresource Integrity, as a browser checks an `integrity`
 //!   attribute against the bytes it fetched.
+//! - [`csp`]: the page's Content-Security-Policy, and whether it lets each
+//!   script element run.
 
+pub mod csp;
 pub mod scripts;
 pub mod sri;

@@ -354,6 +354,7 @@ mod tests {
             final_url: Some(url.to_string()),
             status: Some(200),
             outcome: Ok(Extractor::new().extract(&url, html)),
+            csp: None,
             bytes: 0,
             elapsed: Duration::ZERO,
             charset: None,

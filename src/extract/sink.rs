@@ -7,7 +7,10 @@
 //! costs more than the extraction itself. This sink builds the same tree
 //! shape, so that scripts come out in the same order, but keeps only:
 //! - element names, for the tree builder's questions and the final walk;
-//! - attributes of `<script>` (HTML and SVG) and HTML `<base>`;
+//! - attributes of `<script>` (HTML and SVG) and HTML `<base>`, and of
+//!   an HTML `<meta>` that declares a Content-Security-Policy;
+//! - whether a script's start tag repeated an attribute (which makes its
+//!   nonce not count: CSP's "is element nonceable");
 //! - text whose parent is a `<script>`: its source;
 //! - template contents as separate fragments, never linked into the
 //!   document, as the HTML standard has it;
@@ -65,12 +68,16 @@ pub struct Node {
 pub enum Kind {
     /// The document, or a template's contents (never linked into it).
     Root,
-    /// An element; `attrs` is empty unless it is a script or base element.
+    /// An element; `attrs` is empty unless it is a script or base element
+    /// or a CSP meta element ([`is_csp_meta`]).
     Element {
         attrs: Vec<Attribute>,
         /// A template element's contents.
         template_contents: Option<Id>,
         mathml_integration_point: bool,
+        /// The start tag had an attribute more than once (the tokenizer
+        /// kept the first); noted for script elements only.
+        duplicate_attrs: bool,
     },
     /// Text inside a script element.
     Text(StrTendril),
@@ -139,6 +146,19 @@ fn keeps_attrs(name: &QualName, links: bool) -> bool {
         return true;
     }
     links && name.ns == ns!(html) && is_link(name)
+}
+
+/// Whether an element is an HTML `<meta>` whose `http-equiv` is
+/// `Content-Security-Policy` (ASCII case-insensitively, as the HTML
+/// standard matches its keywords; the Report-Only form is not one).
+pub fn is_csp_meta(name: &QualName, attrs: &[Attribute]) -> bool {
+    name.local == local_name!("meta")
+        && name.ns == ns!(html)
+        && attrs.iter().any(|a| {
+            a.name.ns == ns!()
+                && a.name.local == local_name!("http-equiv")
+                && a.value.eq_ignore_ascii_case("content-security-policy")
+        })
 }
 
 /// Elements whose URL a crawl follows: `<a href>`, `<area href>`,
@@ -433,7 +453,8 @@ impl TreeSink for Sink {
         let template_contents = flags
             .template
             .then(|| tree.push(Node::placeholder(Kind::Root)));
-        let attrs = if keeps_attrs(&name, self.links) {
+        let script = is_script(&name);
+        let attrs = if keeps_attrs(&name, self.links) || is_csp_meta(&name, &attrs) {
             attrs
         } else {
             Vec::new()
@@ -442,6 +463,7 @@ impl TreeSink for Sink {
             attrs,
             template_contents,
             mathml_integration_point: flags.mathml_annotation_xml_integration_point,
+            duplicate_attrs: script && flags.had_duplicate_attributes,
         };
         tree.push(Node::new(name, kind))
     }
@@ -525,7 +547,8 @@ impl TreeSink for Sink {
 
     fn add_attrs_if_missing(&self, target: &Id, attrs: Vec<Attribute>) {
         // Only <html> and <body> receive attributes this way; neither is a
-        // script or base element, whose attributes are all that is kept.
+        // script, base or meta element, whose attributes are all that is
+        // kept.
         let mut tree = self.tree.borrow_mut();
         let node = &mut tree.nodes[*target];
         if !keeps_attrs(&node.name, self.links) {

@@ -234,6 +234,7 @@ fn invalid_line(raw: &str, why: String) -> PageResult {
         final_url: None,
         status: None,
         outcome: Err(PageError::new(ErrorKind::InvalidUrl, why)),
+        csp: None,
         bytes: 0,
         elapsed: Duration::ZERO,
         charset: None,

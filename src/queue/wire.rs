@@ -44,6 +44,8 @@ struct Page {
     depth: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     referrer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    csp: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,6 +71,8 @@ struct Element {
     head: bool,
     nonce: bool,
     third_party: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    csp_allowed: Option<bool>,
     /// What `--fetch-scripts` found behind `src`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content: Option<WireContent>,
@@ -145,6 +149,7 @@ pub fn encode(page: &PageResult) -> Vec<u8> {
         attempts: page.attempts,
         depth: page.depth,
         referrer: page.referrer.as_deref().map(str::to_owned),
+        csp: page.csp.clone(),
     };
     // Serialising plain structs of strings and numbers to a Vec cannot
     // fail: there is no I/O, no map with non-string keys, no float.
@@ -175,6 +180,7 @@ fn element(s: &Script) -> Element {
         head: s.position == Position::Head,
         nonce: s.nonce,
         third_party: s.third_party,
+        csp_allowed: s.csp_allowed,
         content: s.content.as_deref().map(WireContent::of),
     }
 }
@@ -218,6 +224,7 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<PageResult, String> {
         attempts: wire.attempts,
         depth: wire.depth,
         referrer: wire.referrer.map(Arc::from),
+        csp: wire.csp,
     })
 }
 
@@ -251,11 +258,14 @@ fn script(e: Element) -> Result<Script, String> {
         },
         nonce: e.nonce,
         third_party: e.third_party,
+        csp_allowed: e.csp_allowed,
         content: e
             .content
             .map(WireContent::content)
             .transpose()?
             .map(Arc::new),
+        // Checked against the page's policy by the worker; never sent.
+        csp: None,
     })
 }
 
@@ -271,6 +281,7 @@ mod tests {
             final_url: Some("https://www.example.com/".into()),
             status: Some(200),
             outcome,
+            csp: Some("script-src 'self' 'nonce-x', default-src 'none'".into()),
             bytes: 1234,
             elapsed: Duration::from_micros(56_789),
             charset: Some("windows-1252"),
@@ -288,6 +299,8 @@ mod tests {
             <svg><script href=//cdn.test/s.js></script></svg>";
         let mut scripts = Extractor::new().keep_inline_text(true).extract(&url, html);
         assert_eq!(scripts.len(), 4);
+        scripts[1].csp_allowed = Some(false);
+        scripts[2].csp_allowed = Some(true);
         // What --fetch-scripts found: read, and not.
         scripts[0].content = Some(Arc::new(Content {
             status: Some(200),

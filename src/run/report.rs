@@ -417,6 +417,7 @@ mod tests {
             final_url: None,
             status: None,
             outcome,
+            csp: None,
             bytes: 0,
             elapsed: Duration::ZERO,
             charset: None,

@@ -989,7 +989,7 @@ mod tests {
 
     /// A report row as the writer makes it.
     fn page(url: &str, status: &str, error: &str, scripts: u64) -> String {
-        format!("{url},{url},{status},{error},{scripts},100,5,,utf-8,1,0,\n")
+        format!("{url},{url},{status},{error},{scripts},100,5,,utf-8,1,0,,\n")
     }
 
     fn script(url: &str, index: u64, text: &str) -> String {

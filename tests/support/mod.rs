@@ -37,6 +37,9 @@ pub struct Seen {
     down: std::sync::atomic::AtomicBool,
     /// `/js/{name}`: body and how long to wait before answering.
     scripts: Mutex<HashMap<String, (String, Duration)>>,
+    /// `/csp/{name}`: a page and the Content-Security-Policy header fields
+    /// (and Report-Only ones, marked by a leading `ro:`) it is sent with.
+    csp_pages: Mutex<HashMap<String, (String, Vec<String>)>>,
     /// The Referer of every request, by path, in order of arrival.
     referers: Mutex<HashMap<String, Vec<Option<String>>>>,
 }
@@ -98,6 +101,7 @@ impl TestServer {
             .route("/robots.txt", get(robots_txt))
             .route("/page/{name}", get(settable_page))
             .route("/js/{name}", get(settable_script))
+            .route("/csp/{name}", get(csp_page))
             .route("/site/{key}", get(site_page))
             .route("/links", get(links_page))
             .route("/sitemaps/{name}", get(sitemaps))
@@ -170,6 +174,14 @@ impl TestServer {
     pub fn set_script(&self, name: &str, body: &str, delay: Duration) {
         let mut scripts = self.seen.scripts.lock().unwrap();
         scripts.insert(name.to_owned(), (body.to_owned(), delay.min(MAX_SLEEP)));
+    }
+
+    /// Serve `html` at `/csp/{name}` with one `Content-Security-Policy`
+    /// header field per policy (`ro:` first: a Report-Only field instead).
+    pub fn set_csp_page(&self, name: &str, html: &str, policies: &[&str]) {
+        let policies = policies.iter().map(|p| p.to_string()).collect();
+        let mut pages = self.seen.csp_pages.lock().unwrap();
+        pages.insert(name.to_owned(), (html.to_owned(), policies));
     }
 
     /// The Referer header of each request for `path`, in order.
@@ -633,6 +645,22 @@ async fn settable_script(
         }
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn csp_page(State(seen): State<Arc<Seen>>, UrlPath(name): UrlPath<String>) -> Response {
+    let Some((body, policies)) = seen.csp_pages.lock().unwrap().get(&name).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = html(body);
+    for policy in policies {
+        let (name, value) = match policy.strip_prefix("ro:") {
+            Some(value) => ("content-security-policy-report-only", value.to_owned()),
+            None => ("content-security-policy", policy),
+        };
+        let value = header::HeaderValue::from_str(&value).expect("a header value");
+        response.headers_mut().append(name, value);
+    }
+    response
 }
 
 async fn echo_headers(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
