@@ -1288,3 +1288,155 @@ fn diff_help_names_every_kind_of_change() {
     }
     assert!(help.contains("pin=sha384-"), "{help}");
 }
+
+#[test]
+fn scrape_with_fetch_scripts_change_the_code_behind_a_src_and_diff() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let sha384 = |body: &str| {
+        format!(
+            "sha384-{}",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(body))
+        )
+    };
+    let (poly, lib, emptied) = ("polyfill();\n", "lib();\n", "emptied();\n");
+    let server = TestServer::start();
+    server.set_script("poly.js", poly, std::time::Duration::ZERO);
+    server.set_script("lib.js", lib, std::time::Duration::ZERO);
+    server.set_script("emptied.js", emptied, std::time::Duration::ZERO);
+    server.set_page(
+        "checkout",
+        &format!(
+            "<script src=/js/poly.js></script>\
+             <script src=/js/lib.js integrity='{}' crossorigin></script>\
+             <script src=/js/emptied.js></script>",
+            sha384(lib)
+        ),
+    );
+    let run = Run::new();
+    let input = run.urls("urls.txt", &[server.url("/page/checkout")]);
+    let scrape = |day: &str, extra: &[&str]| {
+        let out = run.run(
+            &[
+                &[
+                    &input,
+                    "--fetch-scripts",
+                    "-o",
+                    &format!("{day}.csv"),
+                    "--pages",
+                    &format!("{day}-pages.csv"),
+                ][..],
+                extra,
+            ]
+            .concat(),
+            None,
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    scrape("monday", &[]);
+    // The same page; the code behind each of its srcs changes (the third
+    // to an empty body).
+    let evil = "polyfill(); steal();\n";
+    server.set_script("poly.js", evil, std::time::Duration::ZERO);
+    server.set_script("lib.js", "lib(); steal();\n", std::time::Duration::ZERO);
+    server.set_script("emptied.js", "", std::time::Duration::ZERO);
+    scrape("tuesday", &[]);
+    // Pinned to Monday's content, as content_sha384 gave it.
+    let monday = crate::support::Table::read(&run.path("monday.csv"));
+    let poly_src = server.url("/js/poly.js");
+    let pinned = monday.get(monday.rows_where("src", &poly_src)[0], "content_sha384");
+    assert_eq!(pinned, sha384(poly));
+    std::fs::write(
+        run.path("allow.txt"),
+        format!("127.0.0.1\n{poly_src} justification=\"polyfills\" pin={pinned}\n"),
+    )
+    .unwrap();
+    let diff_days = |old: &str, new: &str, extra: &[&str], name: &str| {
+        let out = run.run(
+            &[
+                &[
+                    "diff",
+                    &format!("{old}.csv"),
+                    &format!("{new}.csv"),
+                    "--old-pages",
+                    &format!("{old}-pages.csv"),
+                    "--new-pages",
+                    &format!("{new}-pages.csv"),
+                    "-o",
+                    name,
+                ][..],
+                extra,
+            ]
+            .concat(),
+            None,
+        );
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        crate::support::Table::read(&run.path(name))
+    };
+    let diff = |extra: &[&str], name: &str| diff_days("monday", "tuesday", extra, name);
+    let table = diff(&[], "c.csv");
+    let rows: Vec<(&str, &str)> = (0..table.rows.len())
+        .map(|i| (table.get(i, "change"), table.get(i, "detail")))
+        .collect();
+    let moved = format!(
+        "{} ({} bytes) → {} ({} bytes)",
+        sha384(poly),
+        poly.len(),
+        sha384(evil),
+        evil.len()
+    );
+    assert_eq!(rows[0], ("content_changed", moved.as_str()));
+    assert_eq!(rows[1].0, "integrity_broken");
+    assert!(
+        rows[1].1.ends_with("no longer matches the content")
+            || rows[1]
+                .1
+                .contains("no longer matches the content; content "),
+        "{rows:?}"
+    );
+    // An empty body is still a content: gone.js changed, not unknown.
+    assert_eq!(rows[2].0, "content_changed");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+
+    // With the allow list: the pinned script is unapproved instead.
+    let table = diff(&["--allow", "allow.txt"], "a.csv");
+    assert_eq!(table.get(0, "change"), "unapproved");
+    assert_eq!(table.get(0, "src"), poly_src);
+    assert_eq!(
+        table.get(0, "detail"),
+        format!(
+            "pinned {} (line 2), seen {} ({} bytes)",
+            sha384(poly),
+            sha384(evil),
+            evil.len()
+        )
+    );
+
+    // A night whose fetches fail: unknown, never content_changed.
+    scrape("wednesday", &["--max-script-body", "8"]);
+    let table = diff_days("tuesday", "wednesday", &[], "w.csv");
+    let rows: Vec<(&str, &str, &str)> = (0..table.rows.len())
+        .map(|i| {
+            (
+                table.get(i, "change"),
+                table.get(i, "src").rsplit('/').next().unwrap(),
+                table.get(i, "detail"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "unknown",
+                "poly.js",
+                "no content in the new run: body_too_large (status 200)"
+            ),
+            (
+                "unknown",
+                "lib.js",
+                "no content in the new run: body_too_large (status 200)"
+            ),
+        ]
+    );
+}
