@@ -698,9 +698,13 @@ pub struct JobsArgs {
 }
 
 const DIFF_CHANGES: &str = "\
-Changes (the change column): added, removed, inline_changed, integrity_removed,
-integrity_changed, attribute_changed, page_added, page_gone, unknown (a page that
-failed in either run: not compared), unapproved (added, but not on --allow).";
+Changes (the change column): added, removed, inline_changed, content_changed (same src,
+other content: both runs used --fetch-scripts), integrity_broken (its integrity matched
+the content and no longer does), integrity_removed, integrity_changed, attribute_changed,
+csp_changed (the page's Content-Security-Policy, from the page reports), page_added,
+page_gone, unknown (a page that failed in either run: not compared; or a script whose
+content one run lacks, or whose pin cannot be checked), unapproved (added, but not on
+--allow; or not the content pinned there).";
 
 const DIFF_EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "no changes"),
@@ -778,8 +782,10 @@ pub struct DiffArgs {
 
     /// Allowed scripts, one per line: a host (cdn.example.com, or
     /// *.example.com), a src pattern with * (https://cdn.example.com/lib/*)
-    /// or an inline hash (sha256-...). Added scripts not on it are
-    /// reported as unapproved.
+    /// or an inline hash (sha256-...), then optionally
+    /// justification="...", owner=... and, for a src, pin=sha384-... (the
+    /// content it must have). Added scripts not on it, and pinned scripts
+    /// with other content, are reported as unapproved.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<String>,
 

@@ -145,17 +145,7 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     if args.spreadsheet_safe && args.format != crate::diff::write::DiffFormat::Csv {
         bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
     }
-    let allow = match &args.allow {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --allow {path}"))?;
-            // Editors on Windows start a file with a byte-order mark.
-            Some(AllowList::parse(
-                text.strip_prefix('\u{feff}').unwrap_or(&text),
-            ))
-        }
-        None => None,
-    };
+    let allow = args.allow.as_deref().map(AllowList::read).transpose()?;
     Ok(DiffConfig {
         old: (args.old, args.old_pages),
         new: (args.new, args.new_pages),

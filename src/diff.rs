@@ -5,18 +5,46 @@
 //! ([`write`]). The comparison is a pure function ([`compare`]): external
 //! scripts are matched by `src`, inline scripts by hash and then by place,
 //! so that one edited inline script reads as `inline_changed`, not as a
-//! removal and an addition.
+//! removal and an addition. The allow list ([`allow`]) and the policies of
+//! the page reports ([`csp`]) have modules of their own.
+//!
+//! # One event, one row
+//!
+//! A script in both runs can change in three ways at once; each way gives
+//! at most one row, in this order:
+//!
+//! - integrity: `integrity_broken` (its `integrity_ok` went from true to
+//!   false: browsers now refuse it) takes the place of `integrity_changed`
+//!   when the attribute changed too, and carries the content change in its
+//!   detail instead of a `content_changed` row; `integrity_removed` (no
+//!   attribute left, so nothing to break) and `integrity_changed` (a new
+//!   value that still matches, or unchecked) are as before.
+//! - content (outputs of `--fetch-scripts` runs): for a script pinned on
+//!   the allow list, the pin decides: `unapproved` when the content is not
+//!   the pinned one, `unknown` when it cannot be checked, nothing when it
+//!   matches (bar a `content_changed` between two pinned versions). Pins
+//!   are checked in every run, not only on a change: a script off its pin
+//!   is reported each time until its content or the pin is fixed. For an
+//!   unpinned script: `content_changed` when both runs have its hash and
+//!   they differ, `unknown` when either run lacks it (failed, or not
+//!   fetched), nothing when neither run fetched script content at all.
+//! - the other attributes: `attribute_changed`.
+//!
+//! A page's policy (`csp_changed`) is a row of its own, first among the
+//! page's rows.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 
 use regex::Regex;
 
-use crate::crawl::normalize::Glob;
-
+pub mod allow;
+pub mod csp;
 pub mod read;
 pub mod write;
+
+pub use allow::{AllowError, AllowList, Entry, Outcome, Pin, Verdict};
 
 /// A text stored in [`Strings`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,11 +53,41 @@ pub struct Sym(std::num::NonZeroU32);
 /// The texts of both runs' rows, each stored once: the same tag manager,
 /// library and inline snippet are on page after page, so a run of
 /// millions of rows holds a few thousand distinct values. Rows hold 4-byte
-/// [`Sym`]s, and a `Sym` is the same text in either run.
+/// [`Sym`]s, and a `Sym` is the same text in either run. The same goes for
+/// what a run fetched of a script's content ([`Content`], one per
+/// distinct script and outcome), which rows hold as a [`ContentId`].
 #[derive(Debug, Default)]
 pub struct Strings {
     ids: HashMap<std::sync::Arc<str>, Sym>,
     texts: Vec<std::sync::Arc<str>>,
+    content_ids: HashMap<Content, ContentId>,
+    contents: Vec<Content>,
+}
+
+/// A [`Content`] stored in [`Strings`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentId(std::num::NonZeroU32);
+
+/// What a `--fetch-scripts` run wrote of an external script's own fetch
+/// (the `content_*` columns); texts are in [`Strings`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Content {
+    /// `content_status`: the HTTP status of the fetch.
+    pub status: Option<u16>,
+    /// `content_error`: why the content is not known (`http_status`,
+    /// `timeout`, `body_too_large`, …).
+    pub error: Option<Sym>,
+    /// `content_bytes`: the body's length.
+    pub bytes: Option<u64>,
+    /// `content_sha384`: `sha384-<base64>` of the body.
+    pub sha384: Option<Sym>,
+}
+
+impl Content {
+    /// The content's hash, when it is known: fetched without an error.
+    pub fn hash(&self) -> Option<Sym> {
+        self.sha384.filter(|_| self.error.is_none())
+    }
 }
 
 impl Strings {
@@ -57,6 +115,29 @@ impl Strings {
 
     fn text(&self, sym: Option<Sym>) -> Option<&str> {
         sym.map(|s| self.get(s))
+    }
+
+    /// The id of `content`, stored if new; `None` past 4 billion distinct
+    /// contents.
+    pub fn intern_content(&mut self, content: Content) -> Option<ContentId> {
+        if let Some(&id) = self.content_ids.get(&content) {
+            return Some(id);
+        }
+        let id = ContentId(
+            u32::try_from(self.contents.len() + 1)
+                .ok()
+                .and_then(std::num::NonZeroU32::new)?,
+        );
+        self.contents.push(content.clone());
+        self.content_ids.insert(content, id);
+        Some(id)
+    }
+
+    /// The content `id` names (`None` for none), which must come from this
+    /// table.
+    pub fn content(&self, id: Option<ContentId>) -> Option<&Content> {
+        // Ids come from intern_content, which pushed their content.
+        id.map(|id| &self.contents[id.0.get() as usize - 1])
     }
 }
 
@@ -88,6 +169,15 @@ pub struct Script {
     pub integrity: Option<Sym>,
     /// From another site than the page's.
     pub third_party: bool,
+    /// `integrity_ok`: whether the content matches `integrity` as a
+    /// browser checks it (`None`: no attribute, or not checked).
+    pub integrity_ok: Option<bool>,
+    /// `csp_allowed`: whether the page's policy allows the element
+    /// (`None`: no policy, or an output from before the column).
+    pub csp_allowed: Option<bool>,
+    /// The `content_*` columns (`None` when all are empty: not fetched,
+    /// inline, or an output from before them).
+    pub content: Option<ContentId>,
 }
 
 /// What one run knew of its pages.
@@ -97,6 +187,9 @@ pub struct Inventory {
     pub pages: BTreeMap<String, Vec<Script>>,
     /// The run's page report, when given.
     pub report: Option<Report>,
+    /// Some script row has a `content_sha384` or a `content_error`: the run
+    /// fetched script content (`--fetch-scripts`).
+    pub fetched_content: bool,
 }
 
 /// What a page report says of each page.
@@ -112,6 +205,9 @@ pub struct Report {
     /// but not HTML, refused by robots.txt, private or off scope), with
     /// `kind: detail`: not part of the run's inventory, and not failures.
     pub passed_over: HashMap<String, String>,
+    /// The `csp` of each page fetched that has a policy; `None` for a
+    /// report without the column (written before it).
+    pub csp: Option<HashMap<String, String>>,
 }
 
 /// The kinds of change, as written to the `change` column.
@@ -119,12 +215,19 @@ pub struct Report {
 pub enum ChangeKind {
     /// A script that was not there before.
     Added,
-    /// An added script that the `--allow` list does not allow.
+    /// An added script that the `--allow` list does not allow, or a
+    /// script pinned on it whose content is not the pinned one.
     Unapproved,
     /// A script that is gone.
     Removed,
     /// An inline script whose text changed, in the same place.
     InlineChanged,
+    /// An external script whose content changed while its `src` stayed
+    /// (both runs fetched it: `--fetch-scripts`).
+    ContentChanged,
+    /// An external script whose content matched its `integrity` and no
+    /// longer does (`integrity_ok` true, then false): browsers refuse it.
+    IntegrityBroken,
     /// An external script that lost its `integrity` attribute.
     IntegrityRemoved,
     /// An external script whose `integrity` value changed.
@@ -132,24 +235,32 @@ pub enum ChangeKind {
     /// `async`, `defer`, `nomodule`, `type` or `crossorigin` changed, or
     /// `integrity` was added.
     AttributeChanged,
+    /// The page's Content-Security-Policy changed (from the page
+    /// reports' `csp`).
+    CspChanged,
     /// A page only the new run has.
     PageAdded,
     /// A page only the old run has.
     PageGone,
-    /// A page that failed in either run: not compared.
+    /// A page that failed in either run: not compared; or, with a `src`,
+    /// a script whose content one run lacks, or whose pin cannot be
+    /// checked.
     Unknown,
 }
 
 impl ChangeKind {
     /// Every kind, in the order summaries list them.
-    pub const ALL: [ChangeKind; 10] = [
+    pub const ALL: [ChangeKind; 13] = [
         ChangeKind::Added,
         ChangeKind::Unapproved,
         ChangeKind::Removed,
         ChangeKind::InlineChanged,
+        ChangeKind::ContentChanged,
+        ChangeKind::IntegrityBroken,
         ChangeKind::IntegrityRemoved,
         ChangeKind::IntegrityChanged,
         ChangeKind::AttributeChanged,
+        ChangeKind::CspChanged,
         ChangeKind::PageAdded,
         ChangeKind::PageGone,
         ChangeKind::Unknown,
@@ -162,20 +273,27 @@ impl ChangeKind {
             ChangeKind::Unapproved => "unapproved",
             ChangeKind::Removed => "removed",
             ChangeKind::InlineChanged => "inline_changed",
+            ChangeKind::ContentChanged => "content_changed",
+            ChangeKind::IntegrityBroken => "integrity_broken",
             ChangeKind::IntegrityRemoved => "integrity_removed",
             ChangeKind::IntegrityChanged => "integrity_changed",
             ChangeKind::AttributeChanged => "attribute_changed",
+            ChangeKind::CspChanged => "csp_changed",
             ChangeKind::PageAdded => "page_added",
             ChangeKind::PageGone => "page_gone",
             ChangeKind::Unknown => "unknown",
         }
     }
 
-    /// Whether the change is about a page rather than one script.
+    /// Whether the change is about a page rather than one script
+    /// (`unknown` may be either: a script's has a `src`).
     pub fn is_page_level(self) -> bool {
         matches!(
             self,
-            ChangeKind::PageAdded | ChangeKind::PageGone | ChangeKind::Unknown
+            ChangeKind::CspChanged
+                | ChangeKind::PageAdded
+                | ChangeKind::PageGone
+                | ChangeKind::Unknown
         )
     }
 }
@@ -228,7 +346,8 @@ pub struct Options {
     pub ignore_src: Vec<Regex>,
     /// Compare `src` without its query (`--ignore-query`).
     pub ignore_query: bool,
-    /// Added scripts not on this list are `unapproved` (`--allow`).
+    /// Added scripts not on this list, and scripts off the content it
+    /// pins, are `unapproved` (`--allow`).
     pub allow: Option<AllowList>,
 }
 
@@ -247,105 +366,6 @@ impl Options {
             }
         }
         key
-    }
-}
-
-/// Scripts known to be allowed (`--allow FILE`): hosts, `src` patterns and
-/// inline hashes.
-#[derive(Debug, Default)]
-pub struct AllowList {
-    hosts: Vec<Glob>,
-    srcs: Vec<SrcPattern>,
-    hashes: HashSet<String>,
-}
-
-/// `scheme://host/rest` with `*` wildcards, matched part by part on the
-/// parsed URL, so that a wildcard in the host cannot reach into the path
-/// (`https://*.cdn.example/*` does not allow
-/// `https://evil.example/.cdn.example/x.js`).
-#[derive(Debug)]
-struct SrcPattern {
-    scheme: String,
-    host: Glob,
-    rest: Glob,
-}
-
-impl SrcPattern {
-    fn parse(entry: &str) -> Option<Self> {
-        let (scheme, after) = entry.split_once("://")?;
-        let (host, rest) = match after.find('/') {
-            Some(i) => after.split_at(i),
-            None => (after, "/"),
-        };
-        Some(SrcPattern {
-            scheme: scheme.to_ascii_lowercase(),
-            host: Glob::new(&host.to_ascii_lowercase()),
-            rest: Glob::new(rest),
-        })
-    }
-
-    fn matches(&self, src: &str) -> bool {
-        let Ok(url) = url::Url::parse(src) else {
-            return false;
-        };
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => return false,
-        };
-        let rest = &url[url::Position::BeforePath..url::Position::AfterQuery];
-        url.scheme() == self.scheme && self.host.matches(&host) && self.rest.matches(rest)
-    }
-}
-
-impl AllowList {
-    /// Reads the list: one entry per line, `#` comments. A line with `://`
-    /// is a `src` pattern (`*` matches anything), `sha256-…` an inline
-    /// script's hash, anything else a host (`*.example.com` for its
-    /// subdomains).
-    pub fn parse(text: &str) -> Self {
-        let mut list = AllowList::default();
-        for line in text.lines() {
-            // A comment starts at '#' after white space (or at the start),
-            // so a pattern may hold a fragment.
-            let entry = match line.find(" #").or_else(|| line.find("\t#")) {
-                Some(i) => &line[..i],
-                None if line.trim_start().starts_with('#') => "",
-                None => line,
-            };
-            // CSP writes hashes quoted: 'sha256-…'.
-            let entry = entry.trim().trim_matches('\'');
-            if entry.is_empty() {
-                continue;
-            }
-            if entry.starts_with("sha256-") {
-                list.hashes.insert(entry.to_owned());
-            } else if entry.contains("://") {
-                if let Some(pattern) = SrcPattern::parse(entry) {
-                    list.srcs.push(pattern);
-                }
-            } else {
-                list.hosts.push(Glob::new(&entry.to_ascii_lowercase()));
-            }
-        }
-        list
-    }
-
-    /// Whether the list allows `script`.
-    pub fn allows(&self, script: &Script, strings: &Strings) -> bool {
-        if let Some(hash) = strings.text(script.inline_sha256)
-            && script.src.is_none()
-        {
-            return self.hashes.contains(hash);
-        }
-        let host_ok = strings.text(script.host).is_some_and(|host| {
-            let host = host.to_ascii_lowercase();
-            self.hosts.iter().any(|g| g.matches(&host))
-        });
-        host_ok
-            || strings
-                .text(script.src)
-                .is_some_and(|src| self.srcs.iter().any(|g| g.matches(src)))
     }
 }
 
@@ -454,11 +474,45 @@ pub fn compare(old: &Inventory, new: &Inventory, strings: &Strings, options: &Op
                 format!("had {}", scripts(s.len())),
             )),
             (Seen::Scripts(a), Seen::Scripts(b)) => {
-                compare_page(page, a, b, strings, options, &mut changes)
+                if let (Some(was), Some(is)) = (
+                    old.report.as_ref().and_then(|r| r.csp.as_ref()),
+                    new.report.as_ref().and_then(|r| r.csp.as_ref()),
+                ) {
+                    // A page without a policy has none in the map.
+                    let (was, is) = (was.get(page), is.get(page));
+                    let (was, is) = (
+                        was.map_or("", String::as_str),
+                        is.map_or("", String::as_str),
+                    );
+                    if let Some(detail) = csp::changes(was, is) {
+                        changes.push(page_change(ChangeKind::CspChanged, detail));
+                    }
+                }
+                let runs = Runs {
+                    strings,
+                    options,
+                    fetched: [old.fetched_content, new.fetched_content],
+                };
+                compare_page(page, a, b, &runs, &mut changes)
             }
         }
     }
     let mut warnings = Vec::new();
+    let csp_column = |run: &Inventory| run.report.as_ref().map(|r| r.csp.is_some());
+    match (csp_column(old), csp_column(new)) {
+        (Some(false), Some(true)) | (Some(true), Some(false)) => warnings.push(format!(
+            "the {} run's page report has no csp column (written before it): Content-Security-Policy not compared",
+            if csp_column(old) == Some(false) { "old" } else { "new" }
+        )),
+        _ => {}
+    }
+    if old.fetched_content != new.fetched_content {
+        warnings.push(format!(
+            "the {} run has no script content (not run with --fetch-scripts): its external \
+             scripts' content is unknown",
+            if old.fetched_content { "new" } else { "old" }
+        ));
+    }
     if let Some(re) = &options.page
         && compared == 0
     {
@@ -559,14 +613,16 @@ struct Found {
     change: Change,
 }
 
-fn compare_page(
-    page: &str,
-    old: &[Script],
-    new: &[Script],
-    strings: &Strings,
-    options: &Options,
-    out: &mut Vec<Change>,
-) {
+/// What a page's scripts are compared with.
+struct Runs<'a> {
+    strings: &'a Strings,
+    options: &'a Options,
+    /// Whether the old and the new run fetched script content.
+    fetched: [bool; 2],
+}
+
+fn compare_page(page: &str, old: &[Script], new: &[Script], runs: &Runs, out: &mut Vec<Change>) {
+    let (strings, options) = (runs.strings, runs.options);
     let mut found: Vec<Found> = Vec::new();
     let mut push = |kind: ChangeKind, script: &Script, detail: String, at: (u64, u8)| {
         found.push(Found {
@@ -598,7 +654,7 @@ fn compare_page(
         let Some(src) = s.src else { continue };
         match exact.get_mut(&src).and_then(VecDeque::pop_front) {
             Some(before) => {
-                for (kind, detail) in differences(before, s, strings) {
+                for (kind, detail) in differences(before, s, runs) {
                     push(kind, s, detail, (s.index, 1));
                 }
             }
@@ -622,16 +678,14 @@ fn compare_page(
             .and_then(VecDeque::pop_front)
         {
             Some(before) => {
-                for (kind, detail) in differences(before, s, strings) {
+                for (kind, detail) in differences(before, s, runs) {
                     push(kind, s, detail, (s.index, 1));
                 }
             }
-            None => push(
-                added_kind(s, strings, options),
-                s,
-                added_detail(s, strings),
-                (s.index, 1),
-            ),
+            None => {
+                let (kind, detail) = added(s, strings, options);
+                push(kind, s, detail, (s.index, 1))
+            }
         }
     }
     let mut gone: Vec<&Script> = waiting.into_values().flatten().collect();
@@ -665,12 +719,10 @@ fn compare_page(
                     );
                     push(ChangeKind::InlineChanged, after, detail, (after.index, 1));
                 }
-                (None, Some(after)) => push(
-                    added_kind(after, strings, options),
-                    after,
-                    added_detail(after, strings),
-                    (after.index, 1),
-                ),
+                (None, Some(after)) => {
+                    let (kind, detail) = added(after, strings, options);
+                    push(kind, after, detail, (after.index, 1))
+                }
                 (Some(before), None) => push(
                     ChangeKind::Removed,
                     before,
@@ -681,7 +733,7 @@ fn compare_page(
             }
         }
         if let (Some(before), Some(after)) = (old_inline.get(a), new_inline.get(b)) {
-            for (kind, detail) in differences(before, after, strings) {
+            for (kind, detail) in differences(before, after, runs) {
                 push(kind, after, detail, (after.index, 1));
             }
         }
@@ -697,10 +749,23 @@ fn compare_page(
     );
 }
 
-fn added_kind(script: &Script, strings: &Strings, options: &Options) -> ChangeKind {
-    match &options.allow {
-        Some(list) if !list.allows(script, strings) => ChangeKind::Unapproved,
-        _ => ChangeKind::Added,
+/// The row of a script only the new run has: `added`, or with `--allow`
+/// what the list says (`unapproved` when unlisted or off its pin,
+/// `unknown` when its pin cannot be checked).
+fn added(script: &Script, strings: &Strings, options: &Options) -> (ChangeKind, String) {
+    let detail = added_detail(script, strings);
+    let Some(list) = &options.allow else {
+        return (ChangeKind::Added, detail);
+    };
+    let verdict = list.verdict(script, strings);
+    match verdict.outcome {
+        Outcome::Authorised => (ChangeKind::Added, detail),
+        Outcome::Unlisted => (ChangeKind::Unapproved, detail),
+        Outcome::PinMismatch => (
+            ChangeKind::Unapproved,
+            format!("{detail}; {}", verdict.reason),
+        ),
+        Outcome::PinUnknown => (ChangeKind::Unknown, format!("{detail}; {}", verdict.reason)),
     }
 }
 
@@ -717,6 +782,16 @@ fn added_detail(s: &Script, strings: &Strings) -> String {
     if s.src.is_some() && s.integrity.is_none() {
         detail.push_str(", no integrity");
     }
+    // What to pin it to, or why that is not known.
+    if let Some(content) = strings.content(s.content) {
+        match content.hash() {
+            Some(_) => detail.push_str(&format!(", content {}", content_text(content, strings))),
+            None => detail.push_str(&format!(
+                ", no content: {}",
+                why_no_content(Some(content), strings)
+            )),
+        }
+    }
     detail
 }
 
@@ -728,18 +803,159 @@ fn removed_detail(s: &Script) -> String {
     }
 }
 
-/// How a script that is in both runs changed: integrity, then the other
-/// attributes together.
-fn differences(before: &Script, after: &Script, strings: &Strings) -> Vec<(ChangeKind, String)> {
-    let mut out = Vec::new();
-    let text = |sym| strings.text(sym);
-    match (text(before.integrity), text(after.integrity)) {
-        (Some(was), None) => out.push((ChangeKind::IntegrityRemoved, format!("was {was}"))),
+/// A known content for people: `sha384-… (N bytes)`.
+fn content_text(content: &Content, strings: &Strings) -> String {
+    let hash = strings.text(content.hash()).unwrap_or("?");
+    match content.bytes {
+        Some(bytes) => format!("{hash} ({bytes} bytes)"),
+        None => hash.to_owned(),
+    }
+}
+
+/// Why a script's content is not known, from its `content_*` columns.
+fn why_no_content(content: Option<&Content>, strings: &Strings) -> String {
+    match content.map(|c| (c.error.map(|e| strings.get(e)), c.status)) {
+        Some((Some("http_status"), Some(status))) => format!("http_status {status}"),
+        Some((Some(error), Some(status))) => format!("{error} (status {status})"),
+        Some((Some(error), None)) => error.to_owned(),
+        _ => "not fetched".to_owned(),
+    }
+}
+
+/// How a script that is in both runs changed (see "One event, one row"
+/// in the module documentation): integrity, content (external scripts),
+/// then the other attributes together.
+fn differences(before: &Script, after: &Script, runs: &Runs) -> Vec<(ChangeKind, String)> {
+    let integrity = integrity_change(before, after, runs.strings);
+    let broken = matches!(integrity, Some((ChangeKind::IntegrityBroken, _)));
+    let content = match after.src {
+        Some(_) => content_change(before, after, runs, broken),
+        None => None,
+    };
+    let attributes = attribute_change(before, after, runs.strings);
+    [integrity, content, attributes]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// `integrity_broken`, `integrity_removed` or `integrity_changed`.
+fn integrity_change(
+    before: &Script,
+    after: &Script,
+    strings: &Strings,
+) -> Option<(ChangeKind, String)> {
+    let broken = before.integrity_ok == Some(true) && after.integrity_ok == Some(false);
+    match (
+        strings.text(before.integrity),
+        strings.text(after.integrity),
+    ) {
+        (Some(was), None) => Some((ChangeKind::IntegrityRemoved, format!("was {was}"))),
+        (Some(was), Some(is)) if broken => {
+            let mut detail = if was == is {
+                format!("{is} no longer matches the content")
+            } else {
+                format!("{was} → {is}, which does not match the content")
+            };
+            if let Some(moved) = content_move(before, after, strings) {
+                detail.push_str(&format!("; content {moved}"));
+            }
+            Some((ChangeKind::IntegrityBroken, detail))
+        }
         (Some(was), Some(is)) if was != is => {
-            out.push((ChangeKind::IntegrityChanged, format!("{was} → {is}")))
+            Some((ChangeKind::IntegrityChanged, format!("{was} → {is}")))
+        }
+        _ => None,
+    }
+}
+
+/// `old → new` of two known, different contents.
+fn content_move(before: &Script, after: &Script, strings: &Strings) -> Option<String> {
+    let (a, b) = (
+        strings.content(before.content)?,
+        strings.content(after.content)?,
+    );
+    match (a.hash(), b.hash()) {
+        (Some(x), Some(y)) if x != y => Some(format!(
+            "{} → {}",
+            content_text(a, strings),
+            content_text(b, strings)
+        )),
+        _ => None,
+    }
+}
+
+/// The content row of an external script in both runs: the pin's verdict
+/// when the allow list pins it, else `content_changed` or `unknown`.
+/// `broken`: an `integrity_broken` row already tells the content change.
+fn content_change(
+    before: &Script,
+    after: &Script,
+    runs: &Runs,
+    broken: bool,
+) -> Option<(ChangeKind, String)> {
+    let strings = runs.strings;
+    let pin = runs
+        .options
+        .allow
+        .as_ref()
+        .filter(|list| list.has_pins())
+        .map(|list| list.verdict(after, strings))
+        .filter(|v| v.entry.is_some_and(|e| !e.pins.is_empty()));
+    match &pin {
+        Some(v) if v.outcome == Outcome::PinMismatch => {
+            return Some((ChangeKind::Unapproved, v.reason.clone()));
+        }
+        Some(v) if v.outcome == Outcome::PinUnknown => {
+            return Some((ChangeKind::Unknown, v.reason.clone()));
         }
         _ => {}
     }
+    if runs.fetched == [false, false] {
+        return None;
+    }
+    let hash = |s: &Script| strings.content(s.content).and_then(Content::hash);
+    match (hash(before), hash(after)) {
+        (Some(a), Some(b)) if a == b => None,
+        (Some(_), Some(_)) if broken => None,
+        (Some(_), Some(_)) => {
+            content_move(before, after, strings).map(|moved| (ChangeKind::ContentChanged, moved))
+        }
+        // The pin vouches for the new content; the old one is past.
+        _ if pin.is_some() => None,
+        _ => {
+            let lacks = |s: &Script, fetched: bool| -> Option<String> {
+                let content = strings.content(s.content);
+                if content.and_then(Content::hash).is_some() {
+                    None
+                } else if fetched {
+                    Some(why_no_content(content, strings))
+                } else {
+                    Some("not fetched (the run did not use --fetch-scripts)".to_owned())
+                }
+            };
+            let detail = match (
+                lacks(before, runs.fetched[0]),
+                lacks(after, runs.fetched[1]),
+            ) {
+                (Some(a), Some(b)) => format!("no content in either run: old {a}; new {b}"),
+                (Some(a), None) => format!("no content in the old run: {a}"),
+                (None, Some(b)) => format!("no content in the new run: {b}"),
+                (None, None) => return None,
+            };
+            Some((ChangeKind::Unknown, detail))
+        }
+    }
+}
+
+/// `attribute_changed`: `async`, `defer`, `nomodule`, `type`,
+/// `crossorigin`, and `integrity` added.
+fn attribute_change(
+    before: &Script,
+    after: &Script,
+    strings: &Strings,
+) -> Option<(ChangeKind, String)> {
+    let text = |sym| strings.text(sym);
     let mut attrs: Vec<String> = Vec::new();
     if before.integrity.is_none()
         && let Some(is) = text(after.integrity)
@@ -767,10 +983,11 @@ fn differences(before: &Script, after: &Script, strings: &Strings) -> Vec<(Chang
             attrs.push(format!("{name}: {was} → {is}"));
         }
     }
-    if !attrs.is_empty() {
-        out.push((ChangeKind::AttributeChanged, attrs.join("; ")));
+    if attrs.is_empty() {
+        None
+    } else {
+        Some((ChangeKind::AttributeChanged, attrs.join("; ")))
     }
-    out
 }
 
 /// Pairs of positions of equal inline hashes, increasing in both: a
@@ -874,7 +1091,7 @@ mod tests {
     fn kinds(old: &[Script], new: &[Script]) -> Vec<(ChangeKind, String)> {
         let run = |scripts: &[Script]| Inventory {
             pages: BTreeMap::from([("p".to_owned(), scripts.to_vec())]),
-            report: None,
+            ..Inventory::default()
         };
         compare(&run(old), &run(new), &strings(), &Options::default())
             .changes
@@ -922,7 +1139,7 @@ mod tests {
         };
         let run = |scripts: Vec<Script>| Inventory {
             pages: BTreeMap::from([("p".to_owned(), scripts)]),
-            report: None,
+            ..Inventory::default()
         };
         let options = Options {
             ignore_query: true,
@@ -963,7 +1180,8 @@ mod tests {
     fn allow_list_entries() {
         let list = AllowList::parse(
             "# comment\ncdn.example\nhttps://static.example/lib/*\n'sha256-ok'  # inline\nhttps://*.gapis.example/*\n",
-        );
+        )
+        .unwrap();
         let ext = |src: &str| Script {
             src: Some(sym(src)),
             host: url::Url::parse(src)
@@ -986,7 +1204,546 @@ mod tests {
             &list,
             &ext("https://x@evil.example/.gapis.example/a.js")
         ));
-        let wild = AllowList::parse("*.cdn.example");
+        let wild = AllowList::parse("*.cdn.example").unwrap();
         assert!(allows(&wild, &ext("https://a.cdn.example/x.js")));
+    }
+}
+
+#[cfg(test)]
+mod content_tests {
+    //! Content, integrity, pins and policies: the kinds of issue 16.
+    use super::*;
+    use std::cell::{Ref, RefCell};
+
+    thread_local! {
+        // Each test runs on its own thread, with its own texts.
+        static STRINGS: &'static RefCell<Strings> = Box::leak(Box::default());
+    }
+
+    fn sym(text: &str) -> Sym {
+        STRINGS.with(|s| s.borrow_mut().intern(text).unwrap())
+    }
+
+    fn strings() -> Ref<'static, Strings> {
+        STRINGS.with(|s| s.borrow())
+    }
+
+    /// A well-formed SRI hash whose digest is `byte` repeated.
+    fn hash(algorithm: &str, byte: u8) -> String {
+        use base64::Engine as _;
+        let len = match algorithm {
+            "sha256" => 32,
+            "sha384" => 48,
+            _ => 64,
+        };
+        let digest = vec![byte; len];
+        format!(
+            "{algorithm}-{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    }
+
+    fn sha(byte: u8) -> String {
+        hash("sha384", byte)
+    }
+
+    const PAY: &str = "https://cdn.example/pay.js";
+
+    fn ext(index: u64, src: &str) -> Script {
+        Script {
+            index,
+            src: Some(sym(src)),
+            host: url::Url::parse(src)
+                .ok()
+                .and_then(|u| u.host_str().map(sym)),
+            third_party: true,
+            ..Script::default()
+        }
+    }
+
+    /// `script` as a --fetch-scripts run wrote it: a hash of `bytes`, or
+    /// an error (with a status).
+    fn with_content(script: Script, sha384: Option<&str>, error: Option<(&str, u16)>) -> Script {
+        let content = Content {
+            status: error.map(|(_, s)| s).or(sha384.map(|_| 200)),
+            error: error.map(|(e, _)| sym(e)),
+            bytes: sha384.map(|h| h.len() as u64),
+            sha384: sha384.map(sym),
+        };
+        let id = STRINGS.with(|s| s.borrow_mut().intern_content(content).unwrap());
+        Script {
+            content: Some(id),
+            ..script
+        }
+    }
+
+    fn fetched(byte: u8) -> Script {
+        with_content(ext(0, PAY), Some(&sha(byte)), None)
+    }
+
+    fn run(scripts: &[Script]) -> Inventory {
+        Inventory {
+            pages: BTreeMap::from([("p".to_owned(), scripts.to_vec())]),
+            report: None,
+            fetched_content: scripts.iter().any(|s| s.content.is_some()),
+        }
+    }
+
+    fn diff_with(old: &[Script], new: &[Script], options: &Options) -> Vec<(ChangeKind, String)> {
+        compare(&run(old), &run(new), &strings(), options)
+            .changes
+            .into_iter()
+            .map(|c| (c.kind, c.detail))
+            .collect()
+    }
+
+    fn diff(old: &[Script], new: &[Script]) -> Vec<(ChangeKind, String)> {
+        diff_with(old, new, &Options::default())
+    }
+
+    fn allow(text: &str) -> Options {
+        Options {
+            allow: Some(AllowList::parse(text).unwrap()),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn content_changed_needs_both_hashes_and_unknown_says_which_run_lacks_one() {
+        use ChangeKind::*;
+        let (a, b) = (sha(1), sha(2));
+        // The polyfill.io case: same src, other code.
+        assert_eq!(
+            diff(&[fetched(1)], &[fetched(2)]),
+            [(ContentChanged, format!("{a} (71 bytes) → {b} (71 bytes)"))]
+        );
+        assert_eq!(diff(&[fetched(1)], &[fetched(1)]), []);
+        let failed = |error, status| with_content(ext(0, PAY), None, Some((error, status)));
+        assert_eq!(
+            diff(&[fetched(1)], &[failed("timeout", 0)]),
+            [(
+                Unknown,
+                "no content in the new run: timeout (status 0)".to_owned()
+            )]
+        );
+        assert_eq!(
+            diff(&[failed("http_status", 404)], &[fetched(2)]),
+            [(
+                Unknown,
+                "no content in the old run: http_status 404".to_owned()
+            )]
+        );
+        assert_eq!(
+            diff(
+                &[failed("http_status", 404)],
+                &[failed("body_too_large", 200)]
+            ),
+            [(
+                Unknown,
+                "no content in either run: old http_status 404; new body_too_large (status 200)"
+                    .to_owned()
+            )]
+        );
+        // One run without --fetch-scripts: its scripts' content is unknown.
+        assert_eq!(
+            diff(&[ext(0, PAY)], &[fetched(2)]),
+            [(
+                Unknown,
+                "no content in the old run: not fetched (the run did not use --fetch-scripts)"
+                    .to_owned()
+            )]
+        );
+        // Neither run fetched content: no content rows at all.
+        assert_eq!(diff(&[ext(0, PAY)], &[ext(0, PAY)]), []);
+        // A hash alongside an error is not a known content.
+        let odd = with_content(ext(0, PAY), Some(&b), Some(("timeout", 0)));
+        assert_eq!(diff(&[fetched(2)], &[odd])[0].0, Unknown);
+
+        // The unknown row of a script names it; the page's does not.
+        let changes = compare(
+            &run(&[fetched(1)]),
+            &run(&[failed("timeout", 0)]),
+            &strings(),
+            &Options::default(),
+        )
+        .changes;
+        assert_eq!(changes[0].src.as_deref(), Some(PAY));
+        assert!(changes[0].third_party);
+        // A warning when only one run fetched content.
+        let d = compare(
+            &run(&[ext(0, PAY)]),
+            &run(&[fetched(2)]),
+            &strings(),
+            &Options::default(),
+        );
+        assert_eq!(
+            d.warnings,
+            [
+                "the old run has no script content (not run with --fetch-scripts): its external \
+              scripts' content is unknown"
+            ]
+        );
+    }
+
+    #[test]
+    fn integrity_broken_is_one_row_for_one_event() {
+        use ChangeKind::*;
+        let (i, j) = (hash("sha384", 9), hash("sha384", 8));
+        let sri = |byte, integrity: Option<&str>, ok| Script {
+            integrity: integrity.map(sym),
+            integrity_ok: ok,
+            ..fetched(byte)
+        };
+        let moved = format!("{} (71 bytes) → {} (71 bytes)", sha(1), sha(2));
+        // The code behind the src changed and the attribute stayed:
+        // browsers refuse it. One row, not content_changed as well.
+        assert_eq!(
+            diff(
+                &[sri(1, Some(&i), Some(true))],
+                &[sri(2, Some(&i), Some(false))]
+            ),
+            [(
+                IntegrityBroken,
+                format!("{i} no longer matches the content; content {moved}")
+            )]
+        );
+        // The attribute changed too, to a value that does not match: one
+        // integrity_broken, not integrity_changed as well.
+        assert_eq!(
+            diff(
+                &[sri(1, Some(&i), Some(true))],
+                &[sri(2, Some(&j), Some(false))]
+            ),
+            [(
+                IntegrityBroken,
+                format!("{i} → {j}, which does not match the content; content {moved}")
+            )]
+        );
+        // The same content, no longer matching (the attribute changed).
+        assert_eq!(
+            diff(
+                &[sri(1, Some(&i), Some(true))],
+                &[sri(1, Some(&j), Some(false))]
+            ),
+            [(
+                IntegrityBroken,
+                format!("{i} → {j}, which does not match the content")
+            )]
+        );
+        // A new attribute that matches a new content: two facts, two rows.
+        assert_eq!(
+            diff(
+                &[sri(1, Some(&i), Some(true))],
+                &[sri(2, Some(&j), Some(true))]
+            ),
+            [
+                (IntegrityChanged, format!("{i} → {j}")),
+                (ContentChanged, moved.clone())
+            ]
+        );
+        // Removed: nothing left to break.
+        assert_eq!(
+            diff(&[sri(1, Some(&i), Some(true))], &[sri(2, None, None)]),
+            [
+                (IntegrityRemoved, format!("was {i}")),
+                (ContentChanged, moved.clone())
+            ]
+        );
+        // It never matched, or was not checked: not broken now.
+        for was in [Some(false), None] {
+            assert_eq!(
+                diff(&[sri(1, Some(&i), was)], &[sri(2, Some(&i), Some(false))]),
+                [(ContentChanged, moved.clone())],
+                "{was:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn verdicts_name_the_entry_and_pins_decide_over_broader_entries() {
+        let (a, b) = (sha(1), sha(2));
+        let list = AllowList::parse(&format!(
+            "# payment page\n\
+             *.cdn.example  owner=web\n\
+             cdn.example\n\
+             {PAY}  justification=\"Card form, contract #17\"  owner=payments@shop.example  pin={a}\n\
+             'sha256-inl'  justification=\"consent banner\"\n"
+        ))
+        .unwrap();
+        let on_pin = fetched(1);
+        let s = strings();
+        let v = list.verdict(&on_pin, &s);
+        assert!(v.authorised());
+        let entry = v.entry.unwrap();
+        assert_eq!(entry.line, 4);
+        assert_eq!(
+            entry.justification.as_deref(),
+            Some("Card form, contract #17")
+        );
+        assert_eq!(entry.owner.as_deref(), Some("payments@shop.example"));
+        assert_eq!(entry.pins[0].text, a);
+        assert_eq!(v.reason, format!("content matches pin {a} (line 4)"));
+        drop(s);
+
+        // The host entry does not let other content through.
+        let off = fetched(2);
+        let timeout = with_content(ext(0, PAY), None, Some(("timeout", 0)));
+        let s = strings();
+        let v = list.verdict(&off, &s);
+        assert_eq!(v.outcome, Outcome::PinMismatch);
+        assert_eq!(v.entry.map(|e| e.line), Some(4));
+        assert_eq!(
+            v.reason,
+            format!("pinned {a} (line 4), seen {b} (71 bytes)")
+        );
+        let v = list.verdict(&timeout, &s);
+        assert_eq!(v.outcome, Outcome::PinUnknown);
+        assert_eq!(
+            v.reason,
+            format!("pinned {a} (line 4), content unknown: timeout (status 0)")
+        );
+        drop(s);
+        let unfetched = ext(0, PAY);
+        let other = ext(0, "https://cdn.example/other.js");
+        let inl = Script {
+            inline_sha256: Some(sym("sha256-inl")),
+            ..Script::default()
+        };
+        let stranger = ext(0, "https://evil.example/x.js");
+        let s = strings();
+        assert_eq!(
+            list.verdict(&unfetched, &s).reason,
+            format!("pinned {a} (line 4), content unknown: not fetched")
+        );
+        // Unpinned scripts of the host: the first fitting entry.
+        let v = list.verdict(&other, &s);
+        assert!(v.authorised());
+        assert_eq!(v.reason, "allowed by line 3 (cdn.example)");
+        let v = list.verdict(&inl, &s);
+        assert_eq!(
+            v.entry.unwrap().justification.as_deref(),
+            Some("consent banner")
+        );
+        let v = list.verdict(&stranger, &s);
+        assert_eq!((v.outcome, v.entry), (Outcome::Unlisted, None));
+    }
+
+    #[test]
+    fn sha512_pins_are_checked_through_a_matching_integrity() {
+        let (x, y) = (hash("sha512", 5), hash("sha512", 6));
+        let list = AllowList::parse(&format!("{PAY} pin={x}")).unwrap();
+        let sri = |integrity: &str, ok| Script {
+            integrity: Some(sym(integrity)),
+            integrity_ok: ok,
+            ..fetched(1)
+        };
+        let proven = sri(&x, Some(true));
+        let other = sri(&y, Some(true));
+        let unchecked = sri(&x, None);
+        // Two sha512 tokens: which one matched is not known.
+        let two = sri(&format!("{x} {y}"), Some(true));
+        let s = strings();
+        assert!(list.verdict(&proven, &s).authorised());
+        assert_eq!(list.verdict(&other, &s).outcome, Outcome::PinMismatch);
+        let v = list.verdict(&unchecked, &s);
+        assert_eq!(v.outcome, Outcome::PinUnknown);
+        assert!(v.reason.ends_with("content unknown: only its sha384 is known (pin that form: the content_sha384 column)"), "{}", v.reason);
+        assert_eq!(list.verdict(&two, &s).outcome, Outcome::PinUnknown);
+    }
+
+    #[test]
+    fn a_pinned_script_is_checked_in_every_run() {
+        use ChangeKind::*;
+        let (a, b) = (sha(1), sha(2));
+        let options = allow(&format!("{PAY} pin={a}"));
+        // Off its pin and unchanged: still unapproved, night after night.
+        assert_eq!(
+            diff_with(&[fetched(2)], &[fetched(2)], &options),
+            [(
+                Unapproved,
+                format!("pinned {a} (line 1), seen {b} (71 bytes)")
+            )]
+        );
+        // Changed away from the pin: unapproved, not content_changed too.
+        assert_eq!(
+            diff_with(&[fetched(1)], &[fetched(2)], &options)[..1].len(),
+            1
+        );
+        assert_eq!(
+            diff_with(&[fetched(1)], &[fetched(2)], &options)[0].0,
+            Unapproved
+        );
+        // Back on its pin after an unknown night: nothing to say.
+        let timeout = with_content(ext(0, PAY), None, Some(("timeout", 0)));
+        assert_eq!(
+            diff_with(std::slice::from_ref(&timeout), &[fetched(1)], &options),
+            []
+        );
+        // Its content unknown now: unknown, with the pin.
+        assert_eq!(
+            diff_with(&[fetched(1)], std::slice::from_ref(&timeout), &options),
+            [(
+                Unknown,
+                format!("pinned {a} (line 1), content unknown: timeout (status 0)")
+            )]
+        );
+        // Between two pinned versions: a change, authorised.
+        let two = allow(&format!("{PAY} pin={a} pin={b}"));
+        assert_eq!(
+            diff_with(&[fetched(1)], &[fetched(2)], &two)[0].0,
+            ContentChanged
+        );
+        // Added scripts: the pin decides between added, unapproved and
+        // unknown.
+        assert_eq!(diff_with(&[], &[fetched(1)], &options)[0].0, Added);
+        assert_eq!(
+            diff_with(&[], &[fetched(2)], &options),
+            [(
+                Unapproved,
+                format!(
+                    "third-party (cdn.example), no integrity, content {b} (71 bytes); \
+                     pinned {a} (line 1), seen {b} (71 bytes)"
+                )
+            )]
+        );
+        assert_eq!(
+            diff_with(&[], &[ext(0, PAY)], &options),
+            [(
+                Unknown,
+                format!(
+                    "third-party (cdn.example), no integrity; pinned {a} (line 1), content \
+                     unknown: not fetched"
+                )
+            )]
+        );
+        // An unpinned list leaves scripts already there alone.
+        assert_eq!(
+            diff_with(&[fetched(2)], &[fetched(2)], &allow("cdn.example")),
+            []
+        );
+    }
+
+    #[test]
+    fn allow_lines_take_quoted_values_and_bad_lines_name_their_number() {
+        let a = sha(1);
+        let list = AllowList::parse(&format!(
+            "cdn.example   # a comment\n\
+             https://x.example/a.js#frag  owner=\"Jane \\\"JD\\\" Doe\" justification=\"see #42; really\"  # and a comment\n\
+             https://x.example/b.js pin='{a}'\n"
+        ))
+        .unwrap();
+        let e = list.entries();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].pattern, "cdn.example");
+        assert_eq!(e[1].pattern, "https://x.example/a.js#frag");
+        assert_eq!(e[1].owner.as_deref(), Some("Jane \"JD\" Doe"));
+        assert_eq!(e[1].justification.as_deref(), Some("see #42; really"));
+        assert_eq!(e[2].pins[0].text, a);
+        assert!(list.has_pins());
+
+        for (text, says) in [
+            ("cdn.example onwer=x", "unknown key \"onwer\""),
+            (
+                "cdn.example approved by Bob",
+                "\"approved\" is not key=value",
+            ),
+            ("cdn.example owner=a owner=b", "owner= given twice"),
+            ("cdn.example owner=\"Jane", "a quote is not closed"),
+            ("cdn.example owner=", "owner= has no value"),
+            (
+                &format!("cdn.example pin={a}"),
+                "pin= on a host (cdn.example)",
+            ),
+            (
+                &format!("sha256-x pin={a}"),
+                "pin= on an inline script's hash",
+            ),
+            (
+                "https://x.example/a.js pin=sha384-short",
+                "is not a content hash",
+            ),
+            (
+                "https://x.example/a.js pin=md5-AAAA",
+                "is not a content hash",
+            ),
+            (
+                &format!("https://x.example/a.js pin=\"{a} {a}\""),
+                "is not a content hash",
+            ),
+            ("owner=x cdn.example", "owner= before any entry"),
+            (&a, "inline scripts are listed by their sha256"),
+        ] {
+            let err = AllowList::parse(&format!("# list\nok.example\n{text}\n")).unwrap_err();
+            assert_eq!(err.line, 3, "{text}");
+            assert!(err.message.contains(says), "{text}: {err}");
+        }
+        let err = AllowList::parse("a b\nok\nc d\ne f\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: \"b\" is not key=value (keys: justification, owner, pin; quote values with spaces) (and 2 more bad lines)"
+        );
+        // sha256 and sha512 pins are accepted.
+        assert!(
+            AllowList::parse(&format!("https://x.example/a.js pin={}", hash("sha512", 3))).is_ok()
+        );
+        assert!(
+            AllowList::parse(&format!("https://x.example/a.js pin={}", hash("sha256", 3))).is_ok()
+        );
+    }
+
+    #[test]
+    fn csp_changed_compares_the_reports_policies() {
+        let page = |csp: Option<&str>, with_column: bool| Inventory {
+            pages: BTreeMap::new(),
+            report: Some(Report {
+                ok: HashMap::from([("p".to_owned(), Some(0))]),
+                csp: with_column.then(|| {
+                    csp.map(|c| HashMap::from([("p".to_owned(), c.to_owned())]))
+                        .unwrap_or_default()
+                }),
+                ..Report::default()
+            }),
+            fetched_content: false,
+        };
+        let changes =
+            |old: &Inventory, new: &Inventory| compare(old, new, &strings(), &Options::default());
+        let d = changes(
+            &page(Some("script-src 'self'"), true),
+            &page(Some("script-src 'self' https://evil.example"), true),
+        );
+        assert_eq!(d.changes.len(), 1);
+        let c = &d.changes[0];
+        assert_eq!(c.kind, ChangeKind::CspChanged);
+        assert_eq!(c.src, None);
+        assert_eq!(c.detail, "script-src: 'self' → 'self' https://evil.example");
+        // Reformatted: no change.
+        let d = changes(
+            &page(Some("script-src 'self'"), true),
+            &page(Some("SCRIPT-SRC   'SELF';"), true),
+        );
+        assert!(d.changes.is_empty());
+        assert_eq!(
+            changes(&page(None, true), &page(Some("object-src 'none'"), true)).changes[0].detail,
+            "policy added: \"object-src 'none'\""
+        );
+        // A report from before the column: not compared, with a warning.
+        let d = changes(&page(None, false), &page(Some("object-src 'none'"), true));
+        assert!(d.changes.is_empty());
+        assert_eq!(
+            d.warnings,
+            [
+                "the old run's page report has no csp column (written before it): \
+              Content-Security-Policy not compared"
+            ]
+        );
+        let d = changes(&page(None, false), &page(None, false));
+        assert!(d.warnings.is_empty() && d.changes.is_empty());
+    }
+
+    #[test]
+    fn a_script_row_stays_small() {
+        // About 85 bytes a row was measured with 56-byte scripts; the
+        // content is one interned id, not four more fields.
+        assert!(std::mem::size_of::<Script>() <= 64);
     }
 }

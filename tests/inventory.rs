@@ -832,3 +832,611 @@ fn diff_text_escapes_control_and_bidi_characters_from_pages() {
         table.rows
     );
 }
+
+/// The columns a `--fetch-scripts` run adds to a scripts output (issue 16).
+const CONTENT_COLUMNS: &str =
+    "integrity_ok,csp_allowed,content_status,content_error,content_bytes,content_sha384";
+
+/// A well-formed `sha384-…` whose base64 is `c` repeated.
+fn sha(c: char) -> String {
+    format!("sha384-{}", c.to_string().repeat(64))
+}
+
+/// A scripts output with the content columns: each row as [`row`] makes
+/// it, then `integrity_ok,csp_allowed,content_status,content_error,
+/// content_bytes,content_sha384`.
+fn write_csv_with_content(run: &Run, name: &str, rows: &[(String, String)]) {
+    let text: String = std::iter::once(format!("{HEADER},{CONTENT_COLUMNS}\n"))
+        .chain(
+            rows.iter()
+                .map(|(row, content)| format!("{row},{content}\n")),
+        )
+        .collect();
+    std::fs::write(run.path(name), text).unwrap();
+}
+
+/// The content cells of a script fetched whole: (integrity_ok, bytes,
+/// hash).
+fn content(integrity_ok: &str, bytes: u32, hash: &str) -> String {
+    format!("{integrity_ok},,200,,{bytes},{hash}")
+}
+
+/// A page report with the csp column: (page path, policy).
+fn write_csp_report(run: &Run, name: &str, pages: &[(&str, &str, u32)]) {
+    let mut csv = csv::Writer::from_path(run.path(name)).unwrap();
+    csv.write_record(["page_url", "error", "scripts", "error_detail", "csp"])
+        .unwrap();
+    for (page, policy, scripts) in pages {
+        csv.write_record([
+            &format!("https://shop.example{page}"),
+            "",
+            &scripts.to_string(),
+            "",
+            policy,
+        ])
+        .unwrap();
+    }
+    csv.flush().unwrap();
+}
+
+#[test]
+fn diff_sees_content_integrity_and_policy_changes_behind_the_same_src() {
+    let run = Run::new();
+    let polyfill = "https://cdn.polyfill.example/v3/polyfill.min.js";
+    let lib = "https://cdn.example/lib.js";
+    let flaky = "https://cdn.example/flaky.js";
+    let same = "https://shop.example/same.js";
+    write_csv_with_content(
+        &run,
+        "old.csv",
+        &[
+            (row("/a", 0, polyfill, "", ""), content("", 100, &sha('A'))),
+            (row("/a", 1, lib, "sri", ""), content("true", 50, &sha('C'))),
+            (row("/a", 2, flaky, "", ""), content("", 10, &sha('E'))),
+            (row("/a", 3, "", "", "sha256-same"), ",,,,,".to_owned()),
+            (row("/a", 4, same, "", ""), content("", 5, &sha('F'))),
+            (row("/b", 0, same, "", ""), content("", 5, &sha('F'))),
+        ],
+    );
+    write_csv_with_content(
+        &run,
+        "new.csv",
+        &[
+            // The code behind the src changed: the polyfill.io case.
+            (row("/a", 0, polyfill, "", ""), content("", 120, &sha('B'))),
+            // Changed under its integrity attribute: browsers refuse it.
+            (
+                row("/a", 1, lib, "sri", ""),
+                content("false", 60, &sha('D')),
+            ),
+            // Not fetched this time.
+            (row("/a", 2, flaky, "", ""), ",,,timeout,,".to_owned()),
+            (row("/a", 3, "", "", "sha256-same"), ",,,,,".to_owned()),
+            (row("/a", 4, same, "", ""), content("", 5, &sha('F'))),
+            (row("/b", 0, same, "", ""), content("", 5, &sha('F'))),
+        ],
+    );
+    let policy = "default-src 'self'; script-src 'self' https://cdn.example";
+    write_csp_report(
+        &run,
+        "old-pages.csv",
+        &[
+            ("/a", policy, 5),
+            ("/b", &format!("{policy}, object-src 'none'"), 1),
+        ],
+    );
+    write_csp_report(
+        &run,
+        "new-pages.csv",
+        &[
+            (
+                "/a",
+                "default-src 'self'; script-src 'self' https://cdn.example https://evil.example",
+                5,
+            ),
+            // The same policies, spelt and ordered otherwise.
+            (
+                "/b",
+                "OBJECT-SRC 'none', script-src https://CDN.example 'self' ;default-src 'self'",
+                1,
+            ),
+        ],
+    );
+    let args = [
+        "diff",
+        "old.csv",
+        "new.csv",
+        "--old-pages",
+        "old-pages.csv",
+        "--new-pages",
+        "new-pages.csv",
+    ];
+    let out = run.run(&[&args[..], &["-o", "c.csv"]].concat(), None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    assert_eq!(
+        changes(&run, "c.csv"),
+        owned(&[
+            ("/a", "csp_changed", ""),
+            ("/a", "content_changed", polyfill),
+            ("/a", "integrity_broken", lib),
+            ("/a", "unknown", flaky),
+        ])
+    );
+    let table = crate::support::Table::read(&run.path("c.csv"));
+    assert_eq!(
+        table.column("detail"),
+        [
+            "script-src: 'self' https://cdn.example → 'self' https://cdn.example https://evil.example",
+            &format!("{} (100 bytes) → {} (120 bytes)", sha('A'), sha('B')),
+            &format!(
+                "sha384-one no longer matches the content; content {} (50 bytes) → {} (60 bytes)",
+                sha('C'),
+                sha('D')
+            ),
+            "no content in the new run: timeout",
+        ]
+    );
+
+    // The text summary counts the new kinds, and --fail-on takes them.
+    let out = run.run(&[&args[..], &["--format", "text"]].concat(), None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "  content_changed    1",
+        "  integrity_broken   1",
+        "  csp_changed        1",
+        "  unknown            1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in {text}");
+    }
+    assert!(
+        text.contains(&format!(
+            "integrity_broken   https://shop.example/a  {lib}  sha384-one"
+        )),
+        "{text}"
+    );
+    for (kinds, code) in [
+        ("content_changed", 1),
+        ("integrity_broken", 1),
+        ("csp_changed", 1),
+        ("removed,added,integrity_changed", 0),
+    ] {
+        let out = run.run(
+            &[&args[..], &["--fail-on", kinds, "-o", "f.csv"]].concat(),
+            None,
+        );
+        assert_eq!(out.code, code, "{kinds}: {}", out.stderr);
+    }
+
+    // JSON Lines, typed: numbers and booleans read as their CSV text.
+    let json = |index: u32, src: &str, ok: serde_json::Value, bytes: u32, hash: &str| {
+        serde_json::json!({
+            "page_url": "https://shop.example/a", "index": index, "src": src,
+            "inline": false, "inline_sha256": null, "integrity": if ok.is_null() { serde_json::Value::Null } else { "sha384-one".into() },
+            "integrity_ok": ok, "csp_allowed": true, "content_status": 200,
+            "content_error": null, "content_bytes": bytes, "content_sha384": hash,
+        })
+        .to_string()
+    };
+    std::fs::write(
+        run.path("new.jsonl"),
+        [
+            json(0, polyfill, serde_json::Value::Null, 120, &sha('B')),
+            json(1, lib, false.into(), 50, &sha('C')),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "new.jsonl",
+            "--page",
+            "/a$",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r["change"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "content_changed",
+            "integrity_broken",
+            "removed",
+            "removed",
+            "removed"
+        ]
+    );
+    assert_eq!(
+        rows[1]["detail"],
+        "sha384-one no longer matches the content"
+    );
+}
+
+#[test]
+fn diff_of_outputs_without_the_new_columns_is_as_before() {
+    let run = Run::new();
+    let old = [
+        row("/a", 0, "", "", "sha256-before"),
+        row("/a", 1, "https://cdn.example/pay.js", "sri", ""),
+        row("/a", 2, "https://cdn.example/x.js", "sri", ""),
+        row("/a", 3, "https://cdn.example/y.js", "", ""),
+        row("/a", 4, "https://shop.example/gone.js", "", ""),
+    ];
+    let new = [
+        row("/a", 0, "", "", "sha256-after"),
+        row("/a", 1, "https://cdn.example/pay.js", "", ""),
+        row("/a", 2, "https://cdn.example/x.js", "sri2", ""),
+        row("/a", 3, "https://cdn.example/y.js", "module", ""),
+        row("/a", 4, "https://skimmer.example/s.js", "", ""),
+        row("/a", 5, "https://cdn.example/ok.js", "", ""),
+    ];
+    write_csv(&run, "old.csv", &old);
+    write_csv(&run, "new.csv", &new);
+    std::fs::write(run.path("allow.txt"), "cdn.example\n").unwrap();
+    let diff = |old: &str, new: &str| {
+        let out = run.run(&["diff", old, new, "--allow", "allow.txt"], None);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        (String::from_utf8(out.stdout).unwrap(), out.stderr)
+    };
+    // As the version before the content columns wrote it, byte for byte.
+    let (before, stderr) = diff("old.csv", "new.csv");
+    assert_eq!(
+        before,
+        "page_url,change,src,inline_sha256,detail\n\
+         https://shop.example/a,inline_changed,,sha256-after,was sha256-before (10 → 10 bytes)\n\
+         https://shop.example/a,integrity_removed,https://cdn.example/pay.js,,was sha384-one\n\
+         https://shop.example/a,integrity_changed,https://cdn.example/x.js,,sha384-one → sha384-two\n\
+         https://shop.example/a,attribute_changed,https://cdn.example/y.js,,type: (none) → module\n\
+         https://shop.example/a,removed,https://shop.example/gone.js,,\n\
+         https://shop.example/a,unapproved,https://skimmer.example/s.js,,\"third-party (skimmer.example), no integrity\"\n\
+         https://shop.example/a,added,https://cdn.example/ok.js,,\"third-party (cdn.example), no integrity\"\n"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // A newer scrape without --fetch-scripts and without a policy: the
+    // columns are there, empty, and change nothing.
+    let empty = |rows: &[String]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|r| (r.clone(), ",,,,,".to_owned()))
+            .collect()
+    };
+    write_csv_with_content(&run, "old2.csv", &empty(&old));
+    write_csv_with_content(&run, "new2.csv", &empty(&new));
+    assert_eq!(diff("old2.csv", "new2.csv"), (before.clone(), stderr));
+    assert_eq!(diff("old.csv", "new2.csv").0, before);
+
+    // Against a run that fetched content, the old one's is unknown: said
+    // per script and once on standard error.
+    let fetched: Vec<(String, String)> = new
+        .iter()
+        .map(|r| {
+            let external = !r.contains(",true,,,,"); // inline rows have inline=true
+            let cells = if external {
+                content("", 7, &sha('Q'))
+            } else {
+                ",,,,,".to_owned()
+            };
+            (r.clone(), cells)
+        })
+        .collect();
+    write_csv_with_content(&run, "new3.csv", &fetched);
+    let out = run.run(&["diff", "old.csv", "new3.csv", "-o", "c.csv"], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("warning: the old run has no script content (not run with --fetch-scripts)"),
+        "{}",
+        out.stderr
+    );
+    let table = crate::support::Table::read(&run.path("c.csv"));
+    let unknown = table.rows_where("change", "unknown");
+    assert_eq!(
+        unknown
+            .iter()
+            .map(|&i| table.get(i, "src"))
+            .collect::<Vec<_>>(),
+        [
+            "https://cdn.example/pay.js",
+            "https://cdn.example/x.js",
+            "https://cdn.example/y.js"
+        ]
+    );
+    assert_eq!(
+        table.get(unknown[0], "detail"),
+        "no content in the old run: not fetched (the run did not use --fetch-scripts)"
+    );
+}
+
+#[test]
+fn diff_checks_pinned_content_and_refuses_a_bad_allow_line() {
+    let run = Run::new();
+    let pay = "https://cdn.example/pay.js";
+    let tag = "https://cdn.example/tag.js";
+    std::fs::write(
+        run.path("allow.txt"),
+        format!(
+            "# payment page scripts\n\
+             shop.example  owner=web-team\n\
+             {pay}  justification=\"Card form, contract #2024-17\"  owner=\"Payments team\"  pin={}\n\
+             {tag}  pin='{}'  # quoted as CSP writes it\n\
+             cdn.example\n",
+            sha('A'),
+            sha('C')
+        ),
+    )
+    .unwrap();
+    write_csv_with_content(
+        &run,
+        "old.csv",
+        &[
+            (row("/a", 0, pay, "", ""), content("", 100, &sha('A'))),
+            (row("/a", 1, tag, "", ""), content("", 30, &sha('C'))),
+        ],
+    );
+    write_csv_with_content(
+        &run,
+        "new.csv",
+        &[
+            (row("/a", 0, pay, "", ""), content("", 120, &sha('B'))),
+            (row("/a", 1, tag, "", ""), ",,404,http_status,,".to_owned()),
+            (
+                row("/a", 2, "https://shop.example/new.js", "", ""),
+                content("", 9, &sha('N')),
+            ),
+            (
+                row("/a", 3, "https://skim.example/s.js", "", ""),
+                content("", 9, &sha('S')),
+            ),
+        ],
+    );
+    let out = run.run(
+        &[
+            "diff",
+            "old.csv",
+            "new.csv",
+            "--allow",
+            "allow.txt",
+            "-o",
+            "c.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        changes(&run, "c.csv"),
+        owned(&[
+            // Off its pin: unapproved, not content_changed as well.
+            ("/a", "unapproved", pay),
+            ("/a", "unknown", tag),
+            ("/a", "added", "https://shop.example/new.js"),
+            ("/a", "unapproved", "https://skim.example/s.js"),
+        ])
+    );
+    let table = crate::support::Table::read(&run.path("c.csv"));
+    assert_eq!(
+        table.column("detail"),
+        [
+            &format!(
+                "pinned {} (line 3), seen {} (120 bytes)",
+                sha('A'),
+                sha('B')
+            ),
+            &format!(
+                "pinned {} (line 4), content unknown: http_status 404",
+                sha('C')
+            ),
+            &format!("first-party, no integrity, content {} (9 bytes)", sha('N')),
+            &format!(
+                "third-party (skim.example), no integrity, content {} (9 bytes)",
+                sha('S')
+            ),
+        ]
+    );
+    // Back on its pin: nothing about it.
+    let out = run.run(
+        &["diff", "old.csv", "old.csv", "--allow", "allow.txt"],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // A bad line: exit 2, one line naming the file and the line.
+    for (text, says) in [
+        (
+            "cdn.example\nshop.example onwer=me\n",
+            "bad.txt:2: unknown key \"onwer\" (one of: justification, owner, pin)",
+        ),
+        (
+            &format!("\u{feff}cdn.example pin={}\n", sha('A')),
+            "bad.txt:1: pin= on a host (cdn.example): pin an external script by its src (https://…)",
+        ),
+        (
+            "a.example justification=\"open\n",
+            "bad.txt:1: a quote is not closed",
+        ),
+        (
+            "x y\nz w\n",
+            "bad.txt:1: \"y\" is not key=value (keys: justification, owner, pin; quote values with spaces) (and 1 more bad line)",
+        ),
+    ] {
+        std::fs::write(run.path("bad.txt"), text).unwrap();
+        let out = run.run(&["diff", "old.csv", "new.csv", "--allow", "bad.txt"], None);
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        assert_eq!(out.stderr, format!("scriptscrape diff: {says}\n"));
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn diff_help_names_every_kind_of_change() {
+    let run = Run::new();
+    let out = run.run(&["diff", "--help"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for kind in scriptscrape::diff::ChangeKind::ALL {
+        assert!(help.contains(kind.as_str()), "{kind} not in {help}");
+    }
+    assert!(help.contains("pin=sha384-"), "{help}");
+}
+
+#[test]
+fn scrape_with_fetch_scripts_change_the_code_behind_a_src_and_diff() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let sha384 = |body: &str| {
+        format!(
+            "sha384-{}",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(body))
+        )
+    };
+    let (poly, lib, emptied) = ("polyfill();\n", "lib();\n", "emptied();\n");
+    let server = TestServer::start();
+    server.set_script("poly.js", poly, std::time::Duration::ZERO);
+    server.set_script("lib.js", lib, std::time::Duration::ZERO);
+    server.set_script("emptied.js", emptied, std::time::Duration::ZERO);
+    server.set_page(
+        "checkout",
+        &format!(
+            "<script src=/js/poly.js></script>\
+             <script src=/js/lib.js integrity='{}' crossorigin></script>\
+             <script src=/js/emptied.js></script>",
+            sha384(lib)
+        ),
+    );
+    let run = Run::new();
+    let input = run.urls("urls.txt", &[server.url("/page/checkout")]);
+    let scrape = |day: &str, extra: &[&str]| {
+        let out = run.run(
+            &[
+                &[
+                    &input,
+                    "--fetch-scripts",
+                    "-o",
+                    &format!("{day}.csv"),
+                    "--pages",
+                    &format!("{day}-pages.csv"),
+                ][..],
+                extra,
+            ]
+            .concat(),
+            None,
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    scrape("monday", &[]);
+    // The same page; the code behind each of its srcs changes (the third
+    // to an empty body).
+    let evil = "polyfill(); steal();\n";
+    server.set_script("poly.js", evil, std::time::Duration::ZERO);
+    server.set_script("lib.js", "lib(); steal();\n", std::time::Duration::ZERO);
+    server.set_script("emptied.js", "", std::time::Duration::ZERO);
+    scrape("tuesday", &[]);
+    // Pinned to Monday's content, as content_sha384 gave it.
+    let monday = crate::support::Table::read(&run.path("monday.csv"));
+    let poly_src = server.url("/js/poly.js");
+    let pinned = monday.get(monday.rows_where("src", &poly_src)[0], "content_sha384");
+    assert_eq!(pinned, sha384(poly));
+    std::fs::write(
+        run.path("allow.txt"),
+        format!("127.0.0.1\n{poly_src} justification=\"polyfills\" pin={pinned}\n"),
+    )
+    .unwrap();
+    let diff_days = |old: &str, new: &str, extra: &[&str], name: &str| {
+        let out = run.run(
+            &[
+                &[
+                    "diff",
+                    &format!("{old}.csv"),
+                    &format!("{new}.csv"),
+                    "--old-pages",
+                    &format!("{old}-pages.csv"),
+                    "--new-pages",
+                    &format!("{new}-pages.csv"),
+                    "-o",
+                    name,
+                ][..],
+                extra,
+            ]
+            .concat(),
+            None,
+        );
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        crate::support::Table::read(&run.path(name))
+    };
+    let diff = |extra: &[&str], name: &str| diff_days("monday", "tuesday", extra, name);
+    let table = diff(&[], "c.csv");
+    let rows: Vec<(&str, &str)> = (0..table.rows.len())
+        .map(|i| (table.get(i, "change"), table.get(i, "detail")))
+        .collect();
+    let moved = format!(
+        "{} ({} bytes) → {} ({} bytes)",
+        sha384(poly),
+        poly.len(),
+        sha384(evil),
+        evil.len()
+    );
+    assert_eq!(rows[0], ("content_changed", moved.as_str()));
+    assert_eq!(rows[1].0, "integrity_broken");
+    assert!(
+        rows[1].1.ends_with("no longer matches the content")
+            || rows[1]
+                .1
+                .contains("no longer matches the content; content "),
+        "{rows:?}"
+    );
+    // An empty body is still a content: gone.js changed, not unknown.
+    assert_eq!(rows[2].0, "content_changed");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+
+    // With the allow list: the pinned script is unapproved instead.
+    let table = diff(&["--allow", "allow.txt"], "a.csv");
+    assert_eq!(table.get(0, "change"), "unapproved");
+    assert_eq!(table.get(0, "src"), poly_src);
+    assert_eq!(
+        table.get(0, "detail"),
+        format!(
+            "pinned {} (line 2), seen {} ({} bytes)",
+            sha384(poly),
+            sha384(evil),
+            evil.len()
+        )
+    );
+
+    // A night whose fetches fail: unknown, never content_changed.
+    scrape("wednesday", &["--max-script-body", "8"]);
+    let table = diff_days("tuesday", "wednesday", &[], "w.csv");
+    let rows: Vec<(&str, &str, &str)> = (0..table.rows.len())
+        .map(|i| {
+            (
+                table.get(i, "change"),
+                table.get(i, "src").rsplit('/').next().unwrap(),
+                table.get(i, "detail"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "unknown",
+                "poly.js",
+                "no content in the new run: body_too_large (status 200)"
+            ),
+            (
+                "unknown",
+                "lib.js",
+                "no content in the new run: body_too_large (status 200)"
+            ),
+        ]
+    );
+}

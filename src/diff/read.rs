@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use anyhow::{Context as _, bail};
 use url::Url;
 
-use super::{Inventory, Report, Script, Strings, Sym};
+use super::{Content, Inventory, Report, Script, Strings, Sym};
 use crate::error::ErrorKind;
 
 /// Reads a scripts output (`-o`) and, if given, the same run's page report
@@ -21,10 +21,11 @@ pub fn inventory(
     pages: Option<&str>,
     strings: &mut Strings,
 ) -> anyhow::Result<(Inventory, Vec<String>)> {
-    let (scripts_by_page, empty) = read_scripts(scripts, strings)?;
+    let (scripts_by_page, empty, fetched_content) = read_scripts(scripts, strings)?;
     let mut inventory = Inventory {
         pages: scripts_by_page,
         report: None,
+        fetched_content,
     };
     let mut warnings = Vec::new();
     match pages {
@@ -99,21 +100,20 @@ fn agree(pages: &BTreeMap<String, Vec<Script>>, report: &Report) -> Result<(), S
     }
 }
 
-/// Each page's scripts, and whether the file was empty.
+/// Each page's scripts, whether the file was empty, and whether the run
+/// fetched script content (some row has a content hash or error).
 fn read_scripts(
     path: &str,
     strings: &mut Strings,
-) -> anyhow::Result<(BTreeMap<String, Vec<Script>>, bool)> {
+) -> anyhow::Result<(BTreeMap<String, Vec<Script>>, bool, bool)> {
     let mut pages: BTreeMap<String, Vec<Script>> = BTreeMap::new();
-    let mut intern = |text: Option<&str>| -> anyhow::Result<Option<Sym>> {
-        text.map(|t| {
-            strings
-                .intern(t)
-                .ok_or_else(|| anyhow::anyhow!("more than 4 billion distinct values"))
-        })
-        .transpose()
-    };
+    let mut fetched_content = false;
+    let too_many = || anyhow::anyhow!("more than 4 billion distinct values");
     let empty = !each_row(path, &["page_url", "src", "inline_sha256"], |row| {
+        let mut intern = |text: Option<&str>| -> anyhow::Result<Option<Sym>> {
+            text.map(|t| strings.intern(t).ok_or_else(too_many))
+                .transpose()
+        };
         let Some(page) = row.text("page_url") else {
             bail!("no page_url");
         };
@@ -159,6 +159,32 @@ fn read_scripts(
             crossorigin: intern(row.text("crossorigin").as_deref())?,
             integrity: intern(row.text("integrity").as_deref())?,
             third_party,
+            integrity_ok: row.flag("integrity_ok")?,
+            csp_allowed: row.flag("csp_allowed")?,
+            content: None,
+        };
+        // The content_* columns of a --fetch-scripts run; absent or empty
+        // otherwise.
+        let content = Content {
+            status: row
+                .number("content_status")?
+                .map(|n| {
+                    u16::try_from(n)
+                        .map_err(|_| anyhow::anyhow!("content_status is {n}, not an HTTP status"))
+                })
+                .transpose()?,
+            error: intern(row.text("content_error").as_deref())?,
+            bytes: row.number("content_bytes")?,
+            sha384: intern(row.text("content_sha384").as_deref())?,
+        };
+        fetched_content |= content.sha384.is_some() || content.error.is_some();
+        let script = Script {
+            content: if content == Content::default() {
+                None
+            } else {
+                Some(strings.intern_content(content).ok_or_else(too_many)?)
+            },
+            ..script
         };
         // Looked up before inserting: the rows of a page come together, and
         // most lookups then find the page without copying its URL.
@@ -175,14 +201,22 @@ fn read_scripts(
         // Growth by doubling leaves up to half of each list unused.
         scripts.shrink_to_fit();
     }
-    Ok((pages, empty))
+    Ok((pages, empty, fetched_content))
 }
 
 fn read_report(path: &str) -> anyhow::Result<Report> {
     let mut report = Report::default();
+    let mut csp: HashMap<String, String> = HashMap::new();
+    let mut csp_column = false;
     each_row(path, &["page_url", "error"], |row| {
         let Some(page) = row.text("page_url") else {
             bail!("no page_url");
+        };
+        csp_column |= row.has("csp");
+        // A page listed twice: the last row's policy holds.
+        match row.text("csp") {
+            Some(policy) => csp.insert(page.to_string(), policy.into_owned()),
+            None => csp.remove(page.as_ref()),
         };
         // A page listed twice (reports joined by hand): the last row holds.
         match row.text("error") {
@@ -215,6 +249,7 @@ fn read_report(path: &str) -> anyhow::Result<Report> {
         }
         Ok(())
     })?;
+    report.csp = csp_column.then_some(csp);
     Ok(report)
 }
 
@@ -225,6 +260,15 @@ enum Row<'a> {
 }
 
 impl Row<'_> {
+    /// Whether the output has the column (a JSON object: the key), empty
+    /// or not.
+    fn has(&self, name: &str) -> bool {
+        match self {
+            Row::Csv(_, columns) => columns.contains_key(name),
+            Row::Json(map) => map.contains_key(name),
+        }
+    }
+
     /// A non-empty text value.
     fn text(&self, name: &str) -> Option<Cow<'_, str>> {
         match self {
