@@ -1023,3 +1023,19 @@ fn queue_recipe_writes_what_a_local_run_writes() {
             .expect("stats JSON");
     assert_eq!(stats["pages"]["ok"], 12, "{stats}");
 }
+
+#[test]
+fn the_allow_list_example_is_one_diff_reads() {
+    // Not a recipe, but what a reader copies their allow list from.
+    let example = &blocks_in("Watch your pages for script changes", "text")[0];
+    let list = scriptscrape::diff::AllowList::parse(example)
+        .unwrap_or_else(|e| panic!("the README's allow list: {e:?}"));
+    let entries = list.entries();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[1].owner.as_deref(), Some("payments@shop.example"));
+    assert_eq!(
+        entries[1].justification.as_deref(),
+        Some("Card form, contract #17")
+    );
+    assert_eq!(entries[1].pins.len(), 1);
+}
