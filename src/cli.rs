@@ -540,6 +540,53 @@ pub enum Command {
     /// List the jobs on a Redis with their counts, or delete one.
     #[command(after_help = QUEUE_AFTER_HELP)]
     Jobs(JobsArgs),
+
+    /// Write the authorisation report of a run: per page, every script,
+    /// whether the allow list authorises it and why, with its integrity
+    /// evidence (exit 0: every script authorised, 1: some are not or pages
+    /// have no inventory, 2: could not report).
+    #[command(after_help = INVENTORY_AFTER_HELP)]
+    Inventory(InventoryArgs),
+}
+
+const INVENTORY_AFTER_HELP: &str = "\
+Examples:
+  $ scriptscrape checkout.txt --fetch-scripts -o scripts.csv --pages pages.csv
+  $ scriptscrape inventory scripts.csv --pages pages.csv --allow allowed.txt -o report.html
+  $ scriptscrape inventory scripts.csv --pages pages.csv --allow allowed.txt -o report.csv
+See README, \"Payment pages and PCI DSS 6.4.3 / 11.6.1\".";
+
+/// `scriptscrape inventory`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct InventoryArgs {
+    /// The scripts output of a run (CSV or JSON Lines; - for standard
+    /// input).
+    #[arg(value_name = "OUTPUT")]
+    pub scripts: String,
+
+    /// The same run's page report: its policy (csp) for each page, and the
+    /// pages that failed, which the report lists as not inventoried.
+    #[arg(long, value_name = "FILE")]
+    pub pages: Option<String>,
+
+    /// The allow list: which scripts are authorised, with justification,
+    /// owner and pinned content (the format of diff --allow).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub allow: String,
+
+    /// Write the report to FILE (written whole, then renamed into place);
+    /// default standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// csv, jsonl, or html (one self-contained page for people); default:
+    /// from -o's extension (.html, .htm, .jsonl, .ndjson), else csv.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub format: Option<crate::inventory::ReportFormat>,
+
+    /// Print nothing on standard error but fatal errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 const QUEUE_AFTER_HELP: &str = "\

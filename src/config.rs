@@ -172,6 +172,59 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     })
 }
 
+/// Checks `scriptscrape inventory`'s arguments and reads its allow list.
+pub fn inventory_config(
+    args: crate::cli::InventoryArgs,
+) -> anyhow::Result<crate::inventory::InventoryConfig> {
+    use crate::inventory::{InventoryConfig, ReportFormat};
+    let inputs = [Some(&args.scripts), args.pages.as_ref(), Some(&args.allow)];
+    if inputs
+        .iter()
+        .flatten()
+        .filter(|i| i.as_str() == "-")
+        .count()
+        > 1
+    {
+        bail!("standard input ('-') can be read only once: give the other files by name");
+    }
+    let output = args.output.filter(|o| o.as_os_str() != "-");
+    if let Some(out) = &output
+        && let Some(input) = inputs
+            .into_iter()
+            .flatten()
+            .find(|i| i.as_str() != "-" && same_file(Path::new(i), out))
+    {
+        bail!("-o {} is one of the inputs ({input})", out.display());
+    }
+    let format = args.format.unwrap_or_else(|| {
+        let extension = output
+            .as_ref()
+            .and_then(|o| o.extension())
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("html" | "htm") => ReportFormat::Html,
+            Some("jsonl" | "ndjson") => ReportFormat::Jsonl,
+            _ => ReportFormat::Csv,
+        }
+    });
+    let allow = if args.allow == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read the allow list from standard input")?;
+        crate::diff::AllowList::parse(&text)
+            .map_err(|e| anyhow::anyhow!("standard input:{}: {}", e.line, e.message))?
+    } else {
+        crate::diff::AllowList::read(&args.allow)?
+    };
+    Ok(InventoryConfig {
+        scripts: args.scripts,
+        pages: args.pages,
+        allow: (allow, args.allow),
+        output,
+        format,
+    })
+}
+
 impl Config {
     /// Validates the command line. `stdin_is_terminal` decides what no
     /// INPUT means.

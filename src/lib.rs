@@ -37,6 +37,8 @@
 //!   page's Content-Security-Policy as a browser checks them.
 //! - [`proxy`]: which proxy each request goes through, checked at start.
 //! - [`diff`]: `scriptscrape diff`, what changed between two runs' outputs.
+//! - [`inventory`]: `scriptscrape inventory`, the authorisation report of a
+//!   run's scripts against an allow list (CSV, JSON Lines, HTML).
 //!
 //! [`cli`] and [`config`] turn the command line into a checked [`Config`];
 //! [`error`] holds the page-level error kinds users see in the report.
@@ -58,6 +60,7 @@ pub mod error;
 pub mod extract;
 pub mod fetch;
 pub mod input;
+pub mod inventory;
 pub mod output;
 pub mod pipeline;
 pub mod proxy;

@@ -15,7 +15,7 @@ use scriptscrape::{Config, ExitStatus, cli::Cli};
 
 /// The commands besides a scrape, which a file of URLs could be named
 /// like.
-const COMMANDS: [&str; 5] = ["diff", "enqueue", "work", "collect", "jobs"];
+const COMMANDS: [&str; 6] = ["diff", "enqueue", "work", "collect", "jobs", "inventory"];
 
 fn main() -> ExitCode {
     // A panic is a bug; say so in one line instead of a backtrace.
@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         Some(Command::Work(args)) => return work(args),
         Some(Command::Collect(args)) => return collect(args),
         Some(Command::Jobs(args)) => return jobs(args),
+        Some(Command::Inventory(args)) => return inventory(args),
         None => {}
     }
     if let Some(command) = cli
@@ -158,6 +159,30 @@ fn diff(args: scriptscrape::cli::DiffArgs) -> ExitCode {
             let text = scriptscrape::error::without_os_error_numbers(&format!("{err:#}"));
             let words: Vec<&str> = text.split_whitespace().collect();
             eprintln!("scriptscrape diff: {}", words.join(" "));
+            ExitCode::from(ExitStatus::Fatal.code())
+        }
+    }
+}
+
+fn inventory(args: scriptscrape::cli::InventoryArgs) -> ExitCode {
+    let quiet = args.quiet;
+    let outcome =
+        scriptscrape::config::inventory_config(args).and_then(|c| scriptscrape::inventory::run(&c));
+    match outcome {
+        Ok(report) => {
+            if !quiet {
+                for warning in &report.warnings {
+                    eprintln!("scriptscrape inventory: warning: {warning}");
+                }
+                eprintln!("scriptscrape inventory: {}", report.summary());
+            }
+            let complete = report.unauthorised() == 0 && report.not_inventoried() == 0;
+            ExitCode::from(u8::from(!complete))
+        }
+        Err(err) => {
+            let text = scriptscrape::error::without_os_error_numbers(&format!("{err:#}"));
+            let words: Vec<&str> = text.split_whitespace().collect();
+            eprintln!("scriptscrape inventory: {}", words.join(" "));
             ExitCode::from(ExitStatus::Fatal.code())
         }
     }

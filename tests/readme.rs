@@ -23,7 +23,7 @@
 //!
 //! | in README | in the test |
 //! |---|---|
-//! | `/srv/inventory` | the sandbox's work directory |
+//! | `/srv/inventory`, `/srv/pci` | the sandbox's work directory |
 //! | `/usr/local/bin` in a crontab's `PATH=` line | the directory with `scriptscrape` and `mail` |
 //! | `https://shop.example/` in the setup block | `http://127.0.0.1:PORT/page/` of the test server |
 //! | `/data/urls.txt`, `/out/` in the Kubernetes Job | `urls.txt` and the work directory |
@@ -191,9 +191,15 @@ impl Sandbox {
         self.home().join(name)
     }
 
-    /// `text` with /srv/inventory in the sandbox.
+    /// `text` with /srv/inventory (or the PCI recipe's /srv/pci) in the
+    /// sandbox.
     fn localise(&self, text: &str) -> String {
-        substitute(text, "/srv/inventory", &self.home().to_string_lossy())
+        let dir = if text.contains("/srv/pci") {
+            "/srv/pci"
+        } else {
+            "/srv/inventory"
+        };
+        substitute(text, dir, &self.home().to_string_lossy())
     }
 
     /// Writes a URL list into the work directory.
@@ -777,6 +783,8 @@ fn every_recipe_is_covered() {
         ("Crawling a site", "sh", 1),
         ("Watch your pages for script changes", "sh", 1),
         ("Watch your pages for script changes", "cron", 1),
+        ("Payment pages and PCI DSS 6.4.3 / 11.6.1", "sh", 1),
+        ("Payment pages and PCI DSS 6.4.3 / 11.6.1", "cron", 1),
         ("Benchmark", "sh", 1),
         ("Shards", "sh", 3),
         ("A shared queue on Redis", "sh", 1),
@@ -1038,4 +1046,125 @@ fn the_allow_list_example_is_one_diff_reads() {
         Some("Card form, contract #17")
     );
     assert_eq!(entries[1].pins.len(), 1);
+}
+
+#[test]
+fn pci_recipe_reports_every_night_and_mails_changed_code_policies_and_unauthorised_scripts() {
+    let server = TestServer::start();
+    let pay_v1 = "payments.mount('#card');\n";
+    server.set_script("pay.js", pay_v1, Duration::ZERO);
+    server.set_script("tags.js", "tags.push(1);\n", Duration::ZERO);
+    let policy = "script-src 'self'; object-src 'none'";
+    let checkout = "<html><head><script src=/js/pay.js></script><script>cfg = 1;</script>\
+                    </head><body><script src=/js/tags.js></script></body></html>";
+    server.set_csp_page("checkout", checkout, &[policy]);
+    server.set_csp_page("payment", "<script src=/js/pay.js></script>", &[policy]);
+    let mut sandbox = Sandbox::new();
+
+    let setup = &blocks_in("Payment pages and PCI DSS", "sh")[0];
+    let setup = substitute(
+        &sandbox.localise(setup),
+        "https://shop.example/",
+        &server.url("/csp/"),
+    );
+    let ran = sandbox.sh(&setup);
+    assert_eq!(
+        ran.code,
+        Some(1),
+        "nothing is authorised yet: {}",
+        ran.printed()
+    );
+    let review = Table::read(&sandbox.file("review.csv"));
+    assert_eq!(review.rows.len(), 4);
+    assert_eq!(review.rows_where("authorised", "false").len(), 4);
+    // The reviewer writes the allow list from the review: each script
+    // with why, who, and its code's hash.
+    let mut allowed = String::new();
+    for i in 0..review.rows.len() {
+        let script = review.get(i, "script");
+        if allowed.contains(script) {
+            continue;
+        }
+        // The payment script's code is pinned; the tag script is trusted
+        // by its URL alone.
+        let pin = review.get(i, "content_sha384");
+        let pin = if script.ends_with("/pay.js") {
+            format!(" pin={pin}")
+        } else {
+            String::new()
+        };
+        let quoted = if review.get(i, "inline") == "true" {
+            format!("'{script}'")
+        } else {
+            script.to_owned()
+        };
+        allowed.push_str(&format!(
+            "{quoted} justification=\"Reviewed, ticket 42\" owner=web@shop.example{pin}\n"
+        ));
+    }
+    std::fs::write(sandbox.file("allowed.txt"), allowed).unwrap();
+
+    let jobs = sandbox.crontab(&blocks_in("Payment pages and PCI DSS", "cron")[0]);
+    assert_eq!(jobs.len(), 1);
+    let night = || {
+        let ran = sandbox.sh(&jobs[0]);
+        (ran.printed(), sandbox.take_mail())
+    };
+    let report = || {
+        let reports: Vec<_> = std::fs::read_dir(sandbox.file("reports"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(reports.len(), 1, "one dated report: {reports:?}");
+        std::fs::read_to_string(&reports[0]).unwrap()
+    };
+    let subject = "mail -s payment page scripts need review pci@example.com\n";
+
+    // Night 1: nothing changed, everything authorised: silence, and the
+    // night's report says so.
+    let (printed, mail) = night();
+    assert_eq!(printed, "", "night 1 printed");
+    assert_eq!(mail, "", "night 1 mailed");
+    let html = report();
+    assert!(html.contains("<td class=yes>yes</td>") && !html.contains("<td class=no>no</td>"));
+
+    // Night 2: the code behind pay.js changed (the polyfill.io case): its
+    // src is the same, its content is not, and it is off its pin.
+    server.set_script(
+        "pay.js",
+        "payments.mount('#card'); steal();\n",
+        Duration::ZERO,
+    );
+    server.set_script("tags.js", "tags.push(2);\n", Duration::ZERO);
+    let (printed, mail) = night();
+    assert_eq!(printed, "", "night 2 printed besides the mail");
+    assert!(mail.starts_with(subject), "night 2 mail: {mail:?}");
+    // The pinned script is off its pin; the other's code changed.
+    assert!(
+        mail.contains("unapproved") && mail.contains("pinned sha384-"),
+        "{mail}"
+    );
+    assert!(mail.contains("content_changed"), "{mail}");
+    assert!(mail.contains("Authorisation report: "), "{mail}");
+    assert!(report().contains("<td class=no>no</td>"));
+
+    // Night 3: still off its pin: mailed again (the report, every night),
+    // and the page's policy was loosened: csp_changed names the directive.
+    server.set_csp_page(
+        "checkout",
+        checkout,
+        &["script-src 'self' https://evil.example; object-src 'none'"],
+    );
+    let (_, mail) = night();
+    assert!(mail.starts_with(subject), "night 3 mail: {mail:?}");
+    assert!(mail.contains("csp_changed"), "{mail}");
+    assert!(mail.contains("script-src"), "{mail}");
+
+    // Night 4: the old code and the old policy are back: the policy's
+    // return is a change too.
+    server.set_csp_page("checkout", checkout, &[policy]);
+    server.set_script("pay.js", pay_v1, Duration::ZERO);
+    let (_, mail) = night();
+    assert!(mail.starts_with(subject), "night 4 mail: {mail:?}");
+    assert!(mail.contains("csp_changed"), "{mail}");
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod authorisation;
 mod cli;
 mod conformance;
 mod content;

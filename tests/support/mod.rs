@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test module uses a different part of this.
 
+pub mod browser;
 pub mod redis;
 
 use std::collections::HashMap;
