@@ -106,3 +106,60 @@ pub fn page(n: u64, size: Size) -> String {
     html.push_str("<script src=\"/assets/app.js\" defer></script>\n</body></html>\n");
     html
 }
+
+/// Script body `n`: JavaScript-like text, deterministic from n, 5–80 KB
+/// (log-normal, median near 20 KB: the range of the libraries, tag
+/// managers and bundles that pages load).
+#[allow(
+    dead_code,
+    reason = "benches/queue.rs and tests/differential.rs share this module; only pipeline.rs serves scripts"
+)]
+pub fn script(n: u64) -> String {
+    use std::fmt::Write as _;
+    // Identifiers the scripts are made of, so that they compress about as
+    // well as real minified JavaScript does.
+    const WORDS: [&str; 24] = [
+        "config",
+        "element",
+        "value",
+        "options",
+        "handler",
+        "state",
+        "result",
+        "index",
+        "callback",
+        "module",
+        "event",
+        "target",
+        "data",
+        "request",
+        "response",
+        "node",
+        "length",
+        "queue",
+        "prototype",
+        "listener",
+        "timeout",
+        "promise",
+        "render",
+        "observer",
+    ];
+    let mut rng = Rng(n ^ 0x5C21_97B0);
+    let normal =
+        (-2.0 * rng.unit().max(1e-12).ln()).sqrt() * (std::f64::consts::TAU * rng.unit()).cos();
+    let target = (20_000.0 * (0.7 * normal).exp()).clamp(5_000.0, 80_000.0) as usize;
+    let mut js = String::with_capacity(target + 512);
+    writeln!(js, "/*! bundle {n} */\n\"use strict\";").expect("writing to a String");
+    let mut f = 0u32;
+    while js.len() < target {
+        f += 1;
+        let [a, b, c, d, e] = [0; 5].map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]);
+        let [x, y, z] = [100, 10_000, 16].map(|m| rng.below(m));
+        writeln!(
+            js,
+            "function {a}{f}({b},{c}){{var {d}={b}.{e}||{{}};if({d}.length>{x}){{return {c}({d},\"{a}-{y}\")}}for(var i=0;i<{b}.length;i++){{{d}[i]={b}[i]*{z}}}return {d}}}",
+        )
+        .expect("writing to a String");
+    }
+    js
+}

@@ -2,7 +2,7 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|all]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|all]
 //!     [--runs N] [--python-runs N] [--no-python] [--frontier-memory N]
 //! ```
 //!
@@ -17,7 +17,10 @@
 //! measured with wait4 (wall time, CPU seconds, peak RSS) and by when its
 //! first row arrives. Every figure is a median of `--runs` runs. `diff`
 //! compares two generated runs' outputs (no server) of 1M and 4M script
-//! rows each.
+//! rows each. `scripts` runs the latency-bound and CPU-bound lists with and
+//! without `--fetch-scripts`, the two alternated run by run, on pages whose
+//! external scripts are all served by this process too (see
+//! [`Server::start_with_scripts`]).
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -57,7 +60,7 @@ fn main() {
     let dir = tempdir();
     // Each Python run of the latency and CPU scenarios takes minutes.
     let python_runs = flag_value(&args, "--python-runs").unwrap_or(1);
-    let baseline = if python && !matches!(which, "extract" | "diff") {
+    let baseline = if python && !matches!(which, "extract" | "diff" | "scripts") {
         Baseline::prepare(python_runs)
     } else {
         None
@@ -82,6 +85,270 @@ fn main() {
     if matches!(which, "diff" | "all") {
         diff(&dir, runs);
     }
+    if matches!(which, "scripts" | "all") {
+        scripts(&dir, runs);
+    }
+}
+
+/// `--fetch-scripts`: the latency-bound list (50 ms on pages and on
+/// scripts, -c 256) and the CPU-bound one (no latency, -c 64), each run
+/// with and without the option, alternated run by run (and which goes
+/// first alternated too) so that the machine's drift hits both alike. A
+/// run with `-o` first checks what the option does: every external
+/// script row filled in with a 200, and each distinct script requested
+/// once.
+fn scripts(dir: &Path, runs: usize) {
+    println!(
+        "\n## --fetch-scripts: the same lists with and without it; scripts served on loopback (5–80 KB, {SCRIPT_BODIES} bodies, gzip from the 3 third-party hosts)"
+    );
+    for (n, latency, concurrency) in [
+        (10_000u64, Duration::from_millis(50), 256),
+        (5_000, Duration::ZERO, 64),
+    ] {
+        let server = Server::start_with_scripts(latency, pages::Size::Realistic);
+        let urls = write_urls(dir, "scripts.txt", (0..n).map(|i| server.url(i)));
+        println!(
+            "\n### {n} pages, {} ms latency on pages and scripts, -c {concurrency}",
+            latency.as_millis()
+        );
+        let checked = check_fetched_scripts(dir, &server, &urls, concurrency, n);
+        let without = scriptscrape(&urls, concurrency);
+        let mut with = scriptscrape(&urls, concurrency);
+        with.arg("--fetch-scripts");
+        let (mut plain, mut fetching, mut traffic) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..runs.max(1) {
+            let mut timed_with = || {
+                server.scripts.take();
+                let m = server.measure(&with);
+                let t = server.scripts.take();
+                if t.requests != checked.distinct || t.repeated != 0 || t.unexpected != 0 {
+                    println!(
+                        "  WARNING: run {run} with --fetch-scripts: {} script requests for {} URLs ({} repeated, {} unexpected requests); the check run found {} distinct scripts",
+                        t.requests, t.urls, t.repeated, t.unexpected, checked.distinct
+                    );
+                }
+                fetching.push(m);
+                traffic.push(t);
+            };
+            if run % 2 == 0 {
+                plain.push(server.measure(&without));
+                timed_with();
+            } else {
+                timed_with();
+                plain.push(server.measure(&without));
+            }
+        }
+        let pairs: Vec<String> = plain
+            .iter()
+            .zip(&fetching)
+            .map(|(a, b)| format!("{:.2}", b.wall / a.wall))
+            .collect();
+        let (a, b) = (medians(&plain), medians(&fetching));
+        a.print("without --fetch-scripts", n);
+        b.print("with --fetch-scripts", n);
+        let mut sent: Vec<f64> = traffic.iter().map(|t| t.mb_sent).collect();
+        sent.sort_by(f64::total_cmp);
+        let t = traffic[0];
+        println!(
+            "  script requests: {} ({:.2} per page), {:.0} MB of scripts ({:.0} MB sent), {:.0} % of all bytes fetched",
+            t.requests,
+            t.requests as f64 / n as f64,
+            t.mb,
+            sent[sent.len() / 2],
+            100.0 * t.mb / (t.mb + a.mb_served),
+        );
+        println!(
+            "  with / without: wall {:.2}x (per pair of runs: {}), CPU {:.2}x (+{:.1} s, {:.0} µs per script), peak RSS {:.2}x (+{:.0} MB)",
+            b.wall / a.wall,
+            pairs.join(", "),
+            b.cpu / a.cpu,
+            b.cpu - a.cpu,
+            1e6 * (b.cpu - a.cpu) / t.requests.max(1) as f64,
+            b.peak_rss_mb / a.peak_rss_mb,
+            b.peak_rss_mb - a.peak_rss_mb,
+        );
+        let (hash, gunzip) = per_byte_work(&server.scripts);
+        let (hashing, gunzipping) = (hash * t.mb, gunzip * t.mb_gunzipped);
+        let rest = b.cpu - a.cpu - hashing - gunzipping;
+        println!(
+            "  of the added CPU, by the same work alone on one thread here: the three digests ({:.0} MB/s) {hashing:.1} s, gunzip of the {:.0} MB that came compressed ({:.0} MB/s) {gunzipping:.1} s; the rest, {rest:.1} s ({:.0} µs a script), is the requests and holding pages",
+            1.0 / hash,
+            t.mb_gunzipped,
+            1.0 / gunzip,
+            1e6 * rest / t.requests.max(1) as f64,
+        );
+    }
+}
+
+/// CPU seconds per MB (decompressed), on one thread of this process, of
+/// the work `--fetch-scripts` does on each byte of a script: the program's
+/// own hasher (SHA-256, -384 and -512, fed in 16 KB pieces as a body
+/// streams), and gunzip (flate2, which reqwest's decoder uses too).
+fn per_byte_work(site: &ScriptSite) -> (f64, f64) {
+    const ROUNDS: usize = 3;
+    let mb = site.plain.iter().map(|b| b.len()).sum::<usize>() as f64 / 1e6;
+    let started = thread_cpu();
+    for _ in 0..ROUNDS {
+        for body in &site.plain {
+            let mut hasher = scriptscrape::content::sri::Hasher::new();
+            for piece in body.chunks(16 * 1024) {
+                hasher.update(piece);
+            }
+            std::hint::black_box(hasher.finish());
+        }
+    }
+    let hash = (thread_cpu() - started) / (ROUNDS as f64 * mb);
+    let started = thread_cpu();
+    for _ in 0..ROUNDS {
+        for body in &site.gzip {
+            let mut decoder = flate2::read::GzDecoder::new(&body[..]);
+            std::io::copy(&mut decoder, &mut std::io::sink()).expect("gunzip");
+        }
+    }
+    let gunzip = (thread_cpu() - started) / (ROUNDS as f64 * mb);
+    (hash, gunzip)
+}
+
+/// What a checked `--fetch-scripts` run wrote.
+struct FetchedScripts {
+    /// Distinct external script URLs in its rows.
+    distinct: u64,
+}
+
+/// Runs `--fetch-scripts` once with `-o` (not timed), reads its CSV back
+/// and says whether every external script row has its content with a
+/// 200, every script is on a loopback address, and the server was asked
+/// for each distinct script once.
+fn check_fetched_scripts(
+    dir: &Path,
+    server: &Server,
+    urls: &Path,
+    concurrency: usize,
+    n: u64,
+) -> FetchedScripts {
+    let out = dir.join("scripts-check.csv");
+    let stats = dir.join("scripts-check-stats.json");
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&stats);
+    let mut cmd = scriptscrape(urls, concurrency);
+    cmd.arg("--fetch-scripts")
+        .arg("-o")
+        .arg(&out)
+        .arg("--stats")
+        .arg(&stats);
+    server.scripts.take();
+    let m = server.measure(&cmd);
+    let traffic = server.scripts.take();
+    let mut reader = csv::Reader::from_path(&out).expect("the check run's CSV");
+    let columns = reader.headers().expect("CSV header").clone();
+    let column = |name: &str| {
+        columns
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no {name} column"))
+    };
+    let [page_url, src, resolved, status, sha384, bytes] = [
+        "page_url",
+        "src",
+        "src_resolved",
+        "content_status",
+        "content_sha384",
+        "content_bytes",
+    ]
+    .map(column);
+    let mut pages = std::collections::HashSet::new();
+    let mut distinct = std::collections::HashSet::new();
+    let (mut rows, mut external, mut ok, mut off_loopback) = (0u64, 0u64, 0u64, 0u64);
+    // Rows whose content_bytes or content_sha384 is not what was sent.
+    let mut wrong = 0u64;
+    let mut content_bytes = 0u64;
+    for record in reader.records() {
+        let record = record.expect("CSV row");
+        rows += 1;
+        if !pages.contains(&record[page_url]) {
+            pages.insert(record[page_url].to_string());
+        }
+        if record[src].is_empty() {
+            continue;
+        }
+        external += 1;
+        // `src` is the absolute URL when `src_resolved` is true; none of
+        // the benchmark's is relative to nothing, so anything else counts
+        // as off loopback.
+        let url = url::Url::parse(&record[src]).ok();
+        let loopback = &record[resolved] == "true"
+            && matches!(
+                url.as_ref().and_then(|u| u.host()),
+                Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+            );
+        off_loopback += u64::from(!loopback);
+        if &record[status] == "200" && record[sha384].starts_with("sha384-") {
+            ok += 1;
+            content_bytes += record[bytes].parse::<u64>().unwrap_or(0);
+        }
+        // What the server sent for that URL.
+        let sent = url.as_ref().and_then(|u| {
+            let at: SocketAddr = format!("{}:{}", u.host_str()?, u.port()?).parse().ok()?;
+            let host = if at == server.addr {
+                ""
+            } else {
+                SCRIPT_HOSTS[server.script_hosts.iter().position(|&a| a == at)?]
+            };
+            let query = u.query().map_or(String::new(), |q| format!("?{q}"));
+            Some(script_body(&format!("{host}{}{query}", u.path())))
+        });
+        let right = sent.is_some_and(|n| {
+            record[sha384] == server.scripts.sri[n]
+                && record[bytes] == server.scripts.plain[n].len().to_string()
+        });
+        wrong += u64::from(!right);
+        distinct.insert(record[src].to_string());
+    }
+    let distinct = distinct.len() as u64;
+    println!(
+        "check run (--fetch-scripts -o FILE, wall {:.2} s): {} pages with rows; its --stats: {}",
+        m.wall,
+        pages.len(),
+        run_stats(&stats)
+    );
+    println!(
+        "  {rows} script rows, {external} external ({:.1} per page), {distinct} distinct; {ok} of {external} with content_status 200 and a sha384 ({:.0} MB of content over the rows), {wrong} whose content_bytes or content_sha384 is not the body sent; {off_loopback} off 127.0.0.0/8",
+        external as f64 / n as f64,
+        content_bytes as f64 / 1e6,
+    );
+    println!(
+        "  server: {} script requests for {} URLs, {} repeated, {} requests for anything else",
+        traffic.requests, traffic.urls, traffic.repeated, traffic.unexpected
+    );
+    if ok != external
+        || wrong != 0
+        || off_loopback != 0
+        || pages.len() as u64 != n
+        || traffic.requests != distinct
+        || traffic.urls != distinct
+        || traffic.unexpected != 0
+    {
+        println!(
+            "  WARNING: --fetch-scripts did not fetch each of the {distinct} distinct scripts exactly once, all with a 200 and the right digest, for all {n} pages"
+        );
+    }
+    let _ = std::fs::remove_file(&out);
+    FetchedScripts { distinct }
+}
+
+/// The pages a run's `--stats` counts.
+fn run_stats(path: &Path) -> String {
+    let Some(stats) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    else {
+        return "missing or unreadable".to_string();
+    };
+    let pages = &stats["pages"];
+    format!(
+        "{} pages ({} ok, {} failed), {} scripts, outcome {}",
+        pages["total"], pages["ok"], pages["failed"], stats["scripts"], stats["outcome"]
+    )
 }
 
 /// `scriptscrape diff` of two runs' outputs (scripts and page reports),
@@ -501,6 +768,12 @@ impl Measured {
 /// printing the spread of wall times so noise is visible.
 fn median_of(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
     let all: Vec<Measured> = (0..runs.max(1)).map(|_| f()).collect();
+    medians(&all)
+}
+
+/// The median of each figure of `all` separately, printing the spread of
+/// wall times so noise is visible.
+fn medians(all: &[Measured]) -> Measured {
     let median = |i: usize| {
         let mut v: Vec<f64> = all.iter().map(|m| m.fields()[i]).collect();
         v.sort_by(f64::total_cmp);
@@ -525,6 +798,9 @@ struct Server {
     addr: SocketAddr,
     served: Arc<AtomicU64>,
     site: Arc<Site>,
+    scripts: Arc<ScriptSite>,
+    /// Where each of [`SCRIPT_HOSTS`] is served (with scripts only).
+    script_hosts: Vec<SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -535,6 +811,116 @@ struct ServerState {
     site: Arc<Site>,
     /// `http://127.0.0.1:PORT`, for the site's absolute links.
     origin: Arc<str>,
+    scripts: Arc<ScriptSite>,
+    /// The host this listener stands for: "" for the site itself (the
+    /// pages and their own scripts), else one of [`SCRIPT_HOSTS`].
+    host: &'static str,
+}
+
+/// The third-party hosts the pages' external scripts name (benches/pages.rs).
+/// With scripts served, host i is a listener on 127.0.0.{i + 2} of its
+/// own: so each has its own connections and per-host limit, as it would
+/// on the internet, and every request stays on the loopback interface.
+const SCRIPT_HOSTS: [&str; 3] = [
+    "cdn.example.net",
+    "www.googletagmanager.com",
+    "static.example.com",
+];
+
+/// Distinct script bodies made before the run; the script at a URL is
+/// body hash(URL) % SCRIPT_BODIES, the same URL the same body on every run.
+const SCRIPT_BODIES: u64 = 512;
+
+/// The scripts the server sends (in the `scripts` scenario; empty and
+/// answering 404 elsewhere), and what was asked of them.
+struct ScriptSite {
+    /// Script bodies as they are.
+    plain: Vec<Bytes>,
+    /// The same gzip-compressed, as the third-party hosts send them (CDNs
+    /// compress JavaScript); the site's own scripts go uncompressed, as
+    /// its pages do.
+    gzip: Vec<Bytes>,
+    /// `sha384-…` of each body, worked out here with sha2 itself, for the
+    /// check of what the program reports.
+    sri: Vec<String>,
+    /// Requests for each script URL (host name and path, without the
+    /// loopback address, which changes from run to run).
+    hits: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Bytes sent (compressed where they were), their decompressed size,
+    /// and the decompressed size of those sent compressed.
+    sent: AtomicU64,
+    decompressed: AtomicU64,
+    gunzipped: AtomicU64,
+    /// Requests for anything the server does not serve.
+    unexpected: AtomicU64,
+}
+
+/// What the script hosts saw since the last [`ScriptSite::take`].
+#[derive(Clone, Copy, Debug, Default)]
+struct ScriptTraffic {
+    requests: u64,
+    urls: u64,
+    /// Requests beyond the first for the same URL.
+    repeated: u64,
+    mb_sent: f64,
+    mb: f64,
+    /// Of `mb`, what came gzip-compressed.
+    mb_gunzipped: f64,
+    unexpected: u64,
+}
+
+impl ScriptSite {
+    fn new(with_scripts: bool) -> ScriptSite {
+        use std::io::Write as _;
+        let n = if with_scripts { SCRIPT_BODIES } else { 0 };
+        let plain: Vec<Bytes> = (0..n).map(|i| Bytes::from(pages::script(i))).collect();
+        let gzip = plain
+            .iter()
+            .map(|body| {
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(body).expect("gzip to memory");
+                Bytes::from(gz.finish().expect("gzip to memory"))
+            })
+            .collect();
+        let sri = plain
+            .iter()
+            .map(|body| {
+                use base64::Engine as _;
+                use sha2::Digest as _;
+                let digest = sha2::Sha384::digest(body);
+                format!(
+                    "sha384-{}",
+                    base64::engine::general_purpose::STANDARD.encode(digest)
+                )
+            })
+            .collect();
+        ScriptSite {
+            plain,
+            gzip,
+            sri,
+            hits: Default::default(),
+            sent: AtomicU64::new(0),
+            decompressed: AtomicU64::new(0),
+            gunzipped: AtomicU64::new(0),
+            unexpected: AtomicU64::new(0),
+        }
+    }
+
+    /// The traffic since the last call, which starts counting afresh.
+    fn take(&self) -> ScriptTraffic {
+        let hits = std::mem::take(&mut *self.hits.lock().expect("hits lock"));
+        let requests: u64 = hits.values().map(|&n| u64::from(n)).sum();
+        ScriptTraffic {
+            requests,
+            urls: hits.len() as u64,
+            repeated: requests - hits.len() as u64,
+            mb_sent: self.sent.swap(0, Ordering::Relaxed) as f64 / 1e6,
+            mb: self.decompressed.swap(0, Ordering::Relaxed) as f64 / 1e6,
+            mb_gunzipped: self.gunzipped.swap(0, Ordering::Relaxed) as f64 / 1e6,
+            unexpected: self.unexpected.swap(0, Ordering::Relaxed),
+        }
+    }
 }
 
 /// Pages of the crawled site, `/c/0` to `/c/{SITE_PAGES - 1}`.
@@ -612,44 +998,99 @@ fn body(n: u64, size: pages::Size) -> String {
 
 impl Server {
     fn start(latency: Duration, size: pages::Size) -> Server {
+        Server::launch(latency, size, false)
+    }
+
+    /// A server that also serves the pages' external scripts: the site's
+    /// own (`/assets/…`) from 127.0.0.1, and each of [`SCRIPT_HOSTS`] from
+    /// a loopback address of its own, the pages' `https://{host}/` being
+    /// rewritten to `http://127.0.0.{i + 2}:{port}/`. Scripts wait the
+    /// same latency as pages.
+    fn start_with_scripts(latency: Duration, size: pages::Size) -> Server {
+        Server::launch(latency, size, true)
+    }
+
+    fn launch(latency: Duration, size: pages::Size, with_scripts: bool) -> Server {
         let served = Arc::new(AtomicU64::new(0));
         let site = Arc::new(Site::new());
-        let bodies = Arc::new((0..DISTINCT).map(|n| Bytes::from(body(n, size))).collect());
-        let (served_by_server, site_of_server) = (Arc::clone(&served), Arc::clone(&site));
-        let (tx, rx) = std::sync::mpsc::channel();
+        let scripts = Arc::new(ScriptSite::new(with_scripts));
+        let bind = |ip: &str| {
+            let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
+            listener
+                .set_nonblocking(true)
+                .expect("nonblocking listener");
+            listener
+        };
+        let listener = bind("127.0.0.1");
+        let addr = listener.local_addr().expect("addr");
+        let hosts: Vec<std::net::TcpListener> = if with_scripts {
+            (0..SCRIPT_HOSTS.len())
+                .map(|i| bind(&format!("127.0.0.{}", i + 2)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let host_addrs: Vec<SocketAddr> = hosts
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect();
+        let bodies = Arc::new(
+            (0..DISTINCT)
+                .map(|n| {
+                    let mut body = body(n, size);
+                    for (host, at) in SCRIPT_HOSTS.iter().zip(&host_addrs) {
+                        body = body.replace(&format!("https://{host}/"), &format!("http://{at}/"));
+                    }
+                    Bytes::from(body)
+                })
+                .collect(),
+        );
+        let state = ServerState {
+            latency,
+            bodies,
+            served: Arc::clone(&served),
+            site: Arc::clone(&site),
+            origin: format!("http://{addr}").into(),
+            scripts: Arc::clone(&scripts),
+            host: "",
+        };
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("server runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let addr = listener.local_addr().expect("addr");
-                tx.send(addr).expect("send addr");
-                let state = ServerState {
-                    latency,
-                    bodies,
-                    served: served_by_server,
-                    site: site_of_server,
-                    origin: format!("http://{addr}").into(),
-                };
                 let mut app = Router::new()
                     .route("/p/{n}", get(page))
                     .route("/c/{n}", get(site_page))
-                    .route("/robots.txt", get(robots));
+                    .route("/robots.txt", get(robots))
+                    .route("/assets/{*rest}", get(script))
+                    .route("/lib/{*rest}", get(script));
                 for path in NAV_PAGES {
                     app = app.route(path, get(nav_page));
                 }
-                let app = app.with_state(state);
-                axum::serve(listener, app).await.expect("serve");
+                let app = app.fallback(unexpected);
+                for (listener, host) in hosts.into_iter().zip(SCRIPT_HOSTS) {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    let app = app.clone().with_state(ServerState {
+                        host,
+                        ..state.clone()
+                    });
+                    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+                }
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                axum::serve(listener, app.with_state(state))
+                    .await
+                    .expect("serve");
             });
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server started");
-        Server { addr, served, site }
+        Server {
+            addr,
+            served,
+            site,
+            scripts,
+            script_hosts: host_addrs,
+        }
     }
 
     fn url(&self, n: u64) -> String {
@@ -750,6 +1191,72 @@ async fn page(State(state): State<ServerState>, UrlPath(n): UrlPath<u64>) -> imp
     let body = state.bodies[(n % DISTINCT) as usize].clone();
     state.served.fetch_add(body.len() as u64, Ordering::Relaxed);
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body)
+}
+
+/// A script: the body its URL hashes to, gzip-compressed from the
+/// third-party hosts when the client accepts gzip.
+async fn script(
+    State(state): State<ServerState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let scripts = &state.scripts;
+    if scripts.plain.is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let url = format!(
+        "{}{}",
+        state.host,
+        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+    );
+    let n = script_body(&url);
+    *scripts
+        .hits
+        .lock()
+        .expect("hits lock")
+        .entry(url)
+        .or_insert(0) += 1;
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    let gzip = !state.host.is_empty()
+        && headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let plain = &scripts.plain[n];
+    scripts
+        .decompressed
+        .fetch_add(plain.len() as u64, Ordering::Relaxed);
+    let content_type = (header::CONTENT_TYPE, "text/javascript; charset=utf-8");
+    if gzip {
+        scripts
+            .gunzipped
+            .fetch_add(plain.len() as u64, Ordering::Relaxed);
+        let body = scripts.gzip[n].clone();
+        scripts.sent.fetch_add(body.len() as u64, Ordering::Relaxed);
+        ([content_type, (header::CONTENT_ENCODING, "gzip")], body).into_response()
+    } else {
+        scripts
+            .sent
+            .fetch_add(plain.len() as u64, Ordering::Relaxed);
+        ([content_type], plain.clone()).into_response()
+    }
+}
+
+/// The body of the script at `url` (host name, or "" for the site's own,
+/// then path and query): FNV-1a, then splitmix's finaliser.
+fn script_body(url: &str) -> usize {
+    let hash = url.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (mix(hash) % SCRIPT_BODIES) as usize
+}
+
+/// Anything else: counted, so that a request nobody expected shows.
+async fn unexpected(State(state): State<ServerState>) -> StatusCode {
+    state.scripts.unexpected.fetch_add(1, Ordering::Relaxed);
+    StatusCode::NOT_FOUND
 }
 
 /// Page `n` of the crawled site: body n % DISTINCT, as `/p/{n}` serves it,
