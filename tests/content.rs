@@ -173,7 +173,7 @@ fn the_page_is_the_referer_and_failures_are_kinds() {
         serde_json::from_slice(&std::fs::read(run.path("stats.json")).unwrap()).unwrap();
     assert_eq!(
         stats["script_content"],
-        serde_json::json!({"fetched": 4, "failed": 2,
+        serde_json::json!({"fetched": 4, "failed": 2, "bytes": A.len() + 1024 + "<script>recovered()</script>".len(),
             "errors": {"http_status": 1, "body_too_large": 1}})
     );
     // A 503 then the script: retried as a page would be.

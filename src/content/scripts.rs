@@ -275,6 +275,9 @@ pub struct Tally {
     pub fetched: u64,
     /// Of those, the ones with no content, by kind.
     pub failed: BTreeMap<ErrorKind, u64>,
+    /// Script body bytes read (decompressed), failures' partial bodies
+    /// included.
+    pub bytes: u64,
 }
 
 impl Tally {
@@ -323,6 +326,7 @@ pub fn run<T>(
             }
             Arrival::Script(url, content) => {
                 ended.tally.fetched += 1;
+                ended.tally.bytes += content.bytes;
                 if let Some(kind) = content.error {
                     *ended.tally.failed.entry(kind).or_default() += 1;
                 }

@@ -90,6 +90,7 @@ pub fn document(
         "script_content": summary.script_content.as_ref().map(|c| json!({
             "fetched": c.fetched,
             "failed": c.failures(),
+            "bytes": c.bytes,
             "errors": c
                 .failed
                 .iter()
