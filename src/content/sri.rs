@@ -138,8 +138,10 @@ pub struct Expected {
 }
 
 /// The usable tokens of an `integrity` attribute, in order. A token whose
-/// value is not base64 (standard or URL-safe, padding optional, as
-/// browsers accept) is not usable, like one of an unknown algorithm.
+/// value is not in the base64 alphabet (standard or URL-safe, padding
+/// optional, as browsers accept) is not usable, like one of an unknown
+/// algorithm; one in the alphabet that is no digest is usable and matches
+/// nothing (its `digest` is empty).
 pub fn parse(metadata: &str) -> Vec<Expected> {
     metadata
         .split_ascii_whitespace()
@@ -148,14 +150,32 @@ pub fn parse(metadata: &str) -> Vec<Expected> {
             let token = token.split_once('?').map_or(token, |(hash, _)| hash);
             let (name, value) = token.split_once('-')?;
             let algorithm = Algorithm::from_token(name)?;
+            if !is_base64_value(value) {
+                return None;
+            }
             let value = value.trim_end_matches('=');
+            // Browsers compare the text of the value with the digest's
+            // base64, so a value in the right alphabet that decodes to no
+            // digest (`sha384-WRONG`) still counts, and matches nothing:
+            // it keeps an empty digest.
             let digest = STANDARD_NO_PAD
                 .decode(value)
                 .or_else(|_| URL_SAFE_NO_PAD.decode(value))
-                .ok()?;
+                .unwrap_or_default();
             Some(Expected { algorithm, digest })
         })
         .collect()
+}
+
+/// Whether `value` is an SRI hash value as browsers read one: base64 or
+/// base64url characters, then at most two `=`.
+fn is_base64_value(value: &str) -> bool {
+    let digits = value.trim_end_matches('=');
+    !digits.is_empty()
+        && value.len() - digits.len() <= 2
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
 }
 
 /// Whether a browser runs `content` under the `integrity` attribute
@@ -235,8 +255,22 @@ mod tests {
         for metadata in ["", "   ", "md5-abc", "sha256", "sha256-***", "integrity"] {
             assert!(matches(metadata, b"anything"), "{metadata:?}");
         }
-        // Usable but wrong: refused.
+        // Usable but wrong: refused, also when the value is no digest at
+        // all, as long as it is in the base64 alphabet (browsers compare
+        // the text).
         assert!(!matches("sha256-AAAA", BODY));
+        assert!(!matches("sha384-WRONG", BODY));
+        assert!(!matches(
+            &format!(
+                "sha256-{} sha384-x",
+                token(Algorithm::Sha256, BODY)[7..].to_owned()
+            ),
+            BODY
+        ));
+        assert!(
+            matches("sha384-a===", BODY),
+            "three = is not base64: ignored, and then nothing is checked"
+        );
     }
 
     #[test]
