@@ -173,6 +173,8 @@ pub fn write(dir: &Path, pages: u64, later: bool) -> Run {
                 "1",
                 "0",
                 "",
+                // csp: none.
+                "",
             ])
             .expect("write");
     }

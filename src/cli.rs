@@ -584,6 +584,11 @@ pub struct InventoryArgs {
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub format: Option<crate::inventory::ReportFormat>,
 
+    /// CSV: prefix with ' every cell that starts with =, +, -, @, a tab or
+    /// a carriage return (a policy or a src is whatever a page said).
+    #[arg(long)]
+    pub spreadsheet_safe: bool,
+
     /// Print nothing on standard error but fatal errors.
     #[arg(short = 'q', long)]
     pub quiet: bool,

@@ -207,6 +207,9 @@ pub fn inventory_config(
             _ => ReportFormat::Csv,
         }
     });
+    if args.spreadsheet_safe && format != ReportFormat::Csv {
+        bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
+    }
     let allow = if args.allow == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -222,6 +225,7 @@ pub fn inventory_config(
         allow: (allow, args.allow),
         output,
         format,
+        spreadsheet_safe: args.spreadsheet_safe,
     })
 }
 

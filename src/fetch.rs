@@ -287,7 +287,7 @@ impl Fetcher {
         Ok(fetched)
     }
 
-    /// GETs the script at `url` with `referer` (the page that names it) and
+    /// GETs the script at `url` with `referer` (empty: none) and
     /// returns its size and digests, hashing the body as it arrives: at
     /// most `limit` bytes are read, and none are kept. Any 2xx response
     /// counts, whatever its Content-Type; transient failures are retried
@@ -300,7 +300,8 @@ impl Fetcher {
     ) -> Result<ScriptBody, FetchFailure> {
         let once = || async {
             let deadline = tokio::time::Instant::now() + self.timeout;
-            let (mut response, meta) = self.respond(url, Some(referer), deadline).await?;
+            let referer = Some(referer).filter(|r| !r.is_empty());
+            let (mut response, meta) = self.respond(url, referer, deadline).await?;
             let mut hasher = Hasher::new();
             let bytes = self
                 .read_body(

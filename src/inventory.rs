@@ -41,6 +41,8 @@ pub struct InventoryConfig {
     pub output: Option<PathBuf>,
     /// The report's format.
     pub format: ReportFormat,
+    /// CSV: escape cells a spreadsheet would run as formulas.
+    pub spreadsheet_safe: bool,
 }
 
 /// The columns of the CSV and JSON Lines report.
@@ -143,13 +145,14 @@ impl Report {
 
     /// One line for people: the counts.
     pub fn summary(&self) -> String {
+        let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
         format!(
-            "{} pages, {} scripts: {} authorised, {} not authorised; {} pages not inventoried",
-            self.pages(),
-            self.scripts(),
+            "{}, {}: {} authorised, {} not authorised; {} not inventoried",
+            count(self.pages(), "page"),
+            count(self.scripts(), "script"),
             self.scripts() - self.unauthorised(),
             self.unauthorised(),
-            self.not_inventoried()
+            count(self.not_inventoried(), "page")
         )
     }
 }
@@ -211,12 +214,12 @@ pub fn build(config: &InventoryConfig) -> anyhow::Result<Report> {
         }
     }
     if let Some(report) = &inventory.report {
-        // Pages without rows above: failed or passed over; an assessor
-        // must see that they were not inventoried.
+        // Pages that failed: an assessor must see that they were not
+        // inventoried. Pages a crawl passed over (not HTML, off scope) are
+        // not part of the run's inventory, as for diff.
         let mut missing: Vec<(&String, &String)> = report
             .failed
             .iter()
-            .chain(&report.passed_over)
             .filter(|(page, _)| !inventory.pages.contains_key(*page))
             .collect();
         missing.sort();
@@ -244,7 +247,7 @@ pub fn build(config: &InventoryConfig) -> anyhow::Result<Report> {
 /// Builds the report and writes it where the configuration says.
 pub fn run(config: &InventoryConfig) -> anyhow::Result<Report> {
     let report = build(config)?;
-    let write = |out: &mut dyn Write| write(out, config.format, &report);
+    let write = |out: &mut dyn Write| write(out, config.format, &report, config.spreadsheet_safe);
     match &config.output {
         Some(path) => {
             let in_place = std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file());
@@ -272,14 +275,28 @@ pub fn run(config: &InventoryConfig) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Writes the report in `format`.
-pub fn write(out: &mut dyn Write, format: ReportFormat, report: &Report) -> io::Result<()> {
+/// Writes the report in `format`; with `spreadsheet_safe`, CSV cells a
+/// spreadsheet would run as formulas get a leading `'` (a policy or a
+/// `src` is whatever a page said).
+pub fn write(
+    out: &mut dyn Write,
+    format: ReportFormat,
+    report: &Report,
+    spreadsheet_safe: bool,
+) -> io::Result<()> {
     match format {
         ReportFormat::Csv => {
             let mut csv = csv::Writer::from_writer(out);
             csv.write_record(COLUMNS).map_err(io::Error::other)?;
             for row in &report.rows {
-                csv.write_record(cells(row)).map_err(io::Error::other)?;
+                let cells = cells(row);
+                if spreadsheet_safe {
+                    let safe = cells.iter().map(|c| crate::output::spreadsheet_safe(c));
+                    csv.write_record(safe.map(|c| c.into_owned()))
+                } else {
+                    csv.write_record(cells)
+                }
+                .map_err(io::Error::other)?;
             }
             csv.flush()
         }

@@ -697,6 +697,9 @@ impl Sink {
                 let inline = s.inline.as_ref();
                 let content = s.content.as_deref();
                 let sha384 = content.and_then(|c| c.sha384());
+                // Credentials in a src are sent (as basic auth) but never
+                // written, as for page URLs.
+                let src = s.src.as_ref().map(|src| without_password(src.as_str()));
                 let integrity_ok = content
                     .zip(s.integrity.as_deref())
                     .and_then(|(c, integrity)| c.integrity_ok(integrity));
@@ -705,7 +708,7 @@ impl Sink {
                     Cell::Str(&page.page_url),
                     final_url,
                     Cell::Int(s.index as u64),
-                    opt(s.src.as_ref().map(|src| src.as_str())),
+                    opt(src.as_deref()),
                     Cell::Bool(inline.is_some()),
                     opt(s.type_attr.as_deref()),
                     Cell::Bool(s.is_async),

@@ -95,9 +95,8 @@ fn the_report_says_for_each_script_whether_it_is_authorised_and_why() {
     let out = run.run(&csv_args, None);
     assert_eq!(out.code, 1, "a skimmer and a failed page: {}", out.stderr);
     assert!(
-        out.stderr.contains(
-            "2 pages, 4 scripts: 3 authorised, 1 not authorised; 1 pages not inventoried"
-        ),
+        out.stderr
+            .contains("2 pages, 4 scripts: 3 authorised, 1 not authorised; 1 page not inventoried"),
         "{}",
         out.stderr
     );
@@ -287,4 +286,60 @@ fn the_html_report_is_one_page_a_browser_renders_as_tables() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn pages_a_crawl_passed_over_are_not_missing_and_formulas_are_escaped() {
+    let server = TestServer::start();
+    server.set_script("a.js", "a()", Duration::ZERO);
+    let html = "<script src=/js/a.js></script><a href=/js/a.js>source</a>";
+    server.set_csp_page("home", html, &["=HYPERLINK(\"http://evil.example\")"]);
+    let run = Run::new();
+    let list = run.urls("seeds.txt", &[server.url("/csp/home")]);
+    let out = run.run(
+        &[
+            &list,
+            "--depth",
+            "1",
+            "--fetch-scripts",
+            "-o",
+            "s.csv",
+            "--pages",
+            "p.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    std::fs::write(
+        run.path("allowed.txt"),
+        format!("{}\n", server.url("/js/a.js")),
+    )
+    .unwrap();
+    let args = [
+        "inventory",
+        "s.csv",
+        "--pages",
+        "p.csv",
+        "--allow",
+        "allowed.txt",
+    ];
+    let out = run.run(&args, None);
+    // The linked script is a page the crawl passed over (not HTML): not
+    // part of the inventory, as for diff.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = Table::parse(&out.stdout);
+    assert_eq!(report.rows.len(), 1);
+    assert_eq!(
+        report.get(0, "page_csp"),
+        "=HYPERLINK(\"http://evil.example\")"
+    );
+    let mut safe = args.to_vec();
+    safe.push("--spreadsheet-safe");
+    let out = run.run(&safe, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = Table::parse(&out.stdout);
+    assert_eq!(
+        report.get(0, "page_csp"),
+        "'=HYPERLINK(\"http://evil.example\")"
+    );
 }

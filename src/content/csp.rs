@@ -65,6 +65,40 @@ use crate::extract::{MetaPolicy, Script, Src};
 /// does; such a column splits into one piece more.)
 pub const POLICY_SEPARATOR: &str = ", ";
 
+/// How the `csp` column shows a nonce source: its value is a secret of the
+/// page (and changes with every response), so it is never written.
+pub const MASKED_NONCE: &str = "'nonce-***'";
+
+/// `policies` with the value of every `'nonce-…'` source masked.
+fn mask_nonces(policies: &str) -> String {
+    let mut out = String::with_capacity(policies.len());
+    let mut rest = policies;
+    while let Some(at) = find_ascii_ci(rest, "'nonce-") {
+        out.push_str(&rest[..at]);
+        out.push_str(MASKED_NONCE);
+        let value = &rest[at + "'nonce-".len()..];
+        // The source ends at its closing quote; one never closed ends at
+        // the next separator.
+        let end =
+            match value.find(|c: char| matches!(c, '\'' | ';' | ',') || c.is_ascii_whitespace()) {
+                Some(at) if value[at..].starts_with('\'') => at + 1,
+                Some(at) => at,
+                None => value.len(),
+            };
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The byte offset of `needle` (ASCII) in `haystack`, ignoring ASCII case.
+fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// The Content-Security-Policy a browser enforces on one page, built once
 /// per page and asked about each of its script elements.
 #[derive(Clone, Debug)]
@@ -267,7 +301,7 @@ impl PagePolicy {
     /// and joined with [`POLICY_SEPARATOR`]. `None` when the page has no
     /// enforced policy.
     pub fn csp_column(&self) -> Option<String> {
-        self.received.clone()
+        self.received.as_deref().map(mask_nonces)
     }
 
     /// Whether any enforced policy applies to any element of the page.
@@ -562,6 +596,17 @@ fn trim_ascii_whitespace(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nonce_values_never_reach_the_column() {
+        assert_eq!(
+            mask_nonces(
+                "script-src 'self' 'NONCE-abc+/=' 'nonce-x; object-src 'none', default-src 'nonce-é'"
+            ),
+            "script-src 'self' 'nonce-***' 'nonce-***'; object-src 'none', default-src 'nonce-***'"
+        );
+        assert_eq!(mask_nonces("script-src 'self'"), "script-src 'self'");
+    }
     use crate::extract::Extractor;
     use base64::Engine as _;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};

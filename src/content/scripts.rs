@@ -102,13 +102,36 @@ pub enum Arrival<T> {
 #[derive(Debug)]
 pub enum News {
     /// A page arrived. `fetch`: scripts no page named before, each with
-    /// the page to send as Referer; `held`: the page waits for scripts.
+    /// the Referer to send (empty: none); `held`: the page waits for
+    /// scripts.
     Page {
         fetch: Vec<(Url, Arc<str>)>,
         held: bool,
     },
     /// A held page went on.
     Released,
+}
+
+/// The Referer a browser sends for `script` from the page `document` by
+/// default (`strict-origin-when-cross-origin`): the page's URL without
+/// user info and fragment to its own origin, only its origin to another,
+/// nothing from https to http. Empty: no Referer.
+pub fn referer(document: &Url, script: &Url) -> String {
+    if document.scheme() == "https" && script.scheme() != "https" {
+        return String::new();
+    }
+    if document.origin() == script.origin() {
+        let mut url = document.clone();
+        // Cannot fail on an http(s) URL, which has a host.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_fragment(None);
+        return url.into();
+    }
+    match document.origin() {
+        origin @ url::Origin::Tuple(..) => format!("{}/", origin.ascii_serialization()),
+        url::Origin::Opaque(_) => String::new(),
+    }
 }
 
 /// The script a `src` names, as fetched: only http(s), without its
@@ -171,14 +194,8 @@ impl<T> Scripts<T> {
         let mut fetch = Vec::new();
         let mut waiting = 0;
         if let Ok(scripts) = &mut page.outcome {
-            let referer: Arc<str> = page
-                .final_url
-                .as_deref()
-                .unwrap_or(&page.page_url)
-                .split('#')
-                .next()
-                .unwrap_or_default()
-                .into();
+            let document = page.final_url.as_deref().unwrap_or(&page.page_url);
+            let document = Url::parse(document).ok();
             for script in scripts.iter_mut() {
                 let Some(url) = script.src.as_ref().and_then(fetchable) else {
                     continue;
@@ -192,7 +209,10 @@ impl<T> Scripts<T> {
                     None => {
                         self.entries
                             .insert(url.as_str().into(), Entry::Pending(vec![id]));
-                        fetch.push((url, Arc::clone(&referer)));
+                        let referer = document
+                            .as_ref()
+                            .map_or_else(String::new, |d| referer(d, &url));
+                        fetch.push((url, Arc::from(referer)));
                         waiting += 1;
                     }
                 }
@@ -424,12 +444,26 @@ mod tests {
     }
 
     #[test]
-    fn the_referer_is_the_page_without_its_fragment() {
+    fn the_referer_is_what_a_browser_sends_by_default() {
         let mut stage = Scripts::<()>::new();
-        let (_, news) = stage.page(page(7, "<script src=//cdn.example/x.js></script>"), ());
+        let html = "<script src=/own.js></script><script src=//cdn.example/x.js></script>\
+                    <script src=http://plain.example/y.js></script>";
+        let mut sent = page(7, html);
+        sent.final_url = Some("https://u:p@shop.example/pay?order=42#top".into());
+        let (_, news) = stage.page(sent, ());
         let News::Page { fetch, .. } = news else {
             panic!("a page's news")
         };
-        assert_eq!(&*fetch[0].1, "https://shop.example/7");
+        let referers: Vec<&str> = fetch.iter().map(|(_, r)| &**r).collect();
+        // The whole URL (no credentials, no fragment) to its own origin,
+        // the origin to another, nothing from https to http.
+        assert_eq!(
+            referers,
+            [
+                "https://shop.example/pay?order=42",
+                "https://shop.example/",
+                ""
+            ]
+        );
     }
 }

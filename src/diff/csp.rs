@@ -97,12 +97,16 @@ fn sources_text(sources: &[String]) -> String {
     }
 }
 
-/// A source as compared: keywords lowercased, but the value of a nonce
-/// or hash kept; scheme and host lowercased, the path kept.
+/// A source as compared: keywords lowercased, but the value of a hash
+/// kept; any nonce the same (a site sends a fresh one with every response,
+/// and outputs show it masked); scheme and host lowercased, the path kept.
 fn normalize_source(token: &str) -> String {
     if token.starts_with('\'') {
         let lower = token.to_ascii_lowercase();
-        for prefix in ["'nonce-", "'sha256-", "'sha384-", "'sha512-"] {
+        if lower.starts_with("'nonce-") {
+            return NONCE_SOURCE.to_owned();
+        }
+        for prefix in ["'sha256-", "'sha384-", "'sha512-"] {
             if lower.starts_with(prefix) {
                 return format!("{prefix}{}", &token[prefix.len()..]);
             }
@@ -118,6 +122,9 @@ fn normalize_source(token: &str) -> String {
         None => token.to_ascii_lowercase(),
     }
 }
+
+/// How the `csp` column shows any nonce source.
+const NONCE_SOURCE: &str = crate::content::csp::MASKED_NONCE;
 
 /// The policies of a `csp` cell, empty ones left out.
 fn policies(cell: &str) -> Vec<Policy> {
@@ -245,7 +252,12 @@ mod tests {
             )
             .is_some()
         );
-        assert!(changes("script-src 'nonce-AbC'", "script-src 'NONCE-abc'").is_some());
+        // A nonce rotates with every response: not a change.
+        assert_eq!(
+            changes("script-src 'nonce-AbC'", "script-src 'NONCE-xyz'"),
+            None
+        );
+        assert!(changes("script-src 'self'", "script-src 'self' 'nonce-x'").is_some());
         assert_eq!(
             changes("script-src 'sha256-AbC'", "script-src 'SHA256-AbC'"),
             None

@@ -36,9 +36,12 @@ fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            // Control characters from pages would not show, or would
-            // show as something else.
-            c if c.is_control() && c != '\n' && c != '\t' => {
+            // Control characters and bidi overrides from pages would not
+            // show, or would make text read as something else.
+            c if (c.is_control() && c != '\n' && c != '\t')
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+                    | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -193,8 +196,8 @@ mod tests {
     #[test]
     fn text_from_pages_is_escaped() {
         assert_eq!(
-            esc("<script>alert('x')</script>&\"\u{1b}"),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;\\u{1b}"
+            esc("<script>alert('x')</script>&\"\u{1b}\u{202e}"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;\\u{1b}\\u{202e}"
         );
         let report = Report {
             rows: vec![Row {
