@@ -75,6 +75,8 @@ pub fn write(dir: &Path, pages: u64, later: bool) -> Run {
                     "3",
                     "0",
                     "",
+                    // csp: none.
+                    "",
                 ])
                 .expect("write");
             continue;

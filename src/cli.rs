@@ -420,6 +420,20 @@ pub struct FetchArgs {
     #[arg(env = "SCRIPTSCRAPE_MAX_SCRIPT_BODY", long, value_name = "BYTES", default_value = "5MiB", value_parser = parse_bytes, allow_negative_numbers = true)]
     pub max_script_body: u64,
 
+    /// Scripts fetched for one page with --fetch-scripts (those other
+    /// pages already had fetched do not count); the rest get content_error
+    /// script_limit, so that a page naming thousands of scripts that never
+    /// answer cannot hold the run.
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_SCRIPTS_PER_PAGE",
+        long,
+        value_name = "N",
+        default_value = "200",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true
+    )]
+    pub max_scripts_per_page: NonZeroUsize,
+
     /// Decode a page that declares no encoding (no BOM, Content-Type
     /// charset or <meta>) as UTF-8 when its bytes are valid UTF-8. Off by
     /// default: browsers fall back by top-level domain instead

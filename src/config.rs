@@ -36,6 +36,8 @@ pub struct Config {
     /// `--fetch-scripts`: the largest script body read (`--max-script-body`),
     /// or `None` when scripts are not fetched.
     pub fetch_scripts: Option<u64>,
+    /// Scripts fetched for one page (`--max-scripts-per-page`).
+    pub max_scripts_per_page: usize,
     /// Take undeclared valid UTF-8 as UTF-8 (`--detect-utf8`).
     pub detect_utf8: bool,
     /// No summary or per-page messages on stderr.
@@ -482,6 +484,7 @@ impl Config {
             },
             inline_text: cli.fetch.inline_text,
             fetch_scripts: cli.fetch.fetch_scripts.then_some(cli.fetch.max_script_body),
+            max_scripts_per_page: cli.fetch.max_scripts_per_page.get(),
             detect_utf8: cli.fetch.detect_utf8,
             quiet: cli.log.quiet,
             grace: cli.fetch.grace,

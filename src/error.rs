@@ -59,6 +59,10 @@ pub enum ErrorKind {
     /// `--max-deliveries` times without a result: each worker that took
     /// it died or was stopped first.
     DeliveryLimit,
+    /// A script not fetched because its page already had
+    /// `--max-scripts-per-page` scripts fetched for it (`content_error`
+    /// only; never a page's error).
+    ScriptLimit,
 }
 
 impl ErrorKind {
@@ -83,13 +87,14 @@ impl ErrorKind {
             ErrorKind::PrivateAddress => "private_address",
             ErrorKind::OffScope => "off_scope",
             ErrorKind::DeliveryLimit => "delivery_limit",
+            ErrorKind::ScriptLimit => "script_limit",
         }
     }
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -108,6 +113,7 @@ impl ErrorKind {
         ErrorKind::PrivateAddress,
         ErrorKind::OffScope,
         ErrorKind::DeliveryLimit,
+        ErrorKind::ScriptLimit,
     ];
 
     /// Whether a page with this error was passed over rather than failed:

@@ -168,15 +168,16 @@ struct ScriptsStage<T> {
 /// goes on through `deliver` once its scripts are known.
 fn start_scripts<T: Send + 'static>(
     max_body: u64,
-    concurrency: usize,
+    config: &Config,
     deliver: impl FnMut(PageResult, T) -> bool + Send + 'static,
 ) -> anyhow::Result<ScriptsStage<T>> {
+    let (concurrency, per_page) = (config.concurrency.get(), config.max_scripts_per_page);
     use content::scripts::{self, Arrival};
     let (pages, arrivals) = std_mpsc::channel();
     let (news_tx, news) = mpsc::unbounded_channel();
     let thread = thread::Builder::new()
         .name("scriptscrape-scripts".into())
-        .spawn(move || scripts::run(arrivals, deliver, news_tx))
+        .spawn(move || scripts::run(arrivals, deliver, news_tx, per_page))
         .context("cannot start the scripts thread")?;
     let results = pages.clone();
     let link = schedule::ScriptLink {
@@ -293,9 +294,8 @@ pub fn run(
     let (deliver, scripts_thread, script_link) = match config.fetch_scripts {
         None => (Deliver::Writer(page_tx), None, None),
         Some(max_body) => {
-            let stage = start_scripts(max_body, concurrency, move |page, ()| {
-                page_tx.send(page).is_ok()
-            })?;
+            let stage =
+                start_scripts(max_body, config, move |page, ()| page_tx.send(page).is_ok())?;
             let deliver = Deliver::Scripts(stage.pages);
             (deliver, Some(stage.thread), Some(stage.link))
         }
@@ -581,7 +581,7 @@ pub fn work(
             (parse_handles, None, None)
         }
         Some(max_body) => {
-            let stage = start_scripts(max_body, concurrency, move |page, links| {
+            let stage = start_scripts(max_body, config, move |page, links| {
                 page_tx.blocking_send((page, links)).is_ok()
             })?;
             let pages = stage.pages;

@@ -173,7 +173,8 @@ fn the_page_is_the_referer_and_failures_are_kinds() {
         serde_json::from_slice(&std::fs::read(run.path("stats.json")).unwrap()).unwrap();
     assert_eq!(
         stats["script_content"],
-        serde_json::json!({"fetched": 4, "failed": 2, "bytes": A.len() + 1024 + "<script>recovered()</script>".len(),
+        serde_json::json!({"fetched": 4, "failed": 2, "over_limit": 0,
+            "bytes": A.len() + 1024 + "<script>recovered()</script>".len(),
             "errors": {"http_status": 1, "body_too_large": 1}})
     );
     // A 503 then the script: retried as a page would be.
@@ -478,4 +479,40 @@ fn another_origin_gets_only_the_pages_origin_and_credentials_are_never_written()
         cdn.url("/js/lib.js").replace("http://", "http://***@")
     );
     assert_eq!(table.get(0, "content_sha384"), sha384(A));
+}
+
+#[test]
+fn a_page_naming_too_many_scripts_has_only_its_share_fetched() {
+    let server = TestServer::start();
+    let mut html = String::new();
+    for i in 0..5 {
+        server.set_script(&format!("s{i}.js"), A, Duration::ZERO);
+        html.push_str(&format!("<script src=/js/s{i}.js></script>"));
+    }
+    server.set_page("many", &html);
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/page/many")]);
+    let out = run.run(
+        &[
+            &list,
+            "-o",
+            "scripts.csv",
+            "--fetch-scripts",
+            "--max-scripts-per-page",
+            "2",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let fetched: usize = (0..5).map(|i| server.hits(&format!("/js/s{i}.js"))).sum();
+    assert_eq!(fetched, 2);
+    let table = Table::read(&run.path("scripts.csv"));
+    assert_eq!(table.rows_where("content_status", "200").len(), 2);
+    assert_eq!(table.rows_where("content_error", "script_limit").len(), 3);
+    assert!(
+        out.stderr
+            .contains("; 3 scripts not fetched (--max-scripts-per-page))"),
+        "{}",
+        out.stderr
+    );
 }

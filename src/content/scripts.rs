@@ -163,28 +163,31 @@ struct Held<T> {
 /// The stage's state: the scripts known and the pages held (each with its
 /// `T`).
 pub struct Scripts<T> {
+    /// Scripts one page may have fetched (`--max-scripts-per-page`).
+    max_per_page: usize,
     entries: HashMap<Arc<str>, Entry>,
     /// Known scripts, oldest first, to forget past the bound.
     known_order: VecDeque<Arc<str>>,
     held: HashMap<u64, Held<T>>,
     next_held: u64,
+    /// Script elements not fetched for the per-page bound.
+    over_limit: u64,
 }
 
-impl<T> Default for Scripts<T> {
-    fn default() -> Self {
+impl<T> Scripts<T> {
+    /// A stage that knows no script yet, and fetches at most
+    /// `max_per_page` for one page (a page naming more, perhaps to hold
+    /// the run on scripts that never answer, gets `script_limit` for the
+    /// rest).
+    pub fn new(max_per_page: usize) -> Scripts<T> {
         Scripts {
+            max_per_page,
             entries: HashMap::new(),
             known_order: VecDeque::new(),
             held: HashMap::new(),
             next_held: 0,
+            over_limit: 0,
         }
-    }
-}
-
-impl<T> Scripts<T> {
-    /// A stage that knows no script yet.
-    pub fn new() -> Scripts<T> {
-        Scripts::default()
     }
 
     /// Takes a parsed page in: returns the page when it can go on now,
@@ -205,6 +208,15 @@ impl<T> Scripts<T> {
                     Some(Entry::Pending(pages)) => {
                         pages.push(id);
                         waiting += 1;
+                    }
+                    None if fetch.len() >= self.max_per_page => {
+                        self.over_limit += 1;
+                        script.content = Some(Arc::new(Content {
+                            status: None,
+                            error: Some(ErrorKind::ScriptLimit),
+                            bytes: 0,
+                            digests: None,
+                        }));
                     }
                     None => {
                         self.entries
@@ -298,6 +310,8 @@ pub struct Tally {
     /// Script body bytes read (decompressed), failures' partial bodies
     /// included.
     pub bytes: u64,
+    /// Script elements not fetched for `--max-scripts-per-page`.
+    pub over_limit: u64,
 }
 
 impl Tally {
@@ -326,8 +340,9 @@ pub fn run<T>(
     arrivals: std_mpsc::Receiver<Arrival<T>>,
     mut deliver: impl FnMut(PageResult, T) -> bool,
     news: mpsc::UnboundedSender<News>,
+    max_per_page: usize,
 ) -> Ended {
-    let mut scripts = Scripts::new();
+    let mut scripts = Scripts::new(max_per_page);
     let mut ended = Ended::default();
     for arrival in arrivals {
         match arrival {
@@ -361,6 +376,7 @@ pub fn run<T>(
         }
     }
     ended.held = scripts.held() as u64;
+    ended.tally.over_limit = scripts.over_limit;
     ended
 }
 
@@ -369,6 +385,10 @@ mod tests {
     use super::*;
     use crate::extract::Extractor;
     use std::time::Duration;
+
+    fn page_with(seq: u64, html: &str) -> PageResult {
+        page(seq, html)
+    }
 
     fn page(seq: u64, html: &str) -> PageResult {
         let url = Url::parse(&format!("https://shop.example/{seq}#top")).unwrap();
@@ -408,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_script_is_asked_for_once_and_its_pages_go_on_when_it_comes() {
-        let mut stage = Scripts::new();
+        let mut stage = Scripts::new(100);
         let html = "<script src=/a.js></script><script>x()</script><script src=/a.js#b></script>";
         let (ready, news) = stage.page(page(1, html), ());
         assert!(ready.is_none());
@@ -444,8 +464,28 @@ mod tests {
     }
 
     #[test]
+    fn a_page_has_at_most_its_share_of_new_scripts_fetched() {
+        let mut stage = Scripts::<()>::new(2);
+        let html =
+            "<script src=/a.js></script><script src=/b.js></script><script src=/c.js></script>";
+        let (ready, news) = stage.page(page(1, html), ());
+        assert!(ready.is_none());
+        assert_eq!(fetch_of(news).0.len(), 2);
+        let b = Url::parse("https://shop.example/b.js").unwrap();
+        assert!(stage.script(&b, read(b"b")).is_empty());
+        let a = Url::parse("https://shop.example/a.js").unwrap();
+        let (page, ()) = stage.script(&a, read(b"a")).pop().expect("released");
+        let scripts = page.outcome.unwrap();
+        let c = scripts[2].content.as_ref().expect("marked");
+        assert_eq!(c.error, Some(ErrorKind::ScriptLimit));
+        // Another page may have c fetched: it was never asked for.
+        let (_, news) = stage.page(page_with(2, "<script src=/c.js></script>"), ());
+        assert_eq!(fetch_of(news).0, ["https://shop.example/c.js"]);
+    }
+
+    #[test]
     fn the_referer_is_what_a_browser_sends_by_default() {
-        let mut stage = Scripts::<()>::new();
+        let mut stage = Scripts::<()>::new(100);
         let html = "<script src=/own.js></script><script src=//cdn.example/x.js></script>\
                     <script src=http://plain.example/y.js></script>";
         let mut sent = page(7, html);

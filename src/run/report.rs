@@ -251,6 +251,13 @@ impl fmt::Display for Summary {
                     .collect();
                 write!(f, ": {}", kinds.join(", "))?;
             }
+            if content.over_limit > 0 {
+                write!(
+                    f,
+                    "; {} not fetched (--max-scripts-per-page)",
+                    count(content.over_limit, "script")
+                )?;
+            }
             write!(f, ")")?;
         }
         if self.resumed > 0 {

@@ -30,8 +30,8 @@ pub fn document(
     let failed = summary.pages_failed();
     let errors: Map<String, Value> = ErrorKind::ALL
         .iter()
-        // Not a failure: counted under pages.
-        .filter(|k| **k != ErrorKind::MaxPages)
+        // Not a failure: counted under pages; and a script's kind only.
+        .filter(|k| !matches!(k, ErrorKind::MaxPages | ErrorKind::ScriptLimit))
         .map(|k| {
             let n = summary.failures.get(k).copied().unwrap_or(0);
             (k.as_str().to_owned(), json!(n))
@@ -91,6 +91,7 @@ pub fn document(
             "fetched": c.fetched,
             "failed": c.failures(),
             "bytes": c.bytes,
+            "over_limit": c.over_limit,
             "errors": c
                 .failed
                 .iter()
