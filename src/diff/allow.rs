@@ -436,6 +436,23 @@ fn parse_line(line_no: usize, line: &str) -> Result<Option<Entry>, String> {
     if pattern.contains("://") && SrcPattern::parse(pattern).is_none() {
         return Err(format!("{pattern:?} is not a src pattern"));
     }
+    // A host entry is matched against the host column alone: one with a
+    // path or a port would match no script, and so authorise nothing
+    // without a word.
+    if !pattern.contains("://") && !is_inline_hash(pattern) && !pattern.starts_with('[') {
+        if pattern.contains('/') {
+            return Err(format!(
+                "{pattern:?} has a path but no scheme: write the src as the page has it \
+                 (https://{pattern}), or the host alone"
+            ));
+        }
+        if let Some((host, _)) = pattern.split_once(':') {
+            return Err(format!(
+                "{pattern:?}: a host entry names the host without its port ({host}); \
+                 to allow one port only, write a src pattern (http://{pattern}/*)"
+            ));
+        }
+    }
     let mut entry = Entry {
         line: line_no,
         pattern: pattern.to_owned(),
@@ -660,4 +677,21 @@ fn unknown_why(script: &Script, strings: &Strings, known: &[(Algorithm, Vec<u8>)
         "only its {} is known (pin that form: the content_sha384 column)",
         names.join(" and ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_entries_that_could_match_nothing_are_refused() {
+        for (line, says) in [
+            ("cdn.example.com/lib.js", "has a path but no scheme"),
+            ("127.0.0.1:8765", "without its port"),
+        ] {
+            let err = AllowList::parse(line).unwrap_err();
+            assert!(err.message.contains(says), "{line}: {}", err.message);
+        }
+        assert!(AllowList::parse("*.cdn.example.com\n127.0.0.1\nhttp://127.0.0.1:8765/*").is_ok());
+    }
 }
