@@ -389,7 +389,10 @@ pub fn write_whole(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>)
     // As any new file (the umask decides), not tempfile's 0600.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut file = builder.prefix(".scriptscrape-").tempfile_in(dir)?;
+    let mut file = builder
+        .prefix(".scriptscrape-")
+        .tempfile_in(dir)
+        .map_err(without_temporary_path)?;
     if let Ok(meta) = std::fs::metadata(path) {
         // Best effort, as on filesystems without modes.
         let _ = file
@@ -400,6 +403,17 @@ pub fn write_whole(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>)
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The OS error under one that names the temporary file (tempfile adds
+/// its path): the user named the output, not the file staged beside it.
+fn without_temporary_path(err: io::Error) -> io::Error {
+    // tempfile's error reads "{os error} at path {path}".
+    let text = err.to_string();
+    match text.split_once(" at path ") {
+        Some((why, _)) => io::Error::new(err.kind(), why.to_owned()),
+        None => err,
+    }
 }
 
 /// `text` as one line that does nothing to a terminal: control characters

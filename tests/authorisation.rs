@@ -343,3 +343,27 @@ fn pages_a_crawl_passed_over_are_not_missing_and_formulas_are_escaped() {
         "'=HYPERLINK(\"http://evil.example\")"
     );
 }
+
+#[test]
+fn an_output_that_cannot_be_written_is_named_as_given() {
+    let run = Run::new();
+    let header = scriptscrape::output::SCRIPT_COLUMNS.join(",");
+    std::fs::write(run.path("s.csv"), format!("{header}\n")).unwrap();
+    std::fs::write(run.path("allowed.txt"), "").unwrap();
+    let out = run.run(
+        &[
+            "inventory",
+            "s.csv",
+            "--allow",
+            "allowed.txt",
+            "-o",
+            "no/such/dir/r.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "scriptscrape inventory: cannot write no/such/dir/r.csv: No such file or directory"
+    );
+}
