@@ -125,25 +125,8 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
         args.old_pages.as_ref(),
         args.new_pages.as_ref(),
     ];
-    if inputs
-        .iter()
-        .flatten()
-        .filter(|i| i.as_str() == "-")
-        .count()
-        > 1
-    {
-        bail!("standard input ('-') can be read only once: give the other files by name");
-    }
-    // '-o -' is standard output, which no input is.
-    if let Some(out) = args.output.as_deref().filter(|o| o.as_os_str() != "-")
-        && let Some(input) = inputs
-            .into_iter()
-            .chain([args.allow.as_ref()])
-            .flatten()
-            .find(|i| i.as_str() != "-" && same_file(Path::new(i), out))
-    {
-        bail!("-o {} is one of the inputs ({input})", out.display());
-    }
+    let also_read = [args.allow.as_ref()];
+    check_report_files(&inputs, &also_read, args.output.as_deref())?;
     if args.spreadsheet_safe && args.format != crate::diff::write::DiffFormat::Csv {
         bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
     }
@@ -174,12 +157,15 @@ pub fn diff_config(args: crate::cli::DiffArgs) -> anyhow::Result<crate::diff::Di
     })
 }
 
-/// Checks `scriptscrape inventory`'s arguments and reads its allow list.
-pub fn inventory_config(
-    args: crate::cli::InventoryArgs,
-) -> anyhow::Result<crate::inventory::InventoryConfig> {
-    use crate::inventory::{InventoryConfig, ReportFormat};
-    let inputs = [Some(&args.scripts), args.pages.as_ref(), Some(&args.allow)];
+/// For the commands that read runs' outputs and write a report (diff,
+/// inventory): standard input is read at most once (`inputs`), and the
+/// report (`-o`; `-` is standard output) replaces none of the files read
+/// (`inputs` and `also_read`).
+fn check_report_files(
+    inputs: &[Option<&String>],
+    also_read: &[Option<&String>],
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
     if inputs
         .iter()
         .flatten()
@@ -189,15 +175,27 @@ pub fn inventory_config(
     {
         bail!("standard input ('-') can be read only once: give the other files by name");
     }
-    let output = args.output.filter(|o| o.as_os_str() != "-");
-    if let Some(out) = &output
+    if let Some(out) = output.filter(|o| o.as_os_str() != "-")
         && let Some(input) = inputs
-            .into_iter()
+            .iter()
+            .chain(also_read)
             .flatten()
             .find(|i| i.as_str() != "-" && same_file(Path::new(i), out))
     {
         bail!("-o {} is one of the inputs ({input})", out.display());
     }
+    Ok(())
+}
+
+/// Checks `scriptscrape inventory`'s arguments and reads its allow list.
+pub fn inventory_config(
+    args: crate::cli::InventoryArgs,
+) -> anyhow::Result<crate::inventory::InventoryConfig> {
+    use crate::inventory::{InventoryConfig, ReportFormat};
+    let inputs = [Some(&args.scripts), args.pages.as_ref(), Some(&args.allow)];
+    check_report_files(&inputs, &[], args.output.as_deref())?;
+    // '-o -' is standard output.
+    let output = args.output.filter(|o| o.as_os_str() != "-");
     let format = args.format.unwrap_or_else(|| {
         let extension = output
             .as_ref()

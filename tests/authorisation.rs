@@ -4,30 +4,11 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use sha2::Digest as _;
-
-use crate::support::{Run, Table, TestServer, browser};
+use crate::support::{Run, Table, TestServer, browser, sha256_sri as sha256, sha384_sri as sha384};
 
 const PAY: &str = "payments.render('#card');\n";
 const TAGS: &str = "tags.push('pageview');\n";
 const INLINE: &str = "window.cfg = {shop: 1};";
-
-fn sha384(body: &str) -> String {
-    let digest = sha2::Sha384::digest(body.as_bytes());
-    format!(
-        "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
-}
-
-fn sha256(body: &str) -> String {
-    let digest = sha2::Sha256::digest(body.as_bytes());
-    format!(
-        "sha256-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
-}
 
 /// A shop's checkout (a policy, a pinned payment script, an allowed tag
 /// script, an allowed inline script, a skimmer) and a page that is gone;

@@ -3,26 +3,7 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use sha2::Digest as _;
-
-use crate::support::{Run, Table, TestServer};
-
-fn sha384(body: &str) -> String {
-    let digest = sha2::Sha384::digest(body.as_bytes());
-    format!(
-        "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
-}
-
-fn sha256(body: &str) -> String {
-    let digest = sha2::Sha256::digest(body.as_bytes());
-    format!(
-        "sha256-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
-}
+use crate::support::{Run, Table, TestServer, sha256_sri as sha256, sha384_sri as sha384};
 
 /// The rows of `table` whose `src` ends with `tail`.
 fn rows_for(table: &Table, tail: &str) -> Vec<usize> {

@@ -1315,3 +1315,26 @@ pub fn rows_without(table: &Table, volatile: &[&str]) -> Vec<Vec<String>> {
     rows.sort();
     rows
 }
+
+/// `sha384-<base64>` of `body`: an SRI value, as content_sha384 writes it.
+pub fn sha384_sri(body: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha384::digest(body.as_bytes());
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// `sha256-<base64>` of `body`: an SRI value or a CSP hash source, as
+/// inline_sha256 writes it.
+pub fn sha256_sri(body: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(body.as_bytes());
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
