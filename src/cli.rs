@@ -408,8 +408,8 @@ pub struct FetchArgs {
     pub inline_text: bool,
 
     /// Fetch every distinct external script once per run (through the same
-    /// limits, retries, proxy and robots.txt as pages, with the page as
-    /// Referer) and fill in its content_status, content_error,
+    /// limits, retries, proxy and robots.txt as pages, with the page's
+    /// origin as Referer) and fill in its content_status, content_error,
     /// content_bytes, content_sha384 and integrity_ok columns.
     #[arg(env = "SCRIPTSCRAPE_FETCH_SCRIPTS", long)]
     pub fetch_scripts: bool,
@@ -599,7 +599,8 @@ pub struct InventoryArgs {
     pub format: Option<crate::inventory::ReportFormat>,
 
     /// CSV: prefix with ' every cell that starts with =, +, -, @, a tab or
-    /// a carriage return (a policy or a src is whatever a page said).
+    /// a carriage return (a policy or a src is whatever a page said);
+    /// refused with jsonl and html.
     #[arg(long)]
     pub spreadsheet_safe: bool,
 

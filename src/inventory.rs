@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::diff::{AllowList, Outcome, Strings, read};
+use crate::error::ErrorKind;
 
 pub mod html;
 
@@ -174,7 +175,9 @@ pub fn build(config: &InventoryConfig) -> anyhow::Result<Report> {
     let (allow, allow_name) = &config.allow;
     let csp = |page: &str| {
         let report = inventory.report.as_ref()?;
-        report.csp.as_ref()?.get(page).cloned()
+        let policy = report.csp.as_ref()?.get(page)?;
+        // A report written before nonces were masked still has them.
+        Some(crate::content::csp::mask_nonces(policy))
     };
     let mut rows = Vec::new();
     for (page, scripts) in &inventory.pages {
@@ -217,9 +220,16 @@ pub fn build(config: &InventoryConfig) -> anyhow::Result<Report> {
         // Pages that failed: an assessor must see that they were not
         // inventoried. Pages a crawl passed over (not HTML, off scope) are
         // not part of the run's inventory, as for diff.
+        // And listed pages --max-pages left unfetched: in the list, not in
+        // the inventory.
+        let unfetched = report
+            .passed_over
+            .iter()
+            .filter(|(_, why)| why.starts_with(ErrorKind::MaxPages.as_str()));
         let mut missing: Vec<(&String, &String)> = report
             .failed
             .iter()
+            .chain(unfetched)
             .filter(|(page, _)| !inventory.pages.contains_key(*page))
             .collect();
         missing.sort();

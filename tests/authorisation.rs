@@ -348,3 +348,52 @@ fn an_output_that_cannot_be_written_is_named_as_given() {
         "scriptscrape inventory: cannot write no/such/dir/r.csv: No such file or directory"
     );
 }
+
+#[test]
+fn a_listed_page_left_unfetched_by_max_pages_is_not_inventoried() {
+    let server = TestServer::start();
+    server.set_page("a", "<script>a()</script>");
+    server.set_page("b", "<script>b()</script>");
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/page/a"), server.url("/page/b")]);
+    let out = run.run(
+        &[
+            &list,
+            "--max-pages",
+            "1",
+            "-c",
+            "1",
+            "-o",
+            "s.csv",
+            "--pages",
+            "p.csv",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    std::fs::write(
+        run.path("allowed.txt"),
+        format!("'{}'\n'{}'\n", sha256("a()"), sha256("b()")),
+    )
+    .unwrap();
+    let out = run.run(
+        &[
+            "inventory",
+            "s.csv",
+            "--pages",
+            "p.csv",
+            "--allow",
+            "allowed.txt",
+        ],
+        None,
+    );
+    assert_eq!(
+        out.code, 1,
+        "a listed page has no inventory: {}",
+        out.stderr
+    );
+    let report = Table::parse(&out.stdout);
+    let missing = report.rows_where("authorisation", "not_inventoried");
+    assert_eq!(missing.len(), 1);
+    assert!(report.get(missing[0], "reason").starts_with("max_pages"));
+}

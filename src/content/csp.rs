@@ -69,8 +69,9 @@ pub const POLICY_SEPARATOR: &str = ", ";
 /// page (and changes with every response), so it is never written.
 pub const MASKED_NONCE: &str = "'nonce-***'";
 
-/// `policies` with the value of every `'nonce-…'` source masked.
-fn mask_nonces(policies: &str) -> String {
+/// `policies` with the value of every `'nonce-…'` source masked (also for
+/// policies read back from an output written before nonces were masked).
+pub fn mask_nonces(policies: &str) -> String {
     let mut out = String::with_capacity(policies.len());
     let mut rest = policies;
     while let Some(at) = find_ascii_ci(rest, "'nonce-") {

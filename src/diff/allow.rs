@@ -437,21 +437,10 @@ fn parse_line(line_no: usize, line: &str) -> Result<Option<Entry>, String> {
         return Err(format!("{pattern:?} is not a src pattern"));
     }
     // A host entry is matched against the host column alone: one with a
-    // path or a port would match no script, and so authorise nothing
-    // without a word.
-    if !pattern.contains("://") && !is_inline_hash(pattern) && !pattern.starts_with('[') {
-        if pattern.contains('/') {
-            return Err(format!(
-                "{pattern:?} has a path but no scheme: write the src as the page has it \
-                 (https://{pattern}), or the host alone"
-            ));
-        }
-        if let Some((host, _)) = pattern.split_once(':') {
-            return Err(format!(
-                "{pattern:?}: a host entry names the host without its port ({host}); \
-                 to allow one port only, write a src pattern (http://{pattern}/*)"
-            ));
-        }
+    // path, a port, user info, a query or a fragment would match no
+    // script, and so authorise nothing without a word.
+    if !pattern.contains("://") && !is_inline_hash(pattern) {
+        check_host_entry(pattern)?;
     }
     let mut entry = Entry {
         line: line_no,
@@ -502,6 +491,46 @@ fn parse_line(line_no: usize, line: &str) -> Result<Option<Entry>, String> {
         }
     }
     Ok(Some(entry))
+}
+
+/// Refuses a host entry that no host column could equal, saying what to
+/// write instead.
+fn check_host_entry(pattern: &str) -> Result<(), String> {
+    if let Some((user, host)) = pattern.split_once('@')
+        && !user.contains('/')
+    {
+        return Err(format!(
+            "{pattern:?}: a host entry has no user name; write the host alone ({host})"
+        ));
+    }
+    let (host, rest) = match pattern.strip_prefix('[') {
+        // An IPv6 address, as the host column writes it: [::1].
+        Some(inner) => match inner.find(']') {
+            Some(end) => (&pattern[..end + 2], &inner[end + 1..]),
+            None => return Err(format!("{pattern:?}: an IPv6 address closes with ]")),
+        },
+        None => match pattern.find(['/', ':', '@', '?', '#']) {
+            Some(at) => (&pattern[..at], &pattern[at..]),
+            None => return Ok(()),
+        },
+    };
+    if rest.is_empty() {
+        return Ok(());
+    }
+    if host.is_empty() || (rest.starts_with(':') && rest[1..].contains(':')) {
+        return Err(format!(
+            "{pattern:?} is not a host: write an IPv6 address in brackets ([::1]), or a src \
+             pattern (https://host/path)"
+        ));
+    }
+    Err(format!(
+        "{pattern:?}: a host entry is the host alone ({host}), matched without port, path or \
+         user; for one port or path, write a src pattern (http://{host}{}/*)",
+        rest.split(['/', '?', '#'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(':')
+    ))
 }
 
 /// A `pin=` value: one SRI-form hash of a known algorithm, of that
@@ -686,12 +715,23 @@ mod tests {
     #[test]
     fn host_entries_that_could_match_nothing_are_refused() {
         for (line, says) in [
-            ("cdn.example.com/lib.js", "has a path but no scheme"),
-            ("127.0.0.1:8765", "without its port"),
+            ("cdn.example.com/lib.js", "(http://cdn.example.com/*)"),
+            ("127.0.0.1:8765", "(http://127.0.0.1:8765/*)"),
+            ("*.example.com:443", "(http://*.example.com:443/*)"),
+            ("[::1]:8080", "(http://[::1]:8080/*)"),
+            ("[::1]/a.js", "(http://[::1]/*)"),
+            ("user@cdn.example.com", "(cdn.example.com)"),
+            ("cdn.example.com?x", "a host entry is the host alone"),
+            ("cdn.example.com:", "(http://cdn.example.com/*)"),
+            ("::1", "in brackets"),
+            ("[::1", "closes with ]"),
         ] {
             let err = AllowList::parse(line).unwrap_err();
             assert!(err.message.contains(says), "{line}: {}", err.message);
         }
-        assert!(AllowList::parse("*.cdn.example.com\n127.0.0.1\nhttp://127.0.0.1:8765/*").is_ok());
+        assert!(
+            AllowList::parse("*.cdn.example.com\n127.0.0.1\n[::1]\nhttp://127.0.0.1:8765/*")
+                .is_ok()
+        );
     }
 }

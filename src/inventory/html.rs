@@ -39,7 +39,7 @@ fn esc(text: &str) -> String {
             // Control characters and bidi overrides from pages would not
             // show, or would make text read as something else.
             c if (c.is_control() && c != '\n' && c != '\t')
-                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+                || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
                     | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
             {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);

@@ -59,14 +59,16 @@ fn filter(quiet: bool, verbose: u8) -> EnvFilter {
 /// Without `RUST_LOG`, only this crate's events: the libraries' own log
 /// lines (rustls says "failed to verify TLS certificate" once per page,
 /// without naming it) repeat what the page report and `-v` already say,
-/// in their words. `-vvv`, for debugging, shows everything.
+/// in their words. `-vvv`, for debugging, shows everything but the HTML
+/// parser's token-by-token trace, which would copy each page into the log,
+/// nonce values (a page's secret) included.
 fn default_directives(quiet: bool, verbose: u8) -> String {
     match (quiet, verbose) {
         (true, _) => "off,scriptscrape=error".to_owned(),
         (false, 0) => format!("off,scriptscrape=warn,{SUMMARY_TARGET}=info"),
         (false, 1) => "off,scriptscrape=info".to_owned(),
         (false, 2) => "off,scriptscrape=debug".to_owned(),
-        (false, _) => "trace".to_owned(),
+        (false, _) => "trace,html5ever=info,markup5ever=info".to_owned(),
     }
 }
 
