@@ -540,6 +540,9 @@ impl Cli {
 }
 
 /// The commands besides scraping.
+// Parsed once per process: boxing the larger variants would save nothing
+// that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Compare two runs' scripts outputs and list what changed, one row per
