@@ -208,6 +208,18 @@ pub struct FetchArgs {
     )]
     pub delay: Duration,
 
+    /// Start at most N requests a second across the run (N/s), or a minute
+    /// (N/m), whatever the hosts; robots.txt and scripts count, as requests
+    /// (curl --rate). --delay still spaces each host's.
+    #[arg(env = "SCRIPTSCRAPE_RATE", long, value_name = "N/s|N/m", value_parser = parse_rate)]
+    pub rate: Option<Duration>,
+
+    /// Wait between 0.5 and 1.5 times --delay (and --rate's interval),
+    /// drawn anew each time, as wget --random-wait: a steady rhythm is easy
+    /// to tell from a person.
+    #[arg(env = "SCRIPTSCRAPE_RANDOM_DELAY", long)]
+    pub random_delay: bool,
+
     /// Obey robots.txt (RFC 9309): fetched once per host, matched against
     /// the user agent's product token; a disallowed URL is reported as
     /// robots_disallowed without being requested, and Crawl-delay raises
@@ -528,6 +540,9 @@ impl Cli {
 }
 
 /// The commands besides scraping.
+// Parsed once per process: boxing the larger variants would save nothing
+// that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Compare two runs' scripts outputs and list what changed, one row per
@@ -1125,6 +1140,36 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
         )),
         _ => Err("expected milliseconds (200) or a duration with its unit (1.5s, 200ms)".into()),
     }
+}
+
+/// Parses `--rate`: `N/s` or `N/m` (decimals allowed), as the least time
+/// between two request starts. A bare number is refused: curl reads one
+/// per hour, others per second.
+pub fn parse_rate(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (n, per) = match t.split_once('/') {
+        Some((n, "s")) => (n, 1.0),
+        Some((n, "m")) => (n, 60.0),
+        Some((_, unit)) => {
+            return Err(format!(
+                "unknown unit /{unit}: write N/s or N/m (5/s, 30/m)"
+            ));
+        }
+        None => return Err(format!("write {t}/s or {t}/m: a rate needs its unit")),
+    };
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a number of requests: write 5/s or 30/m"))?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err("a rate must be more than 0".to_owned());
+    }
+    let interval = per / n;
+    if interval > 86_400.0 {
+        return Err("a rate under one request a day: use a scheduler (cron) instead".to_owned());
+    }
+    // Past a million a second there is no interval to keep.
+    Ok(Duration::from_secs_f64(interval.max(1e-6)))
 }
 
 /// Parses a percentage: `5`, `2.5`, `5%`.

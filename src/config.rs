@@ -27,6 +27,11 @@ pub struct Config {
     pub per_host: NonZeroUsize,
     /// Least time between request starts to one host (`--delay`).
     pub delay: std::time::Duration,
+    /// Least time between any two request starts (`--rate`).
+    pub rate: Option<std::time::Duration>,
+    /// Waits drawn between 0.5 and 1.5 times their length
+    /// (`--random-delay`).
+    pub random_delay: bool,
     /// Obey robots.txt (`--robots`).
     pub robots: bool,
     /// Client settings.
@@ -457,6 +462,9 @@ impl Config {
             }
         }
         // Crawls obey robots.txt unless told not to; lists only when asked.
+        if cli.fetch.random_delay && cli.fetch.delay.is_zero() && cli.fetch.rate.is_none() {
+            bail!("--random-delay varies --delay or --rate: give one of them too (--delay 1s)");
+        }
         let robots = cli.fetch.robots || (cli.fetch.depth > 0 && !cli.fetch.no_robots);
 
         Ok(Config {
@@ -467,6 +475,8 @@ impl Config {
             per_host: cli.fetch.per_host,
             robots,
             delay: cli.fetch.delay,
+            rate: cli.fetch.rate,
+            random_delay: cli.fetch.random_delay,
             fetch: FetchSettings {
                 timeout: cli.fetch.timeout,
                 connect_timeout: cli.fetch.connect_timeout,

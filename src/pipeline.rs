@@ -706,6 +706,8 @@ impl FetchParse {
             concurrency,
             per_host: config.per_host.get(),
             delay: config.delay,
+            rate: config.rate,
+            random_delay: config.random_delay,
             max_queued: MAX_QUEUED_URLS,
             // A crawl's discovered URLs past --frontier-memory wait on disk
             // (see crate::crawl::spill), so memory does not grow with the

@@ -422,6 +422,80 @@ fn delay_spaces_requests_to_one_host() {
 }
 
 #[test]
+fn rate_spaces_all_requests_whatever_the_host() {
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    let run = Run::new();
+    let mut urls: Vec<String> = (0..4).map(|i| server.url(&format!("/gen/{i}"))).collect();
+    urls.extend((0..4).map(|i| other.url(&format!("/gen/{i}"))));
+    let list = run.urls("urls.txt", &urls);
+    let out = run.run(&[&list, "--rate", "5/s", "-c", "8", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut arrivals = server.arrivals("/gen/");
+    arrivals.extend(other.arrivals("/gen/"));
+    arrivals.sort();
+    assert_eq!(arrivals.len(), 8);
+    // Eight starts at most five a second: seven intervals of 200 ms, less
+    // what a reused connection saves on arrival (see the --delay test).
+    let span = arrivals[7] - arrivals[0];
+    assert!(
+        span >= Duration::from_millis(7 * 150),
+        "8 requests in {span:?} at 5/s"
+    );
+    for pair in arrivals.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(150),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[test]
+fn random_delay_varies_the_wait_between_half_and_one_and_a_half_times() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let urls: Vec<String> = (0..8).map(|i| server.url(&format!("/gen/{i}"))).collect();
+    let list = run.urls("urls.txt", &urls);
+    let out = run.run(
+        &[&list, "--delay", "200", "--random-delay", "-o", "s.csv"],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let arrivals = server.arrivals("/gen/");
+    let gaps: Vec<Duration> = arrivals.windows(2).map(|p| p[1] - p[0]).collect();
+    assert_eq!(gaps.len(), 7);
+    for gap in &gaps {
+        // At least half of --delay (less the connection's saving).
+        assert!(*gap >= Duration::from_millis(70), "{gaps:?}");
+    }
+    // Seven waits drawn from 100..300 ms: not all the same length (all
+    // within 20 ms of each other has a chance under 1e-5).
+    let (min, max) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
+    assert!(*max - *min > Duration::from_millis(20), "{gaps:?}");
+
+    let out = run.run(&[&list, "--random-delay", "-o", "s.csv"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--random-delay varies --delay or --rate"),
+        "{}",
+        out.stderr
+    );
+    for (rate, says) in [
+        ("5", "write 5/s or 5/m"),
+        ("5/h", "unknown unit /h"),
+        ("0/s", "more than 0"),
+        ("x/s", "is not a number"),
+    ] {
+        let out = run.run(&[&list, "--rate", rate, "-o", "s.csv"], None);
+        assert_eq!(out.code, 2, "{rate}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{rate}: {}", out.stderr);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    }
+}
+
+#[test]
 fn every_fault_at_once_and_nothing_is_lost() {
     let server = TestServer::start();
     let refused = crate::support::refused_url();

@@ -80,6 +80,8 @@ pub(crate) struct Queues {
     queued_at: BTreeMap<u16, usize>,
     /// Requests in flight in all.
     in_flight: usize,
+    /// With `--rate`: the earliest start of the next request, any host's.
+    next_start: Option<Instant>,
 }
 
 struct Host {
@@ -88,6 +90,8 @@ struct Host {
     in_flight: usize,
     /// Least time between request starts: --delay, or a larger Crawl-delay.
     delay: Duration,
+    /// The host's Crawl-delay: `--random-delay` never waits less.
+    crawl_delay: Duration,
     /// The earliest start of this host's next request.
     not_before: Option<Instant>,
     /// Listed in `waiting`, so that it is listed once.
@@ -163,6 +167,24 @@ impl Queues {
             from_input: 0,
             queued_at: BTreeMap::new(),
             in_flight: 0,
+            next_start: None,
+        }
+    }
+
+    /// `wait`, drawn between half and one and a half times it with
+    /// `--random-delay`.
+    fn jittered(&self, wait: Duration) -> Duration {
+        if self.limits.random_delay {
+            wait.mul_f64(0.5 + fastrand::f64())
+        } else {
+            wait
+        }
+    }
+
+    /// A request starts now: the run's rate holds the next one back.
+    fn started(&mut self, now: Instant) {
+        if let Some(interval) = self.limits.rate {
+            self.next_start = Some(now + self.jittered(interval));
         }
     }
 
@@ -258,6 +280,7 @@ impl Queues {
             levels: BTreeMap::new(),
             in_flight: 0,
             delay: limits.delay,
+            crawl_delay: Duration::ZERO,
             not_before: None,
             delayed: false,
             robots: match limits.robots_agent {
@@ -315,7 +338,13 @@ impl Queues {
     }
 
     pub(crate) fn next_wake(&self) -> Option<Instant> {
-        self.waiting.peek().map(|Reverse((t, _))| *t)
+        let host = self.waiting.peek().map(|Reverse((t, _))| *t);
+        // Held back by the rate, with something ready to start.
+        let rate = self.next_start.filter(|_| !self.ready.is_empty());
+        match (host, rate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next job: a script if any may start, else a page from the
@@ -323,7 +352,7 @@ impl Queues {
     /// host, taking hosts in turn; `None` when all slots are taken or no
     /// host may start one now.
     pub(crate) fn next_job(&mut self, now: Instant, max_depth: Option<u16>) -> Option<Job> {
-        if self.in_flight >= self.limits.concurrency {
+        if self.in_flight >= self.limits.concurrency || self.next_start.is_some_and(|t| t > now) {
             return None;
         }
         loop {
@@ -363,6 +392,7 @@ impl Queues {
                     host.robots = RobotsState::Fetching { recheck: false };
                     host.in_flight += 1;
                     self.in_flight += 1;
+                    self.started(now);
                     return Some(Job::Robots(key, page));
                 }
                 RobotsState::Fetching { .. } => continue,
@@ -399,9 +429,18 @@ impl Queues {
             }
             host.in_flight += 1;
             if !host.delay.is_zero() {
-                host.not_before = Some(now + host.delay);
+                let (delay, floor) = (host.delay, host.crawl_delay);
+                let wait = if self.limits.random_delay {
+                    delay.mul_f64(0.5 + fastrand::f64()).max(floor)
+                } else {
+                    delay
+                };
+                if let Some(host) = self.hosts.get_mut(&key) {
+                    host.not_before = Some(now + wait);
+                }
             }
             self.in_flight += 1;
+            self.started(now);
             // To the back of the turn order, if it has more to do.
             self.list(key.clone(), now);
             if let Some(referer) = q.referer {
@@ -428,6 +467,7 @@ impl Queues {
         host.in_flight -= 1;
         if let Some(crawl_delay) = rules.crawl_delay() {
             host.delay = host.delay.max(crawl_delay);
+            host.crawl_delay = crawl_delay;
         }
         host.robots = match (rules, &host.robots) {
             (Rules::Unchecked, RobotsState::Fetching { recheck: true }) => RobotsState::Unknown,
@@ -497,6 +537,8 @@ mod tests {
             concurrency,
             per_host,
             delay: Duration::from_millis(delay_ms),
+            rate: None,
+            random_delay: false,
             max_queued: 1000,
             robots_agent: None,
             max_frontier: 1000,
@@ -660,6 +702,49 @@ mod tests {
         q.push_script(url("http://b.test/y.js"), "http://a.test/".into(), now);
         assert_eq!(q.drop_scripts(), 1);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_rate_holds_every_host_and_says_when_to_wake() {
+        let now = Instant::now();
+        let mut q = Queues::new(Limits {
+            rate: Some(Duration::from_millis(100)),
+            ..limits(8, 8, 0)
+        });
+        q.push(url("http://a.test/1"), 0, None, now);
+        q.push(url("http://b.test/1"), 0, None, now);
+        assert_eq!(fetch(&mut q, now).unwrap().0, "a.test:80");
+        assert_eq!(
+            fetch(&mut q, now),
+            None,
+            "another host waits for the rate too"
+        );
+        assert_eq!(q.next_wake(), Some(now + Duration::from_millis(100)));
+        let later = now + Duration::from_millis(100);
+        assert_eq!(fetch(&mut q, later).unwrap().0, "b.test:80");
+        assert_eq!(q.next_wake(), None, "nothing ready: no wake for the rate");
+    }
+
+    #[test]
+    fn random_delay_never_waits_less_than_a_crawl_delay() {
+        let now = Instant::now();
+        let mut q = Queues::new(Limits {
+            random_delay: true,
+            robots_agent: Some("bot".into()),
+            ..limits(8, 8, 0)
+        });
+        q.push(url("http://a.test/1"), 0, None, now);
+        q.push(url("http://a.test/2"), 0, None, now);
+        assert!(matches!(
+            q.next_job(now, Some(u16::MAX)),
+            Some(Job::Robots(..))
+        ));
+        let robot = texting_robots::Robot::new("bot", b"User-agent: *\nCrawl-delay: 2").unwrap();
+        q.robots_known("a.test:80", Rules::Parsed(Box::new(robot)), now);
+        assert!(fetch(&mut q, now).is_some());
+        let wake = q.next_wake().expect("the host waits");
+        assert!(wake >= now + Duration::from_secs(2), "{:?}", wake - now);
+        assert!(wake <= now + Duration::from_secs(3));
     }
 
     fn at_depth(depth: u16) -> Option<Origin> {

@@ -49,6 +49,11 @@ pub struct Limits {
     pub per_host: usize,
     /// Least time between the starts of two requests to one host.
     pub delay: Duration,
+    /// Least time between the starts of any two requests (`--rate`).
+    pub rate: Option<Duration>,
+    /// Each wait is drawn between 0.5 and 1.5 times its length
+    /// (`--random-delay`).
+    pub random_delay: bool,
     /// URLs read from the input waiting in the queues.
     pub max_queued: usize,
     /// With `--robots`: the product token robots.txt groups are matched
