@@ -415,6 +415,20 @@ pub struct FetchArgs {
     )]
     pub headers: Vec<String>,
 
+    /// Basic auth for the listed URLs' own origins (USER:PASSWORD): sent
+    /// with a page on the origin of the URL it was listed as (or crawled
+    /// from), never to another origin, on a redirect either; not with
+    /// robots.txt or scripts. Never shown.
+    #[arg(
+        env = "SCRIPTSCRAPE_USER",
+        short = 'u',
+        long = "user",
+        value_name = "USER:PASSWORD",
+        value_parser = parse_user,
+        hide_env_values = true
+    )]
+    pub user: Option<crate::fetch::Credentials>,
+
     /// Also write the text of each inline script (column inline_text).
     #[arg(env = "SCRIPTSCRAPE_INLINE_TEXT", long)]
     pub inline_text: bool,
@@ -1139,6 +1153,19 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
             (v * 1000.0).round()
         )),
         _ => Err("expected milliseconds (200) or a duration with its unit (1.5s, 200ms)".into()),
+    }
+}
+
+/// Parses `-u USER:PASSWORD`. Without the colon, curl would prompt for a
+/// password; a scraper run from cron cannot, so it is refused.
+pub fn parse_user(s: &str) -> Result<crate::fetch::Credentials, String> {
+    match s.split_once(':') {
+        Some(("", _)) => Err("the user name is empty".to_owned()),
+        Some((user, password)) => Ok(crate::fetch::Credentials {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }),
+        None => Err("write USER:PASSWORD (USER: for an empty password)".to_owned()),
     }
 }
 

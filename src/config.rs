@@ -489,6 +489,7 @@ impl Config {
                 retries: cli.fetch.retries,
                 max_retry_wait: cli.fetch.max_retry_wait,
                 pool_per_host: cli.fetch.concurrency.get(),
+                user: cli.fetch.user.clone(),
             },
             inline_text: cli.fetch.inline_text,
             fetch_scripts: cli.fetch.fetch_scripts.then_some(cli.fetch.max_script_body),

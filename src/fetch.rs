@@ -49,6 +49,21 @@ pub struct FetchSettings {
     /// Idle connections kept per host; sized to the concurrency so that a
     /// run against one host reuses its connections.
     pub pool_per_host: usize,
+    /// `-u`: basic auth for the listed URLs' origins.
+    pub user: Option<Credentials>,
+}
+
+/// A user name and password (`-u`); shown nowhere, its `Debug` included.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(***)")
+    }
 }
 
 /// A successful response carrying an HTML document, not yet decoded.
@@ -169,6 +184,8 @@ tokio::task_local! {
     // follows redirects in a tower layer, which does not say which hop
     // failed), so the hop is known from here.
     static LAST_HOP: RefCell<Option<Hop>>;
+    // The origin `-u`'s credentials may go to, for the page being fetched.
+    static AUTH_ORIGIN: Option<url::Origin>;
 }
 
 /// A redirect the client followed.
@@ -257,6 +274,8 @@ pub struct Fetcher {
     guard: Option<Arc<Guard>>,
     /// Which proxy a request goes through, to name it in errors.
     proxies: Arc<Proxies>,
+    /// `-u`, sent only to the origin [`Fetcher::fetch_for`] names.
+    user: Option<Arc<Credentials>>,
 }
 
 impl Fetcher {
@@ -276,6 +295,7 @@ impl Fetcher {
             connect_timeout: settings.connect_timeout,
             max_body: settings.max_body,
             proxies: Arc::new(settings.proxies.clone()),
+            user: settings.user.clone().map(Arc::new),
         })
     }
 
@@ -372,6 +392,26 @@ impl Fetcher {
         }
     }
 
+    /// Like [`Fetcher::fetch`] (or [`Fetcher::fetch_within`] with `rule`),
+    /// sending `-u`'s credentials when `url` is on `listed`'s origin: the
+    /// origin of the URL the user listed that the page comes from. The
+    /// client drops them on a redirect to another origin.
+    pub async fn fetch_for(
+        &self,
+        url: &Url,
+        listed: &Url,
+        rule: Option<HopRule>,
+    ) -> Result<Fetched, FetchFailure> {
+        let origin = Some(listed.origin()).filter(|_| self.user.is_some());
+        let fetch = async {
+            match rule {
+                Some(rule) => self.fetch_within(url, rule).await,
+                None => self.fetch(url).await,
+            }
+        };
+        AUTH_ORIGIN.scope(origin, fetch).await
+    }
+
     /// Like [`Fetcher::fetch`], but a redirect hop that `rule` refuses ends
     /// the page with `off_scope` before the hop is requested.
     pub async fn fetch_within(&self, url: &Url, rule: HopRule) -> Result<Fetched, FetchFailure> {
@@ -449,11 +489,17 @@ impl Fetcher {
         referer: Option<&str>,
     ) -> Result<reqwest::Response, FetchFailure> {
         self.check(url)?;
+        let authorised = AUTH_ORIGIN
+            .try_with(|origin| origin.as_ref() == Some(&url.origin()))
+            .unwrap_or(false);
         let get = |client: &reqwest::Client| {
-            let request = client.get(url.clone());
-            match referer {
-                Some(referer) => request.header(REFERER, referer),
-                None => request,
+            let mut request = client.get(url.clone());
+            if let Some(referer) = referer {
+                request = request.header(REFERER, referer);
+            }
+            match &self.user {
+                Some(user) if authorised => request.basic_auth(&user.user, Some(&user.password)),
+                _ => request,
             }
         };
         match get(&self.client).send().await {

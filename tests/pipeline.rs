@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    GenScript, Run, Table, TestServer, generated_scripts, signal, wait_for_lines, wait_within,
+    GenScript, Run, Table, TestServer, generated_scripts, redirect_via, signal, wait_for_lines,
+    wait_within,
 };
 
 #[test]
@@ -658,4 +659,41 @@ fn ordered_holds_back_at_most_its_window() {
         (1..=8).contains(&fetched),
         "{fetched} quick pages fetched behind the slow one with a window of 8"
     );
+}
+
+#[test]
+fn user_credentials_go_to_the_listed_origin_only() {
+    use base64::Engine as _;
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ann:p4ss:word")
+    );
+    let run = Run::new();
+    let auth = |s: &TestServer| {
+        s.last_headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // The listed URL's own origin: sent.
+    let list = run.urls("a.txt", &[server.url("/headers")]);
+    let out = run.run(&[&list, "-u", "ann:p4ss:word", "-o", "s.csv", "-vv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(auth(&server), Some(expected.clone()));
+    assert!(!out.stderr.contains("p4ss"), "{}", out.stderr);
+    // A redirect to another origin: not sent there.
+    let list = run.urls("b.txt", &[redirect_via(&server, &other.url("/headers"))]);
+    let out = run.run(&[&list, "-u", "ann:p4ss:word", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(auth(&other), None);
+    // Listed on the other origin: sent to it.
+    let list = run.urls("c.txt", &[other.url("/headers")]);
+    let out = run.run(&[&list, "--user", "ann:p4ss:word", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(auth(&other), Some(expected));
+    // Without a colon there is no password to send: refused in words.
+    let out = run.run(&[&list, "-u", "ann", "-o", "s.csv"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("write USER:PASSWORD"), "{}", out.stderr);
 }

@@ -66,10 +66,10 @@ pub(crate) fn page(
     let listed = url.as_str().to_owned();
     let task = AbortOnDrop(tokio::spawn(async move {
         let started = Instant::now();
-        let fetch = match rule {
-            Some(rule) => fetcher.fetch_within(&url, rule).await,
-            None => fetcher.fetch(&url).await,
-        };
+        // -u goes to the origin of the URL the user listed, whether this
+        // is that URL or a page a crawl found from it.
+        let listed = origin.as_ref().map_or(&url, |o| o.seed.listed()).clone();
+        let fetch = fetcher.fetch_for(&url, &listed, rule).await;
         Completed {
             seq,
             page_url: url.into(),
