@@ -429,6 +429,19 @@ pub struct FetchArgs {
     )]
     pub user: Option<crate::fetch::Credentials>,
 
+    /// A cookie 'NAME=VALUE' (repeatable), sent like -u: with pages on the
+    /// listed URLs' own origins only. Never shown.
+    #[arg(
+        env = "SCRIPTSCRAPE_COOKIE",
+        short = 'b',
+        long = "cookie",
+        value_name = "NAME=VALUE",
+        value_delimiter = '\n',
+        value_parser = parse_cookie,
+        hide_env_values = true
+    )]
+    pub cookies: Vec<String>,
+
     /// Also write the text of each inline script (column inline_text).
     #[arg(env = "SCRIPTSCRAPE_INLINE_TEXT", long)]
     pub inline_text: bool,
@@ -1154,6 +1167,29 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
         )),
         _ => Err("expected milliseconds (200) or a duration with its unit (1.5s, 200ms)".into()),
     }
+}
+
+/// Parses `-b NAME=VALUE`: a cookie as a Cookie header carries it (RFC
+/// 6265 cookie-pair, without the characters that would break the header).
+pub fn parse_cookie(s: &str) -> Result<String, String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or("write NAME=VALUE (curl's -b FILE form is not read: give each cookie)")?;
+    let name = name.trim();
+    let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("{name:?} is not a cookie name"));
+    }
+    let value = value.trim();
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\'))
+    {
+        return Err(format!(
+            "the value of cookie {name} has characters a Cookie header cannot carry"
+        ));
+    }
+    Ok(format!("{name}={value}"))
 }
 
 /// Parses `-u USER:PASSWORD`. Without the colon, curl would prompt for a

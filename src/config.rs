@@ -490,6 +490,7 @@ impl Config {
                 max_retry_wait: cli.fetch.max_retry_wait,
                 pool_per_host: cli.fetch.concurrency.get(),
                 user: cli.fetch.user.clone(),
+                cookies: cli.fetch.cookies.clone(),
             },
             inline_text: cli.fetch.inline_text,
             fetch_scripts: cli.fetch.fetch_scripts.then_some(cli.fetch.max_script_body),

@@ -51,6 +51,8 @@ pub struct FetchSettings {
     pub pool_per_host: usize,
     /// `-u`: basic auth for the listed URLs' origins.
     pub user: Option<Credentials>,
+    /// `-b`: `NAME=VALUE` cookies for the listed URLs' origins.
+    pub cookies: Vec<String>,
 }
 
 /// A user name and password (`-u`); shown nowhere, its `Debug` included.
@@ -276,6 +278,8 @@ pub struct Fetcher {
     proxies: Arc<Proxies>,
     /// `-u`, sent only to the origin [`Fetcher::fetch_for`] names.
     user: Option<Arc<Credentials>>,
+    /// `-b`'s cookies as one Cookie header, sent like `user`.
+    cookie: Option<Arc<str>>,
 }
 
 impl Fetcher {
@@ -296,6 +300,7 @@ impl Fetcher {
             max_body: settings.max_body,
             proxies: Arc::new(settings.proxies.clone()),
             user: settings.user.clone().map(Arc::new),
+            cookie: (!settings.cookies.is_empty()).then(|| settings.cookies.join("; ").into()),
         })
     }
 
@@ -402,7 +407,8 @@ impl Fetcher {
         listed: &Url,
         rule: Option<HopRule>,
     ) -> Result<Fetched, FetchFailure> {
-        let origin = Some(listed.origin()).filter(|_| self.user.is_some());
+        let secrets = self.user.is_some() || self.cookie.is_some();
+        let origin = Some(listed.origin()).filter(|_| secrets);
         let fetch = async {
             match rule {
                 Some(rule) => self.fetch_within(url, rule).await,
@@ -497,9 +503,15 @@ impl Fetcher {
             if let Some(referer) = referer {
                 request = request.header(REFERER, referer);
             }
+            if !authorised {
+                return request;
+            }
+            if let Some(cookie) = &self.cookie {
+                request = request.header(reqwest::header::COOKIE, &**cookie);
+            }
             match &self.user {
-                Some(user) if authorised => request.basic_auth(&user.user, Some(&user.password)),
-                _ => request,
+                Some(user) => request.basic_auth(&user.user, Some(&user.password)),
+                None => request,
             }
         };
         match get(&self.client).send().await {

@@ -697,3 +697,42 @@ fn user_credentials_go_to_the_listed_origin_only() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("write USER:PASSWORD"), "{}", out.stderr);
 }
+
+#[test]
+fn cookies_go_to_the_listed_origin_only() {
+    let server = TestServer::start();
+    let other = TestServer::start_on("127.0.0.2");
+    let run = Run::new();
+    let cookie = |s: &TestServer| {
+        s.last_headers()
+            .get("cookie")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let list = run.urls("a.txt", &[server.url("/headers")]);
+    let args = [
+        "-b",
+        "session=s3cr3t",
+        "--cookie",
+        "lang=en",
+        "-o",
+        "s.csv",
+        "-vv",
+    ];
+    let mut with = vec![list.as_str()];
+    with.extend(args);
+    let out = run.run(&with, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(cookie(&server).as_deref(), Some("session=s3cr3t; lang=en"));
+    assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+    let list = run.urls("b.txt", &[redirect_via(&server, &other.url("/headers"))]);
+    let mut with = vec![list.as_str()];
+    with.extend(args);
+    let out = run.run(&with, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(cookie(&other), None, "not sent on to another origin");
+    for bad in ["novalue", "a b=c", "x=va;lue"] {
+        let out = run.run(&[&list, "-b", bad, "-o", "s.csv"], None);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    }
+}
