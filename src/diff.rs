@@ -552,7 +552,6 @@ pub struct DiffConfig {
 /// Reads both runs, compares them and writes the changes. An `Err` means
 /// the runs could not be compared.
 pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
-    use anyhow::Context as _;
     let mut strings = Strings::default();
     let (old, mut warnings) =
         read::inventory(&config.old.0, config.old.1.as_deref(), &mut strings)?;
@@ -569,37 +568,10 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
     let mut diff = compare(&old, &new, &strings, &config.options);
     warnings.append(&mut diff.warnings);
     diff.warnings = warnings;
-    let in_place = config.output.as_deref().is_some_and(|path| {
-        // A symlink, device or pipe is written through, not replaced.
-        std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file())
-    });
-    match &config.output {
-        Some(path) if in_place => {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            write::changes(&mut file, config.format, &diff, config.spreadsheet_safe)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Some(path) => {
-            // Written whole beside the target, then renamed: a reader never
-            // sees half a list of changes.
-            crate::output::write_whole(path, |file| {
-                write::changes(file, config.format, &diff, config.spreadsheet_safe)
-            })
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            match write::changes(&mut out, config.format, &diff, config.spreadsheet_safe) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other.context("cannot write to standard output")?,
-            }
-        }
-    }
+    // A reader never sees half a list of changes.
+    crate::output::write_report(config.output.as_deref(), |out| {
+        write::changes(out, config.format, &diff, config.spreadsheet_safe)
+    })?;
     Ok(diff)
 }
 

@@ -11,7 +11,6 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 
 use crate::diff::{AllowList, Outcome, Strings, read};
 use crate::error::ErrorKind;
@@ -257,31 +256,9 @@ pub fn build(config: &InventoryConfig) -> anyhow::Result<Report> {
 /// Builds the report and writes it where the configuration says.
 pub fn run(config: &InventoryConfig) -> anyhow::Result<Report> {
     let report = build(config)?;
-    let write = |out: &mut dyn Write| write(out, config.format, &report, config.spreadsheet_safe);
-    match &config.output {
-        Some(path) => {
-            let in_place = std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file());
-            if in_place {
-                // A device or pipe is written through, not replaced.
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                write(&mut file).with_context(|| format!("cannot write {}", path.display()))?;
-            } else {
-                // Written whole beside the target, then renamed.
-                crate::output::write_whole(path, |file| write(file))
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            }
-        }
-        None => {
-            let mut out = io::stdout().lock();
-            match write(&mut out) {
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-                other => other.context("cannot write to standard output")?,
-            }
-        }
-    }
+    crate::output::write_report(config.output.as_deref(), |out| {
+        write(out, config.format, &report, config.spreadsheet_safe)
+    })?;
     Ok(report)
 }
 

@@ -416,6 +416,33 @@ fn without_temporary_path(err: io::Error) -> io::Error {
     }
 }
 
+/// Writes a report (diff's changes, inventory's report) to `path`, whole
+/// (staged beside it, then renamed) unless it is a device or a pipe, which
+/// is written through; or to standard output, where a reader that went
+/// away is not an error.
+pub fn write_report(
+    path: Option<&Path>,
+    write: impl Fn(&mut dyn Write) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    match path {
+        Some(path) if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            write(&mut file).with_context(|| format!("cannot write {}", path.display()))
+        }
+        Some(path) => write_whole(path, |file| write(file))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
+        None => match write(&mut io::stdout().lock()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("cannot write to standard output"),
+        },
+    }
+}
+
 /// `text` as one line that does nothing to a terminal: control characters
 /// (C0, DEL, C1), the Unicode line and paragraph separators and the bidi
 /// overrides and isolates (which reorder what is shown, disguising text)

@@ -241,6 +241,14 @@ impl PagePolicy {
     /// received; see [`header_values`]) and the `<meta>` policies the
     /// extractor found ([`crate::extract::Extracted::csp_metas`]).
     pub fn new<S: AsRef<str>>(page_url: &Url, headers: &[S], metas: &[MetaPolicy]) -> Self {
+        if headers.is_empty() && metas.is_empty() {
+            // Most pages: nothing to parse, and no 'self' to match.
+            return PagePolicy {
+                origin: Origin::new_opaque(),
+                lists: Vec::new(),
+                received: None,
+            };
+        }
         let page = mask_url(page_url);
         // What 'self' also allows on an http page on the default port.
         let upgrade = match (page.scheme(), page.port(), page.host_str()) {

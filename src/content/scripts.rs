@@ -191,8 +191,8 @@ impl<T> Scripts<T> {
         let mut fetch = Vec::new();
         let mut waiting = 0;
         if let Ok(scripts) = &mut page.outcome {
-            let document = page.final_url.as_deref().unwrap_or(&page.page_url);
-            let document = Url::parse(document).ok();
+            // Parsed only for a page that has a script to ask for.
+            let mut document: Option<Option<Url>> = None;
             for script in scripts.iter_mut() {
                 let Some(url) = script.src.as_ref().and_then(fetchable) else {
                     continue;
@@ -215,6 +215,10 @@ impl<T> Scripts<T> {
                     None => {
                         self.entries
                             .insert(url.as_str().into(), Entry::Pending(vec![id]));
+                        let document = document.get_or_insert_with(|| {
+                            let url = page.final_url.as_deref().unwrap_or(&page.page_url);
+                            Url::parse(url).ok()
+                        });
                         let referer = document
                             .as_ref()
                             .map_or_else(String::new, |d| referer(d, &url));
@@ -380,10 +384,6 @@ mod tests {
     use crate::extract::Extractor;
     use std::time::Duration;
 
-    fn page_with(seq: u64, html: &str) -> PageResult {
-        page(seq, html)
-    }
-
     fn page(seq: u64, html: &str) -> PageResult {
         let url = Url::parse(&format!("https://shop.example/{seq}#top")).unwrap();
         PageResult {
@@ -473,7 +473,7 @@ mod tests {
         let c = scripts[2].content.as_ref().expect("marked");
         assert_eq!(c.error, Some(ErrorKind::ScriptLimit));
         // Another page may have c fetched: it was never asked for.
-        let (_, news) = stage.page(page_with(2, "<script src=/c.js></script>"), ());
+        let (_, news) = stage.page(self::page(2, "<script src=/c.js></script>"), ());
         assert_eq!(fetch_of(news).0, ["https://shop.example/c.js"]);
     }
 

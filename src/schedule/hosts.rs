@@ -146,6 +146,16 @@ impl Queued {
     }
 }
 
+/// `wait`, drawn between half and one and a half times it when `random`
+/// (`--random-delay`).
+fn jittered(wait: Duration, random: bool) -> Duration {
+    if random {
+        wait.mul_f64(0.5 + fastrand::f64())
+    } else {
+        wait
+    }
+}
+
 /// A URL's host for politeness: its authority.
 pub(crate) fn host_key(url: &Url) -> String {
     let host = url.host_str().unwrap_or_default();
@@ -171,20 +181,10 @@ impl Queues {
         }
     }
 
-    /// `wait`, drawn between half and one and a half times it with
-    /// `--random-delay`.
-    fn jittered(&self, wait: Duration) -> Duration {
-        if self.limits.random_delay {
-            wait.mul_f64(0.5 + fastrand::f64())
-        } else {
-            wait
-        }
-    }
-
     /// A request starts now: the run's rate holds the next one back.
     fn started(&mut self, now: Instant) {
         if let Some(interval) = self.limits.rate {
-            self.next_start = Some(now + self.jittered(interval));
+            self.next_start = Some(now + jittered(interval, self.limits.random_delay));
         }
     }
 
@@ -429,15 +429,9 @@ impl Queues {
             }
             host.in_flight += 1;
             if !host.delay.is_zero() {
-                let (delay, floor) = (host.delay, host.crawl_delay);
-                let wait = if self.limits.random_delay {
-                    delay.mul_f64(0.5 + fastrand::f64()).max(floor)
-                } else {
-                    delay
-                };
-                if let Some(host) = self.hosts.get_mut(&key) {
-                    host.not_before = Some(now + wait);
-                }
+                // Never under the host's own Crawl-delay.
+                let wait = jittered(host.delay, self.limits.random_delay).max(host.crawl_delay);
+                host.not_before = Some(now + wait);
             }
             self.in_flight += 1;
             self.started(now);
