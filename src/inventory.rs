@@ -11,7 +11,6 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-
 use crate::diff::{AllowList, Outcome, Strings, read};
 use crate::error::ErrorKind;
 
