@@ -194,7 +194,7 @@ pub struct Encoding {
 
 /// One value of a row, typed so that JSON Lines can keep the type.
 #[derive(Clone, Copy, Debug)]
-enum Cell<'a> {
+pub(crate) enum Cell<'a> {
     Str(&'a str),
     Int(u64),
     Bool(bool),
