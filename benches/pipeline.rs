@@ -2,7 +2,7 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|all]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|formats|all]
 //!     [--runs N] [--python-runs N] [--no-python] [--frontier-memory N]
 //! ```
 //!
@@ -20,7 +20,9 @@
 //! rows each. `scripts` runs the latency-bound and CPU-bound lists with and
 //! without `--fetch-scripts`, the two alternated run by run, on pages whose
 //! external scripts are all served by this process too (see
-//! [`Server::start_with_scripts`]).
+//! [`Server::start_with_scripts`]). `formats` runs the CPU-bound list
+//! writing both outputs to files in each output format, alternated run by
+//! run: bytes per million script rows, and CPU per page.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -88,6 +90,81 @@ fn main() {
     if matches!(which, "scripts" | "all") {
         scripts(&dir, runs);
     }
+    if matches!(which, "formats" | "all") {
+        formats(&dir, runs);
+    }
+}
+
+/// The output formats on the CPU-bound list (5,000 realistic pages, no
+/// latency, -c 64), both outputs written to files: each format's bytes
+/// per million script rows and CPU per page, the formats run in turn
+/// within each round (the order rotated round by round) so that the
+/// machine's drift hits all alike.
+fn formats(dir: &Path, runs: usize) {
+    let n = 5_000u64;
+    let server = Server::start(Duration::ZERO, pages::Size::Realistic);
+    let urls = write_urls(dir, "formats.txt", (0..n).map(|i| server.url(i)));
+    println!("\n## Output formats: {n} pages, no latency, -c 64, -o and --pages to files");
+    let formats: [(&str, &str); 7] = [
+        ("CSV", "csv"),
+        ("CSV + gzip", "csv.gz"),
+        ("CSV + zstd", "csv.zst"),
+        ("JSON Lines", "jsonl"),
+        ("JSON Lines + gzip", "jsonl.gz"),
+        ("JSON Lines + zstd", "jsonl.zst"),
+        ("Parquet", "parquet"),
+    ];
+    let mut measured: Vec<Vec<Measured>> = vec![Vec::new(); formats.len()];
+    let mut sizes = vec![(0u64, 0u64); formats.len()];
+    let mut rows = vec![0u64; formats.len()];
+    for round in 0..runs.max(1) {
+        for k in 0..formats.len() {
+            let i = (k + round) % formats.len();
+            let (_, ext) = formats[i];
+            let (scripts, report) = (dir.join(format!("f.{ext}")), dir.join(format!("fp.{ext}")));
+            let stats = dir.join("formats-stats.json");
+            let mut cmd = scriptscrape(&urls, 64);
+            cmd.arg("-o")
+                .arg(&scripts)
+                .arg("--pages")
+                .arg(&report)
+                .arg("--stats")
+                .arg(&stats);
+            measured[i].push(server.measure(&cmd));
+            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            sizes[i] = (size(&scripts), size(&report));
+            rows[i] = std::fs::read_to_string(&stats)
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| v["scripts"].as_u64())
+                .unwrap_or(0);
+        }
+    }
+    let csv_cpu = medians(&measured[0]).cpu;
+    println!(
+        "| format | scripts output | per million script rows | page report | CPU per page | CPU vs CSV | wall |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (i, (label, _)) in formats.iter().enumerate() {
+        let m = medians(&measured[i]);
+        let (scripts, report) = sizes[i];
+        if rows[i] != rows[0] {
+            println!(
+                "  WARNING: {label} wrote {} script rows, CSV {}",
+                rows[i], rows[0]
+            );
+        }
+        println!(
+            "| {label} | {:.1} MB | {:.0} MB | {:.2} MB | {:.0} µs | {:.2}x | {:.2} s |",
+            scripts as f64 / 1e6,
+            scripts as f64 / rows[i].max(1) as f64,
+            report as f64 / 1e6,
+            1e6 * m.cpu / n as f64,
+            m.cpu / csv_cpu,
+            m.wall,
+        );
+    }
+    println!("  script rows per run: {}", rows[0]);
 }
 
 /// `--fetch-scripts`: the latency-bound list (50 ms on pages and on

@@ -122,14 +122,34 @@ pub struct OutputArgs {
 
     /// Output format of both outputs: csv, or jsonl (JSON Lines: one
     /// object per row, same fields, typed values, null for absent).
+    /// Default: what -o's name says (x.jsonl, x.csv.gz), else csv.
+    #[arg(env = "SCRIPTSCRAPE_FORMAT", long, value_name = "FORMAT", value_enum)]
+    pub format: Option<crate::output::Format>,
+
+    /// The scripts output's columns, in the order given: a comma-separated
+    /// list of column names (README, "Columns"); default all.
     #[arg(
-        env = "SCRIPTSCRAPE_FORMAT",
+        env = "SCRIPTSCRAPE_FIELDS",
         long,
-        value_name = "FORMAT",
-        value_enum,
-        default_value = "csv"
+        value_name = "LIST",
+        value_parser = crate::output::fields::parse_script_fields
     )]
-    pub format: crate::output::Format,
+    pub fields: Option<crate::output::Fields>,
+
+    /// The page report's columns, in the order given (as --fields).
+    #[arg(
+        env = "SCRIPTSCRAPE_PAGE_FIELDS",
+        long,
+        value_name = "LIST",
+        value_parser = crate::output::fields::parse_page_fields
+    )]
+    pub page_fields: Option<crate::output::Fields>,
+
+    /// Compress the outputs: gzip or zstd (each page its own member, so a
+    /// killed run's file is valid up to its last page). Files named .gz or
+    /// .zst are compressed so without it; for standard output, give it.
+    #[arg(env = "SCRIPTSCRAPE_COMPRESS", long, value_name = "KIND", value_enum)]
+    pub compress: Option<crate::output::Compression>,
 
     /// Write pages in input order instead of completion order, through a
     /// bounded reorder buffer (4 pages per -c slot): a slow page holds the

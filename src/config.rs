@@ -59,6 +59,9 @@ pub struct Config {
     pub stats: Option<Destination>,
     /// Format of the outputs (`--format`, `--spreadsheet-safe`).
     pub encoding: crate::output::Encoding,
+    /// The outputs' columns and compression (`--fields`, `--page-fields`,
+    /// `--compress`, `.gz`/`.zst` names).
+    pub layout: crate::output::Layout,
     /// Write pages in input order (`--ordered`).
     pub ordered: bool,
     /// Crawl mode: follow links, or at least dedupe and count pages as a
@@ -430,7 +433,8 @@ impl Config {
         };
         let proxies = crate::proxy::Proxies::new(proxy)?;
 
-        if cli.outputs.spreadsheet_safe && cli.outputs.format != crate::output::Format::Csv {
+        let (format, layout, inline_text) = outputs_layout(&cli, &output, pages.as_ref())?;
+        if cli.outputs.spreadsheet_safe && format != crate::output::Format::Csv {
             // The escape changes values; JSON Lines values are never run as
             // formulas, so it would only corrupt them.
             bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
@@ -492,7 +496,7 @@ impl Config {
                 user: cli.fetch.user.clone(),
                 cookies: cli.fetch.cookies.clone(),
             },
-            inline_text: cli.fetch.inline_text,
+            inline_text,
             fetch_scripts: cli.fetch.fetch_scripts.then_some(cli.fetch.max_script_body),
             max_scripts_per_page: cli.fetch.max_scripts_per_page.get(),
             detect_utf8: cli.fetch.detect_utf8,
@@ -503,14 +507,142 @@ impl Config {
             resume: cli.outputs.resume && crawl.is_none(),
             stats,
             encoding: crate::output::Encoding {
-                format: cli.outputs.format,
+                format,
                 spreadsheet_safe: cli.outputs.spreadsheet_safe,
             },
+            layout,
             ordered: cli.outputs.ordered,
             crawl,
             shard: cli.shard,
             job: None,
         })
+    }
+}
+
+/// The outputs' format, columns and compression, and whether inline
+/// text is kept: from the options, and from what the output files' names
+/// say where an option is not given (`-o scripts.jsonl.zst`).
+fn outputs_layout(
+    cli: &Cli,
+    output: &Destination,
+    pages: Option<&Destination>,
+) -> anyhow::Result<(crate::output::Format, crate::output::Layout, bool)> {
+    use crate::output::{Compression, Fields, Format, Layout, PAGE_COLUMNS, script_columns};
+    let file = |dest: Option<&Destination>| match dest {
+        Some(Destination::File(path)) => Some(path.clone()),
+        _ => None,
+    };
+    let files = [("-o", file(Some(output))), ("--pages", file(pages))];
+    let format = match cli.outputs.format {
+        Some(format) => format,
+        None => {
+            let said: Vec<(&str, &Path, Format)> = files
+                .iter()
+                .filter_map(|(option, path)| {
+                    let path = path.as_deref()?;
+                    Some((*option, path, format_of_name(path)?))
+                })
+                .collect();
+            if let [(o1, p1, f1), (o2, p2, f2)] = said[..]
+                && f1 != f2
+            {
+                bail!(
+                    "{o1} {} and {o2} {} name different formats, and both outputs have one: \
+                     give --format, or rename one",
+                    p1.display(),
+                    p2.display()
+                );
+            }
+            said.first().map_or(Format::Csv, |&(_, _, f)| f)
+        }
+    };
+    let compression = |path: Option<&Path>, option: &str| -> anyhow::Result<Compression> {
+        match (path.and_then(Compression::of_name), cli.outputs.compress) {
+            (Some(named), Some(asked)) if named != asked => bail!(
+                "{option} {} names {} compression, and --compress asks for {}",
+                path.map(Path::display)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                named.as_str(),
+                asked.as_str()
+            ),
+            (Some(named), _) => Ok(named),
+            (None, asked) => Ok(asked.unwrap_or_default()),
+        }
+    };
+    let compression = [
+        compression(files[0].1.as_deref(), "-o")?,
+        compression(files[1].1.as_deref(), "--pages")?,
+    ];
+    let to_terminal = |dest: Option<&Destination>, c: Compression| {
+        c != Compression::None
+            && dest == Some(&Destination::Stdout)
+            && std::io::stdout().is_terminal()
+    };
+    if to_terminal(Some(output), compression[0]) || to_terminal(pages, compression[1]) {
+        bail!("compressed output is not written to a terminal: give -o FILE, or pipe it (| zcat)");
+    }
+    let inline_text = cli.fetch.inline_text
+        || cli
+            .outputs
+            .fields
+            .as_ref()
+            .is_some_and(|f| f.contains("inline_text"));
+    let script_fields = match &cli.outputs.fields {
+        Some(fields) if cli.fetch.inline_text && !fields.contains("inline_text") => bail!(
+            "--inline-text writes the inline_text column, which --fields leaves out: add it \
+             to --fields, or drop --inline-text"
+        ),
+        Some(fields) => fields.clone(),
+        None => Fields::of(script_columns(inline_text)),
+    };
+    if cli.outputs.page_fields.is_some() && pages.is_none() {
+        bail!("--page-fields chooses the page report's columns: give --pages FILE too");
+    }
+    let page_fields = cli
+        .outputs
+        .page_fields
+        .clone()
+        .unwrap_or_else(|| Fields::of(&PAGE_COLUMNS));
+    if cli.outputs.resume {
+        // --resume matches the scripts rows to the report's rows, page by
+        // page, and tries transient failures again.
+        let scripts_missing = script_fields.missing(&["page_url"]);
+        let pages_missing = page_fields.missing(&["page_url", "status", "error", "scripts"]);
+        if !scripts_missing.is_empty() || !pages_missing.is_empty() {
+            let mut missing = Vec::new();
+            if !scripts_missing.is_empty() {
+                missing.push(format!("--fields lacks {}", scripts_missing.join(",")));
+            }
+            if !pages_missing.is_empty() {
+                missing.push(format!("--page-fields lacks {}", pages_missing.join(",")));
+            }
+            bail!(
+                "--resume reads back the outputs, and {}: add them, or drop --resume",
+                missing.join(" and ")
+            );
+        }
+    }
+    let layout = Layout {
+        script_fields,
+        page_fields,
+        compression,
+    };
+    Ok((format, layout, inline_text))
+}
+
+/// The format a file name says: `.csv`, `.jsonl` (or `.ndjson`), under a
+/// `.gz` or `.zst`.
+fn format_of_name(path: &Path) -> Option<crate::output::Format> {
+    use crate::output::{Compression, Format};
+    let path = match Compression::of_name(path) {
+        Some(_) => Path::new(path.file_stem()?),
+        None => path,
+    };
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "csv" => Some(Format::Csv),
+        "jsonl" | "ndjson" => Some(Format::Jsonl),
+        _ => None,
     }
 }
 
@@ -766,7 +898,7 @@ mod tests {
         assert_eq!(fetch.per_host.get(), 8);
         let outputs = defaults::<crate::cli::OutputArgs>();
         assert!(outputs.output.is_none() && !outputs.resume);
-        assert_eq!(outputs.format, crate::output::Format::Csv);
+        assert_eq!(outputs.format, None);
     }
 
     #[test]

@@ -190,6 +190,52 @@ pub struct Inventory {
     /// Some script row has a `content_sha384` or a `content_error`: the run
     /// fetched script content (`--fetch-scripts`).
     pub fetched_content: bool,
+    /// The compared attribute columns the scripts output does not have
+    /// (written with `--fields` leaving them out).
+    pub lacks: Vec<&'static str>,
+}
+
+/// The attribute columns a diff compares, which an output written with
+/// `--fields` may lack. Every version has written them (they are among the
+/// first thirteen columns); newer columns an older output lacks are read
+/// as unknown already.
+pub const COMPARED_ATTRIBUTES: [&str; 6] = [
+    "type",
+    "async",
+    "defer",
+    "nomodule",
+    "integrity",
+    "crossorigin",
+];
+
+/// Forgets, in both runs, the attributes either run's output lacks, so
+/// that a column left out is not read as an attribute removed; returns
+/// their names.
+fn forget_unshared(old: &mut Inventory, new: &mut Inventory) -> Vec<&'static str> {
+    let lacking: Vec<&'static str> = COMPARED_ATTRIBUTES
+        .into_iter()
+        .filter(|c| old.lacks.contains(c) || new.lacks.contains(c))
+        .collect();
+    if lacking.is_empty() {
+        return lacking;
+    }
+    let forget = |s: &mut Script| {
+        for column in &lacking {
+            match *column {
+                "type" => s.type_attr = None,
+                "async" => s.is_async = false,
+                "defer" => s.defer = false,
+                "nomodule" => s.nomodule = false,
+                "integrity" => s.integrity = None,
+                "crossorigin" => s.crossorigin = None,
+                _ => {}
+            }
+        }
+    };
+    for run in [old, new] {
+        run.pages.values_mut().flatten().for_each(forget);
+    }
+    lacking
 }
 
 /// What a page report says of each page.
@@ -557,6 +603,20 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
         read::inventory(&config.old.0, config.old.1.as_deref(), &mut strings)?;
     let (new, more) = read::inventory(&config.new.0, config.new.1.as_deref(), &mut strings)?;
     warnings.extend(more);
+    let (mut old, mut new) = (old, new);
+    let unshared = forget_unshared(&mut old, &mut new);
+    if !unshared.is_empty() {
+        warnings.push(format!(
+            "compared without {}: {} lacks {} (written with --fields)",
+            unshared.join(", "),
+            match (old.lacks.is_empty(), new.lacks.is_empty()) {
+                (false, false) => "each run's scripts output",
+                (false, true) => "the old run's scripts output",
+                _ => "the new run's scripts output",
+            },
+            if unshared.len() == 1 { "it" } else { "them" }
+        ));
+    }
     match (&config.old.1, &config.new.1) {
         (Some(_), None) | (None, Some(_)) => warnings.push(
             "only one run's page report given: the other run's failed pages and pages without \
@@ -1258,6 +1318,7 @@ mod content_tests {
             pages: BTreeMap::from([("p".to_owned(), scripts.to_vec())]),
             report: None,
             fetched_content: scripts.iter().any(|s| s.content.is_some()),
+            lacks: Vec::new(),
         }
     }
 
@@ -1676,6 +1737,7 @@ mod content_tests {
                 ..Report::default()
             }),
             fetched_content: false,
+            lacks: Vec::new(),
         };
         let changes =
             |old: &Inventory, new: &Inventory| compare(old, new, &strings(), &Options::default());

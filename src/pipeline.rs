@@ -799,7 +799,7 @@ impl Prepared {
         }
         let inputs = open_inputs()?;
         let earlier = if config.resume {
-            let columns = output::script_columns(config.inline_text);
+            let columns = config.layout.script_fields.names();
             let earlier = resume::prepare(config, columns, config.encoding.format)?;
             if earlier.is_none() {
                 tracing::warn!("--resume: no unfinished run to resume; starting a new one");
@@ -860,7 +860,7 @@ fn open_sink(config: &Config, resuming: bool) -> anyhow::Result<Sink> {
         scripts,
         pages,
         names,
-        config.inline_text,
+        &config.layout,
         config.encoding,
         !resuming,
     )?)

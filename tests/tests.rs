@@ -9,6 +9,7 @@ mod content;
 mod crawl;
 mod decoding;
 mod differential;
+mod exports;
 mod fetching;
 mod input;
 mod inventory;

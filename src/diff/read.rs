@@ -21,11 +21,17 @@ pub fn inventory(
     pages: Option<&str>,
     strings: &mut Strings,
 ) -> anyhow::Result<(Inventory, Vec<String>)> {
-    let (scripts_by_page, empty, fetched_content) = read_scripts(scripts, strings)?;
+    let ScriptRows {
+        pages: scripts_by_page,
+        empty,
+        fetched_content,
+        lacks,
+    } = read_scripts(scripts, strings)?;
     let mut inventory = Inventory {
         pages: scripts_by_page,
         report: None,
         fetched_content,
+        lacks,
     };
     let mut warnings = Vec::new();
     match pages {
@@ -100,14 +106,23 @@ fn agree(pages: &BTreeMap<String, Vec<Script>>, report: &Report) -> Result<(), S
     }
 }
 
-/// Each page's scripts, whether the file was empty, and whether the run
-/// fetched script content (some row has a content hash or error).
-fn read_scripts(
-    path: &str,
-    strings: &mut Strings,
-) -> anyhow::Result<(BTreeMap<String, Vec<Script>>, bool, bool)> {
+/// What a scripts output holds.
+struct ScriptRows {
+    /// Each page's scripts.
+    pages: BTreeMap<String, Vec<Script>>,
+    /// The file held nothing.
+    empty: bool,
+    /// The run fetched script content (some row has a content hash or
+    /// error).
+    fetched_content: bool,
+    /// The compared attributes it has no column for.
+    lacks: Vec<&'static str>,
+}
+
+fn read_scripts(path: &str, strings: &mut Strings) -> anyhow::Result<ScriptRows> {
     let mut pages: BTreeMap<String, Vec<Script>> = BTreeMap::new();
     let mut fetched_content = false;
+    let mut lacks: Option<Vec<&'static str>> = None;
     let too_many = || anyhow::anyhow!("more than 4 billion distinct values");
     let empty = !each_row(path, &["page_url", "src", "inline_sha256"], |row| {
         let mut intern = |text: Option<&str>| -> anyhow::Result<Option<Sym>> {
@@ -117,6 +132,12 @@ fn read_scripts(
         let Some(page) = row.text("page_url") else {
             bail!("no page_url");
         };
+        lacks.get_or_insert_with(|| {
+            super::COMPARED_ATTRIBUTES
+                .into_iter()
+                .filter(|c| !row.has(c))
+                .collect()
+        });
         let inline = match row.flag("inline")? {
             Some(inline) => inline,
             None => row.text("src").is_none(),
@@ -201,7 +222,12 @@ fn read_scripts(
         // Growth by doubling leaves up to half of each list unused.
         scripts.shrink_to_fit();
     }
-    Ok((pages, empty, fetched_content))
+    Ok(ScriptRows {
+        pages,
+        empty,
+        fetched_content,
+        lacks: lacks.unwrap_or_default(),
+    })
 }
 
 fn read_report(path: &str) -> anyhow::Result<Report> {
@@ -318,6 +344,9 @@ fn each_row(
     } else {
         Box::new(File::open(path).with_context(|| format!("cannot read {path}"))?)
     };
+    // A compressed output (-o x.csv.gz, .zst) is read as what it holds.
+    let source = crate::output::compress::decompressed(BufReader::with_capacity(1 << 16, source))
+        .with_context(|| format!("cannot read {path}"))?;
     let mut reader = BufReader::with_capacity(1 << 16, source);
     let first = first_byte(&mut reader).with_context(|| format!("cannot read {path}"))?;
     if first == Some(b'{') {
@@ -331,10 +360,16 @@ fn each_row(
             let Some(map) = value.as_object() else {
                 bail!("{path} line {}: not a JSON object", n + 1);
             };
-            if n == 0
-                && let Some(missing) = required.iter().find(|c| !map.contains_key(**c))
-            {
-                bail!("{path}: {}", not_this_output(required, missing));
+            let missing: Vec<&str> = required
+                .iter()
+                .copied()
+                .filter(|c| !map.contains_key(*c))
+                .collect();
+            if n == 0 && !missing.is_empty() {
+                bail!(
+                    "{path}: {}",
+                    not_this_output(required, &missing, |c| map.contains_key(c))
+                );
             }
             each(&Row::Json(map)).with_context(|| format!("{path} line {}", n + 1))?;
         }
@@ -352,10 +387,16 @@ fn each_row(
         .enumerate()
         .map(|(i, h)| (h.to_owned(), i))
         .collect();
-    if first.is_some()
-        && let Some(missing) = required.iter().find(|c| !columns.contains_key(**c))
-    {
-        bail!("{path}: {}", not_this_output(required, missing));
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|c| !columns.contains_key(*c))
+        .collect();
+    if first.is_some() && !missing.is_empty() {
+        bail!(
+            "{path}: {}",
+            not_this_output(required, &missing, |c| columns.contains_key(c))
+        );
     }
     let mut record = csv::StringRecord::new();
     loop {
@@ -378,13 +419,37 @@ fn unescape(cell: &str) -> &str {
     }
 }
 
-fn not_this_output(required: &[&str], missing: &str) -> String {
-    let what = if required.contains(&"src") {
-        "a scripts output (-o)"
+/// Why a file lacking the `missing` columns cannot be read: either it is
+/// not such an output at all (it has none of them, or it has columns only
+/// the other output has), or it was written with `--fields` (or
+/// `--page-fields`) leaving out columns this needs.
+fn not_this_output(required: &[&str], missing: &[&str], has: impl Fn(&str) -> bool) -> String {
+    let (what, option, others) = if required.contains(&"src") {
+        (
+            "a scripts output (-o)",
+            "--fields",
+            ["status", "error", "elapsed_ms"],
+        )
     } else {
-        "a page report (--pages)"
+        (
+            "a page report (--pages)",
+            "--page-fields",
+            ["src", "index", "inline"],
+        )
     };
-    format!("not {what}: no {missing} column (written with a header?)")
+    if missing.len() == required.len() || others.iter().any(|c| has(c)) {
+        return format!(
+            "not {what}: no {} column (written with a header?)",
+            missing.join(", ")
+        );
+    }
+    format!(
+        "lacks the {} column{} this needs (written with {option} leaving {} out?); needed: {}",
+        missing.join(", "),
+        if missing.len() > 1 { "s" } else { "" },
+        if missing.len() > 1 { "them" } else { "it" },
+        required.join(", ")
+    )
 }
 
 /// The first byte that is not white space, without consuming it.

@@ -22,6 +22,12 @@ use anyhow::Context as _;
 use crate::error::PageError;
 use crate::extract::{Script, Src};
 
+pub mod compress;
+pub mod fields;
+
+pub use compress::Compression;
+pub use fields::Fields;
+
 /// Columns of the scripts output, in order. The first thirteen are a stable
 /// interface; new ones are only ever appended (before `inline_text`, which
 /// comes last when asked for).
@@ -148,7 +154,6 @@ pub struct PageResult {
 pub struct Sink {
     scripts: Table,
     pages: Option<Table>,
-    inline_text: bool,
     /// How errors name the outputs: `-o scripts.csv`, `--pages report.csv`.
     names: [String; 2],
 }
@@ -181,6 +186,28 @@ pub enum Format {
     /// JSON Lines: one object per row, keys as the CSV columns, typed
     /// values (numbers, booleans, null for absent).
     Jsonl,
+}
+
+/// What each output holds and how its bytes are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The scripts output's columns (`--fields`).
+    pub script_fields: Fields,
+    /// The page report's columns (`--page-fields`).
+    pub page_fields: Fields,
+    /// How the scripts output and the page report are compressed.
+    pub compression: [Compression; 2],
+}
+
+impl Layout {
+    /// Every column (with inline_text when `inline_text`), uncompressed.
+    pub fn full(inline_text: bool) -> Layout {
+        Layout {
+            script_fields: Fields::of(script_columns(inline_text)),
+            page_fields: Fields::of(&PAGE_COLUMNS),
+            compression: [Compression::None; 2],
+        }
+    }
 }
 
 /// How a table encodes its rows.
@@ -540,7 +567,11 @@ pub fn part_path(path: &Path) -> anyhow::Result<PathBuf> {
 /// [`Table::commit`] hands the buffer to the destination in one write.
 struct Table {
     encoder: Encoder,
-    columns: &'static [&'static str],
+    /// The columns written (`--fields`), in order.
+    columns: Vec<&'static str>,
+    /// For each column written, its place in the full rows handed to
+    /// [`Table::row`].
+    pick: Vec<usize>,
     spreadsheet_safe: bool,
 }
 
@@ -551,16 +582,37 @@ enum Encoder {
     Jsonl(Staged),
 }
 
+/// The most columns an output has: the scripts output with inline_text.
+const MAX_COLUMNS: usize = SCRIPT_COLUMNS_WITH_TEXT.len();
+
 impl Table {
+    /// A table of `fields`, chosen from `all`, the columns of the full
+    /// rows it will be given.
     fn new(
         dest: Target,
-        columns: &'static [&'static str],
+        all: &'static [&'static str],
+        fields: &Fields,
         encoding: Encoding,
+        compression: Compression,
         header: bool,
     ) -> io::Result<Self> {
+        let pick = fields
+            .names()
+            .iter()
+            .map(|name| {
+                all.iter().position(|c| c == name).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("no column {name} in this output"),
+                    )
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
         let staged = Staged {
             buf: Vec::with_capacity(64 * 1024),
             dest,
+            compressor: compress::Compressor::new(compression)?,
+            scratch: Vec::new(),
         };
         let encoder = match encoding.format {
             Format::Csv => Encoder::Csv(Box::new(csv::Writer::from_writer(staged))),
@@ -568,18 +620,25 @@ impl Table {
         };
         let mut table = Table {
             encoder,
-            columns,
+            columns: fields.names().to_vec(),
+            pick,
             spreadsheet_safe: encoding.spreadsheet_safe,
         };
         if let (true, Encoder::Csv(w)) = (header, &mut table.encoder) {
-            w.write_record(columns)?;
+            w.write_record(&table.columns)?;
             table.commit()?;
         }
         Ok(table)
     }
 
-    /// Adds one row (cells in column order) to the page being formatted.
-    fn row(&mut self, cells: &[Cell<'_>]) -> io::Result<()> {
+    /// Adds one row to the page being formatted: `all` holds every column
+    /// in order, of which the table writes its own.
+    fn row(&mut self, all: &[Cell<'_>]) -> io::Result<()> {
+        let mut picked = [Cell::Null; MAX_COLUMNS];
+        for (cell, &at) in picked.iter_mut().zip(&self.pick) {
+            *cell = all[at];
+        }
+        let cells = &picked[..self.pick.len()];
         match &mut self.encoder {
             Encoder::Csv(w) => {
                 let mut num = itoa::Buffer::new();
@@ -598,7 +657,7 @@ impl Table {
             }
             Encoder::Jsonl(staged) => {
                 let row = JsonRow {
-                    columns: self.columns,
+                    columns: &self.columns,
                     cells,
                 };
                 serde_json::to_writer(&mut *staged, &row).map_err(io::Error::other)?;
@@ -622,7 +681,7 @@ impl Table {
 /// One row as a JSON object, keys in column order, serialised straight
 /// into the page's buffer: no map of owned keys and values per row.
 struct JsonRow<'a> {
-    columns: &'static [&'static str],
+    columns: &'a [&'static str],
     cells: &'a [Cell<'a>],
 }
 
@@ -680,6 +739,10 @@ pub(crate) fn spreadsheet_safe(s: &str) -> std::borrow::Cow<'_, str> {
 struct Staged {
     buf: Vec<u8>,
     dest: Target,
+    /// Each flush is one member (frame) of the output's compression.
+    compressor: compress::Compressor,
+    /// The compressed member, reused from page to page.
+    scratch: Vec<u8>,
 }
 
 impl Write for Staged {
@@ -689,13 +752,19 @@ impl Write for Staged {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let result = self
-            .dest
-            .write_all(&self.buf)
-            .and_then(|()| self.dest.flush());
+        let result = if self.buf.is_empty() {
+            // Nothing to write: no empty member either.
+            Ok(())
+        } else {
+            self.compressor
+                .member(&self.buf, &mut self.scratch)
+                .and_then(|bytes| self.dest.write_all(bytes))
+                .and_then(|()| self.dest.flush())
+        };
         self.buf.clear();
         // One page with a huge inline script should not pin its memory.
         self.buf.shrink_to(1 << 20);
+        self.scratch.shrink_to(1 << 20);
         result
     }
 }
@@ -706,20 +775,37 @@ impl Sink {
         scripts: Target,
         pages: Option<Target>,
         names: [String; 2],
-        inline_text: bool,
+        layout: &Layout,
         encoding: Encoding,
         headers: bool,
     ) -> io::Result<Self> {
-        let scripts = Table::new(scripts, script_columns(inline_text), encoding, headers)
-            .map_err(write_error(&names[0]))?;
+        let [script_compression, page_compression] = layout.compression;
+        let scripts = Table::new(
+            scripts,
+            &SCRIPT_COLUMNS_WITH_TEXT,
+            &layout.script_fields,
+            encoding,
+            script_compression,
+            headers,
+        )
+        .map_err(write_error(&names[0]))?;
         let pages = pages
-            .map(|w| Table::new(w, &PAGE_COLUMNS, encoding, headers))
+            .map(|w| {
+                let fields = &layout.page_fields;
+                Table::new(
+                    w,
+                    &PAGE_COLUMNS,
+                    fields,
+                    encoding,
+                    page_compression,
+                    headers,
+                )
+            })
             .transpose()
             .map_err(write_error(&names[1]))?;
         Ok(Sink {
             scripts,
             pages,
-            inline_text,
             names,
         })
     }
@@ -744,8 +830,7 @@ impl Sink {
                 let integrity_ok = content
                     .zip(s.integrity.as_deref())
                     .and_then(|(c, integrity)| c.integrity_ok(integrity));
-                let mut cells = [Cell::Null; SCRIPT_COLUMNS_WITH_TEXT.len()];
-                cells[..SCRIPT_COLUMNS.len()].copy_from_slice(&[
+                self.scripts.row(&[
                     Cell::Str(&page.page_url),
                     final_url,
                     Cell::Int(s.index as u64),
@@ -778,14 +863,9 @@ impl Sink {
                     opt(content.and_then(|c| c.error).map(|e| e.as_str())),
                     content.map_or(Cell::Null, |c| Cell::Int(c.bytes)),
                     opt(sha384.as_deref()),
-                ]);
-                let row = if self.inline_text {
-                    cells[SCRIPT_COLUMNS.len()] = opt(inline.and_then(|i| i.text.as_deref()));
-                    &cells[..]
-                } else {
-                    &cells[..SCRIPT_COLUMNS.len()]
-                };
-                self.scripts.row(row)?;
+                    // Kept by the extractor only when asked for.
+                    opt(inline.and_then(|i| i.text.as_deref())),
+                ])?;
             }
             self.scripts.commit()?;
         }

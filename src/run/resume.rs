@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::error::ErrorKind;
 use crate::input::Source;
 use crate::output::Destination;
-use crate::output::{Format, PAGE_COLUMNS, staged_part};
+use crate::output::{Compression, Format, staged_part};
 use crate::run::report::Summary;
 use crate::seen::HashSet64;
 
@@ -312,15 +312,177 @@ pub fn prepare(
             pages_part.display()
         );
     }
-    carry_over(
-        &pages_part,
-        scripts_part.as_deref(),
-        script_columns,
-        format,
-        config.encoding.spreadsheet_safe,
-        config.job.is_none(),
-    )
-    .map(Some)
+    let columns = [script_columns, config.layout.page_fields.names()];
+    let [script_compression, page_compression] = config.layout.compression;
+    let carry = |pages: &Path, scripts: Option<&Path>| {
+        carry_over(
+            pages,
+            scripts,
+            columns,
+            format,
+            config.encoding.spreadsheet_safe,
+            config.job.is_none(),
+        )
+    };
+    let compressed = scripts_part.is_some() && script_compression != Compression::None
+        || page_compression != Compression::None;
+    if !compressed {
+        return carry(&pages_part, scripts_part.as_deref()).map(Some);
+    }
+    // Both are decompressed to plain files, trimmed there as uncompressed
+    // outputs are, then compressed again in place of the .part files.
+    let pages = Plain::of(&pages_part, page_compression)?;
+    let scripts = scripts_part
+        .as_deref()
+        .map(|part| Plain::of(part, script_compression))
+        .transpose()?;
+    let earlier =
+        carry(pages.path(), scripts.as_ref().map(Plain::path)).map_err(|e| match &scripts {
+            Some(scripts) => pages.shown(scripts.shown(e)),
+            None => pages.shown(e),
+        })?;
+    let scripts = scripts.map(Plain::compress).transpose()?;
+    let pages = pages.compress()?;
+    // As carry_over does: the scripts first.
+    if let Some(scripts) = scripts {
+        scripts.rename()?;
+    }
+    pages.rename()?;
+    Ok(Some(earlier))
+}
+
+/// A compressed `.part` file's whole members, decompressed into a
+/// temporary file beside it, to be trimmed and compressed again.
+struct Plain {
+    part: PathBuf,
+    compression: Compression,
+    plain: tempfile::TempPath,
+}
+
+impl Plain {
+    fn of(part: &Path, compression: Compression) -> anyhow::Result<Plain> {
+        let context = || format!("cannot resume from {}", part.display());
+        let mut head = [0u8; 4];
+        let read = {
+            use std::io::Read as _;
+            let mut file = File::open(part).with_context(context)?;
+            file.read(&mut head).with_context(context)?
+        };
+        let found = Compression::sniff(&head[..read]);
+        if read >= 4 && found != compression {
+            bail!(
+                "cannot resume from {}: it was written {}, this run asks for {} (was --compress \
+                 used differently?); start again without --resume",
+                part.display(),
+                match found {
+                    Compression::None => "uncompressed".to_owned(),
+                    other => format!("with {}", other.as_str()),
+                },
+                match compression {
+                    Compression::None => "none".to_owned(),
+                    other => other.as_str().to_owned(),
+                },
+            );
+        }
+        let dir = part.parent().unwrap_or(Path::new("."));
+        let mut plain = tempfile::Builder::new()
+            .prefix(".scriptscrape-resume-")
+            .tempfile_in(dir)
+            .with_context(context)?;
+        let mut out = std::io::BufWriter::new(plain.as_file_mut());
+        crate::output::compress::whole_members(part, compression, &mut out).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot resume: {} is damaged ({e}); start again without --resume",
+                part.display()
+            )
+        })?;
+        std::io::Write::flush(&mut out).with_context(context)?;
+        drop(out);
+        Ok(Plain {
+            part: part.to_owned(),
+            compression,
+            plain: plain.into_temp_path(),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.plain
+    }
+
+    /// `err` with the temporary file's name replaced by what it holds.
+    fn shown(&self, err: anyhow::Error) -> anyhow::Error {
+        let text = format!("{err:#}");
+        let plain = self.plain.display().to_string();
+        let shown = format!("{} (decompressed)", self.part.display());
+        anyhow::anyhow!(text.replace(&plain, &shown))
+    }
+
+    /// Compresses the trimmed rows into a file beside the `.part`, ready to
+    /// replace it: in members of about a MiB, each whole, so that reading
+    /// it back never holds more than one in memory.
+    fn compress(self) -> anyhow::Result<Rewritten> {
+        use std::io::Write as _;
+        let context = || format!("cannot resume from {}", self.part.display());
+        let mut tmp = self.part.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut to = std::io::BufWriter::new(File::create(&tmp).with_context(context)?);
+        let mut from = File::open(&self.plain).with_context(context)?;
+        let mut compressor =
+            crate::output::compress::Compressor::new(self.compression).with_context(context)?;
+        let (mut chunk, mut scratch) = (vec![0u8; 1 << 20], Vec::new());
+        loop {
+            let n = read_full(&mut from, &mut chunk).with_context(context)?;
+            if n == 0 {
+                break;
+            }
+            let member = compressor
+                .member(&chunk[..n], &mut scratch)
+                .with_context(context)?;
+            to.write_all(member).with_context(context)?;
+        }
+        to.flush().with_context(context)?;
+        to.get_ref().sync_all().with_context(context)?;
+        Ok(Rewritten {
+            tmp,
+            part: self.part,
+        })
+    }
+}
+
+/// Reads until `buf` is full or the file ends: the bytes read.
+fn read_full(from: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    let mut n = 0;
+    while n < buf.len() {
+        match from.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// A compressed `.part` file written again, to be renamed over it.
+struct Rewritten {
+    tmp: PathBuf,
+    part: PathBuf,
+}
+
+impl Rewritten {
+    fn rename(self) -> anyhow::Result<()> {
+        std::fs::rename(&self.tmp, &self.part)
+            .with_context(|| format!("cannot resume from {}", self.part.display()))?;
+        // Renamed: nothing left for Drop to remove.
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for Rewritten {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// Checks the two `.part` files against each other and rewrites them with
@@ -338,12 +500,12 @@ pub fn prepare(
 fn carry_over(
     pages_part: &Path,
     scripts_part: Option<&Path>,
-    script_columns: &[&str],
+    [script_columns, page_columns]: [&[&str]; 2],
     format: Format,
     spreadsheet_safe: bool,
     retry_transient: bool,
 ) -> anyhow::Result<Earlier> {
-    let mut pages = Rows::open(pages_part, &PAGE_COLUMNS, format)?;
+    let mut pages = Rows::open(pages_part, page_columns, format)?;
     let mut scripts = scripts_part
         .map(|path| Rows::open(path, script_columns, format))
         .transpose()?;
@@ -999,7 +1161,7 @@ mod tests {
     /// Pages a (2 scripts), b (404), c (1 script, multi-line text), d (503:
     /// tried again), e (3 scripts).
     fn files() -> (String, String) {
-        let pages = PAGE_COLUMNS.join(",")
+        let pages = crate::output::PAGE_COLUMNS.join(",")
             + "\n"
             + &page("a", "200", "", 2)
             + &page("b", "404", "http_status", 0)
@@ -1040,7 +1202,7 @@ mod tests {
             carry_over(
                 &self.pages,
                 Some(&self.scripts),
-                &SCRIPTS,
+                [&SCRIPTS, &crate::output::PAGE_COLUMNS],
                 format,
                 false,
                 true,
