@@ -834,8 +834,8 @@ impl<'a> Rows<'a> {
                 {
                     bail!(
                         "cannot resume from {}: its columns differ from this run's (was \
-                         --inline-text or --format used differently?); start again without \
-                         --resume",
+                         --fields, --page-fields, --inline-text or --format used \
+                         differently?); start again without --resume",
                         path.display()
                     );
                 }
@@ -957,8 +957,8 @@ impl<'a> Rows<'a> {
                 return Err(self.damaged("other fields than the rows before it"));
             }
             bail!(
-                "cannot resume from {}: its fields differ from this run's (was --inline-text \
-                 used differently?); start again without --resume",
+                "cannot resume from {}: its fields differ from this run's (was --fields, \
+                 --page-fields or --inline-text used differently?); start again without --resume",
                 self.path.display()
             );
         }
