@@ -106,6 +106,43 @@ pub struct Cli {
     /// and exit (other options are ignored).
     #[arg(long, value_name = "KIND", value_enum)]
     pub generate: Option<Generate>,
+
+    /// Which configuration file is read, and --print-config.
+    #[command(flatten)]
+    pub settings: ConfigArgs,
+}
+
+/// The configuration file's options: given to every command.
+#[derive(Debug, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Read option defaults from this TOML file (keys are long option
+    /// names: concurrency = 16, user-agent = "..."), instead of
+    /// SCRIPTSCRAPE_CONFIG's file or
+    /// $XDG_CONFIG_HOME/scriptscrape/config.toml (read when present).
+    /// Command-line options, then SCRIPTSCRAPE_* variables, win over it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        help_heading = "Configuration"
+    )]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Read no configuration file, not even SCRIPTSCRAPE_CONFIG's or the
+    /// default one.
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "config",
+        help_heading = "Configuration"
+    )]
+    pub no_config: bool,
+
+    /// Print the settings this command would run with, each with where it
+    /// comes from (flag, env, file:line, default), secrets masked, and exit
+    /// without fetching.
+    #[arg(long, global = true, help_heading = "Configuration")]
+    pub print_config: bool,
 }
 
 /// The options of a run's outputs: shared by a scrape and `collect`.
@@ -559,30 +596,214 @@ pub fn command() -> clap::Command {
         })
 }
 
+/// Why the command line could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    /// A usage error, or --help and --version (clap's own).
+    #[error(transparent)]
+    Usage(#[from] clap::Error),
+    /// The configuration file is missing, unreadable or wrong.
+    #[error(transparent)]
+    File(#[from] crate::config_file::FileError),
+}
+
+/// The command line read with its configuration file.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The options, flags over variables over the file over defaults.
+    pub cli: Cli,
+    /// The settings and where each came from, for --print-config.
+    pub effective: crate::config_file::Effective,
+    /// Said on standard error before the run (unless -q): a secret in a
+    /// file others can read.
+    pub warnings: Vec<String>,
+}
+
 impl Cli {
-    /// Parses the command line. `-q` and `-v` together are refused when
-    /// both are on the command line; when one of them comes from the
-    /// environment, the command line's wins, as for every option.
-    pub fn parse_args() -> Result<Cli, clap::Error> {
+    /// Parses the process's command line, with its configuration file
+    /// (see [`crate::config_file`]). `-q` and `-v` together are refused
+    /// when both are on the command line; when one of them comes from the
+    /// environment or the file, the command line's wins, as for every
+    /// option.
+    pub fn parse_args() -> Result<Parsed, ArgsError> {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        Self::parse_from_env(args, &|name| std::env::var_os(name))
+    }
+
+    /// [`Cli::parse_args`] with the command line and environment given.
+    pub fn parse_from_env(
+        args: Vec<std::ffi::OsString>,
+        env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Parsed, ArgsError> {
+        use crate::config_file::{ConfigFile, Effective, Layer, locate};
         use clap::FromArgMatches as _;
         use clap::parser::ValueSource;
-        let mut command = command();
-        let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+        let location = locate(&args, env);
+        let mut layer = match &location {
+            Some(location) => Some(Layer::new(&ConfigFile::read(&location.path)?, &command())?),
+            None => None,
+        };
+        // At most twice: the second time without the file's values that an
+        // option on the command line or in the environment conflicts with
+        // (--no-robots over the file's robots = true), which clap does not
+        // check against defaults.
+        let mut rounds = 0;
+        let (mut command, matches) = loop {
+            rounds += 1;
+            let mut command = match &layer {
+                Some(layer) => layer.apply(command()),
+                None => command(),
+            };
+            let matches = command.try_get_matches_from_mut(args.clone())?;
+            let Some(layer) = layer.as_mut().filter(|_| rounds == 1) else {
+                break (command, matches);
+            };
+            command.build();
+            let (name, used) = used(&command, &matches);
+            let given = |arg: &clap::Arg| {
+                matches!(
+                    sub_matches(&matches, name).value_source(arg.get_id().as_str()),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            };
+            let conflicts: Vec<String> = used
+                .get_arguments()
+                .filter(|arg| {
+                    let id = arg.get_id();
+                    layer.line_of(name, id.as_str()).is_some()
+                        && !given(arg)
+                        && used.get_arguments().filter(|o| given(o)).any(|other| {
+                            used.get_arg_conflicts_with(other)
+                                .iter()
+                                .chain(&used.get_arg_conflicts_with(arg))
+                                .any(|c| c.get_id() == id || c.get_id() == other.get_id())
+                        })
+                })
+                .map(|arg| arg.get_id().as_str().to_owned())
+                .collect();
+            if conflicts.is_empty() {
+                break (command, matches);
+            }
+            let name = name.map(str::to_owned);
+            for id in &conflicts {
+                layer.remove(name.as_deref(), id);
+            }
+        };
+        command.build();
+        let (name, _) = used(&command, &matches);
+        let used_matches = sub_matches(&matches, name);
+        // clap's reading of --config must be the one the file was chosen
+        // by (a value that only looked like --config, as in -H --config).
+        let flag_path = used_matches
+            .get_one::<std::path::PathBuf>("config")
+            .or_else(|| matches.get_one::<std::path::PathBuf>("config"));
+        let chosen_by_flag = location
+            .as_ref()
+            .filter(|l| l.chosen == crate::config_file::Chosen::Flag)
+            .map(|l| &l.path);
+        if flag_path != chosen_by_flag && flag_path.is_some() {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--config is ambiguous here: give it before the other options\n",
+            )
+            .into());
+        }
+        // Listed in the definition's order, which applying the file
+        // changed.
+        let definition = command_of(name);
+        let effective = Effective::new(
+            &definition,
+            name,
+            used_matches,
+            layer.as_ref(),
+            location.clone(),
+        );
         let mut cli = Cli::from_arg_matches(&matches)?;
+        if used_matches.get_flag("print_config") {
+            cli.settings.print_config = true;
+        }
         if cli.log.quiet && cli.log.verbose > 0 {
             let typed = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
             match (typed("quiet"), typed("verbose")) {
                 (true, false) => cli.log.verbose = 0,
                 (false, true) => cli.log.quiet = false,
                 _ => {
-                    return Err(command.error(
+                    return Err(clap::Error::raw(
                         clap::error::ErrorKind::ArgumentConflict,
-                        "-q (--quiet) and -v (--verbose) contradict each other: give one of them",
-                    ));
+                        "-q (--quiet) and -v (--verbose) contradict each other: give one of \
+                         them\n",
+                    )
+                    .into());
                 }
             }
         }
-        Ok(cli)
+        let quiet = used_matches
+            .try_get_one::<bool>("quiet")
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false);
+        let mut warnings = Vec::new();
+        if let Some(layer) = &layer
+            && !quiet
+            && !layer.secret_keys().is_empty()
+            && readable_by_others(layer.path())
+        {
+            warnings.push(format!(
+                "warning: {} holds secrets ({}) and other users can read it: chmod 600 {}",
+                layer.path().display(),
+                layer.secret_keys().join(", "),
+                layer.path().display()
+            ));
+        }
+        Ok(Parsed {
+            cli,
+            effective,
+            warnings,
+        })
+    }
+}
+
+/// The definition of the subcommand `name`, or of the scrape.
+fn command_of(name: Option<&str>) -> clap::Command {
+    let whole = command();
+    match name.and_then(|n| whole.find_subcommand(n)) {
+        Some(sub) => sub.clone(),
+        None => whole,
+    }
+}
+
+/// The command that runs (a subcommand, or the scrape), with its name.
+fn used<'a>(
+    command: &'a clap::Command,
+    matches: &clap::ArgMatches,
+) -> (Option<&'a str>, &'a clap::Command) {
+    match matches
+        .subcommand_name()
+        .and_then(|n| command.find_subcommand(n))
+    {
+        Some(sub) => (Some(sub.get_name()), sub),
+        None => (None, command),
+    }
+}
+
+fn sub_matches<'a>(matches: &'a clap::ArgMatches, name: Option<&str>) -> &'a clap::ArgMatches {
+    name.and_then(|n| matches.subcommand_matches(n))
+        .unwrap_or(matches)
+}
+
+/// Whether users other than the owner may read `path` (Unix permission
+/// bits; elsewhere, not known, so no).
+fn readable_by_others(path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
     }
 }
 

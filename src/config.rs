@@ -278,6 +278,7 @@ impl Config {
             log,
             shard: None,
             generate: None,
+            settings: crate::cli::ConfigArgs::default(),
         };
         Self::build(cli, Vec::new())
     }
@@ -302,6 +303,7 @@ impl Config {
             log,
             shard: None,
             generate: None,
+            settings: crate::cli::ConfigArgs::default(),
         };
         // `job` is set by the collector once connected: which job, and
         // its creation, are known only then.

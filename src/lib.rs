@@ -53,6 +53,7 @@
 pub mod charset;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod content;
 pub mod crawl;
 pub mod diff;

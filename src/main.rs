@@ -8,10 +8,11 @@ use scriptscrape::run::lock::Busy;
 use std::sync::Arc;
 
 use scriptscrape::cli::Command;
+use scriptscrape::config_file::first_paragraph;
 use scriptscrape::input::Source;
 use scriptscrape::run::stop::{Cause, Level, Stop};
 use scriptscrape::run::terminal;
-use scriptscrape::{Config, ExitStatus, cli::Cli};
+use scriptscrape::{Config, ExitStatus, cli::ArgsError, cli::Cli};
 
 /// The commands besides a scrape, which a file of URLs could be named
 /// like.
@@ -22,25 +23,29 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("scriptscrape: internal error (please report): {info}");
     }));
-    let cli = match Cli::parse_args() {
-        Ok(cli) => cli,
-        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
-        Err(err) => {
+    let parsed = match Cli::parse_args() {
+        Ok(parsed) => parsed,
+        Err(ArgsError::Usage(err)) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(ArgsError::Usage(err)) => {
             // clap's message is several lines with usage; its first
             // paragraph (the error and what it names: a missing <NEW>, the
             // possible values) is enough, on one line.
-            let text = err.render().to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            let message = message.join(" ");
-            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            let message = first_paragraph(&err.render().to_string());
             eprintln!("scriptscrape: {message} (see --help)");
             return ExitCode::from(ExitStatus::Fatal.code());
         }
+        Err(ArgsError::File(err)) => {
+            eprintln!("scriptscrape: {err}");
+            return ExitCode::from(ExitStatus::Fatal.code());
+        }
     };
+    if parsed.cli.settings.print_config {
+        return print_config(&parsed.effective);
+    }
+    for warning in &parsed.warnings {
+        eprintln!("scriptscrape: {warning}");
+    }
+    let cli = parsed.cli;
     match cli.command {
         Some(Command::Diff(args)) => return diff(args),
         Some(Command::Enqueue(args)) => return enqueue(args),
@@ -129,6 +134,20 @@ fn main() -> ExitCode {
             ExitCode::from(summary.exit_status(max_failures).code())
         }
         Err(err) => fatal(&err),
+    }
+}
+
+/// `--print-config`: the settings, on standard output.
+fn print_config(effective: &scriptscrape::config_file::Effective) -> ExitCode {
+    use std::io::Write as _;
+    match write!(std::io::stdout().lock(), "{effective}") {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader had enough (| head): not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scriptscrape: cannot write to standard output: {e}");
+            ExitCode::from(ExitStatus::Fatal.code())
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod support;
 
 mod authorisation;
 mod cli;
+mod config_file;
 mod conformance;
 mod content;
 mod crawl;

@@ -1075,7 +1075,14 @@ impl Run {
         for var in PROXY_VARS.iter().map(|v| v.to_string()).chain(own_vars()) {
             cmd.env_remove(var);
         }
+        cmd.env("XDG_CONFIG_HOME", self.no_config_home());
         cmd
+    }
+
+    /// A configuration home with no configuration file in it, so that the
+    /// user's own (~/.config/scriptscrape/config.toml) changes no test.
+    fn no_config_home(&self) -> PathBuf {
+        self.dir.path().join("no-config-home")
     }
 
     /// The binary started in the background with `args`, its standard
@@ -1106,12 +1113,22 @@ impl Run {
     /// Runs the binary with `args` and optional standard input, bounded to
     /// 60 s.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_with_env(args, stdin, &[])
+    }
+
+    /// As [`Run::run`], with these environment variables set for the
+    /// child only (`XDG_CONFIG_HOME` among them replaces the empty one).
+    pub fn run_with_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
         let mut cmd = assert_cmd::Command::cargo_bin("scriptscrape").expect("binary built");
         cmd.current_dir(self.dir.path())
             .args(args)
             .timeout(Duration::from_secs(60));
         for var in PROXY_VARS.iter().map(|v| v.to_string()).chain(own_vars()) {
             cmd.env_remove(var);
+        }
+        cmd.env("XDG_CONFIG_HOME", self.no_config_home());
+        for (name, value) in env {
+            cmd.env(name, value);
         }
         match stdin {
             Some(s) => {

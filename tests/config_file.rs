@@ -1,0 +1,368 @@
+//! The configuration file (`--config`, `SCRIPTSCRAPE_CONFIG`,
+//! `$XDG_CONFIG_HOME/scriptscrape/config.toml`): what it sets, what wins
+//! over it, how it is shown, and how a wrong one is refused.
+
+use crate::support::{Run, TestServer};
+
+/// The User-Agent the server saw on its last request to /headers.
+fn user_agent(server: &TestServer) -> String {
+    server.last_headers()["user-agent"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The line of `--print-config`'s output that sets `key`.
+fn setting<'a>(printed: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key} = ");
+    printed
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {key} in:\n{printed}"))
+}
+
+#[test]
+fn a_config_file_sets_concurrency_user_agent_and_format() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let mut urls: Vec<String> = (1..=6)
+        .map(|n| server.url(&format!("/slow-gen/300/{n}")))
+        .collect();
+    urls.push(server.url("/headers"));
+    let list = run.urls("urls.txt", &urls);
+    std::fs::write(
+        run.path("scriptscrape.toml"),
+        "# nightly run\nconcurrency = 2\nuser-agent = \"cfgbot/1.0 (+https://example.com/bot)\"\nformat = \"jsonl\"\n",
+    )
+    .unwrap();
+    let out = run.run(
+        &[
+            &list,
+            "--config",
+            "scriptscrape.toml",
+            "-o",
+            "scripts.jsonl",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        server.max_in_flight() <= 2,
+        "concurrency = 2, yet {} requests at once",
+        server.max_in_flight()
+    );
+    assert_eq!(user_agent(&server), "cfgbot/1.0 (+https://example.com/bot)");
+    let text = std::fs::read_to_string(run.path("scripts.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON Lines row"))
+        .collect();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["page_url"].is_string()));
+}
+
+#[test]
+fn flags_win_over_the_environment_which_wins_over_the_file() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    std::fs::write(
+        run.path("c.toml"),
+        "user-agent = \"from-file\"\nconcurrency = 3\ntimeout = 5\n",
+    )
+    .unwrap();
+    let env = [("SCRIPTSCRAPE_CONFIG", "c.toml")];
+    let out = run.run_with_env(&[&list, "-o", "s.csv"], None, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(user_agent(&server), "from-file");
+
+    let env = [
+        ("SCRIPTSCRAPE_CONFIG", "c.toml"),
+        ("SCRIPTSCRAPE_USER_AGENT", "from-env"),
+    ];
+    let out = run.run_with_env(&[&list, "-o", "s.csv"], None, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(user_agent(&server), "from-env");
+    let out = run.run_with_env(
+        &[&list, "-o", "s.csv", "--user-agent", "from-flag"],
+        None,
+        &env,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(user_agent(&server), "from-flag");
+
+    // The same, as --print-config tells it; nothing is fetched.
+    let hits = server.hits("/headers");
+    let out = run.run_with_env(&["--print-config", "--timeout", "7"], None, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.hits("/headers"), hits);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        printed.contains("# Configuration file: c.toml (SCRIPTSCRAPE_CONFIG)"),
+        "{printed}"
+    );
+    let line = setting(&printed, "user-agent");
+    assert!(line.contains("\"from-env\"") && line.ends_with("# env SCRIPTSCRAPE_USER_AGENT"));
+    let line = setting(&printed, "concurrency");
+    assert!(
+        line.contains("\"3\"") && line.ends_with("# file c.toml:2"),
+        "{line}"
+    );
+    let line = setting(&printed, "timeout");
+    assert!(line.contains("\"7\"") && line.ends_with("# flag"), "{line}");
+    let line = setting(&printed, "per-host");
+    assert!(
+        line.contains("\"8\"") && line.ends_with("# default"),
+        "{line}"
+    );
+    assert!(printed.contains("# output (not set)"), "{printed}");
+
+    // A flag the file's setting conflicts with wins too.
+    std::fs::write(run.path("robots.toml"), "robots = true\n").unwrap();
+    let out = run.run(
+        &["--config", "robots.toml", "--no-robots", "--print-config"],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        setting(&printed, "robots").ends_with("# default"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn the_default_file_is_read_from_xdg_config_home_unless_told_not_to() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    let dir = run.path("xdg/scriptscrape");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), "user-agent = \"xdg-bot\"\n").unwrap();
+    let xdg = run.path("xdg");
+    let env = [("XDG_CONFIG_HOME", xdg.to_str().unwrap())];
+    let out = run.run_with_env(&[&list, "-o", "s.csv"], None, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(user_agent(&server), "xdg-bot");
+
+    let out = run.run_with_env(&[&list, "-o", "s.csv", "--no-config"], None, &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(user_agent(&server).starts_with("scriptscrape/"));
+    // SCRIPTSCRAPE_CONFIG set and empty: no file either.
+    let env_empty = [env[0], ("SCRIPTSCRAPE_CONFIG", "")];
+    let out = run.run_with_env(&[&list, "-o", "s.csv"], None, &env_empty);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(user_agent(&server).starts_with("scriptscrape/"));
+
+    // A file named by the variable must be there; the default need not.
+    let env_missing = [env[0], ("SCRIPTSCRAPE_CONFIG", "gone.toml")];
+    let out = run.run_with_env(&[&list, "-o", "s.csv"], None, &env_missing);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "scriptscrape: gone.toml: cannot read the configuration file: No such file or directory"
+    );
+    let out = run.run(&["--config", "xdg", "--print-config"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "scriptscrape: xdg: is a directory, not a configuration file"
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_the_file_line_and_key() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    let cases = [
+        (
+            "# tuned\nconcurency = 4\n",
+            "scriptscrape: c.toml:2: unknown key \"concurency\" (did you mean \"concurrency\"?)",
+        ),
+        (
+            "user_agent = \"bot\"\n",
+            "scriptscrape: c.toml:1: unknown key \"user_agent\" (did you mean \"user-agent\"?)",
+        ),
+        (
+            "concurrency = 4\n\ntimeout = \"soon\"\n",
+            "scriptscrape: c.toml:3: timeout: invalid value 'soon' for '--timeout <SECS>': \
+             expected seconds, e.g. 30 or 2.5",
+        ),
+        (
+            "format = \"xml\"\n",
+            "scriptscrape: c.toml:1: format: invalid value 'xml' for '--format <FORMAT>' \
+             [possible values: csv, jsonl]",
+        ),
+        (
+            "robots = \"yes\"\n",
+            "scriptscrape: c.toml:1: robots: expected true or false, not a string",
+        ),
+        (
+            "print-config = true\n",
+            "scriptscrape: c.toml:1: \"print-config\" cannot be set in a configuration file: \
+             it is a request, not a setting",
+        ),
+        (
+            "ignore-query = true\n",
+            "scriptscrape: c.toml:1: \"ignore-query\" is an option of diff only: set it under \
+             [diff]",
+        ),
+        (
+            "concurrency = 4\nconcurrency = 5\n",
+            "scriptscrape: c.toml:2: invalid TOML: duplicate key",
+        ),
+    ];
+    for (text, says) in cases {
+        std::fs::write(run.path("c.toml"), text).unwrap();
+        let out = run.run(&[&list, "--config", "c.toml", "-o", "s.csv"], None);
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        assert_eq!(out.stderr.trim(), says, "{text}");
+    }
+    assert_eq!(server.hits("/headers"), 0, "nothing runs");
+    std::fs::write(run.path("c.toml"), b"user-agent = \"caf\xe9\"\n").unwrap();
+    let out = run.run(&[&list, "--config", "c.toml"], None);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.trim(),
+        "scriptscrape: c.toml:1: not UTF-8 text (TOML is UTF-8)"
+    );
+}
+
+#[test]
+fn secrets_are_masked_in_print_config_and_a_readable_file_is_warned_of() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    let path = run.path("c.toml");
+    std::fs::write(
+        &path,
+        "user = \"ann:p4ssw0rd\"\n\
+         cookie = [\"session=c00kie\", \"lang=en\"]\n\
+         header = [\"Authorization: Bearer t0ken\", \"X-Trace: yes\"]\n\
+         proxy = \"http://bob:pr0xypw@127.0.0.1:9\"\n\
+         redis = \"redis://:r3dis@queue:6379/\"\n",
+    )
+    .unwrap();
+    let out = run.run(&["--config", "c.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    for secret in ["p4ssw0rd", "c00kie", "t0ken", "pr0xypw", "r3dis"] {
+        assert!(!printed.contains(secret), "{secret} shown:\n{printed}");
+    }
+    assert!(
+        setting(&printed, "user").contains("\"ann:***\""),
+        "{printed}"
+    );
+    assert!(
+        setting(&printed, "cookie").contains("[\"session=***\", \"lang=***\"]"),
+        "{printed}"
+    );
+    assert!(
+        setting(&printed, "header").contains("[\"Authorization: ***\", \"X-Trace: yes\"]"),
+        "{printed}"
+    );
+    assert!(
+        setting(&printed, "proxy").contains("***@127.0.0.1:9"),
+        "{printed}"
+    );
+    // The queue's commands take the Redis URL from the top level.
+    let out = run.run(&["jobs", "--config", "c.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("[jobs]\n"), "{printed}");
+    assert!(
+        setting(&printed, "redis").contains("redis://***@queue:6379/"),
+        "{printed}"
+    );
+
+    // Readable by others and holding secrets: warned, without them.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(&path, "cookie = \"session=c00kie\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run.run(&[&list, "--config", "c.toml", "-o", "s.csv", "-vvv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("c.toml holds secrets (cookie) and other users can read it"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("c00kie"), "{}", out.stderr);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run.run(&[&list, "--config", "c.toml", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("other users"), "{}", out.stderr);
+}
+
+#[test]
+fn a_repeatable_option_takes_an_array() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    std::fs::write(
+        run.path("c.toml"),
+        "header = [\"X-One: 1\", \"X-Two: 2\"]\ncookie = [\"a=1\", \"b=2\"]\n",
+    )
+    .unwrap();
+    let out = run.run(&[&list, "--config", "c.toml", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let seen = server.last_headers();
+    assert_eq!(seen["x-one"], "1");
+    assert_eq!(seen["x-two"], "2");
+    assert_eq!(seen["cookie"], "a=1; b=2");
+    // A flag replaces the file's list rather than adding to it.
+    let out = run.run(
+        &[
+            &list,
+            "--config",
+            "c.toml",
+            "-o",
+            "s.csv",
+            "-H",
+            "X-Three: 3",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let seen = server.last_headers();
+    assert_eq!(seen["x-three"], "3");
+    assert!(seen.get("x-one").is_none());
+}
+
+#[test]
+fn a_commands_table_wins_for_it_and_print_config_reads_back_as_a_file() {
+    let run = Run::new();
+    std::fs::write(
+        run.path("c.toml"),
+        "concurrency = 4\njob = \"nightly\"\nredis = \"redis://127.0.0.1:9/\"\n\n[work]\nconcurrency = 32\n",
+    )
+    .unwrap();
+    let out = run.run(&["work", "--config", "c.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("\n[work]\n"), "{printed}");
+    assert!(
+        setting(&printed, "concurrency").contains("\"32\""),
+        "{printed}"
+    );
+    assert!(setting(&printed, "concurrency").ends_with("# file c.toml:6"));
+    assert!(setting(&printed, "job").ends_with("# file c.toml:2"));
+
+    // What --print-config prints is a configuration file giving the same
+    // settings.
+    let out = run.run(&["--config", "c.toml", "--print-config", "-q"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(run.path("again.toml"), &printed).unwrap();
+    let out = run.run(&["--config", "again.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let again = String::from_utf8(out.stdout).unwrap();
+    let values = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  #").next().unwrap().trim().to_owned())
+            .collect()
+    };
+    assert_eq!(values(&printed), values(&again));
+}
