@@ -487,17 +487,28 @@ pub struct FetchArgs {
     pub user: Option<crate::fetch::Credentials>,
 
     /// A cookie 'NAME=VALUE' (repeatable), sent like -u: with pages on the
-    /// listed URLs' own origins only. Never shown.
+    /// listed URLs' own origins only. Without '=', a cookie file to read
+    /// (curl's Netscape format, as curl -c and browser extensions write):
+    /// its cookies go by their own domain, path, secure and expiry, and
+    /// the cookies servers set are kept during the run and sent back by
+    /// the same rules. Never shown.
     #[arg(
         env = "SCRIPTSCRAPE_COOKIE",
         short = 'b',
         long = "cookie",
-        value_name = "NAME=VALUE",
+        value_name = "NAME=VALUE|FILE",
         value_delimiter = '\n',
         value_parser = parse_cookie,
         hide_env_values = true
     )]
     pub cookies: Vec<String>,
+
+    /// Keep the cookies servers set during the run (sent back by their
+    /// domain, path, secure and expiry), with -b FILE's, and write them to
+    /// FILE at the end in curl's Netscape format, readable by its owner
+    /// only (-b FILE reads it back, as curl does).
+    #[arg(env = "SCRIPTSCRAPE_COOKIE_JAR", long, value_name = "FILE")]
+    pub cookie_jar: Option<std::path::PathBuf>,
 
     /// Also write the text of each inline script (column inline_text).
     #[arg(env = "SCRIPTSCRAPE_INLINE_TEXT", long)]
@@ -1412,10 +1423,14 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
 
 /// Parses `-b NAME=VALUE`: a cookie as a Cookie header carries it (RFC
 /// 6265 cookie-pair, without the characters that would break the header).
+/// Without '=', as in curl, it names a cookie file, returned as given.
 pub fn parse_cookie(s: &str) -> Result<String, String> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or("write NAME=VALUE (curl's -b FILE form is not read: give each cookie)")?;
+    let Some((name, value)) = s.split_once('=') else {
+        if s.trim().is_empty() {
+            return Err("write NAME=VALUE, or the name of a cookie file".to_owned());
+        }
+        return Ok(s.to_owned());
+    };
     let name = name.trim();
     let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
     if name.is_empty() || !name.chars().all(token) {

@@ -472,6 +472,7 @@ impl Config {
             bail!("--random-delay varies --delay or --rate: give one of them too (--delay 1s)");
         }
         let robots = cli.fetch.robots || (cli.fetch.depth > 0 && !cli.fetch.no_robots);
+        let (cookies, jar) = cookie_jar(&cli)?;
 
         Ok(Config {
             sources,
@@ -496,7 +497,8 @@ impl Config {
                 max_retry_wait: cli.fetch.max_retry_wait,
                 pool_per_host: cli.fetch.concurrency.get(),
                 user: cli.fetch.user.clone(),
-                cookies: cli.fetch.cookies.clone(),
+                cookies,
+                jar,
             },
             inline_text,
             fetch_scripts: cli.fetch.fetch_scripts.then_some(cli.fetch.max_script_body),
@@ -646,6 +648,41 @@ fn format_of_name(path: &Path) -> Option<crate::output::Format> {
         "jsonl" | "ndjson" => Some(Format::Jsonl),
         _ => None,
     }
+}
+
+/// `-b`'s cookies (NAME=VALUE), and the jar when `-b FILE` or
+/// `--cookie-jar` asks for one (the files read now, so that a bad one
+/// stops the run before it starts).
+fn cookie_jar(
+    cli: &Cli,
+) -> anyhow::Result<(Vec<String>, Option<std::sync::Arc<crate::fetch::jar::Jar>>)> {
+    // As curl: an argument with '=' is a cookie, one without a file.
+    let (cookies, files): (Vec<String>, Vec<String>) = cli
+        .fetch
+        .cookies
+        .iter()
+        .cloned()
+        .partition(|c| c.contains('='));
+    if files.is_empty() && cli.fetch.cookie_jar.is_none() {
+        return Ok((cookies, None));
+    }
+    if let Some(path) = &cli.fetch.cookie_jar {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            bail!(
+                "cannot write --cookie-jar {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+        if path.is_dir() {
+            bail!("--cookie-jar {} is a directory", path.display());
+        }
+    }
+    let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
+    let jar = crate::fetch::jar::Jar::new(&files, &cookies, cli.fetch.cookie_jar.clone())?;
+    Ok((cookies, Some(std::sync::Arc::new(jar))))
 }
 
 /// The URL lists a scrape reads: its INPUTs, or standard input when there

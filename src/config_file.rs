@@ -650,12 +650,11 @@ pub fn first_paragraph(text: &str) -> String {
 
 /// Whether option `arg` set to `values` holds a secret.
 fn is_secret(arg: &clap::Arg, values: &[String]) -> bool {
-    if arg.is_hide_env_values_set() {
+    let id = arg.get_id().as_str();
+    if arg.is_hide_env_values_set() && !is_masked_by_form(id) {
         return true;
     }
-    values
-        .iter()
-        .any(|v| masked(arg.get_id().as_str(), v) != *v)
+    values.iter().any(|v| masked(id, v) != *v)
 }
 
 /// `value` of option `id` as `--print-config` shows it: passwords,
@@ -668,7 +667,8 @@ pub fn masked(id: &str, value: &str) -> String {
         },
         "cookies" => match value.split_once('=') {
             Some((name, _)) => format!("{name}=***"),
-            None => "***".to_owned(),
+            // -b FILE: a file name, which is no secret.
+            None => value.to_owned(),
         },
         "proxy" => crate::proxy::shown(value).into_owned(),
         "redis" => crate::output::without_password(value).into_owned(),

@@ -18,6 +18,7 @@ use crate::content::sri::{Digests, Hasher};
 use crate::crawl::netguard::{Blocked, Guard};
 use crate::error::{ErrorKind, PageError};
 
+pub mod jar;
 mod words;
 use words::Target;
 
@@ -53,6 +54,9 @@ pub struct FetchSettings {
     pub user: Option<Credentials>,
     /// `-b`: `NAME=VALUE` cookies for the listed URLs' origins.
     pub cookies: Vec<String>,
+    /// `--cookie-jar` and `-b FILE`: the run's cookie jar, which then also
+    /// sends `cookies`.
+    pub jar: Option<Arc<jar::Jar>>,
 }
 
 /// A user name and password (`-u`); shown nowhere, its `Debug` included.
@@ -280,6 +284,10 @@ pub struct Fetcher {
     user: Option<Arc<Credentials>>,
     /// `-b`'s cookies as one Cookie header, sent like `user`.
     cookie: Option<Arc<str>>,
+    /// Whether the client has a cookie jar, which sends `cookie` itself
+    /// (the client asks the jar only for a request without a Cookie
+    /// header).
+    jar: bool,
 }
 
 impl Fetcher {
@@ -301,6 +309,7 @@ impl Fetcher {
             proxies: Arc::new(settings.proxies.clone()),
             user: settings.user.clone().map(Arc::new),
             cookie: (!settings.cookies.is_empty()).then(|| settings.cookies.join("; ").into()),
+            jar: settings.jar.is_some(),
         })
     }
 
@@ -506,7 +515,7 @@ impl Fetcher {
             if !authorised {
                 return request;
             }
-            if let Some(cookie) = &self.cookie {
+            if let Some(cookie) = self.cookie.as_ref().filter(|_| !self.jar) {
                 request = request.header(reqwest::header::COOKIE, &**cookie);
             }
             match &self.user {
@@ -797,6 +806,10 @@ fn build_client(
         .tls_danger_accept_invalid_certs(settings.insecure);
     if let Some(guard) = guard {
         builder = builder.dns_resolver(guard.resolver());
+    }
+    if let Some(jar) = &settings.jar {
+        // Asked for each hop of a redirect: the rules apply per hop.
+        builder = builder.cookie_provider(Arc::clone(jar));
     }
     builder = settings.proxies.configure(builder)?;
     builder.build().context("cannot set up the HTTP client")

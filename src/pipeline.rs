@@ -445,8 +445,24 @@ pub fn run(
         .map(|_| crawled);
     summary.carry(&carried);
     summary.elapsed = started.elapsed();
+    save_cookie_jar(config).inspect_err(|_| {
+        tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "{summary}");
+    })?;
     write_stats(config, &summary, started_at)?;
     Ok(summary)
+}
+
+/// Writes `--cookie-jar`, when asked for, once the run is over (stopped
+/// early too: the cookies it got are as good).
+pub(crate) fn save_cookie_jar(config: &Config) -> anyhow::Result<()> {
+    let Some(jar) = &config.fetch.jar else {
+        return Ok(());
+    };
+    let Some(path) = jar.save_to() else {
+        return Ok(());
+    };
+    jar.save()
+        .with_context(|| format!("cannot write --cookie-jar {}", path.display()))
 }
 
 /// Writes `--stats`, when asked for, once the run is over.
@@ -661,6 +677,7 @@ pub fn work(
         Ended::Complete => None,
         Ended::Stopped { .. } | Ended::OutputClosed => stop.cause(),
     };
+    save_cookie_jar(config)?;
     Ok(Worked {
         consumer: worker.consumer.to_string(),
         published,

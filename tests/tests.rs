@@ -7,6 +7,7 @@ mod cli;
 mod config_file;
 mod conformance;
 mod content;
+mod cookies;
 mod crawl;
 mod decoding;
 mod differential;

@@ -96,6 +96,9 @@ impl TestServer {
             .route("/stall-body", get(stall_body))
             .route("/big/{bytes}", get(big))
             .route("/headers", get(echo_headers))
+            .route("/private/headers", get(echo_headers))
+            .route("/cookie/set/{name}", get(set_cookie))
+            .route("/cookie/need/{name}", get(need_cookie))
             .route("/encoded/{case}", get(encoded))
             .route("/flaky/{failures}/{key}", get(flaky))
             .route("/deep/{kind}", get(deep))
@@ -667,6 +670,39 @@ async fn csp_page(State(seen): State<Arc<Seen>>, UrlPath(name): UrlPath<String>)
 async fn echo_headers(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Response {
     *seen.last_headers.lock().unwrap() = Some(headers);
     html("<script>ok()</script>")
+}
+
+/// The value `/cookie/set/{name}` gives cookie `name`: not in the URL,
+/// which logs show.
+pub fn cookie_value(name: &str) -> String {
+    format!("v4lue-of-{name}")
+}
+
+/// A page that sets cookie `name` to [`cookie_value`] for the whole host,
+/// for an hour, HttpOnly.
+async fn set_cookie(UrlPath(name): UrlPath<String>) -> Response {
+    let mut response = html("<script>login()</script>");
+    let value = cookie_value(&name);
+    let cookie = format!("{name}={value}; Path=/; Max-Age=3600; HttpOnly");
+    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// A page only a request carrying cookie `name` may see (403 without).
+async fn need_cookie(UrlPath(name): UrlPath<String>, headers: HeaderMap) -> Response {
+    let has = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|pair| pair.trim().starts_with(&format!("{name}=")));
+    if has {
+        html("<script>members()</script>")
+    } else {
+        (StatusCode::FORBIDDEN, "no cookie").into_response()
+    }
 }
 
 /// The inline script text of every `/encoded/{case}` page.
