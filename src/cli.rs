@@ -120,8 +120,9 @@ pub struct OutputArgs {
     #[arg(env = "SCRIPTSCRAPE_PAGES", long, value_name = "FILE")]
     pub pages: Option<String>,
 
-    /// Output format of both outputs: csv, or jsonl (JSON Lines: one
-    /// object per row, same fields, typed values, null for absent).
+    /// Output format of both outputs: csv, jsonl (JSON Lines: one
+    /// object per row, same fields, typed values, null for absent), or
+    /// parquet (typed columns, zstd; not with --resume or collect).
     #[arg(
         env = "SCRIPTSCRAPE_FORMAT",
         long,
@@ -140,7 +141,7 @@ pub struct OutputArgs {
     /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
     /// carriage return, so that a spreadsheet shows it instead of running
     /// it as a formula. Off by default: data pipelines get values unchanged.
-    /// CSV only: refused with --format jsonl.
+    /// CSV only: refused with --format jsonl or parquet.
     #[arg(env = "SCRIPTSCRAPE_SPREADSHEET_SAFE", long)]
     pub spreadsheet_safe: bool,
 

@@ -289,6 +289,18 @@ impl Config {
         if outputs.ordered {
             bail!("--ordered cannot be used by collect: results arrive as workers finish them");
         }
+        if outputs.format == crate::output::Format::Parquet {
+            // Results are acknowledged once durable in the outputs; rows of
+            // a Parquet file are readable only when its footer is written,
+            // at the end, so a killed collector would lose acknowledged
+            // results.
+            bail!(
+                "collect cannot write --format parquet: it acknowledges results once they are \
+                 durable in its outputs, and a Parquet file can be read only once it is complete; \
+                 collect --format jsonl and convert it when the job is done (README: Exporting to \
+                 a warehouse)"
+            );
+        }
         let mut fetch = defaults::<crate::cli::FetchArgs>();
         fetch.inline_text = inline_text;
         let cli = Cli {
@@ -314,6 +326,9 @@ impl Config {
         let pages = cli.outputs.pages.as_deref().map(Destination::from_arg);
         if pages == Some(Destination::Stdout) && output == Destination::Stdout {
             bail!("--pages and the scripts output cannot both go to standard output");
+        }
+        if cli.outputs.format == crate::output::Format::Parquet {
+            parquet_refusals(&cli.outputs, &output, pages.as_ref())?;
         }
         if let (Some(Destination::File(p)), Destination::File(o)) = (&pages, &output)
             && same_file(p, o)
@@ -431,8 +446,8 @@ impl Config {
         let proxies = crate::proxy::Proxies::new(proxy)?;
 
         if cli.outputs.spreadsheet_safe && cli.outputs.format != crate::output::Format::Csv {
-            // The escape changes values; JSON Lines values are never run as
-            // formulas, so it would only corrupt them.
+            // The escape changes values; JSON Lines and Parquet values are
+            // never run as formulas, so it would only corrupt them.
             bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
         }
 
@@ -512,6 +527,32 @@ impl Config {
             job: None,
         })
     }
+}
+
+/// What `--format parquet` cannot do: be continued by `--resume` (a
+/// Parquet file is readable only once its footer is written, at the end,
+/// and a killed run leaves none), or go to a terminal.
+fn parquet_refusals(
+    outputs: &crate::cli::OutputArgs,
+    output: &Destination,
+    pages: Option<&Destination>,
+) -> anyhow::Result<()> {
+    if outputs.resume {
+        bail!(
+            "--resume cannot continue --format parquet: a Parquet file can be read only once it \
+             is complete, and a killed run leaves it without its footer; for a run you may need \
+             to resume, write --format jsonl and convert it when done (README: Exporting to a \
+             warehouse)"
+        );
+    }
+    let to_stdout = *output == Destination::Stdout || pages == Some(&Destination::Stdout);
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!(
+            "--format parquet is binary output, which can mess up your terminal: write it to a \
+             file (-o FILE, --pages FILE) or pipe it"
+        );
+    }
+    Ok(())
 }
 
 /// The URL lists a scrape reads: its INPUTs, or standard input when there

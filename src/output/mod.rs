@@ -22,6 +22,9 @@ use anyhow::Context as _;
 use crate::error::PageError;
 use crate::extract::{Script, Src};
 
+pub(crate) mod parquet;
+use parquet::{Output, ParquetTable};
+
 /// Columns of the scripts output, in order. The first thirteen are a stable
 /// interface; new ones are only ever appended (before `inline_text`, which
 /// comes last when asked for).
@@ -181,6 +184,9 @@ pub enum Format {
     /// JSON Lines: one object per row, keys as the CSV columns, typed
     /// values (numbers, booleans, null for absent).
     Jsonl,
+    /// Apache Parquet: typed columns as JSON Lines' values, zstd
+    /// compressed; a file, or a pipe (not a terminal).
+    Parquet,
 }
 
 /// How a table encodes its rows.
@@ -549,22 +555,27 @@ enum Encoder {
     // otherwise be carried by the JSON variant too.
     Csv(Box<csv::Writer<Staged>>),
     Jsonl(Staged),
+    Parquet(Box<ParquetTable>),
 }
 
 impl Table {
     fn new(
         dest: Target,
+        output: Output,
         columns: &'static [&'static str],
         encoding: Encoding,
         header: bool,
     ) -> io::Result<Self> {
-        let staged = Staged {
+        let staged = |dest| Staged {
             buf: Vec::with_capacity(64 * 1024),
             dest,
         };
         let encoder = match encoding.format {
-            Format::Csv => Encoder::Csv(Box::new(csv::Writer::from_writer(staged))),
-            Format::Jsonl => Encoder::Jsonl(staged),
+            Format::Csv => Encoder::Csv(Box::new(csv::Writer::from_writer(staged(dest)))),
+            Format::Jsonl => Encoder::Jsonl(staged(dest)),
+            Format::Parquet => {
+                Encoder::Parquet(Box::new(ParquetTable::new(dest, output, columns)?))
+            }
         };
         let mut table = Table {
             encoder,
@@ -604,6 +615,7 @@ impl Table {
                 serde_json::to_writer(&mut *staged, &row).map_err(io::Error::other)?;
                 staged.buf.push(b'\n');
             }
+            Encoder::Parquet(table) => table.row(cells)?,
         }
         Ok(())
     }
@@ -615,6 +627,8 @@ impl Table {
             // flush is the one place where bytes reach the destination.
             Encoder::Csv(w) => w.flush(),
             Encoder::Jsonl(staged) => staged.flush(),
+            // A row group once enough pages have gathered.
+            Encoder::Parquet(table) => table.commit(),
         }
     }
 }
@@ -710,10 +724,16 @@ impl Sink {
         encoding: Encoding,
         headers: bool,
     ) -> io::Result<Self> {
-        let scripts = Table::new(scripts, script_columns(inline_text), encoding, headers)
-            .map_err(write_error(&names[0]))?;
+        let scripts = Table::new(
+            scripts,
+            Output::Scripts,
+            script_columns(inline_text),
+            encoding,
+            headers,
+        )
+        .map_err(write_error(&names[0]))?;
         let pages = pages
-            .map(|w| Table::new(w, &PAGE_COLUMNS, encoding, headers))
+            .map(|w| Table::new(w, Output::Pages, &PAGE_COLUMNS, encoding, headers))
             .transpose()
             .map_err(write_error(&names[1]))?;
         Ok(Sink {
@@ -879,6 +899,9 @@ impl Table {
         let staged = match &self.encoder {
             Encoder::Csv(w) => w.get_ref(),
             Encoder::Jsonl(staged) => staged,
+            // The row groups written so far (without a footer, no reader
+            // can use them yet: collect and --resume refuse Parquet).
+            Encoder::Parquet(table) => return table.target().sync(),
         };
         staged.dest.sync()
     }
@@ -888,6 +911,8 @@ impl Table {
         let staged = match self.encoder {
             Encoder::Csv(w) => w.into_inner().map_err(|e| e.into_error())?,
             Encoder::Jsonl(staged) => staged,
+            // The last row group and the footer.
+            Encoder::Parquet(table) => return table.into_target(),
         };
         Ok(staged.dest)
     }
