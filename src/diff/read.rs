@@ -1,5 +1,6 @@
-//! Reading a run's outputs back: scripts outputs and page reports, as CSV
-//! or JSON Lines (told apart by their first byte), from a file or `-`.
+//! Reading a run's outputs back: scripts outputs and page reports, as CSV,
+//! JSON Lines or Parquet (told apart by their first bytes), from a file or
+//! `-`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -319,6 +320,15 @@ fn each_row(
         Box::new(File::open(path).with_context(|| format!("cannot read {path}"))?)
     };
     let mut reader = BufReader::with_capacity(1 << 16, source);
+    let head = reader
+        .fill_buf()
+        .with_context(|| format!("cannot read {path}"))?;
+    if head.starts_with(super::parquet::MAGIC) {
+        let missing = |column: &str| not_this_output(required, column);
+        return super::parquet::each_row(path, reader, required, missing, |map| {
+            each(&Row::Json(map))
+        });
+    }
     let first = first_byte(&mut reader).with_context(|| format!("cannot read {path}"))?;
     if first == Some(b'{') {
         for (n, line) in reader.lines().enumerate() {
