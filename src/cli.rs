@@ -616,8 +616,8 @@ See README, \"Payment pages and PCI DSS 6.4.3 / 11.6.1\".";
 /// `scriptscrape inventory`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct InventoryArgs {
-    /// The scripts output of a run (CSV or JSON Lines; - for standard
-    /// input).
+    /// The scripts output of a run (CSV, JSON Lines or Parquet; - for
+    /// standard input).
     #[arg(value_name = "OUTPUT")]
     pub scripts: String,
 
@@ -844,8 +844,8 @@ fn diff_after_help() -> String {
 /// `scriptscrape diff`'s command line.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// The earlier run's scripts output (CSV or JSON Lines, detected); '-'
-    /// for standard input.
+    /// The earlier run's scripts output (CSV, JSON Lines or Parquet,
+    /// detected); '-' for standard input.
     #[arg(value_name = "OLD")]
     pub old: String,
 

@@ -14,6 +14,7 @@ mod input;
 mod inventory;
 mod messages;
 mod operations;
+mod parquet;
 mod pipeline;
 mod proxies;
 mod queue;
