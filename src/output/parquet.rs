@@ -585,6 +585,119 @@ mod tests {
         );
     }
 
+    /// What `Sink` writes when every optional value is absent: nulls in
+    /// OPTIONAL columns only (a null in a REQUIRED one would fail the
+    /// page).
+    #[test]
+    fn the_sink_writes_a_page_with_every_optional_value_absent() {
+        use crate::error::{ErrorKind, PageError};
+        use crate::output::{Encoding, PageResult, Sink};
+        use parquet::file::reader::{FileReader as _, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            let path = dir.path().join(name);
+            Target::open(&crate::output::Destination::File(path), false).unwrap()
+        };
+        let encoding = Encoding {
+            format: crate::output::Format::Parquet,
+            spreadsheet_safe: false,
+        };
+        let names = ["-o s".to_owned(), "--pages p".to_owned()];
+        let mut sink = Sink::new(open("s"), Some(open("p")), names, true, encoding, true).unwrap();
+        let bare = crate::extract::Script {
+            index: 0,
+            src: None,
+            svg: false,
+            type_attr: None,
+            is_async: false,
+            defer: false,
+            nomodule: false,
+            integrity: None,
+            crossorigin: None,
+            inline: None,
+            position: crate::extract::Position::Body,
+            nonce: false,
+            third_party: false,
+            csp_allowed: None,
+            content: None,
+            csp: None,
+        };
+        let page = |seq, outcome| PageResult {
+            seq,
+            page_url: format!("https://a.test/{seq}"),
+            final_url: None,
+            status: None,
+            outcome,
+            csp: None,
+            bytes: 0,
+            elapsed: std::time::Duration::ZERO,
+            charset: None,
+            attempts: 0,
+            depth: 0,
+            referrer: None,
+        };
+        sink.write_page(&page(0, Ok(vec![bare]))).unwrap();
+        let failed = PageError::new(ErrorKind::InvalidUrl, "");
+        sink.write_page(&page(1, Err(failed))).unwrap();
+        sink.finish().unwrap();
+        let rows = |name: &str| {
+            let file = std::fs::File::open(dir.path().join(name)).unwrap();
+            let reader = SerializedFileReader::new(file).unwrap();
+            reader.metadata().file_metadata().num_rows()
+        };
+        assert_eq!((rows("s"), rows("p")), (1, 2));
+    }
+
+    #[test]
+    fn a_large_output_is_written_in_several_row_groups_none_splitting_a_page() {
+        use parquet::file::reader::{FileReader as _, SerializedFileReader};
+        use parquet::file::statistics::Statistics;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("large.parquet");
+        let target = Target::open(&crate::output::Destination::File(path.clone()), false).unwrap();
+        let columns = ["page_url", "index", "inline_bytes"];
+        let mut t = ParquetTable::new(target, Output::Scripts, &columns).unwrap();
+        // 300k rows in pages of 1 to 37 rows; inline_bytes holds the page
+        // number, so that each group's statistics tell which pages it has.
+        let (mut rows, mut page) = (0u64, 0u64);
+        while rows < 300_000 {
+            let url = format!("https://site{}.test/page/{page}", page % 50);
+            for index in 0..(page % 37 + 1) {
+                t.row(&[Cell::Str(&url), Cell::Int(index), Cell::Int(page)])
+                    .unwrap();
+                rows += 1;
+            }
+            t.commit().unwrap();
+            page += 1;
+        }
+        t.into_target().unwrap().commit().unwrap();
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let groups = reader.metadata().row_groups();
+        assert!(groups.len() >= 2, "{} row groups", groups.len());
+        let total: i64 = groups.iter().map(|g| g.num_rows()).sum();
+        assert_eq!(total as u64, rows);
+        let mut last_page = -1;
+        for (i, group) in groups.iter().enumerate() {
+            let n = group.num_rows() as usize;
+            if i + 1 < groups.len() {
+                // Past the bound by less than one page.
+                assert!(
+                    (ROW_GROUP_ROWS..ROW_GROUP_ROWS + 37).contains(&n),
+                    "group {i}: {n}"
+                );
+            }
+            let Some(Statistics::Int64(pages)) = group.column(2).statistics() else {
+                panic!("no statistics for group {i}");
+            };
+            let (first, last) = (*pages.min_opt().unwrap(), *pages.max_opt().unwrap());
+            // Every page in one group: the next group starts with the next
+            // page.
+            assert_eq!(first, last_page + 1, "group {i}");
+            last_page = last;
+        }
+        assert_eq!(last_page as u64, page - 1);
+    }
+
     #[test]
     fn long_columns_are_written_in_chunks_with_their_nulls() {
         use parquet::file::reader::{FileReader as _, SerializedFileReader};
