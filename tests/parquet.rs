@@ -596,6 +596,19 @@ fn parquet_goes_to_a_pipe() {
     let parquet = Parquet::read(&run.path("piped.parquet"));
     assert_eq!(parquet.rows.len(), 11);
     check_schema(&parquet, &SCRIPTS_SCHEMA[..25], "scripts");
+
+    // A reader that went away is no error, as with CSV (`| head`).
+    let mut child = run
+        .command(&[&list, "--format", "parquet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = wait_within(&mut child, Duration::from_secs(30)).expect("ends");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 #[test]

@@ -188,12 +188,25 @@ pub(crate) fn schema(output: Output, columns: &[&str]) -> io::Result<Type> {
                 .with_logical_type(Some(LogicalType::String))
                 .with_converted_type(ConvertedType::UTF8);
         }
-        fields.push(Arc::new(field.build().map_err(io::Error::other)?));
+        fields.push(Arc::new(field.build().map_err(io_error)?));
     }
     Type::group_type_builder(&format!("scriptscrape_{}", output.name()))
         .with_fields(fields)
         .build()
-        .map_err(io::Error::other)
+        .map_err(io_error)
+}
+
+/// A Parquet error as the I/O error under it when there is one, so that a
+/// closed pipe is still told from a full disk (and says so plainly), or as
+/// an error of its own.
+fn io_error(err: parquet::errors::ParquetError) -> io::Error {
+    match err {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<io::Error>() {
+            Ok(io) => *io,
+            Err(other) => io::Error::other(other),
+        },
+        other => io::Error::other(other),
+    }
 }
 
 /// One column's values of the row group being gathered.
@@ -314,7 +327,7 @@ impl Buffer {
                     }
                     typed
                         .write_batch(&chunk, chunk_levels, None)
-                        .map_err(io::Error::other)?;
+                        .map_err(io_error)?;
                     written += defined;
                     level_at = level_end;
                 }
@@ -323,11 +336,11 @@ impl Buffer {
             Values::Int(v) => writer
                 .typed::<Int64Type>()
                 .write_batch(v, levels, None)
-                .map_err(io::Error::other)?,
+                .map_err(io_error)?,
             Values::Bool(v) => writer
                 .typed::<BoolType>()
                 .write_batch(v, levels, None)
-                .map_err(io::Error::other)?,
+                .map_err(io_error)?,
         };
         let expected = match &self.values {
             Values::Str { ends, .. } => ends.len(),
@@ -374,7 +387,7 @@ impl ParquetTable {
         max_bytes: usize,
     ) -> io::Result<Self> {
         let schema = Arc::new(schema(output, columns)?);
-        let zstd = parquet::basic::ZstdLevel::try_new(ZSTD_LEVEL).map_err(io::Error::other)?;
+        let zstd = parquet::basic::ZstdLevel::try_new(ZSTD_LEVEL).map_err(io_error)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(zstd))
             // page_url, host, type and the flags repeat a lot.
@@ -388,7 +401,7 @@ impl ParquetTable {
             ]))
             .build();
         let writer = SerializedFileWriter::new(dest, schema.clone(), Arc::new(properties))
-            .map_err(io::Error::other)?;
+            .map_err(io_error)?;
         let columns = columns
             .iter()
             .map(|&name| {
@@ -454,15 +467,15 @@ impl ParquetTable {
         if self.rows == 0 {
             return Ok(());
         }
-        let mut group = self.writer.next_row_group().map_err(io::Error::other)?;
+        let mut group = self.writer.next_row_group().map_err(io_error)?;
         for buffer in &self.columns {
-            let Some(mut column) = group.next_column().map_err(io::Error::other)? else {
+            let Some(mut column) = group.next_column().map_err(io_error)? else {
                 return Err(io::Error::other("fewer Parquet columns than the schema's"));
             };
             buffer.write(&mut column)?;
-            column.close().map_err(io::Error::other)?;
+            column.close().map_err(io_error)?;
         }
-        group.close().map_err(io::Error::other)?;
+        group.close().map_err(io_error)?;
         self.writer.flush()?;
         for buffer in &mut self.columns {
             buffer.clear();
@@ -481,7 +494,7 @@ impl ParquetTable {
     /// destination.
     pub(crate) fn into_target(mut self) -> io::Result<Target> {
         self.write_row_group()?;
-        self.writer.into_inner().map_err(io::Error::other)
+        self.writer.into_inner().map_err(io_error)
     }
 }
 
