@@ -306,9 +306,9 @@ impl Row<'_> {
     }
 }
 
-/// Calls `each` on every row of the CSV or JSON Lines file at `path`
-/// (`-`: standard input), after checking it has the `required` columns.
-/// Returns whether the file held anything but white space.
+/// Calls `each` on every row of the CSV, JSON Lines or Parquet file at
+/// `path` (`-`: standard input), after checking it has the `required`
+/// columns. Returns whether the file held anything but white space.
 fn each_row(
     path: &str,
     required: &[&str],
