@@ -157,9 +157,11 @@ pub struct OutputArgs {
     #[arg(env = "SCRIPTSCRAPE_PAGES", long, value_name = "FILE")]
     pub pages: Option<String>,
 
-    /// Output format of both outputs: csv, or jsonl (JSON Lines: one
-    /// object per row, same fields, typed values, null for absent).
-    /// Default: what -o's name says (x.jsonl, x.csv.gz), else csv.
+    /// Output format of both outputs: csv, jsonl (JSON Lines: one
+    /// object per row, same fields, typed values, null for absent), or
+    /// parquet (typed columns, zstd; not with --resume or collect).
+    /// Default: what -o's name says (x.jsonl, x.csv.gz, x.parquet), else
+    /// csv.
     #[arg(env = "SCRIPTSCRAPE_FORMAT", long, value_name = "FORMAT", value_enum)]
     pub format: Option<crate::output::Format>,
 
@@ -197,7 +199,7 @@ pub struct OutputArgs {
     /// CSV: prefix with ' any cell that starts with =, +, -, @, tab or
     /// carriage return, so that a spreadsheet shows it instead of running
     /// it as a formula. Off by default: data pipelines get values unchanged.
-    /// CSV only: refused with --format jsonl.
+    /// CSV only: refused with --format jsonl or parquet.
     #[arg(env = "SCRIPTSCRAPE_SPREADSHEET_SAFE", long)]
     pub spreadsheet_safe: bool,
 
@@ -867,8 +869,8 @@ See README, \"Payment pages and PCI DSS 6.4.3 / 11.6.1\".";
 /// `scriptscrape inventory`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct InventoryArgs {
-    /// The scripts output of a run (CSV or JSON Lines; - for standard
-    /// input).
+    /// The scripts output of a run (CSV, JSON Lines or Parquet; - for
+    /// standard input).
     #[arg(value_name = "OUTPUT")]
     pub scripts: String,
 
@@ -1095,8 +1097,8 @@ fn diff_after_help() -> String {
 /// `scriptscrape diff`'s command line.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// The earlier run's scripts output (CSV or JSON Lines, detected); '-'
-    /// for standard input.
+    /// The earlier run's scripts output (CSV, JSON Lines or Parquet,
+    /// detected); '-' for standard input.
     #[arg(value_name = "OLD")]
     pub old: String,
 

@@ -307,7 +307,20 @@ impl Config {
         };
         // `job` is set by the collector once connected: which job, and
         // its creation, are known only then.
-        Self::build(cli, Vec::new())
+        let config = Self::build(cli, Vec::new())?;
+        if config.encoding.format == crate::output::Format::Parquet {
+            // Results are acknowledged once durable in the outputs; rows of
+            // a Parquet file are readable only when its footer is written,
+            // at the end, so a killed collector would lose acknowledged
+            // results.
+            bail!(
+                "collect cannot write --format parquet: it acknowledges results once they are \
+                 durable in its outputs, and a Parquet file can be read only once it is complete; \
+                 collect --format jsonl and convert it when the job is done (README: Exporting to \
+                 a warehouse)"
+            );
+        }
+        Ok(config)
     }
 
     fn build(cli: Cli, sources: Vec<Source>) -> anyhow::Result<Config> {
@@ -436,9 +449,12 @@ impl Config {
         let proxies = crate::proxy::Proxies::new(proxy)?;
 
         let (format, layout, inline_text) = outputs_layout(&cli, &output, pages.as_ref())?;
+        if format == crate::output::Format::Parquet {
+            parquet_refusals(&cli.outputs, &output, pages.as_ref())?;
+        }
         if cli.outputs.spreadsheet_safe && format != crate::output::Format::Csv {
-            // The escape changes values; JSON Lines values are never run as
-            // formulas, so it would only corrupt them.
+            // The escape changes values; JSON Lines and Parquet values are
+            // never run as formulas, so it would only corrupt them.
             bail!("--spreadsheet-safe applies to CSV only: drop it, or use --format csv");
         }
 
@@ -578,6 +594,12 @@ fn outputs_layout(
         compression(files[0].1.as_deref(), "-o")?,
         compression(files[1].1.as_deref(), "--pages")?,
     ];
+    if format == Format::Parquet && compression.iter().any(|c| *c != Compression::None) {
+        bail!(
+            "Parquet is compressed within (zstd, column by column): drop --compress, and name \
+             the files .parquet"
+        );
+    }
     let to_terminal = |dest: Option<&Destination>, c: Compression| {
         c != Compression::None
             && dest == Some(&Destination::Stdout)
@@ -636,7 +658,7 @@ fn outputs_layout(
 }
 
 /// The format a file name says: `.csv`, `.jsonl` (or `.ndjson`), under a
-/// `.gz` or `.zst`.
+/// `.gz` or `.zst`, or `.parquet`.
 fn format_of_name(path: &Path) -> Option<crate::output::Format> {
     use crate::output::{Compression, Format};
     let path = match Compression::of_name(path) {
@@ -646,6 +668,7 @@ fn format_of_name(path: &Path) -> Option<crate::output::Format> {
     match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "csv" => Some(Format::Csv),
         "jsonl" | "ndjson" => Some(Format::Jsonl),
+        "parquet" => Some(Format::Parquet),
         _ => None,
     }
 }
@@ -683,6 +706,32 @@ fn cookie_jar(
     let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
     let jar = crate::fetch::jar::Jar::new(&files, &cookies, cli.fetch.cookie_jar.clone())?;
     Ok((cookies, Some(std::sync::Arc::new(jar))))
+}
+
+/// What `--format parquet` cannot do: be continued by `--resume` (a
+/// Parquet file is readable only once its footer is written, at the end,
+/// and a killed run leaves none), or go to a terminal.
+fn parquet_refusals(
+    outputs: &crate::cli::OutputArgs,
+    output: &Destination,
+    pages: Option<&Destination>,
+) -> anyhow::Result<()> {
+    if outputs.resume {
+        bail!(
+            "--resume cannot continue --format parquet: a Parquet file can be read only once it \
+             is complete, and a killed run leaves it without its footer; for a run you may need \
+             to resume, write --format jsonl and convert it when done (README: Exporting to a \
+             warehouse)"
+        );
+    }
+    let to_stdout = *output == Destination::Stdout || pages == Some(&Destination::Stdout);
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!(
+            "--format parquet is binary output, which can mess up your terminal: write it to a \
+             file (-o FILE, --pages FILE) or pipe it"
+        );
+    }
+    Ok(())
 }
 
 /// The URL lists a scrape reads: its INPUTs, or standard input when there

@@ -41,6 +41,7 @@ use regex::Regex;
 
 pub mod allow;
 pub mod csp;
+mod parquet;
 pub mod read;
 pub mod write;
 

@@ -192,7 +192,7 @@ fn unknown_keys_and_bad_values_name_the_file_line_and_key() {
         (
             "format = \"xml\"\n",
             "scriptscrape: c.toml:1: format: invalid value 'xml' for '--format <FORMAT>' \
-             [possible values: csv, jsonl]",
+             [possible values: csv, jsonl, parquet]",
         ),
         (
             "robots = \"yes\"\n",

@@ -396,3 +396,99 @@ fn diff_reads_outputs_with_fewer_fields_and_compressed_ones() {
         out.stderr
     );
 }
+
+#[test]
+fn parquet_with_fields_keeps_each_columns_field_id() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = gen_list(&run, &server, 4);
+    let out = run.run(
+        &[
+            &list,
+            "-q",
+            "-o",
+            "s.parquet",
+            "--fields",
+            "src,page_url,index",
+            "--pages",
+            "p.parquet",
+            "--page-fields",
+            "scripts,page_url",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let open = |name: &str| {
+        SerializedFileReader::new(std::fs::File::open(run.path(name)).unwrap()).unwrap()
+    };
+    let scripts = open("s.parquet");
+    let schema = scripts.metadata().file_metadata().schema_descr();
+    let columns: Vec<(String, i32)> = schema
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_owned(), c.self_type().get_basic_info().id()))
+        .collect();
+    // Ids are positions in the full column list, whatever is chosen.
+    assert_eq!(
+        columns,
+        [
+            ("src".to_owned(), 3),
+            ("page_url".to_owned(), 0),
+            ("index".to_owned(), 2)
+        ]
+    );
+    let rows: Vec<_> = scripts
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        (0..4).map(|n| generated_scripts(n).len()).sum::<usize>()
+    );
+    let pages = open("p.parquet");
+    let columns: Vec<String> = pages
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    assert_eq!(columns, ["scripts", "page_url"]);
+    for row in pages.get_row_iter(None).unwrap() {
+        let row = row.unwrap();
+        let (_, scripts) = row.get_column_iter().next().unwrap();
+        assert!(matches!(scripts, Field::Long(n) if *n >= 1), "{row:?}");
+    }
+}
+
+#[test]
+fn parquet_refuses_compression_and_resume() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = gen_list(&run, &server, 1);
+    for (args, words) in [
+        (
+            vec!["-o", "s.parquet", "--compress", "zstd"],
+            "Parquet is compressed within",
+        ),
+        (
+            vec!["--format", "parquet", "-o", "s.parquet.gz"],
+            "Parquet is compressed within",
+        ),
+        (
+            vec!["-o", "s.parquet", "--pages", "p.parquet", "--resume"],
+            "--resume cannot continue --format parquet",
+        ),
+    ] {
+        let mut all = vec![list.as_str()];
+        all.extend(args);
+        let out = run.run(&all, None);
+        assert_eq!(out.code, 2, "{all:?}: {}", out.stderr);
+        assert!(out.stderr.contains(words), "{all:?}: {}", out.stderr);
+    }
+    assert_eq!(server.hits("/gen/0"), 0);
+}

@@ -787,6 +787,7 @@ fn every_recipe_is_covered() {
         ("Payment pages and PCI DSS 6.4.3 / 11.6.1", "cron", 1),
         ("Benchmark", "sh", 1),
         ("Shards", "sh", 3),
+        ("Exporting to a warehouse", "sh", 2),
         ("A shared queue on Redis", "sh", 1),
         ("scripts CSV (`-o FILE`, default standard output)", "csv", 1),
         ("page report (`--pages FILE`)", "csv", 1),
@@ -1167,4 +1168,165 @@ fn pci_recipe_reports_every_night_and_mails_changed_code_policies_and_unauthoris
     let (_, mail) = night();
     assert!(mail.starts_with(subject), "night 4 mail: {mail:?}");
     assert!(mail.contains("csp_changed"), "{mail}");
+}
+
+/// The warehouse recipe: the export config file, both exports, the DuckDB
+/// queries (run by Python's duckdb, as the README offers) and the files
+/// each BigQuery load names, in the formats it names.
+#[test]
+fn warehouse_recipes_export_query_and_name_what_bigquery_loads() {
+    let server = TestServer::start();
+    // A third-party script: another loopback host name, so nothing leaves
+    // 127.0.0.1 and --fetch-scripts (set by the config file) fetches it.
+    let cdn = format!("http://localhost:{}/js/lib.js", server.addr.port());
+    server.set_script("lib.js", "window.lib = 1;", Duration::ZERO);
+    for n in 0..3 {
+        server.set_page(
+            &format!("p{n}"),
+            &format!(r#"<script src="{cdn}" crossorigin></script><script>var p = {n};</script>"#),
+        );
+    }
+    let sandbox = Sandbox::new();
+    let mut urls: Vec<String> = (0..3).map(|n| server.url(&format!("/page/p{n}"))).collect();
+    urls.push(server.url("/page/missing"));
+    // Records the request's headers (a page with one inline script).
+    urls.push(server.url("/headers"));
+    sandbox.list("urls.txt", &urls);
+    let section = "Exporting to a warehouse";
+    let [config] = &blocks_in(section, "toml")[..] else {
+        panic!("one config file in {section}");
+    };
+    std::fs::write(sandbox.file("export.toml"), config).expect("write export.toml");
+    let [export, bigquery] = &blocks_in(section, "sh")[..] else {
+        panic!("the export and the BigQuery blocks in {section}");
+    };
+    let ran = sandbox.sh(export);
+    // One page is missing: exit 1, as max-failures (5 %) from the file
+    // does not cover 1 of 5.
+    assert_eq!(ran.code, Some(1), "{}", ran.printed());
+    assert_eq!(
+        server.last_headers()["user-agent"],
+        "acme-inventory/1.0 (+https://acme.example/bot)"
+    );
+    // fetch-scripts from the file: the script was fetched, once per run.
+    assert_eq!(server.hits("/js/lib.js"), 2);
+
+    let Some(python) = crate::support::python_with_duckdb("readme") else {
+        return;
+    };
+    let [sql] = &blocks_in(section, "sql")[..] else {
+        panic!("one SQL block in {section}");
+    };
+    let script = format!(
+        "import duckdb, json\ncon = duckdb.connect()\nout = []\n\
+         for stmt in [s for s in {sql:?}.split(';') if s.strip()]:\n    \
+         rows = con.execute(stmt).fetchall()\n    \
+         out.append([[str(v) for v in r] for r in rows])\n\
+         print(json.dumps(out))\n"
+    );
+    let ran = Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(sandbox.home())
+        .output()
+        .expect("run python");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let results: Vec<Vec<Vec<String>>> = serde_json::from_slice(&ran.stdout).expect("json");
+    assert_eq!(results[0], [["localhost", "3", "3"]], "third-party hosts");
+    assert_eq!(results[1], [["http_status", "1"]], "failed pages");
+    let converted = sandbox.file("scripts-from-jsonl.parquet");
+    assert!(
+        std::fs::read(&converted)
+            .expect("COPY wrote it")
+            .starts_with(b"PAR1")
+    );
+
+    // Each bq load names a file the export wrote, in the format it says.
+    let loads: Vec<&str> = bigquery
+        .lines()
+        .filter(|l| l.starts_with("bq load"))
+        .collect();
+    assert_eq!(loads.len(), 3, "{bigquery}");
+    for load in loads {
+        let format = load
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("--source_format="))
+            .expect("a --source_format");
+        let file = sandbox.file(load.split_whitespace().last().unwrap());
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{load}: {e}"));
+        match format {
+            "PARQUET" => assert!(bytes.starts_with(b"PAR1"), "{load}"),
+            "NEWLINE_DELIMITED_JSON" => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                    &mut text,
+                )
+                .expect("gzip");
+                for line in text.lines() {
+                    serde_json::from_str::<Value>(line).expect("a JSON line");
+                }
+                assert_eq!(text.lines().count(), 7, "{load}");
+            }
+            other => panic!("{load}: a format this test does not know: {other}"),
+        }
+    }
+}
+
+/// The configuration file example reads as the README says: its values
+/// from the file, the [work] table winning for work.
+#[test]
+fn configuration_file_example_is_read_as_described() {
+    let sandbox = Sandbox::new();
+    let [example] = &blocks_in("Configuration file", "toml")[..] else {
+        panic!("one example in Configuration file");
+    };
+    let dir = sandbox.home().join(".config/scriptscrape");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::write(dir.join("config.toml"), example).expect("write config");
+    let ran = sandbox.sh("scriptscrape --print-config");
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    let line = |key: &str| -> String {
+        ran.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in {}", ran.stdout))
+            .to_owned()
+    };
+    assert!(
+        line("concurrency").contains("\"16\""),
+        "{}",
+        line("concurrency")
+    );
+    assert!(
+        line("concurrency").contains("config.toml:2"),
+        "{}",
+        line("concurrency")
+    );
+    assert!(
+        line("robots").starts_with("robots = true"),
+        "{}",
+        line("robots")
+    );
+    // The Redis password is masked.
+    assert!(!ran.stdout.contains("PASSWORD"), "{}", ran.stdout);
+    let ran = sandbox.sh("scriptscrape work --print-config");
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    let concurrency = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("concurrency = "))
+        .expect("work's concurrency");
+    assert!(concurrency.contains("\"128\""), "{concurrency}");
+    let ran = sandbox.sh("scriptscrape diff old.csv new.csv --print-config");
+    assert!(
+        ran.stdout
+            .lines()
+            .any(|l| l.starts_with("ignore-query = true")),
+        "{}",
+        ran.printed()
+    );
 }

@@ -17,6 +17,7 @@ mod input;
 mod inventory;
 mod messages;
 mod operations;
+mod parquet;
 mod pipeline;
 mod proxies;
 mod queue;

@@ -1,5 +1,6 @@
-//! Reading a run's outputs back: scripts outputs and page reports, as CSV
-//! or JSON Lines (told apart by their first byte), from a file or `-`.
+//! Reading a run's outputs back: scripts outputs and page reports, as CSV,
+//! JSON Lines or Parquet (told apart by their first bytes), from a file or
+//! `-`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -331,9 +332,9 @@ impl Row<'_> {
     }
 }
 
-/// Calls `each` on every row of the CSV or JSON Lines file at `path`
-/// (`-`: standard input), after checking it has the `required` columns.
-/// Returns whether the file held anything but white space.
+/// Calls `each` on every row of the CSV, JSON Lines or Parquet file at
+/// `path` (`-`: standard input), after checking it has the `required`
+/// columns. Returns whether the file held anything but white space.
 fn each_row(
     path: &str,
     required: &[&str],
@@ -348,6 +349,17 @@ fn each_row(
     let source = crate::output::compress::decompressed(BufReader::with_capacity(1 << 16, source))
         .with_context(|| format!("cannot read {path}"))?;
     let mut reader = BufReader::with_capacity(1 << 16, source);
+    let head = reader
+        .fill_buf()
+        .with_context(|| format!("cannot read {path}"))?;
+    if head.starts_with(super::parquet::MAGIC) {
+        let missing = |absent: &[&str], columns: &[String]| {
+            not_this_output(required, absent, |c| columns.iter().any(|n| n == c))
+        };
+        return super::parquet::each_row(path, reader, required, missing, |map| {
+            each(&Row::Json(map))
+        });
+    }
     let first = first_byte(&mut reader).with_context(|| format!("cannot read {path}"))?;
     if first == Some(b'{') {
         for (n, line) in reader.lines().enumerate() {

@@ -24,9 +24,11 @@ use crate::extract::{Script, Src};
 
 pub mod compress;
 pub mod fields;
+pub(crate) mod parquet;
 
 pub use compress::Compression;
 pub use fields::Fields;
+use parquet::{Output, ParquetTable};
 
 /// Columns of the scripts output, in order. The first thirteen are a stable
 /// interface; new ones are only ever appended (before `inline_text`, which
@@ -186,6 +188,9 @@ pub enum Format {
     /// JSON Lines: one object per row, keys as the CSV columns, typed
     /// values (numbers, booleans, null for absent).
     Jsonl,
+    /// Apache Parquet: typed columns as JSON Lines' values, zstd
+    /// compressed; a file, or a pipe (not a terminal).
+    Parquet,
 }
 
 /// What each output holds and how its bytes are written.
@@ -580,6 +585,7 @@ enum Encoder {
     // otherwise be carried by the JSON variant too.
     Csv(Box<csv::Writer<Staged>>),
     Jsonl(Staged),
+    Parquet(Box<ParquetTable>),
 }
 
 /// The most columns an output has: the scripts output with inline_text.
@@ -590,6 +596,7 @@ impl Table {
     /// rows it will be given.
     fn new(
         dest: Target,
+        output: Output,
         all: &'static [&'static str],
         fields: &Fields,
         encoding: Encoding,
@@ -608,15 +615,19 @@ impl Table {
                 })
             })
             .collect::<io::Result<Vec<_>>>()?;
-        let staged = Staged {
+        let compressor = compress::Compressor::new(compression)?;
+        let staged = |dest| Staged {
             buf: Vec::with_capacity(64 * 1024),
             dest,
-            compressor: compress::Compressor::new(compression)?,
+            compressor,
             scratch: Vec::new(),
         };
         let encoder = match encoding.format {
-            Format::Csv => Encoder::Csv(Box::new(csv::Writer::from_writer(staged))),
-            Format::Jsonl => Encoder::Jsonl(staged),
+            Format::Csv => Encoder::Csv(Box::new(csv::Writer::from_writer(staged(dest)))),
+            Format::Jsonl => Encoder::Jsonl(staged(dest)),
+            Format::Parquet => {
+                Encoder::Parquet(Box::new(ParquetTable::new(dest, output, fields.names())?))
+            }
         };
         let mut table = Table {
             encoder,
@@ -663,6 +674,7 @@ impl Table {
                 serde_json::to_writer(&mut *staged, &row).map_err(io::Error::other)?;
                 staged.buf.push(b'\n');
             }
+            Encoder::Parquet(table) => table.row(cells)?,
         }
         Ok(())
     }
@@ -674,6 +686,8 @@ impl Table {
             // flush is the one place where bytes reach the destination.
             Encoder::Csv(w) => w.flush(),
             Encoder::Jsonl(staged) => staged.flush(),
+            // A row group once enough pages have gathered.
+            Encoder::Parquet(table) => table.commit(),
         }
     }
 }
@@ -782,6 +796,7 @@ impl Sink {
         let [script_compression, page_compression] = layout.compression;
         let scripts = Table::new(
             scripts,
+            Output::Scripts,
             &SCRIPT_COLUMNS_WITH_TEXT,
             &layout.script_fields,
             encoding,
@@ -794,6 +809,7 @@ impl Sink {
                 let fields = &layout.page_fields;
                 Table::new(
                     w,
+                    Output::Pages,
                     &PAGE_COLUMNS,
                     fields,
                     encoding,
@@ -959,6 +975,9 @@ impl Table {
         let staged = match &self.encoder {
             Encoder::Csv(w) => w.get_ref(),
             Encoder::Jsonl(staged) => staged,
+            // The row groups written so far (without a footer, no reader
+            // can use them yet: collect and --resume refuse Parquet).
+            Encoder::Parquet(table) => return table.target().sync(),
         };
         staged.dest.sync()
     }
@@ -968,6 +987,8 @@ impl Table {
         let staged = match self.encoder {
             Encoder::Csv(w) => w.into_inner().map_err(|e| e.into_error())?,
             Encoder::Jsonl(staged) => staged,
+            // The last row group and the footer.
+            Encoder::Parquet(table) => return table.into_target(),
         };
         Ok(staged.dest)
     }

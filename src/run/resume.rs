@@ -163,6 +163,7 @@ impl RunId {
             format: match config.encoding.format {
                 Format::Csv => "csv",
                 Format::Jsonl => "jsonl",
+                Format::Parquet => "parquet",
             }
             .to_owned(),
             inline_text: config.inline_text,
@@ -845,6 +846,12 @@ impl<'a> Rows<'a> {
                     head,
                 )
             }
+            // Refused when the run starts (config.rs): a footerless file
+            // cannot be read.
+            Format::Parquet => bail!(
+                "cannot resume from {}: --resume cannot continue Parquet outputs",
+                path.display()
+            ),
             Format::Jsonl => (
                 Parser::Jsonl(BufReader::new(file), Vec::new(), serde_json::Map::new()),
                 0,

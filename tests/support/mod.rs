@@ -1007,6 +1007,37 @@ pub fn wait_within(
     }
 }
 
+/// As [`wait_within`], and the child's own peak resident memory in KiB
+/// (its rusage from wait4, not RUSAGE_CHILDREN, which would also count
+/// every other child the test process has reaped: other tests' browsers
+/// and Pythons).
+pub fn wait_within_peak(child: &mut std::process::Child, limit: Duration) -> Option<(i32, u64)> {
+    let pid = child.id() as libc::pid_t;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: wait4 on a child this test started and has not reaped;
+        // it only writes into the two values it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -1
+            };
+            return Some((code, usage.ru_maxrss as u64));
+        }
+        assert_eq!(reaped, 0, "wait4 failed");
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Lines in the file at `path` (0 when it is not there yet).
 pub fn lines(path: &Path) -> usize {
     std::fs::read(path)
@@ -1390,4 +1421,38 @@ pub fn sha256_sri(body: &str) -> String {
         "sha256-{}",
         base64::engine::general_purpose::STANDARD.encode(digest)
     )
+}
+
+/// Where a Python with pyarrow and duckdb is: `SCRIPTSCRAPE_TEST_PYTHON`,
+/// else the virtual environment `.ci/run` makes. `None` (the check
+/// skipped, with a message) when there is none, except in CI, where it
+/// must run.
+pub fn python_with_duckdb(who: &str) -> Option<PathBuf> {
+    let candidate = match std::env::var_os("SCRIPTSCRAPE_TEST_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"),
+    };
+    let usable = std::process::Command::new(&candidate)
+        .args(["-c", "import pyarrow.parquet, duckdb"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if usable {
+        return Some(candidate);
+    }
+    let how = "python3 -m venv target/test-venv && target/test-venv/bin/pip install pyarrow \
+               duckdb (or set SCRIPTSCRAPE_TEST_PYTHON to a Python that has them)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "no Python with pyarrow and duckdb at {}: .ci/run makes one; {how}",
+            candidate.display()
+        );
+    }
+    eprintln!(
+        "{who}: the pyarrow/DuckDB check is skipped: no Python with pyarrow and duckdb at {}; \
+         to run it: {how}",
+        candidate.display()
+    );
+    None
 }
