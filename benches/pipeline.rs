@@ -165,6 +165,104 @@ fn formats(dir: &Path, runs: usize) {
         );
     }
     println!("  script rows per run: {}", rows[0]);
+    encoding_alone(dir, runs, &formats);
+}
+
+/// Each format's own cost, without fetching or parsing: the rows of 5,000
+/// realistic pages (extracted once, before timing) written through the
+/// library's `Sink` to files on one thread, scripts output and page
+/// report, rounds alternated as above. What the end-to-end figures cannot
+/// show within their noise.
+fn encoding_alone(dir: &Path, runs: usize, formats: &[(&str, &str)]) {
+    use scriptscrape::output::{Destination, Encoding, Format, Layout, PageResult, Sink, Target};
+    let n = 5_000u64;
+    let url = url::Url::parse("http://127.0.0.1/p/0").expect("static URL");
+    let extractor = scriptscrape::extract::Extractor::new();
+    let results: Vec<PageResult> = (0..n)
+        .map(|i| {
+            let body = pages::page(i % 2_000, pages::Size::Realistic);
+            let page_url = format!("http://127.0.0.1:8080/p/{i}");
+            PageResult {
+                seq: i,
+                final_url: Some(page_url.clone()),
+                page_url,
+                status: Some(200),
+                outcome: Ok(extractor.extract(&url, &body)),
+                csp: None,
+                bytes: body.len() as u64,
+                elapsed: Duration::from_millis(3 + i % 50),
+                charset: Some("UTF-8"),
+                attempts: 1,
+                depth: 0,
+                referrer: None,
+            }
+        })
+        .collect();
+    let rows: usize = results
+        .iter()
+        .map(|r| r.outcome.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); formats.len()];
+    for round in 0..runs.max(1) {
+        for k in 0..formats.len() {
+            let i = (k + round) % formats.len();
+            let ext = formats[i].1;
+            let format = match ext {
+                e if e.starts_with("jsonl") => Format::Jsonl,
+                "parquet" => Format::Parquet,
+                _ => Format::Csv,
+            };
+            let compression = match ext.rsplit('.').next() {
+                Some("gz") => scriptscrape::output::Compression::Gzip,
+                Some("zst") => scriptscrape::output::Compression::Zstd,
+                _ => scriptscrape::output::Compression::None,
+            };
+            let open = |name: String| {
+                Target::open(&Destination::File(dir.join(name)), false).expect("open output")
+            };
+            let layout = Layout {
+                compression: [compression; 2],
+                ..Layout::full(false)
+            };
+            let started = thread_cpu();
+            let mut sink = Sink::new(
+                open(format!("e.{ext}")),
+                Some(open(format!("ep.{ext}"))),
+                [String::new(), String::new()],
+                &layout,
+                Encoding {
+                    format,
+                    spreadsheet_safe: false,
+                },
+                true,
+            )
+            .expect("sink");
+            for result in &results {
+                sink.write_page(result).expect("write");
+            }
+            sink.finish().expect("finish");
+            cpu[i].push(thread_cpu() - started);
+        }
+    }
+    println!(
+        "\n### Encoding alone: the rows of {n} realistic pages ({rows} script rows) written by the library's Sink on one thread, both outputs, to files (fsync and rename included)"
+    );
+    println!("| format | CPU per page | per million script rows | vs CSV |");
+    println!("|---|---|---|---|");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let csv = median(&mut cpu[0].clone());
+    for (i, (label, _)) in formats.iter().enumerate() {
+        let m = median(&mut cpu[i]);
+        println!(
+            "| {label} | {:.0} µs | {:.2} s | {:.2}x |",
+            1e6 * m / n as f64,
+            m * 1e6 / rows as f64,
+            m / csv
+        );
+    }
 }
 
 /// `--fetch-scripts`: the latency-bound list (50 ms on pages and on

@@ -161,12 +161,12 @@ pub struct OutputArgs {
     /// object per row, same fields, typed values, null for absent), or
     /// parquet (typed columns, zstd; not with --resume or collect).
     /// Default: what -o's name says (x.jsonl, x.csv.gz, x.parquet), else
-    /// csv.
+    /// --pages's when -o is a file, else csv.
     #[arg(env = "SCRIPTSCRAPE_FORMAT", long, value_name = "FORMAT", value_enum)]
     pub format: Option<crate::output::Format>,
 
     /// The scripts output's columns, in the order given: a comma-separated
-    /// list of column names (README, "Columns"); default all.
+    /// list of column names (README, "Choosing the columns"); default all.
     #[arg(
         env = "SCRIPTSCRAPE_FIELDS",
         long,

@@ -421,6 +421,11 @@ impl Config {
             }
             _ => {}
         }
+        let stats_path = match &stats {
+            Some(Destination::File(path)) => Some(path.as_path()),
+            _ => None,
+        };
+        check_no_clobber(&cli, &file_outputs, stats_path, &input_files)?;
 
         let mut headers = HeaderMap::new();
         let mut user_agent = cli.fetch.user_agent.clone();
@@ -553,29 +558,60 @@ fn outputs_layout(
         _ => None,
     };
     let files = [("-o", file(Some(output))), ("--pages", file(pages))];
-    let format = match cli.outputs.format {
-        Some(format) => format,
-        None => {
-            let said: Vec<(&str, &Path, Format)> = files
-                .iter()
-                .filter_map(|(option, path)| {
-                    let path = path.as_deref()?;
-                    Some((*option, path, format_of_name(path)?))
-                })
-                .collect();
-            if let [(o1, p1, f1), (o2, p2, f2)] = said[..]
-                && f1 != f2
-            {
-                bail!(
-                    "{o1} {} and {o2} {} name different formats, and both outputs have one: \
-                     give --format, or rename one",
-                    p1.display(),
-                    p2.display()
-                );
-            }
-            said.first().map_or(Format::Csv, |&(_, _, f)| f)
-        }
+    // The format: --format, else what -o's name says, else CSV; a name
+    // that says another format than the outputs get is refused, rather
+    // than a .parquet file holding CSV.
+    let said = |(option, path): &(&'static str, Option<PathBuf>)| -> anyhow::Result<_> {
+        let Some(path) = path.as_deref() else {
+            return Ok(None);
+        };
+        let format = format_of_name(path, cli.outputs.format.is_some())
+            .map_err(|why| anyhow::anyhow!("{option} {}: {why}", path.display()))?;
+        Ok(format.map(|f| (*option, path.to_path_buf(), f)))
     };
+    let said = [said(&files[0])?, said(&files[1])?];
+    let format = cli
+        .outputs
+        .format
+        .or(said[0].as_ref().map(|s| s.2))
+        .or(said[1]
+            .as_ref()
+            .map(|s| s.2)
+            .filter(|_| files[0].1.is_some()))
+        .unwrap_or(Format::Csv);
+    for (option, path, named) in said.iter().flatten() {
+        if *named == format {
+            continue;
+        }
+        let (named, asked, path) = (named.as_str(), format.as_str(), path.display());
+        if cli.outputs.format.is_some() {
+            bail!(
+                "{option} {path} names {named}, and --format asks for {asked}: rename it, or \
+                 give --format {named}"
+            );
+        }
+        match &said[0] {
+            Some((o, p, _)) => bail!(
+                "{o} {} and {option} {path} name different formats, and both outputs have one: \
+                 give --format, or rename one",
+                p.display()
+            ),
+            None => bail!(
+                "{option} {path} names {named}, and the scripts go to standard output as \
+                 {asked}: give --format {named}, or -o FILE"
+            ),
+        }
+    }
+    let named_compressed = files
+        .iter()
+        .any(|(_, p)| p.as_deref().and_then(Compression::of_name).is_some());
+    let asked = cli.outputs.compress.is_some_and(|c| c != Compression::None);
+    if format == Format::Parquet && (asked || named_compressed) {
+        bail!(
+            "Parquet is compressed within (zstd, column by column): drop --compress, and name \
+             the files .parquet"
+        );
+    }
     let compression = |path: Option<&Path>, option: &str| -> anyhow::Result<Compression> {
         match (path.and_then(Compression::of_name), cli.outputs.compress) {
             (Some(named), Some(asked)) if named != asked => bail!(
@@ -587,6 +623,24 @@ fn outputs_layout(
                 asked.as_str()
             ),
             (Some(named), _) => Ok(named),
+            // A file named without .gz or .zst is not compressed behind
+            // its name's back.
+            (None, Some(asked)) if asked != Compression::None && path.is_some() => bail!(
+                "{option} {} names no compression, and --compress asks for {}: name it \
+                 {}.{} (--compress is for standard output)",
+                path.map(Path::display)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                asked.as_str(),
+                path.map(Path::display)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                if asked == Compression::Gzip {
+                    "gz"
+                } else {
+                    "zst"
+                }
+            ),
             (None, asked) => Ok(asked.unwrap_or_default()),
         }
     };
@@ -594,12 +648,6 @@ fn outputs_layout(
         compression(files[0].1.as_deref(), "-o")?,
         compression(files[1].1.as_deref(), "--pages")?,
     ];
-    if format == Format::Parquet && compression.iter().any(|c| *c != Compression::None) {
-        bail!(
-            "Parquet is compressed within (zstd, column by column): drop --compress, and name \
-             the files .parquet"
-        );
-    }
     let to_terminal = |dest: Option<&Destination>, c: Compression| {
         c != Compression::None
             && dest == Some(&Destination::Stdout)
@@ -658,19 +706,39 @@ fn outputs_layout(
 }
 
 /// The format a file name says: `.csv`, `.jsonl` (or `.ndjson`), under a
-/// `.gz` or `.zst`, or `.parquet`.
-fn format_of_name(path: &Path) -> Option<crate::output::Format> {
+/// `.gz` or `.zst`, or `.parquet`; `None` for a name that says none. A
+/// compression scriptscrape does not write (`.xz`, `.bz2`…) is an error,
+/// and so is `.json` unless the format is `given` (JSON Lines are not one
+/// JSON document).
+fn format_of_name(path: &Path, given: bool) -> Result<Option<crate::output::Format>, String> {
     use crate::output::{Compression, Format};
+    let extension = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+    };
     let path = match Compression::of_name(path) {
-        Some(_) => Path::new(path.file_stem()?),
+        Some(_) => Path::new(path.file_stem().unwrap_or_default()),
         None => path,
     };
-    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-        "csv" => Some(Format::Csv),
-        "jsonl" | "ndjson" => Some(Format::Jsonl),
-        "parquet" => Some(Format::Parquet),
+    Ok(match extension(path).as_deref() {
+        Some("csv") => Some(Format::Csv),
+        Some("jsonl" | "ndjson") => Some(Format::Jsonl),
+        Some("parquet") => Some(Format::Parquet),
+        Some(other @ ("xz" | "bz2" | "lz4" | "br" | "lzma" | "zip" | "7z" | "z")) => {
+            return Err(format!(
+                "scriptscrape does not write .{other} files: name it .gz or .zst"
+            ));
+        }
+        Some("json") if !given => {
+            return Err(
+                "JSON Lines files are named .jsonl (one object per line, not one JSON \
+                 document): rename it, or give --format"
+                    .to_owned(),
+            );
+        }
         _ => None,
-    }
+    })
 }
 
 /// `-b`'s cookies (NAME=VALUE), and the jar when `-b FILE` or
@@ -869,6 +937,94 @@ fn input_files(sources: &[Source]) -> Vec<(PathBuf, String)> {
             }
         })
         .collect()
+}
+
+/// Refuses a run that would write over a file it reads (a list, a `-b`
+/// cookie file, the configuration file) or write two things to one file,
+/// counting the files kept beside each output (`.part`, `.part.run`,
+/// `.lock`) and symlinks, dangling ones included, by where they lead. The
+/// checks of inputs against -o, --pages and --stats are made before.
+fn check_no_clobber(
+    cli: &Cli,
+    file_outputs: &[(&str, &Path)],
+    stats: Option<&Path>,
+    inputs: &[(PathBuf, String)],
+) -> anyhow::Result<()> {
+    let cookie_files: Vec<&str> = cli
+        .fetch
+        .cookies
+        .iter()
+        .filter(|c| !c.contains('='))
+        .map(String::as_str)
+        .collect();
+    let mut read: Vec<(String, PathBuf)> = inputs
+        .iter()
+        .map(|(path, name)| (format!("an input ({name})"), path.clone()))
+        .collect();
+    read.extend(
+        cookie_files
+            .iter()
+            .map(|f| (format!("the cookie file of -b {f}"), PathBuf::from(f))),
+    );
+    let env = |k: &str| std::env::var_os(k);
+    let config_file = match (&cli.settings.config, cli.settings.no_config) {
+        (Some(path), _) => Some(path.clone()),
+        (None, true) => None,
+        (None, false) => match std::env::var_os("SCRIPTSCRAPE_CONFIG") {
+            Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+            Some(_) => None,
+            None => crate::config_file::default_path(&env).filter(|p| p.exists()),
+        },
+    };
+    read.extend(config_file.map(|p| ("the configuration file".to_owned(), p)));
+
+    let mut written: Vec<(String, PathBuf)> = Vec::new();
+    for &(option, path) in file_outputs {
+        written.push((format!("{option} {}", path.display()), path.to_path_buf()));
+        if let Some(part) = crate::output::staged_part(path)? {
+            let what = format!("{option} {} (its {{}})", path.display());
+            for beside in [
+                crate::run::resume::RunId::path(&part),
+                crate::run::lock::lock_path(&part),
+                part,
+            ] {
+                let name = beside
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                written.push((what.replace("{}", &name), beside));
+            }
+        }
+    }
+    if let Some(stats) = stats {
+        written.push((format!("--stats {}", stats.display()), stats.to_path_buf()));
+    }
+    let jar = cli.fetch.cookie_jar.as_deref();
+    if let Some(jar) = jar {
+        written.push((format!("--cookie-jar {}", jar.display()), jar.to_path_buf()));
+    }
+    let same = |a: &Path, b: &Path| {
+        same_file(a, b) || same_file(&crate::output::real_path(a), &crate::output::real_path(b))
+    };
+    for (what, path) in &written {
+        for (source, read) in &read {
+            // curl's way to carry a session on: -b jar.txt --cookie-jar
+            // jar.txt reads the jar, then writes it back.
+            let jar_rewrites_itself =
+                Some(path.as_path()) == jar && source.starts_with("the cookie file of -b");
+            if !jar_rewrites_itself && same(path, read) {
+                bail!("{what} is also {source}; refusing to overwrite it");
+            }
+        }
+    }
+    for (i, (a, pa)) in written.iter().enumerate() {
+        for (b, pb) in &written[i + 1..] {
+            let (oa, ob) = (a.split(' ').next(), b.split(' ').next());
+            if oa != ob && same(pa, pb) {
+                bail!("{a} and {b} are the same file; give each its own");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -191,8 +191,9 @@ pub struct Inventory {
     /// Some script row has a `content_sha384` or a `content_error`: the run
     /// fetched script content (`--fetch-scripts`).
     pub fetched_content: bool,
-    /// The compared attribute columns the scripts output does not have
-    /// (written with `--fields` leaving them out).
+    /// The columns of `index` and the compared attributes that the
+    /// scripts output does not have (written with `--fields` leaving them
+    /// out).
     pub lacks: Vec<&'static str>,
 }
 
@@ -548,7 +549,7 @@ pub fn compare(old: &Inventory, new: &Inventory, strings: &Strings, options: &Op
     let csp_column = |run: &Inventory| run.report.as_ref().map(|r| r.csp.is_some());
     match (csp_column(old), csp_column(new)) {
         (Some(false), Some(true)) | (Some(true), Some(false)) => warnings.push(format!(
-            "the {} run's page report has no csp column (written before it): Content-Security-Policy not compared",
+            "the {} run's page report has no csp column (written before it, or with --page-fields leaving it out): Content-Security-Policy not compared",
             if csp_column(old) == Some(false) { "old" } else { "new" }
         )),
         _ => {}
@@ -607,15 +608,24 @@ pub fn run(config: &DiffConfig) -> anyhow::Result<Diff> {
     let (mut old, mut new) = (old, new);
     let unshared = forget_unshared(&mut old, &mut new);
     if !unshared.is_empty() {
+        // Which run lacks which: the two may lack different columns.
+        let lacking = |run: &Inventory, which: &str| -> Option<String> {
+            let own: Vec<&str> = unshared
+                .iter()
+                .copied()
+                .filter(|c| run.lacks.contains(c))
+                .collect();
+            (!own.is_empty())
+                .then(|| format!("the {which} run's scripts output lacks {}", own.join(", ")))
+        };
+        let why: Vec<String> = [lacking(&old, "old"), lacking(&new, "new")]
+            .into_iter()
+            .flatten()
+            .collect();
         warnings.push(format!(
-            "compared without {}: {} lacks {} (written with --fields)",
+            "compared without {}: {} (written with --fields)",
             unshared.join(", "),
-            match (old.lacks.is_empty(), new.lacks.is_empty()) {
-                (false, false) => "each run's scripts output",
-                (false, true) => "the old run's scripts output",
-                _ => "the new run's scripts output",
-            },
-            if unshared.len() == 1 { "it" } else { "them" }
+            why.join("; ")
         ));
     }
     match (&config.old.1, &config.new.1) {
@@ -1767,8 +1777,8 @@ mod content_tests {
         assert_eq!(
             d.warnings,
             [
-                "the old run's page report has no csp column (written before it): \
-              Content-Security-Policy not compared"
+                "the old run's page report has no csp column (written before it, or with \
+                 --page-fields leaving it out): Content-Security-Policy not compared"
             ]
         );
         let d = changes(&page(None, false), &page(None, false));

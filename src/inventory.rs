@@ -168,8 +168,18 @@ fn outcome_name(outcome: Outcome) -> &'static str {
 /// Reads the run and gives each script the allow list's verdict.
 pub fn build(config: &InventoryConfig) -> anyhow::Result<Report> {
     let mut strings = Strings::default();
-    let (inventory, warnings) =
+    let (inventory, mut warnings) =
         read::inventory(&config.scripts, config.pages.as_deref(), &mut strings)?;
+    if !inventory.lacks.is_empty() {
+        let n = inventory.lacks.len();
+        warnings.push(format!(
+            "{} lacks the {} column{} (written with --fields): the report leaves {} empty",
+            config.scripts,
+            inventory.lacks.join(", "),
+            if n > 1 { "s" } else { "" },
+            if n > 1 { "them" } else { "it" },
+        ));
+    }
     let (allow, allow_name) = &config.allow;
     let csp = |page: &str| {
         let report = inventory.report.as_ref()?;

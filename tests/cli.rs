@@ -514,3 +514,100 @@ fn a_bad_verbosity_in_the_environment_is_said_in_words() {
     assert!(stderr.contains("SCRIPTSCRAPE_VERBOSE=2 is -vv"), "{stderr}");
     assert!(!stderr.contains("invalid digit"), "{stderr}");
 }
+
+/// No file the run reads (a list, a cookie file, the configuration file)
+/// and no other output is ever the file an output, its `.part`, `--stats`
+/// or `--cookie-jar` would replace; each case is refused before anything
+/// is fetched, and every file is left as it was.
+#[test]
+fn no_output_replaces_a_file_the_run_reads_or_another_output() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    let keep = |name: &str, text: &str| std::fs::write(run.path(name), text).unwrap();
+    keep("c.toml", "concurrency = 2\n");
+    keep(
+        "ck.txt",
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsid\tx\n",
+    );
+    keep("out.csv", "old scripts\n");
+    std::os::unix::fs::symlink(run.path("target.csv"), run.path("link.csv")).unwrap();
+    for (args, words) in [
+        (
+            vec!["-o", "a.csv", "--cookie-jar", "urls.txt"],
+            "--cookie-jar urls.txt is also an input",
+        ),
+        (
+            vec!["-o", "out.csv", "--cookie-jar", "out.csv"],
+            "-o out.csv and --cookie-jar out.csv are the same file",
+        ),
+        (
+            vec![
+                "-o",
+                "a.csv",
+                "--stats",
+                "st.json",
+                "--cookie-jar",
+                "st.json",
+            ],
+            "--stats st.json and --cookie-jar st.json are the same file",
+        ),
+        (
+            vec!["--config", "c.toml", "-o", "c.toml"],
+            "-o c.toml is also the configuration file",
+        ),
+        (
+            vec!["-b", "ck.txt", "-o", "ck.txt"],
+            "-o ck.txt is also the cookie file of -b ck.txt",
+        ),
+        (
+            vec!["-o", "s3.csv", "--pages", "s3.csv.part"],
+            "-o s3.csv (its s3.csv.part) and --pages s3.csv.part are the same file",
+        ),
+        (
+            vec!["-o", "target.csv", "--pages", "link.csv"],
+            "-o target.csv and --pages link.csv are the same file",
+        ),
+    ] {
+        let mut all = vec![list.as_str()];
+        all.extend(args);
+        let out = run.run(&all, None);
+        assert_eq!(out.code, 2, "{all:?}: {}", out.stderr);
+        assert!(out.stderr.contains(words), "{all:?}: {}", out.stderr);
+    }
+    assert_eq!(server.hits("/gen/1"), 0);
+    assert_eq!(
+        std::fs::read_to_string(run.path("c.toml")).unwrap(),
+        "concurrency = 2\n"
+    );
+    assert!(
+        std::fs::read_to_string(run.path("ck.txt"))
+            .unwrap()
+            .contains("\tsid\tx")
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.path("out.csv")).unwrap(),
+        "old scripts\n"
+    );
+    assert!(
+        std::fs::read_to_string(run.path("urls.txt"))
+            .unwrap()
+            .contains("/gen/1")
+    );
+    assert!(!run.path("target.csv").exists());
+    // curl's idiom stays allowed: read a jar and write it back.
+    let out = run.run(
+        &[
+            &list,
+            "-q",
+            "-o",
+            "a.csv",
+            "-b",
+            "ck.txt",
+            "--cookie-jar",
+            "ck.txt",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

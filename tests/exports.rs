@@ -156,6 +156,26 @@ fn compression_that_disagrees_with_a_name_is_refused() {
             vec!["-o", "s.jsonl.gz", "--pages", "p.csv"],
             "-o s.jsonl.gz and --pages p.csv name different formats",
         ),
+        (
+            vec!["-o", "s.parquet", "--format", "jsonl"],
+            "-o s.parquet names parquet, and --format asks for jsonl",
+        ),
+        (
+            vec!["--pages", "p.jsonl"],
+            "--pages p.jsonl names jsonl, and the scripts go to standard output as csv",
+        ),
+        (
+            vec!["-o", "s.csv", "--compress", "gzip"],
+            "-o s.csv names no compression, and --compress asks for gzip: name it s.csv.gz",
+        ),
+        (
+            vec!["-o", "s.csv.xz"],
+            "-o s.csv.xz: scriptscrape does not write .xz files: name it .gz or .zst",
+        ),
+        (
+            vec!["-o", "s.json"],
+            "-o s.json: JSON Lines files are named .jsonl",
+        ),
     ] {
         let mut all = vec![list.as_str()];
         all.extend(args);
@@ -192,18 +212,15 @@ fn a_killed_compressed_run_resumes_each_page_once() {
         "-c",
         "4",
         "-o",
-        "s.csv.gz",
+        "s.jsonl.gz",
         "--pages",
         "p.jsonl.zst",
-        "--format",
-        "jsonl",
         "--fields",
         "page_url,src,index",
         "--page-fields",
         "page_url,scripts,error,status",
     ];
-    // The scripts file is named .csv.gz but --format jsonl is given: the
-    // option decides, as with any name. Fewer fields resume as well.
+    // Fewer fields resume as well.
     let mut child = run.spawn_quiet(&args);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while compressed_lines(&run.path("p.jsonl.zst.part")) < 40 {
@@ -216,7 +233,7 @@ fn a_killed_compressed_run_resumes_each_page_once() {
     child.kill().unwrap();
     child.wait().unwrap();
     // What a power loss can leave: the scripts file's last member torn.
-    let part = run.path("s.csv.gz.part");
+    let part = run.path("s.jsonl.gz.part");
     let len = std::fs::metadata(&part).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&part).unwrap();
     file.set_len(len - 5).unwrap();
@@ -245,7 +262,7 @@ fn a_killed_compressed_run_resumes_each_page_once() {
         .collect();
     expected.sort();
     assert_eq!(listed, expected, "each page once in the report");
-    let scripts = json_lines(&decompress(&run.path("s.csv.gz")));
+    let scripts = json_lines(&decompress(&run.path("s.jsonl.gz")));
     assert_eq!(
         scripts[0].keys().collect::<Vec<_>>(),
         ["page_url", "src", "index"]
@@ -379,7 +396,7 @@ fn diff_reads_outputs_with_fewer_fields_and_compressed_ones() {
     assert_eq!(out.code, 0, "no change expected: {}", out.stderr);
     assert_eq!(Table::parse(&out.stdout).rows.len(), 0);
     assert!(
-        out.stderr.contains("compared without type, async, defer, nomodule, integrity, crossorigin: the new run's scripts output lacks them"),
+        out.stderr.contains("compared without type, async, defer, nomodule, integrity, crossorigin: the new run's scripts output lacks type, async, defer, nomodule, integrity, crossorigin (written with --fields)"),
         "{}",
         out.stderr
     );
@@ -491,4 +508,16 @@ fn parquet_refuses_compression_and_resume() {
         assert!(out.stderr.contains(words), "{all:?}: {}", out.stderr);
     }
     assert_eq!(server.hits("/gen/0"), 0);
+}
+
+#[test]
+fn a_compressed_output_without_rows_is_still_a_valid_file() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/status/404")]);
+    for name in ["none.jsonl.gz", "none.jsonl.zst"] {
+        let out = run.run(&[&list, "-q", "-o", name], None);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(decompress(&run.path(name)).is_empty(), "{name}");
+    }
 }

@@ -269,10 +269,20 @@ fn conflicting_flags_are_refused() {
         stderr.contains(": connect: connection refused by"),
         "{stderr}"
     );
-    let line = refused(&["--format", "jsonl", "--spreadsheet-safe"]);
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let out = run.run(&[&list, "-o", "s.jsonl", "--spreadsheet-safe"], None);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "scriptscrape: error: --spreadsheet-safe applies to CSV only: drop it, or use --format csv"
+    );
+    // A name that says CSV and --format jsonl: which one is meant?
+    let line = refused(&["--format", "jsonl"]);
     assert_eq!(
         line,
-        "scriptscrape: error: --spreadsheet-safe applies to CSV only: drop it, or use --format csv"
+        "scriptscrape: error: -o s.csv names csv, and --format asks for jsonl: rename it, or give \
+         --format csv"
     );
     let run = Run::new();
     std::fs::write(run.path("old.csv"), "page_url\n").unwrap();

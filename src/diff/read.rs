@@ -134,8 +134,9 @@ fn read_scripts(path: &str, strings: &mut Strings) -> anyhow::Result<ScriptRows>
             bail!("no page_url");
         };
         lacks.get_or_insert_with(|| {
-            super::COMPARED_ATTRIBUTES
+            ["index"]
                 .into_iter()
+                .chain(super::COMPARED_ATTRIBUTES)
                 .filter(|c| !row.has(c))
                 .collect()
         });

@@ -172,49 +172,67 @@ pub fn whole_members(
 fn one_member(
     input: &mut impl BufRead,
     compression: Compression,
-    out: &mut Vec<u8>,
+    out: &mut impl Write,
 ) -> io::Result<()> {
     match compression {
         Compression::None => {
-            input.read_to_end(out)?;
+            io::copy(input, out)?;
         }
         Compression::Gzip => {
+            // The trailer's CRC and length are checked: a member cut short
+            // anywhere, its trailer included, is an error.
             let mut gz = flate2::bufread::GzDecoder::new(input);
-            gz.read_to_end(out)?;
-            // A member cut short in its trailer is read as whole by some
-            // decoders: the trailer's CRC and length were checked if it is
-            // there at all.
+            io::copy(&mut gz, out)?;
         }
         Compression::Zstd => {
             let mut zstd = zstd::stream::read::Decoder::with_buffer(input)?.single_frame();
-            zstd.read_to_end(out)?;
+            io::copy(&mut zstd, out)?;
         }
     }
     Ok(())
 }
 
 /// Whether a whole member starts anywhere from byte `from` of the file:
-/// then the bad member before it is damage, not a torn tail. Bounded: the
-/// first 64 places where the magic number appears are tried.
+/// then the bad member before it is damage, not a torn tail. The file is
+/// read as a stream (it may be gigabytes), and bounded: the first 64
+/// places where the magic number appears are tried.
 fn later_member_decodes(path: &Path, from: u64, compression: Compression) -> io::Result<bool> {
+    use std::io::SeekFrom;
     let magic: &[u8] = match compression {
         Compression::Gzip => &GZIP_MAGIC,
         Compression::Zstd => &ZSTD_MAGIC,
         Compression::None => return Ok(false),
     };
-    let bytes = std::fs::read(path)?;
-    let from = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
-    let starts = bytes[from..]
-        .windows(magic.len())
-        .enumerate()
-        .filter(|(_, w)| *w == magic)
-        .map(|(i, _)| from + i)
-        .take(64);
-    let mut sink = Vec::new();
-    for start in starts {
-        sink.clear();
-        let mut rest = &bytes[start..];
-        if one_member(&mut rest, compression, &mut sink).is_ok() {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut starts = Vec::new();
+    // A window of the file, with the last bytes of the one before, so that
+    // a magic number across two reads is seen.
+    let mut window: Vec<u8> = Vec::with_capacity((1 << 16) + magic.len());
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut at = from;
+    while starts.len() < 64 {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        let kept = window.len() as u64;
+        window.extend_from_slice(&chunk[..n]);
+        let base = at - kept;
+        for (i, w) in window.windows(magic.len()).enumerate() {
+            let start = base + i as u64;
+            if w == magic && starts.last().is_none_or(|&s| s < start) {
+                starts.push(start);
+            }
+        }
+        at += n as u64;
+        let keep = window.len().min(magic.len() - 1);
+        window.drain(..window.len() - keep);
+    }
+    for start in starts.into_iter().take(64) {
+        let mut candidate = BufReader::new(std::fs::File::open(path)?);
+        candidate.seek(SeekFrom::Start(start))?;
+        if one_member(&mut candidate, compression, &mut io::sink()).is_ok() {
             return Ok(true);
         }
     }

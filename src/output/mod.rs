@@ -193,6 +193,17 @@ pub enum Format {
     Parquet,
 }
 
+impl Format {
+    /// The option value that names it (`csv`, `jsonl`, `parquet`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
 /// What each output holds and how its bytes are written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -621,6 +632,7 @@ impl Table {
             dest,
             compressor,
             scratch: Vec::new(),
+            wrote: false,
         };
         let encoder = match encoding.format {
             Format::Csv => Encoder::Csv(Box::new(csv::Writer::from_writer(staged(dest)))),
@@ -757,6 +769,22 @@ struct Staged {
     compressor: compress::Compressor,
     /// The compressed member, reused from page to page.
     scratch: Vec<u8>,
+    /// Something was written: a compressed output that never was gets
+    /// one empty member at the end, as a 0-byte file is no valid gzip or
+    /// zstd file (a JSON Lines output with no rows).
+    wrote: bool,
+}
+
+impl Staged {
+    /// Ends the output: an empty member if nothing was written.
+    fn close(mut self) -> io::Result<Target> {
+        if !self.wrote {
+            let empty = self.compressor.member(b"", &mut self.scratch)?;
+            self.dest.write_all(empty)?;
+            self.dest.flush()?;
+        }
+        Ok(self.dest)
+    }
 }
 
 impl Write for Staged {
@@ -770,6 +798,7 @@ impl Write for Staged {
             // Nothing to write: no empty member either.
             Ok(())
         } else {
+            self.wrote = true;
             self.compressor
                 .member(&self.buf, &mut self.scratch)
                 .and_then(|bytes| self.dest.write_all(bytes))
@@ -990,7 +1019,7 @@ impl Table {
             // The last row group and the footer.
             Encoder::Parquet(table) => return table.into_target(),
         };
-        Ok(staged.dest)
+        staged.close()
     }
 }
 

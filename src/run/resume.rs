@@ -160,12 +160,7 @@ impl RunId {
                 Destination::Stdout => "-".to_owned(),
                 Destination::File(p) => path(p),
             },
-            format: match config.encoding.format {
-                Format::Csv => "csv",
-                Format::Jsonl => "jsonl",
-                Format::Parquet => "parquet",
-            }
-            .to_owned(),
+            format: config.encoding.format.as_str().to_owned(),
             inline_text: config.inline_text,
             spreadsheet_safe: config.encoding.spreadsheet_safe,
             detect_utf8: config.detect_utf8,
@@ -325,6 +320,10 @@ pub fn prepare(
             config.job.is_none(),
         )
     };
+    if let Some(part) = &scripts_part {
+        check_compression(part, script_compression)?;
+    }
+    check_compression(&pages_part, page_compression)?;
     let compressed = scripts_part.is_some() && script_compression != Compression::None
         || page_compression != Compression::None;
     if !compressed {
@@ -352,6 +351,31 @@ pub fn prepare(
     Ok(Some(earlier))
 }
 
+/// Refuses a `.part` file compressed otherwise than this run asks: its
+/// rows would read as damage.
+fn check_compression(part: &Path, compression: Compression) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let context = || format!("cannot resume from {}", part.display());
+    let mut head = [0u8; 4];
+    let mut file = File::open(part).with_context(context)?;
+    let read = file.read(&mut head).with_context(context)?;
+    let found = Compression::sniff(&head[..read]);
+    // Fewer than 4 bytes: killed as it began, nothing to tell.
+    if read >= 4 && found != compression {
+        let was = match found {
+            Compression::None => "uncompressed".to_owned(),
+            other => format!("with {}", other.as_str()),
+        };
+        bail!(
+            "cannot resume from {}: it was written {was}, this run asks for {} (was --compress \
+             used differently?); start again without --resume",
+            part.display(),
+            compression.as_str(),
+        );
+    }
+    Ok(())
+}
+
 /// A compressed `.part` file's whole members, decompressed into a
 /// temporary file beside it, to be trimmed and compressed again.
 struct Plain {
@@ -363,28 +387,6 @@ struct Plain {
 impl Plain {
     fn of(part: &Path, compression: Compression) -> anyhow::Result<Plain> {
         let context = || format!("cannot resume from {}", part.display());
-        let mut head = [0u8; 4];
-        let read = {
-            use std::io::Read as _;
-            let mut file = File::open(part).with_context(context)?;
-            file.read(&mut head).with_context(context)?
-        };
-        let found = Compression::sniff(&head[..read]);
-        if read >= 4 && found != compression {
-            bail!(
-                "cannot resume from {}: it was written {}, this run asks for {} (was --compress \
-                 used differently?); start again without --resume",
-                part.display(),
-                match found {
-                    Compression::None => "uncompressed".to_owned(),
-                    other => format!("with {}", other.as_str()),
-                },
-                match compression {
-                    Compression::None => "none".to_owned(),
-                    other => other.as_str().to_owned(),
-                },
-            );
-        }
         let dir = part.parent().unwrap_or(Path::new("."));
         let mut plain = tempfile::Builder::new()
             .prefix(".scriptscrape-resume-")
@@ -410,12 +412,17 @@ impl Plain {
         &self.plain
     }
 
-    /// `err` with the temporary file's name replaced by what it holds.
+    /// `err` with the temporary file's name replaced by what it holds
+    /// (messages give paths whole, or a file's name alone).
     fn shown(&self, err: anyhow::Error) -> anyhow::Error {
-        let text = format!("{err:#}");
-        let plain = self.plain.display().to_string();
-        let shown = format!("{} (decompressed)", self.part.display());
-        anyhow::anyhow!(text.replace(&plain, &shown))
+        let mut text = format!("{err:#}");
+        let whole = self.plain.display().to_string();
+        text = text.replace(&whole, &format!("{} (decompressed)", self.part.display()));
+        if let (Some(plain), Some(part)) = (self.plain.file_name(), self.part.file_name()) {
+            let (plain, part) = (plain.to_string_lossy(), part.to_string_lossy());
+            text = text.replace(&*plain, &format!("{part} (decompressed)"));
+        }
+        anyhow::anyhow!(text)
     }
 
     /// Compresses the trimmed rows into a file beside the `.part`, ready to

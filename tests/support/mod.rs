@@ -1007,34 +1007,34 @@ pub fn wait_within(
     }
 }
 
-/// As [`wait_within`], and the child's own peak resident memory in KiB
-/// (its rusage from wait4, not RUSAGE_CHILDREN, which would also count
-/// every other child the test process has reaped: other tests' browsers
-/// and Pythons).
+/// As [`wait_within`], and the child's own peak resident memory in KiB:
+/// its VmHWM, read from /proc while it runs (the high-water mark only
+/// grows, so the last reading is within a poll of the peak). Not
+/// ru_maxrss: a spawned child inherits its parent's high-water mark
+/// through exec, and RUSAGE_CHILDREN also counts every other child the
+/// test process has reaped (other tests' browsers and Pythons).
 pub fn wait_within_peak(child: &mut std::process::Child, limit: Duration) -> Option<(i32, u64)> {
-    let pid = child.id() as libc::pid_t;
+    let status_file = format!("/proc/{}/status", child.id());
     let deadline = std::time::Instant::now() + limit;
+    let mut peak_kib = 0u64;
     loop {
-        let mut status = 0;
-        // SAFETY: wait4 on a child this test started and has not reaped;
-        // it only writes into the two values it is given.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if reaped == pid {
-            let code = if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                -1
-            };
-            return Some((code, usage.ru_maxrss as u64));
+        // Read before checking for exit: once reaped, the file is gone.
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
         }
-        assert_eq!(reaped, 0, "wait4 failed");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some((status.code().unwrap_or(-1), peak_kib));
+        }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
             return None;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
