@@ -861,6 +861,8 @@ fn why_no_content(content: Option<&Content>, strings: &Strings) -> String {
         Some((Some("http_status"), Some(status))) => format!("http_status {status}"),
         Some((Some(error), Some(status))) => format!("{error} (status {status})"),
         Some((Some(error), None)) => error.to_owned(),
+        // An output written with --fields leaving content_error out.
+        Some((None, Some(status))) => format!("status {status}"),
         _ => "not fetched".to_owned(),
     }
 }
@@ -1318,6 +1320,17 @@ mod content_tests {
             content: Some(id),
             ..script
         }
+    }
+
+    #[test]
+    fn a_status_without_its_error_column_is_not_read_as_not_fetched() {
+        // An output written with --fields leaving content_error out.
+        let content = Content {
+            status: Some(404),
+            ..Content::default()
+        };
+        assert_eq!(why_no_content(Some(&content), &strings()), "status 404");
+        assert_eq!(why_no_content(None, &strings()), "not fetched");
     }
 
     fn fetched(byte: u8) -> Script {

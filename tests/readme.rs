@@ -1210,6 +1210,17 @@ fn warehouse_recipes_export_query_and_name_what_bigquery_loads() {
     );
     // fetch-scripts from the file: the script was fetched, once per run.
     assert_eq!(server.hits("/js/lib.js"), 2);
+    // The two exports are one inventory to diff, and the config's fields
+    // are all diff needs: no change but the page missing in both (which a
+    // diff reports as unknown), and no warning.
+    let ran = sandbox.sh(
+        "scriptscrape diff scripts.parquet scripts.jsonl.gz --old-pages pages.parquet \
+         --new-pages pages.jsonl.gz",
+    );
+    let changes = Table::parse(ran.stdout.as_bytes());
+    assert_eq!(changes.column("change"), ["unknown"], "{}", ran.printed());
+    assert_eq!(changes.column("page_url"), [server.url("/page/missing")]);
+    assert!(!ran.stderr.contains("warning"), "{}", ran.printed());
 
     let Some(python) = crate::support::python_with_duckdb("readme") else {
         return;
