@@ -499,7 +499,6 @@ pub struct FetchArgs {
         short = 'b',
         long = "cookie",
         value_name = "NAME=VALUE|FILE",
-        value_delimiter = '\n',
         value_parser = parse_cookie,
         hide_env_values = true
     )]
@@ -667,7 +666,9 @@ impl Cli {
                 Some(layer) => layer.apply(command()),
                 None => command(),
             };
-            let matches = command.try_get_matches_from_mut(args.clone())?;
+            let matches = command
+                .try_get_matches_from_mut(args.clone())
+                .map_err(|e| crate::config_file::without_secret_value(&command, e))?;
             let Some(layer) = layer.as_mut().filter(|_| rounds == 1) else {
                 break (command, matches);
             };
@@ -1424,30 +1425,54 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
 }
 
 /// Parses `-b NAME=VALUE`: a cookie as a Cookie header carries it (RFC
-/// 6265 cookie-pair, without the characters that would break the header).
-/// Without '=', as in curl, it names a cookie file, returned as given.
+/// 6265 cookie-pair, without the characters that would break the header),
+/// or several as curl takes them (`-b 'a=1; b=2'`), returned as
+/// `a=1; b=2`. Without '=', as in curl, it names a cookie file, returned as
+/// given. No message shows a value: it is a secret.
 pub fn parse_cookie(s: &str) -> Result<String, String> {
-    let Some((name, value)) = s.split_once('=') else {
+    if s.contains(['\n', '\r']) {
+        // Not a list: a cookie (or a file name) with a line break in it,
+        // which is a pasting mistake; half of it would be a file name.
+        return Err("a line break in a cookie: give each cookie or file its own -b".to_owned());
+    }
+    if !s.contains('=') {
         if s.trim().is_empty() {
             return Err("write NAME=VALUE, or the name of a cookie file".to_owned());
         }
         return Ok(s.to_owned());
-    };
-    let name = name.trim();
-    let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
-    if name.is_empty() || !name.chars().all(token) {
-        return Err(format!("{name:?} is not a cookie name"));
     }
-    let value = value.trim();
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\'))
-    {
-        return Err(format!(
-            "the value of cookie {name} has characters a Cookie header cannot carry"
-        ));
+    let mut pairs = Vec::new();
+    // curl's form: one Cookie header's worth, pairs split by ';'.
+    for pair in s.split(';').map(str::trim) {
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err("write NAME=VALUE, several as 'a=1; b=2' (a ';' ends a value)".to_owned());
+        };
+        let name = name.trim();
+        let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+        if name.is_empty() {
+            return Err("a cookie without a name (NAME=VALUE)".to_owned());
+        }
+        if !name.chars().all(token) {
+            return Err("a cookie name with characters a cookie name cannot have".to_owned());
+        }
+        let value = value.trim();
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\'))
+        {
+            return Err(format!(
+                "the value of cookie {name} has characters a Cookie header cannot carry"
+            ));
+        }
+        pairs.push(format!("{name}={value}"));
     }
-    Ok(format!("{name}={value}"))
+    if pairs.is_empty() {
+        return Err("write NAME=VALUE, or the name of a cookie file".to_owned());
+    }
+    Ok(pairs.join("; "))
 }
 
 /// Parses `-u USER:PASSWORD`. Without the colon, curl would prompt for a

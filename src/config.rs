@@ -894,12 +894,26 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Parses `-H 'Name: value'`.
-fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+pub(crate) fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
     let Some((name, value)) = h.split_once(':') else {
-        bail!("invalid header {h:?}: expected 'Name: value'");
+        // The value is not echoed, and without a colon where it starts is
+        // unknown: of "Name value" the first word is shown, of a single
+        // word (as likely a pasted token as a name) nothing.
+        let mut words = h.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(first), Some(_)) => bail!(
+                "invalid header {:?}: no colon (expected 'Name: value')",
+                format!("{} …", crate::output::one_line(first))
+            ),
+            _ => bail!("invalid header: no colon (expected 'Name: value')"),
+        }
     };
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .with_context(|| format!("invalid header name in {h:?}"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).with_context(|| {
+        format!(
+            "invalid header name {:?} (expected 'Name: value')",
+            crate::output::one_line(name.trim())
+        )
+    })?;
     // These say how the message is framed or how the connection is used,
     // which the HTTP client decides; a GET carrying a Content-Length it
     // does not have would corrupt a kept-alive connection.

@@ -251,7 +251,7 @@ fn secrets_are_masked_in_print_config_and_a_readable_file_is_warned_of() {
         assert!(!printed.contains(secret), "{secret} shown:\n{printed}");
     }
     assert!(
-        setting(&printed, "user").contains("\"ann:***\""),
+        setting(&printed, "user").contains("\"***\"") && !printed.contains("ann"),
         "{printed}"
     );
     assert!(
@@ -365,4 +365,117 @@ fn a_commands_table_wins_for_it_and_print_config_reads_back_as_a_file() {
             .collect()
     };
     assert_eq!(values(&printed), values(&again));
+}
+
+#[test]
+fn no_message_and_no_print_config_line_shows_a_secret() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let refused = |args: &[&str], env: &[(&str, &str)], secret: &str, says: &str| {
+        let out = run.run_with_env(args, None, env);
+        assert_eq!(out.code, 2, "{args:?} {env:?}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains(secret),
+            "{args:?} {env:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(says),
+            "{args:?} {env:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    };
+    let cookie = "'--cookie <NAME=VALUE|FILE>' (not shown: it is a secret)";
+    refused(&[&list, "-b", "sid=SEC;RET"], &[], "SEC", cookie);
+    refused(&[&list, "-b", "=SECRET"], &[], "SECRET", "without a name");
+    refused(&[&list, "-b", "s id=SECRET"], &[], "SECRET", cookie);
+    refused(
+        &[&list, "-b", "sid=SEC\nRET"],
+        &[],
+        "RET",
+        "a line break in a cookie",
+    );
+    refused(
+        &[&list],
+        &[("SCRIPTSCRAPE_COOKIE", "sid=SEC;RET")],
+        "SEC",
+        cookie,
+    );
+    let user = "'--user <USER:PASSWORD>' (not shown: it is a secret)";
+    refused(&[&list, "-u", "nocolonSECRET"], &[], "SECRET", user);
+    refused(
+        &[&list],
+        &[("SCRIPTSCRAPE_USER", "nocolonSECRET")],
+        "SECRET",
+        user,
+    );
+    refused(
+        &[&list, "-H", "Authorization Bearer SECRETXYZ"],
+        &[],
+        "SECRETXYZ",
+        "invalid header \"Authorization …\": no colon",
+    );
+    // From the file, the same message, after the file, line and key.
+    std::fs::write(run.path("c.toml"), "\ncookie = \"sid=SEC;RET\"\n").unwrap();
+    refused(
+        &[&list, "--config", "c.toml"],
+        &[],
+        "SEC",
+        &format!("c.toml:2: cookie: invalid value for {cookie}"),
+    );
+
+    // curl's form: several cookies in one -b.
+    let server = TestServer::start();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    let out = run.run(&[&list, "-b", "a=1; b=2", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.last_headers()["cookie"], "a=1; b=2");
+
+    // --print-config masks secret-bearing headers, malformed ones and the
+    // whole of -u.
+    let out = run.run(
+        &[
+            "-H",
+            "Authorization Bearer SECRETXYZ",
+            "-H",
+            "PRIVATE-TOKEN: SECRET1",
+            "-H",
+            "X-Access-Token: SECRET2",
+            "-H",
+            "X-Goog-Api-Key: SECRET3",
+            "-u",
+            "ghp_TOKEN:x",
+            "-b",
+            "a=SECRET4; b=SECRET5",
+            "--print-config",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    for secret in ["SECRET", "ghp_TOKEN"] {
+        assert!(!printed.contains(secret), "{secret}:\n{printed}");
+    }
+    assert!(
+        setting(&printed, "header").contains("\"PRIVATE-TOKEN: ***\""),
+        "{printed}"
+    );
+    assert!(
+        setting(&printed, "cookie").contains("\"a=***; b=***\""),
+        "{printed}"
+    );
+
+    // A file others can read holding such a header is warned of.
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = run.path("h.toml");
+    std::fs::write(&path, "header = \"X-Goog-Api-Key: SECRET3\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run.run(&[&list, "--config", "h.toml", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("holds secrets (header)"),
+        "{}",
+        out.stderr
+    );
 }
