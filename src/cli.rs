@@ -725,7 +725,7 @@ impl Cli {
         // Listed in the definition's order, which applying the file
         // changed.
         let definition = command_of(name);
-        let effective = Effective::new(
+        let mut effective = Effective::new(
             &definition,
             name,
             used_matches,
@@ -736,21 +736,7 @@ impl Cli {
         if used_matches.get_flag("print_config") {
             cli.settings.print_config = true;
         }
-        if cli.log.quiet && cli.log.verbose > 0 {
-            let typed = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
-            match (typed("quiet"), typed("verbose")) {
-                (true, false) => cli.log.verbose = 0,
-                (false, true) => cli.log.quiet = false,
-                _ => {
-                    return Err(clap::Error::raw(
-                        clap::error::ErrorKind::ArgumentConflict,
-                        "-q (--quiet) and -v (--verbose) contradict each other: give one of \
-                         them\n",
-                    )
-                    .into());
-                }
-            }
-        }
+        resolve_quiet_verbose(&mut cli, used_matches, &mut effective)?;
         let quiet = used_matches
             .try_get_one::<bool>("quiet")
             .ok()
@@ -776,6 +762,55 @@ impl Cli {
             warnings,
         })
     }
+}
+
+/// `-q` with `-v`: the one from the higher source wins (command line >
+/// environment > file), as for any option, and `--print-config` shows the
+/// other as not given; from the same source they contradict each other.
+fn resolve_quiet_verbose(
+    cli: &mut Cli,
+    matches: &clap::ArgMatches,
+    effective: &mut crate::config_file::Effective,
+) -> Result<(), ArgsError> {
+    use clap::parser::ValueSource;
+    let log = match &mut cli.command {
+        None => &mut cli.log,
+        Some(Command::Enqueue(args)) => &mut args.log,
+        Some(Command::Work(args)) => &mut args.log,
+        Some(Command::Collect(args)) => &mut args.log,
+        Some(_) => return Ok(()),
+    };
+    if !(log.quiet && log.verbose > 0) {
+        return Ok(());
+    }
+    let rank = |id| match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => 3,
+        Some(ValueSource::EnvVariable) => 2,
+        // Set, so from the file (a built-in default sets neither).
+        _ => 1,
+    };
+    let (loser, default) = match rank("quiet").cmp(&rank("verbose")) {
+        std::cmp::Ordering::Greater => {
+            log.verbose = 0;
+            ("verbose", "0")
+        }
+        std::cmp::Ordering::Less => {
+            log.quiet = false;
+            ("quiet", "false")
+        }
+        std::cmp::Ordering::Equal => {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "-q (--quiet) and -v (--verbose) contradict each other: give one of them\n",
+            )
+            .into());
+        }
+    };
+    if let Some(setting) = effective.settings.iter_mut().find(|s| s.key == loser) {
+        setting.value = Some(default.to_owned());
+        setting.source = crate::config_file::Source::Default;
+    }
+    Ok(())
 }
 
 /// The definition of the subcommand `name`, or of the scrape.

@@ -207,29 +207,11 @@ fn inventory(args: scriptscrape::cli::InventoryArgs) -> ExitCode {
     }
 }
 
-/// Starts logging for a queue command, refusing -q with -v; `Err` is the
-/// exit status of a bad command line.
+/// Starts logging for a queue command (`-q` with `-v` was settled when
+/// the command line was read); `Err` is the exit status of a bad command
+/// line.
 fn queue_logs(log: &scriptscrape::cli::LogArgs) -> Result<(), ExitCode> {
-    let (mut quiet, mut verbose) = (log.quiet, log.verbose);
-    if quiet && verbose > 0 {
-        // As for a scrape, the command line's wins over the environment's.
-        let from_env = |name| std::env::var_os(name).is_some();
-        match (
-            from_env("SCRIPTSCRAPE_QUIET"),
-            from_env("SCRIPTSCRAPE_VERBOSE"),
-        ) {
-            (true, false) => quiet = false,
-            (false, true) => verbose = 0,
-            _ => {
-                eprintln!(
-                    "scriptscrape: -q (--quiet) and -v (--verbose) contradict each other: give \
-                     one of them"
-                );
-                return Err(ExitCode::from(ExitStatus::Fatal.code()));
-            }
-        }
-    }
-    terminal::init_logs(quiet, verbose, log.log_format);
+    terminal::init_logs(log.quiet, log.verbose, log.log_format);
     Ok(())
 }
 

@@ -479,3 +479,42 @@ fn no_message_and_no_print_config_line_shows_a_secret() {
         out.stderr
     );
 }
+
+#[test]
+fn quiet_and_verbose_go_by_source_and_print_config_reads_back() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    std::fs::write(run.path("v.toml"), "verbose = 1\n").unwrap();
+    // The environment wins over the file.
+    let out = run.run_with_env(
+        &[&list, "--config", "v.toml", "-o", "s.csv"],
+        None,
+        &[("SCRIPTSCRAPE_QUIET", "true")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "quiet");
+    // What --print-config prints is what runs, and reads back.
+    std::fs::write(run.path("c2.toml"), "verbose = 2\n").unwrap();
+    let out = run.run(&["--config", "c2.toml", "-q", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        setting(&printed, "quiet").starts_with("quiet = true"),
+        "{printed}"
+    );
+    assert!(
+        setting(&printed, "verbose").starts_with("verbose = 0"),
+        "{printed}"
+    );
+    std::fs::write(run.path("pq.txt"), &printed).unwrap();
+    let out = run.run(&[&list, "--config", "pq.txt", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "quiet");
+
+    // From one source, they still contradict each other.
+    std::fs::write(run.path("both.toml"), "verbose = 1\nquiet = true\n").unwrap();
+    let out = run.run(&[&list, "--config", "both.toml"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("contradict"), "{}", out.stderr);
+}
