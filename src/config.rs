@@ -893,6 +893,43 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Checks option `id`'s `value` as the run would once the command line is
+/// read, for a value from the configuration file, whose error then names
+/// the file, line and key: what clap's parser of the option lets through
+/// but [`Config`] refuses. Never shows a secret.
+pub fn check_value(id: &str, value: &str) -> Result<(), String> {
+    let missing_dir = |path: &Path| {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+        (value != "-" && !dir.is_dir())
+            .then(|| format!("the directory {} does not exist", dir.display()))
+    };
+    match id {
+        "headers" => parse_header(value)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}")),
+        "user_agent" => HeaderValue::from_str(value)
+            .map(|_| ())
+            .map_err(|_| "control characters and line breaks are not allowed".to_owned()),
+        "proxy" => crate::proxy::parse(value).map(|_| ()),
+        "sitemaps" if value != "auto" => url::Url::parse(value)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .map(|_| ())
+            .ok_or_else(|| "expected an http(s) URL or auto".to_owned()),
+        // -b FILE: read as the run would read it.
+        "cookies" if !value.contains('=') => {
+            crate::fetch::jar::Jar::new(&[PathBuf::from(value)], &[], None)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        "cookie_jar" | "stats" => match missing_dir(Path::new(value)) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// Parses `-H 'Name: value'`.
 pub(crate) fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
     let Some((name, value)) = h.split_once(':') else {

@@ -294,7 +294,23 @@ impl Layer {
                 line: Some(line),
                 message,
             };
+            if let DeValue::Array(items) = value.get_ref()
+                && !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| matches!(i.get_ref(), DeValue::Table(_)))
+                && built.find_subcommand(name).is_some()
+            {
+                return Err(fail(format!(
+                    "[[{name}]]: an array of tables; use [{name}]"
+                )));
+            }
             if let DeValue::Table(inner) = value.get_ref() {
+                if built.find_subcommand(name).is_none() && find_top_level(&built, name).is_ok() {
+                    return Err(fail(format!(
+                        "{name}: a table is not a value; give a string or a list"
+                    )));
+                }
                 let Some(sub) = built.find_subcommand(name) else {
                     let guess = suggest(name, subcommand_names.iter().copied());
                     return Err(fail(format!(
@@ -340,23 +356,39 @@ impl Layer {
         in_table: bool,
     ) -> Result<(), FileError> {
         let value_line = line_of(file.text.as_bytes(), value.span().start);
+        let table = match found.first().and_then(|f| f.command).filter(|_| in_table) {
+            Some(name) => format!("[{name}] "),
+            None => String::new(),
+        };
         let fail = |message: String| FileError {
             path: file.path.clone(),
             line: Some(value_line),
-            message: format!("{key}: {message}"),
+            message: format!("{table}{key}: {message}"),
         };
         for found in found {
             let arg = found.arg;
+            let command = match found.command {
+                Some(name) => built.find_subcommand(name).unwrap_or(built),
+                None => built,
+            };
+            if matches!(value.get_ref(), DeValue::Boolean(false))
+                && let Some(opposite) = opposite_flag(command, arg)
+            {
+                // `robots = false` would read as "no robots.txt" yet do
+                // nothing (a crawl reads it unless told not to).
+                return Err(fail(format!(
+                    "false does not mean {opposite}: write {opposite} = true, or leave {key} out"
+                )));
+            }
             let values = values_for(arg, value.get_ref()).map_err(&fail)?;
             let Some(values) = values else {
                 // A flag set to false: left off, as when absent.
                 continue;
             };
-            let command = match found.command {
-                Some(name) => built.find_subcommand(name).unwrap_or(built),
-                None => built,
-            };
             check(command, arg, &values).map_err(&fail)?;
+            for v in &values {
+                crate::config::check_value(arg.get_id().as_str(), v).map_err(&fail)?;
+            }
             if is_secret(arg, &values) && !self.secrets.iter().any(|s| s == key) {
                 self.secrets.push(key.to_owned());
             }
@@ -527,6 +559,22 @@ fn suggest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&
         .map(|(_, c)| c)
 }
 
+/// The flag that says the opposite of flag `arg` (`no-robots` for
+/// `robots`, and the other way round), if `command` has one.
+fn opposite_flag(command: &clap::Command, arg: &clap::Arg) -> Option<String> {
+    if !matches!(arg.get_action(), ArgAction::SetTrue) {
+        return None;
+    }
+    let long = arg.get_long()?;
+    let opposite = match long.strip_prefix("no-") {
+        Some(rest) => rest.to_owned(),
+        None => format!("no-{long}"),
+    };
+    long_arg(command, &opposite)
+        .filter(|o| matches!(o.get_action(), ArgAction::SetTrue))
+        .map(|_| opposite)
+}
+
 /// The command-line values `value` stands for as option `arg`'s, `None`
 /// for a flag set to false, or why the type is wrong.
 fn values_for(arg: &clap::Arg, value: &DeValue<'_>) -> Result<Option<Vec<String>>, String> {
@@ -543,6 +591,15 @@ fn values_for(arg: &clap::Arg, value: &DeValue<'_>) -> Result<Option<Vec<String>
                 type_name(other)
             )),
         },
+        _ if matches!(value, DeValue::Boolean(_))
+            && !arg
+                .get_possible_values()
+                .iter()
+                .any(|p| p.matches("true", true)) =>
+        {
+            // `output = false` would be a file named "false".
+            Err("takes a value, not true/false".to_owned())
+        }
         ArgAction::Append => match value {
             DeValue::Array(items) => items
                 .iter()
@@ -803,7 +860,12 @@ impl Effective {
                 Some(ValueSource::DefaultValue) => from_file().unwrap_or(Source::Default),
                 _ => Source::Unset,
             };
-            let value = render_value(arg, id, matches);
+            let mut value = render_value(arg, id, matches);
+            if value.as_deref() == Some("false") && opposite_flag(command, arg).is_some() {
+                // Not given: `robots = false` is refused in a file (it
+                // would not mean no-robots), so it is not printed.
+                value = None;
+            }
             let source = if value.is_none() {
                 Source::Unset
             } else {

@@ -125,8 +125,10 @@ fn flags_win_over_the_environment_which_wins_over_the_file() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let printed = String::from_utf8(out.stdout).unwrap();
+    // robots = false is no setting (it would not mean no-robots).
+    assert!(printed.contains("# robots (not set)"), "{printed}");
     assert!(
-        setting(&printed, "robots").ends_with("# default"),
+        setting(&printed, "no-robots").ends_with("# flag"),
         "{printed}"
     );
 }
@@ -517,4 +519,73 @@ fn quiet_and_verbose_go_by_source_and_print_config_reads_back() {
     let out = run.run(&[&list, "--config", "both.toml"], None);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("contradict"), "{}", out.stderr);
+}
+
+#[test]
+fn values_that_would_do_the_wrong_thing_are_refused_with_file_line_and_key() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let refused = |text: &str, says: &str| {
+        std::fs::write(run.path("c.toml"), text).unwrap();
+        let out = run.run(&[&list, "--config", "c.toml", "-o", "s.csv"], None);
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        let line = out.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{text}: {line}");
+        assert!(line.contains(says), "{text}: {line}");
+        assert!(!line.contains("SECRET"), "{text}: {line}");
+    };
+    refused(
+        "\noutput = false\n",
+        "c.toml:2: output: takes a value, not true/false",
+    );
+    refused(
+        "pages = true\n",
+        "c.toml:1: pages: takes a value, not true/false",
+    );
+    refused(
+        "depth = 1\nrobots = false\n",
+        "c.toml:2: robots: false does not mean no-robots: write no-robots = true",
+    );
+    refused(
+        "[[work]]\nconcurrency = 1\n",
+        "c.toml:1: [[work]]: an array of tables; use [work]",
+    );
+    refused(
+        "cookie = {a=1}\n",
+        "c.toml:1: cookie: a table is not a value; give a string or a list",
+    );
+    refused(
+        "header = \"1\"\n",
+        "c.toml:1: header: invalid header: no colon",
+    );
+    refused(
+        "header = \"Authorization Bearer SECRET\"\n",
+        "c.toml:1: header: invalid header \"Authorization …\": no colon",
+    );
+    refused("proxy = \"ftp://p:21\"\n", "c.toml:1: proxy:");
+    refused("user-agent = \"a\\nb\"\n", "c.toml:1: user-agent:");
+    refused(
+        "sitemap = \"x\"\n",
+        "c.toml:1: sitemap: expected an http(s) URL or auto",
+    );
+    refused(
+        "cookie = \"nosuchfile\"\n",
+        "c.toml:1: cookie: cookie file nosuchfile",
+    );
+    refused(
+        "cookie-jar = \"nodir/jar.txt\"\n",
+        "c.toml:1: cookie-jar: the directory nodir does not exist",
+    );
+    refused(
+        "stats = \"nodir/s.json\"\n",
+        "c.toml:1: stats: the directory nodir does not exist",
+    );
+    refused(
+        "[work]\nheader = \"1\"\n",
+        "c.toml:2: [work] header: invalid header: no colon",
+    );
+    // no-robots = true still works, and robots = true too.
+    std::fs::write(run.path("c.toml"), "no-robots = true\n").unwrap();
+    let out = run.run(&["--config", "c.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
