@@ -659,6 +659,14 @@ impl Cli {
         // option on the command line or in the environment conflicts with
         // (--no-robots over the file's robots = true), which clap does not
         // check against defaults.
+        // --print-config prints settings, the required ones among them as
+        // not set: it works without them (checked again below when the
+        // word turns out to be another option's value).
+        let printing = args
+            .iter()
+            .skip(1)
+            .take_while(|a| a.as_os_str() != "--")
+            .any(|a| a.as_os_str() == "--print-config");
         let mut rounds = 0;
         let (mut command, matches) = loop {
             rounds += 1;
@@ -666,6 +674,9 @@ impl Cli {
                 Some(layer) => layer.apply(command()),
                 None => command(),
             };
+            if printing {
+                command = nothing_required(command);
+            }
             let matches = command
                 .try_get_matches_from_mut(args.clone())
                 .map_err(|e| crate::config_file::without_secret_value(&command, e))?;
@@ -732,8 +743,28 @@ impl Cli {
             layer.as_ref(),
             location.clone(),
         );
-        let mut cli = Cli::from_arg_matches(&matches)?;
-        if used_matches.get_flag("print_config") {
+        let print_config = used_matches.get_flag("print_config");
+        if printing && !print_config {
+            // "--print-config" was another option's value: the command
+            // line is read with its required options after all.
+            let mut strict = match &layer {
+                Some(layer) => layer.apply(self::command()),
+                None => self::command(),
+            };
+            strict
+                .try_get_matches_from_mut(args.clone())
+                .map_err(|e| crate::config_file::without_secret_value(&strict, e))?;
+        }
+        let mut cli = match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            // A required option missing, which --print-config shows as not
+            // set: the scrape's options stand in, only the request is read.
+            Err(_) if print_config => {
+                Cli::from_arg_matches(&self::command().try_get_matches_from(["scriptscrape"])?)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if print_config {
             cli.settings.print_config = true;
         }
         resolve_quiet_verbose(&mut cli, used_matches, &mut effective)?;
@@ -762,6 +793,20 @@ impl Cli {
             warnings,
         })
     }
+}
+
+/// `command` with no option, INPUT or group required, in it or in its
+/// subcommands.
+fn nothing_required(command: clap::Command) -> clap::Command {
+    let subcommands: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let mut command = command.mut_args(|a| a.required(false));
+    for name in subcommands {
+        command = command.mut_subcommand(name, |s| s.mut_args(|a| a.required(false)));
+    }
+    command
 }
 
 /// `-q` with `-v`: the one from the higher source wins (command line >

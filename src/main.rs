@@ -39,13 +39,15 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Fatal.code());
         }
     };
-    if parsed.cli.settings.print_config {
-        return print_config(&parsed.effective);
-    }
-    for warning in &parsed.warnings {
-        eprintln!("scriptscrape: {warning}");
+    if !parsed.cli.settings.print_config {
+        for warning in &parsed.warnings {
+            eprintln!("scriptscrape: {warning}");
+        }
     }
     let cli = parsed.cli;
+    if cli.command.is_some() && cli.settings.print_config {
+        return print_config(&parsed.effective);
+    }
     match cli.command {
         Some(Command::Diff(args)) => return diff(args),
         Some(Command::Enqueue(args)) => return enqueue(args),
@@ -66,6 +68,11 @@ fn main() -> ExitCode {
              (scriptscrape {command} --help), or ./{command} for a file named {command}"
         );
         return ExitCode::from(ExitStatus::Fatal.code());
+    }
+    // After the check above: `--print-config work` would print a scrape's
+    // settings, which is not what was asked.
+    if cli.settings.print_config {
+        return print_config(&parsed.effective);
     }
     if let Some(kind) = cli.generate {
         return match scriptscrape::cli::generate(kind, &mut std::io::stdout().lock()) {

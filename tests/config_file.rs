@@ -589,3 +589,37 @@ fn values_that_would_do_the_wrong_thing_are_refused_with_file_line_and_key() {
     let out = run.run(&["--config", "c.toml", "--print-config"], None);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn print_config_goes_with_its_command_and_needs_none_of_its_required_options() {
+    let run = Run::new();
+    std::fs::write(run.path("w.toml"), "[work]\nconcurrency = 9\n").unwrap();
+    // Before a command's name, as without --print-config: refused.
+    let out = run.run(&["--print-config", "work"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("'work' is a command"), "{}", out.stderr);
+    let out = run.run(&["--config", "w.toml", "--print-config", "work"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run.run(&["--config", "w.toml", "work", "--print-config"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("'work' is a command"), "{}", out.stderr);
+    // After it, without --redis, --job or OLD NEW.
+    let out = run.run(&["work", "--config", "w.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("[work]\n"), "{printed}");
+    assert!(
+        setting(&printed, "concurrency").contains("\"9\""),
+        "{printed}"
+    );
+    assert!(printed.contains("# redis (not set)"), "{printed}");
+    let out = run.run(&["diff", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(String::from_utf8(out.stdout).unwrap().contains("[diff]\n"));
+    // Without --print-config, the required options still are.
+    let out = run.run(&["work"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run.run(&["work", "-H", "--print-config"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("required"), "{}", out.stderr);
+}
