@@ -263,3 +263,19 @@ fn the_jar_is_written_through_a_fifo_and_a_symlink_as_stats_is() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn a_cookie_file_value_cannot_add_cookies_of_its_own() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    std::fs::write(
+        run.path("cookies.txt"),
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsid\tVAL;admin=1\n",
+    )
+    .unwrap();
+    let out = run.run(&[&list, "-b", "cookies.txt", "-o", "s.csv"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cookies.txt:2"), "{}", out.stderr);
+    assert!(!out.stderr.contains("VAL"), "{}", out.stderr);
+    assert!(!out.stderr.contains("admin"), "{}", out.stderr);
+}

@@ -304,6 +304,15 @@ fn load(store: &mut CookieStore, text: &str, now: OffsetDateTime) -> Result<(), 
         if host.is_empty() || name.is_empty() {
             return Err((number, "the domain and the name cannot be empty".to_owned()));
         }
+        // Sent as is in the Cookie header, a ';' would add cookies of the
+        // file's choosing (`VAL;admin=1`), as -b NAME=VALUE refuses too.
+        if name.contains([';', '=', ' ']) || value.contains([';', '\0']) {
+            return Err((
+                number,
+                "a cookie name or value with ';' (or a name with '=' or a space) is not a cookie"
+                    .to_owned(),
+            ));
+        }
         let scheme = if secure { "https" } else { "http" };
         let path = if path.starts_with('/') { path } else { "/" };
         let url = Url::parse(&format!("{scheme}://{host}{path}"))
