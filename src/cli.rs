@@ -499,7 +499,6 @@ pub struct FetchArgs {
         short = 'b',
         long = "cookie",
         value_name = "NAME=VALUE|FILE",
-        value_delimiter = '\n',
         value_parser = parse_cookie,
         hide_env_values = true
     )]
@@ -660,6 +659,14 @@ impl Cli {
         // option on the command line or in the environment conflicts with
         // (--no-robots over the file's robots = true), which clap does not
         // check against defaults.
+        // --print-config prints settings, the required ones among them as
+        // not set: it works without them (checked again below when the
+        // word turns out to be another option's value).
+        let printing = args
+            .iter()
+            .skip(1)
+            .take_while(|a| a.as_os_str() != "--")
+            .any(|a| a.as_os_str() == "--print-config");
         let mut rounds = 0;
         let (mut command, matches) = loop {
             rounds += 1;
@@ -667,7 +674,12 @@ impl Cli {
                 Some(layer) => layer.apply(command()),
                 None => command(),
             };
-            let matches = command.try_get_matches_from_mut(args.clone())?;
+            if printing {
+                command = nothing_required(command);
+            }
+            let matches = command
+                .try_get_matches_from_mut(args.clone())
+                .map_err(|e| crate::config_file::without_secret_value(&command, e))?;
             let Some(layer) = layer.as_mut().filter(|_| rounds == 1) else {
                 break (command, matches);
             };
@@ -724,32 +736,38 @@ impl Cli {
         // Listed in the definition's order, which applying the file
         // changed.
         let definition = command_of(name);
-        let effective = Effective::new(
+        let mut effective = Effective::new(
             &definition,
             name,
             used_matches,
             layer.as_ref(),
             location.clone(),
         );
-        let mut cli = Cli::from_arg_matches(&matches)?;
-        if used_matches.get_flag("print_config") {
+        let print_config = used_matches.get_flag("print_config");
+        if printing && !print_config {
+            // "--print-config" was another option's value: the command
+            // line is read with its required options after all.
+            let mut strict = match &layer {
+                Some(layer) => layer.apply(self::command()),
+                None => self::command(),
+            };
+            strict
+                .try_get_matches_from_mut(args.clone())
+                .map_err(|e| crate::config_file::without_secret_value(&strict, e))?;
+        }
+        let mut cli = match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            // A required option missing, which --print-config shows as not
+            // set: the scrape's options stand in, only the request is read.
+            Err(_) if print_config => {
+                Cli::from_arg_matches(&self::command().try_get_matches_from(["scriptscrape"])?)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if print_config {
             cli.settings.print_config = true;
         }
-        if cli.log.quiet && cli.log.verbose > 0 {
-            let typed = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
-            match (typed("quiet"), typed("verbose")) {
-                (true, false) => cli.log.verbose = 0,
-                (false, true) => cli.log.quiet = false,
-                _ => {
-                    return Err(clap::Error::raw(
-                        clap::error::ErrorKind::ArgumentConflict,
-                        "-q (--quiet) and -v (--verbose) contradict each other: give one of \
-                         them\n",
-                    )
-                    .into());
-                }
-            }
-        }
+        resolve_quiet_verbose(&mut cli, used_matches, &mut effective)?;
         let quiet = used_matches
             .try_get_one::<bool>("quiet")
             .ok()
@@ -775,6 +793,69 @@ impl Cli {
             warnings,
         })
     }
+}
+
+/// `command` with no option, INPUT or group required, in it or in its
+/// subcommands.
+fn nothing_required(command: clap::Command) -> clap::Command {
+    let subcommands: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let mut command = command.mut_args(|a| a.required(false));
+    for name in subcommands {
+        command = command.mut_subcommand(name, |s| s.mut_args(|a| a.required(false)));
+    }
+    command
+}
+
+/// `-q` with `-v`: the one from the higher source wins (command line >
+/// environment > file), as for any option, and `--print-config` shows the
+/// other as not given; from the same source they contradict each other.
+fn resolve_quiet_verbose(
+    cli: &mut Cli,
+    matches: &clap::ArgMatches,
+    effective: &mut crate::config_file::Effective,
+) -> Result<(), ArgsError> {
+    use clap::parser::ValueSource;
+    let log = match &mut cli.command {
+        None => &mut cli.log,
+        Some(Command::Enqueue(args)) => &mut args.log,
+        Some(Command::Work(args)) => &mut args.log,
+        Some(Command::Collect(args)) => &mut args.log,
+        Some(_) => return Ok(()),
+    };
+    if !(log.quiet && log.verbose > 0) {
+        return Ok(());
+    }
+    let rank = |id| match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => 3,
+        Some(ValueSource::EnvVariable) => 2,
+        // Set, so from the file (a built-in default sets neither).
+        _ => 1,
+    };
+    let (loser, default) = match rank("quiet").cmp(&rank("verbose")) {
+        std::cmp::Ordering::Greater => {
+            log.verbose = 0;
+            ("verbose", "0")
+        }
+        std::cmp::Ordering::Less => {
+            log.quiet = false;
+            ("quiet", "false")
+        }
+        std::cmp::Ordering::Equal => {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "-q (--quiet) and -v (--verbose) contradict each other: give one of them\n",
+            )
+            .into());
+        }
+    };
+    if let Some(setting) = effective.settings.iter_mut().find(|s| s.key == loser) {
+        setting.value = Some(default.to_owned());
+        setting.source = crate::config_file::Source::Default;
+    }
+    Ok(())
 }
 
 /// The definition of the subcommand `name`, or of the scrape.
@@ -1424,30 +1505,54 @@ pub fn parse_delay(s: &str) -> Result<Duration, String> {
 }
 
 /// Parses `-b NAME=VALUE`: a cookie as a Cookie header carries it (RFC
-/// 6265 cookie-pair, without the characters that would break the header).
-/// Without '=', as in curl, it names a cookie file, returned as given.
+/// 6265 cookie-pair, without the characters that would break the header),
+/// or several as curl takes them (`-b 'a=1; b=2'`), returned as
+/// `a=1; b=2`. Without '=', as in curl, it names a cookie file, returned as
+/// given. No message shows a value: it is a secret.
 pub fn parse_cookie(s: &str) -> Result<String, String> {
-    let Some((name, value)) = s.split_once('=') else {
+    if s.contains(['\n', '\r']) {
+        // Not a list: a cookie (or a file name) with a line break in it,
+        // which is a pasting mistake; half of it would be a file name.
+        return Err("a line break in a cookie: give each cookie or file its own -b".to_owned());
+    }
+    if !s.contains('=') {
         if s.trim().is_empty() {
             return Err("write NAME=VALUE, or the name of a cookie file".to_owned());
         }
         return Ok(s.to_owned());
-    };
-    let name = name.trim();
-    let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
-    if name.is_empty() || !name.chars().all(token) {
-        return Err(format!("{name:?} is not a cookie name"));
     }
-    let value = value.trim();
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\'))
-    {
-        return Err(format!(
-            "the value of cookie {name} has characters a Cookie header cannot carry"
-        ));
+    let mut pairs = Vec::new();
+    // curl's form: one Cookie header's worth, pairs split by ';'.
+    for pair in s.split(';').map(str::trim) {
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err("write NAME=VALUE, several as 'a=1; b=2' (a ';' ends a value)".to_owned());
+        };
+        let name = name.trim();
+        let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+        if name.is_empty() {
+            return Err("a cookie without a name (NAME=VALUE)".to_owned());
+        }
+        if !name.chars().all(token) {
+            return Err("a cookie name with characters a cookie name cannot have".to_owned());
+        }
+        let value = value.trim();
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\'))
+        {
+            return Err(format!(
+                "the value of cookie {name} has characters a Cookie header cannot carry"
+            ));
+        }
+        pairs.push(format!("{name}={value}"));
     }
-    Ok(format!("{name}={value}"))
+    if pairs.is_empty() {
+        return Err("write NAME=VALUE, or the name of a cookie file".to_owned());
+    }
+    Ok(pairs.join("; "))
 }
 
 /// Parses `-u USER:PASSWORD`. Without the colon, curl would prompt for a

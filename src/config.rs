@@ -1049,13 +1049,64 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Parses `-H 'Name: value'`.
-fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
-    let Some((name, value)) = h.split_once(':') else {
-        bail!("invalid header {h:?}: expected 'Name: value'");
+/// Checks option `id`'s `value` as the run would once the command line is
+/// read, for a value from the configuration file, whose error then names
+/// the file, line and key: what clap's parser of the option lets through
+/// but [`Config`] refuses. Never shows a secret.
+pub fn check_value(id: &str, value: &str) -> Result<(), String> {
+    let missing_dir = |path: &Path| {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+        (value != "-" && !dir.is_dir())
+            .then(|| format!("the directory {} does not exist", dir.display()))
     };
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .with_context(|| format!("invalid header name in {h:?}"))?;
+    match id {
+        "headers" => parse_header(value)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}")),
+        "user_agent" => HeaderValue::from_str(value)
+            .map(|_| ())
+            .map_err(|_| "control characters and line breaks are not allowed".to_owned()),
+        "proxy" => crate::proxy::parse(value).map(|_| ()),
+        "sitemaps" if value != "auto" => url::Url::parse(value)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .map(|_| ())
+            .ok_or_else(|| "expected an http(s) URL or auto".to_owned()),
+        // -b FILE: read as the run would read it.
+        "cookies" if !value.contains('=') => {
+            crate::fetch::jar::Jar::new(&[PathBuf::from(value)], &[], None)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        "cookie_jar" | "stats" => match missing_dir(Path::new(value)) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Parses `-H 'Name: value'`.
+pub(crate) fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+    let Some((name, value)) = h.split_once(':') else {
+        // The value is not echoed, and without a colon where it starts is
+        // unknown: of "Name value" the first word is shown, of a single
+        // word (as likely a pasted token as a name) nothing.
+        let mut words = h.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(first), Some(_)) => bail!(
+                "invalid header {:?}: no colon (expected 'Name: value')",
+                format!("{} …", crate::output::one_line(first))
+            ),
+            _ => bail!("invalid header: no colon (expected 'Name: value')"),
+        }
+    };
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).with_context(|| {
+        format!(
+            "invalid header name {:?} (expected 'Name: value')",
+            crate::output::one_line(name.trim())
+        )
+    })?;
     // These say how the message is framed or how the connection is used,
     // which the HTTP client decides; a GET carrying a Content-Length it
     // does not have would corrupt a kept-alive connection.

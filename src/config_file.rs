@@ -48,14 +48,19 @@ const NOT_IN_FILE: &[(&str, &str)] = &[
     ("version", "it is a request, not a setting"),
 ];
 
-/// Header names whose values `--print-config` masks: credentials.
-const SECRET_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
+/// Words that make a header name secret-bearing (`Authorization`,
+/// `PRIVATE-TOKEN`, `X-Goog-Api-Key`, `Cookie`): `--print-config` masks
+/// such a header's value. Matched anywhere in the name, ignoring case.
+const SECRET_HEADER_WORDS: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "auth",
+    "session",
+    "password",
     "cookie",
-    "x-api-key",
-    "api-key",
-    "x-auth-token",
+    "signature",
+    "credential",
 ];
 
 /// How the configuration file was chosen.
@@ -289,7 +294,23 @@ impl Layer {
                 line: Some(line),
                 message,
             };
+            if let DeValue::Array(items) = value.get_ref()
+                && !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| matches!(i.get_ref(), DeValue::Table(_)))
+                && built.find_subcommand(name).is_some()
+            {
+                return Err(fail(format!(
+                    "[[{name}]]: an array of tables; use [{name}]"
+                )));
+            }
             if let DeValue::Table(inner) = value.get_ref() {
+                if built.find_subcommand(name).is_none() && find_top_level(&built, name).is_ok() {
+                    return Err(fail(format!(
+                        "{name}: a table is not a value; give a string or a list"
+                    )));
+                }
                 let Some(sub) = built.find_subcommand(name) else {
                     let guess = suggest(name, subcommand_names.iter().copied());
                     return Err(fail(format!(
@@ -335,23 +356,39 @@ impl Layer {
         in_table: bool,
     ) -> Result<(), FileError> {
         let value_line = line_of(file.text.as_bytes(), value.span().start);
+        let table = match found.first().and_then(|f| f.command).filter(|_| in_table) {
+            Some(name) => format!("[{name}] "),
+            None => String::new(),
+        };
         let fail = |message: String| FileError {
             path: file.path.clone(),
             line: Some(value_line),
-            message: format!("{key}: {message}"),
+            message: format!("{table}{key}: {message}"),
         };
         for found in found {
             let arg = found.arg;
+            let command = match found.command {
+                Some(name) => built.find_subcommand(name).unwrap_or(built),
+                None => built,
+            };
+            if matches!(value.get_ref(), DeValue::Boolean(false))
+                && let Some(opposite) = opposite_flag(command, arg)
+            {
+                // `robots = false` would read as "no robots.txt" yet do
+                // nothing (a crawl reads it unless told not to).
+                return Err(fail(format!(
+                    "false does not mean {opposite}: write {opposite} = true, or leave {key} out"
+                )));
+            }
             let values = values_for(arg, value.get_ref()).map_err(&fail)?;
             let Some(values) = values else {
                 // A flag set to false: left off, as when absent.
                 continue;
             };
-            let command = match found.command {
-                Some(name) => built.find_subcommand(name).unwrap_or(built),
-                None => built,
-            };
             check(command, arg, &values).map_err(&fail)?;
+            for v in &values {
+                crate::config::check_value(arg.get_id().as_str(), v).map_err(&fail)?;
+            }
             if is_secret(arg, &values) && !self.secrets.iter().any(|s| s == key) {
                 self.secrets.push(key.to_owned());
             }
@@ -522,6 +559,22 @@ fn suggest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&
         .map(|(_, c)| c)
 }
 
+/// The flag that says the opposite of flag `arg` (`no-robots` for
+/// `robots`, and the other way round), if `command` has one.
+fn opposite_flag(command: &clap::Command, arg: &clap::Arg) -> Option<String> {
+    if !matches!(arg.get_action(), ArgAction::SetTrue) {
+        return None;
+    }
+    let long = arg.get_long()?;
+    let opposite = match long.strip_prefix("no-") {
+        Some(rest) => rest.to_owned(),
+        None => format!("no-{long}"),
+    };
+    long_arg(command, &opposite)
+        .filter(|o| matches!(o.get_action(), ArgAction::SetTrue))
+        .map(|_| opposite)
+}
+
 /// The command-line values `value` stands for as option `arg`'s, `None`
 /// for a flag set to false, or why the type is wrong.
 fn values_for(arg: &clap::Arg, value: &DeValue<'_>) -> Result<Option<Vec<String>>, String> {
@@ -538,6 +591,15 @@ fn values_for(arg: &clap::Arg, value: &DeValue<'_>) -> Result<Option<Vec<String>
                 type_name(other)
             )),
         },
+        _ if matches!(value, DeValue::Boolean(_))
+            && !arg
+                .get_possible_values()
+                .iter()
+                .any(|p| p.matches("true", true)) =>
+        {
+            // `output = false` would be a file named "false".
+            Err("takes a value, not true/false".to_owned())
+        }
         ArgAction::Append => match value {
             DeValue::Array(items) => items
                 .iter()
@@ -625,16 +687,48 @@ fn check(command: &clap::Command, arg: &clap::Arg, values: &[String]) -> Result<
             ) {
                 return Ok(());
             }
-            let mut why = first_paragraph(&e.render().to_string());
-            if arg.is_hide_env_values_set() {
-                // A secret is not echoed, as it is not shown elsewhere.
-                for v in values {
-                    why = why.replace(v.as_str(), "***");
-                }
-            }
-            Err(why)
+            Err(first_paragraph(
+                &without_secret_value(command, e).render().to_string(),
+            ))
         }
     }
+}
+
+/// clap's refusal of a value of an option that holds secrets (`-u`,
+/// `-b`), reworded so as not to show the value: clap's own message quotes
+/// it (`invalid value 'sid=SEC;RET' for '--cookie …'`). The option and the
+/// parser's reason stay; any other error is returned as it is.
+pub fn without_secret_value(command: &clap::Command, err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return err;
+    }
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    // clap names the option as "--cookie <NAME=VALUE|FILE>".
+    let long = shown.split_whitespace().next().unwrap_or_default();
+    let secret = std::iter::once(command)
+        .chain(command.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .any(|a| {
+            a.is_hide_env_values_set()
+                && a.get_long()
+                    .is_some_and(|l| long.strip_prefix("--") == Some(l))
+        });
+    if !secret {
+        return err;
+    }
+    let why = std::error::Error::source(&err)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    clap::Error::raw(
+        err.kind(),
+        format!("invalid value for '{shown}' (not shown: it is a secret){why}\n"),
+    )
 }
 
 /// clap's message on one line: its first paragraph, without "error: ".
@@ -661,27 +755,38 @@ fn is_secret(arg: &clap::Arg, values: &[String]) -> bool {
 /// cookie values and credentials in headers and URLs masked.
 pub fn masked(id: &str, value: &str) -> String {
     match id {
-        "user" => match value.split_once(':') {
-            Some((user, _)) => format!("{user}:***"),
-            None => "***".to_owned(),
-        },
-        "cookies" => match value.split_once('=') {
-            Some((name, _)) => format!("{name}=***"),
-            // -b FILE: a file name, which is no secret.
-            None => value.to_owned(),
-        },
+        // A user name alone is often a token (-u ghp_TOKEN:x), and the
+        // outputs show a URL's user info as *** too.
+        "user" => "***".to_owned(),
+        // One or several pairs (a=1; b=2), each value masked.
+        "cookies" if value.contains('=') => value
+            .split(';')
+            .map(|pair| match pair.trim().split_once('=') {
+                Some((name, _)) => format!("{name}=***"),
+                None => "***".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        // -b FILE: a file name, which is no secret.
+        "cookies" => value.to_owned(),
         "proxy" => crate::proxy::shown(value).into_owned(),
         "redis" => crate::output::without_password(value).into_owned(),
         "headers" => match value.split_once(':') {
-            Some((name, _))
-                if SECRET_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str()) =>
-            {
-                format!("{name}: ***")
-            }
-            _ => value.to_owned(),
+            Some((name, _)) if is_secret_header(name) => format!("{name}: ***"),
+            Some(_) => value.to_owned(),
+            // Malformed ("Authorization Bearer x"): where the name ends
+            // is unknown, so nothing of it is shown.
+            None => "***".to_owned(),
         },
         _ => value.to_owned(),
     }
+}
+
+/// Whether a header of this name carries a credential, by the words of
+/// [`SECRET_HEADER_WORDS`].
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    SECRET_HEADER_WORDS.iter().any(|w| name.contains(w))
 }
 
 /// Where an option's value comes from.
@@ -755,7 +860,12 @@ impl Effective {
                 Some(ValueSource::DefaultValue) => from_file().unwrap_or(Source::Default),
                 _ => Source::Unset,
             };
-            let value = render_value(arg, id, matches);
+            let mut value = render_value(arg, id, matches);
+            if value.as_deref() == Some("false") && opposite_flag(command, arg).is_some() {
+                // Not given: `robots = false` is refused in a file (it
+                // would not mean no-robots), so it is not printed.
+                value = None;
+            }
             let source = if value.is_none() {
                 Source::Unset
             } else {
@@ -1032,8 +1142,21 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        assert_eq!(masked("user", "ann:p4ss"), "ann:***");
+        assert_eq!(masked("user", "ann:p4ss"), "***");
+        assert_eq!(masked("user", "ghp_TOKEN:x"), "***");
         assert_eq!(masked("cookies", "sid=abc"), "sid=***");
+        assert_eq!(masked("cookies", "a=1; b=2"), "a=***; b=***");
+        assert_eq!(masked("cookies", "jar.txt"), "jar.txt");
+        for header in [
+            "PRIVATE-TOKEN: glpat-x",
+            "X-Access-Token: x",
+            "X-Goog-Api-Key: x",
+            "X-Session-Id: x",
+        ] {
+            let name = header.split_once(':').unwrap().0;
+            assert_eq!(masked("headers", header), format!("{name}: ***"));
+        }
+        assert_eq!(masked("headers", "Authorization Bearer SECRETXYZ"), "***");
         assert_eq!(
             masked("headers", "Authorization: Bearer x"),
             "Authorization: ***"

@@ -39,13 +39,15 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Fatal.code());
         }
     };
-    if parsed.cli.settings.print_config {
-        return print_config(&parsed.effective);
-    }
-    for warning in &parsed.warnings {
-        eprintln!("scriptscrape: {warning}");
+    if !parsed.cli.settings.print_config {
+        for warning in &parsed.warnings {
+            eprintln!("scriptscrape: {warning}");
+        }
     }
     let cli = parsed.cli;
+    if cli.command.is_some() && cli.settings.print_config {
+        return print_config(&parsed.effective);
+    }
     match cli.command {
         Some(Command::Diff(args)) => return diff(args),
         Some(Command::Enqueue(args)) => return enqueue(args),
@@ -66,6 +68,11 @@ fn main() -> ExitCode {
              (scriptscrape {command} --help), or ./{command} for a file named {command}"
         );
         return ExitCode::from(ExitStatus::Fatal.code());
+    }
+    // After the check above: `--print-config work` would print a scrape's
+    // settings, which is not what was asked.
+    if cli.settings.print_config {
+        return print_config(&parsed.effective);
     }
     if let Some(kind) = cli.generate {
         return match scriptscrape::cli::generate(kind, &mut std::io::stdout().lock()) {
@@ -207,29 +214,11 @@ fn inventory(args: scriptscrape::cli::InventoryArgs) -> ExitCode {
     }
 }
 
-/// Starts logging for a queue command, refusing -q with -v; `Err` is the
-/// exit status of a bad command line.
+/// Starts logging for a queue command (`-q` with `-v` was settled when
+/// the command line was read); `Err` is the exit status of a bad command
+/// line.
 fn queue_logs(log: &scriptscrape::cli::LogArgs) -> Result<(), ExitCode> {
-    let (mut quiet, mut verbose) = (log.quiet, log.verbose);
-    if quiet && verbose > 0 {
-        // As for a scrape, the command line's wins over the environment's.
-        let from_env = |name| std::env::var_os(name).is_some();
-        match (
-            from_env("SCRIPTSCRAPE_QUIET"),
-            from_env("SCRIPTSCRAPE_VERBOSE"),
-        ) {
-            (true, false) => quiet = false,
-            (false, true) => verbose = 0,
-            _ => {
-                eprintln!(
-                    "scriptscrape: -q (--quiet) and -v (--verbose) contradict each other: give \
-                     one of them"
-                );
-                return Err(ExitCode::from(ExitStatus::Fatal.code()));
-            }
-        }
-    }
-    terminal::init_logs(quiet, verbose, log.log_format);
+    terminal::init_logs(log.quiet, log.verbose, log.log_format);
     Ok(())
 }
 

@@ -125,8 +125,10 @@ fn flags_win_over_the_environment_which_wins_over_the_file() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let printed = String::from_utf8(out.stdout).unwrap();
+    // robots = false is no setting (it would not mean no-robots).
+    assert!(printed.contains("# robots (not set)"), "{printed}");
     assert!(
-        setting(&printed, "robots").ends_with("# default"),
+        setting(&printed, "no-robots").ends_with("# flag"),
         "{printed}"
     );
 }
@@ -251,7 +253,7 @@ fn secrets_are_masked_in_print_config_and_a_readable_file_is_warned_of() {
         assert!(!printed.contains(secret), "{secret} shown:\n{printed}");
     }
     assert!(
-        setting(&printed, "user").contains("\"ann:***\""),
+        setting(&printed, "user").contains("\"***\"") && !printed.contains("ann"),
         "{printed}"
     );
     assert!(
@@ -365,4 +367,259 @@ fn a_commands_table_wins_for_it_and_print_config_reads_back_as_a_file() {
             .collect()
     };
     assert_eq!(values(&printed), values(&again));
+}
+
+#[test]
+fn no_message_and_no_print_config_line_shows_a_secret() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let refused = |args: &[&str], env: &[(&str, &str)], secret: &str, says: &str| {
+        let out = run.run_with_env(args, None, env);
+        assert_eq!(out.code, 2, "{args:?} {env:?}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains(secret),
+            "{args:?} {env:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(says),
+            "{args:?} {env:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    };
+    let cookie = "'--cookie <NAME=VALUE|FILE>' (not shown: it is a secret)";
+    refused(&[&list, "-b", "sid=SEC;RET"], &[], "SEC", cookie);
+    refused(&[&list, "-b", "=SECRET"], &[], "SECRET", "without a name");
+    refused(&[&list, "-b", "s id=SECRET"], &[], "SECRET", cookie);
+    refused(
+        &[&list, "-b", "sid=SEC\nRET"],
+        &[],
+        "RET",
+        "a line break in a cookie",
+    );
+    refused(
+        &[&list],
+        &[("SCRIPTSCRAPE_COOKIE", "sid=SEC;RET")],
+        "SEC",
+        cookie,
+    );
+    let user = "'--user <USER:PASSWORD>' (not shown: it is a secret)";
+    refused(&[&list, "-u", "nocolonSECRET"], &[], "SECRET", user);
+    refused(
+        &[&list],
+        &[("SCRIPTSCRAPE_USER", "nocolonSECRET")],
+        "SECRET",
+        user,
+    );
+    refused(
+        &[&list, "-H", "Authorization Bearer SECRETXYZ"],
+        &[],
+        "SECRETXYZ",
+        "invalid header \"Authorization …\": no colon",
+    );
+    // From the file, the same message, after the file, line and key.
+    std::fs::write(run.path("c.toml"), "\ncookie = \"sid=SEC;RET\"\n").unwrap();
+    refused(
+        &[&list, "--config", "c.toml"],
+        &[],
+        "SEC",
+        &format!("c.toml:2: cookie: invalid value for {cookie}"),
+    );
+
+    // curl's form: several cookies in one -b.
+    let server = TestServer::start();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    let out = run.run(&[&list, "-b", "a=1; b=2", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.last_headers()["cookie"], "a=1; b=2");
+
+    // --print-config masks secret-bearing headers, malformed ones and the
+    // whole of -u.
+    let out = run.run(
+        &[
+            "-H",
+            "Authorization Bearer SECRETXYZ",
+            "-H",
+            "PRIVATE-TOKEN: SECRET1",
+            "-H",
+            "X-Access-Token: SECRET2",
+            "-H",
+            "X-Goog-Api-Key: SECRET3",
+            "-u",
+            "ghp_TOKEN:x",
+            "-b",
+            "a=SECRET4; b=SECRET5",
+            "--print-config",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    for secret in ["SECRET", "ghp_TOKEN"] {
+        assert!(!printed.contains(secret), "{secret}:\n{printed}");
+    }
+    assert!(
+        setting(&printed, "header").contains("\"PRIVATE-TOKEN: ***\""),
+        "{printed}"
+    );
+    assert!(
+        setting(&printed, "cookie").contains("\"a=***; b=***\""),
+        "{printed}"
+    );
+
+    // A file others can read holding such a header is warned of.
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = run.path("h.toml");
+    std::fs::write(&path, "header = \"X-Goog-Api-Key: SECRET3\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run.run(&[&list, "--config", "h.toml", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("holds secrets (header)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn quiet_and_verbose_go_by_source_and_print_config_reads_back() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/headers")]);
+    std::fs::write(run.path("v.toml"), "verbose = 1\n").unwrap();
+    // The environment wins over the file.
+    let out = run.run_with_env(
+        &[&list, "--config", "v.toml", "-o", "s.csv"],
+        None,
+        &[("SCRIPTSCRAPE_QUIET", "true")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "quiet");
+    // What --print-config prints is what runs, and reads back.
+    std::fs::write(run.path("c2.toml"), "verbose = 2\n").unwrap();
+    let out = run.run(&["--config", "c2.toml", "-q", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        setting(&printed, "quiet").starts_with("quiet = true"),
+        "{printed}"
+    );
+    assert!(
+        setting(&printed, "verbose").starts_with("verbose = 0"),
+        "{printed}"
+    );
+    std::fs::write(run.path("pq.txt"), &printed).unwrap();
+    let out = run.run(&[&list, "--config", "pq.txt", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "quiet");
+
+    // From one source, they still contradict each other.
+    std::fs::write(run.path("both.toml"), "verbose = 1\nquiet = true\n").unwrap();
+    let out = run.run(&[&list, "--config", "both.toml"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("contradict"), "{}", out.stderr);
+}
+
+#[test]
+fn values_that_would_do_the_wrong_thing_are_refused_with_file_line_and_key() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    let refused = |text: &str, says: &str| {
+        std::fs::write(run.path("c.toml"), text).unwrap();
+        let out = run.run(&[&list, "--config", "c.toml", "-o", "s.csv"], None);
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        let line = out.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{text}: {line}");
+        assert!(line.contains(says), "{text}: {line}");
+        assert!(!line.contains("SECRET"), "{text}: {line}");
+    };
+    refused(
+        "\noutput = false\n",
+        "c.toml:2: output: takes a value, not true/false",
+    );
+    refused(
+        "pages = true\n",
+        "c.toml:1: pages: takes a value, not true/false",
+    );
+    refused(
+        "depth = 1\nrobots = false\n",
+        "c.toml:2: robots: false does not mean no-robots: write no-robots = true",
+    );
+    refused(
+        "[[work]]\nconcurrency = 1\n",
+        "c.toml:1: [[work]]: an array of tables; use [work]",
+    );
+    refused(
+        "cookie = {a=1}\n",
+        "c.toml:1: cookie: a table is not a value; give a string or a list",
+    );
+    refused(
+        "header = \"1\"\n",
+        "c.toml:1: header: invalid header: no colon",
+    );
+    refused(
+        "header = \"Authorization Bearer SECRET\"\n",
+        "c.toml:1: header: invalid header \"Authorization …\": no colon",
+    );
+    refused("proxy = \"ftp://p:21\"\n", "c.toml:1: proxy:");
+    refused("user-agent = \"a\\nb\"\n", "c.toml:1: user-agent:");
+    refused(
+        "sitemap = \"x\"\n",
+        "c.toml:1: sitemap: expected an http(s) URL or auto",
+    );
+    refused(
+        "cookie = \"nosuchfile\"\n",
+        "c.toml:1: cookie: cookie file nosuchfile",
+    );
+    refused(
+        "cookie-jar = \"nodir/jar.txt\"\n",
+        "c.toml:1: cookie-jar: the directory nodir does not exist",
+    );
+    refused(
+        "stats = \"nodir/s.json\"\n",
+        "c.toml:1: stats: the directory nodir does not exist",
+    );
+    refused(
+        "[work]\nheader = \"1\"\n",
+        "c.toml:2: [work] header: invalid header: no colon",
+    );
+    // no-robots = true still works, and robots = true too.
+    std::fs::write(run.path("c.toml"), "no-robots = true\n").unwrap();
+    let out = run.run(&["--config", "c.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn print_config_goes_with_its_command_and_needs_none_of_its_required_options() {
+    let run = Run::new();
+    std::fs::write(run.path("w.toml"), "[work]\nconcurrency = 9\n").unwrap();
+    // Before a command's name, as without --print-config: refused.
+    let out = run.run(&["--print-config", "work"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("'work' is a command"), "{}", out.stderr);
+    let out = run.run(&["--config", "w.toml", "--print-config", "work"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run.run(&["--config", "w.toml", "work", "--print-config"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("'work' is a command"), "{}", out.stderr);
+    // After it, without --redis, --job or OLD NEW.
+    let out = run.run(&["work", "--config", "w.toml", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("[work]\n"), "{printed}");
+    assert!(
+        setting(&printed, "concurrency").contains("\"9\""),
+        "{printed}"
+    );
+    assert!(printed.contains("# redis (not set)"), "{printed}");
+    let out = run.run(&["diff", "--print-config"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(String::from_utf8(out.stdout).unwrap().contains("[diff]\n"));
+    // Without --print-config, the required options still are.
+    let out = run.run(&["work"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run.run(&["work", "-H", "--print-config"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("required"), "{}", out.stderr);
 }

@@ -210,3 +210,72 @@ fn listed_cookies_keep_to_their_origin_beside_a_jar() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(server.last_headers()["cookie"], "token=t; fromfile=f");
 }
+
+#[test]
+fn the_jar_is_written_through_a_fifo_and_a_symlink_as_stats_is() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/cookie/set/sid")]);
+    let secret = cookie_value("sid");
+
+    // A FIFO stays a FIFO: its reader gets the jar.
+    let fifo = run.path("jar.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo from coreutils");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = run.run(&[&list, "--cookie-jar", "jar.fifo", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Checked before waiting for the reader, which a FIFO replaced by a
+    // file leaves waiting for ever.
+    use std::os::unix::fs::FileTypeExt as _;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let read = reader.join().unwrap();
+    assert!(read.contains(&format!("\tsid\t{secret}\n")), "{read}");
+
+    // A symlink stays a link; the file it names holds the jar.
+    std::fs::create_dir(run.path("real")).unwrap();
+    std::fs::write(run.path("real/jar.txt"), "# Netscape HTTP Cookie File\n").unwrap();
+    std::os::unix::fs::symlink("real/jar.txt", run.path("link.jar")).unwrap();
+    let out = run.run(&[&list, "--cookie-jar", "link.jar", "-o", "s.csv"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        std::fs::symlink_metadata(run.path("link.jar"))
+            .unwrap()
+            .is_symlink()
+    );
+    let written = std::fs::read_to_string(run.path("real/jar.txt")).unwrap();
+    assert!(written.contains(&format!("\tsid\t{secret}\n")), "{written}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(run.path("real/jar.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_cookie_file_value_cannot_add_cookies_of_its_own() {
+    let run = Run::new();
+    let list = run.urls("urls.txt", &["http://127.0.0.1:9/"]);
+    std::fs::write(
+        run.path("cookies.txt"),
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsid\tVAL;admin=1\n",
+    )
+    .unwrap();
+    let out = run.run(&[&list, "-b", "cookies.txt", "-o", "s.csv"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cookies.txt:2"), "{}", out.stderr);
+    assert!(!out.stderr.contains("VAL"), "{}", out.stderr);
+    assert!(!out.stderr.contains("admin"), "{}", out.stderr);
+}

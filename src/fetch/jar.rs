@@ -94,15 +94,23 @@ impl Jar {
         self.save_to.as_deref()
     }
 
-    /// Writes the cookies that have not expired to `--cookie-jar`'s file,
-    /// whole (a temporary file beside it, renamed over it), readable by its
-    /// owner only: it holds secrets.
+    /// Writes the cookies that have not expired to `--cookie-jar`'s file
+    /// as `--stats` writes its own: a file whole (a temporary file beside
+    /// it, renamed over it), readable by its owner only as it holds
+    /// secrets; through a symlink, the file it points to (the link kept);
+    /// a device or FIFO in place, never replaced by a file.
     pub fn save(&self) -> std::io::Result<()> {
         let Some(path) = &self.save_to else {
             return Ok(());
         };
         let text = self.to_netscape();
-        crate::output::write_whole(path, |file| {
+        if crate::output::is_device(path) {
+            // Not created, not truncated: a device or FIFO takes what is
+            // written as it comes.
+            let mut device = std::fs::OpenOptions::new().write(true).open(path)?;
+            return device.write_all(text.as_bytes());
+        }
+        crate::output::write_whole(&crate::output::real_path(path), |file| {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt as _;
@@ -295,6 +303,15 @@ fn load(store: &mut CookieStore, text: &str, now: OffsetDateTime) -> Result<(), 
         let host = domain.trim_start_matches('.').to_ascii_lowercase();
         if host.is_empty() || name.is_empty() {
             return Err((number, "the domain and the name cannot be empty".to_owned()));
+        }
+        // Sent as is in the Cookie header, a ';' would add cookies of the
+        // file's choosing (`VAL;admin=1`), as -b NAME=VALUE refuses too.
+        if name.contains([';', '=', ' ']) || value.contains([';', '\0']) {
+            return Err((
+                number,
+                "a cookie name or value with ';' (or a name with '=' or a space) is not a cookie"
+                    .to_owned(),
+            ));
         }
         let scheme = if secure { "https" } else { "http" };
         let path = if path.starts_with('/') { path } else { "/" };
