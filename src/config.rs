@@ -725,7 +725,10 @@ fn format_of_name(path: &Path, given: bool) -> Result<Option<crate::output::Form
         Some("csv") => Some(Format::Csv),
         Some("jsonl" | "ndjson") => Some(Format::Jsonl),
         Some("parquet") => Some(Format::Parquet),
-        Some(other @ ("xz" | "bz2" | "lz4" | "br" | "lzma" | "zip" | "7z" | "z")) => {
+        Some(
+            other @ ("xz" | "bz2" | "lz4" | "br" | "lzma" | "zip" | "7z" | "z" | "gzip" | "zstd"
+            | "tgz"),
+        ) => {
             return Err(format!(
                 "scriptscrape does not write .{other} files: name it .gz or .zst"
             ));
@@ -1016,6 +1019,42 @@ fn check_no_clobber(
             }
         }
     }
+    // Standard output reached by a name (-o /dev/stdout, a FIFO the shell
+    // gave it) is standard output: one stream for two outputs interleaves
+    // their rows, or renames a file from under the other.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+        let stdout = std::fs::metadata("/dev/stdout")
+            .ok()
+            .filter(|m| !m.file_type().is_char_device() && !m.file_type().is_block_device());
+        let is_stdout = |path: &Path| {
+            stdout.as_ref().is_some_and(|out| {
+                std::fs::metadata(path).is_ok_and(|m| m.dev() == out.dev() && m.ino() == out.ino())
+            })
+        };
+        let named: Vec<&str> = [("-o", &cli.outputs.output), ("--pages", &cli.outputs.pages)]
+            .into_iter()
+            .filter_map(|(option, dest)| dest.as_deref().filter(|d| *d == "-").map(|_| option))
+            .chain(
+                stats.is_none().then_some(()).and(
+                    cli.outputs
+                        .stats
+                        .as_deref()
+                        .filter(|s| s.as_os_str() == "-")
+                        .map(|_| "--stats"),
+                ),
+            )
+            .chain(cli.outputs.output.is_none().then_some("-o"))
+            .collect();
+        for (what, path) in &written {
+            if let Some(other) = named.first().filter(|_| is_stdout(path)) {
+                bail!(
+                    "{what} is standard output, where {other} writes too; give each its own file"
+                );
+            }
+        }
+    }
     for (i, (a, pa)) in written.iter().enumerate() {
         for (b, pb) in &written[i + 1..] {
             let (oa, ob) = (a.split(' ').next(), b.split(' ').next());
@@ -1032,8 +1071,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
     {
         use std::os::unix::fs::MetadataExt as _;
         if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-            // Two writers on one device (/dev/null) do not clobber a file.
-            return ma.is_file() && ma.dev() == mb.dev() && ma.ino() == mb.ino();
+            // Two writers on one device (/dev/null, a terminal) do not
+            // clobber a file; on one FIFO their rows would interleave.
+            use std::os::unix::fs::FileTypeExt as _;
+            let kind = ma.file_type();
+            let shared = kind.is_file() || kind.is_fifo() || kind.is_socket();
+            return shared && ma.dev() == mb.dev() && ma.ino() == mb.ino();
         }
     }
     let canonical = |p: &Path| -> Option<PathBuf> {
@@ -1101,11 +1144,22 @@ pub(crate) fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)>
             _ => bail!("invalid header: no colon (expected 'Name: value')"),
         }
     };
-    let name = HeaderName::from_bytes(name.trim().as_bytes()).with_context(|| {
-        format!(
-            "invalid header name {:?} (expected 'Name: value')",
-            crate::output::one_line(name.trim())
-        )
+    // A name that is no header name ("Authorization Basic user:pass") is
+    // shown as a header without a colon is: its first word at most, as
+    // what follows may be a credential.
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+        let first = name.split_whitespace().next().unwrap_or_default();
+        if name.trim().contains(char::is_whitespace) {
+            anyhow::anyhow!(
+                "invalid header {:?}: not 'Name: value'",
+                format!("{} …", crate::output::one_line(first))
+            )
+        } else {
+            anyhow::anyhow!(
+                "invalid header name {:?} (expected 'Name: value')",
+                crate::output::one_line(name.trim())
+            )
+        }
     })?;
     // These say how the message is framed or how the connection is used,
     // which the HTTP client decides; a GET carrying a Content-Length it

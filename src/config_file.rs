@@ -57,10 +57,16 @@ const SECRET_HEADER_WORDS: &[&str] = &[
     "secret",
     "auth",
     "session",
-    "password",
+    // password, passwd, x-pass
+    "pass",
     "cookie",
-    "signature",
+    // signature, x-sig
+    "sig",
     "credential",
+    "jwt",
+    "bearer",
+    "csrf",
+    "xsrf",
 ];
 
 /// How the configuration file was chosen.
@@ -385,6 +391,18 @@ impl Layer {
                 // A flag set to false: left off, as when absent.
                 continue;
             };
+            let may_hold_secrets = matches!(
+                arg.get_id().as_str(),
+                "user" | "cookies" | "proxy" | "redis" | "headers"
+            ) || arg.is_hide_env_values_set();
+            if may_hold_secrets && values.iter().any(|v| v.contains("***")) {
+                // --print-config's output read back: the mask would be
+                // sent as the password or cookie.
+                return Err(fail(
+                    "holds ***, where --print-config masked a secret: put the secret back"
+                        .to_owned(),
+                ));
+            }
             check(command, arg, &values).map_err(&fail)?;
             for v in &values {
                 crate::config::check_value(arg.get_id().as_str(), v).map_err(&fail)?;
@@ -770,8 +788,12 @@ pub fn masked(id: &str, value: &str) -> String {
         // -b FILE: a file name, which is no secret.
         "cookies" => value.to_owned(),
         "proxy" => crate::proxy::shown(value).into_owned(),
-        "redis" => crate::output::without_password(value).into_owned(),
+        // A Unix socket URL's pass= and password= too, as `jobs` shows it.
+        "redis" => crate::queue::shown_redis_url(value),
         "headers" => match value.split_once(':') {
+            // A name with a space is no header name: where it really ends
+            // is unknown ("Authorization Basic user:pass").
+            Some((name, _)) if name.trim().contains(char::is_whitespace) => "***".to_owned(),
             Some((name, _)) if is_secret_header(name) => format!("{name}: ***"),
             Some(_) => value.to_owned(),
             // Malformed ("Authorization Bearer x"): where the name ends

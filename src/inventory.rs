@@ -173,11 +173,17 @@ pub fn build(config: &InventoryConfig) -> anyhow::Result<Report> {
     if !inventory.lacks.is_empty() {
         let n = inventory.lacks.len();
         warnings.push(format!(
-            "{} lacks the {} column{} (written with --fields): the report leaves {} empty",
+            "{} lacks the {} column{} (written with --fields): the report shows no value for \
+             {}{}",
             config.scripts,
             inventory.lacks.join(", "),
             if n > 1 { "s" } else { "" },
             if n > 1 { "them" } else { "it" },
+            if inventory.lacks.contains(&"index") {
+                " (index as 0, scripts in the file's order)"
+            } else {
+                ""
+            },
         ));
     }
     let (allow, allow_name) = &config.allow;

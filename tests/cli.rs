@@ -611,3 +611,34 @@ fn no_output_replaces_a_file_the_run_reads_or_another_output() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// Standard output reached by a name is standard output: refused beside
+/// another output there, where rows would interleave or a file be renamed
+/// from under the other.
+#[test]
+fn standard_output_by_name_is_not_shared_with_another_output() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    for args in [
+        vec!["-o", "/dev/stdout", "--pages", "-"],
+        vec!["-o", "/dev/stdout", "--stats", "-"],
+        vec!["--pages", "/dev/stdout"],
+    ] {
+        let mut all = vec![list.as_str()];
+        all.extend(&args);
+        // Standard output a file, as a shell's redirect makes it.
+        let out = run
+            .command(&all)
+            .stdout(std::fs::File::create(run.path("both.txt")).unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is standard output, where"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(server.hits("/gen/1"), 0);
+}

@@ -623,3 +623,66 @@ fn print_config_goes_with_its_command_and_needs_none_of_its_required_options() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("required"), "{}", out.stderr);
 }
+
+/// --print-config's masks read back are refused, not sent as the secret;
+/// a header whose name has a space shows its first word at most.
+#[test]
+fn masked_secrets_read_back_are_refused_and_bad_header_names_stay_hidden() {
+    let server = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/gen/1")]);
+    for (toml, key) in [
+        ("user = \"***\"\n", "user"),
+        ("cookie = \"sid=***\"\n", "cookie"),
+        ("header = [\"Authorization: ***\"]\n", "header"),
+        ("proxy = \"http://***@127.0.0.1:9/\"\n", "proxy"),
+    ] {
+        std::fs::write(run.path("c.toml"), toml).unwrap();
+        let out = run.run(&[&list, "--config", "c.toml", "-o", "/dev/null"], None);
+        assert_eq!(out.code, 2, "{toml}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "c.toml:1: {key}: holds ***, where --print-config masked a secret: put the secret back"
+            )),
+            "{toml}: {}",
+            out.stderr
+        );
+    }
+    let out = run.run(
+        &[
+            &list,
+            "-o",
+            "/dev/null",
+            "-H",
+            "Authorization Basic ann:SECRETPW",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("invalid header \"Authorization …\""),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("SECRETPW") && !out.stderr.contains("ann"),
+        "{}",
+        out.stderr
+    );
+    let out = run.run(
+        &[
+            "--print-config",
+            "-H",
+            "Authorization Basic ann:SECRETPW",
+            "-H",
+            "X-Pass: p4",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("SECRETPW") && !stdout.contains("p4"),
+        "{stdout}"
+    );
+    assert_eq!(server.hits("/gen/1"), 0);
+}

@@ -176,6 +176,10 @@ fn compression_that_disagrees_with_a_name_is_refused() {
             vec!["-o", "s.json"],
             "-o s.json: JSON Lines files are named .jsonl",
         ),
+        (
+            vec!["-o", "s.csv.gzip"],
+            "-o s.csv.gzip: scriptscrape does not write .gzip files: name it .gz or .zst",
+        ),
     ] {
         let mut all = vec![list.as_str()];
         all.extend(args);

@@ -313,6 +313,14 @@ fn load(store: &mut CookieStore, text: &str, now: OffsetDateTime) -> Result<(), 
                     .to_owned(),
             ));
         }
+        // A control character makes no Cookie header: the cookie would be
+        // left out without a word.
+        if name.chars().chain(value.chars()).any(|c| c.is_control()) {
+            return Err((
+                number,
+                "a cookie name or value with a control character is not a cookie".to_owned(),
+            ));
+        }
         let scheme = if secure { "https" } else { "http" };
         let path = if path.starts_with('/') { path } else { "/" };
         let url = Url::parse(&format!("{scheme}://{host}{path}"))
@@ -384,6 +392,21 @@ mod tests {
         assert!(!sent(&jar, "http://a.www.example.com/app/").contains("app="));
         assert_eq!(sent(&jar, "http://old.example.com/"), "site=all");
         assert_eq!(sent(&jar, "http://example.org/"), "");
+    }
+
+    #[test]
+    fn a_control_character_in_a_cookie_is_a_bad_line() {
+        let mut store = CookieStore::new();
+        let now = OffsetDateTime::now_utc();
+        for bad in [
+            "127.0.0.1\tFALSE\t/\tFALSE\t0\tsess\tSEC\u{1}RET\n",
+            "127.0.0.1\tFALSE\t/\tFALSE\t0\tsess\tSEC\rRET\n",
+        ] {
+            let err = load(&mut store, bad, now).unwrap_err();
+            assert_eq!(err.0, 1);
+            assert!(err.1.contains("control character"), "{}", err.1);
+            assert!(!err.1.contains("SEC"), "{}", err.1);
+        }
     }
 
     #[test]

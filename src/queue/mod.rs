@@ -78,6 +78,8 @@ mod keys;
 pub mod retry;
 mod scripts;
 mod store;
+/// The Redis URL as messages show it (passwords masked, Unix sockets' too).
+pub(crate) use store::shown as shown_redis_url;
 pub mod wire;
 pub mod worker;
 
