@@ -1131,6 +1131,11 @@ pub fn check_value(id: &str, value: &str) -> Result<(), String> {
 
 /// Parses `-H 'Name: value'`.
 pub(crate) fn parse_header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+    if h.trim().is_empty() {
+        // -H and SCRIPTSCRAPE_HEADER take one header a line: a value that
+        // ends with a line break leaves an empty one.
+        bail!("an empty header (a line break at the end of a -H value?): expected 'Name: value'");
+    }
     let Some((name, value)) = h.split_once(':') else {
         // The value is not echoed, and without a colon where it starts is
         // unknown: of "Name value" the first word is shown, of a single
