@@ -369,9 +369,7 @@ impl Config {
             _ => None,
         };
         for &(option, path) in file_outputs.iter().chain(&stats_file) {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-                && !dir.is_dir()
-            {
+            if let Some(dir) = missing_dir(path) {
                 bail!(
                     "cannot write {option} {}: the directory {} does not exist",
                     path.display(),
@@ -398,15 +396,8 @@ impl Config {
                 // the .part.run --resume reads, its lock.
                 let kept = file_outputs.iter().flat_map(|&(option, path)| {
                     let part = crate::output::staged_part(path).ok().flatten();
-                    let beside = part.into_iter().flat_map(|part| {
-                        [
-                            crate::run::resume::RunId::path(&part),
-                            crate::run::lock::lock_path(&part),
-                            part,
-                        ]
-                    });
                     std::iter::once(path.to_path_buf())
-                        .chain(beside)
+                        .chain(part.into_iter().flat_map(kept_beside))
                         .map(move |p| (option, p))
                 });
                 for (option, path) in kept {
@@ -878,15 +869,12 @@ fn crawl_settings(cli: &Cli) -> anyhow::Result<Option<crate::crawl::Crawl>> {
             sitemap_auto = true;
             continue;
         }
-        let url = url::Url::parse(s)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .with_context(|| {
-                format!(
-                    "invalid --sitemap {:?}: expected an http(s) URL or auto",
-                    crate::output::without_password(s)
-                )
-            })?;
+        let url = sitemap_url(s).with_context(|| {
+            format!(
+                "invalid --sitemap {:?}: expected an http(s) URL or auto",
+                crate::output::without_password(s)
+            )
+        })?;
         sitemaps.push(url);
     }
     if sitemap_auto && cli.inputs.is_empty() && !sitemaps.is_empty() {
@@ -942,6 +930,16 @@ fn input_files(sources: &[Source]) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// The files a run keeps beside an output's `.part`: the `.part.run`
+/// `--resume` reads, the lock, and the `.part` itself.
+fn kept_beside(part: PathBuf) -> [PathBuf; 3] {
+    [
+        crate::run::resume::RunId::path(&part),
+        crate::run::lock::lock_path(&part),
+        part,
+    ]
+}
+
 /// Refuses a run that would write over a file it reads (a list, a `-b`
 /// cookie file, the configuration file) or write two things to one file,
 /// counting the files kept beside each output (`.part`, `.part.run`,
@@ -986,11 +984,7 @@ fn check_no_clobber(
         written.push((format!("{option} {}", path.display()), path.to_path_buf()));
         if let Some(part) = crate::output::staged_part(path)? {
             let what = format!("{option} {} (its {{}})", path.display());
-            for beside in [
-                crate::run::resume::RunId::path(&part),
-                crate::run::lock::lock_path(&part),
-                part,
-            ] {
+            for beside in kept_beside(part) {
                 let name = beside
                     .file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -1097,11 +1091,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// the file, line and key: what clap's parser of the option lets through
 /// but [`Config`] refuses. Never shows a secret.
 pub fn check_value(id: &str, value: &str) -> Result<(), String> {
-    let missing_dir = |path: &Path| {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
-        (value != "-" && !dir.is_dir())
-            .then(|| format!("the directory {} does not exist", dir.display()))
-    };
     match id {
         "headers" => parse_header(value)
             .map(|_| ())
@@ -1110,9 +1099,7 @@ pub fn check_value(id: &str, value: &str) -> Result<(), String> {
             .map(|_| ())
             .map_err(|_| "control characters and line breaks are not allowed".to_owned()),
         "proxy" => crate::proxy::parse(value).map(|_| ()),
-        "sitemaps" if value != "auto" => url::Url::parse(value)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        "sitemaps" if value != "auto" => sitemap_url(value)
             .map(|_| ())
             .ok_or_else(|| "expected an http(s) URL or auto".to_owned()),
         // -b FILE: read as the run would read it.
@@ -1121,12 +1108,25 @@ pub fn check_value(id: &str, value: &str) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
-        "cookie_jar" | "stats" => match missing_dir(Path::new(value)) {
-            Some(why) => Err(why),
+        "cookie_jar" | "stats" if value != "-" => match missing_dir(Path::new(value)) {
+            Some(dir) => Err(format!("the directory {} does not exist", dir.display())),
             None => Ok(()),
         },
         _ => Ok(()),
     }
+}
+
+/// The directory `path` would be written in, when it does not exist.
+fn missing_dir(path: &Path) -> Option<&Path> {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+}
+
+/// A `--sitemap` URL: http(s), with a host.
+fn sitemap_url(s: &str) -> Option<url::Url> {
+    url::Url::parse(s)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 /// Parses `-H 'Name: value'`.

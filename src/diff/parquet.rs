@@ -14,16 +14,14 @@ use serde_json::{Map, Value};
 /// A Parquet file starts (and ends) with these bytes.
 pub(super) const MAGIC: &[u8] = b"PAR1";
 
-/// Calls `each` on every row of the Parquet file at `path`, after checking
-/// it has the `required` columns (`missing` words the refusal, given the
-/// absent ones and the file's). `source`
-/// is the file already opened, or standard input (`-`), which is copied to
-/// a temporary file first: a Parquet reader starts from the end.
+/// Calls `each` on every row of the Parquet file at `path`, after asking
+/// `refusal`, given the file's columns, whether it can be read. `source` is
+/// the file already opened, or standard input (`-`), which is copied to a
+/// temporary file first: a Parquet reader starts from the end.
 pub(super) fn each_row(
     path: &str,
     mut source: impl Read,
-    required: &[&str],
-    missing: impl Fn(&[&str], &[String]) -> String,
+    refusal: impl Fn(&[String]) -> Option<String>,
     mut each: impl FnMut(&Map<String, Value>) -> anyhow::Result<()>,
 ) -> anyhow::Result<bool> {
     let file = if path == "-" {
@@ -49,13 +47,8 @@ pub(super) fn each_row(
         .iter()
         .map(|f| f.name().to_owned())
         .collect();
-    let absent: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|c| !columns.iter().any(|n| n == c))
-        .collect();
-    if !absent.is_empty() {
-        bail!("{path}: {}", missing(&absent, &columns));
+    if let Some(why) = refusal(&columns) {
+        bail!("{path}: {why}");
     }
     let rows = reader
         .get_row_iter(None)

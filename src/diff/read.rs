@@ -354,12 +354,8 @@ fn each_row(
         .fill_buf()
         .with_context(|| format!("cannot read {path}"))?;
     if head.starts_with(super::parquet::MAGIC) {
-        let missing = |absent: &[&str], columns: &[String]| {
-            not_this_output(required, absent, |c| columns.iter().any(|n| n == c))
-        };
-        return super::parquet::each_row(path, reader, required, missing, |map| {
-            each(&Row::Json(map))
-        });
+        let refusal = |columns: &[String]| lacking(required, |c| columns.iter().any(|n| n == c));
+        return super::parquet::each_row(path, reader, refusal, |map| each(&Row::Json(map)));
     }
     let first = first_byte(&mut reader).with_context(|| format!("cannot read {path}"))?;
     if first == Some(b'{') {
@@ -373,16 +369,10 @@ fn each_row(
             let Some(map) = value.as_object() else {
                 bail!("{path} line {}: not a JSON object", n + 1);
             };
-            let missing: Vec<&str> = required
-                .iter()
-                .copied()
-                .filter(|c| !map.contains_key(*c))
-                .collect();
-            if n == 0 && !missing.is_empty() {
-                bail!(
-                    "{path}: {}",
-                    not_this_output(required, &missing, |c| map.contains_key(c))
-                );
+            if n == 0
+                && let Some(why) = lacking(required, |c| map.contains_key(c))
+            {
+                bail!("{path}: {why}");
             }
             each(&Row::Json(map)).with_context(|| format!("{path} line {}", n + 1))?;
         }
@@ -400,16 +390,10 @@ fn each_row(
         .enumerate()
         .map(|(i, h)| (h.to_owned(), i))
         .collect();
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|c| !columns.contains_key(*c))
-        .collect();
-    if first.is_some() && !missing.is_empty() {
-        bail!(
-            "{path}: {}",
-            not_this_output(required, &missing, |c| columns.contains_key(c))
-        );
+    if first.is_some()
+        && let Some(why) = lacking(required, |c| columns.contains_key(c))
+    {
+        bail!("{path}: {why}");
     }
     let mut record = csv::StringRecord::new();
     loop {
@@ -430,6 +414,13 @@ fn unescape(cell: &str) -> &str {
         Some(rest) if crate::output::formula_like(rest) || rest.starts_with('\'') => rest,
         _ => cell,
     }
+}
+
+/// Why a file whose columns are those `has` says yes to cannot be read,
+/// when it lacks some of the `required` ones.
+fn lacking(required: &[&str], has: impl Fn(&str) -> bool) -> Option<String> {
+    let missing: Vec<&str> = required.iter().copied().filter(|c| !has(c)).collect();
+    (!missing.is_empty()).then(|| not_this_output(required, &missing, has))
 }
 
 /// Why a file lacking the `missing` columns cannot be read: either it is

@@ -17,7 +17,6 @@
 //! cookies keep their narrower rule: pages on the listed URLs' own
 //! origins only.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -104,20 +103,7 @@ impl Jar {
             return Ok(());
         };
         let text = self.to_netscape();
-        if crate::output::is_device(path) {
-            // Not created, not truncated: a device or FIFO takes what is
-            // written as it comes.
-            let mut device = std::fs::OpenOptions::new().write(true).open(path)?;
-            return device.write_all(text.as_bytes());
-        }
-        crate::output::write_whole(&crate::output::real_path(path), |file| {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt as _;
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            }
-            file.write_all(text.as_bytes())
-        })
+        crate::output::write_small(path, Some(0o600), text.as_bytes())
     }
 
     /// The jar in curl's Netscape format, sorted by domain, path and name.

@@ -448,6 +448,27 @@ pub fn write_whole(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>)
     Ok(())
 }
 
+/// Writes a small output (`--stats`, `--cookie-jar`): a device or FIFO in
+/// place, never created or truncated; a file whole ([`write_whole`]),
+/// through a symlink to the file it names, with `mode` when given (a file
+/// that holds secrets).
+pub fn write_small(path: &Path, mode: Option<u32>, bytes: &[u8]) -> io::Result<()> {
+    if is_device(path) {
+        let mut device = std::fs::OpenOptions::new().write(true).open(path)?;
+        return device.write_all(bytes);
+    }
+    write_whole(&real_path(path), |file| {
+        #[cfg(unix)]
+        if let Some(mode) = mode {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        file.write_all(bytes)
+    })
+}
+
 /// The OS error under one that names the temporary file (tempfile adds
 /// its path): the user named the output, not the file staged beside it.
 fn without_temporary_path(err: io::Error) -> io::Error {

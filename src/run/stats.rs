@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ErrorKind;
 use crate::output::Destination;
-use crate::output::{Target, is_device, real_path, write_whole};
+use crate::output::{Target, is_device, real_path};
 use crate::run::report::{ExitStatus, Summary};
 
 /// The stats file's schema version.
@@ -149,10 +149,10 @@ pub fn write(dest: &Destination, doc: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_vec_pretty(doc).with_context(context)?;
     text.push(b'\n');
     match dest {
-        Destination::File(path) if !is_device(path) => {
-            write_whole(&real_path(path), |file| file.write_all(&text)).with_context(context)
+        Destination::File(path) => {
+            crate::output::write_small(path, None, &text).with_context(context)
         }
-        _ => {
+        Destination::Stdout => {
             let mut target = Target::open(dest, false).with_context(context)?;
             target.write_all(&text).with_context(context)?;
             target.commit().with_context(context)
