@@ -195,6 +195,7 @@ fn encoding_alone(dir: &Path, runs: usize, formats: &[(&str, &str)]) {
                 attempts: 1,
                 depth: 0,
                 referrer: None,
+                incomplete: None,
             }
         })
         .collect();

@@ -85,6 +85,10 @@ pub struct Cli {
     #[command(flatten)]
     pub fetch: FetchArgs,
 
+    /// Loading pages in a browser (--render).
+    #[command(flatten)]
+    pub render: RenderArgs,
+
     /// What is said on standard error.
     #[command(flatten)]
     pub log: LogArgs,
@@ -553,6 +557,92 @@ pub struct FetchArgs {
     /// finish and be written; a second signal stops at once.
     #[arg(env = "SCRIPTSCRAPE_GRACE", long, value_name = "SECS", default_value = "10", value_parser = parse_grace, allow_negative_numbers = true)]
     pub grace: Duration,
+}
+
+/// `--render` and its options: each page also loaded in a headless
+/// Chromium, and every script that ran there reported.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Also load each fetched page in a headless Chromium (given the body
+    /// already fetched) and report every script that ran there: inserted
+    /// by scripts, written by document.write, imported by modules, run in
+    /// frames and workers (columns origin, initiator, frame_url), with the
+    /// hash of the code run (content_sha384). Much slower than reading the
+    /// HTML: see README "Scripts a browser runs".
+    #[arg(env = "SCRIPTSCRAPE_RENDER", long, help_heading = "Rendering")]
+    pub render: bool,
+
+    /// The Chromium or Chrome executable for --render (default: chromium,
+    /// chromium-browser, google-chrome or google-chrome-stable on PATH).
+    #[arg(
+        env = "SCRIPTSCRAPE_BROWSER",
+        long,
+        value_name = "PATH",
+        help_heading = "Rendering"
+    )]
+    pub browser: Option<std::path::PathBuf>,
+
+    /// Pages loaded in the browser at once [default: one per core].
+    #[arg(
+        env = "SCRIPTSCRAPE_RENDER_CONCURRENCY",
+        long,
+        value_name = "N",
+        value_parser = parse_positive_usize,
+        allow_negative_numbers = true,
+        help_heading = "Rendering"
+    )]
+    pub render_concurrency: Option<NonZeroUsize>,
+
+    /// A page is done once it has loaded and the network has been idle
+    /// (no request in flight, no script started) this long: whole
+    /// milliseconds, or with a unit (1.5s).
+    #[arg(
+        env = "SCRIPTSCRAPE_RENDER_IDLE",
+        long,
+        value_name = "MS",
+        default_value = "500",
+        value_parser = parse_delay,
+        allow_negative_numbers = true,
+        help_heading = "Rendering"
+    )]
+    pub render_idle: Duration,
+
+    /// Time a page may take in the browser; one that has not settled by
+    /// then is reported with the scripts that ran so far, and error
+    /// render_timeout.
+    #[arg(
+        env = "SCRIPTSCRAPE_RENDER_TIMEOUT",
+        long,
+        value_name = "SECS",
+        default_value = "30",
+        value_parser = parse_secs,
+        allow_negative_numbers = true,
+        help_heading = "Rendering"
+    )]
+    pub render_timeout: Duration,
+
+    /// JavaScript heap one page may use, in MiB; past it, its tab is
+    /// closed (error render_memory).
+    #[arg(
+        env = "SCRIPTSCRAPE_RENDER_MEMORY",
+        long,
+        value_name = "MIB",
+        default_value = "512",
+        value_parser = parse_render_memory,
+        allow_negative_numbers = true,
+        help_heading = "Rendering"
+    )]
+    pub render_memory: u64,
+}
+
+/// Parses `--render-memory`: whole MiB, at least 16 (less than a blank
+/// page needs).
+pub fn parse_render_memory(s: &str) -> Result<u64, String> {
+    let mib = whole(s, 16)?;
+    if mib > 1 << 20 {
+        return Err(too_large(s));
+    }
+    Ok(mib)
 }
 
 /// The options of what is said on standard error: shared by every run.

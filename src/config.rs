@@ -73,6 +73,8 @@ pub struct Config {
     /// The shared queue's job the results come from (`collect`), as its
     /// identity for `--resume`: the job's name and Redis without password.
     pub job: Option<String>,
+    /// `--render`: how pages are loaded in a browser; `None` without it.
+    pub render: Option<crate::render::Settings>,
 }
 
 /// The User-Agent sent when none is given.
@@ -275,6 +277,7 @@ impl Config {
             inputs: Vec::new(),
             outputs: defaults::<crate::cli::OutputArgs>(),
             fetch,
+            render: defaults::<crate::cli::RenderArgs>(),
             log,
             shard: None,
             generate: None,
@@ -300,6 +303,7 @@ impl Config {
             inputs: Vec::new(),
             outputs,
             fetch,
+            render: defaults::<crate::cli::RenderArgs>(),
             log,
             shard: None,
             generate: None,
@@ -485,6 +489,7 @@ impl Config {
         }
         let robots = cli.fetch.robots || (cli.fetch.depth > 0 && !cli.fetch.no_robots);
         let (cookies, jar) = cookie_jar(&cli)?;
+        let render = render_settings(&cli, inline_text)?;
 
         Ok(Config {
             sources,
@@ -531,8 +536,44 @@ impl Config {
             crawl,
             shard: cli.shard,
             job: None,
+            render,
         })
     }
+}
+
+/// `--render`'s settings, with the browser found; `None` without it.
+fn render_settings(
+    cli: &Cli,
+    inline_text: bool,
+) -> anyhow::Result<Option<crate::render::Settings>> {
+    let r = &cli.render;
+    if !r.render {
+        if r.browser.is_some() {
+            bail!("--browser is the browser --render uses: add --render");
+        }
+        if r.render_concurrency.is_some() {
+            bail!("--render-concurrency applies to --render: add --render");
+        }
+        return Ok(None);
+    }
+    if cli.fetch.fetch_scripts {
+        bail!(
+            "--fetch-scripts cannot be used with --render, which fills the content columns \
+             with the code the browser ran"
+        );
+    }
+    let executable = crate::render::browser::find(r.browser.as_deref())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(Some(crate::render::Settings {
+        executable,
+        concurrency: r.render_concurrency.map_or(cores, |n| n.get()),
+        limits: crate::render::Limits {
+            idle: r.render_idle,
+            timeout: r.render_timeout,
+            memory: r.render_memory << 20,
+            keep_text: inline_text,
+        },
+    }))
 }
 
 /// The outputs' format, columns and compression, and whether inline
@@ -692,6 +733,7 @@ fn outputs_layout(
         script_fields,
         page_fields,
         compression,
+        rendered: cli.render.render,
     };
     Ok((format, layout, inline_text))
 }

@@ -63,6 +63,16 @@ pub enum ErrorKind {
     /// `--max-scripts-per-page` scripts fetched for it (`content_error`
     /// only; never a page's error).
     ScriptLimit,
+    /// `--render`: the page did not settle within `--render-timeout`; the
+    /// scripts that ran until then are reported.
+    RenderTimeout,
+    /// `--render`: the page's tab, or the browser, crashed or hung (and
+    /// was restarted); the scripts that ran until then are reported.
+    RenderCrashed,
+    /// `--render`: the page's JavaScript heap passed `--render-memory`,
+    /// and its tab was closed; the scripts that ran until then are
+    /// reported.
+    RenderMemory,
 }
 
 impl ErrorKind {
@@ -88,13 +98,16 @@ impl ErrorKind {
             ErrorKind::OffScope => "off_scope",
             ErrorKind::DeliveryLimit => "delivery_limit",
             ErrorKind::ScriptLimit => "script_limit",
+            ErrorKind::RenderTimeout => "render_timeout",
+            ErrorKind::RenderCrashed => "render_crashed",
+            ErrorKind::RenderMemory => "render_memory",
         }
     }
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -114,6 +127,9 @@ impl ErrorKind {
         ErrorKind::OffScope,
         ErrorKind::DeliveryLimit,
         ErrorKind::ScriptLimit,
+        ErrorKind::RenderTimeout,
+        ErrorKind::RenderCrashed,
+        ErrorKind::RenderMemory,
     ];
 
     /// Whether a page with this error was passed over rather than failed:

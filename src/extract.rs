@@ -84,6 +84,35 @@ pub struct Script {
     /// comes before the element ([`Extracted::csp_metas`]); so a page
     /// without a policy costs nothing here.
     pub csp: Option<CspInputs>,
+    /// What `--render` saw of it (a later stage fills it in); `None`
+    /// without `--render`.
+    pub render: Option<crate::render::Rendered>,
+}
+
+impl Script {
+    /// A script with nothing known but its position among the page's:
+    /// inline, with no attribute, in the body, no third party.
+    pub fn bare(index: usize) -> Script {
+        Script {
+            index,
+            src: None,
+            svg: false,
+            type_attr: None,
+            is_async: false,
+            defer: false,
+            nomodule: false,
+            integrity: None,
+            crossorigin: None,
+            inline: None,
+            position: Position::Body,
+            nonce: false,
+            third_party: false,
+            csp_allowed: None,
+            content: None,
+            csp: None,
+            render: None,
+        }
+    }
 }
 
 /// The parts of a script element that only a Content-Security-Policy check
@@ -445,22 +474,8 @@ impl Extractor {
         csp: bool,
     ) -> Script {
         let mut script = Script {
-            index,
-            src: None,
             svg,
-            type_attr: None,
-            is_async: false,
-            defer: false,
-            nomodule: false,
-            integrity: None,
-            crossorigin: None,
-            inline: None,
-            position: Position::Body,
-            nonce: false,
-            third_party: false,
-            csp_allowed: None,
-            content: None,
-            csp: None,
+            ..Script::bare(index)
         };
         let mut nonce_value: Option<&str> = None;
         let mut raw_src: Option<&str> = None;

@@ -66,6 +66,7 @@ pub mod output;
 pub mod pipeline;
 pub mod proxy;
 pub mod queue;
+pub mod render;
 pub mod run;
 pub mod schedule;
 pub mod seen;

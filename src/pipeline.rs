@@ -49,6 +49,7 @@ use crate::fetch::Fetcher;
 use crate::input::{self, InputLine};
 use crate::output::Destination;
 use crate::output::{self, PageResult, Sink, Target};
+use crate::render;
 use crate::run::lock::{self, Acquired};
 use crate::run::report::Summary;
 use crate::run::resume::{self, Earlier, RunId};
@@ -144,16 +145,80 @@ enum Deliver {
     Writer(std_mpsc::SyncSender<PageResult>),
     /// To the `--fetch-scripts` stage, which passes it on.
     Scripts(std_mpsc::Sender<content::scripts::Arrival<()>>),
+    /// To the `--render` stage, with what the browser is to load.
+    Render(mpsc::Sender<(PageResult, Option<render::Job>)>),
 }
 
 impl Deliver {
     /// Sends the page; false when no one receives pages any more.
-    fn send(&self, page: PageResult) -> bool {
+    fn send(&self, page: PageResult, job: Option<render::Job>) -> bool {
         match self {
             Deliver::Writer(tx) => tx.send(page).is_ok(),
             Deliver::Scripts(tx) => tx.send(content::scripts::Arrival::Page(page, ())).is_ok(),
+            Deliver::Render(tx) => tx.blocking_send((page, job)).is_ok(),
         }
     }
+}
+
+/// Pages waiting for the render stage beyond those it is loading: the
+/// browser is far slower than the parser, so only enough to start the
+/// next page at once.
+const RENDER_QUEUE: usize = 2;
+
+/// Starts the `--render` stage on `runtime`: at most `renderer`'s
+/// concurrency pages in the browser at once, each going on to `out` once
+/// loaded (pages without a job go on as they are). Ends when `pages`
+/// closes and the last page is out.
+fn start_render(
+    runtime: &tokio::runtime::Runtime,
+    renderer: Arc<render::Renderer>,
+    mut pages: mpsc::Receiver<(PageResult, Option<render::Job>)>,
+    out: std_mpsc::SyncSender<PageResult>,
+    stop: &Stop,
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, thread::JoinHandle<()>)> {
+    // The writer's queue is a blocking one: a thread of its own feeds it,
+    // so that no async worker waits on the writer.
+    let concurrency = renderer.concurrency();
+    let (done_tx, mut done_rx) = mpsc::channel::<PageResult>(concurrency);
+    let forward = thread::Builder::new()
+        .name("scriptscrape-render-out".into())
+        .spawn(move || {
+            while let Some(page) = done_rx.blocking_recv() {
+                if out.send(page).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("cannot start the render output thread")?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let stop = stop.clone();
+    let stage = runtime.spawn(async move {
+        let mut loading = tokio::task::JoinSet::new();
+        while let Some((page, job)) = pages.recv().await {
+            let Some(job) = job else {
+                if done_tx.send(page).await.is_err() {
+                    break;
+                }
+                continue;
+            };
+            // Held until the page is handed on, which bounds the pages
+            // between here and the writer too.
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                break;
+            };
+            let (renderer, done_tx, stop) = (Arc::clone(&renderer), done_tx.clone(), stop.clone());
+            loading.spawn(async move {
+                let stopping = || stop.level() == Level::Now;
+                let page = renderer.render(page, job, stopping).await;
+                let _ = done_tx.send(page).await;
+                drop(slot);
+            });
+            // Reaps the finished ones, so the set stays small.
+            while loading.try_join_next().is_some() {}
+        }
+        while loading.join_next().await.is_some() {}
+    });
+    Ok((stage, forward))
 }
 
 /// The `--fetch-scripts` stage, started: where parsed pages go, its
@@ -239,6 +304,16 @@ pub fn run(
         limits,
         runtime,
     } = FetchParse::new(config)?;
+    // Started before any page is fetched: a browser that cannot start
+    // ends the run at once.
+    let renderer = match &config.render {
+        Some(settings) => Some(Arc::new(
+            runtime
+                .block_on(render::Renderer::start(settings.clone(), guard.clone()))
+                .context("--render: cannot start the browser")?,
+        )),
+        None => None,
+    };
     let concurrency = config.concurrency.get();
     // With --pages the report holds every failure (and -v logs them);
     // without it, the log is the only place a failed page can be seen.
@@ -291,7 +366,14 @@ pub fn run(
 
     // With --fetch-scripts, parsed pages go to the scripts stage, which
     // hands them to the writer once their scripts are known.
+    let mut render_stage = None;
     let (deliver, scripts_thread, script_link) = match config.fetch_scripts {
+        None if renderer.is_some() => {
+            let (render_tx, render_rx) = mpsc::channel(RENDER_QUEUE);
+            let renderer = renderer.clone().context("internal error: no renderer")?;
+            render_stage = Some(start_render(&runtime, renderer, render_rx, page_tx, stop)?);
+            (Deliver::Render(render_tx), None, None)
+        }
         None => (Deliver::Writer(page_tx), None, None),
         Some(max_body) => {
             let stage =
@@ -300,20 +382,28 @@ pub fn run(
             (deliver, Some(stage.thread), Some(stage.link))
         }
     };
-    let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
-        let deliver = deliver.clone();
-        let links_tx = links_tx.clone();
-        // Links go back to the scheduler before the page goes on, so that
-        // the scheduler hears of them first.
-        move |page, links| {
-            if let Some(links) = links {
-                // Fails only once the scheduler is gone, when links no
-                // longer matter.
-                let _ = links_tx.send(links);
+    let rendering = renderer.is_some();
+    let parse_handles = spawn_parsers(
+        parsers,
+        body_rx,
+        extractor,
+        crawl.as_ref(),
+        rendering,
+        || {
+            let deliver = deliver.clone();
+            let links_tx = links_tx.clone();
+            // Links go back to the scheduler before the page goes on, so that
+            // the scheduler hears of them first.
+            move |page, links, job| {
+                if let Some(links) = links {
+                    // Fails only once the scheduler is gone, when links no
+                    // longer matter.
+                    let _ = links_tx.send(links);
+                }
+                deliver.send(page, job)
             }
-            deliver.send(page)
-        }
-    })?;
+        },
+    )?;
     // Only the parse threads may hold the ends of these channels, so that
     // the stages before them see a closed channel when they stop.
     drop(deliver);
@@ -356,14 +446,23 @@ pub fn run(
     });
     let work = Local::new(line_rx, frontier, max_frontier);
     let (ended, crawled) = runtime.block_on(schedule::run(setup, work, body_tx));
-    // Requests still running here were abandoned because the output went
-    // away or the run was stopped; dropping the runtime cancels them.
-    runtime.shutdown_background();
-
     for handle in parse_handles {
         // A parse thread cannot panic: extraction runs under catch_unwind.
         let _ = handle.join();
     }
+    // The parse threads are gone, so the render stage's input is closed:
+    // it ends once the pages in the browser are out.
+    if let Some((stage, forward)) = render_stage {
+        let _ = runtime.block_on(stage);
+        let _ = forward.join();
+    }
+    // The browser goes before anything else can end the process.
+    if let Some(renderer) = renderer {
+        runtime.block_on(renderer.close());
+    }
+    // Requests still running here were abandoned because the output went
+    // away or the run was stopped; dropping the runtime cancels them.
+    runtime.shutdown_background();
     // Pages held for scripts that were never fetched (a stop): read and
     // parsed, but not written.
     let scripts_ended = join_scripts(scripts_thread)?;
@@ -589,10 +688,11 @@ pub fn work(
     // scripts are known.
     let (parse_handles, scripts_thread, script_link) = match config.fetch_scripts {
         None => {
-            let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
-                let page_tx = page_tx.clone();
-                move |page, links| page_tx.blocking_send((page, links)).is_ok()
-            })?;
+            let parse_handles =
+                spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), false, || {
+                    let page_tx = page_tx.clone();
+                    move |page, links, _| page_tx.blocking_send((page, links)).is_ok()
+                })?;
             drop(page_tx);
             (parse_handles, None, None)
         }
@@ -601,13 +701,14 @@ pub fn work(
                 page_tx.blocking_send((page, links)).is_ok()
             })?;
             let pages = stage.pages;
-            let parse_handles = spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), || {
-                let pages = pages.clone();
-                move |page, links| {
-                    let arrival = content::scripts::Arrival::Page(page, links);
-                    pages.send(arrival).is_ok()
-                }
-            })?;
+            let parse_handles =
+                spawn_parsers(parsers, body_rx, extractor, crawl.as_ref(), false, || {
+                    let pages = pages.clone();
+                    move |page, links, _| {
+                        let arrival = content::scripts::Arrival::Page(page, links);
+                        pages.send(arrival).is_ok()
+                    }
+                })?;
             (parse_handles, Some(stage.thread), Some(stage.link))
         }
     };
@@ -758,10 +859,11 @@ fn spawn_parsers<E>(
     bodies: mpsc::Receiver<Completed>,
     extractor: Extractor,
     crawl: Option<&Arc<Crawl>>,
+    render: bool,
     mut emitter: impl FnMut() -> E,
 ) -> anyhow::Result<Vec<thread::JoinHandle<()>>>
 where
-    E: FnMut(PageResult, Option<Discovered>) -> bool + Send + 'static,
+    E: FnMut(PageResult, Option<Discovered>, Option<render::Job>) -> bool + Send + 'static,
 {
     let bodies = Arc::new(Mutex::new(bodies));
     let mut handles = Vec::with_capacity(parsers);
@@ -771,7 +873,7 @@ where
         let emit = emitter();
         let handle = thread::Builder::new()
             .name(format!("scriptscrape-parse-{i}"))
-            .spawn(move || parse_stage(&bodies, extractor, crawl.as_deref(), emit))
+            .spawn(move || parse_stage(&bodies, extractor, crawl.as_deref(), render, emit))
             .context("cannot start a parse thread")?;
         handles.push(handle);
     }
@@ -890,7 +992,8 @@ fn parse_stage(
     bodies: &Mutex<mpsc::Receiver<Completed>>,
     extractor: Extractor,
     crawl: Option<&Crawl>,
-    mut emit: impl FnMut(PageResult, Option<Discovered>) -> bool,
+    render: bool,
+    mut emit: impl FnMut(PageResult, Option<Discovered>, Option<render::Job>) -> bool,
 ) {
     loop {
         // The lock is held only while waiting for the next body; parsing
@@ -900,8 +1003,8 @@ fn parse_stage(
             .unwrap_or_else(PoisonError::into_inner)
             .blocking_recv();
         let Some(done) = next else { return };
-        let (page, links) = parse_one(done, &extractor, crawl);
-        if !emit(page, links) {
+        let (page, links, job) = parse_one(done, &extractor, crawl, render);
+        if !emit(page, links, job) {
             return;
         }
     }
@@ -910,11 +1013,14 @@ fn parse_stage(
 /// One page's result for the outputs and, when the scheduler awaits them
 /// (see [`Completed::yields_links`]), the links it leads to: sent even
 /// when the page fails to parse, as the scheduler counts on one message.
+/// With `render`, a page read whole also yields what the browser is to
+/// load.
 fn parse_one(
     done: Completed,
     extractor: &Extractor,
     crawl: Option<&Crawl>,
-) -> (PageResult, Option<Discovered>) {
+    render: bool,
+) -> (PageResult, Option<Discovered>, Option<render::Job>) {
     let awaited = crawl.is_some_and(|c| done.yields_links(c));
     let depth = done.origin.as_ref().map_or(0, |o| o.depth);
     // Credentials in a URL never reach an output or a log line.
@@ -936,6 +1042,8 @@ fn parse_one(
             // A page with a policy in its headers keeps what checking
             // every script against it needs; others only after a <meta>.
             let extractor = extractor.csp_header(!fetched.csp.is_empty());
+            // The browser is given the same bytes (the parser takes them).
+            let body = render.then(|| fetched.body.clone());
             let decoded = catch_unwind(AssertUnwindSafe(|| {
                 extractor.extract_body_within(
                     &fetched.final_url,
@@ -970,6 +1078,16 @@ fn parse_one(
                 }
                 _ => None,
             };
+            let job = match (body, encoding) {
+                (Some(body), Some(charset)) if parsed.is_ok() => Some(render::Job {
+                    url: fetched.final_url.clone(),
+                    status: fetched.status,
+                    body,
+                    charset,
+                    csp: fetched.csp.clone(),
+                }),
+                _ => None,
+            };
             let metas = parsed.as_ref().map_or(&[][..], |p| &p.csp_metas[..]);
             let policy = PagePolicy::new(&fetched.final_url, &fetched.csp, metas);
             let outcome = parsed.map(|p| {
@@ -993,8 +1111,9 @@ fn parse_one(
                 attempts: fetched.attempts,
                 depth,
                 referrer,
+                incomplete: None,
             };
-            (page, links)
+            (page, links, job)
         }
         Err(failure) => {
             let page = PageResult {
@@ -1012,8 +1131,9 @@ fn parse_one(
                 attempts: failure.attempts,
                 depth,
                 referrer,
+                incomplete: None,
             };
-            (page, None)
+            (page, None, None)
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::support::{
 
 /// The documented schema of the scripts output: name, type, required.
 /// The field id is the position.
-const SCRIPTS_SCHEMA: [(&str, Kind, bool); 26] = [
+const SCRIPTS_SCHEMA: [(&str, Kind, bool); 29] = [
     ("page_url", Kind::Str, true),
     ("final_url", Kind::Str, false),
     ("index", Kind::Int, true),
@@ -43,6 +43,9 @@ const SCRIPTS_SCHEMA: [(&str, Kind, bool); 26] = [
     ("content_error", Kind::Str, false),
     ("content_bytes", Kind::Int, false),
     ("content_sha384", Kind::Str, false),
+    ("origin", Kind::Str, false),
+    ("initiator", Kind::Str, false),
+    ("frame_url", Kind::Str, false),
     ("inline_text", Kind::Str, false),
 ];
 
@@ -561,7 +564,7 @@ fn parquet_goes_to_a_pipe() {
     std::fs::write(run.path("piped.parquet"), &out.stdout).unwrap();
     let parquet = Parquet::read(&run.path("piped.parquet"));
     assert_eq!(parquet.rows.len(), 11);
-    check_schema(&parquet, &SCRIPTS_SCHEMA[..25], "scripts");
+    check_schema(&parquet, &SCRIPTS_SCHEMA[..28], "scripts");
 
     // A reader that went away is no error, as with CSV (`| head`).
     let mut child = run

@@ -647,6 +647,30 @@ fn crawl_example_runs() {
     assert_eq!(Table::read(&sandbox.file("scripts.csv")).rows.len(), 2);
 }
 
+#[test]
+fn render_example_runs() {
+    crate::support::render::require_chromium();
+    let server = TestServer::start();
+    server.set_page(
+        "checkout",
+        r#"<script>var s = document.createElement('script');
+        s.src = '/js/tag.js'; document.head.appendChild(s);</script>"#,
+    );
+    server.set_script("tag.js", "window.tagged = 1;", std::time::Duration::ZERO);
+    let sandbox = Sandbox::new();
+    sandbox.list("urls.txt", &[server.url("/page/checkout")]);
+    let ran = sandbox.sh(&blocks_in("Scripts a browser runs (`--render`)", "sh")[0]);
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    let scripts = Table::read(&sandbox.file("scripts.csv"));
+    assert_eq!(scripts.column("origin"), ["static", "inserted"]);
+    assert_eq!(scripts.get(1, "src"), server.url("/js/tag.js"));
+    let inline = format!("inline:{}", scripts.get(0, "inline_sha256"));
+    assert_eq!(scripts.get(1, "initiator"), inline);
+    let report = Table::read(&sandbox.file("report.csv"));
+    assert_eq!(report.column("error"), [""]);
+    assert_eq!(report.column("scripts"), ["2"]);
+}
+
 /// A JSON value's shape: objects as their keys, each with the shape of its
 /// value; every other value (null included) as null.
 fn shape(value: &Value) -> Value {
@@ -789,6 +813,7 @@ fn every_recipe_is_covered() {
         ("Shards", "sh", 3),
         ("Exporting to a warehouse", "sh", 2),
         ("A shared queue on Redis", "sh", 1),
+        ("Scripts a browser runs (`--render`)", "sh", 1),
         ("scripts CSV (`-o FILE`, default standard output)", "csv", 1),
         ("page report (`--pages FILE`)", "csv", 1),
     ];

@@ -22,5 +22,6 @@ mod pipeline;
 mod proxies;
 mod queue;
 mod readme;
+mod render;
 mod scaleout;
 mod shards;

@@ -399,6 +399,7 @@ mod tests {
             attempts: 1,
             depth: 0,
             referrer: None,
+            incomplete: None,
         }
     }
 

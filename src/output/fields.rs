@@ -100,7 +100,10 @@ mod tests {
             err.starts_with("unknown field \"scr\"; valid fields: page_url,final_url,"),
             "{err}"
         );
-        assert!(err.ends_with(",content_sha384,inline_text"), "{err}");
+        assert!(
+            err.ends_with(",content_sha384,origin,initiator,frame_url,inline_text"),
+            "{err}"
+        );
         assert!(!err.contains('\n'));
         // A page column is not a scripts column.
         assert!(parse_script_fields("elapsed_ms").is_err());

@@ -21,6 +21,7 @@ use anyhow::Context as _;
 
 use crate::error::PageError;
 use crate::extract::{Script, Src};
+use crate::render::Origin;
 
 pub mod compress;
 pub mod fields;
@@ -33,7 +34,7 @@ use parquet::{Output, ParquetTable};
 /// Columns of the scripts output, in order. The first thirteen are a stable
 /// interface; new ones are only ever appended (before `inline_text`, which
 /// comes last when asked for).
-pub const SCRIPT_COLUMNS: [&str; 25] = [
+pub const SCRIPT_COLUMNS: [&str; 28] = [
     "page_url",
     "final_url",
     "index",
@@ -59,6 +60,9 @@ pub const SCRIPT_COLUMNS: [&str; 25] = [
     "content_error",
     "content_bytes",
     "content_sha384",
+    "origin",
+    "initiator",
+    "frame_url",
 ];
 
 /// Appended to [`SCRIPT_COLUMNS`] with `--inline-text`.
@@ -150,6 +154,10 @@ pub struct PageResult {
     pub depth: u16,
     /// The page the URL was first found on; `None` for listed URLs.
     pub referrer: Option<std::sync::Arc<str>>,
+    /// Why the page's rows, though written, are not all there is: its
+    /// rendering (`--render`) timed out or crashed. The report's `error`
+    /// says so, and the page counts as failed.
+    pub incomplete: Option<PageError>,
 }
 
 /// Writes the scripts CSV and, optionally, the page report.
@@ -213,6 +221,9 @@ pub struct Layout {
     pub page_fields: Fields,
     /// How the scripts output and the page report are compressed.
     pub compression: [Compression; 2],
+    /// The rows are a `--render` run's, some of scripts that are no
+    /// element of the fetched HTML (so without the element's flags).
+    pub rendered: bool,
 }
 
 impl Layout {
@@ -222,6 +233,7 @@ impl Layout {
             script_fields: Fields::of(script_columns(inline_text)),
             page_fields: Fields::of(&PAGE_COLUMNS),
             compression: [Compression::None; 2],
+            rendered: false,
         }
     }
 }
@@ -846,7 +858,11 @@ impl Sink {
         let [script_compression, page_compression] = layout.compression;
         let scripts = Table::new(
             scripts,
-            Output::Scripts,
+            if layout.rendered {
+                Output::RenderedScripts
+            } else {
+                Output::Scripts
+            },
             &SCRIPT_COLUMNS_WITH_TEXT,
             &layout.script_fields,
             encoding,
@@ -883,7 +899,7 @@ impl Sink {
         self.write_report(page).map_err(write_error(&self.names[1]))
     }
 
-    fn write_scripts(&mut self, page: &PageResult) -> io::Result<()> {
+    fn write_scripts<'a>(&mut self, page: &'a PageResult) -> io::Result<()> {
         let final_url = opt(page.final_url.as_deref());
         if let Ok(scripts) = &page.outcome {
             for s in scripts {
@@ -896,6 +912,11 @@ impl Sink {
                 let integrity_ok = content
                     .zip(s.integrity.as_deref())
                     .and_then(|(c, integrity)| c.integrity_ok(integrity));
+                let rendered = s.render.as_ref();
+                // A script a browser ran that is no element of the fetched
+                // HTML: its attributes are not known (the DOM is not read).
+                let element = rendered.is_none_or(|r| r.origin == Origin::Static);
+                let attr = |cell: Cell<'a>| if element { cell } else { Cell::Null };
                 self.scripts.row(&[
                     Cell::Str(&page.page_url),
                     final_url,
@@ -903,9 +924,9 @@ impl Sink {
                     opt(src.as_deref()),
                     Cell::Bool(inline.is_some()),
                     opt(s.type_attr.as_deref()),
-                    Cell::Bool(s.is_async),
-                    Cell::Bool(s.defer),
-                    Cell::Bool(s.nomodule),
+                    attr(Cell::Bool(s.is_async)),
+                    attr(Cell::Bool(s.defer)),
+                    attr(Cell::Bool(s.nomodule)),
                     opt(s.integrity.as_deref()),
                     opt(s.crossorigin.as_deref()),
                     inline.map_or(Cell::Null, |i| Cell::Int(i.bytes as u64)),
@@ -913,14 +934,14 @@ impl Sink {
                     s.src
                         .as_ref()
                         .map_or(Cell::Null, |src| Cell::Bool(src.is_resolved())),
-                    Cell::Bool(s.svg),
+                    attr(Cell::Bool(s.svg)),
                     opt(match &s.src {
                         Some(Src::Resolved(url)) => url.host_str(),
                         _ => None,
                     }),
                     Cell::Bool(s.third_party),
-                    Cell::Str(s.position.as_str()),
-                    Cell::Bool(s.nonce),
+                    attr(Cell::Str(s.position.as_str())),
+                    attr(Cell::Bool(s.nonce)),
                     s.csp_allowed.map_or(Cell::Null, Cell::Bool),
                     integrity_ok.map_or(Cell::Null, Cell::Bool),
                     content
@@ -929,6 +950,9 @@ impl Sink {
                     opt(content.and_then(|c| c.error).map(|e| e.as_str())),
                     content.map_or(Cell::Null, |c| Cell::Int(c.bytes)),
                     opt(sha384.as_deref()),
+                    opt(rendered.map(|r| r.origin.as_str())),
+                    opt(rendered.and_then(|r| r.initiator.as_deref())),
+                    opt(rendered.and_then(|r| r.frame_url.as_deref())),
                     // Kept by the extractor only when asked for.
                     opt(inline.and_then(|i| i.text.as_deref())),
                 ])?;
@@ -941,9 +965,14 @@ impl Sink {
     fn write_report(&mut self, page: &PageResult) -> io::Result<()> {
         let final_url = opt(page.final_url.as_deref());
         if let Some(table) = &mut self.pages {
-            let (kind, detail, count) = match &page.outcome {
-                Ok(scripts) => (Cell::Null, Cell::Null, scripts.len()),
-                Err(e) => (Cell::Str(e.kind.as_str()), Cell::Str(&e.detail), 0),
+            let (kind, detail, count) = match (&page.outcome, &page.incomplete) {
+                (Ok(scripts), Some(e)) => (
+                    Cell::Str(e.kind.as_str()),
+                    Cell::Str(&e.detail),
+                    scripts.len(),
+                ),
+                (Ok(scripts), None) => (Cell::Null, Cell::Null, scripts.len()),
+                (Err(e), _) => (Cell::Str(e.kind.as_str()), Cell::Str(&e.detail), 0),
             };
             table.row(&[
                 Cell::Str(&page.page_url),

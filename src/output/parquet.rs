@@ -55,6 +55,10 @@ const ZSTD_LEVEL: i32 = 3;
 pub(crate) enum Output {
     /// The scripts output (`-o`).
     Scripts,
+    /// The scripts output of a `--render` run, whose rows of scripts that
+    /// are no element of the fetched HTML have no element flags
+    /// ([`ELEMENT_ONLY`]).
+    RenderedScripts,
     /// The page report (`--pages`).
     Pages,
 }
@@ -63,7 +67,7 @@ impl Output {
     /// As the file's `scriptscrape.output` metadata says it.
     fn name(self) -> &'static str {
         match self {
-            Output::Scripts => "scripts",
+            Output::Scripts | Output::RenderedScripts => "scripts",
             Output::Pages => "pages",
         }
     }
@@ -93,7 +97,8 @@ pub(crate) struct Column {
 }
 
 /// Each column's kind, and whether it is never null, as `Sink` writes them
-/// (`write_scripts`: the attributes and flags always present are REQUIRED).
+/// (`write_scripts`: the attributes and flags always present are REQUIRED;
+/// with `--render`, see [`ELEMENT_ONLY`]).
 const SCRIPT_KINDS: [(&str, Kind, bool); SCRIPT_COLUMNS.len() + 1] = [
     ("page_url", Kind::Str, true),
     ("final_url", Kind::Str, false),
@@ -122,7 +127,23 @@ const SCRIPT_KINDS: [(&str, Kind, bool); SCRIPT_COLUMNS.len() + 1] = [
     ("content_error", Kind::Str, false),
     ("content_bytes", Kind::Int, false),
     ("content_sha384", Kind::Str, false),
+    ("origin", Kind::Str, false),
+    ("initiator", Kind::Str, false),
+    ("frame_url", Kind::Str, false),
     (INLINE_TEXT_COLUMN, Kind::Str, false),
+];
+
+/// The REQUIRED columns a `--render` run leaves null on the rows of
+/// scripts that are no element of the fetched HTML: OPTIONAL in its
+/// files only, so that the schema of other runs' files stays as it was
+/// (a warehouse table made from them keeps loading them).
+const ELEMENT_ONLY: [&str; 6] = [
+    "async",
+    "defer",
+    "nomodule",
+    "svg",
+    "position",
+    "nonce_present",
 ];
 
 /// As [`SCRIPT_KINDS`], for the page report (`write_report`).
@@ -146,15 +167,16 @@ const PAGE_KINDS: [(&str, Kind, bool); PAGE_COLUMNS.len()] = [
 /// name the output does not have.
 pub(crate) fn column(output: Output, name: &str) -> Option<Column> {
     let kinds: &[(&str, Kind, bool)] = match output {
-        Output::Scripts => &SCRIPT_KINDS,
+        Output::Scripts | Output::RenderedScripts => &SCRIPT_KINDS,
         Output::Pages => &PAGE_KINDS,
     };
     // The lists are in column order (a unit test checks), so the position
     // is the field id.
     let (id, &(_, kind, required)) = kinds.iter().enumerate().find(|(_, c)| c.0 == name)?;
+    let element_only = output == Output::RenderedScripts && ELEMENT_ONLY.contains(&name);
     Some(Column {
         kind,
-        required,
+        required: required && !element_only,
         id: i32::try_from(id).ok()?,
     })
 }
@@ -514,7 +536,7 @@ mod tests {
                 assert_eq!(c.id, i as i32, "{name}: the field id is its position");
             }
             let kinds: &[(&str, Kind, bool)] = match output {
-                Output::Scripts => &SCRIPT_KINDS,
+                Output::Scripts | Output::RenderedScripts => &SCRIPT_KINDS,
                 Output::Pages => &PAGE_KINDS,
             };
             assert_eq!(
@@ -523,9 +545,18 @@ mod tests {
                 "no definition of a column that is gone"
             );
         }
-        assert_eq!(column(Output::Scripts, INLINE_TEXT_COLUMN).unwrap().id, 25);
-        assert_eq!(SCRIPT_COLUMNS.len(), 25);
+        assert_eq!(column(Output::Scripts, INLINE_TEXT_COLUMN).unwrap().id, 28);
+        assert_eq!(SCRIPT_COLUMNS.len(), 28);
         assert!(column(Output::Pages, "src").is_none());
+        // A --render run's element flags may be null; other runs' never.
+        for name in ELEMENT_ONLY {
+            assert!(column(Output::Scripts, name).unwrap().required, "{name}");
+            assert!(!column(Output::RenderedScripts, name).unwrap().required);
+        }
+        assert_eq!(
+            column(Output::RenderedScripts, "origin"),
+            column(Output::Scripts, "origin")
+        );
         // The names both outputs have are defined alike.
         for name in ["page_url", "final_url"] {
             assert_eq!(column(Output::Scripts, name), column(Output::Pages, name));
@@ -625,24 +656,7 @@ mod tests {
             true,
         )
         .unwrap();
-        let bare = crate::extract::Script {
-            index: 0,
-            src: None,
-            svg: false,
-            type_attr: None,
-            is_async: false,
-            defer: false,
-            nomodule: false,
-            integrity: None,
-            crossorigin: None,
-            inline: None,
-            position: crate::extract::Position::Body,
-            nonce: false,
-            third_party: false,
-            csp_allowed: None,
-            content: None,
-            csp: None,
-        };
+        let bare = crate::extract::Script::bare(0);
         let page = |seq, outcome| PageResult {
             seq,
             page_url: format!("https://a.test/{seq}"),
@@ -656,6 +670,7 @@ mod tests {
             attempts: 0,
             depth: 0,
             referrer: None,
+            incomplete: None,
         };
         sink.write_page(&page(0, Ok(vec![bare]))).unwrap();
         let failed = PageError::new(ErrorKind::InvalidUrl, "");

@@ -241,5 +241,6 @@ fn invalid_line(raw: &str, why: String) -> PageResult {
         attempts: 0,
         depth: 0,
         referrer: None,
+        incomplete: None,
     }
 }

@@ -225,6 +225,7 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<PageResult, String> {
         depth: wire.depth,
         referrer: wire.referrer.map(Arc::from),
         csp: wire.csp,
+        incomplete: None,
     })
 }
 
@@ -266,6 +267,8 @@ fn script(e: Element) -> Result<Script, String> {
             .map(Arc::new),
         // Checked against the page's policy by the worker; never sent.
         csp: None,
+        // Workers do not render (`work` has no --render).
+        render: None,
     })
 }
 
@@ -288,6 +291,7 @@ mod tests {
             attempts: 2,
             depth: 1,
             referrer: Some(Arc::from("https://example.com/seed")),
+            incomplete: None,
         }
     }
 

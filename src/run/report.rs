@@ -175,8 +175,12 @@ impl Summary {
         }
         match &page.outcome {
             Ok(scripts) => {
-                self.pages_ok += 1;
                 self.scripts += scripts.len() as u64;
+                match &page.incomplete {
+                    // Its rows are written, but it failed.
+                    Some(e) => *self.failures.entry(e.kind).or_default() += 1,
+                    None => self.pages_ok += 1,
+                }
             }
             Err(e) if e.kind == ErrorKind::MaxPages => self.not_fetched += 1,
             // Not a listed URL: found on a page or in a sitemap.
@@ -431,6 +435,7 @@ mod tests {
             attempts: 0,
             depth: 0,
             referrer: None,
+            incomplete: None,
         }
     }
 

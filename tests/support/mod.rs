@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod redis;
+pub mod render;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,285 @@
+//! The browser process: found, started headless with a profile of its own,
+//! and never left behind.
+//!
+//! Chromium is started in a process group of its own, so that the browser
+//! and every process it starts (renderers, GPU, network service) can be
+//! killed together. Should scriptscrape itself be killed (SIGKILL leaves no
+//! chance to clean up), the kernel sends the browser SIGKILL too
+//! (`PR_SET_PDEATHSIG`), and its children exit once their browser is gone.
+//! That signal fires when the *thread* that started the browser ends, so
+//! the browser is started from a thread that lives exactly as long as it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// Names the browser is looked for by on `PATH`, in order, then the place
+/// Debian's package keeps the real executable.
+const NAMES: [&str; 5] = [
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "/usr/lib/chromium/chromium",
+];
+
+/// How long a starting browser may take to open its DevTools port.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// No browser to run: what the user is told (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--render needs Chromium or Google Chrome, and none was found (looked for chromium, \
+     chromium-browser, google-chrome on PATH): install one (Debian/Ubuntu: apt-get install \
+     chromium) or name it with --browser PATH"
+)]
+pub struct NotFound;
+
+/// The browser to run: `explicit` when given (it must exist), else the
+/// first of [`NAMES`] found.
+pub fn find(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        let found = if path.components().count() == 1 {
+            which(path.as_os_str())
+        } else {
+            is_executable(path).then(|| path.to_owned())
+        };
+        return found.with_context(|| {
+            format!(
+                "--browser {}: no such executable (install Chromium: apt-get install chromium)",
+                path.display()
+            )
+        });
+    }
+    NAMES
+        .iter()
+        .find_map(|name| {
+            let name = Path::new(name);
+            if name.is_absolute() {
+                is_executable(name).then(|| name.to_owned())
+            } else {
+                which(name.as_os_str())
+            }
+        })
+        .map(prefer_real_executable)
+        .ok_or_else(|| NotFound.into())
+}
+
+/// Debian's `/usr/bin/chromium` is a shell script that adds flags of its
+/// own (and reads /etc/chromium.d); the executable it runs is used instead
+/// when it is there, so that the flags are ours alone.
+fn prefer_real_executable(found: PathBuf) -> PathBuf {
+    let real = Path::new("/usr/lib/chromium/chromium");
+    let is_wrapper = std::fs::read(&found).is_ok_and(|bytes| bytes.starts_with(b"#!"));
+    if is_wrapper && is_executable(real) {
+        real.to_owned()
+    } else {
+        found
+    }
+}
+
+fn which(name: &std::ffi::OsStr) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A running browser. Dropping it kills the browser and all its processes
+/// and removes its profile.
+pub struct Browser {
+    /// The DevTools WebSocket URL (on 127.0.0.1).
+    pub ws_url: String,
+    /// The browser's process group (its pid).
+    group: i32,
+    keeper: Option<thread::JoinHandle<()>>,
+    _profile: tempfile::TempDir,
+}
+
+/// The flags every browser runs with: headless, no first-run or
+/// background traffic (nothing but the pages' own requests leaves it),
+/// no pop-ups, and a DevTools port on loopback chosen by the system.
+fn flags(profile: &Path) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--headless=new",
+        // The sandbox needs user namespaces, which containers and CI
+        // machines often lack; every page gets a fresh browser context and
+        // requests are checked by scriptscrape instead (see page.rs).
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-sync",
+        "--disable-breakpad",
+        "--disable-crash-reporter",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--metrics-recording-only",
+        "--no-pings",
+        "--disable-quic",
+        "--block-new-web-contents",
+        // The page's document is handed to the browser (page.rs), so the
+        // browser cannot know which address it came from, and its Local
+        // Network Access checks would take an intranet page for a public
+        // one and refuse its intranet scripts. scriptscrape applies the
+        // crawl's private-network rule itself instead (page.rs).
+        "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,\
+         PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults,\
+         MediaRouter,OptimizationHints,Translate",
+        "--mute-audio",
+        "--password-store=basic",
+        "--use-mock-keychain",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+    ]
+    .map(String::from)
+    .to_vec();
+    flags.push(format!("--user-data-dir={}", profile.display()));
+    flags.push("about:blank".into());
+    flags
+}
+
+impl Browser {
+    /// Starts `executable` and waits for its DevTools port.
+    pub fn launch(executable: &Path) -> anyhow::Result<Browser> {
+        let profile = tempfile::Builder::new()
+            .prefix("scriptscrape-browser-")
+            .tempdir()
+            .context("cannot create the browser's profile directory")?;
+        let mut command = Command::new(executable);
+        command
+            .args(flags(profile.path()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let (started_tx, started) = std_mpsc::channel();
+        let keeper = thread::Builder::new()
+            .name("scriptscrape-browser".into())
+            .spawn(move || keep(command, &started_tx))
+            .context("cannot start the browser thread")?;
+        let pid = match started.recv() {
+            Ok(Ok(pid)) => pid,
+            Ok(Err(e)) => {
+                let _ = keeper.join();
+                return Err(e).with_context(|| format!("cannot run {}", executable.display()));
+            }
+            Err(_) => anyhow::bail!("internal error: the browser thread ended"),
+        };
+        let mut browser = Browser {
+            ws_url: String::new(),
+            group: pid,
+            keeper: Some(keeper),
+            _profile: profile,
+        };
+        browser.ws_url = browser
+            .wait_for_port()
+            .with_context(|| format!("{} did not start", executable.display()))?;
+        Ok(browser)
+    }
+
+    /// Reads the port the browser writes to its profile once it listens.
+    fn wait_for_port(&self) -> anyhow::Result<String> {
+        let file = self._profile.path().join("DevToolsActivePort");
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                let mut lines = text.lines();
+                if let (Some(port), Some(path)) = (lines.next(), lines.next())
+                    && port.parse::<u16>().is_ok()
+                {
+                    return Ok(format!("ws://127.0.0.1:{port}{path}"));
+                }
+            }
+            if self.keeper.as_ref().is_none_or(|k| k.is_finished()) {
+                anyhow::bail!("it exited at start");
+            }
+            if started.elapsed() > START_LIMIT {
+                anyhow::bail!("no DevTools port after {} s", START_LIMIT.as_secs());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the browser and every process it started (a hung browser:
+    /// its pages see their connection close).
+    pub fn kill(&self) {
+        kill_group(self.group);
+    }
+
+    /// Whether the browser process is still running.
+    pub fn is_running(&self) -> bool {
+        self.keeper.as_ref().is_some_and(|k| !k.is_finished())
+    }
+}
+
+/// Runs on the browser's own thread: starts it, says so, and waits for it
+/// to end (the thread's end is what the death signal is tied to).
+fn keep(mut command: Command, started: &std_mpsc::Sender<std::io::Result<i32>>) {
+    use std::os::unix::process::CommandExt as _;
+    // Only this thread's id is known to the child, through getppid.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and
+    // calls only async-signal-safe functions (setpgid, prctl, getppid,
+    // kill, getpid).
+    unsafe {
+        command.pre_exec(move || {
+            libc::setpgid(0, 0);
+            #[cfg(target_os = "linux")]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The parent may have died before prctl: then no signal would
+            // ever come.
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+    let mut child: Child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    let pid = child.id() as i32;
+    if started.send(Ok(pid)).is_err() {
+        kill_group(pid);
+    }
+    let _ = child.wait();
+}
+
+/// SIGKILLs the process group `group`.
+fn kill_group(group: i32) {
+    // SAFETY: kill(2) with a negative pid signals the group the browser
+    // was started in (setpgid in pre_exec), which holds only its
+    // processes; signalling a group that is gone fails harmlessly.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(self.group);
+        if let Some(keeper) = self.keeper.take() {
+            // Returns as soon as the browser is reaped.
+            let _ = keeper.join();
+        }
+        // The browser's children may outlive it by a moment; they are in
+        // the group too.
+        kill_group(self.group);
+    }
+}

@@ -1,0 +1,210 @@
+//! `--render`: each fetched page loaded in a headless Chromium, and every
+//! script that ran there reported (see README "Scripts a browser runs").
+//!
+//! ```text
+//!  parse threads ─► render stage ──────────────────────────► writer
+//!   (page, Job)      ≤ --render-concurrency pages at once,
+//!                    each in a fresh browser context of one
+//!                    shared browser (browser.rs), driven over
+//!                    the DevTools protocol (cdp.rs, page.rs);
+//!                    rows from what was recorded (inventory.rs)
+//! ```
+//!
+//! The browser is started when the run starts and restarted when it dies
+//! or hangs; the page it was loading is reported as `render_crashed`.
+
+pub mod browser;
+pub mod cdp;
+pub mod inventory;
+pub mod page;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use crate::crawl::netguard::Guard;
+use crate::error::{ErrorKind, PageError};
+use crate::output::PageResult;
+pub use inventory::{Origin, Rendered};
+pub use page::{Job, Limits};
+
+/// How pages are rendered (`--render` and its options).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The browser's executable.
+    pub executable: PathBuf,
+    /// Pages loaded at once (`--render-concurrency`).
+    pub concurrency: usize,
+    /// How each page is watched.
+    pub limits: Limits,
+}
+
+/// A running browser and the connection to it.
+struct Live {
+    cdp: cdp::Cdp,
+    /// Counts browsers started, so that a page that saw one die restarts
+    /// that one only, not the one another page already started instead.
+    generation: u64,
+    browser: browser::Browser,
+}
+
+/// The browser, shared by the pages rendered at once.
+pub struct Renderer {
+    settings: Settings,
+    guard: Option<Arc<Guard>>,
+    live: Mutex<Option<Arc<Live>>>,
+    started: std::sync::atomic::AtomicU64,
+}
+
+impl Renderer {
+    /// Starts the browser (so that one that cannot start is reported
+    /// before any page is fetched).
+    pub async fn start(settings: Settings, guard: Option<Arc<Guard>>) -> anyhow::Result<Renderer> {
+        let renderer = Renderer {
+            settings,
+            guard,
+            live: Mutex::new(None),
+            started: Default::default(),
+        };
+        renderer.browser(None).await?;
+        Ok(renderer)
+    }
+
+    /// The running browser; started again when `dead` names the one that
+    /// just failed (or none runs).
+    async fn browser(&self, dead: Option<u64>) -> anyhow::Result<Arc<Live>> {
+        let mut live = self.live.lock().await;
+        if let Some(current) = live.as_ref()
+            && dead != Some(current.generation)
+            && !current.cdp.is_closed()
+            && current.browser.is_running()
+        {
+            return Ok(Arc::clone(current));
+        }
+        if let Some(dead) = live.take() {
+            // Hung, perhaps: killed now, not when its last page lets go.
+            dead.browser.kill();
+        }
+        let executable = self.settings.executable.clone();
+        let process = tokio::task::spawn_blocking(move || browser::Browser::launch(&executable))
+            .await
+            .map_err(|_| anyhow::anyhow!("internal error: starting the browser panicked"))??;
+        let (cdp, _browser_events) = cdp::Cdp::connect(&process.ws_url).await?;
+        let generation = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started = Arc::new(Live {
+            cdp,
+            generation,
+            browser: process,
+        });
+        *live = Some(Arc::clone(&started));
+        Ok(started)
+    }
+
+    /// Asks the browser to exit, as a user closing it would (it then
+    /// ends its own processes and reaps them), and waits for it a moment;
+    /// whatever is left is killed when the renderer is dropped.
+    pub async fn close(&self) {
+        let Some(live) = self.live.lock().await.take() else {
+            return;
+        };
+        let asked = live.cdp.call(None, "Browser.close", serde_json::json!({}));
+        let _ = tokio::time::timeout(CLOSE_WITHIN, asked).await;
+        let started = tokio::time::Instant::now();
+        while live.browser.is_running() && started.elapsed() < CLOSE_WITHIN {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Pages loaded at once.
+    pub fn concurrency(&self) -> usize {
+        self.settings.concurrency
+    }
+
+    /// Loads the page of `job` and gives `page` (its static result) the
+    /// rows of every script that ran; a page that did not settle keeps
+    /// what ran so far and says why in its report.
+    pub async fn render(
+        &self,
+        mut page: PageResult,
+        job: Job,
+        stopping: impl Fn() -> bool,
+    ) -> PageResult {
+        let url = job.url.clone();
+        let live = match self.browser(None).await {
+            Ok(live) => live,
+            Err(e) => {
+                let why = format!("the browser could not be started again: {e:#}");
+                return mark(page, ErrorKind::RenderCrashed, why);
+            }
+        };
+        let rec = page::render(
+            &live.cdp,
+            job,
+            &self.settings.limits,
+            self.guard.clone(),
+            stopping,
+        )
+        .await;
+        for (refused, why) in &rec.refused {
+            tracing::info!(
+                "{}: the browser's request for {refused} was refused: {why}",
+                page.page_url
+            );
+        }
+        let limits = &self.settings.limits;
+        let problem = match &rec.end {
+            page::End::Settled => None,
+            page::End::Timeout => Some((
+                ErrorKind::RenderTimeout,
+                format!(
+                    "the page did not settle within --render-timeout {} s; the scripts that \
+                     ran until then are reported",
+                    limits.timeout.as_secs_f64()
+                ),
+            )),
+            page::End::Stopped => Some((ErrorKind::RenderTimeout, "the run was stopped".into())),
+            page::End::Crashed => Some((
+                ErrorKind::RenderCrashed,
+                "the page's tab crashed; the scripts that ran until then are reported".into(),
+            )),
+            page::End::Memory(used) => Some((
+                ErrorKind::RenderMemory,
+                format!(
+                    "the page's JavaScript heap reached {} MB, past --render-memory {} MB; \
+                     its tab was closed",
+                    used >> 20,
+                    limits.memory >> 20
+                ),
+            )),
+            page::End::BrowserGone(why) => {
+                // Every page on it fails the same way; the next starts a
+                // new browser.
+                drop(self.browser(Some(live.generation)).await);
+                Some((
+                    ErrorKind::RenderCrashed,
+                    format!("the browser failed ({why}); it was restarted"),
+                ))
+            }
+        };
+        if let Ok(statics) = page.outcome {
+            page.outcome = Ok(inventory::rows(&url, statics, &rec));
+        }
+        match problem {
+            Some((kind, why)) => mark(page, kind, why),
+            None => page,
+        }
+    }
+}
+
+/// Marks `page` as rendered only in part, for `why`.
+fn mark(mut page: PageResult, kind: ErrorKind, why: String) -> PageResult {
+    page.incomplete = Some(PageError::new(kind, why));
+    page
+}
+
+/// Time the browser gets to exit when asked, before it is killed.
+const CLOSE_WITHIN: Duration = Duration::from_secs(3);
