@@ -108,7 +108,7 @@ pub struct Browser {
 /// The flags every browser runs with: headless, no first-run or
 /// background traffic (nothing but the pages' own requests leaves it),
 /// no pop-ups, and a DevTools port on loopback chosen by the system.
-fn flags(profile: &Path) -> Vec<String> {
+fn flags(profile: &Path, heap_mib: u64) -> Vec<String> {
     let mut flags: Vec<String> = [
         "--headless=new",
         // The sandbox needs user namespaces, which containers and CI
@@ -148,20 +148,31 @@ fn flags(profile: &Path) -> Vec<String> {
     .map(String::from)
     .to_vec();
     flags.push(format!("--user-data-dir={}", profile.display()));
+    // A page's heap is watched by scriptscrape (page.rs), but a script
+    // allocating in one synchronous loop never lets the renderer answer:
+    // V8 itself holds it at twice the limit (where it collects garbage
+    // until the page's time is up) instead of at its own, which is
+    // gigabytes. Twice, so that a heap growing in steps is seen passing
+    // the limit first.
+    flags.push(format!(
+        "--js-flags=--max-old-space-size={}",
+        heap_mib.saturating_mul(2)
+    ));
     flags.push("about:blank".into());
     flags
 }
 
 impl Browser {
-    /// Starts `executable` and waits for its DevTools port.
-    pub fn launch(executable: &Path) -> anyhow::Result<Browser> {
+    /// Starts `executable`, its pages' JavaScript heaps limited to
+    /// `heap_mib` MiB, and waits for its DevTools port.
+    pub fn launch(executable: &Path, heap_mib: u64) -> anyhow::Result<Browser> {
         let profile = tempfile::Builder::new()
             .prefix("scriptscrape-browser-")
             .tempdir()
             .context("cannot create the browser's profile directory")?;
         let mut command = Command::new(executable);
         command
-            .args(flags(profile.path()))
+            .args(flags(profile.path(), heap_mib))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

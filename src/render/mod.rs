@@ -88,7 +88,8 @@ impl Renderer {
             dead.browser.kill();
         }
         let executable = self.settings.executable.clone();
-        let process = tokio::task::spawn_blocking(move || browser::Browser::launch(&executable))
+        let heap_mib = self.settings.limits.memory >> 20;
+        let process = tokio::task::spawn_blocking(move || browser::Browser::launch(&executable, heap_mib))
             .await
             .map_err(|_| anyhow::anyhow!("internal error: starting the browser panicked"))??;
         let (cdp, _browser_events) = cdp::Cdp::connect(&process.ws_url).await?;
