@@ -489,7 +489,7 @@ impl Config {
         }
         let robots = cli.fetch.robots || (cli.fetch.depth > 0 && !cli.fetch.no_robots);
         let (cookies, jar) = cookie_jar(&cli)?;
-        let render = render_settings(&cli, inline_text)?;
+        let render = render_settings(&cli, inline_text, &proxies)?;
 
         Ok(Config {
             sources,
@@ -545,6 +545,7 @@ impl Config {
 fn render_settings(
     cli: &Cli,
     inline_text: bool,
+    proxies: &crate::proxy::Proxies,
 ) -> anyhow::Result<Option<crate::render::Settings>> {
     let r = &cli.render;
     if !r.render {
@@ -573,6 +574,8 @@ fn render_settings(
             memory: r.render_memory << 20,
             keep_text: inline_text,
         },
+        proxy: proxies.for_browser(),
+        user_agent: cli.fetch.user_agent.clone(),
     }))
 }
 

@@ -74,6 +74,27 @@ fn has_scheme(value: &str) -> bool {
     })
 }
 
+/// A run's proxies as Chromium takes them (see [`Proxies::for_browser`]).
+#[derive(Clone)]
+pub struct BrowserProxy {
+    /// `--proxy-server`'s value.
+    pub server: String,
+    /// `--proxy-bypass-list`'s value (from `NO_PROXY`).
+    pub bypass: Option<String>,
+    /// The proxy's user name and password, when its URL has them.
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for BrowserProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserProxy")
+            .field("server", &self.server)
+            .field("bypass", &self.bypass)
+            .field("credentials", &self.credentials.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 /// The proxies of a run: `--proxy`, or those the environment names.
 #[derive(Clone, Default)]
 pub struct Proxies {
@@ -141,6 +162,50 @@ impl Proxies {
         [&self.explicit, &self.http, &self.https]
             .into_iter()
             .filter_map(Option::as_ref)
+    }
+
+    /// The same proxies for Chromium (`--render`): its `--proxy-server`
+    /// and `--proxy-bypass-list` flags, and the user name and password
+    /// it is to answer a proxy's challenge with (never on its command
+    /// line, which any user of the machine can read).
+    pub fn for_browser(&self) -> Option<BrowserProxy> {
+        let server = |url: &Url| {
+            // Chromium's socks5 already resolves names at the proxy.
+            let scheme = match url.scheme() {
+                "socks5h" => "socks5",
+                other => other,
+            };
+            let host = url.host_str().unwrap_or_default();
+            match url.port_or_known_default() {
+                Some(port) => format!("{scheme}://{host}:{port}"),
+                None => format!("{scheme}://{host}"),
+            }
+        };
+        let flag = match (&self.explicit, &self.http, &self.https) {
+            (Some(p), _, _) => server(p),
+            (None, None, None) => return None,
+            (None, http, https) => [("http", http), ("https", https)]
+                .into_iter()
+                .filter_map(|(scheme, p)| Some(format!("{scheme}={}", server(p.as_ref()?))))
+                .collect::<Vec<_>>()
+                .join(";"),
+        };
+        let credentials = self.all().find(|p| !p.username().is_empty()).map(|p| {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (
+                decode(p.username()),
+                decode(p.password().unwrap_or_default()),
+            )
+        });
+        Some(BrowserProxy {
+            server: flag,
+            bypass: (!self.no_proxy.is_empty()).then(|| self.no_proxy.join(";")),
+            credentials,
+        })
     }
 
     /// The proxy a request for `url` goes through.

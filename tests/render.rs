@@ -1120,3 +1120,128 @@ fn pop_ups_permissions_and_downloads_are_refused() {
     }
     assert!(downloaded.is_empty(), "downloaded: {downloaded:?}");
 }
+
+/// A forwarding HTTP proxy that wants a user name and password (Basic):
+/// without them it answers 407; with them it serves, whatever host is
+/// asked for (names that resolve nowhere), a page that inserts a script
+/// from another such host, and that script. It records what it was asked
+/// for, and whether the credentials came.
+struct LoginProxy {
+    addr: std::net::SocketAddr,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+}
+
+const PROXY_LOGIN: &str = "Basic cHh1c2VyOnB4c2VjcmV0"; // pxuser:pxsecret
+const BEHIND_PROXY: &str = "window.behindProxy = 1;";
+
+impl LoginProxy {
+    fn start() -> LoginProxy {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        std::thread::spawn(move || {
+            // Bounded: a test makes a handful of connections.
+            for conn in listener.incoming().take(200) {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let Ok(clone) = conn.try_clone() else { return };
+                    let mut reader = BufReader::new(clone);
+                    // One request per connection (Connection: close).
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                    let mut login = false;
+                    for _ in 0..100 {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                        let lower = header.to_ascii_lowercase();
+                        if lower.starts_with("proxy-authorization:") {
+                            login = header.trim_end().ends_with(PROXY_LOGIN);
+                        }
+                    }
+                    log.lock().unwrap().push((target.clone(), login));
+                    let (status, kind, body) = if !login {
+                        (
+                            "407 Proxy Authentication Required",
+                            "text/plain",
+                            String::new(),
+                        )
+                    } else if target.ends_with(".js") {
+                        ("200 OK", "text/javascript", BEHIND_PROXY.to_owned())
+                    } else {
+                        let insert = insert("http://cdn.scriptscrape-test.invalid/tag.js");
+                        (
+                            "200 OK",
+                            "text/html",
+                            page(&format!("<script>{insert}</script>"), ""),
+                        )
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\nProxy-Authenticate: Basic realm=\"test\"\r\n\
+                         Content-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(reply.as_bytes());
+                });
+            }
+        });
+        LoginProxy { addr, asked }
+    }
+}
+
+/// With `--proxy`, the browser's own requests go through the proxy too,
+/// and a proxy that asks for credentials gets those of `--proxy`'s URL
+/// (never on the browser's command line); the proxy's password is
+/// written nowhere.
+#[test]
+fn the_browser_goes_through_the_runs_proxy_with_its_login() {
+    let proxy = LoginProxy::start();
+    let page_url = "http://shop.scriptscrape-test.invalid/checkout";
+    let run = Run::new();
+    let proxy_arg = format!("http://pxuser:pxsecret@{}", proxy.addr);
+    let out = render_into(
+        &run,
+        &[page_url],
+        &[
+            "--proxy",
+            &proxy_arg,
+            "--render-concurrency",
+            "1",
+            "--render-idle",
+            "300",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = Table::read(&run.path("scripts.csv"));
+    let tag = one(&table, "origin", "inserted");
+    check(
+        &table,
+        tag,
+        &[
+            ("src", "http://cdn.scriptscrape-test.invalid/tag.js"),
+            ("content_status", "200"),
+            ("content_sha384", &sha384(BEHIND_PROXY)),
+        ],
+    );
+    let asked = proxy.asked.lock().unwrap().clone();
+    assert!(
+        asked.contains(&(
+            "http://cdn.scriptscrape-test.invalid/tag.js".to_owned(),
+            true
+        )),
+        "{asked:?}"
+    );
+    for file in ["scripts.csv", "pages.csv"] {
+        let text = std::fs::read_to_string(run.path(file)).expect("output");
+        assert!(!text.contains("pxsecret"), "{file}");
+    }
+    assert!(!out.stderr.contains("pxsecret"), "{}", out.stderr);
+}

@@ -94,6 +94,19 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// What a browser is started with.
+pub struct Launch {
+    /// Its executable.
+    pub executable: PathBuf,
+    /// The JavaScript heap a page may use (`--render-memory`), in MiB.
+    pub heap_mib: u64,
+    /// The proxies its requests go through (no credentials: those are
+    /// given when the proxy asks, see page.rs).
+    pub proxy: Option<crate::proxy::BrowserProxy>,
+    /// The User-Agent it sends instead of its own.
+    pub user_agent: Option<String>,
+}
+
 /// A running browser. Dropping it kills the browser and all its processes
 /// and removes its profile.
 pub struct Browser {
@@ -108,7 +121,7 @@ pub struct Browser {
 /// The flags every browser runs with: headless, no first-run or
 /// background traffic (nothing but the pages' own requests leaves it),
 /// no pop-ups, and a DevTools port on loopback chosen by the system.
-fn flags(profile: &Path, heap_mib: u64) -> Vec<String> {
+fn flags(profile: &Path, launch: &Launch) -> Vec<String> {
     let mut flags: Vec<String> = [
         "--headless=new",
         // The sandbox needs user namespaces, which containers and CI
@@ -156,23 +169,32 @@ fn flags(profile: &Path, heap_mib: u64) -> Vec<String> {
     // the limit first.
     flags.push(format!(
         "--js-flags=--max-old-space-size={}",
-        heap_mib.saturating_mul(2)
+        launch.heap_mib.saturating_mul(2)
     ));
+    if let Some(proxy) = &launch.proxy {
+        flags.push(format!("--proxy-server={}", proxy.server));
+        if let Some(bypass) = &proxy.bypass {
+            flags.push(format!("--proxy-bypass-list={bypass}"));
+        }
+    }
+    if let Some(agent) = &launch.user_agent {
+        flags.push(format!("--user-agent={agent}"));
+    }
     flags.push("about:blank".into());
     flags
 }
 
 impl Browser {
-    /// Starts `executable`, its pages' JavaScript heaps limited to
-    /// `heap_mib` MiB, and waits for its DevTools port.
-    pub fn launch(executable: &Path, heap_mib: u64) -> anyhow::Result<Browser> {
+    /// Starts the browser `launch` says and waits for its DevTools port.
+    pub fn launch(launch: &Launch) -> anyhow::Result<Browser> {
+        let executable = &launch.executable;
         let profile = tempfile::Builder::new()
             .prefix("scriptscrape-browser-")
             .tempdir()
             .context("cannot create the browser's profile directory")?;
         let mut command = Command::new(executable);
         command
-            .args(flags(profile.path(), heap_mib))
+            .args(flags(profile.path(), launch))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

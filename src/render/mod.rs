@@ -39,6 +39,11 @@ pub struct Settings {
     pub concurrency: usize,
     /// How each page is watched.
     pub limits: Limits,
+    /// The proxies the browser's requests go through, as the run's.
+    pub proxy: Option<crate::proxy::BrowserProxy>,
+    /// The User-Agent the browser sends, when the user chose one
+    /// (`--user-agent`); else Chromium's own.
+    pub user_agent: Option<String>,
 }
 
 /// A running browser and the connection to it.
@@ -87,9 +92,13 @@ impl Renderer {
             // Hung, perhaps: killed now, not when its last page lets go.
             dead.browser.kill();
         }
-        let executable = self.settings.executable.clone();
-        let heap_mib = self.settings.limits.memory >> 20;
-        let process = tokio::task::spawn_blocking(move || browser::Browser::launch(&executable, heap_mib))
+        let launch = browser::Launch {
+            executable: self.settings.executable.clone(),
+            heap_mib: self.settings.limits.memory >> 20,
+            proxy: self.settings.proxy.clone(),
+            user_agent: self.settings.user_agent.clone(),
+        };
+        let process = tokio::task::spawn_blocking(move || browser::Browser::launch(&launch))
             .await
             .map_err(|_| anyhow::anyhow!("internal error: starting the browser panicked"))??;
         let (cdp, _browser_events) = cdp::Cdp::connect(&process.ws_url).await?;
@@ -142,11 +151,19 @@ impl Renderer {
                 return mark(page, ErrorKind::RenderCrashed, why);
             }
         };
+        let proxy_login = self
+            .settings
+            .proxy
+            .as_ref()
+            .and_then(|p| p.credentials.clone());
         let rec = page::render(
             &live.cdp,
             job,
             &self.settings.limits,
-            self.guard.clone(),
+            page::Access {
+                guard: self.guard.clone(),
+                proxy_login,
+            },
             stopping,
         )
         .await;

@@ -221,12 +221,21 @@ const HEAP_EVERY: Duration = Duration::from_millis(200);
 /// taken for hung.
 const BROWSER_CALL: Duration = Duration::from_secs(10);
 
+/// What a page's requests may reach, and with what.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The crawl's private-network rule, when it applies.
+    pub guard: Option<Arc<Guard>>,
+    /// The user name and password a proxy that asks for them gets.
+    pub proxy_login: Option<(String, String)>,
+}
+
 /// Loads `job` in a new browser context of `cdp` and records what runs.
 pub async fn render(
     cdp: &Cdp,
     job: Job,
     limits: &Limits,
-    guard: Option<Arc<Guard>>,
+    access: Access,
     stopping: impl Fn() -> bool,
 ) -> Recording {
     let deadline = Instant::now() + limits.timeout;
@@ -241,7 +250,7 @@ pub async fn render(
         cdp: cdp.clone(),
         job,
         limits: limits.clone(),
-        guard,
+        access,
         served: false,
         pending: FuturesUnordered::new(),
         sources_pending: 0,
@@ -387,7 +396,7 @@ struct Watch {
     cdp: Cdp,
     job: Job,
     limits: Limits,
-    guard: Option<Arc<Guard>>,
+    access: Access,
     /// The page's document was answered.
     served: bool,
     pending: FuturesUnordered<Pending>,
@@ -516,6 +525,7 @@ impl Watch {
         let p = &event.params;
         match event.method.as_str() {
             "Fetch.requestPaused" => self.on_paused(&session, p),
+            "Fetch.authRequired" => self.on_auth(&session, p),
             "Target.attachedToTarget" => self.on_attached(p),
             "Debugger.scriptParsed" => self.on_script(&session, p),
             "Network.requestWillBeSent" => {
@@ -572,6 +582,29 @@ impl Watch {
         None
     }
 
+    /// A server or proxy asks for a user name and password: a proxy of
+    /// the run's gets its own (as the run's requests do); a site gets
+    /// none, as `-u` is for the listed URLs' own requests.
+    fn on_auth(&mut self, session: &str, p: &Value) {
+        let id = str_of(p, "requestId").to_owned();
+        let from_proxy =
+            p.pointer("/authChallenge/source").and_then(Value::as_str) == Some("Proxy");
+        let response = match (&self.access.proxy_login, from_proxy) {
+            (Some((user, password)), true) => json!({
+                "response": "ProvideCredentials",
+                "username": user,
+                "password": password,
+            }),
+            _ => json!({ "response": "CancelAuth" }),
+        };
+        let answer = self.call(
+            session,
+            "Fetch.continueWithAuth",
+            json!({ "requestId": id, "authChallengeResponse": response }),
+        );
+        self.pending.push(answer);
+    }
+
     /// The record of the requests for `url`, the first made in `session`.
     fn requested(&mut self, url: &str, session: &str) -> &mut Requested {
         let entry = self.rec.requests.entry(url.to_owned()).or_default();
@@ -611,7 +644,7 @@ impl Watch {
             self.requested(&url, session).script = true;
         }
         let cdp = self.cdp.clone();
-        let guard = self.guard.clone();
+        let guard = self.access.guard.clone();
         let session = session.to_owned();
         self.pending.push(Box::pin(async move {
             match allowed(guard.as_deref(), &url).await {
@@ -738,7 +771,8 @@ async fn set_up(cdp: &Cdp, session: &str, child: bool) -> Result<(), CdpError> {
         ),
         (
             "Fetch.enable",
-            json!({ "patterns": [{ "urlPattern": "*" }] }),
+            // Challenges too, so that none waits for a login prompt.
+            json!({ "patterns": [{ "urlPattern": "*" }], "handleAuthRequests": true }),
             true,
         ),
         ("Network.enable", json!({}), true),
