@@ -165,17 +165,28 @@ impl Deliver {
 /// next page at once.
 const RENDER_QUEUE: usize = 2;
 
+/// The `--render` stage, started: its task, the thread that hands its
+/// pages to the writer, and the count of pages a stop left unrendered.
+struct RenderStage {
+    task: tokio::task::JoinHandle<()>,
+    forward: thread::JoinHandle<()>,
+    unrendered: Arc<AtomicU64>,
+}
+
 /// Starts the `--render` stage on `runtime`: at most `renderer`'s
 /// concurrency pages in the browser at once, each going on to `out` once
 /// loaded (pages without a job go on as they are). Ends when `pages`
-/// closes and the last page is out.
+/// closes and the last page is out. After a stop, pages still loading get
+/// the grace period, as requests in flight do; those it leaves unrendered
+/// are not written (a `--resume` does them again).
 fn start_render(
     runtime: &tokio::runtime::Runtime,
     renderer: Arc<render::Renderer>,
     mut pages: mpsc::Receiver<(PageResult, Option<render::Job>)>,
     out: std_mpsc::SyncSender<PageResult>,
     stop: &Stop,
-) -> anyhow::Result<(tokio::task::JoinHandle<()>, thread::JoinHandle<()>)> {
+    grace: Duration,
+) -> anyhow::Result<RenderStage> {
     // The writer's queue is a blocking one: a thread of its own feeds it,
     // so that no async worker waits on the writer.
     let concurrency = renderer.concurrency();
@@ -191,7 +202,17 @@ fn start_render(
         })
         .context("cannot start the render output thread")?;
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let stop = stop.clone();
+    let unrendered = Arc::new(AtomicU64::new(0));
+    let draining_since = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let stopping = {
+        let stop = stop.clone();
+        move || match stop.level() {
+            Level::Running => false,
+            Level::Draining => draining_since.get_or_init(Instant::now).elapsed() >= grace,
+            Level::Now => true,
+        }
+    };
+    let counted = Arc::clone(&unrendered);
     let stage = runtime.spawn(async move {
         let mut loading = tokio::task::JoinSet::new();
         while let Some((page, job)) = pages.recv().await {
@@ -206,11 +227,17 @@ fn start_render(
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                 break;
             };
-            let (renderer, done_tx, stop) = (Arc::clone(&renderer), done_tx.clone(), stop.clone());
+            let (renderer, done_tx) = (Arc::clone(&renderer), done_tx.clone());
+            let (stopping, counted) = (stopping.clone(), Arc::clone(&counted));
             loading.spawn(async move {
-                let stopping = || stop.level() == Level::Now;
-                let page = renderer.render(page, job, stopping).await;
-                let _ = done_tx.send(page).await;
+                match renderer.render(page, job, stopping).await {
+                    Some(page) => {
+                        let _ = done_tx.send(page).await;
+                    }
+                    None => {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 drop(slot);
             });
             // Reaps the finished ones, so the set stays small.
@@ -218,7 +245,11 @@ fn start_render(
         }
         while loading.join_next().await.is_some() {}
     });
-    Ok((stage, forward))
+    Ok(RenderStage {
+        task: stage,
+        forward,
+        unrendered,
+    })
 }
 
 /// The `--fetch-scripts` stage, started: where parsed pages go, its
@@ -371,7 +402,8 @@ pub fn run(
         None if renderer.is_some() => {
             let (render_tx, render_rx) = mpsc::channel(RENDER_QUEUE);
             let renderer = renderer.clone().context("internal error: no renderer")?;
-            render_stage = Some(start_render(&runtime, renderer, render_rx, page_tx, stop)?);
+            let stage = start_render(&runtime, renderer, render_rx, page_tx, stop, config.grace)?;
+            render_stage = Some(stage);
             (Deliver::Render(render_tx), None, None)
         }
         None => (Deliver::Writer(page_tx), None, None),
@@ -445,16 +477,23 @@ pub fn run(
         guard,
     });
     let work = Local::new(line_rx, frontier, max_frontier);
-    let (ended, crawled) = runtime.block_on(schedule::run(setup, work, body_tx));
+    let (mut ended, crawled) = runtime.block_on(schedule::run(setup, work, body_tx));
     for handle in parse_handles {
         // A parse thread cannot panic: extraction runs under catch_unwind.
         let _ = handle.join();
     }
     // The parse threads are gone, so the render stage's input is closed:
     // it ends once the pages in the browser are out.
-    if let Some((stage, forward)) = render_stage {
-        let _ = runtime.block_on(stage);
-        let _ = forward.join();
+    let mut unrendered = 0;
+    if let Some(stage) = render_stage {
+        let _ = runtime.block_on(stage.task);
+        let _ = stage.forward.join();
+        unrendered = stage.unrendered.load(Ordering::Relaxed);
+    }
+    if unrendered > 0 && matches!(ended, Ended::Complete) {
+        // Every page was fetched, but a stop came while some were in the
+        // browser: the run did not complete.
+        ended = Ended::Stopped { unfinished: 0 };
     }
     // The browser goes before anything else can end the process.
     if let Some(renderer) = renderer {
@@ -498,7 +537,7 @@ pub fn run(
         // with the process.
         Ended::Stopped { unfinished } => {
             summary.stopped = stop.cause();
-            summary.unfinished = unfinished + held;
+            summary.unfinished = unfinished + held + unrendered;
             if let Some(sink) = sink {
                 finish_output(sink.keep_partial(), &mut summary)?;
             }

@@ -1245,3 +1245,72 @@ fn the_browser_goes_through_the_runs_proxy_with_its_login() {
     }
     assert!(!out.stderr.contains("pxsecret"), "{}", out.stderr);
 }
+
+/// A stop (SIGINT) while a page is in the browser gives it the grace
+/// period, as requests in flight get; a page still loading then is not
+/// written (counted as unfinished), and `--resume` renders it again.
+#[test]
+fn a_stop_leaves_an_unrendered_page_to_resume() {
+    let server = TestServer::start();
+    server.set_page("quick", &page("<script>window.quick = 1;</script>", ""));
+    let waits = insert("/js/held.js");
+    server.set_page("held", &page(&format!("<script>{waits}</script>"), ""));
+    server.set_script("held.js", "window.held = 1;", Duration::from_secs(30));
+    let (quick, held) = (server.url("/page/quick"), server.url("/page/held"));
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[&quick, &held]);
+    let args = [
+        list.as_str(),
+        "--render",
+        // One page after the other, in the list's order.
+        "-c",
+        "1",
+        "--render-concurrency",
+        "1",
+        "--render-idle",
+        "300",
+        "--render-timeout",
+        "60",
+        "--grace",
+        "1",
+        "--pages",
+        "pages.csv",
+        "-o",
+        "scripts.csv",
+    ];
+    let mut running = Spawned::start(&run, "stop", &args);
+    running.wait_for(Duration::from_secs(30), "the held script requested", || {
+        server.hits("/js/held.js") > 0
+    });
+    signal(running.child(), libc::SIGINT);
+    let status = wait_within(running.child(), Duration::from_secs(30)).expect("the run ends");
+    assert_eq!(status.code(), Some(130), "{}", running.stderr());
+    assert!(
+        running.stderr().contains("1 URL not done"),
+        "{}",
+        running.stderr()
+    );
+    let report = Table::read(&run.path("pages.csv.part"));
+    assert_eq!(
+        report.column("page_url"),
+        [quick.as_str()],
+        "only the rendered page"
+    );
+
+    server.set_script("held.js", "window.held = 1;", Duration::ZERO);
+    // The same run, with --resume (render_into adds the list and outputs).
+    let mut again = args[2..args.len() - 4].to_vec();
+    again.push("--resume");
+    let out = render_into(&run, &[&quick, &held], &again);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = Table::read(&run.path("pages.csv"));
+    assert_eq!(report.rows.len(), 2);
+    assert_eq!(report.for_page(&held, "error"), "");
+    let scripts = Table::read(&run.path("scripts.csv"));
+    let inserted = one(&scripts, "origin", "inserted");
+    check(
+        &scripts,
+        inserted,
+        &[("page_url", &held), ("content_status", "200")],
+    );
+}

@@ -136,19 +136,24 @@ impl Renderer {
 
     /// Loads the page of `job` and gives `page` (its static result) the
     /// rows of every script that ran; a page that did not settle keeps
-    /// what ran so far and says why in its report.
+    /// what ran so far and says why in its report. `None` when `stopping`
+    /// said the run is ending first: the page is not done (a later
+    /// `--resume` does it again).
     pub async fn render(
         &self,
         mut page: PageResult,
         job: Job,
         stopping: impl Fn() -> bool,
-    ) -> PageResult {
+    ) -> Option<PageResult> {
+        if stopping() {
+            return None;
+        }
         let url = job.url.clone();
         let live = match self.browser(None).await {
             Ok(live) => live,
             Err(e) => {
                 let why = format!("the browser could not be started again: {e:#}");
-                return mark(page, ErrorKind::RenderCrashed, why);
+                return Some(mark(page, ErrorKind::RenderCrashed, why));
             }
         };
         let proxy_login = self
@@ -184,7 +189,7 @@ impl Renderer {
                     limits.timeout.as_secs_f64()
                 ),
             )),
-            page::End::Stopped => Some((ErrorKind::RenderTimeout, "the run was stopped".into())),
+            page::End::Stopped => return None,
             page::End::Crashed => Some((
                 ErrorKind::RenderCrashed,
                 "the page's tab crashed; the scripts that ran until then are reported".into(),
@@ -211,10 +216,10 @@ impl Renderer {
         if let Ok(statics) = page.outcome {
             page.outcome = Ok(inventory::rows(&url, statics, &rec));
         }
-        match problem {
+        Some(match problem {
             Some((kind, why)) => mark(page, kind, why),
             None => page,
-        }
+        })
     }
 }
 
