@@ -27,6 +27,9 @@ const NAMES: [&str; 5] = [
     "/usr/lib/chromium/chromium",
 ];
 
+/// The browser's standard error, in its profile directory.
+const STDERR_LOG: &str = "scriptscrape-browser-stderr.log";
+
 /// How long a starting browser may take to open its DevTools port.
 const START_LIMIT: Duration = Duration::from_secs(30);
 
@@ -197,7 +200,12 @@ impl Browser {
             .args(flags(profile.path(), launch))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            // Kept beside the profile, for the message if it fails to
+            // start; the browser logs little else with these flags.
+            .stderr(
+                std::fs::File::create(profile.path().join(STDERR_LOG))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+            );
         let (started_tx, started) = std_mpsc::channel();
         let keeper = thread::Builder::new()
             .name("scriptscrape-browser".into())
@@ -237,7 +245,7 @@ impl Browser {
                 }
             }
             if self.keeper.as_ref().is_none_or(|k| k.is_finished()) {
-                anyhow::bail!("it exited at start");
+                anyhow::bail!("it exited at start{}", self.last_words());
             }
             if started.elapsed() > START_LIMIT {
                 anyhow::bail!("no DevTools port after {} s", START_LIMIT.as_secs());
@@ -250,6 +258,19 @@ impl Browser {
     /// its pages see their connection close).
     pub fn kill(&self) {
         kill_group(self.group);
+    }
+
+    /// The end of what the browser wrote to its standard error, as
+    /// `: ...` for a message (empty when it wrote nothing).
+    fn last_words(&self) -> String {
+        let log = std::fs::read(self._profile.path().join(STDERR_LOG)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&log);
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| format!(": {}", crate::output::one_line(l)))
+            .unwrap_or_default()
     }
 
     /// Whether the browser process is still running.
