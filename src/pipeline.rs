@@ -496,9 +496,10 @@ pub fn run(
         ended = Ended::Stopped { unfinished: 0 };
     }
     // The browser goes before anything else can end the process.
-    if let Some(renderer) = renderer {
+    let render_tally = renderer.map(|renderer| {
         runtime.block_on(renderer.close());
-    }
+        renderer.tally()
+    });
     // Requests still running here were abandoned because the output went
     // away or the run was stopped; dropping the runtime cancels them.
     runtime.shutdown_background();
@@ -511,6 +512,7 @@ pub fn run(
         Err(_) => anyhow::bail!("internal error: the output thread panicked"),
     };
     summary.script_content = scripts_ended.map(|e| e.tally);
+    summary.render = render_tally;
     match ended {
         Ended::Complete if !summary.output_closed => {
             // The input ended (else the fetch stage would still be

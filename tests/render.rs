@@ -814,8 +814,19 @@ fn a_crawl_keeps_the_browser_out_of_private_hosts() {
     let second = server.url("/page/second");
     let run = Run::new();
 
-    let out = render_into(&run, &[&seed], &[&QUICK[..], &["--depth", "1"]].concat());
+    let out = render_into(
+        &run,
+        &[&seed],
+        &[&QUICK[..], &["--depth", "1", "--stats", "stats.json"]].concat(),
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path("stats.json")).expect("stats"))
+            .expect("stats JSON");
+    assert_eq!(stats["render"]["pages"], 2, "{stats}");
+    assert_eq!(stats["render"]["browsers_started"], 1, "{stats}");
+    // The static script, the inserted one and the fetch.
+    assert_eq!(stats["render"]["requests_refused"], 3, "{stats}");
     for path in ["/js/evil.js", "/js/evil-inserted.js", "/js/evil-fetch"] {
         assert_eq!(server.hits(path), 0, "{path} reached the server");
     }

@@ -20,6 +20,7 @@ pub mod page;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -55,12 +56,25 @@ struct Live {
     browser: browser::Browser,
 }
 
+/// What rendering did in a run, for the summary and `--stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Pages loaded in the browser (whatever the outcome).
+    pub pages: u64,
+    /// Browsers started, the first included.
+    pub browsers: u64,
+    /// Requests of the browser the private-network rule refused.
+    pub refused: u64,
+}
+
 /// The browser, shared by the pages rendered at once.
 pub struct Renderer {
     settings: Settings,
     guard: Option<Arc<Guard>>,
     live: Mutex<Option<Arc<Live>>>,
-    started: std::sync::atomic::AtomicU64,
+    started: AtomicU64,
+    pages: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl Renderer {
@@ -71,7 +85,9 @@ impl Renderer {
             settings,
             guard,
             live: Mutex::new(None),
-            started: Default::default(),
+            started: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         };
         renderer.browser(None).await?;
         Ok(renderer)
@@ -102,9 +118,7 @@ impl Renderer {
             .await
             .map_err(|_| anyhow::anyhow!("internal error: starting the browser panicked"))??;
         let (cdp, _browser_events) = cdp::Cdp::connect(&process.ws_url).await?;
-        let generation = self
-            .started
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let generation = self.started.fetch_add(1, Ordering::Relaxed);
         let started = Arc::new(Live {
             cdp,
             generation,
@@ -126,6 +140,15 @@ impl Renderer {
         let started = tokio::time::Instant::now();
         while live.browser.is_running() && started.elapsed() < CLOSE_WITHIN {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// What it did so far.
+    pub fn tally(&self) -> Tally {
+        Tally {
+            pages: self.pages.load(Ordering::Relaxed),
+            browsers: self.started.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -172,6 +195,9 @@ impl Renderer {
             stopping,
         )
         .await;
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        self.refused
+            .fetch_add(rec.refused.len() as u64, Ordering::Relaxed);
         for (refused, why) in &rec.refused {
             tracing::info!(
                 "{}: the browser's request for {refused} was refused: {why}",

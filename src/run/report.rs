@@ -57,6 +57,8 @@ pub struct Summary {
     pub crawl: Option<Crawled>,
     /// With `--fetch-scripts`: the scripts this run fetched.
     pub script_content: Option<crate::content::scripts::Tally>,
+    /// With `--render`: what the browser did.
+    pub render: Option<crate::render::Tally>,
     /// Discovered URLs that are not pages to scrape, by kind: not HTML (a
     /// PDF, an image), disallowed by robots.txt, or on a private address.
     /// They have rows, but a crawl that meets them has not failed.
@@ -240,6 +242,18 @@ impl fmt::Display for Summary {
             write!(f, " ({})", kinds.join(", "))?;
         }
         write!(f, ", {}", count(self.scripts, "script"))?;
+        if let Some(render) = &self.render {
+            write!(f, " ({} rendered", count(render.pages, "page"))?;
+            if render.browsers > 1 {
+                let restarts = count(render.browsers - 1, "time");
+                write!(f, ", browser restarted {restarts}")?;
+            }
+            if render.refused > 0 {
+                let refused = count(render.refused, "browser request");
+                write!(f, ", {refused} refused by the private-network rule")?;
+            }
+            f.write_str(")")?;
+        }
         if let Some(content) = &self.script_content {
             write!(
                 f,

@@ -98,6 +98,11 @@ pub fn document(
                 .map(|(k, n)| (k.as_str().to_owned(), json!(n)))
                 .collect::<Map<String, Value>>(),
         })),
+        "render": summary.render.map(|r| json!({
+            "pages": r.pages,
+            "browsers_started": r.browsers,
+            "requests_refused": r.refused,
+        })),
         "bytes": summary.bytes,
         "pages_per_s": if elapsed > 0.0 { round3(this_run as f64 / elapsed) } else { 0.0 },
         "latency_ms": {
