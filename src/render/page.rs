@@ -272,8 +272,9 @@ pub async fn render(
             end: End::Settled,
         },
     };
-    let end = match set_up(cdp, &opened.session, false).await {
-        Ok(()) => {
+    let set = tokio::time::timeout(BROWSER_CALL, set_up(cdp, &opened.session, false)).await;
+    let end = match set {
+        Ok(Ok(())) => {
             let url = watch.job.url.to_string();
             let nav = cdp.clone();
             let session = opened.session.clone();
@@ -285,7 +286,8 @@ pub async fn render(
             }));
             watch.run(events, deadline, stopping).await
         }
-        Err(e) => End::BrowserGone(format!("cannot watch the tab: {e}")),
+        Ok(Err(e)) => End::BrowserGone(format!("cannot watch the tab: {e}")),
+        Err(_) => End::BrowserGone("the browser did not answer in time".into()),
     };
     cdp.unroute(&opened.session);
     let mut rec = watch.rec;
