@@ -558,9 +558,8 @@ fn a_page_that_never_settles_times_out_with_what_ran() {
 }
 
 /// Starts a run on `list` that renders one page at a time and gives a
-/// page 20 s: far past the crash the tests below cause, so that a page
-/// must end by the crash, not by the timeout.
-fn spawn_render(run: &Run, name: &str, list: &str) -> Spawned {
+/// page `timeout` seconds.
+fn spawn_render(run: &Run, name: &str, list: &str, timeout: &str) -> Spawned {
     let args = [
         list,
         "--render",
@@ -569,7 +568,7 @@ fn spawn_render(run: &Run, name: &str, list: &str) -> Spawned {
         "--render-idle",
         "300",
         "--render-timeout",
-        "20",
+        timeout,
         "--pages",
         "pages.csv",
         "-o",
@@ -601,7 +600,8 @@ fn a_crashed_tab_is_reported_and_the_next_page_rendered() {
     let run = Run::new();
     let list = run.urls("urls.txt", &[&crashes, &fine]);
 
-    let mut running = spawn_render(&run, "crash", &list);
+    // Far past the crash: the page must end by it, not by its time.
+    let mut running = spawn_render(&run, "crash", &list, "20");
     running.wait_for(
         Duration::from_secs(30),
         "the marker script requested",
@@ -659,11 +659,24 @@ fn a_crashed_tab_is_reported_and_the_next_page_rendered() {
     );
 }
 
-/// A browser that dies (its main process killed) is started again: the
-/// page it was loading is `render_crashed`, with the rows seen before,
-/// and the next page is rendered by the new browser.
+/// A browser that dies (its main process killed) or hangs (stopped) is
+/// started again: the page it was loading is `render_crashed`, with the
+/// rows seen before, and the next page is rendered by the new browser.
 #[test]
 fn a_dead_browser_is_started_again() {
+    // Far past the crash: the page must end by it, not by its time.
+    browser_fails_then_recovers(libc::SIGKILL, "dead", "20");
+}
+
+/// See [`a_dead_browser_is_started_again`]: a stopped browser answers
+/// nothing, and is taken for hung once the page's time is up.
+#[test]
+fn a_hung_browser_is_killed_and_started_again() {
+    // The page's time ends, and closing its tab gets no answer.
+    browser_fails_then_recovers(libc::SIGSTOP, "hung", "2");
+}
+
+fn browser_fails_then_recovers(sig: libc::c_int, name: &str, timeout: &str) {
     let server = TestServer::start();
     let first = insert("/js/browser-marker.js");
     server.set_script("browser-marker.js", "", Duration::from_secs(20));
@@ -673,7 +686,7 @@ fn a_dead_browser_is_started_again() {
     let after = server.url("/page/after");
     let run = Run::new();
     let list = run.urls("urls.txt", &[&dies, &after]);
-    let mut running = spawn_render(&run, "browser-crash", &list);
+    let mut running = spawn_render(&run, name, &list, timeout);
     running.wait_for(
         Duration::from_secs(30),
         "the marker script requested",
@@ -687,14 +700,15 @@ fn a_dead_browser_is_started_again() {
         .filter(|p| !p.cmdline().contains("--type="))
         .collect();
     assert_eq!(browsers.len(), 1, "one browser process under scriptscrape");
-    browsers[0].kill();
-    let status = wait_within(running.child(), Duration::from_secs(30)).expect("the run ends");
+    browsers[0].signal(sig);
+    let status = wait_within(running.child(), Duration::from_secs(60)).expect("the run ends");
     assert_eq!(
         status.code(),
         Some(1),
         "a failed page: {}",
         running.stderr()
     );
+    assert!(!browsers[0].alive(), "the {name} browser is gone");
 
     let pages = Table::read(&run.path("pages.csv"));
     assert_eq!(pages.for_page(&dies, "error"), "render_crashed");

@@ -219,7 +219,7 @@ const TICK: Duration = Duration::from_millis(50);
 const HEAP_EVERY: Duration = Duration::from_millis(200);
 /// Time a command to the browser itself may take before the browser is
 /// taken for hung.
-const BROWSER_CALL: Duration = Duration::from_secs(10);
+const BROWSER_CALL: Duration = Duration::from_secs(5);
 
 /// What a page's requests may reach, and with what.
 #[derive(Clone, Default)]

@@ -158,11 +158,16 @@ impl Proc {
 
     /// SIGKILL, unless it is gone already.
     pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Sends `sig`, unless it is gone already.
+    pub fn signal(&self, sig: libc::c_int) {
         if self.alive() {
             // SAFETY: kill(2) on a process this test's run started (checked
             // by start time just above); one already gone is ESRCH.
             unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
+                libc::kill(self.pid, sig);
             }
         }
     }
