@@ -15,6 +15,9 @@
 //!  back to the fetch stage (one message per page, plus one per held page
 //!  released), which fetches them ahead of pages; ≤ 4 × -c (≥ 64) pages
 //!  held for their scripts before pages stop starting
+//!  with --render: parse → render::Renderer → write; ≤ --render-concurrency
+//!  pages in the browser, RENDER_QUEUE more waiting for it, and as many
+//!  rendered on their way to the writer
 //! ```
 //!
 //! Each arrow is a bounded channel, so a slow stage holds the ones before it
