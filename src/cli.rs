@@ -601,7 +601,7 @@ pub struct RenderArgs {
         long,
         value_name = "MS",
         default_value = "500",
-        value_parser = parse_delay,
+        value_parser = parse_render_idle,
         allow_negative_numbers = true,
         help_heading = "Rendering"
     )]
@@ -633,6 +633,11 @@ pub struct RenderArgs {
         help_heading = "Rendering"
     )]
     pub render_memory: u64,
+}
+
+/// Parses `--render-idle` as `--delay` is parsed, in its own name.
+pub fn parse_render_idle(s: &str) -> Result<Duration, String> {
+    parse_delay(s).map_err(|e| e.replace("--delay", "--render-idle"))
 }
 
 /// Parses `--render-memory`: whole MiB, at least 16 (less than a blank

@@ -541,6 +541,10 @@ impl Config {
     }
 }
 
+/// The most pages `--render-concurrency` loads at once: each takes a
+/// renderer process of tens of megabytes or more.
+const MAX_RENDER_CONCURRENCY: usize = 4096;
+
 /// `--render`'s settings, with the browser found; `None` without it.
 fn render_settings(
     cli: &Cli,
@@ -549,13 +553,17 @@ fn render_settings(
 ) -> anyhow::Result<Option<crate::render::Settings>> {
     let r = &cli.render;
     if !r.render {
-        if r.browser.is_some() {
-            bail!("--browser is the browser --render uses: add --render");
-        }
-        if r.render_concurrency.is_some() {
-            bail!("--render-concurrency applies to --render: add --render");
-        }
+        // The other options only tune --render: a configuration file or
+        // the environment may set them for the runs that render.
         return Ok(None);
+    }
+    if r.render_idle >= r.render_timeout {
+        bail!(
+            "--render-idle ({} ms) must be shorter than --render-timeout ({} s): no page could \
+             ever be quiet that long before its time is up",
+            r.render_idle.as_millis(),
+            r.render_timeout.as_secs_f64()
+        );
     }
     if cli.fetch.fetch_scripts {
         bail!(
@@ -567,7 +575,11 @@ fn render_settings(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(Some(crate::render::Settings {
         executable,
-        concurrency: r.render_concurrency.map_or(cores, |n| n.get()),
+        // Far more pages than any machine could hold in a browser at once.
+        concurrency: r
+            .render_concurrency
+            .map_or(cores, |n| n.get())
+            .min(MAX_RENDER_CONCURRENCY),
         limits: crate::render::Limits {
             idle: r.render_idle,
             timeout: r.render_timeout,
@@ -576,6 +588,7 @@ fn render_settings(
         },
         proxy: proxies.for_browser(),
         user_agent: cli.fetch.user_agent.clone(),
+        insecure: cli.fetch.insecure,
     }))
 }
 

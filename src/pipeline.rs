@@ -216,6 +216,12 @@ fn start_render(
         }
     };
     let counted = Arc::clone(&unrendered);
+    // The writer gone (standard output closed): pages in the browser are
+    // for no one.
+    let stopping = {
+        let done_tx = done_tx.clone();
+        move || done_tx.is_closed() || stopping()
+    };
     let stage = runtime.spawn(async move {
         let mut loading = tokio::task::JoinSet::new();
         while let Some((page, job)) = pages.recv().await {
@@ -312,6 +318,25 @@ pub fn run(
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let started_at = SystemTime::now();
+    let FetchParse {
+        guard,
+        fetcher,
+        crawl,
+        extractor,
+        parsers,
+        limits,
+        runtime,
+    } = FetchParse::new(config)?;
+    // Started before the outputs are opened: a browser that cannot start
+    // ends the run before anything is written.
+    let renderer = match &config.render {
+        Some(settings) => Some(Arc::new(
+            runtime
+                .block_on(render::Renderer::start(settings.clone(), guard.clone()))
+                .context("--render: cannot start the browser")?,
+        )),
+        None => None,
+    };
     let Some((
         Prepared {
             _locks,
@@ -328,25 +353,6 @@ pub fn run(
             elapsed: started.elapsed(),
             ..Summary::default()
         });
-    };
-    let FetchParse {
-        guard,
-        fetcher,
-        crawl,
-        extractor,
-        parsers,
-        limits,
-        runtime,
-    } = FetchParse::new(config)?;
-    // Started before any page is fetched: a browser that cannot start
-    // ends the run at once.
-    let renderer = match &config.render {
-        Some(settings) => Some(Arc::new(
-            runtime
-                .block_on(render::Renderer::start(settings.clone(), guard.clone()))
-                .context("--render: cannot start the browser")?,
-        )),
-        None => None,
     };
     let concurrency = config.concurrency.get();
     // With --pages the report holds every failure (and -v logs them);
@@ -1122,8 +1128,11 @@ fn parse_one(
                 }
                 _ => None,
             };
+            // 204 and 205 have no content for a browser to show (it would
+            // not even navigate).
+            let content = !matches!(fetched.status, 204 | 205);
             let job = match (body, encoding) {
-                (Some(body), Some(charset)) if parsed.is_ok() => Some(render::Job {
+                (Some(body), Some(charset)) if parsed.is_ok() && content => Some(render::Job {
                     url: fetched.final_url.clone(),
                     status: fetched.status,
                     body,

@@ -108,6 +108,8 @@ pub struct Launch {
     pub proxy: Option<crate::proxy::BrowserProxy>,
     /// The User-Agent it sends instead of its own.
     pub user_agent: Option<String>,
+    /// Accept any certificate (`-k`).
+    pub insecure: bool,
 }
 
 /// A running browser. Dropping it kills the browser and all its processes
@@ -147,6 +149,11 @@ fn flags(profile: &Path, launch: &Launch) -> Vec<String> {
         "--no-pings",
         "--disable-quic",
         "--block-new-web-contents",
+        // A shared worker belongs to no page: its requests would escape
+        // the page's interception (page.rs).
+        "--disable-shared-workers",
+        // WebRTC's UDP (STUN) goes around request interception too.
+        "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
         // The page's document is handed to the browser (page.rs), so the
         // browser cannot know which address it came from, and its Local
         // Network Access checks would take an intranet page for a public
@@ -183,6 +190,10 @@ fn flags(profile: &Path, launch: &Launch) -> Vec<String> {
     if let Some(agent) = &launch.user_agent {
         flags.push(format!("--user-agent={agent}"));
     }
+    if launch.insecure {
+        // -k: the pages' scripts are fetched as the pages were.
+        flags.push("--ignore-certificate-errors".into());
+    }
     flags.push("about:blank".into());
     flags
 }
@@ -198,6 +209,13 @@ impl Browser {
         let mut command = Command::new(executable);
         command
             .args(flags(profile.path(), launch))
+            // Chromium also writes under HOME and the XDG directories
+            // (crash dumps, dconf): in the profile too, so that all it
+            // writes goes with it.
+            .env("HOME", profile.path())
+            .env("XDG_CONFIG_HOME", profile.path().join(".config"))
+            .env("XDG_CACHE_HOME", profile.path().join(".cache"))
+            .env("XDG_DATA_HOME", profile.path().join(".local/share"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // Kept beside the profile, for the message if it fails to

@@ -45,6 +45,8 @@ pub struct Settings {
     /// The User-Agent the browser sends, when the user chose one
     /// (`--user-agent`); else Chromium's own.
     pub user_agent: Option<String>,
+    /// Accept any certificate, as the run does (`-k`).
+    pub insecure: bool,
 }
 
 /// A running browser and the connection to it.
@@ -113,6 +115,7 @@ impl Renderer {
             heap_mib: self.settings.limits.memory >> 20,
             proxy: self.settings.proxy.clone(),
             user_agent: self.settings.user_agent.clone(),
+            insecure: self.settings.insecure,
         };
         let process = tokio::task::spawn_blocking(move || browser::Browser::launch(&launch))
             .await
@@ -228,6 +231,10 @@ impl Renderer {
                     used >> 20,
                     limits.memory >> 20
                 ),
+            )),
+            page::End::NotLoaded(error) => Some((
+                ErrorKind::RenderCrashed,
+                format!("the browser did not load the page ({error})"),
             )),
             page::End::BrowserGone(why) => {
                 // Every page on it fails the same way; the next starts a

@@ -70,8 +70,10 @@ pub enum End {
     Crashed,
     /// The page's heap passed the limit (bytes used at the last reading).
     Memory(u64),
-    /// The browser went away or refused the page: the browser is unusable.
+    /// The browser went away or stopped answering: it is unusable.
     BrowserGone(String),
+    /// The browser would not load the page (its navigation failed).
+    NotLoaded(String),
     /// Stopped from outside (the run is ending).
     Stopped,
 }
@@ -197,6 +199,9 @@ type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
 enum Done {
     Source {
         at: usize,
+        /// Counted in `sources_pending` (not a worker's: a busy worker
+        /// would answer only when it is idle, if ever).
+        counted: bool,
         reply: Result<Value, CdpError>,
     },
     Heap(Result<Value, CdpError>),
@@ -360,8 +365,13 @@ async fn open(cdp: &Cdp) -> Result<Opened, CdpError> {
 /// Disposes of the page's context (closing its tab and ending its
 /// renderers); a browser that does not answer is marked gone.
 async fn close(cdp: &Cdp, context: &str, rec: &mut Recording) {
+    // A run that is stopping kills the browser soon anyway.
+    let within = match rec.end {
+        End::Stopped => Duration::from_secs(1),
+        _ => BROWSER_CALL,
+    };
     let disposed = tokio::time::timeout(
-        BROWSER_CALL,
+        within,
         cdp.call(
             None,
             "Target.disposeBrowserContext",
@@ -376,7 +386,9 @@ async fn close(cdp: &Cdp, context: &str, rec: &mut Recording) {
         Ok(Err(CdpError::Protocol { .. })) => None,
         Err(_) => Some("the browser did not close a tab in time".to_owned()),
     };
-    if let (Some(why), End::Settled | End::Timeout | End::Memory(_)) = (gone, &rec.end) {
+    if let (Some(why), End::Settled | End::Timeout | End::Memory(_) | End::NotLoaded(_)) =
+        (gone, &rec.end)
+    {
         rec.end = End::BrowserGone(why);
     }
 }
@@ -482,8 +494,10 @@ impl Watch {
 
     fn on_done(&mut self, done: Done) -> Option<End> {
         match done {
-            Done::Source { at, reply } => {
-                self.sources_pending -= 1;
+            Done::Source { at, counted, reply } => {
+                if counted {
+                    self.sources_pending -= 1;
+                }
                 if let Ok(value) = reply {
                     let text = str_of(&value, "scriptSource");
                     let keep = self.text_kept + text.len() <= TEXT_KEPT;
@@ -498,14 +512,19 @@ impl Watch {
                 }
             }
             Done::Heap(Ok(value)) => {
-                let used = value.get("usedSize").and_then(Value::as_f64).unwrap_or(0.0) as u64;
+                // The heap, and what lives beside it: array buffers (typed
+                // arrays) and the DOM's own objects.
+                let used = ["usedSize", "backingStorageSize", "embedderHeapUsedSize"]
+                    .iter()
+                    .filter_map(|k| value.get(k).and_then(Value::as_f64))
+                    .sum::<f64>() as u64;
                 if used > self.limits.memory {
                     return Some(End::Memory(used));
                 }
             }
             Done::Navigated(Ok(value)) => {
                 if let Some(error) = value.get("errorText").and_then(Value::as_str) {
-                    return Some(End::BrowserGone(format!("the page did not load: {error}")));
+                    return Some(End::NotLoaded(error.to_owned()));
                 }
             }
             Done::Heap(Err(CdpError::Closed))
@@ -570,6 +589,13 @@ impl Watch {
                 );
             }
             "Page.loadEventFired" if session == self.rec.root => self.loaded = true,
+            // A load cut short (window.stop(), a navigation aborted while
+            // the document loaded) fires no load event.
+            "Page.frameStoppedLoading"
+                if session == self.rec.root && str_of(p, "frameId") == self.rec.main_frame =>
+            {
+                self.loaded = true
+            }
             "Page.frameNavigated" => {
                 if let Some(frame) = p.get("frame") {
                     let id = str_of(frame, "id").to_owned();
@@ -744,7 +770,10 @@ impl Watch {
         let cdp = self.cdp.clone();
         let (session, id) = (session.to_owned(), ran.id.clone());
         self.rec.scripts.push(ran);
-        self.sources_pending += 1;
+        let counted = self.rec.sessions.get(&session) != Some(&Target::Worker);
+        if counted {
+            self.sources_pending += 1;
+        }
         self.pending.push(Box::pin(async move {
             let reply = cdp
                 .call(
@@ -753,7 +782,7 @@ impl Watch {
                     json!({ "scriptId": id }),
                 )
                 .await;
-            Done::Source { at, reply }
+            Done::Source { at, counted, reply }
         }));
     }
 }
@@ -788,6 +817,9 @@ async fn set_up(cdp: &Cdp, session: &str, child: bool) -> Result<(), CdpError> {
         ),
         ("Runtime.enable", json!({}), false),
         ("Debugger.enable", json!({}), true),
+        // With the debugger on, a `debugger;` statement would pause the
+        // page for good (and hide what runs after it).
+        ("Debugger.setSkipAllPauses", json!({ "skip": true }), true),
     ];
     for (method, params, needed) in steps {
         let done = cdp.call(s, method, params).await;
@@ -844,11 +876,19 @@ async fn allowed(guard: Option<&Guard>, url: &str) -> Result<(), String> {
     };
     if matches!(url.host(), Some(url::Host::Domain(_))) && !guard.trusts(host) {
         let port = url.port_or_known_default().unwrap_or(80);
-        // A name that does not resolve fails in the browser too.
-        let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
-            return Ok(());
-        };
-        let addrs: Vec<_> = addrs.collect();
+        let name = host.trim_end_matches('.');
+        // Chromium answers these names itself, with loopback addresses,
+        // whatever the system's resolver says (RFC 6761).
+        let addrs: Vec<std::net::SocketAddr> =
+            if name == "localhost" || name.ends_with(".localhost") {
+                vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]
+            } else {
+                match tokio::net::lookup_host((host, port)).await {
+                    Ok(addrs) => addrs.collect(),
+                    // A name that does not resolve fails in the browser too.
+                    Err(_) => return Ok(()),
+                }
+            };
         guard.filter(host, addrs).map_err(|b| b.to_string())?;
     }
     Ok(())
