@@ -133,6 +133,10 @@ pub struct RunId {
     /// of the inputs. Absent (older runs too) for a run of the whole job.
     #[serde(default)]
     shard: Option<String>,
+    /// `--render`: its rows hold what a browser ran (absent in older
+    /// runs' identities: they did not render).
+    #[serde(default)]
+    render: bool,
     /// When the run began (RFC 3339, UTC): not compared, for messages.
     #[serde(default)]
     started_at: String,
@@ -165,6 +169,7 @@ impl RunId {
             spreadsheet_safe: config.encoding.spreadsheet_safe,
             detect_utf8: config.detect_utf8,
             shard: config.shard.map(|s| s.to_string()),
+            render: config.render.is_some(),
             started_at: crate::run::stats::rfc3339(std::time::SystemTime::now()),
         }
     }
@@ -262,6 +267,8 @@ impl RunId {
                 "its run {} --detect-utf8",
                 given(earlier.detect_utf8)
             ))
+        } else if earlier.render != self.render {
+            Some(format!("its run {} --render", given(earlier.render)))
         } else {
             None
         };
@@ -734,15 +741,16 @@ enum Kind {
 impl Kind {
     fn of(column: &str) -> Kind {
         match column {
-            "page_url" | "position" => Kind::Text,
+            "page_url" => Kind::Text,
             "index" | "scripts" | "bytes" | "elapsed_ms" | "attempts" | "depth" => Kind::Count,
-            "inline_bytes" => Kind::OptCount,
-            "inline" | "async" | "defer" | "nomodule" | "svg" | "third_party" | "nonce_present" => {
-                Kind::Flag
-            }
-            "src_resolved" => Kind::OptFlag,
-            "status" => Kind::Status,
-            "error" => Kind::Error,
+            "inline_bytes" | "content_bytes" => Kind::OptCount,
+            "inline" | "third_party" => Kind::Flag,
+            // An element's flags and position: null on the rows of
+            // scripts a browser ran that are no element (--render).
+            "async" | "defer" | "nomodule" | "svg" | "nonce_present" => Kind::OptFlag,
+            "src_resolved" | "csp_allowed" | "integrity_ok" => Kind::OptFlag,
+            "status" | "content_status" => Kind::Status,
+            "error" | "content_error" => Kind::Error,
             _ => Kind::OptText,
         }
     }
