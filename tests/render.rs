@@ -1386,3 +1386,50 @@ fn stop_then_resume(format: &[&str]) {
     );
     assert!(!report.contains("render_"), "{report}");
 }
+
+/// What a browser refused or skipped is told apart from what it ran: an
+/// `integrity` the body matches ran (`integrity_ok` true), one it does not
+/// match was refused (false, no code); a `nomodule` element naming the
+/// same script as one that ran does not get its code; an inline script
+/// naming itself with `//# sourceURL` is still its element, not a second,
+/// inserted row.
+#[test]
+fn refused_and_skipped_elements_are_not_taken_for_ones_that_ran() {
+    let server = TestServer::start();
+    server.set_script("good.js", "window.good = 1;", Duration::ZERO);
+    server.set_script("bad.js", "window.bad = 1;", Duration::ZERO);
+    let named = "window.named = 1;\n//# sourceURL=named.js";
+    let head = format!(
+        "<script src=\"/js/good.js\" integrity=\"{}\"></script>\
+         <script src=\"/js/bad.js\" integrity=\"{}\"></script>\
+         <script nomodule src=\"/js/good.js\"></script>\
+         <script>{named}</script>",
+        sha384("window.good = 1;"),
+        sha384("something else"),
+    );
+    server.set_page("sri", &page(&head, ""));
+    let run = Run::new();
+    let out = render_into(&run, &[server.url("/page/sri")], &QUICK);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = Table::read(&run.path("scripts.csv"));
+    assert_eq!(table.column("origin"), ["static"; 4], "{table:#?}");
+    check(
+        &table,
+        0,
+        &[
+            ("integrity_ok", "true"),
+            ("content_sha384", &sha384("window.good = 1;")),
+        ],
+    );
+    check(
+        &table,
+        1,
+        &[
+            ("integrity_ok", "false"),
+            ("content_status", "200"),
+            ("content_sha384", ""),
+        ],
+    );
+    check(&table, 2, &[("nomodule", "true"), ("content_sha384", "")]);
+    check(&table, 3, &[("content_sha384", &sha384(named))]);
+}

@@ -54,6 +54,9 @@ pub struct Content {
     pub bytes: u64,
     /// The body's digests, when it was read whole.
     pub digests: Option<Digests>,
+    /// Whether a browser ran it under the element's `integrity`, when a
+    /// browser said so (`--render`); else worked out from `digests`.
+    pub integrity_seen: Option<bool>,
 }
 
 impl Content {
@@ -65,12 +68,14 @@ impl Content {
                 error: None,
                 bytes: body.bytes,
                 digests: Some(body.digests),
+                integrity_seen: None,
             },
             Err(failure) => Content {
                 status: failure.status,
                 error: Some(failure.error.kind),
                 bytes: failure.bytes,
                 digests: None,
+                integrity_seen: None,
             },
         }
     }
@@ -83,6 +88,9 @@ impl Content {
     /// Whether a browser would run this body under `integrity`; `None`
     /// when the body is not known.
     pub fn integrity_ok(&self, integrity: &str) -> Option<bool> {
+        if self.integrity_seen.is_some() {
+            return self.integrity_seen;
+        }
         let digests = self.digests.as_ref()?;
         Some(sri::matches_digests(integrity, digests))
     }
@@ -210,6 +218,7 @@ impl<T> Scripts<T> {
                             error: Some(ErrorKind::ScriptLimit),
                             bytes: 0,
                             digests: None,
+                            integrity_seen: None,
                         }));
                     }
                     None => {
@@ -409,6 +418,7 @@ mod tests {
             error: None,
             bytes: body.len() as u64,
             digests: Some(Digests::of(body)),
+            integrity_seen: None,
         }
     }
 

@@ -123,6 +123,8 @@ impl WireContent {
             error,
             bytes: self.bytes,
             digests,
+            // Workers do not render.
+            integrity_seen: None,
         })
     }
 }
@@ -311,12 +313,14 @@ mod tests {
             error: None,
             bytes: 3,
             digests: Some(Digests::of(b"a()")),
+            integrity_seen: None,
         }));
         scripts[3].content = Some(Arc::new(Content {
             status: Some(404),
             error: Some(ErrorKind::HttpStatus),
             bytes: 0,
             digests: None,
+            integrity_seen: None,
         }));
         let sent = page(Ok(scripts));
         let back = decode(7, &encode(&sent)).unwrap();

@@ -82,10 +82,12 @@ pub fn rows(page: &Url, mut statics: Vec<Script>, rec: &Recording) -> Vec<Script
         earlier: &earlier,
     };
 
-    // The static elements a script may be, by key, in document order.
+    // The static elements a script may be, by key, in document order:
+    // only those a browser runs (not a `nomodule` one, nor a data block),
+    // so that a script is not taken for one of those with the same src.
     let mut elements: HashMap<String, VecDeque<usize>> = HashMap::new();
     for (at, script) in statics.iter().enumerate() {
-        if let Some(key) = static_key(script) {
+        if let Some(key) = static_key(script).filter(|_| runs(script)) {
             elements.entry(key).or_default().push_back(at);
         }
     }
@@ -97,7 +99,16 @@ pub fn rows(page: &Url, mut statics: Vec<Script>, rec: &Recording) -> Vec<Script
         });
         // A script that never ran still has whatever its request got.
         if let Some(Src::Resolved(url)) = &script.src {
-            script.content = look.requested(url.as_str()).map(Arc::new);
+            script.content = look.requested(url.as_str()).map(|mut content| {
+                // Read whole, yet not run, though nothing else kept it
+                // from running: the browser refused the body under its
+                // integrity (a match below, if it ran, replaces this).
+                let read = content.status.is_some_and(|s| (200..300).contains(&s));
+                if read && script.integrity.is_some() && runs(script) {
+                    content.integrity_seen = Some(false);
+                }
+                Arc::new(content)
+            });
         }
     }
 
@@ -138,6 +149,42 @@ pub fn rows(page: &Url, mut statics: Vec<Script>, rec: &Recording) -> Vec<Script
     }
     statics.extend(extra);
     statics
+}
+
+/// Whether a browser runs the element `script` (as far as its markup
+/// says: its page's policy may still block it): JavaScript or a module by
+/// its `type`, and not `nomodule`, which browsers that know modules skip.
+fn runs(script: &Script) -> bool {
+    let kind = script
+        .type_attr
+        .as_deref()
+        .map(|t| t.trim().to_ascii_lowercase());
+    let javascript = match kind.as_deref() {
+        None | Some("") | Some("module") => true,
+        // The whole string: with parameters it is no JavaScript type.
+        Some(t) => {
+            matches!(
+                t,
+                "text/javascript"
+                    | "application/javascript"
+                    | "application/ecmascript"
+                    | "application/x-ecmascript"
+                    | "application/x-javascript"
+                    | "text/ecmascript"
+                    | "text/javascript1.0"
+                    | "text/javascript1.1"
+                    | "text/javascript1.2"
+                    | "text/javascript1.3"
+                    | "text/javascript1.4"
+                    | "text/javascript1.5"
+                    | "text/jscript"
+                    | "text/livescript"
+                    | "text/x-ecmascript"
+                    | "text/x-javascript"
+            )
+        }
+    };
+    javascript && !script.nomodule && script.csp_allowed != Some(false)
 }
 
 /// A URL without its fragment, which requests never carry.
@@ -198,7 +245,11 @@ impl Look<'_> {
     }
 
     fn kind(&self, ran: &Ran) -> Kind {
-        if ran.url.is_empty() || ran.has_source_url {
+        // A `//# sourceURL` names code made at run time (which starts at
+        // 0:0), or an inline script (which starts inside its document); a
+        // blob: URL is made at run time too, and differs every run.
+        let named_made = ran.has_source_url && ran.start == (0, 0);
+        if ran.url.is_empty() || named_made || ran.url.starts_with("blob:") {
             Kind::Made
         } else if ran.start == (0, 0) && !self.is_document(ran) {
             Kind::External
@@ -242,6 +293,7 @@ impl Look<'_> {
                 error: Some(ErrorKind::PrivateAddress),
                 bytes: 0,
                 digests: None,
+                integrity_seen: None,
             });
         }
         req.status.map(|status| Content {
@@ -249,6 +301,7 @@ impl Look<'_> {
             error: None,
             bytes: 0,
             digests: None,
+            integrity_seen: None,
         })
     }
 
@@ -267,6 +320,9 @@ impl Look<'_> {
             error: None,
             bytes: ran.code.as_ref().map_or(0, |c| c.bytes),
             digests: ran.code.as_ref().map(|c| c.digests.clone()),
+            // It ran: the browser checked an `integrity` first (its own
+            // check is on the bytes; the digests above are of the text).
+            integrity_seen: Some(true),
         }
     }
 
@@ -308,6 +364,7 @@ impl Look<'_> {
                 // script's position: the embedded script around it wrote it.
                 let around = self.rec.scripts.iter().find(|o| {
                     o.session == ran.session
+                        && o.frame == ran.frame
                         && o.id != ran.id
                         && o.url == ran.url
                         && o.start <= ran.start
@@ -387,12 +444,16 @@ impl Look<'_> {
                 .or_else(|| (!url.is_empty()).then(|| url.clone())),
             Initiator::Other => None,
         });
+        let target = req
+            .and_then(|r| self.rec.sessions.get(&r.session))
+            .copied()
+            .unwrap_or(Target::Page);
         let in_frame = req.is_some_and(|r| r.session != self.rec.root);
         script.render = Some(Rendered {
-            origin: if in_frame {
-                Origin::Frame
-            } else {
-                Origin::Inserted
+            origin: match target {
+                Target::Worker => Origin::Worker,
+                _ if in_frame => Origin::Frame,
+                _ => Origin::Inserted,
             },
             initiator,
             frame_url: None,
