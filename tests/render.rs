@@ -673,7 +673,7 @@ fn a_dead_browser_is_started_again() {
 #[test]
 fn a_hung_browser_is_killed_and_started_again() {
     // The page's time ends, and closing its tab gets no answer.
-    browser_fails_then_recovers(libc::SIGSTOP, "hung", "2");
+    browser_fails_then_recovers(libc::SIGSTOP, "hung", "6");
 }
 
 fn browser_fails_then_recovers(sig: libc::c_int, name: &str, timeout: &str) {
@@ -692,11 +692,11 @@ fn browser_fails_then_recovers(sig: libc::c_int, name: &str, timeout: &str) {
         "the marker script requested",
         || server.hits("/js/browser-marker.js") > 0,
     );
-    // The browser itself: the one that opened the DevTools port.
+    // The browser itself: the one that speaks the DevTools protocol.
     let browsers: Vec<_> = running
         .descendants()
         .into_iter()
-        .filter(|p| p.cmdline().contains("--remote-debugging-port"))
+        .filter(|p| p.cmdline().contains("--remote-debugging-pipe"))
         .filter(|p| !p.cmdline().contains("--type="))
         .collect();
     assert_eq!(browsers.len(), 1, "one browser process under scriptscrape");

@@ -9,11 +9,12 @@
 //! That signal fires when the *thread* that started the browser ends, so
 //! the browser is started from a thread that lives exactly as long as it.
 
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc as std_mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -30,8 +31,8 @@ const NAMES: [&str; 5] = [
 /// The browser's standard error, in its profile directory.
 const STDERR_LOG: &str = "scriptscrape-browser-stderr.log";
 
-/// How long a starting browser may take to open its DevTools port.
-const START_LIMIT: Duration = Duration::from_secs(30);
+/// How long a starting browser may take to answer its first command.
+pub(crate) const START_LIMIT: Duration = Duration::from_secs(30);
 
 /// No browser to run: what the user is told (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +116,8 @@ pub struct Launch {
 /// A running browser. Dropping it kills the browser and all its processes
 /// and removes its profile.
 pub struct Browser {
-    /// The DevTools WebSocket URL (on 127.0.0.1).
-    pub ws_url: String,
+    /// The DevTools protocol's pipes, until taken: written to, read from.
+    pipes: Option<(OwnedFd, OwnedFd)>,
     /// The browser's process group (its pid).
     group: i32,
     keeper: Option<thread::JoinHandle<()>>,
@@ -125,7 +126,8 @@ pub struct Browser {
 
 /// The flags every browser runs with: headless, no first-run or
 /// background traffic (nothing but the pages' own requests leaves it),
-/// no pop-ups, and a DevTools port on loopback chosen by the system.
+/// no pop-ups, and the DevTools protocol on the pipes of fds 3 and 4 (no
+/// port another local user could connect to).
 fn flags(profile: &Path, launch: &Launch) -> Vec<String> {
     let mut flags: Vec<String> = [
         "--headless=new",
@@ -165,8 +167,7 @@ fn flags(profile: &Path, launch: &Launch) -> Vec<String> {
         "--mute-audio",
         "--password-store=basic",
         "--use-mock-keychain",
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
+        "--remote-debugging-pipe",
     ]
     .map(String::from)
     .to_vec();
@@ -199,7 +200,8 @@ fn flags(profile: &Path, launch: &Launch) -> Vec<String> {
 }
 
 impl Browser {
-    /// Starts the browser `launch` says and waits for its DevTools port.
+    /// Starts the browser `launch` says, its DevTools protocol on two
+    /// pipes ([`Browser::take_pipes`]). Call within the async runtime.
     pub fn launch(launch: &Launch) -> anyhow::Result<Browser> {
         let executable = &launch.executable;
         let profile = tempfile::Builder::new()
@@ -224,10 +226,14 @@ impl Browser {
                 std::fs::File::create(profile.path().join(STDERR_LOG))
                     .map_or_else(|_| Stdio::null(), Stdio::from),
             );
+        // The browser reads commands from fd 3 and writes to fd 4.
+        let (commands_read, commands_write) = pipe().context("cannot make the browser's pipes")?;
+        let (replies_read, replies_write) = pipe().context("cannot make the browser's pipes")?;
+        let child_ends = (commands_read.as_raw_fd(), replies_write.as_raw_fd());
         let (started_tx, started) = std_mpsc::channel();
         let keeper = thread::Builder::new()
             .name("scriptscrape-browser".into())
-            .spawn(move || keep(command, &started_tx))
+            .spawn(move || keep(command, child_ends, &started_tx))
             .context("cannot start the browser thread")?;
         let pid = match started.recv() {
             Ok(Ok(pid)) => pid,
@@ -237,38 +243,30 @@ impl Browser {
             }
             Err(_) => anyhow::bail!("internal error: the browser thread ended"),
         };
-        let mut browser = Browser {
-            ws_url: String::new(),
+        // The child has its ends: only it may hold them, so that either
+        // side sees the other go.
+        drop((commands_read, replies_write));
+        Ok(Browser {
+            pipes: Some((commands_write, replies_read)),
             group: pid,
             keeper: Some(keeper),
             _profile: profile,
-        };
-        browser.ws_url = browser
-            .wait_for_port()
-            .with_context(|| format!("{} did not start", executable.display()))?;
-        Ok(browser)
+        })
     }
 
-    /// Reads the port the browser writes to its profile once it listens.
-    fn wait_for_port(&self) -> anyhow::Result<String> {
-        let file = self._profile.path().join("DevToolsActivePort");
-        let started = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                let mut lines = text.lines();
-                if let (Some(port), Some(path)) = (lines.next(), lines.next())
-                    && port.parse::<u16>().is_ok()
-                {
-                    return Ok(format!("ws://127.0.0.1:{port}{path}"));
-                }
-            }
-            if self.keeper.as_ref().is_none_or(|k| k.is_finished()) {
-                anyhow::bail!("it exited at start{}", self.last_words());
-            }
-            if started.elapsed() > START_LIMIT {
-                anyhow::bail!("no DevTools port after {} s", START_LIMIT.as_secs());
-            }
-            thread::sleep(Duration::from_millis(20));
+    /// The DevTools protocol's pipes: the one commands are written to,
+    /// the one replies and events are read from. `None` once taken.
+    pub fn take_pipes(&mut self) -> Option<(OwnedFd, OwnedFd)> {
+        self.pipes.take()
+    }
+
+    /// Why the browser is not answering at start: it exited (with the
+    /// last line it wrote), or it did not answer in time.
+    pub fn not_started(&self) -> String {
+        if self.is_running() {
+            format!("no answer after {} s", START_LIMIT.as_secs())
+        } else {
+            format!("it exited at start{}", self.last_words())
         }
     }
 
@@ -299,15 +297,25 @@ impl Browser {
 
 /// Runs on the browser's own thread: starts it, says so, and waits for it
 /// to end (the thread's end is what the death signal is tied to).
-fn keep(mut command: Command, started: &std_mpsc::Sender<std::io::Result<i32>>) {
+fn keep(
+    mut command: Command,
+    (commands, replies): (RawFd, RawFd),
+    started: &std_mpsc::Sender<std::io::Result<i32>>,
+) {
     use std::os::unix::process::CommandExt as _;
     // Only this thread's id is known to the child, through getppid.
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and
-    // calls only async-signal-safe functions (setpgid, prctl, getppid,
-    // kill, getpid).
+    // calls only async-signal-safe functions (dup2, setpgid, prctl,
+    // getppid, kill, getpid). The two fds are the child's ends of the
+    // pipes, open until the parent has spawned (it holds them).
     unsafe {
         command.pre_exec(move || {
+            // The protocol's fds; dup2 leaves the copies open on exec
+            // (the originals close: they were made close-on-exec).
+            if libc::dup2(commands, 3) < 0 || libc::dup2(replies, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             libc::setpgid(0, 0);
             #[cfg(target_os = "linux")]
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -331,6 +339,19 @@ fn keep(mut command: Command, started: &std_mpsc::Sender<std::io::Result<i32>>) 
         kill_group(pid);
     }
     let _ = child.wait();
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the array it is given, which has
+    // room for them; each is then owned by one OwnedFd only.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
 }
 
 /// SIGKILLs the process group `group`.

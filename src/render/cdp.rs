@@ -1,6 +1,7 @@
 //! A client for the Chrome DevTools Protocol: JSON commands and events
-//! over one WebSocket, with flat sessions (each attached target's messages
-//! carry its `sessionId`).
+//! over the browser's pipes (`--remote-debugging-pipe`: one message per
+//! NUL-terminated JSON text), with flat sessions (each attached target's
+//! messages carry its `sessionId`).
 //!
 //! Commands are answered by id; events are routed by session to whoever
 //! asked for that session's events. A target attached under a routed
@@ -14,11 +15,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::{SinkExt as _, StreamExt as _};
+use std::os::fd::OwnedFd;
+
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// One protocol event.
 #[derive(Debug)]
@@ -73,39 +75,30 @@ pub struct Cdp {
 const MAX_MESSAGE: usize = 256 << 20;
 
 impl Cdp {
-    /// Connects to the browser's WebSocket at `url` (a loopback address the
-    /// browser printed); the browser's own events go to the receiver.
-    pub async fn connect(url: &str) -> anyhow::Result<(Cdp, mpsc::UnboundedReceiver<Event>)> {
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
-        let (mut write, mut read) = socket.split();
+    /// Talks to the browser over its pipes: `commands`, written to, and
+    /// `replies`, read from; the browser's own events go to the receiver.
+    /// Call within the async runtime.
+    pub fn connect(
+        commands: OwnedFd,
+        replies: OwnedFd,
+    ) -> std::io::Result<(Cdp, mpsc::UnboundedReceiver<Event>)> {
+        let mut write = pipe::Sender::from_owned_fd(commands)?;
+        let read = pipe::Receiver::from_owned_fd(replies)?;
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<String>();
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (browser_tx, browser_rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Some(text) = to_send.recv().await {
-                if write.send(Message::text(text)).await.is_err() {
+            while let Some(mut text) = to_send.recv().await {
+                text.push('\0');
+                if write.write_all(text.as_bytes()).await.is_err() {
                     break;
                 }
             }
-            let _ = write.close().await;
         });
         tokio::spawn({
             let routes = Arc::clone(&routes);
             async move {
-                while let Some(Ok(message)) = read.next().await {
-                    let text = match message {
-                        Message::Text(text) => text,
-                        Message::Close(_) => break,
-                        _ => continue,
-                    };
-                    if let Ok(value) = serde_json::from_str::<Value>(&text) {
-                        dispatch(&routes, &browser_tx, value);
-                    }
-                }
+                read_messages(read, |value| dispatch(&routes, &browser_tx, value)).await;
                 close(&routes);
             }
         });
@@ -166,6 +159,46 @@ impl Cdp {
     fn forget(&self, id: u64) {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         routes.pending.remove(&id);
+    }
+}
+
+/// Reads NUL-terminated messages until the browser closes its end. A
+/// message past [`MAX_MESSAGE`] is skipped (its command goes unanswered,
+/// and its page's time runs out) rather than held in memory.
+async fn read_messages(read: pipe::Receiver, mut each: impl FnMut(Value)) {
+    let mut read = BufReader::with_capacity(1 << 16, read);
+    let mut message = Vec::new();
+    let mut skipping = false;
+    loop {
+        let (done, used) = match read.fill_buf().await {
+            Ok([]) | Err(_) => return,
+            Ok(chunk) => match chunk.iter().position(|&b| b == 0) {
+                Some(end) => {
+                    if !skipping {
+                        message.extend_from_slice(&chunk[..end]);
+                    }
+                    (true, end + 1)
+                }
+                None => {
+                    if !skipping {
+                        message.extend_from_slice(chunk);
+                    }
+                    (false, chunk.len())
+                }
+            },
+        };
+        read.consume(used);
+        if message.len() > MAX_MESSAGE {
+            message = Vec::new();
+            skipping = true;
+        }
+        if done {
+            if !skipping && let Ok(value) = serde_json::from_slice::<Value>(&message) {
+                each(value);
+            }
+            message.clear();
+            skipping = false;
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::sync::Mutex;
 
 use crate::crawl::netguard::Guard;
@@ -117,10 +118,29 @@ impl Renderer {
             user_agent: self.settings.user_agent.clone(),
             insecure: self.settings.insecure,
         };
-        let process = tokio::task::spawn_blocking(move || browser::Browser::launch(&launch))
-            .await
-            .map_err(|_| anyhow::anyhow!("internal error: starting the browser panicked"))??;
-        let (cdp, _browser_events) = cdp::Cdp::connect(&process.ws_url).await?;
+        let mut process = browser::Browser::launch(&launch)?;
+        let (commands, replies) = process
+            .take_pipes()
+            .context("internal error: the browser's pipes were taken")?;
+        let (cdp, _browser_events) =
+            cdp::Cdp::connect(commands, replies).context("cannot read the browser's pipes")?;
+        // Its first answer says it is ready.
+        let asked = cdp.call(None, "Browser.getVersion", serde_json::json!({}));
+        match tokio::time::timeout(browser::START_LIMIT, asked).await {
+            Ok(Ok(_)) => {}
+            _ => {
+                // A browser that closed its pipe is exiting: a moment to
+                // be reaped, so that the message can say it exited.
+                for _ in 0..50 {
+                    if !process.is_running() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let why = process.not_started();
+                anyhow::bail!("{} did not start: {why}", launch.executable.display());
+            }
+        }
         let generation = self.started.fetch_add(1, Ordering::Relaxed);
         let started = Arc::new(Live {
             cdp,
