@@ -211,10 +211,11 @@ impl Browser {
         let mut command = Command::new(executable);
         command
             .args(flags(profile.path(), launch))
-            // Chromium also writes under HOME and the XDG directories
-            // (crash dumps, dconf): in the profile too, so that all it
-            // writes goes with it.
+            // Chromium also writes under HOME, TMPDIR and the XDG
+            // directories (crash dumps, dconf, shared memory files): in the
+            // profile too, so that all it writes goes with it.
             .env("HOME", profile.path())
+            .env("TMPDIR", profile.path())
             .env("XDG_CONFIG_HOME", profile.path().join(".config"))
             .env("XDG_CACHE_HOME", profile.path().join(".cache"))
             .env("XDG_DATA_HOME", profile.path().join(".local/share"))
