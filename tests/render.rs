@@ -1433,3 +1433,43 @@ fn refused_and_skipped_elements_are_not_taken_for_ones_that_ran() {
     check(&table, 2, &[("nomodule", "true"), ("content_sha384", "")]);
     check(&table, 3, &[("content_sha384", &sha384(named))]);
 }
+
+/// A page that cuts its own load short, by `window.stop()` or by setting
+/// `location` while it is parsed, is still done once quiet: the load
+/// event never comes, but the browser says the page stopped loading (and
+/// the navigation away is refused: the inventory is of the page fetched).
+#[test]
+fn a_load_cut_short_still_settles() {
+    let server = TestServer::start();
+    server.set_script("after.js", "window.after = 1;", Duration::ZERO);
+    server.set_page(
+        "stops",
+        &page(
+            "<script>window.stop();</script><script src=\"/js/after.js\"></script>",
+            "",
+        ),
+    );
+    server.set_page(
+        "leaves",
+        &page(
+            "<script>location.href = '/page/elsewhere';</script><script src=\"/js/after.js\"></script>",
+            "",
+        ),
+    );
+    let (stops, leaves) = (server.url("/page/stops"), server.url("/page/leaves"));
+    let run = Run::new();
+    let out = render_into(
+        &run,
+        &[&stops, &leaves],
+        &[&QUICK[..], &["--render-timeout", "20"]].concat(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pages = Table::read(&run.path("pages.csv"));
+    assert_eq!(pages.for_page(&stops, "error"), "");
+    assert_eq!(pages.for_page(&leaves, "error"), "");
+    assert_eq!(
+        server.hits("/page/elsewhere"),
+        0,
+        "the navigation away is refused"
+    );
+}

@@ -260,6 +260,7 @@ pub async fn render(
         pending: FuturesUnordered::new(),
         sources_pending: 0,
         in_flight: HashSet::new(),
+        documents: HashSet::new(),
         loaded: false,
         last_activity: Instant::now(),
         heap_asked: None,
@@ -416,6 +417,8 @@ struct Watch {
     pending: FuturesUnordered<Pending>,
     sources_pending: usize,
     in_flight: HashSet<String>,
+    /// The requests of the page's own document (see frameStoppedLoading).
+    documents: HashSet<String>,
     loaded: bool,
     last_activity: Instant,
     heap_asked: Option<Instant>,
@@ -553,6 +556,12 @@ impl Watch {
                 self.last_activity = Instant::now();
                 let id = str_of(p, "requestId").to_owned();
                 let url = request_url(p);
+                let document = str_of(p, "type") == "Document"
+                    && session == self.rec.root
+                    && str_of(p, "frameId") == self.rec.main_frame;
+                if document {
+                    self.documents.insert(id.clone());
+                }
                 if !url.starts_with("data:") {
                     self.in_flight.insert(id);
                 }
@@ -591,10 +600,19 @@ impl Watch {
             "Page.loadEventFired" if session == self.rec.root => self.loaded = true,
             // A load cut short (window.stop(), a navigation aborted while
             // the document loaded) fires no load event.
+            // (Not the blank page the tab opens with: only once the
+            // document was served.)
             "Page.frameStoppedLoading"
-                if session == self.rec.root && str_of(p, "frameId") == self.rec.main_frame =>
+                if self.served
+                    && session == self.rec.root
+                    && str_of(p, "frameId") == self.rec.main_frame =>
             {
-                self.loaded = true
+                self.loaded = true;
+                // Its document's own request is over too, though a load
+                // cut short reports no end for it.
+                for id in self.documents.drain() {
+                    self.in_flight.remove(&id);
+                }
             }
             "Page.frameNavigated" => {
                 if let Some(frame) = p.get("frame") {
