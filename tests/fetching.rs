@@ -503,6 +503,8 @@ fn robots_txt_is_obeyed_per_rfc_9309() {
 
 #[test]
 fn crawl_delay_spaces_requests() {
+    // Timed at the server: no browser may starve it meanwhile.
+    let _quiet = crate::support::quiet_machine();
     let server = TestServer::start();
     server.set_robots(200, "User-agent: *\nCrawl-delay: 0.3\n");
     let urls: Vec<String> = (0..4).map(|n| server.url(&format!("/gen/{n}"))).collect();

@@ -398,6 +398,8 @@ fn a_slow_host_does_not_hold_back_the_others() {
 
 #[test]
 fn delay_spaces_requests_to_one_host() {
+    // Timed at the server: no browser may starve it meanwhile.
+    let _quiet = crate::support::quiet_machine();
     let server = TestServer::start();
     let other = TestServer::start_on("127.0.0.2");
     let run = Run::new();
@@ -424,6 +426,8 @@ fn delay_spaces_requests_to_one_host() {
 
 #[test]
 fn rate_spaces_all_requests_whatever_the_host() {
+    // Timed at the server: no browser may starve it meanwhile.
+    let _quiet = crate::support::quiet_machine();
     let server = TestServer::start();
     let other = TestServer::start_on("127.0.0.2");
     let run = Run::new();
@@ -454,6 +458,8 @@ fn rate_spaces_all_requests_whatever_the_host() {
 
 #[test]
 fn random_delay_varies_the_wait_between_half_and_one_and_a_half_times() {
+    // Timed at the server: no browser may starve it meanwhile.
+    let _quiet = crate::support::quiet_machine();
     let server = TestServer::start();
     let run = Run::new();
     let urls: Vec<String> = (0..8).map(|i| server.url(&format!("/gen/{i}"))).collect();

@@ -1457,3 +1457,23 @@ pub fn python_with_duckdb(who: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// Tests that run a browser hold this shared; tests that measure the
+/// spacing of requests at the server hold it alone, so that no Chromium
+/// takes the CPU from under their timestamps (a starved server thread
+/// records an arrival late, and the next gap looks too short).
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held while a test runs a browser (see [`MACHINE`]).
+pub fn browser_running() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held while a test times requests (see [`MACHINE`]).
+pub fn quiet_machine() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

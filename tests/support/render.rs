@@ -76,6 +76,7 @@ pub fn render_with_env(
     env: &[(&str, &str)],
 ) -> Output {
     require_chromium();
+    let _browser = super::browser_running();
     let mark = marker("render");
     let list = run.urls("urls.txt", urls);
     let mut all = vec![
@@ -275,12 +276,15 @@ pub struct Spawned {
     stderr: std::path::PathBuf,
     /// Processes seen under the run while it was alive.
     known: Vec<Proc>,
+    /// Released last, once the run and its browser are gone.
+    _machine: std::sync::RwLockReadGuard<'static, ()>,
 }
 
 impl Spawned {
     /// Starts the binary in `run` with `args` (`--render` among them).
     pub fn start(run: &Run, test: &str, args: &[&str]) -> Spawned {
         require_chromium();
+        let machine = super::browser_running();
         let mark = marker(test);
         let stderr = run.path("stderr.txt");
         let child = run
@@ -296,6 +300,7 @@ impl Spawned {
             child,
             stderr,
             known: Vec::new(),
+            _machine: machine,
         }
     }
 
