@@ -2,7 +2,7 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|formats|all]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|formats|render|all]
 //!     [--runs N] [--python-runs N] [--no-python] [--frontier-memory N]
 //! ```
 //!
@@ -22,7 +22,13 @@
 //! external scripts are all served by this process too (see
 //! [`Server::start_with_scripts`]). `formats` runs the CPU-bound list
 //! writing both outputs to files in each output format, alternated run by
-//! run: bytes per million script rows, and CPU per page.
+//! run: bytes per million script rows, and CPU per page. `render` runs 32
+//! of the pages, scripts served as for `scripts`, with `--render` at three
+//! render concurrencies and in static mode (and static mode on 1,600 pages
+//! for its per-page figures), alternated run by run, measuring the whole
+//! process tree (scriptscrape and every Chromium process): pages/s, CPU
+//! per page, peak PSS. `all` leaves `render` out: it needs Chromium, and
+//! a run takes minutes.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -42,6 +48,7 @@ use axum::routing::get;
 mod harness;
 mod inventories;
 mod pages;
+mod tree;
 
 use harness::{
     cores, flag_value, sample_peak_kb, self_cpu, status_ok, tempdir, tv, wait_when_exited,
@@ -62,7 +69,7 @@ fn main() {
     let dir = tempdir();
     // Each Python run of the latency and CPU scenarios takes minutes.
     let python_runs = flag_value(&args, "--python-runs").unwrap_or(1);
-    let baseline = if python && !matches!(which, "extract" | "diff" | "scripts") {
+    let baseline = if python && !matches!(which, "extract" | "diff" | "scripts" | "render") {
         Baseline::prepare(python_runs)
     } else {
         None
@@ -92,6 +99,10 @@ fn main() {
     }
     if matches!(which, "formats" | "all") {
         formats(&dir, runs);
+    }
+    // Not in `all`: it needs Chromium, and takes minutes.
+    if which == "render" {
+        render(&dir, runs);
     }
 }
 
@@ -525,6 +536,347 @@ fn run_stats(path: &Path) -> String {
         "{} pages ({} ok, {} failed), {} scripts, outcome {}",
         pages["total"], pages["ok"], pages["failed"], stats["scripts"], stats["outcome"]
     )
+}
+
+/// Pages of the `render` scenario: enough that a run at
+/// `--render-concurrency 1` takes about half a minute (a rendered page
+/// took about a second here, `--render-idle`'s quiet time alone being
+/// 500 ms), and a multiple of 4, the highest concurrency run.
+const RENDER_PAGES: u64 = 32;
+
+/// Pages of the static run that gives static mode's per-page figures: a
+/// run of [`RENDER_PAGES`] takes 0.05–0.2 s, mostly the process starting,
+/// so its per-page figures say little; this one takes a second or two.
+const RENDER_STATIC_PAGES: u64 = 50 * RENDER_PAGES;
+
+/// One way of running the `render` scenario's list.
+struct RenderVariant {
+    label: String,
+    urls: PathBuf,
+    pages: u64,
+    /// `--render-concurrency`, or static mode.
+    render: Option<usize>,
+}
+
+/// What `--render` costs: the benchmark's pages (no latency, `-c 4`) in
+/// static mode and with `--render` at `--render-concurrency` 1, 2 and 4,
+/// all run in turn within each round (the order rotated round by round)
+/// so that the machine's drift hits all alike. Static mode runs twice:
+/// on the same pages, and on 50 times as many for its per-page figures,
+/// which the ratios take. The pages' external scripts, which the browser
+/// requests, are served by this process on loopback (see
+/// [`Server::start_with_scripts`]), and so is their stylesheet: nothing
+/// leaves 127.0.0.0/8. Each run is measured as a process tree,
+/// scriptscrape and every Chromium process under it (see the `tree`
+/// module), and must leave none of them behind.
+fn render(dir: &Path, runs: usize) {
+    let browser = match scriptscrape::render::browser::find(None) {
+        Ok(path) => path,
+        Err(e) => {
+            println!("\n## --render: skipped: {e:#}");
+            return;
+        }
+    };
+    let version = Command::new(&browser)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_or_else(
+            |e| format!("version unknown ({e})"),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        );
+    let server = Server::start_with_scripts(Duration::ZERO, pages::Size::Realistic);
+    let list = |name: &str, n: u64| write_urls(dir, name, (0..n).map(|i| server.url(i)));
+    let (urls, long) = (
+        list("render.txt", RENDER_PAGES),
+        list("render-static.txt", RENDER_STATIC_PAGES),
+    );
+    println!(
+        "\n## --render: {RENDER_PAGES} pages, no latency, -c 4, scripts served on loopback; {version} ({}); the default --render-idle (500 ms)",
+        browser.display()
+    );
+    let mut variants = vec![
+        RenderVariant {
+            label: format!("static, {RENDER_PAGES} pages"),
+            urls: urls.clone(),
+            pages: RENDER_PAGES,
+            render: None,
+        },
+        RenderVariant {
+            label: format!("static, {RENDER_STATIC_PAGES} pages"),
+            urls: long,
+            pages: RENDER_STATIC_PAGES,
+            render: None,
+        },
+    ];
+    variants.extend([1, 2, 4].map(|c| RenderVariant {
+        label: format!("--render-concurrency {c}"),
+        urls: urls.clone(),
+        pages: RENDER_PAGES,
+        render: Some(c),
+    }));
+    // The per-page figures the ratios are taken against.
+    let baseline = 1;
+    let stats = dir.join("render-stats.json");
+    // The tree's orphans come here rather than to init, to be reaped with
+    // their CPU time (see the `tree` module).
+    tree::set_subreaper(true);
+    let mut measured: Vec<Vec<TreeRun>> = vec![Vec::new(); variants.len()];
+    for round in 0..runs.max(1) {
+        for k in 0..variants.len() {
+            let i = (k + round) % variants.len();
+            let variant = &variants[i];
+            let (label, n) = (&variant.label, variant.pages);
+            let mut cmd = scriptscrape(&variant.urls, 4);
+            cmd.arg("--stats").arg(&stats);
+            if let Some(c) = variant.render {
+                cmd.arg("--render")
+                    .arg("--browser")
+                    .arg(&browser)
+                    .args(["--render-concurrency", &c.to_string()]);
+            }
+            // A stale file from an earlier run must not pass for this one's.
+            let _ = std::fs::remove_file(&stats);
+            server.scripts.take();
+            let run = TreeRun::measure(&cmd);
+            let traffic = server.scripts.take();
+            let ok = std::fs::read_to_string(&stats)
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .is_some_and(|v| v["pages"]["ok"] == n && v["pages"]["failed"] == 0);
+            if !ok {
+                println!(
+                    "  WARNING: {label}: not every page ok; its --stats: {}",
+                    run_stats(&stats)
+                );
+            } else if round == 0 {
+                println!("  {label}: its --stats: {}", run_stats(&stats));
+            }
+            if traffic.unexpected != 0 {
+                println!(
+                    "  WARNING: {label}: {} requests for something the server does not serve",
+                    traffic.unexpected
+                );
+            }
+            run.print(&format!("round {}, {label}", round + 1), n);
+            if variant.render.is_some() {
+                println!(
+                    "    {} script requests ({:.1} a page), {:.1} MB of scripts sent",
+                    traffic.requests,
+                    traffic.requests as f64 / n as f64,
+                    traffic.mb_sent
+                );
+            }
+            measured[i].push(run);
+        }
+    }
+    tree::set_subreaper(false);
+    let median = |runs: &[TreeRun], f: &dyn Fn(&TreeRun) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let wall = |r: &TreeRun| r.measured.wall;
+    let cpu = |r: &TreeRun| r.measured.cpu;
+    let pss = |r: &TreeRun| r.peak_pss_mb;
+    let base_pages = variants[baseline].pages as f64;
+    let (base_wall, base_cpu, base_pss) = (
+        median(&measured[baseline], &wall) / base_pages,
+        median(&measured[baseline], &cpu) / base_pages,
+        median(&measured[baseline], &pss),
+    );
+    println!(
+        "\n| variant | wall (runs) | pages/s | CPU per page | peak PSS of the tree | wall per page vs static | CPU per page vs static | peak PSS vs static |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (variant, m) in variants.iter().zip(&measured) {
+        let runs: Vec<String> = m
+            .iter()
+            .map(|r| format!("{:.2}", r.measured.wall))
+            .collect();
+        let n = variant.pages as f64;
+        let (w, c, p) = (median(m, &wall), median(m, &cpu), median(m, &pss));
+        println!(
+            "| {} | {w:.2} s ({}) | {:.1} | {:.4} s | {p:.0} MB | {:.0}x | {:.0}x | {:.1}x |",
+            variant.label,
+            runs.join(", "),
+            n / w,
+            c / n,
+            w / n / base_wall,
+            c / n / base_cpu,
+            p / base_pss,
+        );
+    }
+    println!("  (ratios against \"{}\")", variants[baseline].label);
+    println!(
+        "\n| variant | CPU: wait4 (scriptscrape + orphans) / /proc samples | processes / at once | peak summed RSS | bench process CPU (sampler) |"
+    );
+    println!("|---|---|---|---|---|");
+    for (variant, m) in variants.iter().zip(&measured) {
+        println!(
+            "| {} | {:.2} s ({:.2} + {:.2}) / {:.2} s | {:.0} / {:.0} | {:.0} MB | {:.2} s ({:.2} s) |",
+            variant.label,
+            median(m, &cpu),
+            median(m, &|r| r.cpu_program),
+            median(m, &|r| r.cpu_orphans),
+            median(m, &|r| r.cpu_sampled),
+            median(m, &|r| r.processes_seen as f64),
+            median(m, &|r| r.most_processes as f64),
+            median(m, &|r| r.peak_rss_sum_mb),
+            median(m, &|r| r.measured.server_cpu),
+            median(m, &|r| r.sampler_cpu),
+        );
+    }
+    // The CPU of each kind of process, medians over the runs (a kind
+    // missing from a run counts 0 there), for the rendered variants.
+    for (variant, m) in variants.iter().zip(&measured) {
+        if variant.render.is_none() {
+            continue;
+        }
+        let mut kinds: Vec<&str> = m
+            .iter()
+            .flat_map(|r| r.cpu_by_kind.iter().map(|(k, _, _)| k.as_str()))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let mut shares: Vec<(f64, String)> = kinds
+            .iter()
+            .map(|&kind| {
+                let of = |r: &TreeRun, i: usize| {
+                    r.cpu_by_kind
+                        .iter()
+                        .find(|(k, _, _)| k == kind)
+                        .map_or(0.0, |e| if i == 0 { e.1 } else { e.2 as f64 })
+                };
+                let (s, count) = (median(m, &|r| of(r, 0)), median(m, &|r| of(r, 1)));
+                (
+                    s,
+                    format!(
+                        "{kind} {:.3} s ({count:.0} processes)",
+                        s / variant.pages as f64
+                    ),
+                )
+            })
+            .filter(|(s, _)| *s >= 0.005)
+            .collect();
+        shares.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let shares: Vec<String> = shares.into_iter().map(|(_, s)| s).collect();
+        println!(
+            "  {}: CPU per page by process (medians, sampled): {}",
+            variant.label,
+            shares.join(", ")
+        );
+    }
+    if let Some(i) = variants.iter().position(|v| v.render == Some(1)) {
+        let one = median(&measured[i], &wall) / RENDER_PAGES as f64;
+        println!(
+            "  at --render-concurrency 1, a page took {one:.2} s of wall time, {:.2} s beyond --render-idle's 0.5 s",
+            one - 0.5
+        );
+    }
+}
+
+/// One run measured as a process tree.
+#[derive(Clone, Debug)]
+struct TreeRun {
+    /// Wall time; CPU seconds of the whole tree (`cpu_program` +
+    /// `cpu_orphans`); the benchmark process's own CPU as `server_cpu`.
+    measured: Measured,
+    /// wait4's CPU seconds of scriptscrape, with every descendant reaped
+    /// under it.
+    cpu_program: f64,
+    /// wait4's CPU seconds of the tree's orphans, reaped here.
+    cpu_orphans: f64,
+    orphans: usize,
+    /// The tree's CPU seconds summed from /proc samples, a check from
+    /// below.
+    cpu_sampled: f64,
+    /// The same by kind of process, the most first: kind, seconds,
+    /// processes.
+    cpu_by_kind: Vec<(String, f64, usize)>,
+    processes_seen: usize,
+    most_processes: usize,
+    /// The peak over samples of the tree's summed PSS, and of its summed
+    /// RSS (which counts shared pages once per process), in MB.
+    peak_pss_mb: f64,
+    peak_rss_sum_mb: f64,
+    /// Readings of the tree's PSS.
+    pss_readings: u32,
+    /// The sampler's own CPU seconds (part of `server_cpu`).
+    sampler_cpu: f64,
+}
+
+impl TreeRun {
+    /// Runs `cmd` to the end and measures its whole process tree (see the
+    /// `tree` module for how, and why wait4 of the program alone is not
+    /// its CPU time); fails loudly if any process of the tree outlives
+    /// the program by more than a few seconds, after killing it. This
+    /// process must be a subreaper meanwhile ([`tree::set_subreaper`]).
+    fn measure(cmd: &Command) -> TreeRun {
+        let bench_cpu_before = self_cpu();
+        let (measured, seen) = measure_with(cmd, tree::sample);
+        let orphans = tree::reap_orphans(Duration::from_secs(5));
+        let bench_cpu = self_cpu() - bench_cpu_before;
+        assert!(
+            orphans.left.is_empty(),
+            "processes of the run were still running 5 s after scriptscrape exited (now killed): {}",
+            orphans.left.join(", ")
+        );
+        let cpu = measured.cpu + orphans.cpu;
+        let cpu_sampled = seen.cpu_sampled();
+        // The samples count each process's time only up to its last
+        // sample, so they can fall short of wait4, never exceed it by
+        // more than rounding (clock ticks of 10 ms, per process).
+        if cpu_sampled > cpu * 1.02 + 0.1 {
+            println!(
+                "  WARNING: the processes sampled used {cpu_sampled:.2} s of CPU, more than wait4's {cpu:.2} s: some of the tree's time escaped wait4"
+            );
+        }
+        TreeRun {
+            measured: Measured {
+                cpu,
+                server_cpu: bench_cpu,
+                ..measured
+            },
+            cpu_program: measured.cpu,
+            cpu_orphans: orphans.cpu,
+            orphans: orphans.reaped,
+            cpu_sampled,
+            cpu_by_kind: seen.cpu_by_kind(),
+            processes_seen: seen.processes_seen(),
+            most_processes: seen.most_processes,
+            peak_pss_mb: seen.peak_pss_kb as f64 / 1024.0,
+            peak_rss_sum_mb: seen.peak_rss_kb as f64 / 1024.0,
+            pss_readings: seen.pss_readings,
+            sampler_cpu: seen.sampler_cpu,
+        }
+    }
+
+    fn print(&self, label: &str, pages: u64) {
+        println!(
+            "  {label}: wall {:.2} s, {:.1} pages/s; CPU {:.2} s (wait4: scriptscrape {:.2} s + {} orphans reaped here {:.2} s; summed from /proc samples {:.2} s); {} processes, {} at once at most; peak PSS {:.0} MB ({} readings), summed RSS {:.0} MB; sampler CPU {:.2} s",
+            self.measured.wall,
+            pages as f64 / self.measured.wall,
+            self.measured.cpu,
+            self.cpu_program,
+            self.orphans,
+            self.cpu_orphans,
+            self.cpu_sampled,
+            self.processes_seen,
+            self.most_processes,
+            self.peak_pss_mb,
+            self.pss_readings,
+            self.peak_rss_sum_mb,
+            self.sampler_cpu,
+        );
+        let kinds: Vec<String> = self
+            .cpu_by_kind
+            .iter()
+            .map(|(kind, cpu, n)| format!("{kind} {cpu:.2} s ({n})"))
+            .collect();
+        println!("    CPU by process (sampled): {}", kinds.join(", "));
+    }
 }
 
 /// `scriptscrape diff` of two runs' outputs (scripts and page reports),
@@ -1241,7 +1593,10 @@ impl Server {
                     .route("/c/{n}", get(site_page))
                     .route("/robots.txt", get(robots))
                     .route("/assets/{*rest}", get(script))
-                    .route("/lib/{*rest}", get(script));
+                    .route("/lib/{*rest}", get(script))
+                    .route("/css/{*rest}", get(stylesheet))
+                    // What a browser asks every site for; none here.
+                    .route("/favicon.ico", get(|| async { StatusCode::NOT_FOUND }));
                 for path in NAV_PAGES {
                     app = app.route(path, get(nav_page));
                 }
@@ -1296,6 +1651,26 @@ impl Server {
 /// Runs `cmd` to the end, its standard output drained here, and measures
 /// it: wall and CPU time, peak RSS, when the first row came.
 fn measure(cmd: &Command) -> Measured {
+    // ru_maxrss is no good here: a child started with posix_spawn
+    // inherits this process's high-water mark through exec. The
+    // kernel's VmHWM for the child's own address space is sampled
+    // instead; it only grows, so the last sample before exit is within
+    // a sampling interval of the peak.
+    let (measured, peak_kb) = measure_with(cmd, sample_peak_kb);
+    Measured {
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+        ..measured
+    }
+}
+
+/// Runs `cmd` as [`measure`] does, but with `sampler` (given the child's
+/// pid and a flag set once it has exited and been reaped) watching it
+/// instead of its VmHWM; the figures without peak RSS, and what the
+/// sampler returned.
+fn measure_with<S>(
+    cmd: &Command,
+    sampler: impl FnOnce(u32, Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<S>,
+) -> (Measured, S) {
     let mut cmd = rebuild(cmd);
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     for var in [
@@ -1332,16 +1707,11 @@ fn measure(cmd: &Command) -> Measured {
         first_row
     });
     let pid = child.id();
-    // ru_maxrss is no good here: a child started with posix_spawn
-    // inherits this process's high-water mark through exec. The
-    // kernel's VmHWM for the child's own address space is sampled
-    // instead; it only grows, so the last sample before exit is within
-    // a sampling interval of the peak.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = sample_peak_kb(pid, Arc::clone(&done));
+    let sampler = sampler(pid, Arc::clone(&done));
     let (status, usage) = wait_when_exited(pid);
     done.store(true, Ordering::Relaxed);
-    let peak_kb = sampler.join().expect("sampler");
+    let sampled = sampler.join().expect("sampler");
     let wall = started.elapsed().as_secs_f64();
     let first_row = reader
         .join()
@@ -1351,13 +1721,13 @@ fn measure(cmd: &Command) -> Measured {
         println!("  (the program exited with status {status:#x})");
     }
     let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
-    Measured {
+    let measured = Measured {
         wall,
         cpu,
-        peak_rss_mb: peak_kb as f64 / 1024.0,
         first_row,
         ..Measured::default()
-    }
+    };
+    (measured, sampled)
 }
 
 async fn page(State(state): State<ServerState>, UrlPath(n): UrlPath<u64>) -> impl IntoResponse {
@@ -1405,20 +1775,50 @@ async fn script(
         .decompressed
         .fetch_add(plain.len() as u64, Ordering::Relaxed);
     let content_type = (header::CONTENT_TYPE, "text/javascript; charset=utf-8");
+    // As CDNs send it: a browser runs a cross-origin module script, or one
+    // with `crossorigin`, only with it.
+    let cors = (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
     if gzip {
         scripts
             .gunzipped
             .fetch_add(plain.len() as u64, Ordering::Relaxed);
         let body = scripts.gzip[n].clone();
         scripts.sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-        ([content_type, (header::CONTENT_ENCODING, "gzip")], body).into_response()
+        (
+            [content_type, cors, (header::CONTENT_ENCODING, "gzip")],
+            body,
+        )
+            .into_response()
     } else {
         scripts
             .sent
             .fetch_add(plain.len() as u64, Ordering::Relaxed);
-        ([content_type], plain.clone()).into_response()
+        ([content_type, cors], plain.clone()).into_response()
     }
 }
+
+/// The pages' stylesheet (`/css/site.css`), which a browser asks for.
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+}
+
+/// A small stylesheet for the pages' classes, so that `--render`'s
+/// browser lays them out as a site's would be.
+const STYLESHEET: &str = "\
+body.page{margin:0 auto;max-width:72rem;padding:1rem 2rem;font:16px/1.5 system-ui,sans-serif;color:#222;background:#fafafa}
+ul.nav{display:flex;gap:1.5rem;list-style:none;margin:0 0 2rem;padding:.75rem 0;border-bottom:1px solid #ddd}
+ul.nav li a{color:#0645ad;text-decoration:none;font-weight:600}
+ul.nav li a:hover{text-decoration:underline}
+div.card{display:grid;grid-template-columns:1fr;gap:.5rem;margin:1rem 0;padding:1rem 1.25rem;border:1px solid #e3e3e3;border-radius:8px;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.06)}
+div.card h2{margin:0;font-size:1.25rem;line-height:1.3}
+div.card p{margin:0;color:#444}
+div.card a{color:#0645ad}
+svg{display:inline-block;vertical-align:middle;fill:currentColor;color:#888}
+@media (max-width:40rem){body.page{padding:.5rem 1rem}ul.nav{flex-wrap:wrap;gap:.75rem}}
+";
 
 /// The body of the script at `url` (host name, or "" for the site's own,
 /// then path and query): FNV-1a, then splitmix's finaliser.
