@@ -1473,3 +1473,44 @@ fn a_load_cut_short_still_settles() {
         "the navigation away is refused"
     );
 }
+
+/// A script whose URL redirects is matched to its element by the URL the
+/// element names, and its status is the last response's (the code came
+/// from there), for an element and for an inserted script alike.
+#[test]
+fn redirected_scripts_keep_their_element_and_status() {
+    let server = TestServer::start();
+    server.set_script("real.js", "window.real = 1;", Duration::ZERO);
+    server.set_script("real2.js", "window.real2 = 1;", Duration::ZERO);
+    let first = crate::support::redirect_via(&server, &server.url("/js/real.js"));
+    let second = crate::support::redirect_via(&server, &server.url("/js/real2.js"));
+    let head = format!(
+        "<script src=\"{first}\"></script><script>{}</script>",
+        insert(&second)
+    );
+    server.set_page("redirects", &page(&head, ""));
+    let run = Run::new();
+    let out = render_into(&run, &[server.url("/page/redirects")], &QUICK);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = Table::read(&run.path("scripts.csv"));
+    assert_eq!(table.rows.len(), 3, "{table:#?}");
+    check(
+        &table,
+        0,
+        &[
+            ("origin", "static"),
+            ("src", &first),
+            ("content_status", "200"),
+            ("content_sha384", &sha384("window.real = 1;")),
+        ],
+    );
+    let inserted = one(&table, "origin", "inserted");
+    check(
+        &table,
+        inserted,
+        &[
+            ("content_status", "200"),
+            ("content_sha384", &sha384("window.real2 = 1;")),
+        ],
+    );
+}

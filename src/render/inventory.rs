@@ -284,6 +284,26 @@ impl Look<'_> {
         url
     }
 
+    /// The status of the last response for `url`, redirects followed (a
+    /// redirected script may carry the URL first asked for).
+    fn final_status(&self, url: &str) -> Option<u16> {
+        let mut url = without_fragment(url);
+        // Bounded: a redirect chain is short, and a loop must not spin.
+        for _ in 0..32 {
+            if let Some(status) = self.rec.requests.get(&url).and_then(|r| r.status) {
+                return Some(status);
+            }
+            url = self
+                .rec
+                .redirects
+                .iter()
+                .find(|(from, _)| *from == url)?
+                .1
+                .clone();
+        }
+        None
+    }
+
     /// What the request for `url` got, for a script that did not run.
     fn requested(&self, url: &str) -> Option<Content> {
         let req = self.rec.requests.get(&without_fragment(url))?;
@@ -308,11 +328,7 @@ impl Look<'_> {
     /// The code `ran` ran, and its response's status.
     fn content(&self, ran: &Ran, kind: Kind) -> Content {
         let status = match kind {
-            Kind::External => self
-                .rec
-                .requests
-                .get(&without_fragment(&ran.url))
-                .and_then(|r| r.status),
+            Kind::External => self.final_status(&ran.url),
             _ => None,
         };
         Content {
