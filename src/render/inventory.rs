@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use super::page::{Initiator, Ran, Recording, Target};
+use super::page::{Initiator, Ran, Recording, Requested, Target};
 use crate::content::scripts::Content;
 use crate::content::sri::Algorithm;
 use crate::error::ErrorKind;
@@ -357,20 +357,36 @@ impl Look<'_> {
         self.by_id.get(&(session, id)).and_then(|r| self.name(r))
     }
 
+    /// How the `initiator` column names what made request `req`.
+    fn requested_by(&self, req: &Requested) -> Option<String> {
+        match req.initiator.as_ref()? {
+            Initiator::Parser => Some("parser".into()),
+            Initiator::Import(url) => {
+                // Imported by a module inline in a document, which the
+                // protocol names by the document's URL: the one inline
+                // module there, when there is one.
+                let mut inline_modules = self.rec.scripts.iter().filter(|r| {
+                    r.session == req.session
+                        && r.module
+                        && self.kind(r) == Kind::Embedded
+                        && without_fragment(&r.url) == without_fragment(url)
+                });
+                match (inline_modules.next(), inline_modules.next()) {
+                    (Some(module), None) => self.name(module),
+                    _ => Some(url.clone()),
+                }
+            }
+            Initiator::Script { id, url, .. } => self
+                .script_named(&req.session, id)
+                .or_else(|| (!url.is_empty()).then(|| url.clone())),
+            Initiator::Other => None,
+        }
+    }
+
     /// What caused `ran`.
     fn initiator(&self, ran: &Ran, kind: Kind) -> Option<String> {
         match kind {
-            Kind::External => {
-                let req = self.rec.requests.get(&self.first_url(&ran.url))?;
-                match req.initiator.as_ref()? {
-                    Initiator::Parser => Some("parser".into()),
-                    Initiator::Import(url) => Some(url.clone()),
-                    Initiator::Script { id, url, .. } => self
-                        .script_named(&req.session, id)
-                        .or_else(|| (!url.is_empty()).then(|| url.clone())),
-                    Initiator::Other => None,
-                }
-            }
+            Kind::External => self.requested_by(self.rec.requests.get(&self.first_url(&ran.url))?),
             Kind::Made => {
                 let top = ran.stack_top.as_deref()?;
                 self.script_named(&ran.session, top)
@@ -452,14 +468,7 @@ impl Look<'_> {
         let mut script = blank(page, Some(url));
         script.content = self.requested(url).map(Arc::new);
         let req = self.rec.requests.get(url);
-        let initiator = req.and_then(|r| match r.initiator.as_ref()? {
-            Initiator::Parser => Some("parser".to_owned()),
-            Initiator::Import(url) => Some(url.clone()),
-            Initiator::Script { id, url, .. } => self
-                .script_named(&r.session, id)
-                .or_else(|| (!url.is_empty()).then(|| url.clone())),
-            Initiator::Other => None,
-        });
+        let initiator = req.and_then(|r| self.requested_by(r));
         let target = req
             .and_then(|r| self.rec.sessions.get(&r.session))
             .copied()
@@ -815,6 +824,33 @@ mod tests {
             "'😀'; import('./x.mjs')",
         );
         assert!(calls_import(&wide, (0, 6)));
+    }
+
+    #[test]
+    fn an_import_from_an_inline_module_names_that_module() {
+        let code = "import './d.js';";
+        let html = format!("<script type=module>{code}</script>");
+        let mut inline = ran("1", PAGE, (0, 21), code);
+        inline.module = true;
+        let mut dep = ran("2", "http://shop.test/d.js", (0, 0), "D");
+        dep.module = true;
+        let rec = recording(
+            vec![inline, dep],
+            vec![(
+                "http://shop.test/d.js",
+                req(Initiator::Import(PAGE.into()), 200),
+            )],
+        );
+        let rows = rows(&Url::parse(PAGE).unwrap(), statics(&html), &rec);
+        assert_eq!(
+            summary(&rows)[1],
+            (
+                1,
+                "http://shop.test/d.js".into(),
+                "import",
+                format!("inline:{}", sha256(code))
+            )
+        );
     }
 
     #[test]
