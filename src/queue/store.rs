@@ -963,7 +963,9 @@ fn secrets(url: &str) -> Vec<String> {
     );
     let mut secrets = Vec::new();
     for secret in written.filter(|s| !s.is_empty()) {
-        let decoded = percent_decode(&secret);
+        let decoded = percent_encoding::percent_decode_str(&secret)
+            .decode_utf8_lossy()
+            .into_owned();
         if decoded != secret {
             secrets.push(decoded);
         }
@@ -972,29 +974,6 @@ fn secrets(url: &str) -> Vec<String> {
     // Longest first, so a password containing another is masked whole.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     secrets
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            // Two hex digits make at most 255.
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A stream entry: its ID and fields (none when the entry was deleted
