@@ -76,17 +76,13 @@ const MAX_MESSAGE: usize = 256 << 20;
 
 impl Cdp {
     /// Talks to the browser over its pipes: `commands`, written to, and
-    /// `replies`, read from; the browser's own events go to the receiver.
-    /// Call within the async runtime.
-    pub fn connect(
-        commands: OwnedFd,
-        replies: OwnedFd,
-    ) -> std::io::Result<(Cdp, mpsc::UnboundedReceiver<Event>)> {
+    /// `replies`, read from. Events of sessions no one routed (the
+    /// browser's own) are dropped. Call within the async runtime.
+    pub fn connect(commands: OwnedFd, replies: OwnedFd) -> std::io::Result<Cdp> {
         let mut write = pipe::Sender::from_owned_fd(commands)?;
         let read = pipe::Receiver::from_owned_fd(replies)?;
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<String>();
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let (browser_tx, browser_rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(mut text) = to_send.recv().await {
                 text.push('\0');
@@ -98,7 +94,7 @@ impl Cdp {
         tokio::spawn({
             let routes = Arc::clone(&routes);
             async move {
-                read_messages(read, |value| dispatch(&routes, &browser_tx, value)).await;
+                read_messages(read, |value| dispatch(&routes, value)).await;
                 close(&routes);
             }
         });
@@ -107,7 +103,7 @@ impl Cdp {
             routes,
             next_id: Arc::new(AtomicU64::new(1)),
         };
-        Ok((cdp, browser_rx))
+        Ok(cdp)
     }
 
     /// Sends `method` to `session` (the browser's when `None`) and waits
@@ -203,7 +199,7 @@ async fn read_messages(read: pipe::Receiver, mut each: impl FnMut(Value)) {
 }
 
 /// Hands one message from the browser to whoever waits for it.
-fn dispatch(routes: &Mutex<Routes>, browser: &mpsc::UnboundedSender<Event>, value: Value) {
+fn dispatch(routes: &Mutex<Routes>, value: Value) {
     let mut routes = routes.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(id) = value.get("id").and_then(Value::as_u64) {
         if let Some((tx, method)) = routes.pending.remove(&id) {
@@ -247,18 +243,12 @@ fn dispatch(routes: &Mutex<Routes>, browser: &mpsc::UnboundedSender<Event>, valu
             _ => {}
         }
     }
-    let event = Event {
-        session,
-        method: method.to_owned(),
-        params,
-    };
-    match to {
-        Some(to) => {
-            let _ = to.send(event);
-        }
-        None => {
-            let _ = browser.send(event);
-        }
+    if let Some(to) = to {
+        let _ = to.send(Event {
+            session,
+            method: method.to_owned(),
+            params,
+        });
     }
 }
 

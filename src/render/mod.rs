@@ -122,7 +122,7 @@ impl Renderer {
         let (commands, replies) = process
             .take_pipes()
             .context("internal error: the browser's pipes were taken")?;
-        let (cdp, _browser_events) =
+        let cdp =
             cdp::Cdp::connect(commands, replies).context("cannot read the browser's pipes")?;
         // Its first answer says it is ready.
         let asked = cdp.call(None, "Browser.getVersion", serde_json::json!({}));
