@@ -874,6 +874,95 @@ fn a_crawl_keeps_the_browser_out_of_private_hosts() {
     check(&table, code_row, &[("content_sha384", &sha384(&code))]);
 }
 
+/// Connections the request interception of a page does not see are held
+/// to the rule too: a WebSocket and a service worker's own requests, to
+/// `localhost`, never reach it (the listeners count the connections made
+/// to them, accepted or not). The service worker runs, and is a row.
+#[test]
+fn a_crawl_keeps_websockets_and_service_workers_out_of_private_hosts() {
+    let server = TestServer::start();
+    let listener = |_| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.set_nonblocking(true).expect("nonblocking");
+        l
+    };
+    let (socket_end, worker_end) = (listener(0), listener(1));
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
+    let worker_code = format!(
+        "self.addEventListener('install', function (e) {{ \
+         e.waitUntil(fetch('http://localhost:{}/from-worker').catch(function () {{}})); }});\n",
+        port(&worker_end)
+    );
+    server.set_script("sw.js", &worker_code, Duration::ZERO);
+    let code = format!(
+        "new WebSocket('ws://localhost:{}/socket'); \
+         navigator.serviceWorker.register('/js/sw.js').then(function (r) {{ \
+         document.title = 'registered'; }}, function (e) {{ document.title = String(e); }});",
+        port(&socket_end)
+    );
+    server.set_page("second", &page(&format!("<script>{code}</script>"), ""));
+    server.set_page("seed", &page("", "<a href=\"/page/second\">next</a>"));
+    let seed = server.url("/page/seed");
+    let run = Run::new();
+
+    let out = render_into(
+        &run,
+        &[&seed],
+        &[
+            "--render-idle",
+            "1500",
+            "--depth",
+            "1",
+            "--stats",
+            "stats.json",
+            "-v",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The worker's script itself was fetched (from the listed host).
+    assert!(
+        server.hits("/js/sw.js") > 0,
+        "the service worker was not registered"
+    );
+    // It ran, and its script is a row of the page.
+    let table = Table::read(&run.path("scripts.csv"));
+    let worker = one(&table, "src", &server.url("/js/sw.js"));
+    check(
+        &table,
+        worker,
+        &[
+            ("page_url", &server.url("/page/second")),
+            ("origin", "worker"),
+            ("content_sha384", &sha384(&worker_code)),
+        ],
+    );
+    let connections = |l: &std::net::TcpListener| (0..100).map_while(|_| l.accept().ok()).count();
+    assert_eq!(
+        connections(&worker_end),
+        0,
+        "the service worker reached localhost"
+    );
+    assert_eq!(
+        connections(&socket_end),
+        0,
+        "the WebSocket reached localhost"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.path("stats.json")).expect("stats"))
+            .expect("stats JSON");
+    assert!(
+        stats["render"]["requests_refused"].as_u64() >= Some(2),
+        "{stats}\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("localhost resolves to the non-public address"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// The columns that describe a static script element: the same with and
 /// without --render.
 const STATIC_COLUMNS: [&str; 20] = [

@@ -15,6 +15,7 @@
 
 pub mod browser;
 pub mod cdp;
+pub mod gate;
 pub mod inventory;
 pub mod page;
 
@@ -74,23 +75,48 @@ pub struct Tally {
 pub struct Renderer {
     settings: Settings,
     guard: Option<Arc<Guard>>,
+    /// What the browser's connections go through in a crawl (gate.rs).
+    _gate: Option<gate::Gate>,
     live: Mutex<Option<Arc<Live>>>,
     started: AtomicU64,
     pages: AtomicU64,
-    refused: AtomicU64,
+    refused: Arc<AtomicU64>,
 }
 
 impl Renderer {
     /// Starts the browser (so that one that cannot start is reported
     /// before any page is fetched).
-    pub async fn start(settings: Settings, guard: Option<Arc<Guard>>) -> anyhow::Result<Renderer> {
+    pub async fn start(
+        mut settings: Settings,
+        guard: Option<Arc<Guard>>,
+    ) -> anyhow::Result<Renderer> {
+        let refused = Arc::new(AtomicU64::new(0));
+        // In a crawl every connection of the browser goes through the
+        // gate, which holds it to the private-network rule. Through the
+        // user's proxy instead, names are the proxy's to resolve, as
+        // without --render (the rule then checks them here, page.rs).
+        let gate = match (&guard, &settings.proxy) {
+            (Some(guard), None) => {
+                let gate = gate::Gate::open(Arc::clone(guard), Arc::clone(&refused))
+                    .await
+                    .context("cannot listen on a loopback port for the browser's connections")?;
+                settings.proxy = Some(crate::proxy::BrowserProxy {
+                    server: gate.proxy_server(),
+                    bypass: Some(gate::BYPASS_NOTHING.into()),
+                    credentials: None,
+                });
+                Some(gate)
+            }
+            _ => None,
+        };
         let renderer = Renderer {
             settings,
             guard,
+            _gate: gate,
             live: Mutex::new(None),
             started: AtomicU64::new(0),
             pages: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
+            refused,
         };
         renderer.browser(None).await?;
         Ok(renderer)

@@ -839,19 +839,30 @@ async fn set_up(cdp: &Cdp, session: &str, child: bool) -> Result<(), CdpError> {
         // page for good (and hide what runs after it).
         ("Debugger.setSkipAllPauses", json!({ "skip": true }), true),
     ];
+    if child {
+        // All sent at once, the release last: the target takes them in
+        // order, so it runs only with all enabled; but a service worker
+        // answers some (Network.enable) only once it runs, so waiting for
+        // each answer before the next would leave it paused for good.
+        let mut calls: Vec<_> = steps
+            .into_iter()
+            .map(|(method, params, _)| cdp.call(s, method, params))
+            .collect();
+        calls.push(cdp.call(s, "Runtime.runIfWaitingForDebugger", json!({})));
+        let done = futures::future::join_all(calls).await;
+        // A child is let go whatever it lacks; only a closed connection
+        // is the caller's concern.
+        if done.iter().any(|d| matches!(d, Err(CdpError::Closed))) {
+            return Err(CdpError::Closed);
+        }
+        return Ok(());
+    }
     for (method, params, needed) in steps {
-        let done = cdp.call(s, method, params).await;
-        match done {
+        match cdp.call(s, method, params).await {
             Err(CdpError::Closed) => return Err(CdpError::Closed),
-            // A child left paused would hang its frame: it is let go
-            // whatever it lacks.
-            Err(e) if needed && !child => return Err(e),
+            Err(e) if needed => return Err(e),
             _ => {}
         }
-    }
-    if child {
-        cdp.call(s, "Runtime.runIfWaitingForDebugger", json!({}))
-            .await?;
     }
     Ok(())
 }
