@@ -1517,9 +1517,19 @@ fn refused_and_skipped_elements_are_not_taken_for_ones_that_ran() {
             ("integrity_ok", "false"),
             ("content_status", "200"),
             ("content_sha384", ""),
+            // It did not run: its size is not known.
+            ("content_bytes", ""),
         ],
     );
-    check(&table, 2, &[("nomodule", "true"), ("content_sha384", "")]);
+    check(
+        &table,
+        2,
+        &[
+            ("nomodule", "true"),
+            ("content_sha384", ""),
+            ("content_bytes", ""),
+        ],
+    );
     check(&table, 3, &[("content_sha384", &sha384(named))]);
 }
 

@@ -50,8 +50,9 @@ pub struct Content {
     pub status: Option<u16>,
     /// Why there is no content, as for pages; `None` when it was read.
     pub error: Option<ErrorKind>,
-    /// Body bytes read (decompressed).
-    pub bytes: u64,
+    /// Body bytes read (decompressed); `None` when not known (a script a
+    /// browser did not run: its response's body is not seen).
+    pub bytes: Option<u64>,
     /// The body's digests, when it was read whole.
     pub digests: Option<Digests>,
     /// Whether a browser ran it under the element's `integrity`, when a
@@ -66,14 +67,14 @@ impl Content {
             Ok(body) => Content {
                 status: Some(body.status),
                 error: None,
-                bytes: body.bytes,
+                bytes: Some(body.bytes),
                 digests: Some(body.digests),
                 integrity_seen: None,
             },
             Err(failure) => Content {
                 status: failure.status,
                 error: Some(failure.error.kind),
-                bytes: failure.bytes,
+                bytes: Some(failure.bytes),
                 digests: None,
                 integrity_seen: None,
             },
@@ -216,7 +217,7 @@ impl<T> Scripts<T> {
                         script.content = Some(Arc::new(Content {
                             status: None,
                             error: Some(ErrorKind::ScriptLimit),
-                            bytes: 0,
+                            bytes: Some(0),
                             digests: None,
                             integrity_seen: None,
                         }));
@@ -368,7 +369,7 @@ pub fn run<T>(
             }
             Arrival::Script(url, content) => {
                 ended.tally.fetched += 1;
-                ended.tally.bytes += content.bytes;
+                ended.tally.bytes += content.bytes.unwrap_or(0);
                 if let Some(kind) = content.error {
                     *ended.tally.failed.entry(kind).or_default() += 1;
                 }
@@ -416,7 +417,7 @@ mod tests {
         Content {
             status: Some(200),
             error: None,
-            bytes: body.len() as u64,
+            bytes: Some(body.len() as u64),
             digests: Some(Digests::of(body)),
             integrity_seen: None,
         }

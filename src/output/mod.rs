@@ -948,7 +948,7 @@ impl Sink {
                         .and_then(|c| c.status)
                         .map_or(Cell::Null, |s| Cell::Int(s.into())),
                     opt(content.and_then(|c| c.error).map(|e| e.as_str())),
-                    content.map_or(Cell::Null, |c| Cell::Int(c.bytes)),
+                    content.and_then(|c| c.bytes).map_or(Cell::Null, Cell::Int),
                     opt(sha384.as_deref()),
                     opt(rendered.map(|r| r.origin.as_str())),
                     opt(rendered.and_then(|r| r.initiator.as_deref())),

@@ -84,7 +84,8 @@ struct WireContent {
     status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
     /// The digests ([`Digests::to_bytes`]) in base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     digests: Option<String>,
@@ -311,14 +312,14 @@ mod tests {
         scripts[0].content = Some(Arc::new(Content {
             status: Some(200),
             error: None,
-            bytes: 3,
+            bytes: Some(3),
             digests: Some(Digests::of(b"a()")),
             integrity_seen: None,
         }));
         scripts[3].content = Some(Arc::new(Content {
             status: Some(404),
             error: Some(ErrorKind::HttpStatus),
-            bytes: 0,
+            bytes: Some(0),
             digests: None,
             integrity_seen: None,
         }));

@@ -311,7 +311,7 @@ impl Look<'_> {
             return Some(Content {
                 status: None,
                 error: Some(ErrorKind::PrivateAddress),
-                bytes: 0,
+                bytes: Some(0),
                 digests: None,
                 integrity_seen: None,
             });
@@ -319,7 +319,7 @@ impl Look<'_> {
         req.status.map(|status| Content {
             status: Some(status),
             error: None,
-            bytes: 0,
+            bytes: None,
             digests: None,
             integrity_seen: None,
         })
@@ -334,7 +334,7 @@ impl Look<'_> {
         Content {
             status,
             error: None,
-            bytes: ran.code.as_ref().map_or(0, |c| c.bytes),
+            bytes: ran.code.as_ref().map(|c| c.bytes),
             digests: ran.code.as_ref().map(|c| c.digests.clone()),
             // It ran: the browser checked an `integrity` first (its own
             // check is on the bytes; the digests above are of the text).
@@ -652,7 +652,7 @@ mod tests {
                 .all(|s| s.render.as_ref().unwrap().origin == Origin::Static)
         );
         let content = |i: usize| rows[i].content.as_deref();
-        assert_eq!(content(0).unwrap().bytes, inline.len() as u64);
+        assert_eq!(content(0).unwrap().bytes, Some(inline.len() as u64));
         assert_eq!(
             content(0).unwrap().sha384(),
             Some(Digests::of(inline.as_bytes()).sri(Algorithm::Sha384))
@@ -885,7 +885,7 @@ mod tests {
             .push(("http://10.0.0.1/probe.js".into(), "private".into()));
         let rows = rows(&Url::parse(PAGE).unwrap(), statics(html), &rec);
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].content.as_deref().unwrap().bytes, 1);
+        assert_eq!(rows[0].content.as_deref().unwrap().bytes, Some(1));
         let refused = rows[1].content.as_deref().unwrap();
         assert_eq!(refused.error, Some(ErrorKind::PrivateAddress));
         assert_eq!(
