@@ -73,6 +73,9 @@ pub enum ErrorKind {
     /// and its tab was closed; the scripts that ran until then are
     /// reported.
     RenderMemory,
+    /// `--render`: the page ran more scripts than a page is recorded
+    /// for, and its tab was closed; the first ones are reported.
+    RenderLimit,
 }
 
 impl ErrorKind {
@@ -101,13 +104,14 @@ impl ErrorKind {
             ErrorKind::RenderTimeout => "render_timeout",
             ErrorKind::RenderCrashed => "render_crashed",
             ErrorKind::RenderMemory => "render_memory",
+            ErrorKind::RenderLimit => "render_limit",
         }
     }
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the enum.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 23] = [
         ErrorKind::InvalidUrl,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -130,6 +134,7 @@ impl ErrorKind {
         ErrorKind::RenderTimeout,
         ErrorKind::RenderCrashed,
         ErrorKind::RenderMemory,
+        ErrorKind::RenderLimit,
     ];
 
     /// Whether a page with this error was passed over rather than failed:

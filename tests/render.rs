@@ -793,6 +793,27 @@ fn a_page_over_the_memory_cap_is_stopped_and_the_run_goes_on() {
     );
 }
 
+/// A page that runs code made by `eval` in a loop, each a script of its
+/// own, is closed at 10,000 scripts (`render_limit`) with those rows,
+/// rather than fill the output until its time is up.
+#[test]
+fn a_page_running_endless_scripts_is_closed_at_the_limit() {
+    let server = TestServer::start();
+    let looping = "var n = 0; (function more() { for (var k = 0; k < 500; k++) { \
+                   eval('window.x' + (n++) + ' = 1;'); } setTimeout(more, 0); })();";
+    server.set_page("loop", &page(&format!("<script>{looping}</script>"), ""));
+    let looped = server.url("/page/loop");
+    let run = Run::new();
+    let out = render_into(&run, &[&looped], &QUICK);
+    assert_eq!(out.code, 1, "a failed page: {}", out.stderr);
+    let pages = Table::read(&run.path("pages.csv"));
+    assert_eq!(pages.for_page(&looped, "error"), "render_limit");
+    let table = Table::read(&run.path("scripts.csv"));
+    assert_eq!(table.rows_where("page_url", &looped).len(), 10_000);
+    let first = one(&table, "inline_sha256", &sha256("window.x0 = 1;"));
+    check(&table, first, &[("origin", "inserted")]);
+}
+
 /// In a crawl, the browser is held to the crawl's private-network rule: a
 /// page on the listed host may not make the browser reach another
 /// loopback host (`localhost` here), by a script element, an inserted

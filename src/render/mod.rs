@@ -278,6 +278,14 @@ impl Renderer {
                     limits.memory >> 20
                 ),
             )),
+            page::End::TooManyScripts => Some((
+                ErrorKind::RenderLimit,
+                format!(
+                    "the page ran more than {} scripts; its tab was closed and the first {0} \
+                     are reported",
+                    page::MAX_SCRIPTS
+                ),
+            )),
             page::End::NotLoaded(error) => Some((
                 ErrorKind::RenderCrashed,
                 format!("the browser did not load the page ({error})"),

@@ -59,6 +59,11 @@ pub struct Limits {
     pub keep_text: bool,
 }
 
+/// Scripts recorded for one page, at most. Real pages run hundreds; a
+/// page calling `eval` in a loop runs thousands a second, each a row, and
+/// is closed here rather than fill the output until its time is up.
+pub const MAX_SCRIPTS: usize = 10_000;
+
 /// How loading a page ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum End {
@@ -70,6 +75,8 @@ pub enum End {
     Crashed,
     /// The page's heap passed the limit (bytes used at the last reading).
     Memory(u64),
+    /// The page ran [`MAX_SCRIPTS`] scripts.
+    TooManyScripts,
     /// The browser went away or stopped answering: it is unusable.
     BrowserGone(String),
     /// The browser would not load the page (its navigation failed).
@@ -387,8 +394,10 @@ async fn close(cdp: &Cdp, context: &str, rec: &mut Recording) {
         Ok(Err(CdpError::Protocol { .. })) => None,
         Err(_) => Some("the browser did not close a tab in time".to_owned()),
     };
-    if let (Some(why), End::Settled | End::Timeout | End::Memory(_) | End::NotLoaded(_)) =
-        (gone, &rec.end)
+    if let (
+        Some(why),
+        End::Settled | End::Timeout | End::Memory(_) | End::TooManyScripts | End::NotLoaded(_),
+    ) = (gone, &rec.end)
     {
         rec.end = End::BrowserGone(why);
     }
@@ -551,6 +560,9 @@ impl Watch {
             "Fetch.requestPaused" => self.on_paused(&session, p),
             "Fetch.authRequired" => self.on_auth(&session, p),
             "Target.attachedToTarget" => self.on_attached(p),
+            "Debugger.scriptParsed" if self.rec.scripts.len() >= MAX_SCRIPTS => {
+                return Some(End::TooManyScripts);
+            }
             "Debugger.scriptParsed" => self.on_script(&session, p),
             "Network.requestWillBeSent" => {
                 self.last_activity = Instant::now();
