@@ -333,7 +333,9 @@ impl Look<'_> {
         };
         Content {
             status,
-            error: None,
+            // A page that ended early may not have given every source: it
+            // says why.
+            error: ran.code.is_none().then(|| self.rec.end.kind()).flatten(),
             bytes: ran.code.as_ref().map(|c| c.bytes),
             digests: ran.code.as_ref().map(|c| c.digests.clone()),
             // It ran: the browser checked an `integrity` first (its own
@@ -626,6 +628,26 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn code_a_page_closed_early_did_not_give_says_why() {
+        let mut unread = ran("2", "", (0, 0), "");
+        unread.code = None;
+        unread.stack_top = Some("1".into());
+        let mut rec = recording(vec![ran("1", PAGE, (0, 8), "eval(x)"), unread], vec![]);
+        rec.end = End::TooManyScripts;
+        let rows = rows(
+            &Url::parse(PAGE).unwrap(),
+            statics("<script>eval(x)</script>"),
+            &rec,
+        );
+        assert_eq!(rows.len(), 2);
+        let content = rows[1].content.as_deref().unwrap();
+        assert_eq!(content.error, Some(ErrorKind::RenderLimit));
+        assert_eq!((content.bytes, content.sha384()), (None, None));
+        // The one read is whole.
+        assert_eq!(rows[0].content.as_deref().unwrap().error, None);
     }
 
     #[test]

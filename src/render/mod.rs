@@ -253,61 +253,52 @@ impl Renderer {
                 page.page_url
             );
         }
-        let limits = &self.settings.limits;
-        let problem = match &rec.end {
-            page::End::Settled => None,
-            page::End::Timeout => Some((
-                ErrorKind::RenderTimeout,
-                format!(
-                    "the page did not settle within --render-timeout {} s; the scripts that \
-                     ran until then are reported",
-                    limits.timeout.as_secs_f64()
-                ),
-            )),
+        match &rec.end {
             page::End::Stopped => return None,
-            page::End::Crashed => Some((
-                ErrorKind::RenderCrashed,
-                "the page's tab crashed; the scripts that ran until then are reported".into(),
-            )),
-            page::End::Memory(used) => Some((
-                ErrorKind::RenderMemory,
-                format!(
-                    "the page's JavaScript heap reached {} MB, past --render-memory {} MB; \
-                     its tab was closed",
-                    used >> 20,
-                    limits.memory >> 20
-                ),
-            )),
-            page::End::TooManyScripts => Some((
-                ErrorKind::RenderLimit,
-                format!(
-                    "the page ran more than {} scripts; its tab was closed and the first {0} \
-                     are reported",
-                    page::MAX_SCRIPTS
-                ),
-            )),
-            page::End::NotLoaded(error) => Some((
-                ErrorKind::RenderCrashed,
-                format!("the browser did not load the page ({error})"),
-            )),
-            page::End::BrowserGone(why) => {
+            page::End::BrowserGone(_) => {
                 // Every page on it fails the same way; the next starts a
                 // new browser.
                 drop(self.browser(Some(live.generation)).await);
-                Some((
-                    ErrorKind::RenderCrashed,
-                    format!("the browser failed ({why}); it was restarted"),
-                ))
             }
-        };
+            _ => {}
+        }
         if let Ok(statics) = page.outcome {
             page.outcome = Ok(inventory::rows(&url, statics, &rec));
         }
-        Some(match problem {
-            Some((kind, why)) => mark(page, kind, why),
-            None => page,
-        })
+        Some(
+            match (rec.end.kind(), why(&rec.end, &self.settings.limits)) {
+                (Some(kind), Some(why)) => mark(page, kind, why),
+                _ => page,
+            },
+        )
     }
+}
+
+/// Why a page that ended so is reported in part; `None` when it settled.
+fn why(end: &page::End, limits: &Limits) -> Option<String> {
+    Some(match end {
+        page::End::Settled | page::End::Stopped => return None,
+        page::End::Timeout => format!(
+            "the page did not settle within --render-timeout {} s; the scripts that ran until \
+             then are reported",
+            limits.timeout.as_secs_f64()
+        ),
+        page::End::Crashed => {
+            "the page's tab crashed; the scripts that ran until then are reported".into()
+        }
+        page::End::Memory(used) => format!(
+            "the page's JavaScript heap reached {} MB, past --render-memory {} MB; its tab was \
+             closed",
+            used >> 20,
+            limits.memory >> 20
+        ),
+        page::End::TooManyScripts => format!(
+            "the page ran more than {} scripts; its tab was closed and the first {0} are reported",
+            page::MAX_SCRIPTS
+        ),
+        page::End::NotLoaded(error) => format!("the browser did not load the page ({error})"),
+        page::End::BrowserGone(why) => format!("the browser failed ({why}); it was restarted"),
+    })
 }
 
 /// Marks `page` as rendered only in part, for `why`.

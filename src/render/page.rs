@@ -27,6 +27,7 @@ use url::Url;
 use super::cdp::{Cdp, CdpError, Event};
 use crate::content::sri::Digests;
 use crate::crawl::netguard::Guard;
+use crate::error::ErrorKind;
 
 /// A fetched page to load.
 #[derive(Debug)]
@@ -83,6 +84,21 @@ pub enum End {
     NotLoaded(String),
     /// Stopped from outside (the run is ending).
     Stopped,
+}
+
+impl End {
+    /// The error kind a page that ended so gets; `None` when it settled.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            End::Settled | End::Stopped => None,
+            End::Timeout => Some(ErrorKind::RenderTimeout),
+            End::Memory(_) => Some(ErrorKind::RenderMemory),
+            End::TooManyScripts => Some(ErrorKind::RenderLimit),
+            End::Crashed | End::BrowserGone(_) | End::NotLoaded(_) => {
+                Some(ErrorKind::RenderCrashed)
+            }
+        }
+    }
 }
 
 /// What kind of target a session is attached to.
