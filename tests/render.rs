@@ -984,6 +984,51 @@ fn a_crawl_keeps_websockets_and_service_workers_out_of_private_hosts() {
     );
 }
 
+/// A script that redirects to a host the rule refuses is reported under
+/// the URL the page named, with `private_address`: the static element
+/// itself, and one row for an inserted one, not a row for the refused
+/// target.
+#[test]
+fn a_redirect_into_a_private_host_is_refused_under_the_named_url() {
+    let server = TestServer::start();
+    server.set_script("evil.js", "window.evil = 1;\n", Duration::ZERO);
+    server.set_script("evil2.js", "window.evil2 = 1;\n", Duration::ZERO);
+    let named = crate::support::redirect_via(&server, &localhost(&server, "/js/evil.js"));
+    let inserted = crate::support::redirect_via(&server, &localhost(&server, "/js/evil2.js"));
+    let head = format!(
+        "<script src=\"{named}\"></script><script>{}</script>",
+        insert(&inserted)
+    );
+    server.set_page("second", &page(&head, ""));
+    server.set_page("seed", &page("", "<a href=\"/page/second\">next</a>"));
+    let seed = server.url("/page/seed");
+    let second = server.url("/page/second");
+    let run = Run::new();
+    let out = render_into(&run, &[&seed], &[&QUICK[..], &["--depth", "1"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for path in ["/js/evil.js", "/js/evil2.js"] {
+        assert_eq!(server.hits(path), 0, "{path} reached the server");
+    }
+    let table = Table::read(&run.path("scripts.csv"));
+    assert_eq!(table.rows_where("page_url", &second).len(), 3, "{table:#?}");
+    let element = one(&table, "src", &named);
+    check(
+        &table,
+        element,
+        &[("origin", "static"), ("content_error", "private_address")],
+    );
+    let added = one(&table, "src", &inserted);
+    check(
+        &table,
+        added,
+        &[
+            ("origin", "inserted"),
+            ("content_error", "private_address"),
+            ("content_sha384", ""),
+        ],
+    );
+}
+
 /// The columns that describe a static script element: the same with and
 /// without --render.
 const STATIC_COLUMNS: [&str; 20] = [

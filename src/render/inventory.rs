@@ -3,7 +3,7 @@
 //! where it came from and what caused it. A pure function of what was
 //! recorded, so that it can be tested without a browser.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use url::Url;
@@ -131,16 +131,19 @@ pub fn rows(page: &Url, mut statics: Vec<Script>, rec: &Recording) -> Vec<Script
         }
         extra.push(look.row(ran, kind, target, in_page, page));
     }
-    // Scripts the private-network rule refused never ran: a row each,
-    // unless a static element names them.
+    // Scripts the private-network rule refused never ran: a row each, by
+    // the URL first asked for (a redirect may have led to the refused
+    // one), unless a static element names them.
+    let mut refused_rows = HashSet::new();
     for (url, _) in &rec.refused {
+        let first = look.first_url(url);
         let named = statics.iter().any(|s| match &s.src {
-            Some(Src::Resolved(src)) => without_fragment(src.as_str()) == *url,
+            Some(Src::Resolved(src)) => without_fragment(src.as_str()) == first,
             _ => false,
         });
         let is_script = rec.requests.get(url).is_some_and(|r| r.script);
-        if is_script && !named {
-            extra.push(look.refused_row(url, page));
+        if is_script && !named && refused_rows.insert(first.clone()) {
+            extra.push(look.refused_row(&first, page));
         }
     }
     let first = statics.len();
@@ -304,10 +307,23 @@ impl Look<'_> {
         None
     }
 
-    /// What the request for `url` got, for a script that did not run.
+    /// What the request for `url` got, for a script that did not run: a
+    /// redirect to a URL the rule refused is refused too.
     fn requested(&self, url: &str) -> Option<Content> {
-        let req = self.rec.requests.get(&without_fragment(url))?;
-        if req.refused {
+        let mut hop = without_fragment(url);
+        let req = self.rec.requests.get(&hop)?;
+        let mut refused = req.refused;
+        // Bounded: a redirect chain is short, and a loop must not spin.
+        for _ in 0..32 {
+            match self.rec.redirects.iter().find(|(from, _)| *from == hop) {
+                Some((_, to)) if !refused => {
+                    hop.clone_from(to);
+                    refused = self.rec.requests.get(&hop).is_some_and(|r| r.refused);
+                }
+                _ => break,
+            }
+        }
+        if refused {
             return Some(Content {
                 status: None,
                 error: Some(ErrorKind::PrivateAddress),
@@ -316,7 +332,7 @@ impl Look<'_> {
                 integrity_seen: None,
             });
         }
-        req.status.map(|status| Content {
+        self.final_status(url).map(|status| Content {
             status: Some(status),
             error: None,
             bytes: None,
