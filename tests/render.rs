@@ -1029,6 +1029,35 @@ fn a_redirect_into_a_private_host_is_refused_under_the_named_url() {
     );
 }
 
+/// A module the markup preloads (`<link rel=modulepreload>`) is fetched
+/// by the document, then run by an import: `import`, initiated by the
+/// parser.
+#[test]
+fn a_preloaded_module_is_initiated_by_the_parser() {
+    let server = TestServer::start();
+    server.set_script("pre.mjs", "window.pre = 1;\n", Duration::ZERO);
+    let importer = "import '/js/pre.mjs';";
+    let head = format!(
+        "<link rel=\"modulepreload\" href=\"/js/pre.mjs\">\
+         <script type=\"module\">{importer}</script>"
+    );
+    server.set_page("preload", &page(&head, ""));
+    let run = Run::new();
+    let out = render_into(&run, &[server.url("/page/preload")], &QUICK);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = Table::read(&run.path("scripts.csv"));
+    let module = one(&table, "src", &server.url("/js/pre.mjs"));
+    check(
+        &table,
+        module,
+        &[
+            ("origin", "import"),
+            ("initiator", "parser"),
+            ("content_sha384", &sha384("window.pre = 1;\n")),
+        ],
+    );
+}
+
 /// The columns that describe a static script element: the same with and
 /// without --render.
 const STATIC_COLUMNS: [&str; 20] = [

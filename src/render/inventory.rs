@@ -436,7 +436,9 @@ impl Look<'_> {
             _ => {
                 let req = self.rec.requests.get(&self.first_url(&ran.url));
                 let imported = req.is_some_and(|r| match &r.initiator {
-                    Some(Initiator::Import(_)) => true,
+                    // Parser: preloaded by the markup (`modulepreload`);
+                    // no element names it, so only an import ran it.
+                    Some(Initiator::Import(_) | Initiator::Parser) => true,
                     // import() is a call, like appendChild: what the code
                     // says at the call site tells them apart.
                     Some(Initiator::Script { id, at, .. }) => self

@@ -911,6 +911,9 @@ fn initiator(value: Option<&Value>) -> Initiator {
                 at: (num("lineNumber"), num("columnNumber")),
             }
         }
+        // `<link rel=modulepreload>`: a fetch of the document's own, which
+        // the protocol names by its client, not by a script.
+        ("script", None, Some(Value::String(url))) if url == "about:client" => Initiator::Parser,
         ("script", None, Some(Value::String(url))) => Initiator::Import(url.clone()),
         _ => Initiator::Other,
     }
