@@ -882,12 +882,37 @@ impl Cli {
                 layer.path().display()
             ));
         }
+        if matches!(cli.command, Some(Command::Work(_)))
+            && let Some(source) = render_asked(layer.as_ref())
+        {
+            // Top-level settings apply to the commands that have them;
+            // this one a worker machine's owner would expect to apply.
+            warnings.push(format!(
+                "warning: {source} sets render, which workers do not do: they fetch and extract \
+                 as without --render (render with a local run)"
+            ));
+        }
         Ok(Parsed {
             cli,
             effective,
             warnings,
         })
     }
+}
+
+/// Where `render` is asked for outside the command line: the
+/// environment, or the configuration file (and its line).
+fn render_asked(layer: Option<&crate::config_file::Layer>) -> Option<String> {
+    // A flag's variable is `true` or `false` (clap refuses anything else).
+    if std::env::var("SCRIPTSCRAPE_RENDER").is_ok_and(|v| v == "true") {
+        return Some("SCRIPTSCRAPE_RENDER".into());
+    }
+    let layer = layer?;
+    if layer.values_of(None, "render")? != ["true"] {
+        return None;
+    }
+    let line = layer.line_of(None, "render")?;
+    Some(format!("{} (line {line})", layer.path().display()))
 }
 
 /// `command` with no option, INPUT or group required, in it or in its

@@ -445,6 +445,12 @@ impl Layer {
         self.entry(command, id).map(|e| e.line)
     }
 
+    /// The values the file gives option `id` of `command` (a flag's is
+    /// "true"), if it sets it.
+    pub fn values_of(&self, command: Option<&str>, id: &str) -> Option<&[String]> {
+        self.entry(command, id).map(|e| e.values.as_slice())
+    }
+
     /// Forgets the file's value for option `id` of `command` (`None`: the
     /// scrape): one that an option given otherwise conflicts with.
     pub fn remove(&mut self, command: Option<&str>, id: &str) {

@@ -1005,3 +1005,42 @@ fn workers_fetch_scripts_and_the_collector_writes_their_content() {
     );
     assert_eq!(queued.scripts.rows_where("integrity_ok", "false").len(), 12);
 }
+
+/// Workers do not render: `render` set for local runs, by the
+/// environment or the configuration file, is said to be left aside rather
+/// than silently ignored, and the worker does its work.
+#[test]
+fn a_worker_says_it_does_not_render() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let site = TestServer::start();
+    let run = Run::new();
+    let list = run.urls("list.txt", &[site.url("/gen/1")]);
+    enqueue(&run, &url, "render", &[&list, "--close"]);
+    std::fs::write(run.path("render.toml"), "render = true\n").expect("config");
+    let out = run.run_with_env(
+        &work_args(&url, "render", &["--config", "render.toml"]),
+        None,
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("render.toml (line 1) sets render, which workers do not do"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("the job is drained"), "{}", out.stderr);
+    let out = run.run_with_env(
+        &work_args(&url, "render", &[]),
+        None,
+        &[("SCRIPTSCRAPE_RENDER", "true")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("SCRIPTSCRAPE_RENDER sets render, which workers do not do"),
+        "{}",
+        out.stderr
+    );
+}
