@@ -161,9 +161,20 @@ fn flags(profile: &Path, launch: &Launch) -> Vec<String> {
         // Network Access checks would take an intranet page for a public
         // one and refuse its intranet scripts. scriptscrape applies the
         // crawl's private-network rule itself instead (page.rs).
+        //
+        // Each page's tab is a window of its own, in a context of its own
+        // (page.rs), and headless=new gives every window a location bar
+        // whose omnibox popup is a WebUI page (chrome://omnibox-popup
+        // .top-chrome/, and its AI Mode variant), loaded when the window
+        // opens, hidden, in a `--top-chrome-webui` renderer per context:
+        // more CPU than the page itself (Chromium 156). No one ever types
+        // in that omnibox; with the WebUIOmnibox* features off it is not
+        // loaded at all, and windows and contexts are otherwise the same.
+        // (PreloadTopChromeWebUI is not what loads it.)
         "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,\
          PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults,\
-         MediaRouter,OptimizationHints,Translate",
+         MediaRouter,OptimizationHints,Translate,\
+         WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup",
         "--mute-audio",
         "--password-store=basic",
         "--use-mock-keychain",
