@@ -25,7 +25,6 @@
 //! [`crate::content::csp`]'s.
 
 use base64::Engine as _;
-use html5ever::{Attribute, local_name, ns};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -34,9 +33,11 @@ use url::Url;
 
 use crate::charset;
 
+mod found;
 mod sink;
 
-use sink::{Id, Kind, Tree};
+use found::{Attr, AttrNs, Found, FoundLink, FoundScript};
+use sink::Tree;
 
 /// One script element of a page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -385,41 +386,19 @@ impl Extractor {
     /// The records of a parsed document in `encoding`, which URLs'
     /// queries are written in.
     fn page(&self, document_url: &Url, tree: &Tree, encoding: &'static Encoding) -> Extracted {
-        let mut base_href: Option<&str> = None;
-        let mut found: Vec<(Id, &[Attribute], bool)> = Vec::new();
-        let mut links: Vec<&[Attribute]> = Vec::new();
-        let mut csp_metas: Vec<MetaPolicy> = Vec::new();
-        for (id, node) in tree.elements() {
-            let Kind::Element { attrs, .. } = &node.kind else {
-                continue;
-            };
-            let name = &node.name;
-            if name.local == local_name!("script") {
-                if name.ns == ns!(html) {
-                    found.push((id, attrs, false));
-                } else if name.ns == ns!(svg) {
-                    found.push((id, attrs, true));
-                }
-            } else if name.local == local_name!("base")
-                && name.ns == ns!(html)
-                && base_href.is_none()
-            {
-                base_href = attrs
-                    .iter()
-                    .find(|a| a.name.ns == ns!() && a.name.local == local_name!("href"))
-                    .map(|a| &*a.value);
-            } else if self.links && name.ns == ns!(html) && sink::is_link(name) {
-                links.push(attrs);
-            } else if !attrs.is_empty()
-                && sink::is_csp_meta(name, attrs)
-                && let Some(content) = meta_policy(tree, id, attrs)
-            {
-                csp_metas.push(MetaPolicy {
-                    content: content.to_owned(),
-                    first_script: found.len(),
-                });
-            }
-        }
+        self.records(document_url, &Found::from_tree(tree, self.links), encoding)
+    }
+
+    /// The records of what was found in a document in `encoding`.
+    fn records(&self, document_url: &Url, found: &Found, encoding: &'static Encoding) -> Extracted {
+        let csp_metas: Vec<MetaPolicy> = found
+            .csp_metas
+            .iter()
+            .map(|(content, first_script)| MetaPolicy {
+                content: content.to_string(),
+                first_script: *first_script,
+            })
+            .collect();
         // A policy applies to the scripts from this index on.
         let policy_from = if self.csp_header {
             Some(0)
@@ -428,17 +407,18 @@ impl Extractor {
         };
 
         let base = Base {
-            url: document_base(document_url, base_href, encoding),
+            url: document_base(document_url, found.base_href.as_deref(), encoding),
             encoding,
         };
         let page_host = document_url.host();
         let scripts = found
-            .into_iter()
+            .scripts
+            .iter()
             .enumerate()
-            .map(|(index, (id, attrs, svg))| {
+            .map(|(index, found)| {
                 let csp = policy_from.is_some_and(|from| index >= from);
-                let mut script = self.script(index, &base, tree, id, attrs, svg, csp);
-                if in_head(tree, id) {
+                let mut script = self.script(index, &base, found, csp);
+                if found.in_head {
                     script.position = Position::Head;
                 }
                 if let (Some(Src::Resolved(src)), Some(page)) = (&script.src, &page_host) {
@@ -449,9 +429,10 @@ impl Extractor {
                 script
             })
             .collect();
-        let links = links
-            .into_iter()
-            .filter_map(|attrs| link(&base, attrs))
+        let links = found
+            .links
+            .iter()
+            .filter_map(|found| link(&base, found))
             .collect();
         Extracted {
             scripts,
@@ -460,19 +441,10 @@ impl Extractor {
         }
     }
 
-    /// The record of script element `id`; with `csp`, also what checking
-    /// it against a Content-Security-Policy needs.
-    #[allow(clippy::too_many_arguments)] // one call site, all of it context
-    fn script(
-        &self,
-        index: usize,
-        base: &Base,
-        tree: &Tree,
-        id: Id,
-        attrs: &[Attribute],
-        svg: bool,
-        csp: bool,
-    ) -> Script {
+    /// The record of script element `found`; with `csp`, also what
+    /// checking it against a Content-Security-Policy needs.
+    fn script(&self, index: usize, base: &Base, found: &FoundScript, csp: bool) -> Script {
+        let svg = found.svg;
         let mut script = Script {
             svg,
             ..Script::bare(index)
@@ -480,19 +452,19 @@ impl Extractor {
         let mut nonce_value: Option<&str> = None;
         let mut raw_src: Option<&str> = None;
         let mut xlink_href: Option<&str> = None;
-        for attr in attrs {
-            let name = &attr.name;
+        for attr in &found.attrs {
             let value: &str = &attr.value;
-            if name.ns == ns!(xlink) {
-                if name.local == local_name!("href") {
-                    xlink_href = Some(value);
+            match attr.ns {
+                AttrNs::XLink => {
+                    if attr.name == "href" {
+                        xlink_href = Some(value);
+                    }
+                    continue;
                 }
-                continue;
+                AttrNs::Other => continue,
+                AttrNs::None => {}
             }
-            if name.ns != ns!() {
-                continue;
-            }
-            match &*name.local {
+            match &*attr.name {
                 "src" if !svg => raw_src = Some(value),
                 // SVG 2 uses href; older SVG only xlink:href, which loses to it.
                 "href" if svg => raw_src = Some(value),
@@ -517,77 +489,26 @@ impl Extractor {
         match raw_src {
             Some(raw) => script.src = Some(resolve_src(base, raw)),
             None => {
-                let (inline, text) = self.inline(tree, id, csp);
-                script.inline = Some(inline);
-                csp_text = text;
+                let text: &str = &found.text;
+                script.inline = Some(Inline {
+                    bytes: text.len(),
+                    sha256: sha256_source(text.as_bytes()),
+                    text: self.keep_inline_text.then(|| text.to_owned()),
+                });
+                csp_text = (csp && !self.keep_inline_text).then(|| text.to_owned());
             }
         }
         if csp {
-            let duplicate_attrs = matches!(
-                tree.node(id).kind,
-                Kind::Element {
-                    duplicate_attrs: true,
-                    ..
-                }
-            );
             script.csp = Some(CspInputs {
                 nonce_value: nonce_value.map(str::to_owned),
-                nonceable: nonce_value.is_some() && !duplicate_attrs && nonceable(attrs),
+                nonceable: nonce_value.is_some()
+                    && !found.duplicate_attrs
+                    && nonceable(&found.attrs),
                 text: csp_text,
             });
         }
         script
     }
-
-    /// What is known of an inline script's text and, with `csp` (unless
-    /// the record keeps the text anyway), a copy of it for a policy check.
-    fn inline(&self, tree: &Tree, id: Id, csp: bool) -> (Inline, Option<String>) {
-        // A script's source is its "child text content": the direct text
-        // children only. The parser keeps HTML script text as one node, so
-        // the common case borrows instead of copying.
-        let mut texts = tree.children(id).filter_map(|c| match &tree.node(c).kind {
-            Kind::Text(text) => Some(&**text),
-            _ => None,
-        });
-        let first = texts.next().unwrap_or("");
-        let joined;
-        let text: &str = match texts.next() {
-            None => first,
-            Some(second) => {
-                let mut s = String::from(first);
-                s.push_str(second);
-                for t in texts {
-                    s.push_str(t);
-                }
-                joined = s;
-                &joined
-            }
-        };
-        let inline = Inline {
-            bytes: text.len(),
-            sha256: sha256_source(text.as_bytes()),
-            text: self.keep_inline_text.then(|| text.to_owned()),
-        };
-        let csp_text = (csp && !self.keep_inline_text).then(|| text.to_owned());
-        (inline, csp_text)
-    }
-}
-
-/// The policy of a CSP `<meta>` a browser enforces: its `content`, when
-/// the element is a child of the `head` element (the HTML standard's
-/// "Content security policy state" ignores it anywhere else) and the
-/// `content` is not empty.
-fn meta_policy<'a>(tree: &Tree, id: Id, attrs: &'a [Attribute]) -> Option<&'a str> {
-    let parent = tree.ancestors(id).next()?;
-    let parent = &tree.node(parent).name;
-    if parent.local != local_name!("head") || parent.ns != ns!(html) {
-        return None;
-    }
-    attrs
-        .iter()
-        .find(|a| a.name.ns == ns!() && a.name.local == local_name!("content"))
-        .map(|a| &*a.value)
-        .filter(|content| !content.is_empty())
 }
 
 /// CSP Level 3 "is element nonceable", for a script element with a nonce,
@@ -595,7 +516,7 @@ fn meta_policy<'a>(tree: &Tree, id: Id, attrs: &'a [Attribute]) -> Option<&'a st
 /// contains `<script` or `<style`, ASCII case-insensitively. (Markup
 /// injected before a nonced script would otherwise swallow its start tag
 /// and borrow its nonce.)
-fn nonceable(attrs: &[Attribute]) -> bool {
+fn nonceable(attrs: &[Attr]) -> bool {
     let suspicious = |s: &str| {
         let s = s.as_bytes();
         [&b"<script"[..], b"<style"].iter().any(|needle| {
@@ -605,27 +526,13 @@ fn nonceable(attrs: &[Attribute]) -> bool {
     };
     !attrs
         .iter()
-        .any(|a| suspicious(&a.name.local) || suspicious(&a.value))
-}
-
-/// Whether element `id` is inside the document's `<head>`.
-fn in_head(tree: &Tree, id: Id) -> bool {
-    tree.ancestors(id).any(|a| {
-        let name = &tree.node(a).name;
-        name.local == local_name!("head") && name.ns == ns!(html)
-    })
+        .any(|a| suspicious(&a.name) || suspicious(&a.value))
 }
 
 /// The link an `<a>`/`<area>` (`href`, `rel`) or `<iframe>`/`<frame>`
 /// (`src`) element points at, if it is an http(s) URL.
-fn link(base: &Base, attrs: &[Attribute]) -> Option<Link> {
-    let plain = |name: &str| {
-        attrs
-            .iter()
-            .find(|a| a.name.ns == ns!() && &*a.name.local == name)
-            .map(|a| &*a.value)
-    };
-    let target = plain("href").or_else(|| plain("src"))?;
+fn link(base: &Base, found: &FoundLink) -> Option<Link> {
+    let target = found.href.as_deref().or(found.src.as_deref())?;
     if target.trim().is_empty() {
         return None;
     }
@@ -633,7 +540,7 @@ fn link(base: &Base, attrs: &[Attribute]) -> Option<Link> {
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
-    let nofollow = plain("rel").is_some_and(|rel| {
+    let nofollow = found.rel.as_deref().is_some_and(|rel| {
         rel.split_ascii_whitespace()
             .any(|t| t.eq_ignore_ascii_case("nofollow"))
     });
