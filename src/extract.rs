@@ -33,8 +33,11 @@ use url::Url;
 
 use crate::charset;
 
+mod fast;
 mod found;
 mod sink;
+
+pub use fast::Unsure;
 
 use found::{Attr, AttrNs, Found, FoundLink, FoundScript};
 use sink::Tree;
@@ -213,6 +216,8 @@ pub struct Extractor {
     links: bool,
     detect_utf8: bool,
     csp_header: bool,
+    /// Parse every page with html5ever, never trying the fast scan.
+    tree_only: bool,
 }
 
 /// A link a crawl may follow, found in the same parse as the scripts.
@@ -274,6 +279,44 @@ impl Extractor {
         self
     }
 
+    /// Parse every page with html5ever's tree builder, without trying the
+    /// fast scan first: the reference the fast scan is tested against.
+    pub fn tree_only(mut self, yes: bool) -> Self {
+        self.tree_only = yes;
+        self
+    }
+
+    /// The fast scan alone: the records of `html`, or why the scan is not
+    /// sure of them (where [`Extractor::extract_page`] would parse the page
+    /// with html5ever instead). For tests and measurements.
+    pub fn extract_page_fast(&self, document_url: &Url, html: &str) -> Result<Extracted, Unsure> {
+        let options = fast::Options {
+            links: self.links,
+            tentative: None,
+        };
+        let found = fast::scan(html, options)?;
+        Ok(self.records(document_url, &found, encoding_rs::UTF_8))
+    }
+
+    /// The fast scan's records, unless it is unsure or not wanted.
+    fn try_fast(
+        &self,
+        document_url: &Url,
+        html: &str,
+        encoding: &'static Encoding,
+        tentative: bool,
+    ) -> Option<Extracted> {
+        if self.tree_only {
+            return None;
+        }
+        let options = fast::Options {
+            links: self.links,
+            tentative: tentative.then_some(encoding),
+        };
+        let found = fast::scan(html, options).ok()?;
+        Some(self.records(document_url, &found, encoding))
+    }
+
     /// Let the encoding guess pick UTF-8 for an undeclared page whose bytes
     /// are valid UTF-8 (`--detect-utf8`); browsers do not.
     pub fn detect_utf8(mut self, yes: bool) -> Self {
@@ -305,6 +348,12 @@ impl Extractor {
             charset::Confidence::Certain => (charset::decode_owned_in(body, encoding), None),
             charset::Confidence::Tentative => (charset::decode_in(&body, encoding), Some(body)),
         };
+        if let Some(extracted) = self.try_fast(document_url, &text, encoding, kept.is_some()) {
+            return Decoded {
+                encoding,
+                extracted: Ok(extracted),
+            };
+        }
         let started = sink::thread_cpu_time();
         let Some(tree) = sink::parse_document(&text, Some(budget), self.links, kept.is_some())
         else {
@@ -351,6 +400,9 @@ impl Extractor {
     /// taken as decoded for good: a `<meta>` in it changes nothing (bytes
     /// go through [`Extractor::extract_body_within`]).
     pub fn extract_page(&self, document_url: &Url, html: &str) -> Extracted {
+        if let Some(extracted) = self.try_fast(document_url, html, encoding_rs::UTF_8, false) {
+            return extracted;
+        }
         let doc = sink::parse_document(html, None, self.links, false);
         // Without a budget the parser always finishes.
         doc.map(|doc| self.page(document_url, &doc, encoding_rs::UTF_8))
@@ -378,6 +430,9 @@ impl Extractor {
         html: &str,
         budget: Duration,
     ) -> Result<Extracted, OverBudget> {
+        if let Some(extracted) = self.try_fast(document_url, html, encoding_rs::UTF_8, false) {
+            return Ok(extracted);
+        }
         let doc = sink::parse_document(html, Some(budget), self.links, false)
             .ok_or(OverBudget(budget))?;
         Ok(self.page(document_url, &doc, encoding_rs::UTF_8))
@@ -429,10 +484,15 @@ impl Extractor {
                 script
             })
             .collect();
+        // A link once: the tree builder clones an unclosed <a> where it
+        // reopens it (the adoption agency), which adds no link a crawl
+        // would follow (and the fast scan does not see).
+        let mut seen = std::collections::HashSet::new();
         let links = found
             .links
             .iter()
             .filter_map(|found| link(&base, found))
+            .filter(|link| seen.insert((link.url.clone(), link.nofollow)))
             .collect();
         Extracted {
             scripts,
@@ -868,8 +928,13 @@ mod tests {
     fn a_cpu_budget_stops_hostile_nesting_and_spares_ordinary_pages() {
         let page = url("https://a.test/");
         let deep = format!("<body>{}<script>x()</script>", "<div>".repeat(50_000));
-        let over = Extractor::new().extract_within(&page, &deep, Duration::from_millis(1));
+        // html5ever's tree builder is quadratic in the depth.
+        let tree = Extractor::new().tree_only(true);
+        let over = tree.extract_within(&page, &deep, Duration::from_millis(1));
         assert_eq!(over, Err(OverBudget(Duration::from_millis(1))));
+        // The fast scan is linear: the page gets its row.
+        let fast = Extractor::new().extract_within(&page, &deep, Duration::from_millis(1));
+        assert_eq!(fast.map(|s| srcs(&s)), Ok(vec!["<inline>".to_owned()]));
         let html = include_str!("../fixtures/html/kitchen-sink.html");
         let within = Extractor::new().extract_within(&page, html, Duration::from_secs(30));
         assert_eq!(within, Ok(Extractor::new().extract(&page, html)));

@@ -15,7 +15,7 @@ use scriptscrape::extract::{Extractor, Script};
 use url::Url;
 
 #[path = "../benches/pages.rs"]
-mod pages;
+pub mod pages;
 
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 const SVG_NS: &str = "http://www.w3.org/2000/svg";

@@ -799,7 +799,10 @@ fn a_page_over_the_memory_cap_is_stopped_and_the_run_goes_on() {
 #[test]
 fn a_page_running_endless_scripts_is_closed_at_the_limit() {
     let server = TestServer::start();
-    let looping = "var n = 0; (function more() { for (var k = 0; k < 500; k++) { \
+    // 50 at a time, so that the renderer answers between them: a page
+    // that never lets it answer is the memory cap's and the hung-browser
+    // check's (500 at a time made a loaded machine take it for hung).
+    let looping = "var n = 0; (function more() { for (var k = 0; k < 50; k++) { \
                    eval('window.x' + (n++) + ' = 1;'); } setTimeout(more, 0); })();";
     server.set_page("loop", &page(&format!("<script>{looping}</script>"), ""));
     let looped = server.url("/page/loop");

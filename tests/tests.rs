@@ -12,6 +12,7 @@ mod crawl;
 mod decoding;
 mod differential;
 mod exports;
+mod fastpath;
 mod fetching;
 mod input;
 mod inventory;

@@ -1,0 +1,97 @@
+//! The fast scan against html5ever's tree: on every page the scan is sure
+//! of, the same records (scripts with every field, CSP metas, links); on
+//! the others, the page goes to html5ever. Over the fixture pages, the
+//! conformance pages and the benchmark's generated pages.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use scriptscrape::extract::Extractor;
+use url::Url;
+
+use crate::differential::pages;
+
+/// What the two ways made of one page.
+enum Compared {
+    Same,
+    /// The scan was unsure, for this reason.
+    FellBack(&'static str),
+    Differs(String),
+}
+
+fn compare(url: &Url, html: &str) -> Compared {
+    let extractor = Extractor::new().keep_inline_text(true).links(true);
+    let tree = extractor.tree_only(true).extract_page(url, html);
+    match extractor.extract_page_fast(url, html) {
+        Err(unsure) => Compared::FellBack(unsure.0),
+        Ok(fast) if fast == tree => Compared::Same,
+        Ok(fast) => Compared::Differs(format!("fast scan: {fast:#?}\nhtml5ever: {tree:#?}")),
+    }
+}
+
+/// Compares every page; returns the fallbacks by reason. Fails naming
+/// each page whose records differ.
+fn check_all(pages: &[(String, String)]) -> BTreeMap<&'static str, usize> {
+    let url = Url::parse("https://www.example.com/dir/page.html").expect("a URL");
+    let mut fell_back = BTreeMap::new();
+    let mut differ = Vec::new();
+    for (name, html) in pages {
+        match compare(&url, html) {
+            Compared::Same => {}
+            Compared::FellBack(why) => *fell_back.entry(why).or_default() += 1,
+            Compared::Differs(how) => differ.push(format!("{name}:\n{html}\n{how}")),
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {} pages differ:\n{}",
+        differ.len(),
+        pages.len(),
+        differ.join("\n\n")
+    );
+    fell_back
+}
+
+fn fixture_pages() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut pages = Vec::new();
+    for dir in ["html", "conformance/pages"] {
+        let mut paths: Vec<_> = std::fs::read_dir(root.join(dir))
+            .expect("fixtures")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "html"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let bytes = std::fs::read(&path).expect("a fixture");
+            let html = String::from_utf8_lossy(&bytes).into_owned();
+            pages.push((path.display().to_string(), html));
+        }
+    }
+    pages
+}
+
+#[test]
+fn the_fast_scan_agrees_with_html5ever_on_the_fixture_and_conformance_pages() {
+    let pages = fixture_pages();
+    assert!(pages.len() > 150, "{} pages", pages.len());
+    let fell_back = check_all(&pages);
+    let total: usize = fell_back.values().sum();
+    eprintln!("{total} of {} pages fell back: {fell_back:?}", pages.len());
+}
+
+#[test]
+fn the_fast_scan_agrees_with_html5ever_on_the_benchmark_pages_and_is_sure_of_them() {
+    let pages: Vec<(String, String)> = (0..400)
+        .map(|n| {
+            let size = if n % 2 == 0 {
+                pages::Size::Realistic
+            } else {
+                pages::Size::Small
+            };
+            (format!("generated page {n}"), pages::page(n, size))
+        })
+        .collect();
+    let fell_back = check_all(&pages);
+    assert!(fell_back.is_empty(), "{fell_back:?}");
+}
