@@ -404,7 +404,12 @@ impl<'a> Scan<'a> {
         let watched = self.phase != Phase::Body
             || matches!(
                 self.tables.last(),
-                Some(TableElement::Table | TableElement::Section(_) | TableElement::Row | TableElement::ColGroup)
+                Some(
+                    TableElement::Table
+                        | TableElement::Section(_)
+                        | TableElement::Row
+                        | TableElement::ColGroup
+                )
             );
         if !watched {
             return Ok(());
@@ -896,7 +901,9 @@ impl<'a> Scan<'a> {
                 self.tables.pop();
                 true
             }
-            (TableElement::Caption, "caption") | (TableElement::ColGroup, "colgroup") | (TableElement::Row, "tr") => {
+            (TableElement::Caption, "caption")
+            | (TableElement::ColGroup, "colgroup")
+            | (TableElement::Row, "tr") => {
                 self.tables.pop();
                 false
             }
