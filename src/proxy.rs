@@ -201,9 +201,15 @@ impl Proxies {
                 decode(p.password().unwrap_or_default()),
             )
         });
+        // Chromium sends loopback hosts direct, whatever the proxy, unless
+        // told otherwise; reqwest, which fetched the page, does not: so
+        // the browser's requests for them, WebSockets included, go
+        // through the proxy as the run's do, unless NO_PROXY names them.
+        let mut bypass = vec!["<-loopback>".to_owned()];
+        bypass.extend(self.no_proxy.iter().cloned());
         Some(BrowserProxy {
             server: flag,
-            bypass: (!self.no_proxy.is_empty()).then(|| self.no_proxy.join(";")),
+            bypass: Some(bypass.join(";")),
             credentials,
         })
     }

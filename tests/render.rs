@@ -548,12 +548,18 @@ fn a_page_that_never_settles_times_out_with_what_ran() {
         before,
         &[("page_url", &stuck), ("content_sha384", &sha384(BEFORE))],
     );
-    // Every static element is a row; this one never ran.
+    // Every static element is a row; this one never ran, and says why.
     let never = one(&table, "src", &server.url("/js/never.js"));
     check(
         &table,
         never,
-        &[("origin", "static"), ("index", "1"), ("content_sha384", "")],
+        &[
+            ("origin", "static"),
+            ("index", "1"),
+            ("content_sha384", ""),
+            ("content_error", "render_timeout"),
+            ("content_bytes", ""),
+        ],
     );
 }
 
@@ -881,6 +887,7 @@ fn a_crawl_keeps_the_browser_out_of_private_hosts() {
             ("origin", "static"),
             ("content_error", "private_address"),
             ("content_sha384", ""),
+            ("content_bytes", ""),
         ],
     );
     let inserted_row = one(&table, "src", &evil_inserted);
@@ -1426,10 +1433,12 @@ impl LoginProxy {
                         ("200 OK", "text/javascript", BEHIND_PROXY.to_owned())
                     } else {
                         let insert = insert("http://cdn.scriptscrape-test.invalid/tag.js");
+                        // Loopback goes through the proxy too.
+                        let socket = "new WebSocket('ws://127.0.0.1:47999/loop');";
                         (
                             "200 OK",
                             "text/html",
-                            page(&format!("<script>{insert}</script>"), ""),
+                            page(&format!("<script>{insert}{socket}</script>"), ""),
                         )
                     };
                     let reply = format!(
@@ -1485,6 +1494,11 @@ fn the_browser_goes_through_the_runs_proxy_with_its_login() {
             "http://cdn.scriptscrape-test.invalid/tag.js".to_owned(),
             true
         )),
+        "{asked:?}"
+    );
+    // A WebSocket to loopback went to the proxy (CONNECT), not around it.
+    assert!(
+        asked.iter().any(|(target, _)| target == "127.0.0.1:47999"),
         "{asked:?}"
     );
     for file in ["scripts.csv", "pages.csv"] {

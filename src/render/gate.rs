@@ -117,6 +117,7 @@ async fn serve(mut client: TcpStream, guard: &Guard, refused: &AtomicU64) -> io:
         Ok(Err(e)) => return Err(e),
         Err(_) => return Ok(()),
     };
+    tracing::debug!("the browser connects to {target}");
     let reached = tokio::time::timeout(CONNECT_WITHIN, reach(&target, guard)).await;
     let mut upstream = match reached {
         Ok(Ok(upstream)) => upstream,

@@ -146,6 +146,22 @@ pub fn rows(page: &Url, mut statics: Vec<Script>, rec: &Recording) -> Vec<Script
             extra.push(look.refused_row(&first, page));
         }
     }
+    // An element that would have run but had not when the page was cut
+    // short says why it has no content.
+    if let Some(kind) = rec.end.kind() {
+        for script in statics
+            .iter_mut()
+            .filter(|s| s.content.is_none() && runs(s))
+        {
+            script.content = Some(Arc::new(Content {
+                status: None,
+                error: Some(kind),
+                bytes: None,
+                digests: None,
+                integrity_seen: None,
+            }));
+        }
+    }
     let first = statics.len();
     for (n, script) in extra.iter_mut().enumerate() {
         script.index = first + n;
@@ -327,7 +343,7 @@ impl Look<'_> {
             return Some(Content {
                 status: None,
                 error: Some(ErrorKind::PrivateAddress),
-                bytes: Some(0),
+                bytes: None,
                 digests: None,
                 integrity_seen: None,
             });
