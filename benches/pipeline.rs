@@ -4,7 +4,12 @@
 //! ```text
 //! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|formats|render|all]
 //!     [--runs N] [--python-runs N] [--no-python] [--frontier-memory N]
+//! cargo bench --bench pipeline -- against --binary PATH [--runs N]
 //! ```
+//!
+//! `against` runs the CPU-bound and latency-bound lists with this build
+//! and with another scriptscrape binary (an earlier commit's release
+//! build), alternated run by run: CPU per page and its ratio, in one run.
 //!
 //! The server runs in this process on its own threads and serves generated
 //! pages (`/p/{n}`: 20–200 KB, median near 60 KB, a realistic mix of script
@@ -103,6 +108,66 @@ fn main() {
     // Not in `all`: it needs Chromium, and takes minutes.
     if which == "render" {
         render(&dir, runs);
+    }
+    if which == "against" {
+        let Some(other) = args
+            .iter()
+            .position(|a| a == "--binary")
+            .and_then(|i| args.get(i + 1))
+        else {
+            eprintln!("against: give the other binary with --binary PATH");
+            std::process::exit(2);
+        };
+        against(&dir, runs, Path::new(other));
+    }
+}
+
+/// This build against `other`, an earlier scriptscrape binary, on the
+/// CPU-bound (5,000 pages, no latency, -c 64) and latency-bound (10,000
+/// pages, 50 ms, -c 256) lists, the two binaries alternated run by run.
+fn against(dir: &Path, runs: usize, other: &Path) {
+    let scenarios = [
+        (
+            "CPU-bound: 5000 pages, no latency, -c 64",
+            5_000u64,
+            0u64,
+            64usize,
+        ),
+        (
+            "latency-bound: 10000 pages, 50 ms latency, -c 256",
+            10_000,
+            50,
+            256,
+        ),
+    ];
+    for (title, n, latency_ms, concurrency) in scenarios {
+        let server = Server::start(Duration::from_millis(latency_ms), pages::Size::Realistic);
+        let urls = write_urls(dir, "against.txt", (0..n).map(|i| server.url(i)));
+        println!("\n## {title}: this build against {}", other.display());
+        let mut this_runs = Vec::new();
+        let mut other_runs = Vec::new();
+        for _ in 0..runs.max(1) {
+            this_runs.push(server.measure(&scriptscrape(&urls, concurrency)));
+            let mut cmd = scriptscrape(&urls, concurrency);
+            let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+            cmd = Command::new(other);
+            cmd.args(args);
+            other_runs.push(server.measure(&cmd));
+        }
+        let this = medians(&this_runs);
+        let before = medians(&other_runs);
+        before.print("other binary", n);
+        this.print("this build", n);
+        let per_page = |m: &Measured| m.cpu / n as f64 * 1e3;
+        println!(
+            "  CPU per page: {:.3} ms before, {:.3} ms now: {:.2}x less; wall {:.2}x; peak RSS {:.0} -> {:.0} MB",
+            per_page(&before),
+            per_page(&this),
+            before.cpu / this.cpu,
+            before.wall / this.wall,
+            before.peak_rss_mb,
+            this.peak_rss_mb
+        );
     }
 }
 

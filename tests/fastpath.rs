@@ -95,3 +95,61 @@ fn the_fast_scan_agrees_with_html5ever_on_the_benchmark_pages_and_is_sure_of_the
     let fell_back = check_all(&pages);
     assert!(fell_back.is_empty(), "{fell_back:?}");
 }
+
+/// Constructs that move, copy, hide or reveal script elements, each on a
+/// page of its own: the scan agrees or falls back.
+#[test]
+fn the_fast_scan_agrees_or_falls_back_on_hand_made_hard_cases() {
+    let cases = [
+        "<select><button><selectedcontent></selectedcontent></button>\
+         <option selected><script>copied()</script></option></select>",
+        "<table><script>a()</script><div><script>b()</script></div></table>",
+        "<table><tr><td><script>a()</script></td></tr>x<script>b()</script></table>",
+        "<p><b></p><table>x<script>a()</script></table>",
+        "<b><div><script>a()</script></b><script>b()</script>",
+        "<a href=1><div><a href=2>x</a></div></a><script src=s.js></script>",
+        "<p><a href=z></p>text<script>t()</script><a href=z2>",
+        "<head></head><script>after_head()</script><body>",
+        "<head><meta http-equiv=content-security-policy content=\"script-src 'none'\">\
+         </head><meta http-equiv=Content-Security-Policy content=\"default-src 'self'\">\
+         <script>x()</script><body><meta http-equiv=content-security-policy content=x>",
+        "&#32;<script>in_head()</script>",
+        "<script>a()</script>&#32;<script>b()</script>",
+        "<html><head><template><script>t()</script></head><script>h()</script>",
+        "<svg><script>a &amp; b</script><script><![CDATA[c]]></script></svg>",
+        "<svg><title><script>html()</script></title><script href=x.js /></svg>",
+        "<math><mi><script>html()</script></mi><script>mathml()</script></math>",
+        "<div><svg><g></div><script>after()</script>",
+        "<script><!--<script></script>still()</script>--></script><script>next()</script>",
+        "<script><!--<script>x</script>--></script>end",
+        "<script>a<!--b--!>c</script><script>d()</script>",
+        "<frameset><script>f()</script></frameset>",
+        "<base href=/one/><base href=/two/><script src=a.js></script>",
+        "<script src=\"a.js?x=1&amp;y=2&notit;&not&copy=3\" nonce=\"n<script\"></script>",
+        "<SCRIPT SRC=UP.JS TYPE=MODULE ASYNC DEFER NOMODULE></SCRIPT>",
+        "<script src=a.js src=b.js type=module type=text/javascript></script>",
+        "<table><caption><script>c()</script></caption><colgroup><col></colgroup>\
+         <tbody><tr><th><script>th()</script></th></tr></tbody></table>",
+        "<table><td><table><td><script>nested()</script></table></table><script>out()</script>",
+        "<plaintext><script>not()</script>",
+        "<noscript><script>not()</script></noscript><script>yes()</script>",
+        "<textarea><script>not()</script></textarea><title><script>no()</script></title>",
+        "<iframe src=f.html><script>not()</script></iframe><area href=ar.html>",
+        "<!--><script>a()</script><!---><script>b()</script><!-- -- --><script>c()</script>",
+        "<svg><foreignObject><div><script>x()</script></div></foreignObject></svg>",
+        "<svg><p><script>out()</script>",
+        "<svg><font color=red><script>out()</script>",
+        "<template><svg><style><script>x()</script></style></svg></template><script>y()</script>",
+        "\r\n<script>\r\na()\r\n</script>\0<script src='\r\nb.js'></script>",
+        "<script",
+        "<script src=a.js",
+        "<script>unterminated()",
+    ];
+    let pages: Vec<(String, String)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, html)| (format!("case {i}"), (*html).to_owned()))
+        .collect();
+    let fell_back = check_all(&pages);
+    eprintln!("{fell_back:?}");
+}

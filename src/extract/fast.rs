@@ -663,6 +663,9 @@ impl<'a> Scan<'a> {
                 After::Data
             }
             "frameset" => return Err(Unsure("a frameset")),
+            // A customizable <select> copies the chosen <option>'s
+            // content, scripts included, into it.
+            "selectedcontent" => return Err(Unsure("a <selectedcontent>")),
             "table" if document => {
                 self.tables.push(TableElement::Table);
                 After::Data
