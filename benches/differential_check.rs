@@ -1,7 +1,9 @@
 //! The comparison of the differential test (tests/differential.rs) and of
 //! its long run (examples/differential.rs): what the extractor makes of a
-//! page against what a full DOM of the same page says, walked in tree
-//! order.
+//! page, through html5ever's tree alone ([`tree`]) and as it runs (the
+//! fast scan, or the tree where the scan is not sure: [`ours`]), against
+//! what a full DOM of the same page says, walked in tree order
+//! ([`reference`]).
 //!
 //! The reference is scraper's DOM, built by html5ever's tree builder like
 //! the extractor's reduced tree, but through scraper's own tree sink: a
@@ -15,12 +17,12 @@
 //! What is compared ([`Page`]), where the DOM can say it: each script
 //! element (HTML or SVG, outside templates) with its attributes, text,
 //! nonce and place (in `<head>` or not); the links (`<a href>`, `<area
-//! href>`, `<iframe src>`, `<frame src>`, HTML only, outside templates);
-//! and the Content-Security-Policy `<meta>`s a browser enforces. The
-//! document's base URL (the first `<base href>` in tree order outside
-//! templates) is compared through what it changes, the only view of it the
-//! extractor gives: every `src` and link is resolved against it on both
-//! sides.
+//! href>`, `<iframe src>`, `<frame src>`, HTML only, outside templates,
+//! each URL once); and the Content-Security-Policy `<meta>`s a browser
+//! enforces. The document's base URL (the first `<base href>` in tree
+//! order outside templates) is compared through what it changes, the only
+//! view of it the extractor gives: every `src` and link is resolved
+//! against it on every side.
 //!
 //! Each reading of a page is a side of [`SIDES`]; another way of finding
 //! scripts joins the comparison as one more line there.
@@ -82,11 +84,22 @@ pub struct SeenLink {
     pub nofollow: bool,
 }
 
-/// The extractor's view: [`Extractor::extract_page`] with inline text,
-/// links and what a CSP check needs (as under a header policy, so that
-/// every script has it).
+/// The extractor's view: [`Extractor::extract_page`] (the fast scan, or
+/// html5ever's tree where the scan is not sure) with inline text, links
+/// and what a CSP check needs (as under a header policy, so that every
+/// script has it).
 pub fn ours(url: &Url, html: &str) -> Page {
-    let page = Extractor::new()
+    extracted(Extractor::new(), url, html)
+}
+
+/// The extractor's view through html5ever's tree alone, never the fast
+/// scan.
+pub fn tree(url: &Url, html: &str) -> Page {
+    extracted(Extractor::new().tree_only(true), url, html)
+}
+
+fn extracted(extractor: Extractor, url: &Url, html: &str) -> Page {
+    let page = extractor
         .keep_inline_text(true)
         .links(true)
         .csp_header(true)
@@ -383,6 +396,9 @@ pub fn reference(url: &Url, html: &str) -> Page {
             }
         })
         .collect();
+    // A link once (the extractor's rule: the adoption agency clones an
+    // unclosed <a>, which adds nothing a crawl would follow).
+    let mut seen = HashSet::new();
     let links = links
         .into_iter()
         .filter_map(|(target, rel)| {
@@ -398,6 +414,7 @@ pub fn reference(url: &Url, html: &str) -> Page {
                 }),
             })
         })
+        .filter(|link| seen.insert((link.url.clone(), link.nofollow)))
         .collect();
     Page {
         scripts,
@@ -416,12 +433,16 @@ fn injected_markup(s: &str) -> bool {
     })
 }
 
-/// A way of reading a page: [`ours`], [`reference`].
+/// A way of reading a page: [`reference`], [`tree`], [`ours`].
 pub type Read = fn(&Url, &str) -> Page;
 
 /// The ways of reading a page that must agree: a name for messages, and
 /// the reading. The first is what the others are held to.
-pub const SIDES: &[(&str, Read)] = &[("reference", reference), ("extractor", ours)];
+pub const SIDES: &[(&str, Read)] = &[
+    ("reference", reference),
+    ("html5ever tree", tree),
+    ("extractor", ours),
+];
 
 /// What every side agrees `html` holds; or, if they do not, what differs,
 /// for a person to read.
