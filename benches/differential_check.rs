@@ -281,7 +281,17 @@ pub fn reference(url: &Url, html: &str) -> Page {
         integration_points: RefCell::default(),
         duplicate_attrs: RefCell::default(),
     };
-    let dom = html5ever::driver::parse_document(sink, Default::default()).one(html);
+    // As the extractor: html5ever would drop a U+FEFF at the start of
+    // each piece of input it is handed again (after </script>, <meta
+    // charset>), which a browser keeps as text.
+    let opts = html5ever::ParseOpts {
+        tokenizer: html5ever::tokenizer::TokenizerOpts {
+            discard_bom: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let dom = html5ever::driver::parse_document(sink, opts).one(html);
     let mut base: Option<String> = None;
     let mut scripts = Vec::new();
     let mut links = Vec::new();

@@ -193,7 +193,19 @@ pub fn parse_document(
     const SLICE: usize = 16 * 1024;
 
     let sink = Sink::new(html.len(), links, watch_meta);
-    let mut parser = html5ever::driver::parse_document(sink, Default::default());
+    // html5ever drops a U+FEFF at the start of every piece of input it is
+    // fed, which includes each slice below and each time the tree builder
+    // hands the input back (after </script>, <meta charset>): a character
+    // a browser keeps as text. The byte order mark itself is gone before
+    // the text gets here (the decoder takes it).
+    let opts = html5ever::ParseOpts {
+        tokenizer: html5ever::tokenizer::TokenizerOpts {
+            discard_bom: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut parser = html5ever::driver::parse_document(sink, opts);
     let Some(budget) = budget else {
         return Some(parser.one(html));
     };
