@@ -135,14 +135,6 @@ const BASES: [&str; 11] = [
     "/b{}/&amp;x&lt;/",
 ];
 
-/// Links written with the other element's attribute (`<a src>`,
-/// `<iframe href>`) or with a `rel` where it means nothing (an iframe's).
-/// Off while the extractor takes `href` or else `src` (and `rel`) on all
-/// four link elements, where its documentation (and the reference) has
-/// `href` on `<a>` and `<area>` only and `src` on `<iframe>` and
-/// `<frame>` only: turning it on makes the differential test fail there.
-const MIXED_LINK_ATTRIBUTES: bool = false;
-
 const LOREM: [&str; 6] = [
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
     "Sed do eiusmod tempor incididunt ut labore &amp; dolore magna aliqua.",
@@ -1397,7 +1389,9 @@ impl Gen {
                 "<link href=\"{url}\"><img src=\"{url}\"><embed src=\"{url}\"><object data=\"{url}\"></object>"
             ),
             12 => format!("<a href=\"{url}\" href=\"dup{n}\">dup</a>"),
-            14 if MIXED_LINK_ATTRIBUTES => format!(
+            // The other element's attribute (`<a src>`, `<iframe href>`),
+            // a `rel` where it means nothing (an iframe's).
+            14 => format!(
                 "<a src=\"{url}\">src</a><iframe href=\"h{n}\" src=\"{url}\" rel=nofollow></iframe>"
             ),
             _ => format!("<a href=\"{url}\"><a href=\"nested{n}\">nested</a></a>"),

@@ -941,6 +941,28 @@ mod tests {
     }
 
     #[test]
+    fn links_take_each_element_own_attribute() {
+        let html = "<a src=s.html>x</a><iframe href=h.html src=f.html rel=nofollow></iframe>\
+                    <area href=ar.html rel=nofollow><a href=a.html></a><a href=a.html></a>";
+        for extractor in [Extractor::new(), Extractor::new().tree_only(true)] {
+            let links = extractor
+                .links(true)
+                .extract_page(&url("https://a.test/"), html)
+                .links;
+            let found: Vec<(&str, bool)> =
+                links.iter().map(|l| (l.url.as_str(), l.nofollow)).collect();
+            assert_eq!(
+                found,
+                [
+                    ("https://a.test/f.html", false),
+                    ("https://a.test/ar.html", true),
+                    ("https://a.test/a.html", false)
+                ]
+            );
+        }
+    }
+
+    #[test]
     fn links_in_the_same_parse_resolved_against_the_base() {
         let html = r#"<base href="/docs/">
             <a href="a.html">a</a> <a href="https://other.test/x#frag" rel="external NoFollow">x</a>

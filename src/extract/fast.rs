@@ -55,15 +55,12 @@ pub fn scan(html: &str, options: Options) -> Result<Found<'_>, Unsure> {
         found: Found::default(),
         phase: Phase::BeforeHead,
         templates: 0,
+        template_anchors: 0,
         outer_tables: Vec::new(),
         tables: Vec::new(),
         foreign: Vec::new(),
         done: false,
     };
-    // The tokenizer drops a byte order mark that starts the text.
-    if html.starts_with('\u{FEFF}') {
-        scan.pos = '\u{FEFF}'.len_utf8();
-    }
     scan.run()?;
     Ok(scan.found)
 }
@@ -161,6 +158,11 @@ struct Scan<'a> {
     phase: Phase,
     /// Open `<template>`s: their contents are not the document's.
     templates: u32,
+    /// `<a>` start tags in open templates not matched by an `</a>`: one
+    /// left open when its template closes is brought back into the
+    /// document (the active formatting elements), a link the scan would
+    /// not see.
+    template_anchors: u32,
     /// The table stack outside the outermost open template.
     outer_tables: Vec<TableElement>,
     tables: Vec<TableElement>,
@@ -659,6 +661,8 @@ impl<'a> Scan<'a> {
             "a" | "area" => {
                 if document {
                     self.record_link(tag);
+                } else if name == "a" {
+                    self.template_anchors += 1;
                 }
                 After::Data
             }
@@ -845,6 +849,9 @@ impl<'a> Scan<'a> {
         }
         if name == "template" {
             if self.templates > 0 {
+                if self.template_anchors > 0 && self.options.links {
+                    return Err(Unsure("an <a> left open in a template"));
+                }
                 self.templates -= 1;
                 if self.templates == 0 {
                     self.tables = std::mem::take(&mut self.outer_tables);
@@ -853,6 +860,9 @@ impl<'a> Scan<'a> {
             return Ok(());
         }
         if self.templates > 0 {
+            if name == "a" {
+                self.template_anchors = self.template_anchors.saturating_sub(1);
+            }
             return Ok(());
         }
         let ends_head = matches!(name, "body" | "html" | "br");
@@ -975,10 +985,13 @@ impl<'a> Scan<'a> {
 
     fn record_link(&mut self, tag: &Tag<'a>) {
         if self.options.links {
+            // <a> and <area> link by href (with a rel); <iframe> loads its
+            // src.
+            let anchor = tag.name != "iframe";
             let link = FoundLink {
-                href: self.attr(tag, "href"),
-                src: self.attr(tag, "src"),
-                rel: self.attr(tag, "rel"),
+                href: if anchor { self.attr(tag, "href") } else { None },
+                src: if anchor { None } else { self.attr(tag, "src") },
+                rel: if anchor { self.attr(tag, "rel") } else { None },
             };
             self.found.links.push(link);
         }

@@ -102,10 +102,14 @@ impl<'a> Found<'a> {
                 found.base_href = plain(attrs, "href").map(Cow::Borrowed);
                 base_seen = found.base_href.is_some();
             } else if links && name.ns == ns!(html) && sink::is_link(name) {
+                // <a> and <area> link by href (with a rel); <iframe> and
+                // <frame> load their src.
+                let anchor = matches!(name.local, local_name!("a") | local_name!("area"));
+                let own = |attr| plain(attrs, attr).map(Cow::Borrowed);
                 found.links.push(FoundLink {
-                    href: plain(attrs, "href").map(Cow::Borrowed),
-                    src: plain(attrs, "src").map(Cow::Borrowed),
-                    rel: plain(attrs, "rel").map(Cow::Borrowed),
+                    href: if anchor { own("href") } else { None },
+                    src: if anchor { None } else { own("src") },
+                    rel: if anchor { own("rel") } else { None },
                 });
             } else if !attrs.is_empty()
                 && sink::is_csp_meta(name, attrs)
