@@ -523,7 +523,7 @@ fn every_fault_at_once_and_nothing_is_lost() {
             3 => Some((server.url(&format!("/status/503?{i}")), "http_status")),
             5 => Some((server.url(&format!("/flaky/1/{i}")), "")),
             7 if i < 20 => Some((server.url(&format!("/stall-headers?{i}")), "timeout")),
-            9 if i < 4 => Some((server.url(&format!("/deep/div?{i}")), "parse_limit")),
+            9 if i < 4 => Some((server.url(&format!("/deep/table-div?{i}")), "parse_limit")),
             11 if i < 6 => Some((server.url(&format!("/bomb/gzip?{i}")), "body_too_large")),
             13 => Some((server.url(&format!("/json?{i}")), "not_html")),
             15 => Some((server.url(&format!("/loop?{i}")), "redirect")),
