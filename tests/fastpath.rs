@@ -144,6 +144,12 @@ fn the_fast_scan_agrees_or_falls_back_on_hand_made_hard_cases() {
         "<script",
         "<script src=a.js",
         "<script>unterminated()",
+        // Found by an adversarial review.
+        "<script type=\"&#\" src=\"a&#z.js?&#x;&#x\"></script>",
+        "<template><col><script></template><script>a</script>",
+        "<template><col><svg><![CDATA[</svg></template><script>b</script>]]></svg></template>",
+        "<template><a href=/x><object></a></template>x",
+        "<template><td><a href=/x><marquee></a></template><b>",
     ];
     let pages: Vec<(String, String)> = cases
         .iter()

@@ -56,6 +56,7 @@ pub fn scan(html: &str, options: Options) -> Result<Found<'_>, Unsure> {
         phase: Phase::BeforeHead,
         templates: 0,
         template_anchors: 0,
+        anchor_behind_marker: false,
         outer_tables: Vec::new(),
         tables: Vec::new(),
         foreign: Vec::new(),
@@ -163,6 +164,11 @@ struct Scan<'a> {
     /// document (the active formatting elements), a link the scan would
     /// not see.
     template_anchors: u32,
+    /// An element that puts a marker in the list of active formatting
+    /// elements (`object`, a cell, ...) opened in a template after an
+    /// `<a>`: an `</a>` then closes nothing, and the `<a>` may outlive the
+    /// template.
+    anchor_behind_marker: bool,
     /// The table stack outside the outermost open template.
     outer_tables: Vec<TableElement>,
     tables: Vec<TableElement>,
@@ -619,6 +625,20 @@ impl<'a> Scan<'a> {
     fn start_html(&mut self, tag: &Tag<'a>) -> Result<After, Unsure> {
         let name: &str = &tag.name;
         let document = self.templates == 0;
+        if !document {
+            match name {
+                // Directly in a template, <col> starts the column group
+                // mode, which then ignores nearly every start tag (no raw
+                // text, no foreign content): not followed here.
+                "col" => return Err(Unsure("a <col> in a template")),
+                "applet" | "marquee" | "object" | "td" | "th" | "caption"
+                    if self.template_anchors > 0 =>
+                {
+                    self.anchor_behind_marker = true;
+                }
+                _ => {}
+            }
+        }
         Ok(match name {
             "script" => After::Script(document.then(|| self.record_script(tag, false))),
             "iframe" => {
@@ -849,12 +869,14 @@ impl<'a> Scan<'a> {
         }
         if name == "template" {
             if self.templates > 0 {
-                if self.template_anchors > 0 && self.options.links {
+                let open = self.template_anchors > 0 || self.anchor_behind_marker;
+                if open && self.options.links {
                     return Err(Unsure("an <a> left open in a template"));
                 }
                 self.templates -= 1;
                 if self.templates == 0 {
                     self.tables = std::mem::take(&mut self.outer_tables);
+                    self.anchor_behind_marker = false;
                 }
             }
             return Ok(());
@@ -1294,9 +1316,10 @@ fn numeric_ref(raw: &str, at: usize, out: &mut String) -> usize {
         pos += 1;
     }
     if pos == digits_at {
-        // No digits: "&#" (and the x) stay as written.
+        // No digits: "&#" (and the x) stay as written; the value goes on
+        // at the '#'.
         out.push('&');
-        return at - 1 + 1;
+        return at - 1;
     }
     if bytes.get(pos) == Some(&b';') {
         pos += 1;
