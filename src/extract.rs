@@ -290,12 +290,24 @@ impl Extractor {
     /// sure of them (where [`Extractor::extract_page`] would parse the page
     /// with html5ever instead). For tests and measurements.
     pub fn extract_page_fast(&self, document_url: &Url, html: &str) -> Result<Extracted, Unsure> {
+        self.scan(document_url, html, encoding_rs::UTF_8, false)
+    }
+
+    /// The fast scan's records of `html`, decoded in `encoding` (on a
+    /// guess when `tentative`).
+    fn scan(
+        &self,
+        document_url: &Url,
+        html: &str,
+        encoding: &'static Encoding,
+        tentative: bool,
+    ) -> Result<Extracted, Unsure> {
         let options = fast::Options {
             links: self.links,
-            tentative: None,
+            tentative: tentative.then_some(encoding),
         };
         let found = fast::scan(html, options)?;
-        Ok(self.records(document_url, &found, encoding_rs::UTF_8))
+        Ok(self.records(document_url, &found, encoding))
     }
 
     /// The fast scan's records, unless it is unsure or not wanted.
@@ -309,12 +321,7 @@ impl Extractor {
         if self.tree_only {
             return None;
         }
-        let options = fast::Options {
-            links: self.links,
-            tentative: tentative.then_some(encoding),
-        };
-        let found = fast::scan(html, options).ok()?;
-        Some(self.records(document_url, &found, encoding))
+        self.scan(document_url, html, encoding, tentative).ok()
     }
 
     /// Let the encoding guess pick UTF-8 for an undeclared page whose bytes

@@ -513,7 +513,7 @@ impl<'a> Scan<'a> {
             if b[lt + 1..].starts_with(b"!--") {
                 // "<!--" starts the escaped states; the two dashes may
                 // also end them at once ("<!-->").
-                match escaped(b, lt + 4, true) {
+                match escaped(b, lt + 4) {
                     Escape::EndTag(end_lt, after) => {
                         self.finish_end_tag(after);
                         return (start, end_lt);

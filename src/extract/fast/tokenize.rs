@@ -18,11 +18,11 @@ pub(super) enum Escape {
     Eof,
 }
 
-/// The script data escaped states, from `pos` (just past "<!--"; `dashes`:
-/// the two dashes count toward "-->"), to where they end.
-pub(super) fn escaped(b: &[u8], mut pos: usize, dashes: bool) -> Escape {
+/// The script data escaped states, from `pos` (just past "<!--", whose two
+/// dashes count toward "-->"), to where they end.
+pub(super) fn escaped(b: &[u8], mut pos: usize) -> Escape {
     // In "escaped dash dash" after "<!--": a '>' right away ends it.
-    let mut run = if dashes { 2 } else { 0 };
+    let mut run = 2;
     loop {
         let Some(&c) = b.get(pos) else {
             return Escape::Eof;
