@@ -994,6 +994,124 @@ fn a_crawl_keeps_websockets_and_service_workers_out_of_private_hosts() {
     );
 }
 
+/// WebRTC's UDP goes around the proxy and request interception: in a
+/// crawl, STUN and TURN servers and remote candidates a page names on
+/// loopback, IPv4 and IPv6, get no datagram (the test's sockets count
+/// what reaches them). The page's WebRTC code itself runs to its end.
+#[test]
+fn a_crawl_keeps_webrtc_out_of_private_hosts() {
+    let server = TestServer::start();
+    let v4 = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    // Machines without IPv6 loopback cannot be reached there either.
+    let v6 = std::net::UdpSocket::bind("[::1]:0").ok();
+    let port = |s: &std::net::UdpSocket| s.local_addr().expect("addr").port();
+    let (p4, p6) = (port(&v4), v6.as_ref().map_or(9, port));
+    let code = format!(
+        "var pc = new RTCPeerConnection({{iceServers: [\
+         {{urls: ['stun:127.0.0.1:{p4}', 'stun:[::1]:{p6}']}}, \
+         {{urls: ['turn:127.0.0.1:{p4}?transport=udp', 'turn:[::1]:{p6}?transport=udp'], \
+         username: 'u', credential: 'c'}}]}}); \
+         pc.createDataChannel('x'); var other = new RTCPeerConnection(); \
+         function add(c) {{ return pc.addIceCandidate({{candidate: c, sdpMid: '0', \
+         sdpMLineIndex: 0}}); }} \
+         pc.createOffer().then(function (o) {{ return pc.setLocalDescription(o); }}) \
+         .then(function () {{ return other.setRemoteDescription(pc.localDescription); }}) \
+         .then(function () {{ return other.createAnswer(); }}) \
+         .then(function (a) {{ return other.setLocalDescription(a).then(function () {{ \
+         return pc.setRemoteDescription(a); }}); }}) \
+         .then(function () {{ return Promise.all([\
+         add('candidate:1 1 udp 2122260223 127.0.0.1 {p4} typ host'), \
+         add('candidate:2 1 udp 2122260223 ::1 {p6} typ host')]); }}) \
+         .then(function () {{ {} }});",
+        insert("/js/offered.js")
+    );
+    server.set_script("offered.js", "window.offered = 1;\n", Duration::ZERO);
+    server.set_page("second", &page(&format!("<script>{code}</script>"), ""));
+    server.set_page("seed", &page("", "<a href=\"/page/second\">next</a>"));
+    let seed = server.url("/page/seed");
+    let run = Run::new();
+    let out = render_into(&run, &[&seed], &["--render-idle", "1500", "--depth", "1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        server.hits("/js/offered.js") > 0,
+        "the page's WebRTC code did not run to its end\n{}",
+        out.stderr
+    );
+    let datagrams = |s: &std::net::UdpSocket| {
+        s.set_nonblocking(true).expect("nonblocking");
+        let mut buf = [0u8; 2048];
+        (0..100).map_while(|_| s.recv_from(&mut buf).ok()).count()
+    };
+    assert_eq!(datagrams(&v4), 0, "WebRTC reached 127.0.0.1");
+    if let Some(v6) = &v6 {
+        assert_eq!(datagrams(v6), 0, "WebRTC reached [::1]");
+    }
+}
+
+/// Where no network namespace can be made (user namespaces off: here a
+/// user namespace whose limits allow no more), the browser runs in
+/// scriptscrape's network, the run says what that leaves open, and every
+/// TCP connection still goes through the gate: a script on `localhost`
+/// is refused and never fetched.
+#[test]
+fn without_namespaces_the_gate_still_holds_the_browsers_connections() {
+    crate::support::render::require_chromium();
+    let server = TestServer::start();
+    server.set_script("evil.js", "window.evil = 1;\n", Duration::ZERO);
+    let evil = localhost(&server, "/js/evil.js");
+    server.set_page(
+        "second",
+        &page(&format!("<script>{}</script>", insert(&evil)), ""),
+    );
+    server.set_page("seed", &page("", "<a href=\"/page/second\">next</a>"));
+    let run = Run::new();
+    let list = run.urls("urls.txt", &[server.url("/page/seed")]);
+    let mark = crate::support::render::marker("no-namespaces");
+    // unshare(1) makes a user namespace and execs sh, which lowers its
+    // limits to none and execs scriptscrape: the same process throughout.
+    let mut wrapped = std::process::Command::new("unshare");
+    wrapped
+        .args(["-U", "-r", "sh", "-c"])
+        .arg(
+            "echo 0 > /proc/sys/user/max_user_namespaces && \
+             echo 0 > /proc/sys/user/max_net_namespaces && exec \"$0\" \"$@\"",
+        )
+        .arg(env!("CARGO_BIN_EXE_scriptscrape"))
+        .args([&list, "--render", "-o", "scripts.csv", "--depth", "1"])
+        .args(QUICK)
+        .current_dir(run.dir.path())
+        .env(crate::support::render::MARK_VAR, &mark)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = wrapped
+        .spawn()
+        .expect("unshare(1) (util-linux) is needed by this test");
+    let status = wait_within(&mut child, Duration::from_secs(60)).expect("the run ended");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("stderr");
+    let left = wait_gone(&[], &mark, Duration::from_secs(10));
+    assert!(left.is_empty(), "processes left:{left}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the browser cannot have a network of its own")
+            && stderr.contains("WebRTC"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.hits("/js/evil.js"),
+        0,
+        "the script on localhost was fetched"
+    );
+    let table = Table::read(&run.path("scripts.csv"));
+    let row = one(&table, "src", &evil);
+    check(
+        &table,
+        row,
+        &[("origin", "inserted"), ("content_error", "private_address")],
+    );
+}
+
 /// A script that redirects to a host the rule refuses is reported under
 /// the URL the page named, with `private_address`: the static element
 /// itself, and one row for an inserted one, not a row for the refused

@@ -23,29 +23,58 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::crawl::netguard::{Blocked, Guard, is_public};
 
-/// The SOCKS5 server the browser connects through; closed when dropped.
+/// The rule the browser's connections are held to, and the count of
+/// those it refused.
+#[derive(Clone)]
 pub struct Gate {
+    guard: Arc<Guard>,
+    refused: Arc<AtomicU64>,
+}
+
+/// A SOCKS5 server for the browser on one listening socket; closed when
+/// dropped.
+pub struct Serving {
     addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
 impl Gate {
-    /// Listens on a free loopback port; each refused connection adds one
-    /// to `refused`. Call within the async runtime.
-    pub async fn open(guard: Arc<Guard>, refused: Arc<AtomicU64>) -> io::Result<Gate> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(accept(listener, guard, refused));
-        Ok(Gate { addr, task })
+    /// Each refused connection adds one to `refused`.
+    pub fn new(guard: Arc<Guard>, refused: Arc<AtomicU64>) -> Gate {
+        Gate { guard, refused }
     }
 
+    /// Serves the connections made to `listener` (the one made in the
+    /// browser's own network namespace, isolate.rs). Call within the
+    /// async runtime.
+    pub fn serve(&self, listener: std::net::TcpListener) -> io::Result<Serving> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(accept(
+            listener,
+            Arc::clone(&self.guard),
+            Arc::clone(&self.refused),
+        ));
+        Ok(Serving { addr, task })
+    }
+
+    /// Serves connections on a free loopback port of scriptscrape's own
+    /// network (where the browser cannot have one of its own). Call within
+    /// the async runtime.
+    pub fn open(&self) -> io::Result<Serving> {
+        self.serve(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?)
+    }
+}
+
+impl Serving {
     /// `--proxy-server`'s value for the browser.
     pub fn proxy_server(&self) -> String {
         format!("socks5://{}", self.addr)
     }
 }
 
-impl Drop for Gate {
+impl Drop for Serving {
     fn drop(&mut self) {
         // The connections are tasks of the accept loop's set: they go too.
         self.task.abort();
@@ -262,7 +291,7 @@ mod tests {
 
     /// Runs one SOCKS5 CONNECT through `gate` to `host` (a name, sent as
     /// the browser does) and returns the reply code and the stream.
-    async fn connect(gate: &Gate, host: &str, port: u16) -> (u8, TcpStream) {
+    async fn connect(gate: &Serving, host: &str, port: u16) -> (u8, TcpStream) {
         let mut s = TcpStream::connect(gate.addr).await.expect("gate");
         s.write_all(&[5, 1, 0]).await.expect("greet");
         let chosen: [u8; 2] = read_array(&mut s).await.expect("method");
@@ -284,8 +313,8 @@ mod tests {
         let guard = Guard::new();
         guard.trust("127.0.0.1");
         let refused = Arc::new(AtomicU64::new(0));
-        let gate = Gate::open(Arc::clone(&guard), Arc::clone(&refused))
-            .await
+        let gate = Gate::new(Arc::clone(&guard), Arc::clone(&refused))
+            .open()
             .expect("gate");
 
         // A trusted host: connected, and bytes flow both ways.

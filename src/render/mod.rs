@@ -17,6 +17,7 @@ pub mod browser;
 pub mod cdp;
 pub mod gate;
 pub mod inventory;
+pub mod isolate;
 pub mod page;
 
 use std::path::PathBuf;
@@ -58,6 +59,21 @@ struct Live {
     /// that one only, not the one another page already started instead.
     generation: u64,
     browser: browser::Browser,
+    /// The gate in its network namespace, when it has one of its own.
+    _gate: Option<gate::Serving>,
+}
+
+/// How the browser reaches the network.
+enum Route {
+    /// Directly, or through the user's proxy (`Settings::proxy`).
+    Direct,
+    /// From a network namespace of its own, whose only way out is the
+    /// gate (isolate.rs): each browser started gets a namespace and a
+    /// gate's listener of its own.
+    Isolated(gate::Gate),
+    /// Through the gate on a loopback port (`Settings::proxy` names it),
+    /// where the browser cannot have a network of its own.
+    Gate { _serving: gate::Serving },
 }
 
 /// What rendering did in a run, for the summary and `--stats`.
@@ -75,8 +91,8 @@ pub struct Tally {
 pub struct Renderer {
     settings: Settings,
     guard: Option<Arc<Guard>>,
-    /// What the browser's connections go through in a crawl (gate.rs).
-    _gate: Option<gate::Gate>,
+    /// What the browser's connections go through: in a crawl, the gate.
+    route: Route,
     live: Mutex<Option<Arc<Live>>>,
     started: AtomicU64,
     pages: AtomicU64,
@@ -95,30 +111,46 @@ impl Renderer {
         // gate, which holds it to the private-network rule. Through the
         // user's proxy instead, names are the proxy's to resolve, as
         // without --render (the rule then checks them here, page.rs).
-        let gate = match (&guard, &settings.proxy) {
-            (Some(guard), None) => {
-                let gate = gate::Gate::open(Arc::clone(guard), Arc::clone(&refused))
-                    .await
-                    .context("cannot listen on a loopback port for the browser's connections")?;
-                settings.proxy = Some(crate::proxy::BrowserProxy {
-                    server: gate.proxy_server(),
-                    bypass: Some(gate::BYPASS_NOTHING.into()),
-                    credentials: None,
-                });
-                Some(gate)
+        let route = match (&guard, &settings.proxy) {
+            (Some(guard), None) if cfg!(target_os = "linux") => {
+                Route::Isolated(gate::Gate::new(Arc::clone(guard), Arc::clone(&refused)))
             }
-            _ => None,
+            (Some(guard), None) => {
+                let gate = gate::Gate::new(Arc::clone(guard), Arc::clone(&refused));
+                Route::Gate {
+                    _serving: gate_on_loopback(&gate, &mut settings)?,
+                }
+            }
+            _ => Route::Direct,
         };
-        let renderer = Renderer {
+        let mut renderer = Renderer {
             settings,
             guard,
-            _gate: gate,
+            route,
             live: Mutex::new(None),
             started: AtomicU64::new(0),
             pages: AtomicU64::new(0),
             refused,
         };
-        renderer.browser(None).await?;
+        match renderer.browser(None).await {
+            Ok(_) => {}
+            Err(e) => {
+                let Route::Isolated(gate) = &renderer.route else {
+                    return Err(e);
+                };
+                // No user namespaces (a hardened kernel, a container's
+                // seccomp profile): the gate on loopback still holds every
+                // TCP connection, WebRTC's UDP alone goes around it.
+                tracing::warn!(
+                    "the browser cannot have a network of its own ({e:#}; are user namespaces \
+                     off? see sysctl user.max_user_namespaces); it runs in scriptscrape's, \
+                     where a page's WebRTC traffic (UDP) is not held to the private-network rule"
+                );
+                let serving = gate_on_loopback(gate, &mut renderer.settings)?;
+                renderer.route = Route::Gate { _serving: serving };
+                renderer.browser(None).await?;
+            }
+        }
         Ok(renderer)
     }
 
@@ -143,8 +175,19 @@ impl Renderer {
             proxy: self.settings.proxy.clone(),
             user_agent: self.settings.user_agent.clone(),
             insecure: self.settings.insecure,
+            isolated: matches!(self.route, Route::Isolated(_)),
         };
         let mut process = browser::Browser::launch(&launch)?;
+        let gate = match (&self.route, process.take_gate()) {
+            (Route::Isolated(gate), Some(listener)) => Some(
+                gate.serve(listener)
+                    .context("cannot serve the browser's connections")?,
+            ),
+            (Route::Isolated(_), None) => {
+                anyhow::bail!("internal error: the browser's network has no gate")
+            }
+            _ => None,
+        };
         let (commands, replies) = process
             .take_pipes()
             .context("internal error: the browser's pipes were taken")?;
@@ -172,6 +215,7 @@ impl Renderer {
             cdp,
             generation,
             browser: process,
+            _gate: gate,
         });
         *live = Some(Arc::clone(&started));
         Ok(started)
@@ -309,3 +353,16 @@ fn mark(mut page: PageResult, kind: ErrorKind, why: String) -> PageResult {
 
 /// Time the browser gets to exit when asked, before it is killed.
 const CLOSE_WITHIN: Duration = Duration::from_secs(3);
+
+/// Serves the gate on a loopback port and names it as the browser's proxy.
+fn gate_on_loopback(gate: &gate::Gate, settings: &mut Settings) -> anyhow::Result<gate::Serving> {
+    let serving = gate
+        .open()
+        .context("cannot listen on a loopback port for the browser's connections")?;
+    settings.proxy = Some(crate::proxy::BrowserProxy {
+        server: serving.proxy_server(),
+        bypass: Some(gate::BYPASS_NOTHING.into()),
+        credentials: None,
+    });
+    Ok(serving)
+}
