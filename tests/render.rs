@@ -1186,6 +1186,62 @@ fn a_preloaded_module_is_initiated_by_the_parser() {
     );
 }
 
+/// A preload is a fetch, not a script that runs: one the rule refuses is
+/// a row of origin `preload` (initiated by the parser), not `inserted`,
+/// while a script an inline script inserts, refused too, is `inserted`.
+#[test]
+fn a_refused_preload_is_a_preload_row() {
+    let server = TestServer::start();
+    let (pre, module, inserted) = (
+        localhost(&server, "/js/pre.js"),
+        localhost(&server, "/js/pre.mjs"),
+        localhost(&server, "/js/inserted.js"),
+    );
+    let head = format!(
+        "<link rel=\"preload\" as=\"script\" href=\"{pre}\">\
+         <link rel=\"modulepreload\" href=\"{module}\">\
+         <script>{}</script>",
+        insert(&inserted)
+    );
+    server.set_page("second", &page(&head, ""));
+    server.set_page("seed", &page("", "<a href=\"/page/second\">next</a>"));
+    let run = Run::new();
+    let out = render_into(
+        &run,
+        &[server.url("/page/seed")],
+        &[&QUICK[..], &["--depth", "1"]].concat(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = Table::read(&run.path("scripts.csv"));
+    assert_eq!(
+        table.rows_where("page_url", &server.url("/page/second")).len(),
+        4,
+        "{table:#?}"
+    );
+    for url in [&pre, &module] {
+        let row = one(&table, "src", url);
+        check(
+            &table,
+            row,
+            &[
+                ("origin", "preload"),
+                ("initiator", "parser"),
+                ("content_error", "private_address"),
+                ("content_sha384", ""),
+            ],
+        );
+    }
+    let row = one(&table, "src", &inserted);
+    check(
+        &table,
+        row,
+        &[("origin", "inserted"), ("content_error", "private_address")],
+    );
+    for path in ["/js/pre.js", "/js/pre.mjs", "/js/inserted.js"] {
+        assert_eq!(server.hits(path), 0, "{path} reached the server");
+    }
+}
+
 /// The columns that describe a static script element: the same with and
 /// without --render.
 const STATIC_COLUMNS: [&str; 20] = [

@@ -28,6 +28,10 @@ pub enum Origin {
     Frame,
     /// Run by a worker the page started.
     Worker,
+    /// Fetched by a `<link rel=preload as=script>` or `modulepreload`
+    /// only, and refused by the private-network rule: asked for by the
+    /// page, run by nothing (yet).
+    Preload,
 }
 
 impl Origin {
@@ -39,6 +43,7 @@ impl Origin {
             Origin::Import => "import",
             Origin::Frame => "frame",
             Origin::Worker => "worker",
+            Origin::Preload => "preload",
         }
     }
 }
@@ -510,10 +515,14 @@ impl Look<'_> {
             .copied()
             .unwrap_or(Target::Page);
         let in_frame = req.is_some_and(|r| r.session != self.rec.root);
+        // An element that takes up a preload still in flight makes no
+        // request of its own: it is seen only when it made one.
+        let preload_only = req.is_some_and(|r| !r.not_preload);
         script.render = Some(Rendered {
             origin: match target {
                 Target::Worker => Origin::Worker,
                 _ if in_frame => Origin::Frame,
+                _ if preload_only => Origin::Preload,
                 _ => Origin::Inserted,
             },
             initiator,
@@ -637,6 +646,7 @@ mod tests {
             session: "root".into(),
             status: Some(status),
             script: true,
+            not_preload: true,
             ..Requested::default()
         }
     }
@@ -948,5 +958,13 @@ mod tests {
             rows[1].render.as_ref().unwrap().initiator.as_deref(),
             Some("http://shop.test/new.js")
         );
+        assert_eq!(rows[1].render.as_ref().unwrap().origin, Origin::Inserted);
+        // Had only a preload asked for it, it would be a preload's row.
+        rec.requests
+            .get_mut("http://10.0.0.1/probe.js")
+            .unwrap()
+            .not_preload = false;
+        let rows = rows(&Url::parse(PAGE).unwrap(), statics(html), &rec);
+        assert_eq!(rows[1].render.as_ref().unwrap().origin, Origin::Preload);
     }
 }

@@ -189,6 +189,10 @@ pub struct Requested {
     pub refused: bool,
     /// A request for a script.
     pub script: bool,
+    /// A request for it was made by something other than a
+    /// `<link rel=preload>` or `modulepreload` (which fetch a script that
+    /// may never run).
+    pub not_preload: bool,
 }
 
 /// Everything recorded about one page.
@@ -597,8 +601,10 @@ impl Watch {
                     self.rec.redirects.push((from.to_owned(), url.clone()));
                 }
                 let script = str_of(p, "type") == "Script";
+                let preload = p.pointer("/request/isLinkPreload") == Some(&Value::Bool(true));
                 let entry = self.requested(&url, &session);
                 entry.script |= script;
+                entry.not_preload |= !preload;
                 if entry.initiator.is_none() {
                     entry.initiator = Some(initiator(p.get("initiator")));
                 }
