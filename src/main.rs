@@ -31,7 +31,29 @@ fn main() -> ExitCode {
             // paragraph (the error and what it names: a missing <NEW>, the
             // possible values) is enough, on one line.
             let message = first_paragraph(&err.render().to_string());
-            eprintln!("scriptscrape: {message} (see --help)");
+            // The help to see is the command's, when one was given.
+            let command = std::env::args()
+                .nth(1)
+                .filter(|a| COMMANDS.contains(&a.as_str()));
+            let help = match &command {
+                Some(command) => format!("scriptscrape {command} --help"),
+                None => "--help".to_owned(),
+            };
+            let rendering = match err.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::String(arg)) => {
+                    arg.starts_with("--render") || arg.starts_with("--browser")
+                }
+                _ => false,
+            };
+            let why = if rendering && command.as_deref() == Some("work") {
+                // Rendering is a run's on one machine (README, "Running
+                // on many machines"); a worker's users look for it here.
+                "; workers fetch and parse only: --render and the browser's options belong \
+                 to a run (scriptscrape URLS --render)"
+            } else {
+                ""
+            };
+            eprintln!("scriptscrape: {message}{why} (see {help})");
             return ExitCode::from(ExitStatus::Fatal.code());
         }
         Err(ArgsError::File(err)) => {

@@ -247,6 +247,33 @@ fn delay_takes_milliseconds_or_a_unit() {
     }
 }
 
+/// A command's unknown option points at that command's help; the
+/// browser's options given to a worker say where they belong.
+#[test]
+fn a_commands_unknown_option_names_its_help() {
+    let refused_by_work = |arg: &str| {
+        let out = Run::new().run(&["work", arg], None);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        out.stderr.trim_end().to_owned()
+    };
+    assert_eq!(
+        refused_by_work("--bogus"),
+        "scriptscrape: unexpected argument '--bogus' found (see scriptscrape work --help)"
+    );
+    let line = refused_by_work("--render");
+    assert!(
+        line.starts_with(
+            "scriptscrape: unexpected argument '--render' found; workers fetch and parse only"
+        ) && line.ends_with("(see scriptscrape work --help)"),
+        "{line}"
+    );
+    assert_eq!(
+        refused(&["--bogus"]),
+        "scriptscrape: unexpected argument '--bogus' found (see --help)"
+    );
+}
+
 #[test]
 fn conflicting_flags_are_refused() {
     let line = refused(&["-q", "-v"]);

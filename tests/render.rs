@@ -1214,7 +1214,9 @@ fn a_refused_preload_is_a_preload_row() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let table = Table::read(&run.path("scripts.csv"));
     assert_eq!(
-        table.rows_where("page_url", &server.url("/page/second")).len(),
+        table
+            .rows_where("page_url", &server.url("/page/second"))
+            .len(),
         4,
         "{table:#?}"
     );

@@ -115,9 +115,27 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
 /// Where the browser asks to go.
 #[derive(Debug, PartialEq, Eq)]
-enum Target {
+pub enum Target {
+    /// An address, which no resolver sees.
     Ip(IpAddr, u16),
+    /// A name, resolved by [`allowed`].
     Name(String, u16),
+}
+
+impl Target {
+    /// Where a request for `url` goes; `None` for what opens no
+    /// connection of its own (`data:`, `blob:`, `about:`...).
+    pub fn of_url(url: &url::Url) -> Option<Target> {
+        if !matches!(url.scheme(), "http" | "https" | "ws" | "wss") {
+            return None;
+        }
+        let port = url.port_or_known_default()?;
+        Some(match url.host()? {
+            url::Host::Ipv4(ip) => Target::Ip(IpAddr::V4(ip), port),
+            url::Host::Ipv6(ip) => Target::Ip(IpAddr::V6(ip), port),
+            url::Host::Domain(name) => Target::Name(name.to_owned(), port),
+        })
+    }
 }
 
 impl std::fmt::Display for Target {
@@ -240,8 +258,11 @@ async fn answer(client: &mut TcpStream, code: u8) -> io::Result<()> {
     client.write_all(&[5, code, 0, 1, 0, 0, 0, 0, 0, 0]).await
 }
 
-enum Refusal {
+/// Why a connection is not made.
+pub enum Refusal {
+    /// The private-network rule refuses it.
     Blocked(Blocked),
+    /// The name does not resolve, or no address answers.
     Failed(io::Error),
 }
 
@@ -260,8 +281,9 @@ async fn reach(target: &Target, guard: &Guard) -> Result<TcpStream, Refusal> {
 
 /// The addresses of `target` the rule lets the browser connect to: a
 /// name is resolved here, once, and only what [`Guard::filter`] keeps is
-/// returned.
-async fn allowed(target: &Target, guard: &Guard) -> Result<Vec<SocketAddr>, Refusal> {
+/// returned. The one check of both the gate and request interception
+/// (page.rs), so that they never disagree on a host.
+pub async fn allowed(target: &Target, guard: &Guard) -> Result<Vec<SocketAddr>, Refusal> {
     match target {
         Target::Ip(ip, port) => {
             // As a URL's host_str writes it, which is what the guard trusts.
@@ -276,10 +298,20 @@ async fn allowed(target: &Target, guard: &Guard) -> Result<Vec<SocketAddr>, Refu
             }
         }
         Target::Name(name, port) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), *port))
-                .await
-                .map_err(Refusal::Failed)?
-                .collect();
+            let bare = name.trim_end_matches('.');
+            // Chromium answers these names itself, with loopback
+            // addresses, whatever the system's resolver says (RFC 6761).
+            let addrs: Vec<SocketAddr> = if bare == "localhost" || bare.ends_with(".localhost") {
+                vec![
+                    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), *port),
+                    SocketAddr::new(Ipv6Addr::LOCALHOST.into(), *port),
+                ]
+            } else {
+                tokio::net::lookup_host((name.as_str(), *port))
+                    .await
+                    .map_err(Refusal::Failed)?
+                    .collect()
+            };
             guard.filter(name, addrs).map_err(Refusal::Blocked)
         }
     }

@@ -949,22 +949,22 @@ mod tests {
         ));
         rec.refused
             .push(("http://10.0.0.1/probe.js".into(), "private".into()));
-        let rows = rows(&Url::parse(PAGE).unwrap(), statics(html), &rec);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].content.as_deref().unwrap().bytes, Some(1));
-        let refused = rows[1].content.as_deref().unwrap();
+        let found = rows(&Url::parse(PAGE).unwrap(), statics(html), &rec);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].content.as_deref().unwrap().bytes, Some(1));
+        let refused = found[1].content.as_deref().unwrap();
         assert_eq!(refused.error, Some(ErrorKind::PrivateAddress));
         assert_eq!(
-            rows[1].render.as_ref().unwrap().initiator.as_deref(),
+            found[1].render.as_ref().unwrap().initiator.as_deref(),
             Some("http://shop.test/new.js")
         );
-        assert_eq!(rows[1].render.as_ref().unwrap().origin, Origin::Inserted);
+        assert_eq!(found[1].render.as_ref().unwrap().origin, Origin::Inserted);
         // Had only a preload asked for it, it would be a preload's row.
         rec.requests
             .get_mut("http://10.0.0.1/probe.js")
             .unwrap()
             .not_preload = false;
-        let rows = rows(&Url::parse(PAGE).unwrap(), statics(html), &rec);
-        assert_eq!(rows[1].render.as_ref().unwrap().origin, Origin::Preload);
+        let again = rows(&Url::parse(PAGE).unwrap(), statics(html), &rec);
+        assert_eq!(again[1].render.as_ref().unwrap().origin, Origin::Preload);
     }
 }

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::cdp::{Cdp, CdpError, Event};
+use super::gate;
 use crate::content::sri::Digests;
 use crate::crawl::netguard::Guard;
 use crate::error::ErrorKind;
@@ -930,32 +931,12 @@ async fn allowed(guard: Option<&Guard>, url: &str) -> Result<(), String> {
     let Some(guard) = guard else {
         return Ok(());
     };
-    let Ok(url) = Url::parse(url) else {
+    let Some(target) = Url::parse(url).ok().as_ref().and_then(gate::Target::of_url) else {
         return Ok(());
     };
-    if !matches!(url.scheme(), "http" | "https" | "ws" | "wss") {
-        return Ok(());
+    match gate::allowed(&target, guard).await {
+        Err(gate::Refusal::Blocked(blocked)) => Err(blocked.to_string()),
+        // A name that does not resolve fails in the browser too.
+        Ok(_) | Err(gate::Refusal::Failed(_)) => Ok(()),
     }
-    guard.check_url(&url).map_err(|b| b.to_string())?;
-    let Some(host) = url.host_str() else {
-        return Ok(());
-    };
-    if matches!(url.host(), Some(url::Host::Domain(_))) && !guard.trusts(host) {
-        let port = url.port_or_known_default().unwrap_or(80);
-        let name = host.trim_end_matches('.');
-        // Chromium answers these names itself, with loopback addresses,
-        // whatever the system's resolver says (RFC 6761).
-        let addrs: Vec<std::net::SocketAddr> =
-            if name == "localhost" || name.ends_with(".localhost") {
-                vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]
-            } else {
-                match tokio::net::lookup_host((host, port)).await {
-                    Ok(addrs) => addrs.collect(),
-                    // A name that does not resolve fails in the browser too.
-                    Err(_) => return Ok(()),
-                }
-            };
-        guard.filter(host, addrs).map_err(|b| b.to_string())?;
-    }
-    Ok(())
 }
