@@ -12,7 +12,10 @@
 //! With `--keep DIR`, each of those first few is written there (the page,
 //! and a smaller page that still differs), never over an existing file.
 //! `--file PAGE.html` runs the comparison on one page and prints what
-//! the sides agree it holds, or what differs.
+//! the sides agree it holds, or what differs. `--dir DIR` runs it on
+//! every `.html` and `.htm` file under DIR (saved real pages: the share
+//! the fast scan hands to html5ever there is the one users see), failing
+//! files named by their path.
 //! It also counts the pages the fast scan was sure of, and why it handed
 //! the others to html5ever: the pages that test the scan itself. Exits 1
 //! if any page differs (or made the extractor panic), 2 on a usage error.
@@ -55,9 +58,11 @@ struct Args {
     keep: Option<PathBuf>,
     /// Compare this page instead of generated ones.
     file: Option<PathBuf>,
+    /// Compare the pages saved under this directory instead.
+    files: Vec<PathBuf>,
 }
 
-const USAGE: &str = "usage: differential --pages N [--seed S] [--threads N] [--keep DIR]\n       differential --file PAGE.html";
+const USAGE: &str = "usage: differential --pages N [--seed S] [--threads N] [--keep DIR]\n       differential --dir DIR [--threads N]\n       differential --file PAGE.html";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -66,8 +71,10 @@ fn parse_args() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         keep: None,
         file: None,
+        files: Vec::new(),
     };
     let mut pages = None;
+    let mut dir = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -88,11 +95,21 @@ fn parse_args() -> Result<Args, String> {
             }
             "--keep" => args.keep = Some(PathBuf::from(value()?)),
             "--file" => args.file = Some(PathBuf::from(value()?)),
+            "--dir" => dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if args.file.is_some() {
+        return Ok(args);
+    }
+    if let Some(dir) = dir {
+        html_files(&dir, &mut args.files).map_err(|e| format!("{}: {e}", dir.display()))?;
+        args.files.sort();
+        if args.files.is_empty() {
+            return Err(format!("no .html or .htm file under {}", dir.display()));
+        }
+        args.pages = args.files.len() as u64;
         return Ok(args);
     }
     args.pages = pages.ok_or("--pages is required")?;
@@ -143,10 +160,21 @@ fn main() -> ExitCode {
                         }
                         for i in first..(first + BATCH).min(args.pages) {
                             let seed = args.seed + i;
-                            let html = hard_pages::page(seed);
+                            let html = match args.files.get(i as usize) {
+                                Some(path) => match std::fs::read(path) {
+                                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                                    Err(e) => {
+                                        let why = format!("  cannot read it: {e}\n");
+                                        failed.lock().expect("no worker panics").push((i, why));
+                                        continue;
+                                    }
+                                },
+                                None => hard_pages::page(seed),
+                            };
                             bytes.fetch_add(html.len() as u64, Ordering::Relaxed);
                             if let Some(d) = compare(&html) {
-                                failed.lock().expect("no worker panics").push((seed, d));
+                                let id = if args.files.is_empty() { seed } else { i };
+                                failed.lock().expect("no worker panics").push((id, d));
                             }
                             if let Err(Unsure(why)) = fast_scan.extract_page_fast(&url, &html) {
                                 *fell_back.entry(why).or_default() += 1;
@@ -177,6 +205,9 @@ fn main() -> ExitCode {
     let elapsed = started.elapsed().as_secs_f64();
     let mut failed = failed.into_inner().expect("no worker panics");
     failed.sort();
+    if !args.files.is_empty() {
+        return report_files(&args, bytes.into_inner(), elapsed, &failed, &unsure);
+    }
     println!(
         "{} pages (seeds {}..{}, {:.0} MB), {} threads, {elapsed:.1} s: {} mismatches",
         args.pages,
@@ -220,6 +251,55 @@ fn main() -> ExitCode {
         println!("\n(--keep DIR writes these pages, and smaller ones that still differ)");
     }
     ExitCode::FAILURE
+}
+
+/// `--dir`'s report: what the files held, which differ (by path), and
+/// the share the fast scan was sure of.
+fn report_files(
+    args: &Args,
+    bytes: u64,
+    elapsed: f64,
+    failed: &[(u64, String)],
+    unsure: &BTreeMap<&str, u64>,
+) -> ExitCode {
+    let pages = args.files.len() as u64;
+    println!(
+        "{pages} files ({:.1} MB), {} threads, {elapsed:.1} s: {} mismatches",
+        bytes as f64 / 1e6,
+        args.threads,
+        failed.len()
+    );
+    let handed: u64 = unsure.values().sum();
+    println!(
+        "the fast scan was sure of {} files; it handed {handed} ({:.2}%) to html5ever for {unsure:?}",
+        pages - handed,
+        100.0 * handed as f64 / pages.max(1) as f64
+    );
+    for (i, differences) in failed.iter().take(REPORTED) {
+        println!("\n{}:\n{differences}", args.files[*i as usize].display());
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Every `.html` and `.htm` file under `dir`, in no particular order.
+fn html_files(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            html_files(&path, found)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
+        {
+            found.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// `--file`: the comparison on one page (a kept one, or one edited by
