@@ -98,6 +98,12 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The browser could not have a network namespace of its own (user
+/// namespaces off, say): it did not start for that reason alone.
+#[derive(Debug, thiserror::Error)]
+#[error("the browser cannot have a network namespace of its own ({0})")]
+pub struct NotIsolated(pub String);
+
 /// What a browser is started with.
 pub struct Launch {
     /// Its executable.
@@ -265,7 +271,10 @@ impl Browser {
         let (replies_read, replies_write) = pipe().context("cannot make the browser's pipes")?;
         let child_ends = (commands_read.as_raw_fd(), replies_write.as_raw_fd());
         let network = if launch.isolated {
-            Some(isolate_channel()?)
+            Some(
+                super::isolate::channel()
+                    .context("cannot make a socket pair for the browser's gate")?,
+            )
         } else {
             None
         };
@@ -279,13 +288,13 @@ impl Browser {
             Ok(Ok(pid)) => pid,
             Ok(Err(e)) => {
                 let _ = keeper.join();
-                let within = if launch.isolated {
-                    " in a network namespace of its own"
-                } else {
-                    ""
-                };
-                return Err(e)
-                    .with_context(|| format!("cannot run {}{within}", executable.display()));
+                if let Some(why) = network
+                    .as_ref()
+                    .and_then(|(ours, _)| super::isolate::failure(ours))
+                {
+                    return Err(NotIsolated(why).into());
+                }
+                return Err(e).with_context(|| format!("cannot run {}", executable.display()));
             }
             Err(_) => anyhow::bail!("internal error: the browser thread ended"),
         };
@@ -301,8 +310,10 @@ impl Browser {
         };
         if let Some((ours, _)) = &network {
             // Sent before exec, which spawn waited for: there already.
-            browser.gate =
-                Some(receive_gate(ours).context("the browser's network namespace has no gate")?);
+            browser.gate = Some(
+                super::isolate::receive(ours)
+                    .context("the browser's network namespace has no gate")?,
+            );
         }
         Ok(browser)
     }
@@ -373,7 +384,7 @@ fn keep(
     unsafe {
         command.pre_exec(move || {
             if let Some(channel) = network {
-                enter_network(channel)?;
+                super::isolate::enter(channel)?;
             }
             // The protocol's fds; dup2 leaves the copies open on exec
             // (the originals close: they were made close-on-exec).
@@ -403,39 +414,6 @@ fn keep(
         kill_group(pid);
     }
     let _ = child.wait();
-}
-
-#[cfg(target_os = "linux")]
-fn isolate_channel() -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    super::isolate::channel().context("cannot make a socket pair for the browser's gate")
-}
-
-#[cfg(not(target_os = "linux"))]
-fn isolate_channel() -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    anyhow::bail!("network namespaces are Linux's")
-}
-
-/// # Safety
-/// As [`super::isolate::enter`].
-#[cfg(target_os = "linux")]
-unsafe fn enter_network(channel: RawFd) -> std::io::Result<()> {
-    // SAFETY: the caller's guarantee.
-    unsafe { super::isolate::enter(channel) }
-}
-
-#[cfg(not(target_os = "linux"))]
-unsafe fn enter_network(_: RawFd) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::Unsupported.into())
-}
-
-#[cfg(target_os = "linux")]
-fn receive_gate(channel: &OwnedFd) -> std::io::Result<std::net::TcpListener> {
-    super::isolate::receive(channel)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn receive_gate(_: &OwnedFd) -> std::io::Result<std::net::TcpListener> {
-    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 /// A pipe, both ends close-on-exec: (read, write).

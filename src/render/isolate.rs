@@ -44,31 +44,83 @@ pub fn channel() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// In the browser's process, before exec: moves it to a network namespace
 /// of its own, brings its loopback up, listens on [`GATE_PORT`] there and
-/// sends the listening socket over `channel`.
+/// sends the listening socket over `channel`. When that fails, what failed
+/// is sent instead ([`failure`] reads it), so that scriptscrape can tell
+/// it from the browser failing to start.
 ///
 /// # Safety
 /// Runs between fork and exec: only async-signal-safe calls, nothing
 /// allocated. `channel` must be an open Unix datagram socket.
 #[cfg(target_os = "linux")]
 pub unsafe fn enter(channel: RawFd) -> io::Result<()> {
+    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
     // SAFETY: every call below is a plain system call on memory owned by
     // this frame; the caller guarantees the fork-to-exec context.
     unsafe {
-        if libc::unshare(libc::CLONE_NEWNET) != 0
-            && libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0
-        {
-            return Err(io::Error::last_os_error());
+        if libc::unshare(libc::CLONE_NEWNET) != 0 {
+            let alone = errno();
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+                let with_user = errno();
+                return Err(report(channel, [alone, with_user, 0]));
+            }
         }
         let listener = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if listener < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(report(channel, [0, 0, errno()]));
         }
         let result = loopback_up(listener)
             .and_then(|()| listen(listener))
-            .and_then(|()| send(channel, listener));
+            .and_then(|()| send(channel, listener))
+            .map_err(|e| report(channel, [0, 0, e.raw_os_error().unwrap_or(0)]));
         libc::close(listener);
         result
     }
+}
+
+/// Sends what failed (the errors of unshare alone, of unshare with a user
+/// namespace, of setting the namespace up) and returns the last error.
+#[cfg(target_os = "linux")]
+unsafe fn report(channel: RawFd, errors: [i32; 3]) -> io::Error {
+    // SAFETY: send reads the array it is given, which lives in this frame.
+    unsafe {
+        libc::send(
+            channel,
+            errors.as_ptr().cast(),
+            std::mem::size_of_val(&errors),
+            0,
+        );
+    }
+    let last = errors.iter().rev().find(|&&e| e != 0).copied();
+    io::Error::from_raw_os_error(last.unwrap_or(libc::EINVAL))
+}
+
+/// Why the browser's process could not have a network of its own, when
+/// that is why it did not start: what [`enter`] sent, in words.
+#[cfg(target_os = "linux")]
+pub fn failure(channel: &OwnedFd) -> Option<String> {
+    use std::os::fd::AsRawFd as _;
+    let mut errors = [0i32; 3];
+    // SAFETY: recv writes at most the array's size into it.
+    let got = unsafe {
+        libc::recv(
+            channel.as_raw_fd(),
+            errors.as_mut_ptr().cast(),
+            std::mem::size_of_val(&errors),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if got != std::mem::size_of_val(&errors) as isize {
+        return None;
+    }
+    let text = |e: i32| io::Error::from_raw_os_error(e).to_string();
+    Some(match errors {
+        [alone, with_user, 0] => format!(
+            "unshare: {}; with a user namespace: {}",
+            text(alone),
+            text(with_user)
+        ),
+        [_, _, setup] => format!("cannot set its network up: {}", text(setup)),
+    })
 }
 
 /// Sets the loopback interface of the current namespace up (a new
@@ -186,4 +238,24 @@ pub fn receive(channel: &OwnedFd) -> io::Result<TcpListener> {
         let fd = libc::CMSG_DATA(header).cast::<RawFd>().read_unaligned();
         Ok(TcpListener::from_raw_fd(fd))
     }
+}
+
+/// Network namespaces are Linux's: elsewhere the browser is not isolated
+/// (the gate then listens on loopback, mod.rs).
+///
+/// # Safety
+/// None needed: it does nothing.
+#[cfg(not(target_os = "linux"))]
+pub unsafe fn enter(_: RawFd) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn failure(_: &OwnedFd) -> Option<String> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn receive(_: &OwnedFd) -> io::Result<TcpListener> {
+    Err(io::ErrorKind::Unsupported.into())
 }

@@ -76,6 +76,34 @@ enum Route {
     Gate { _serving: gate::Serving },
 }
 
+/// How the browser reached the network, for `--stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// Directly: no private-network rule applies (listed URLs only, or
+    /// `--allow-private`).
+    #[default]
+    Direct,
+    /// Through the user's proxy, requests checked by interception.
+    Proxy,
+    /// From a network namespace of its own, through the gate.
+    Namespace,
+    /// Through the gate on a loopback port of the machine's network
+    /// (no namespace could be made): WebRTC's UDP is not held.
+    Gate,
+}
+
+impl Network {
+    /// Its name in `--stats`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Direct => "direct",
+            Network::Proxy => "proxy",
+            Network::Namespace => "namespace",
+            Network::Gate => "gate",
+        }
+    }
+}
+
 /// What rendering did in a run, for the summary and `--stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -83,8 +111,15 @@ pub struct Tally {
     pub pages: u64,
     /// Browsers started, the first included.
     pub browsers: u64,
-    /// Requests of the browser the private-network rule refused.
+    /// Requests of pages, their frames and workers that the
+    /// private-network rule refused (as the page's requests).
     pub refused: u64,
+    /// Connections the gate refused: WebSockets, a service worker's own
+    /// requests, the browser's preconnects (for a request that may be
+    /// refused as one too).
+    pub connections_refused: u64,
+    /// How the browser reached the network.
+    pub network: Network,
 }
 
 /// The browser, shared by the pages rendered at once.
@@ -96,7 +131,8 @@ pub struct Renderer {
     live: Mutex<Option<Arc<Live>>>,
     started: AtomicU64,
     pages: AtomicU64,
-    refused: Arc<AtomicU64>,
+    refused: AtomicU64,
+    connections_refused: Arc<AtomicU64>,
 }
 
 impl Renderer {
@@ -106,7 +142,8 @@ impl Renderer {
         mut settings: Settings,
         guard: Option<Arc<Guard>>,
     ) -> anyhow::Result<Renderer> {
-        let refused = Arc::new(AtomicU64::new(0));
+        let connections_refused = Arc::new(AtomicU64::new(0));
+        let refused = &connections_refused;
         // In a crawl every connection of the browser goes through the
         // gate, which holds it to the private-network rule. Through the
         // user's proxy instead, names are the proxy's to resolve, as
@@ -130,21 +167,23 @@ impl Renderer {
             live: Mutex::new(None),
             started: AtomicU64::new(0),
             pages: AtomicU64::new(0),
-            refused,
+            refused: AtomicU64::new(0),
+            connections_refused,
         };
         match renderer.browser(None).await {
             Ok(_) => {}
             Err(e) => {
-                let Route::Isolated(gate) = &renderer.route else {
+                let (Route::Isolated(gate), Some(why)) =
+                    (&renderer.route, e.downcast_ref::<browser::NotIsolated>())
+                else {
                     return Err(e);
                 };
                 // No user namespaces (a hardened kernel, a container's
                 // seccomp profile): the gate on loopback still holds every
                 // TCP connection, WebRTC's UDP alone goes around it.
                 tracing::warn!(
-                    "the browser cannot have a network of its own ({e:#}; are user namespaces \
-                     off? see sysctl user.max_user_namespaces); it runs in scriptscrape's, \
-                     where a page's WebRTC traffic (UDP) is not held to the private-network rule"
+                    "{why}: it shares scriptscrape's, where a page's WebRTC traffic (UDP) is not \
+                     held to the private-network rule"
                 );
                 let serving = gate_on_loopback(gate, &mut renderer.settings)?;
                 renderer.route = Route::Gate { _serving: serving };
@@ -242,6 +281,13 @@ impl Renderer {
             pages: self.pages.load(Ordering::Relaxed),
             browsers: self.started.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
+            connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            network: match (&self.route, &self.settings.proxy) {
+                (Route::Isolated(_), _) => Network::Namespace,
+                (Route::Gate { .. }, _) => Network::Gate,
+                (Route::Direct, Some(_)) if self.guard.is_some() => Network::Proxy,
+                (Route::Direct, _) => Network::Direct,
+            },
         }
     }
 

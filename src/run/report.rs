@@ -248,8 +248,17 @@ impl fmt::Display for Summary {
                 let restarts = count(render.browsers - 1, "time");
                 write!(f, ", browser restarted {restarts}")?;
             }
-            if render.refused > 0 {
-                let refused = count(render.refused, "browser request");
+            let refused = match (render.refused, render.connections_refused) {
+                (0, 0) => None,
+                (requests, 0) => Some(count(requests, "browser request")),
+                (0, connections) => Some(count(connections, "browser connection")),
+                (requests, connections) => Some(format!(
+                    "{} and {}",
+                    count(requests, "browser request"),
+                    count(connections, "connection")
+                )),
+            };
+            if let Some(refused) = refused {
                 write!(f, ", {refused} refused by the private-network rule")?;
             }
             f.write_str(")")?;

@@ -102,6 +102,8 @@ pub fn document(
             "pages": r.pages,
             "browsers_started": r.browsers,
             "requests_refused": r.refused,
+            "connections_refused": r.connections_refused,
+            "network": r.network.as_str(),
         })),
         "bytes": summary.bytes,
         "pages_per_s": if elapsed > 0.0 { round3(this_run as f64 / elapsed) } else { 0.0 },
