@@ -150,10 +150,10 @@ impl Renderer {
         // without --render (the rule then checks them here, page.rs).
         let route = match (&guard, &settings.proxy) {
             (Some(guard), None) if cfg!(target_os = "linux") => {
-                Route::Isolated(gate::Gate::new(Arc::clone(guard), Arc::clone(&refused)))
+                Route::Isolated(gate::Gate::new(Arc::clone(guard), Arc::clone(refused)))
             }
             (Some(guard), None) => {
-                let gate = gate::Gate::new(Arc::clone(guard), Arc::clone(&refused));
+                let gate = gate::Gate::new(Arc::clone(guard), Arc::clone(refused));
                 Route::Gate {
                     _serving: gate_on_loopback(&gate, &mut settings)?,
                 }
