@@ -1258,6 +1258,45 @@ fn a_refused_preload_is_a_preload_row() {
     }
 }
 
+/// A script refused in a frame of the page's own site is the frame's row:
+/// `frame`, with the frame's URL.
+#[test]
+fn a_script_refused_in_a_frame_is_the_frames_row() {
+    let server = TestServer::start();
+    let evil = localhost(&server, "/js/evil.js");
+    server.set_page(
+        "inner",
+        &page(&format!("<script src=\"{evil}\"></script>"), ""),
+    );
+    server.set_page("second", &page("", "<iframe src=\"/page/inner\"></iframe>"));
+    server.set_page("seed", &page("", "<a href=\"/page/second\">next</a>"));
+    let run = Run::new();
+    let out = render_into(
+        &run,
+        &[server.url("/page/seed")],
+        &[&QUICK[..], &["--depth", "1"]].concat(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = Table::read(&run.path("scripts.csv"));
+    let second = server.url("/page/second");
+    let rows: Vec<usize> = table
+        .rows_where("page_url", &second)
+        .into_iter()
+        .filter(|&r| table.get(r, "src") == evil)
+        .collect();
+    assert_eq!(rows.len(), 1, "{table:#?}");
+    check(
+        &table,
+        rows[0],
+        &[
+            ("origin", "frame"),
+            ("frame_url", &server.url("/page/inner")),
+            ("content_error", "private_address"),
+        ],
+    );
+    assert_eq!(server.hits("/js/evil.js"), 0);
+}
+
 /// The columns that describe a static script element: the same with and
 /// without --render.
 const STATIC_COLUMNS: [&str; 20] = [

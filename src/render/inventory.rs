@@ -514,19 +514,27 @@ impl Look<'_> {
             .and_then(|r| self.rec.sessions.get(&r.session))
             .copied()
             .unwrap_or(Target::Page);
-        let in_frame = req.is_some_and(|r| r.session != self.rec.root);
-        // An element that takes up a preload still in flight makes no
-        // request of its own: it is seen only when it made one.
+        // A frame of another site has a session of its own; one of the
+        // page's site shares the page's, and only its frame id tells.
+        let frame = req.and_then(|r| r.frame.as_deref());
+        let in_frame = req.is_some_and(|r| r.session != self.rec.root)
+            || frame.is_some_and(|f| f != self.rec.main_frame);
+        // An element that takes up a preload (in flight, or failed) makes
+        // no request of its own: it is seen only when it made one.
         let preload_only = req.is_some_and(|r| !r.not_preload);
+        let origin = match target {
+            Target::Worker => Origin::Worker,
+            _ if in_frame => Origin::Frame,
+            _ if preload_only => Origin::Preload,
+            _ => Origin::Inserted,
+        };
         script.render = Some(Rendered {
-            origin: match target {
-                Target::Worker => Origin::Worker,
-                _ if in_frame => Origin::Frame,
-                _ if preload_only => Origin::Preload,
-                _ => Origin::Inserted,
-            },
+            origin,
             initiator,
-            frame_url: None,
+            frame_url: frame
+                .filter(|_| origin == Origin::Frame)
+                .and_then(|f| self.rec.frames.get(f))
+                .cloned(),
         });
         script
     }

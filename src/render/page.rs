@@ -182,6 +182,8 @@ pub struct Requested {
     pub initiator: Option<Initiator>,
     /// The session the first request was made in.
     pub session: String,
+    /// The frame the first request was made for, when it says.
+    pub frame: Option<String>,
     /// Its response's status.
     pub status: Option<u16>,
     /// Why it failed, when it did.
@@ -603,9 +605,13 @@ impl Watch {
                 }
                 let script = str_of(p, "type") == "Script";
                 let preload = p.pointer("/request/isLinkPreload") == Some(&Value::Bool(true));
+                let frame = p.get("frameId").and_then(Value::as_str);
                 let entry = self.requested(&url, &session);
                 entry.script |= script;
                 entry.not_preload |= !preload;
+                if entry.frame.is_none() {
+                    entry.frame = frame.map(str::to_owned);
+                }
                 if entry.initiator.is_none() {
                     entry.initiator = Some(initiator(p.get("initiator")));
                 }
