@@ -170,6 +170,52 @@ fn pages_are_fetched_through_a_socks5_proxy() {
     }
 }
 
+/// A crawl through a proxy on loopback: the proxy's host is trusted at
+/// the proxy's port only, so a link to another port of that host (a
+/// service of the machine) is refused, never asked of the proxy.
+#[test]
+fn a_proxy_on_loopback_opens_no_other_port_of_its_host() {
+    let server = TestServer::start();
+    let socks = Socks5::start(server.addr);
+    server.set_page(
+        "seed",
+        "<a href=\"http://127.0.0.1:9/secret\">a local service</a>\
+         <a href=\"/page/next\">next</a>",
+    );
+    server.set_page("next", "<p>next</p>");
+    let run = Run::new();
+    let proxy = format!("socks5h://{}", socks.addr);
+    let out = crate::support::scrape_into(
+        &run,
+        &["http://site.test/page/seed"],
+        &[
+            "--proxy",
+            &proxy,
+            "--depth",
+            "1",
+            "--scope",
+            "any",
+            "--retries",
+            "0",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pages = Table::read(&run.path("pages.csv"));
+    assert_eq!(
+        pages.for_page("http://127.0.0.1:9/secret", "error"),
+        "private_address",
+        "{:?}",
+        pages.rows
+    );
+    assert_eq!(pages.for_page("http://site.test/page/next", "error"), "");
+    let asked = socks.asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().all(|a| !a.starts_with("127.0.0.1:9")),
+        "asked of the proxy: {asked:?}"
+    );
+    assert!(asked.iter().any(|a| a == "site.test:80"), "{asked:?}");
+}
+
 /// A forwarding HTTP proxy's answer: it is sent the absolute URL.
 fn forwarding_reply(target: &str) -> Vec<u8> {
     if target.starts_with("http://") {

@@ -21,7 +21,11 @@ use url::{Host, Url};
 /// redirect hop.
 #[derive(Debug, Default)]
 pub struct Guard {
+    /// Listed URLs' hosts: any port.
     trusted: RwLock<HashSet<String>>,
+    /// Proxies: their host at their port only, so that a proxy on
+    /// loopback opens no other service of the machine to a crawl.
+    proxies: RwLock<HashSet<(String, u16)>>,
 }
 
 /// A request the guard stopped: the error kind `private_address`.
@@ -69,14 +73,37 @@ impl Guard {
     }
 
     /// Trusts the proxies requests may go through, as they are the
-    /// user's choice. (A proxy resolves the names it is asked for itself,
-    /// so the guard can then only check hosts that are IP addresses.)
+    /// user's choice: each at its own port. (A proxy resolves the names it
+    /// is asked for itself, so the guard can then only check hosts that
+    /// are IP addresses.)
     pub fn trust_proxies(&self, proxies: &crate::proxy::Proxies) {
+        let mut trusted = self.proxies.write().unwrap_or_else(PoisonError::into_inner);
         for proxy in proxies.all() {
-            if let Some(host) = proxy.host_str() {
-                self.trust(host);
+            if let (Some(host), Some(port)) = (proxy.host_str(), proxy.port_or_known_default()) {
+                trusted.insert((host.to_ascii_lowercase(), port));
             }
         }
+    }
+
+    /// Whether `host` at `port` is trusted: a listed host (any port), or
+    /// a proxy.
+    pub fn trusts_at(&self, host: &str, port: u16) -> bool {
+        self.trusts(host)
+            || self
+                .proxies
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether `host` is a proxy's, whatever the port.
+    fn is_proxy(&self, host: &str) -> bool {
+        self.proxies
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case(host))
     }
 
     /// Whether `host` is trusted (listed, or a proxy).
@@ -96,7 +123,8 @@ impl Guard {
             _ => return Ok(()),
         };
         let host = url.host_str().unwrap_or_default();
-        if is_public(ip) || self.trusts(host) {
+        let port = url.port_or_known_default().unwrap_or(0);
+        if is_public(ip) || self.trusts_at(host, port) {
             Ok(())
         } else {
             Err(Blocked {
@@ -110,8 +138,27 @@ impl Guard {
     /// trusted host, else only the public ones (so that a name that
     /// resolves to both cannot be steered to the private one); an error
     /// when none is left.
+    ///
+    /// For the HTTP client's resolver, which names no port: a proxy's name
+    /// is allowed too (the client resolves it to reach the proxy; what it
+    /// sends through the proxy it never resolves). Where the port is
+    /// known, [`Guard::filter_at`].
     pub fn filter(&self, host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, Blocked> {
-        if self.trusts(host) {
+        if self.is_proxy(host) {
+            return Ok(addrs);
+        }
+        self.filter_at(host, 0, addrs)
+    }
+
+    /// As [`Guard::filter`], for a connection to `port`: a proxy's host is
+    /// trusted at the proxy's port only.
+    pub fn filter_at(
+        &self,
+        host: &str,
+        port: u16,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<Vec<SocketAddr>, Blocked> {
+        if self.trusts_at(host, port) {
             return Ok(addrs);
         }
         let (public, private): (Vec<SocketAddr>, Vec<SocketAddr>) =
@@ -236,6 +283,23 @@ mod tests {
         assert_eq!(err.addr.to_string(), "169.254.169.254");
         guard.trust("Intranet.Test");
         assert_eq!(guard.filter("intranet.test", mixed.clone()).unwrap(), mixed);
+    }
+
+    #[test]
+    fn a_proxy_is_trusted_at_its_port_only() {
+        let guard = Guard::new();
+        let proxies =
+            crate::proxy::Proxies::new(Some(Url::parse("http://127.0.0.1:3128").unwrap())).unwrap();
+        guard.trust_proxies(&proxies);
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(guard.check_url(&url("http://127.0.0.1:3128/")).is_ok());
+        assert!(guard.check_url(&url("http://127.0.0.1:9001/")).is_err());
+        assert!(guard.check_url(&url("http://127.0.0.1/")).is_err());
+        let local = vec![SocketAddr::new("127.0.0.1".parse().unwrap(), 0)];
+        assert!(guard.filter_at("127.0.0.1", 3128, local.clone()).is_ok());
+        assert!(guard.filter_at("127.0.0.1", 9001, local.clone()).is_err());
+        // The client's resolver, which names no port, reaches the proxy.
+        assert!(guard.filter("127.0.0.1", local).is_ok());
     }
 
     #[test]

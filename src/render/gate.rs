@@ -291,7 +291,7 @@ pub async fn allowed(target: &Target, guard: &Guard) -> Result<Vec<SocketAddr>, 
                 IpAddr::V4(v4) => v4.to_string(),
                 IpAddr::V6(v6) => format!("[{v6}]"),
             };
-            if is_public(*ip) || guard.trusts(&host) {
+            if is_public(*ip) || guard.trusts_at(&host, *port) {
                 Ok(vec![SocketAddr::new(*ip, *port)])
             } else {
                 Err(Refusal::Blocked(Blocked { host, addr: *ip }))
@@ -312,7 +312,9 @@ pub async fn allowed(target: &Target, guard: &Guard) -> Result<Vec<SocketAddr>, 
                     .map_err(Refusal::Failed)?
                     .collect()
             };
-            guard.filter(name, addrs).map_err(Refusal::Blocked)
+            guard
+                .filter_at(name, *port, addrs)
+                .map_err(Refusal::Blocked)
         }
     }
 }
