@@ -635,6 +635,17 @@ pub struct RenderArgs {
     pub render_memory: u64,
 }
 
+/// Whether `arg` (`--name` or `--name=value`, as given) is one of
+/// `--render`'s options, which only a run takes (not `work`).
+pub fn is_render_option(arg: &str) -> bool {
+    let name = arg.split('=').next().unwrap_or(arg);
+    let Some(long) = name.strip_prefix("--") else {
+        return false;
+    };
+    let options = <RenderArgs as clap::Args>::augment_args(clap::Command::new("render"));
+    options.get_arguments().any(|a| a.get_long() == Some(long))
+}
+
 /// Parses `--render-idle` as `--delay` is parsed, in its own name.
 pub fn parse_render_idle(s: &str) -> Result<Duration, String> {
     parse_delay(s).map_err(|e| e.replace("--delay", "--render-idle"))

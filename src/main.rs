@@ -33,7 +33,8 @@ fn main() -> ExitCode {
             let message = first_paragraph(&err.render().to_string());
             // The help to see is the command's, when one was given.
             let command = std::env::args()
-                .nth(1)
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
                 .filter(|a| COMMANDS.contains(&a.as_str()));
             let help = match &command {
                 Some(command) => format!("scriptscrape {command} --help"),
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
             };
             let rendering = match err.get(clap::error::ContextKind::InvalidArg) {
                 Some(clap::error::ContextValue::String(arg)) => {
-                    arg.starts_with("--render") || arg.starts_with("--browser")
+                    scriptscrape::cli::is_render_option(arg)
                 }
                 _ => false,
             };

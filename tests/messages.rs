@@ -269,6 +269,17 @@ fn a_commands_unknown_option_names_its_help() {
         "{line}"
     );
     assert_eq!(
+        refused_by_work("--rendering"),
+        "scriptscrape: unexpected argument '--rendering' found (see scriptscrape work --help)"
+    );
+    assert!(refused_by_work("--render-idle=300").contains("workers fetch and parse only"));
+    let out = Run::new().run(&["--quiet", "work", "--bogus"], None);
+    assert!(
+        out.stderr.ends_with("(see scriptscrape work --help)\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
         refused(&["--bogus"]),
         "scriptscrape: unexpected argument '--bogus' found (see --help)"
     );

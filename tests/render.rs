@@ -1802,6 +1802,8 @@ fn stop_then_resume(format: &[&str]) {
     assert_eq!(status.code(), Some(130), "{}", running.stderr());
     let stderr = running.stderr();
     assert!(stderr.contains("1 URL not done"), "{stderr}");
+    // The page the stop cut short is not counted as rendered.
+    assert!(stderr.contains("(1 page rendered"), "{stderr}");
     let report = std::fs::read_to_string(run.path("pages.out.part")).expect("report");
     assert!(
         report.contains(&quick) && !report.contains(&held),

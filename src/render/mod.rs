@@ -334,7 +334,11 @@ impl Renderer {
             stopping,
         )
         .await;
-        self.pages.fetch_add(1, Ordering::Relaxed);
+        if !matches!(rec.end, page::End::Stopped) {
+            // A page the stop cut short is not done: a resumed run
+            // renders it, and counts it, then.
+            self.pages.fetch_add(1, Ordering::Relaxed);
+        }
         self.refused
             .fetch_add(rec.refused.len() as u64, Ordering::Relaxed);
         for (refused, why) in &rec.refused {
