@@ -1202,19 +1202,22 @@ fn a_preloaded_module_is_initiated_by_the_parser() {
 
 /// A preload is a fetch, not a script that runs: one the rule refuses is
 /// a row of origin `preload` (initiated by the parser), not `inserted`,
-/// while a script an inline script inserts, refused too, is `inserted`.
+/// while a script an inline script inserts, refused too, is `inserted`,
+/// and a module a module imports is `import`.
 #[test]
 fn a_refused_preload_is_a_preload_row() {
     let server = TestServer::start();
-    let (pre, module, inserted) = (
+    let (pre, module, inserted, imported) = (
         localhost(&server, "/js/pre.js"),
         localhost(&server, "/js/pre.mjs"),
         localhost(&server, "/js/inserted.js"),
+        localhost(&server, "/js/imported.mjs"),
     );
     let head = format!(
         "<link rel=\"preload\" as=\"script\" href=\"{pre}\">\
          <link rel=\"modulepreload\" href=\"{module}\">\
-         <script>{}</script>",
+         <script>{}</script>\
+         <script type=\"module\">import '{imported}';</script>",
         insert(&inserted)
     );
     server.set_page("second", &page(&head, ""));
@@ -1231,8 +1234,14 @@ fn a_refused_preload_is_a_preload_row() {
         table
             .rows_where("page_url", &server.url("/page/second"))
             .len(),
-        4,
+        6,
         "{table:#?}"
+    );
+    let row = one(&table, "src", &imported);
+    check(
+        &table,
+        row,
+        &[("origin", "import"), ("content_error", "private_address")],
     );
     for url in [&pre, &module] {
         let row = one(&table, "src", url);
@@ -1253,7 +1262,12 @@ fn a_refused_preload_is_a_preload_row() {
         row,
         &[("origin", "inserted"), ("content_error", "private_address")],
     );
-    for path in ["/js/pre.js", "/js/pre.mjs", "/js/inserted.js"] {
+    for path in [
+        "/js/pre.js",
+        "/js/pre.mjs",
+        "/js/inserted.js",
+        "/js/imported.mjs",
+    ] {
         assert_eq!(server.hits(path), 0, "{path} reached the server");
     }
 }

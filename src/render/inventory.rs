@@ -522,10 +522,12 @@ impl Look<'_> {
         // An element that takes up a preload (in flight, or failed) makes
         // no request of its own: it is seen only when it made one.
         let preload_only = req.is_some_and(|r| !r.not_preload);
+        let imported = req.is_some_and(|r| matches!(r.initiator, Some(Initiator::Import(_))));
         let origin = match target {
             Target::Worker => Origin::Worker,
             _ if in_frame => Origin::Frame,
             _ if preload_only => Origin::Preload,
+            _ if imported => Origin::Import,
             _ => Origin::Inserted,
         };
         script.render = Some(Rendered {
