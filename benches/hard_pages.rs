@@ -1045,6 +1045,17 @@ impl Gen {
             self.base();
             self.push("</template>");
         }
+        if self.chance(10) {
+            // An </a> that closes nothing (out of scope, or behind a
+            // nested template), then a marker: the <a> outlives the
+            // template.
+            let a = self.one_of(&[
+                "<a href=\"tpl\"><template></a></template><object>",
+                "<a href=\"tpl\"><table></a></table><td>",
+                "<a href=\"tpl\"></a><object>",
+            ]);
+            self.push(a);
+        }
         match self.rng.below(10) {
             0 if self.kind == Kind::Torture => {}
             1 => self.push("</template></template>"),
@@ -1223,7 +1234,12 @@ impl Gen {
                 }
                 9 => self.select(depth + 1),
                 10 => self.push("<style>td{}</style><template><script>tt()</script></template>"),
-                11 => self.push("</td></tr></tbody>"),
+                11 => {
+                    // </br> is a <br>, foster-parented, which reconstructs
+                    // the formatting elements before the table.
+                    let end = self.one_of(&["</td></tr></tbody>", "</br>", "</p>", "</b>"]);
+                    self.push(end);
+                }
                 _ => self.push("<tfoot><tr><td>"),
             }
         }

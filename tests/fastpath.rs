@@ -150,6 +150,14 @@ fn the_fast_scan_agrees_or_falls_back_on_hand_made_hard_cases() {
         "<template><col><svg><![CDATA[</svg></template><script>b</script>]]></svg></template>",
         "<template><a href=/x><object></a></template>x",
         "<template><td><a href=/x><marquee></a></template><b>",
+        // Found by a second adversarial review.
+        "<p><b></p><table><script>1</script></br><script>2</script></table>",
+        "<p><b></p><table><tr><script>1</script></br><script>2</script></table>",
+        "<p><b></p><table><tbody><script>1</script></br><script>2</script></table>",
+        "<p><b></p><table><colgroup></br><script>2</script></table>",
+        "<template><b><object></template><table><script>1</script></br><script>2</script></table>",
+        "<template><a href=/1><template></a></template><object></template><p>x",
+        "<template><a href=/1><table></a></table><object></template><p>x",
     ];
     let pages: Vec<(String, String)> = cases
         .iter()
@@ -158,4 +166,55 @@ fn the_fast_scan_agrees_or_falls_back_on_hand_made_hard_cases() {
         .collect();
     let fell_back = check_all(&pages);
     eprintln!("{fell_back:?}");
+}
+
+/// A meta whose charset names no encoding, with an http-equiv that names
+/// one, after the first 1,024 bytes of a page served without a charset:
+/// the http-equiv decides, in the scan as in html5ever's path.
+#[test]
+fn a_meta_charset_naming_nothing_gives_way_to_its_http_equiv() {
+    let url = Url::parse("https://www.example.com/").expect("a URL");
+    for charset in ["bogus", ""] {
+        let html = format!(
+            "<html><head><!--{}--><meta charset=\"{charset}\" http-equiv=\"Content-Type\" \
+             content=\"text/html; charset=utf-8\"><script>var s=\"é中\";</script>",
+            "x".repeat(1100)
+        );
+        let extractor = Extractor::new().keep_inline_text(true);
+        let within = std::time::Duration::from_secs(30);
+        let fast = extractor.extract_body_within(&url, html.clone().into_bytes(), None, within);
+        let tree =
+            extractor
+                .tree_only(true)
+                .extract_body_within(&url, html.into_bytes(), None, within);
+        assert_eq!(fast.encoding, encoding_rs::UTF_8, "{charset:?}");
+        assert_eq!(tree.encoding, encoding_rs::UTF_8, "{charset:?}");
+        let text = |e: &scriptscrape::extract::Decoded| {
+            e.extracted.as_ref().expect("extracted").scripts[0]
+                .inline
+                .as_ref()
+                .and_then(|i| i.text.clone())
+        };
+        assert_eq!(
+            text(&fast).as_deref(),
+            Some("var s=\"é中\";"),
+            "{charset:?}"
+        );
+        assert_eq!(text(&fast), text(&tree), "{charset:?}");
+    }
+}
+
+/// A tag with tens of thousands of attributes, one repeated at the end:
+/// past a few attributes the scan looks names up in a set (a linear scan
+/// of those before made 250,000 take minutes); a duplicate found there is
+/// a duplicate as html5ever has it, and the rows are the same.
+#[test]
+fn a_tag_with_many_attributes_is_read() {
+    let mut html = String::from("<script src=a.js");
+    for i in 0..50_000 {
+        html.push_str(&format!(" a{i}=1"));
+    }
+    html.push_str(" a7=dup></script>");
+    let pages = [("many attributes".to_owned(), html)];
+    assert!(check_all(&pages).is_empty(), "the scan was sure of it");
 }

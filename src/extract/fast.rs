@@ -62,6 +62,7 @@ pub fn scan(html: &str, options: Options) -> Result<Found<'_>, Unsure> {
         templates: 0,
         template_anchors: 0,
         anchor_behind_marker: false,
+        anchor_out_of_scope: false,
         outer_tables: Vec::new(),
         tables: Vec::new(),
         foreign: Vec::new(),
@@ -174,6 +175,10 @@ struct Scan<'a> {
     /// `<a>`: an `</a>` then closes nothing, and the `<a>` may outlive the
     /// template.
     anchor_behind_marker: bool,
+    /// A `<table>` or `<template>` opened in a template after an `<a>`:
+    /// an `</a>` may then close nothing (not in scope), so `</a>`s no
+    /// longer count as closing the template's `<a>`s.
+    anchor_out_of_scope: bool,
     /// The table stack outside the outermost open template.
     outer_tables: Vec<TableElement>,
     tables: Vec<TableElement>,
@@ -381,9 +386,19 @@ impl<'a> Scan<'a> {
     fn attrs(&self, tag: &Tag) -> (Attrs<'a>, bool) {
         let mut out: Attrs<'a> = Vec::with_capacity(tag.attrs.len());
         let mut duplicate = false;
+        // Past a few attributes, names seen are looked up in a set: a
+        // tag with 100,000 attributes would otherwise take minutes.
+        let mut seen: Option<std::collections::HashSet<Cow<'a, str>>> = None;
         for raw in &tag.attrs {
             let name = normalize_name(&self.s[raw.name.0..raw.name.1]);
-            if out.iter().any(|(n, _)| *n == name) {
+            if seen.is_none() && out.len() >= 16 {
+                seen = Some(out.iter().map(|(n, _)| n.clone()).collect());
+            }
+            let repeated = match &mut seen {
+                Some(seen) => !seen.insert(name.clone()),
+                None => out.iter().any(|(n, _)| *n == name),
+            };
+            if repeated {
                 duplicate = true;
                 continue;
             }

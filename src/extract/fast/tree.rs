@@ -75,6 +75,12 @@ impl<'a> Scan<'a> {
                 {
                     self.anchor_behind_marker = true;
                 }
+                // The other elements an `</a>` cannot reach past ("has an
+                // element in scope"): while one is open, that `</a>`
+                // closes nothing.
+                "table" | "template" if self.template_anchors > 0 => {
+                    self.anchor_out_of_scope = true;
+                }
                 _ => {}
             }
         }
@@ -316,12 +322,13 @@ impl<'a> Scan<'a> {
                 if self.templates == 0 {
                     self.tables = std::mem::take(&mut self.outer_tables);
                     self.anchor_behind_marker = false;
+                    self.anchor_out_of_scope = false;
                 }
             }
             return Ok(());
         }
         if self.templates > 0 {
-            if name == "a" {
+            if name == "a" && !self.anchor_out_of_scope {
                 self.template_anchors = self.template_anchors.saturating_sub(1);
             }
             return Ok(());
@@ -345,6 +352,22 @@ impl<'a> Scan<'a> {
                 self.end(name)
             }
             Phase::Body => {
+                let in_table = matches!(
+                    self.tables.last(),
+                    Some(
+                        TableElement::Table
+                            | TableElement::Section(_)
+                            | TableElement::Row
+                            | TableElement::ColGroup
+                    )
+                );
+                if name == "br" && in_table {
+                    // Taken for <br>, foster-parented, which first
+                    // reconstructs the active formatting elements: their
+                    // clones go before the table, and later scripts into
+                    // them.
+                    return Err(Unsure("a </br> in a table, outside its cells"));
+                }
                 self.end_in_tables(name);
                 Ok(())
             }
@@ -485,14 +508,16 @@ impl<'a> Scan<'a> {
 
     /// The encoding a `<meta>` names, as the tree builder reads it.
     fn meta_encoding(&self, tag: &Tag) -> Option<&'static Encoding> {
-        match self.attr(tag, "charset") {
-            Some(label) => Encoding::for_label(label.as_bytes()),
-            None => self
-                .attr(tag, "http-equiv")
-                .filter(|v| v.eq_ignore_ascii_case("content-type"))
-                .and(self.attr(tag, "content"))
-                .and_then(|content| crate::charset::from_meta_content(&content)),
-        }
+        // A charset naming no encoding is passed over for the http-equiv
+        // (the prescan's "otherwise"), as the tree path does (sink.rs).
+        self.attr(tag, "charset")
+            .and_then(|label| Encoding::for_label(label.as_bytes()))
+            .or_else(|| {
+                self.attr(tag, "http-equiv")
+                    .filter(|v| v.eq_ignore_ascii_case("content-type"))
+                    .and(self.attr(tag, "content"))
+                    .and_then(|content| crate::charset::from_meta_content(&content))
+            })
     }
 }
 
