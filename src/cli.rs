@@ -1069,6 +1069,59 @@ pub enum Command {
     /// have no inventory, 2: could not report).
     #[command(after_help = INVENTORY_AFTER_HELP)]
     Inventory(InventoryArgs),
+
+    /// Scan pages on demand over HTTP: POST /v1/scan with URLs, answered
+    /// with JSON Lines as pages complete; every scan shares one -c and
+    /// --per-host, and client URLs are held to the private-network rule.
+    #[command(after_help = SERVE_AFTER_HELP)]
+    Serve(ServeArgs),
+}
+
+const SERVE_AFTER_HELP: &str = "\
+Example:
+  echo \"$(openssl rand -hex 24)\" > token && chmod 600 token
+  scriptscrape serve --listen 127.0.0.1:8080 --token-file token
+  curl -sN -H \"Authorization: Bearer $(cat token)\" --data-binary @urls.txt \\
+    http://127.0.0.1:8080/v1/scan
+
+See README \"Scans over HTTP\" for the stream's objects and the security model.";
+
+/// `scriptscrape serve`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address and port to listen on.
+    #[arg(
+        env = "SCRIPTSCRAPE_LISTEN",
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// A file holding the bearer token clients must send
+    /// (Authorization: Bearer TOKEN); at least 16 characters.
+    #[arg(env = "SCRIPTSCRAPE_TOKEN_FILE", long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// Take scans without a token: only on a loopback address.
+    #[arg(env = "SCRIPTSCRAPE_NO_AUTH", long)]
+    pub no_auth: bool,
+
+    /// URLs one scan may ask for; more is refused (413).
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_URLS",
+        long,
+        value_name = "N",
+        default_value = "1000",
+        value_parser = clap::value_parser!(u64).range(1..1_000_000)
+    )]
+    pub max_urls: u64,
+
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 const INVENTORY_AFTER_HELP: &str = "\

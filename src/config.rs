@@ -286,6 +286,29 @@ impl Config {
         Self::build(cli, Vec::new())
     }
 
+    /// The server's fetching settings (`scriptscrape serve`), and whether
+    /// client URLs may be private addresses (`--allow-private`, which for
+    /// a server applies to every URL, not to a crawl's links).
+    pub fn for_serve(
+        mut fetch: crate::cli::FetchArgs,
+        log: crate::cli::LogArgs,
+    ) -> anyhow::Result<(Config, bool)> {
+        let crawling = [
+            (fetch.depth > 0, "--depth"),
+            (!fetch.sitemaps.is_empty(), "--sitemap"),
+            (fetch.max_pages.is_some(), "--max-pages"),
+            (fetch.scope.is_some(), "--scope"),
+            (!fetch.include.is_empty(), "--include"),
+            (!fetch.exclude.is_empty(), "--exclude"),
+        ];
+        if let Some((_, flag)) = crawling.iter().find(|(given, _)| *given) {
+            bail!("{flag}: a server's scans fetch the URLs they are given, they do not crawl");
+        }
+        let allow_private = std::mem::take(&mut fetch.allow_private);
+        let config = Self::for_work(fetch, log)?;
+        Ok((config, allow_private))
+    }
+
     /// The collector's settings (`scriptscrape collect`): a scrape's
     /// outputs, with no input and no fetching of its own.
     pub fn for_collect(

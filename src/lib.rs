@@ -70,6 +70,7 @@ pub mod render;
 pub mod run;
 pub mod schedule;
 pub mod seen;
+pub mod serve;
 pub mod shard;
 
 pub use config::Config;

@@ -16,7 +16,15 @@ use scriptscrape::{Config, ExitStatus, cli::ArgsError, cli::Cli};
 
 /// The commands besides a scrape, which a file of URLs could be named
 /// like.
-const COMMANDS: [&str; 6] = ["diff", "enqueue", "work", "collect", "jobs", "inventory"];
+const COMMANDS: [&str; 7] = [
+    "diff",
+    "enqueue",
+    "work",
+    "collect",
+    "jobs",
+    "inventory",
+    "serve",
+];
 
 fn main() -> ExitCode {
     // A panic is a bug; say so in one line instead of a backtrace.
@@ -78,6 +86,7 @@ fn main() -> ExitCode {
         Some(Command::Collect(args)) => return collect(args),
         Some(Command::Jobs(args)) => return jobs(args),
         Some(Command::Inventory(args)) => return inventory(args),
+        Some(Command::Serve(args)) => return serve(args),
         None => {}
     }
     if let Some(command) = cli
@@ -269,6 +278,53 @@ fn stopped_or_ok(cause: Option<Cause>) -> ExitCode {
     }
 }
 
+/// The logs of a command that fetches (work, serve), and as many open
+/// files as the system allows: as for a scrape, each request in flight
+/// holds a socket.
+fn fetching_logs(log: &scriptscrape::cli::LogArgs) -> Result<(), ExitCode> {
+    queue_logs(log)?;
+    #[cfg(unix)]
+    {
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+    }
+    Ok(())
+}
+
+/// `scriptscrape serve`: runs until SIGINT or SIGTERM, then exits as an
+/// interrupted run does.
+fn serve(args: scriptscrape::cli::ServeArgs) -> ExitCode {
+    if let Err(code) = fetching_logs(&args.log) {
+        return code;
+    }
+    let stop = Stop::new();
+    let outcome = (|| {
+        let token = scriptscrape::serve::Settings::token(
+            args.listen,
+            args.token_file.as_ref(),
+            args.no_auth,
+        )?;
+        let (config, allow_private) = Config::for_serve(args.fetch, args.log)?;
+        if config.fetch.insecure {
+            tracing::warn!("warning: --insecure: TLS certificates are not checked");
+        }
+        #[cfg(unix)]
+        stop_on_signals(&stop, config.grace)?;
+        let settings = scriptscrape::serve::Settings {
+            listen: args.listen,
+            token,
+            allow_private,
+            // The parser's range keeps it far below usize's.
+            max_urls: usize::try_from(args.max_urls).unwrap_or(usize::MAX),
+            config,
+        };
+        scriptscrape::serve::serve(settings, &stop)
+    })();
+    match outcome {
+        Ok(()) => stopped_or_ok(stop.cause()),
+        Err(e) => fatal(&e),
+    }
+}
+
 /// `scriptscrape enqueue`: exit 0 once the URLs are in the job.
 fn enqueue(args: scriptscrape::cli::EnqueueArgs) -> ExitCode {
     use scriptscrape::queue::enqueue::{EnqueueConfig, enqueue};
@@ -316,13 +372,8 @@ fn enqueue(args: scriptscrape::cli::EnqueueArgs) -> ExitCode {
 /// `scriptscrape work`: exit 0 once the job is closed and drained.
 fn work(args: scriptscrape::cli::WorkArgs) -> ExitCode {
     use scriptscrape::queue::worker::WorkSettings;
-    if let Err(code) = queue_logs(&args.log) {
+    if let Err(code) = fetching_logs(&args.log) {
         return code;
-    }
-    #[cfg(unix)]
-    {
-        // As for a scrape: each request in flight holds a socket.
-        let _ = rlimit::increase_nofile_limit(u64::MAX);
     }
     let stop = Stop::new();
     let outcome = (|| {

@@ -1065,7 +1065,7 @@ fn parse_stage(
 /// when the page fails to parse, as the scheduler counts on one message.
 /// With `render`, a page read whole also yields what the browser is to
 /// load.
-fn parse_one(
+pub(crate) fn parse_one(
     done: Completed,
     extractor: &Extractor,
     crawl: Option<&Crawl>,

@@ -814,6 +814,7 @@ fn every_recipe_is_covered() {
         ("Exporting to a warehouse", "sh", 2),
         ("A shared queue on Redis", "sh", 1),
         ("Scripts a browser runs (`--render`)", "sh", 1),
+        ("Scans over HTTP (`scriptscrape serve`)", "sh", 1),
         ("scripts CSV (`-o FILE`, default standard output)", "csv", 1),
         ("page report (`--pages FILE`)", "csv", 1),
     ];
@@ -1056,6 +1057,64 @@ fn queue_recipe_writes_what_a_local_run_writes() {
         serde_json::from_slice(&std::fs::read(sandbox.file("stats.json")).expect("stats.json"))
             .expect("stats JSON");
     assert_eq!(stats["pages"]["ok"], 12, "{stats}");
+}
+
+/// The `serve` recipe, as written: a token made, the server started, and
+/// both curl scans answered with the stream of the README (the site is
+/// on loopback, so the server gets --allow-private; the JSON scan names
+/// the test site instead of example.com and .org; the server runs in the
+/// background until the scans are done).
+#[test]
+fn serve_recipe_scans_over_http() {
+    let server = TestServer::start();
+    let sandbox = Sandbox::new();
+    sandbox.list("urls.txt", &[server.url("/gen/1"), server.url("/gen/2")]);
+    let [recipe] = &blocks_in("Scans over HTTP (`scriptscrape serve`)", "sh")[..] else {
+        panic!("one recipe under Scans over HTTP")
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let recipe = substitute(recipe, "127.0.0.1:8080", &addr);
+    let recipe = substitute(&recipe, "https://example.com/", &server.url("/gen/3"));
+    let recipe = substitute(&recipe, "https://example.org/", &server.url("/gen/4"));
+    let started = "--per-host 2 --allow-private &\n\
+         for i in $(seq 100); do curl -s http://ADDR/healthz >/dev/null && break; sleep 0.1; done\n"
+        .replace("ADDR", &addr);
+    let recipe = substitute(&recipe, "--per-host 2\n", &started);
+    let ran = sandbox.sh(&format!("{recipe}\nkill $!"));
+    assert_eq!(ran.code, Some(0), "{}", ran.printed());
+    let objects: Vec<Value> = ran
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let summaries: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["object"] == "summary")
+        .collect();
+    assert_eq!(summaries.len(), 2, "{}", ran.printed());
+    for summary in summaries {
+        assert_eq!(summary["ok"], 2, "{summary}");
+    }
+    for n in 1..=4 {
+        let url = server.url(&format!("/gen/{n}"));
+        assert!(
+            objects
+                .iter()
+                .any(|o| o["object"] == "page" && o["page_url"] == url.as_str()),
+            "{url}: {}",
+            ran.printed()
+        );
+    }
+    let token = std::fs::read_to_string(sandbox.file("token")).expect("the token file");
+    assert!(token.trim().len() >= 16, "{token:?}");
+    assert!(
+        !ran.printed().contains(token.trim()),
+        "the token was printed"
+    );
 }
 
 #[test]

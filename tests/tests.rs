@@ -25,4 +25,5 @@ mod queue;
 mod readme;
 mod render;
 mod scaleout;
+mod serve;
 mod shards;

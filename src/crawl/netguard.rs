@@ -45,10 +45,7 @@ impl std::fmt::Display for Blocked {
         } else {
             write!(f, "{host} resolves to the non-public address {}", self.addr)?;
         }
-        write!(
-            f,
-            "; a crawl does not follow links into private networks (--allow-private)"
-        )
+        write!(f, "; private networks are off limits (--allow-private)")
     }
 }
 

@@ -713,6 +713,7 @@ impl Table {
             }
             Encoder::Jsonl(staged) => {
                 let row = JsonRow {
+                    kind: None,
                     columns: &self.columns,
                     cells,
                 };
@@ -737,9 +738,133 @@ impl Table {
     }
 }
 
+/// Calls `row` with every column of each script row of `page` (all of
+/// [`SCRIPT_COLUMNS_WITH_TEXT`], in order), as the outputs write them.
+fn script_rows<'a>(
+    page: &'a PageResult,
+    mut row: impl FnMut(&[Cell<'_>]) -> io::Result<()>,
+) -> io::Result<()> {
+    let final_url = opt(page.final_url.as_deref());
+    if let Ok(scripts) = &page.outcome {
+        for s in scripts {
+            let inline = s.inline.as_ref();
+            let content = s.content.as_deref();
+            let sha384 = content.and_then(|c| c.sha384());
+            // Credentials in a src are sent (as basic auth) but never
+            // written, as for page URLs.
+            let src = s.src.as_ref().map(|src| without_password(src.as_str()));
+            let integrity_ok = content
+                .zip(s.integrity.as_deref())
+                .and_then(|(c, integrity)| c.integrity_ok(integrity));
+            let rendered = s.render.as_ref();
+            // A script a browser ran that is no element of the fetched
+            // HTML: its attributes are not known (the DOM is not read).
+            let element = rendered.is_none_or(|r| r.origin == Origin::Static);
+            let attr = |cell: Cell<'a>| if element { cell } else { Cell::Null };
+            row(&[
+                Cell::Str(&page.page_url),
+                final_url,
+                Cell::Int(s.index as u64),
+                opt(src.as_deref()),
+                Cell::Bool(inline.is_some()),
+                opt(s.type_attr.as_deref()),
+                attr(Cell::Bool(s.is_async)),
+                attr(Cell::Bool(s.defer)),
+                attr(Cell::Bool(s.nomodule)),
+                opt(s.integrity.as_deref()),
+                opt(s.crossorigin.as_deref()),
+                inline.map_or(Cell::Null, |i| Cell::Int(i.bytes as u64)),
+                inline.map_or(Cell::Null, |i| Cell::Str(&i.sha256)),
+                s.src
+                    .as_ref()
+                    .map_or(Cell::Null, |src| Cell::Bool(src.is_resolved())),
+                attr(Cell::Bool(s.svg)),
+                opt(match &s.src {
+                    Some(Src::Resolved(url)) => url.host_str(),
+                    _ => None,
+                }),
+                Cell::Bool(s.third_party),
+                attr(Cell::Str(s.position.as_str())),
+                attr(Cell::Bool(s.nonce)),
+                s.csp_allowed.map_or(Cell::Null, Cell::Bool),
+                integrity_ok.map_or(Cell::Null, Cell::Bool),
+                content
+                    .and_then(|c| c.status)
+                    .map_or(Cell::Null, |s| Cell::Int(s.into())),
+                opt(content.and_then(|c| c.error).map(|e| e.as_str())),
+                content.and_then(|c| c.bytes).map_or(Cell::Null, Cell::Int),
+                opt(sha384.as_deref()),
+                opt(rendered.map(|r| r.origin.as_str())),
+                opt(rendered.and_then(|r| r.initiator.as_deref())),
+                opt(rendered.and_then(|r| r.frame_url.as_deref())),
+                // Kept by the extractor only when asked for.
+                opt(inline.and_then(|i| i.text.as_deref())),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Calls `row` with every column of `page`'s report row
+/// ([`PAGE_COLUMNS`], in order).
+fn report_row(
+    page: &PageResult,
+    row: impl FnOnce(&[Cell<'_>]) -> io::Result<()>,
+) -> io::Result<()> {
+    let final_url = opt(page.final_url.as_deref());
+    let (kind, detail, count) = match (&page.outcome, &page.incomplete) {
+        (Ok(scripts), Some(e)) => (
+            Cell::Str(e.kind.as_str()),
+            Cell::Str(&e.detail),
+            scripts.len(),
+        ),
+        (Ok(scripts), None) => (Cell::Null, Cell::Null, scripts.len()),
+        (Err(e), _) => (Cell::Str(e.kind.as_str()), Cell::Str(&e.detail), 0),
+    };
+    row(&[
+        Cell::Str(&page.page_url),
+        final_url,
+        page.status.map_or(Cell::Null, |s| Cell::Int(s.into())),
+        kind,
+        Cell::Int(count as u64),
+        Cell::Int(page.bytes),
+        Cell::Int(u64::try_from(page.elapsed.as_millis()).unwrap_or(u64::MAX)),
+        detail,
+        opt(page.charset),
+        Cell::Int(page.attempts.into()),
+        Cell::Int(page.depth.into()),
+        opt(page.referrer.as_deref()),
+        opt(page.csp.as_deref()),
+    ])
+}
+
+/// `page` as JSON Lines objects for a stream that mixes them (`serve`):
+/// `{"object":"page",…}` with the page report's fields, then one
+/// `{"object":"script",…}` per script with the scripts' fields (without
+/// the inline text), each as `--format jsonl` writes them.
+pub fn jsonl_objects(page: &PageResult, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut object = |kind, columns: &[&'static str], cells: &[Cell<'_>]| {
+        let row = JsonRow {
+            kind: Some(kind),
+            columns,
+            cells,
+        };
+        serde_json::to_writer(&mut *out, &row).map_err(io::Error::other)?;
+        out.push(b'\n');
+        Ok(())
+    };
+    report_row(page, |cells| object("page", &PAGE_COLUMNS, cells))?;
+    script_rows(page, |cells| {
+        object("script", &SCRIPT_COLUMNS, &cells[..SCRIPT_COLUMNS.len()])
+    })
+}
+
 /// One row as a JSON object, keys in column order, serialised straight
 /// into the page's buffer: no map of owned keys and values per row.
 struct JsonRow<'a> {
+    /// An `"object"` key first, for streams that mix objects (serve):
+    /// not `"type"`, which is a column of the scripts.
+    kind: Option<&'static str>,
     columns: &'a [&'static str],
     cells: &'a [Cell<'a>],
 }
@@ -747,7 +872,11 @@ struct JsonRow<'a> {
 impl serde::Serialize for JsonRow<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(Some(self.cells.len()))?;
+        let len = self.cells.len() + usize::from(self.kind.is_some());
+        let mut map = serializer.serialize_map(Some(len))?;
+        if let Some(kind) = self.kind {
+            map.serialize_entry("object", kind)?;
+        }
         for (name, cell) in self.columns.iter().zip(self.cells) {
             match *cell {
                 Cell::Str(s) => map.serialize_entry(name, s)?,
@@ -899,96 +1028,17 @@ impl Sink {
         self.write_report(page).map_err(write_error(&self.names[1]))
     }
 
-    fn write_scripts<'a>(&mut self, page: &'a PageResult) -> io::Result<()> {
-        let final_url = opt(page.final_url.as_deref());
-        if let Ok(scripts) = &page.outcome {
-            for s in scripts {
-                let inline = s.inline.as_ref();
-                let content = s.content.as_deref();
-                let sha384 = content.and_then(|c| c.sha384());
-                // Credentials in a src are sent (as basic auth) but never
-                // written, as for page URLs.
-                let src = s.src.as_ref().map(|src| without_password(src.as_str()));
-                let integrity_ok = content
-                    .zip(s.integrity.as_deref())
-                    .and_then(|(c, integrity)| c.integrity_ok(integrity));
-                let rendered = s.render.as_ref();
-                // A script a browser ran that is no element of the fetched
-                // HTML: its attributes are not known (the DOM is not read).
-                let element = rendered.is_none_or(|r| r.origin == Origin::Static);
-                let attr = |cell: Cell<'a>| if element { cell } else { Cell::Null };
-                self.scripts.row(&[
-                    Cell::Str(&page.page_url),
-                    final_url,
-                    Cell::Int(s.index as u64),
-                    opt(src.as_deref()),
-                    Cell::Bool(inline.is_some()),
-                    opt(s.type_attr.as_deref()),
-                    attr(Cell::Bool(s.is_async)),
-                    attr(Cell::Bool(s.defer)),
-                    attr(Cell::Bool(s.nomodule)),
-                    opt(s.integrity.as_deref()),
-                    opt(s.crossorigin.as_deref()),
-                    inline.map_or(Cell::Null, |i| Cell::Int(i.bytes as u64)),
-                    inline.map_or(Cell::Null, |i| Cell::Str(&i.sha256)),
-                    s.src
-                        .as_ref()
-                        .map_or(Cell::Null, |src| Cell::Bool(src.is_resolved())),
-                    attr(Cell::Bool(s.svg)),
-                    opt(match &s.src {
-                        Some(Src::Resolved(url)) => url.host_str(),
-                        _ => None,
-                    }),
-                    Cell::Bool(s.third_party),
-                    attr(Cell::Str(s.position.as_str())),
-                    attr(Cell::Bool(s.nonce)),
-                    s.csp_allowed.map_or(Cell::Null, Cell::Bool),
-                    integrity_ok.map_or(Cell::Null, Cell::Bool),
-                    content
-                        .and_then(|c| c.status)
-                        .map_or(Cell::Null, |s| Cell::Int(s.into())),
-                    opt(content.and_then(|c| c.error).map(|e| e.as_str())),
-                    content.and_then(|c| c.bytes).map_or(Cell::Null, Cell::Int),
-                    opt(sha384.as_deref()),
-                    opt(rendered.map(|r| r.origin.as_str())),
-                    opt(rendered.and_then(|r| r.initiator.as_deref())),
-                    opt(rendered.and_then(|r| r.frame_url.as_deref())),
-                    // Kept by the extractor only when asked for.
-                    opt(inline.and_then(|i| i.text.as_deref())),
-                ])?;
-            }
+    fn write_scripts(&mut self, page: &PageResult) -> io::Result<()> {
+        if page.outcome.is_ok() {
+            script_rows(page, |cells| self.scripts.row(cells))?;
             self.scripts.commit()?;
         }
         Ok(())
     }
 
     fn write_report(&mut self, page: &PageResult) -> io::Result<()> {
-        let final_url = opt(page.final_url.as_deref());
         if let Some(table) = &mut self.pages {
-            let (kind, detail, count) = match (&page.outcome, &page.incomplete) {
-                (Ok(scripts), Some(e)) => (
-                    Cell::Str(e.kind.as_str()),
-                    Cell::Str(&e.detail),
-                    scripts.len(),
-                ),
-                (Ok(scripts), None) => (Cell::Null, Cell::Null, scripts.len()),
-                (Err(e), _) => (Cell::Str(e.kind.as_str()), Cell::Str(&e.detail), 0),
-            };
-            table.row(&[
-                Cell::Str(&page.page_url),
-                final_url,
-                page.status.map_or(Cell::Null, |s| Cell::Int(s.into())),
-                kind,
-                Cell::Int(count as u64),
-                Cell::Int(page.bytes),
-                Cell::Int(u64::try_from(page.elapsed.as_millis()).unwrap_or(u64::MAX)),
-                detail,
-                opt(page.charset),
-                Cell::Int(page.attempts.into()),
-                Cell::Int(page.depth.into()),
-                opt(page.referrer.as_deref()),
-                opt(page.csp.as_deref()),
-            ])?;
+            report_row(page, |cells| table.row(cells))?;
             table.commit()?;
         }
         Ok(())

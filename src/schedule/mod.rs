@@ -15,6 +15,7 @@
 
 pub mod hosts;
 pub mod local;
+pub mod served;
 pub mod shared;
 pub mod tasks;
 pub mod work;
@@ -219,6 +220,11 @@ impl Fetching {
                     seq,
                     origin,
                 } => {
+                    if !work.wanted(seq) {
+                        // Nobody waits for it: the slot goes back.
+                        self.queues.finished(&host, now);
+                        continue;
+                    }
                     work.dispatched(seq, origin.as_ref().map(|o| o.depth));
                     let rule = self.hop_rule(origin.as_ref());
                     self.pages_running += 1;

@@ -62,6 +62,12 @@ pub(crate) trait Work: Send {
         Some(u16::MAX)
     }
 
+    /// Whether the page of `seq`, at the front of its queue, is still to
+    /// be fetched (not when a served scan's client has gone away).
+    fn wanted(&self, _seq: u64) -> bool {
+        true
+    }
+
     /// The page request of `seq` started, at `depth` in a crawl.
     fn dispatched(&mut self, _seq: u64, _depth: Option<u16>) {}
 

@@ -1,0 +1,279 @@
+//! The HTTP side: routes, authentication, what a scan request may hold,
+//! and the stream of JSON Lines a scan answers with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State as Shared};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::engine::{Engine, Scan};
+use super::{MAX_BODY, MAX_URL, Settings};
+use crate::output::PageResult;
+use crate::run::stop::{Level, Stop};
+
+/// What every request handler shares.
+pub struct State {
+    engine: Engine,
+    token: Option<String>,
+    max_urls: usize,
+    stop: Stop,
+    grace: Duration,
+    /// When the server was asked to stop: scans still running then are
+    /// cut `grace` later.
+    draining_since: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+impl State {
+    /// The handlers' state for `settings`' server.
+    pub fn new(engine: Engine, settings: &Settings, stop: Stop, grace: Duration) -> State {
+        State {
+            engine,
+            token: settings.token.clone(),
+            max_urls: settings.max_urls,
+            stop,
+            grace,
+            draining_since: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Notes that the server stops accepting scans now.
+    pub fn draining(&self) {
+        let _ = self.draining_since.set(tokio::time::Instant::now());
+    }
+}
+
+/// The server's routes.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/scan", post(scan))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// An error answer: its status and a one-line JSON body saying why.
+fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
+    let body = json!({ "error": why.into() }).to_string() + "\n";
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Whether `headers` carry the server's token. Compared in constant time:
+/// how long a wrong token takes to refuse says nothing of the right one.
+fn authorised(state: &State, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// Equal bytes, in a time that depends on the lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The URLs a scan request names: a JSON body `{"urls": [...]}` or text,
+/// one URL per line (blank lines and `#` comments skipped).
+fn urls_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, String> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+        let Some(object) = value.as_object() else {
+            return Err("the body must be a JSON object with \"urls\"".into());
+        };
+        if let Some(field) = object.keys().find(|k| *k != "urls") {
+            return Err(format!("unknown field {field:?}: a scan takes \"urls\""));
+        }
+        let urls = object
+            .get("urls")
+            .and_then(|u| u.as_array())
+            .ok_or("\"urls\" must be an array of strings")?;
+        urls.iter()
+            .map(|u| u.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| "\"urls\" must be an array of strings".into())
+    } else {
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text")?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+async fn scan(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorised(&state, &headers) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "a scan needs 'Authorization: Bearer TOKEN' with the server's token",
+        );
+    }
+    let urls = match urls_of(&headers, &body) {
+        Ok(urls) => urls,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    if urls.is_empty() {
+        return refuse(StatusCode::BAD_REQUEST, "no URL to scan");
+    }
+    if urls.len() > state.max_urls {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} URLs: a scan takes at most {} (--max-urls)",
+                urls.len(),
+                state.max_urls
+            ),
+        );
+    }
+    if let Some(long) = urls.iter().position(|u| u.len() > MAX_URL) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("URL {} is longer than {MAX_URL} bytes", long + 1),
+        );
+    }
+    let expected = urls.len();
+    let scan = match state.engine.scan(urls).await {
+        Ok(scan) => scan,
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let stream = futures::stream::unfold(
+        Streaming::new(scan, expected, Arc::clone(&state)),
+        |mut s| async move {
+            s.next()
+                .await
+                .map(|chunk| (Ok::<_, std::io::Error>(chunk), s))
+        },
+    );
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// One scan's answer as it is written: pages as they come, then the
+/// summary.
+struct Streaming {
+    scan: Scan,
+    expected: usize,
+    received: usize,
+    scripts: u64,
+    failed: BTreeMap<&'static str, u64>,
+    started: Instant,
+    state: Arc<State>,
+    done: bool,
+}
+
+impl Streaming {
+    fn new(scan: Scan, expected: usize, state: Arc<State>) -> Self {
+        Streaming {
+            scan,
+            expected,
+            received: 0,
+            scripts: 0,
+            failed: BTreeMap::new(),
+            started: Instant::now(),
+            state,
+            done: false,
+        }
+    }
+
+    /// The next chunk of the answer, `None` once the summary is sent.
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        if self.received == self.expected {
+            return Some(self.summary(false));
+        }
+        let state = Arc::clone(&self.state);
+        let cut = async move {
+            state.stop.reached(Level::Draining).await;
+            let since = *state.draining_since.get_or_init(tokio::time::Instant::now);
+            tokio::time::sleep_until(since + state.grace).await;
+        };
+        tokio::select! {
+            page = self.scan.pages.recv() => match page {
+                Some(page) => Some(self.page(&page)),
+                None => Some(self.summary(true)),
+            },
+            () = cut => Some(self.summary(true)),
+        }
+    }
+
+    fn page(&mut self, page: &PageResult) -> Bytes {
+        self.received += 1;
+        match &page.outcome {
+            Ok(scripts) => self.scripts += scripts.len() as u64,
+            Err(e) => *self.failed.entry(e.kind.as_str()).or_default() += 1,
+        }
+        let mut out = Vec::new();
+        if let Err(e) = crate::output::jsonl_objects(page, &mut out) {
+            tracing::warn!("cannot write a page of a scan: {e}");
+        }
+        Bytes::from(out)
+    }
+
+    fn summary(&mut self, cut_short: bool) -> Bytes {
+        self.done = true;
+        let failed: u64 = self.failed.values().sum();
+        let summary = json!({
+            "object": "summary",
+            "urls": self.expected,
+            "pages": self.received,
+            "ok": self.received as u64 - failed,
+            "failed": failed,
+            "errors": self.failed,
+            "scripts": self.scripts,
+            "elapsed_s": (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            "cut_short": cut_short,
+        });
+        Bytes::from(summary.to_string() + "\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+
+    #[test]
+    fn a_scan_names_urls_as_json_or_lines() {
+        let mut json = HeaderMap::new();
+        json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let urls = urls_of(&json, br#"{"urls": ["https://a.test/", "b.test"]}"#).unwrap();
+        assert_eq!(urls, ["https://a.test/", "b.test"]);
+        let err = urls_of(&json, br#"{"urls": [], "depth": 3}"#).unwrap_err();
+        assert!(err.contains("\"depth\""), "{err}");
+        assert!(urls_of(&json, br#"{"urls": [1]}"#).is_err());
+        let text = urls_of(&HeaderMap::new(), b"https://a.test/\n\n# no\n b.test \n").unwrap();
+        assert_eq!(text, ["https://a.test/", "b.test"]);
+    }
+}

@@ -1,0 +1,121 @@
+//! `scriptscrape serve`: scans on demand over HTTP, streamed back as JSON
+//! Lines in completion order, every scan sharing one set of bounds.
+//!
+//! ```text
+//!  HTTP (axum) ─► auth, body and URL caps ─► engine.rs (one scheduler,
+//!  POST /v1/scan                               one -c and --per-host)
+//!       ◄─ {"object":"page"}, {"object":"script"}…, {"object":"summary"}
+//! ```
+//!
+//! Every URL a client sends, and every redirect hop, is held to the
+//! private-network rule (a server that fetches for its callers must not
+//! become their way into its own network), unless the operator allows it.
+
+pub mod engine;
+pub mod http;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::run::stop::{Level, Stop};
+
+/// What the server runs with.
+pub struct Settings {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The bearer token clients must send, read from `--token-file`;
+    /// `None` with `--no-auth` (loopback only).
+    pub token: Option<String>,
+    /// Client URLs may be private addresses (`--allow-private`).
+    pub allow_private: bool,
+    /// URLs one scan may ask for (`--max-urls`).
+    pub max_urls: usize,
+    /// The fetching and parsing settings every scan shares (`-c`,
+    /// `--per-host`, timeouts, retries, ...).
+    pub config: Config,
+}
+
+/// The longest request body taken, and the longest URL.
+pub const MAX_BODY: usize = 4 << 20;
+pub const MAX_URL: usize = 8 << 10;
+
+impl Settings {
+    /// Checks the authentication choice: a token from `token_file`, or
+    /// none with `no_auth`, which only a loopback address may use.
+    pub fn token(
+        listen: SocketAddr,
+        token_file: Option<&PathBuf>,
+        no_auth: bool,
+    ) -> anyhow::Result<Option<String>> {
+        match (token_file, no_auth) {
+            (Some(_), true) => anyhow::bail!("--token-file and --no-auth contradict each other"),
+            (Some(path), false) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+                let token = text.trim();
+                anyhow::ensure!(
+                    token.len() >= 16,
+                    "--token-file {}: the token must be at least 16 characters",
+                    path.display()
+                );
+                Ok(Some(token.to_owned()))
+            }
+            (None, true) if listen.ip().is_loopback() => Ok(None),
+            (None, true) => anyhow::bail!(
+                "--no-auth is only for a loopback address ({listen} is reachable from other \
+                 machines): give --token-file"
+            ),
+            (None, false) => anyhow::bail!(
+                "give --token-file FILE (clients send 'Authorization: Bearer TOKEN'), or \
+                 --no-auth on a loopback address"
+            ),
+        }
+    }
+}
+
+/// Runs the server until `stop` is asked for: then it stops accepting,
+/// lets running scans finish within `--grace`, and ends the rest with a
+/// summary that says they were cut short.
+pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("scriptscrape-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let local = listener.local_addr()?;
+        // The engine's own stop: scans in flight are cut at the end of the
+        // grace period, not at the first signal.
+        let engine_stop = Stop::new();
+        let engine = engine::Engine::start(
+            &settings.config,
+            settings.allow_private,
+            engine_stop.clone(),
+        )?;
+        let grace = settings.config.grace;
+        let state = Arc::new(http::State::new(engine, &settings, stop.clone(), grace));
+        tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "listening on http://{local}");
+        let app = http::router(Arc::clone(&state));
+        let stopping = stop.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                stopping.reached(Level::Draining).await;
+                state.draining();
+            })
+            .await
+            .context("the server failed")?;
+        engine_stop.request(crate::run::stop::Cause::Terminate);
+        Ok::<(), anyhow::Error>(())
+    })?;
+    // Requests the engine still had in flight end with the runtime.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}

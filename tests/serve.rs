@@ -1,0 +1,443 @@
+//! `scriptscrape serve`: the binary as a server on a loopback port, real
+//! HTTP clients (reqwest) against it, and a loopback site it scans.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Run, TestServer, signal, wait_within};
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+    /// Its standard error after the "listening" line, read to the end
+    /// once it exits.
+    stderr: Option<BufReader<std::process::ChildStderr>>,
+}
+
+impl Server {
+    /// Starts `scriptscrape serve --listen 127.0.0.1:0` with `args`, and
+    /// waits (bounded) for the address it says it listens on.
+    fn start(run: &Run, args: &[&str]) -> Server {
+        let mut cmd = run.command(&["serve", "--listen", "127.0.0.1:0"]);
+        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start scriptscrape serve");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let mut line = String::new();
+        // The server's first line, written once it listens; a failed
+        // start writes its error and exits (end of file).
+        stderr.read_line(&mut line).expect("read stderr");
+        let Some(base) = line.trim().strip_prefix("scriptscrape: listening on ") else {
+            let _ = child.kill();
+            panic!("the server did not start: {line}");
+        };
+        Server {
+            base: base.to_owned(),
+            child,
+            stderr: Some(stderr),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Waits (bounded) for the server to exit; its status and what else it
+    /// wrote on standard error.
+    fn wait(&mut self) -> (Option<i32>, String) {
+        let status = wait_within(&mut self.child, Duration::from_secs(30));
+        let mut rest = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        }
+        (status.and_then(|s| s.code()), rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // reqwest is built without a default TLS provider (as the binary).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An HTTP client that never goes through a proxy.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// POSTs `body` (a text list of URLs) to `/v1/scan` and returns the
+/// status and the JSON Lines of the answer.
+async fn scan(
+    client: &reqwest::Client,
+    server: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, Vec<Value>) {
+    let mut request = client
+        .post(format!("{server}/v1/scan"))
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("the scan request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("the answer");
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (status, lines)
+}
+
+/// The objects of `kind` in `lines`, without their `object` key, keyed by what
+/// identifies them (page URL and script index), without the timings.
+fn keyed(lines: &[Value], kind: &str) -> BTreeMap<String, Value> {
+    lines
+        .iter()
+        .filter(|l| l["object"] == kind)
+        .map(|l| {
+            let mut object = l.as_object().expect("an object").clone();
+            object.remove("object");
+            object.remove("elapsed_ms");
+            let key = format!(
+                "{} {}",
+                object["page_url"],
+                object.get("index").unwrap_or(&Value::Null)
+            );
+            (key, Value::Object(object))
+        })
+        .collect()
+}
+
+/// The same objects read from a file of JSON Lines the CLI wrote.
+fn keyed_file(path: &std::path::Path, kind: &str) -> BTreeMap<String, Value> {
+    let text = std::fs::read_to_string(path).expect("the CLI's output");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("JSON");
+            v["object"] = Value::from(kind);
+            v
+        })
+        .collect();
+    keyed(&lines, kind)
+}
+
+/// A scan's pages and scripts are the CLI's rows for the same URLs (an
+/// invalid line and a refused connection included), each page's scripts
+/// right after it, and a summary closes the stream.
+#[test]
+fn a_scans_objects_are_the_clis_rows() {
+    let site = TestServer::start();
+    let urls = [
+        site.url("/fixtures/kitchen-sink.html"),
+        site.url("/fixtures/base-href.html"),
+        site.url("/gen/3"),
+        "not a url at all".to_owned(),
+        "http://127.0.0.1:9/".to_owned(),
+    ];
+    let run = Run::new();
+    let list = run.urls("urls.txt", &urls);
+    let cli = run.run(
+        &[
+            &list,
+            "-o",
+            "scripts.jsonl",
+            "--pages",
+            "pages.jsonl",
+            "--retries",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(cli.code, 1, "{}", cli.stderr);
+
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "--retries", "0"]);
+    let (status, lines) = runtime().block_on(async {
+        let client = client();
+        scan(&client, &server.base, &urls.join("\n"), None).await
+    });
+    assert_eq!(status, 200);
+    let mut pages = keyed(&lines, "page");
+    assert_eq!(pages.len(), urls.len(), "{lines:#?}");
+    // An invalid line is named by its place: in the scan, not a file.
+    let invalid = "\"not a url at all\" null";
+    let mut cli_pages = keyed_file(&run.path("pages.jsonl"), "page");
+    let served = pages.get_mut(invalid).expect("the invalid line's page");
+    assert_eq!(
+        served["error_detail"],
+        "URL 4 of the scan: not a URL (invalid international domain name)"
+    );
+    served["error_detail"] = Value::Null;
+    cli_pages.get_mut(invalid).expect("the CLI's")["error_detail"] = Value::Null;
+    assert_eq!(pages, cli_pages);
+    assert_eq!(
+        keyed(&lines, "script"),
+        keyed_file(&run.path("scripts.jsonl"), "script")
+    );
+    // Each page's scripts follow it, before the next page.
+    let mut current = None;
+    for line in &lines {
+        match line["object"].as_str() {
+            Some("page") => current = Some(line["page_url"].clone()),
+            Some("script") => assert_eq!(Some(&line["page_url"]), current.as_ref()),
+            _ => {}
+        }
+    }
+    let summary = lines.last().expect("a summary");
+    assert_eq!(summary["object"], "summary");
+    assert_eq!(summary["pages"], urls.len());
+    assert_eq!(summary["failed"], 2);
+    assert_eq!(summary["errors"]["invalid_url"], 1);
+    assert_eq!(summary["cut_short"], false);
+}
+
+/// Fifty clients at once: every scan completes, and the site never has
+/// more requests in flight than the server's one `-c`.
+#[test]
+fn concurrent_scans_share_one_concurrency_limit() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "-c", "4"]);
+    let results = runtime().block_on(async {
+        let client = client();
+        let scans = (0..50).map(|i| {
+            let body: Vec<String> = (0..4)
+                .map(|j| site.url(&format!("/slow-gen/20/{}", i * 4 + j)))
+                .collect();
+            let client = client.clone();
+            let base = server.base.clone();
+            async move { scan(&client, &base, &body.join("\n"), None).await }
+        });
+        futures::future::join_all(scans).await
+    });
+    for (status, lines) in &results {
+        assert_eq!(*status, 200);
+        let summary = lines.last().expect("a summary");
+        assert_eq!(summary["object"], "summary", "{lines:?}");
+        assert_eq!(summary["ok"], 4, "{summary}");
+    }
+    assert!(
+        site.max_in_flight() <= 4,
+        "{} in flight",
+        site.max_in_flight()
+    );
+    assert!(site.max_in_flight() >= 2, "the scans ran one at a time");
+}
+
+/// Without a token a scan is refused (401) and nothing is fetched; with
+/// it, the scan runs. A wrong token is refused the same way.
+#[test]
+fn a_scan_needs_the_token() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let token = "s3cret-token-0123456789";
+    std::fs::write(run.path("token"), format!("{token}\n")).expect("token file");
+    let server = Server::start(
+        &run,
+        &[
+            "--token-file",
+            &run.path("token").to_string_lossy(),
+            "--allow-private",
+        ],
+    );
+    let page = site.url("/gen/1");
+    let answers = runtime().block_on(async {
+        let client = client();
+        let mut answers = Vec::new();
+        for given in [None, Some("wrong-token-0123456789"), Some(token)] {
+            answers.push(scan(&client, &server.base, &page, given).await);
+        }
+        answers
+    });
+    assert_eq!(answers[0].0, 401);
+    assert_eq!(answers[1].0, 401);
+    assert!(!format!("{:?}", answers[1]).contains(token));
+    assert_eq!(
+        site.hits("/gen/1"),
+        1,
+        "fetched for the authorised scan only"
+    );
+    assert_eq!(answers[2].0, 200);
+    assert_eq!(answers[2].1.last().expect("summary")["ok"], 1);
+    // And the health check needs none.
+    let health = runtime().block_on(async {
+        client()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(health, 200);
+}
+
+/// Without --allow-private, a URL on a loopback address is refused
+/// (`private_address`) and never fetched, as is a redirect into one.
+#[test]
+fn private_addresses_are_refused_unless_allowed() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth"]);
+    let (status, lines) = runtime().block_on(async {
+        let client = client();
+        let body = format!(
+            "{}\nhttp://localhost:{}/gen/2",
+            site.url("/gen/1"),
+            site.addr.port()
+        );
+        scan(&client, &server.base, &body, None).await
+    });
+    assert_eq!(status, 200);
+    let pages = keyed(&lines, "page");
+    assert_eq!(pages.len(), 2, "{lines:#?}");
+    for page in pages.values() {
+        assert_eq!(page["error"], "private_address", "{page}");
+    }
+    assert_eq!(site.hits("/gen/1") + site.hits("/gen/2"), 0);
+}
+
+/// Bad requests are refused in the client's words: too many URLs (413),
+/// a JSON body with a field the server does not take (400, naming it),
+/// no URL at all (400); a server on a public address without a token does
+/// not start.
+#[test]
+fn bad_scan_requests_are_refused() {
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--max-urls", "2"]);
+    let answers = runtime().block_on(async {
+        let client = client();
+        let too_many = scan(&client, &server.base, "a.test\nb.test\nc.test", None).await;
+        let unknown = client
+            .post(server.url("/v1/scan"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"urls": ["a.test"], "depth": 2}).to_string())
+            .send()
+            .await
+            .expect("request");
+        let unknown = (
+            unknown.status().as_u16(),
+            unknown.text().await.expect("body"),
+        );
+        let empty = scan(&client, &server.base, "\n# nothing\n", None).await;
+        (too_many, unknown, empty)
+    });
+    assert_eq!(answers.0.0, 413);
+    assert!(
+        answers.0.1[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--max-urls"))
+    );
+    assert_eq!(answers.1.0, 400);
+    assert!(answers.1.1.contains("\\\"depth\\\""), "{}", answers.1.1);
+    assert_eq!(answers.2.0, 400);
+
+    let out = run.run(&["serve", "--listen", "0.0.0.0:0", "--no-auth"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--token-file"), "{}", out.stderr);
+}
+
+/// SIGTERM mid-scan: the server stops taking scans, the running one gets
+/// `--grace` to finish, then ends with a summary saying it was cut short;
+/// the server exits as a terminated run does (143).
+#[test]
+fn sigterm_cuts_a_running_scan_short_after_the_grace_period() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let mut server = Server::start(&run, &["--no-auth", "--allow-private", "--grace", "1"]);
+    let rt = runtime();
+    let body = format!("{}\n{}", site.url("/gen/1"), site.url("/slow-gen/20000/2"));
+    let base = server.base.clone();
+    let answer = rt.spawn(async move {
+        let client = client();
+        scan(&client, &base, &body, None).await
+    });
+    // The quick page is done, the slow one in flight.
+    let started = std::time::Instant::now();
+    while site.hits("/slow-gen/20000/2") == 0 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        site.hits("/slow-gen/20000/2"),
+        1,
+        "the slow page was requested"
+    );
+    signal(&server.child, libc::SIGTERM);
+    let (status, lines) = rt.block_on(answer).expect("the scan's task");
+    assert_eq!(status, 200);
+    let summary = lines.last().expect("a summary");
+    assert_eq!(summary["object"], "summary", "{lines:#?}");
+    assert_eq!(summary["cut_short"], true, "{summary}");
+    assert_eq!(summary["pages"], 1, "{summary}");
+    let (code, stderr) = server.wait();
+    assert_eq!(code, Some(143), "{stderr}");
+}
+
+/// Pages come back as they complete: a slow page listed first does not
+/// hold back a quick one listed after it.
+#[test]
+fn a_slow_page_does_not_hold_back_a_quick_one() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--allow-private"]);
+    let (slow, quick) = (site.url("/slow-gen/1500/1"), site.url("/gen/2"));
+    let (_, lines) = runtime()
+        .block_on(async { scan(&client(), &server.base, &format!("{slow}\n{quick}"), None).await });
+    let pages: Vec<&Value> = lines.iter().filter(|l| l["object"] == "page").collect();
+    assert_eq!(pages.len(), 2, "{lines:#?}");
+    assert_eq!(pages[0]["page_url"], quick.as_str());
+    assert_eq!(pages[1]["page_url"], slow.as_str());
+}
+
+/// A client that goes away mid-scan gives up the rest of its scan: the
+/// URLs not yet started are never fetched.
+#[test]
+fn a_client_that_goes_away_stops_its_scan() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "-c", "1"]);
+    let urls: Vec<String> = (0..20)
+        .map(|i| site.url(&format!("/slow-gen/200/{i}")))
+        .collect();
+    runtime().block_on(async {
+        let response = client()
+            .post(format!("{}/v1/scan", server.base))
+            .body(urls.join("\n"))
+            .send()
+            .await
+            .expect("the scan request");
+        let mut response = response;
+        // The first page, then the client hangs up.
+        let first = response.chunk().await.expect("a chunk");
+        assert!(first.is_some());
+        drop(response);
+        // Time for all 20 (4 s at -c 1) had the scan gone on.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let fetched: usize = (0..20)
+        .map(|i| site.hits(&format!("/slow-gen/200/{i}")))
+        .sum();
+    assert!(
+        fetched < 10,
+        "{fetched} of 20 pages fetched after the client left"
+    );
+}
