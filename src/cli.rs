@@ -1117,6 +1117,17 @@ pub struct ServeArgs {
     )]
     pub max_urls: u64,
 
+    /// URLs of running scans not yet answered, all clients together, past
+    /// which a new scan is answered 503 with Retry-After.
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_PENDING",
+        long,
+        value_name = "N",
+        default_value = "10000",
+        value_parser = clap::value_parser!(u64).range(1..100_000_000)
+    )]
+    pub max_pending: u64,
+
     #[command(flatten)]
     pub fetch: FetchArgs,
 

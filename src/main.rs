@@ -313,8 +313,9 @@ fn serve(args: scriptscrape::cli::ServeArgs) -> ExitCode {
             listen: args.listen,
             token,
             allow_private,
-            // The parser's range keeps it far below usize's.
+            // The parsers' ranges keep them far below usize's.
             max_urls: usize::try_from(args.max_urls).unwrap_or(usize::MAX),
+            max_pending: usize::try_from(args.max_pending).unwrap_or(usize::MAX),
             config,
         };
         scriptscrape::serve::serve(settings, &stop)

@@ -441,3 +441,120 @@ fn a_client_that_goes_away_stops_its_scan() {
         "{fetched} of 20 pages fetched after the client left"
     );
 }
+
+/// GET /metrics: the Prometheus text format, counting scan requests by
+/// status, pages by result, and each page's time; with the token only.
+#[test]
+fn metrics_count_scans_and_pages() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let token = "metrics-token-0123456789";
+    std::fs::write(run.path("token"), token).expect("token file");
+    let server = Server::start(
+        &run,
+        &[
+            "--token-file",
+            &run.path("token").to_string_lossy(),
+            "--allow-private",
+        ],
+    );
+    let body = format!("{}\n{}", site.url("/gen/1"), site.url("/status/404"));
+    let (text, unauthorised) = runtime().block_on(async {
+        let (status, _) = scan(&client(), &server.base, &body, Some(token)).await;
+        assert_eq!(status, 200);
+        let (status, _) = scan(&client(), &server.base, &body, None).await;
+        assert_eq!(status, 401);
+        let metrics = client()
+            .get(server.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(metrics.status().as_u16(), 200);
+        let text = metrics.text().await.expect("text");
+        let unauthorised = client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .status()
+            .as_u16();
+        (text, unauthorised)
+    });
+    assert_eq!(unauthorised, 401);
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .to_owned()
+    };
+    assert_eq!(
+        value("scriptscrape_scan_requests_total{status=\"200\"}"),
+        "1"
+    );
+    assert_eq!(
+        value("scriptscrape_scan_requests_total{status=\"401\"}"),
+        "1"
+    );
+    assert_eq!(value("scriptscrape_pages_total{result=\"ok\"}"), "1");
+    assert_eq!(
+        value("scriptscrape_pages_total{result=\"http_status\"}"),
+        "1"
+    );
+    assert_eq!(value("scriptscrape_fetch_seconds_count"), "2");
+    assert_eq!(value("scriptscrape_scans_in_flight"), "0");
+    assert_eq!(value("scriptscrape_urls_pending"), "0");
+    assert!(!text.contains(token));
+}
+
+/// Past --max-pending URLs of running scans, a new scan is answered 503
+/// with Retry-After; once they are answered, scans are taken again.
+#[test]
+fn a_full_server_answers_503_with_retry_after() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(
+        &run,
+        &[
+            "--no-auth",
+            "--allow-private",
+            "--max-pending",
+            "3",
+            "--max-urls",
+            "3",
+        ],
+    );
+    let slow: Vec<String> = (0..3)
+        .map(|i| site.url(&format!("/slow-gen/1500/{i}")))
+        .collect();
+    let rt = runtime();
+    let base = server.base.clone();
+    let first = rt.spawn(async move { scan(&client(), &base, &slow.join("\n"), None).await });
+    let started = std::time::Instant::now();
+    while site.hits("/slow-gen/1500/0") == 0 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let busy = rt.block_on(async {
+        client()
+            .post(server.url("/v1/scan"))
+            .body(site.url("/gen/1"))
+            .send()
+            .await
+            .expect("request")
+    });
+    assert_eq!(busy.status().as_u16(), 503);
+    assert_eq!(
+        busy.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or("")),
+        Some("5")
+    );
+    let (status, lines) = rt.block_on(first).expect("the first scan");
+    assert_eq!(status, 200);
+    assert_eq!(lines.last().expect("summary")["ok"], 3);
+    let (status, _) =
+        rt.block_on(async { scan(&client(), &server.base, &site.url("/gen/1"), None).await });
+    assert_eq!(status, 200, "taken again once the first scan was answered");
+    assert_eq!(site.hits("/gen/1"), 1);
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,6 +15,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::engine::{Engine, Scan};
+use super::metrics::Metrics;
 use super::{MAX_BODY, MAX_URL, Settings};
 use crate::output::PageResult;
 use crate::run::stop::{Level, Stop};
@@ -23,6 +25,11 @@ pub struct State {
     engine: Engine,
     token: Option<String>,
     max_urls: usize,
+    /// URLs of running scans not yet answered, all clients together, and
+    /// the most there may be (`--max-pending`).
+    pending: AtomicUsize,
+    max_pending: usize,
+    metrics: Metrics,
     stop: Stop,
     grace: Duration,
     /// When the server was asked to stop: scans still running then are
@@ -37,10 +44,33 @@ impl State {
             engine,
             token: settings.token.clone(),
             max_urls: settings.max_urls,
+            pending: AtomicUsize::new(0),
+            max_pending: settings.max_pending,
+            metrics: Metrics::new(),
             stop,
             grace,
             draining_since: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Takes `urls` more URLs in, unless that would pass `--max-pending`.
+    fn admit(&self, urls: usize) -> bool {
+        let admitted = self
+            .pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pending| {
+                (pending + urls <= self.max_pending).then_some(pending + urls)
+            })
+            .is_ok();
+        if admitted {
+            self.metrics.urls_pending.inc_by(urls as i64);
+        }
+        admitted
+    }
+
+    /// `urls` URLs were answered, or will not be.
+    fn release(&self, urls: usize) {
+        self.pending.fetch_sub(urls, Ordering::SeqCst);
+        self.metrics.urls_pending.dec_by(urls as i64);
     }
 
     /// Notes that the server stops accepting scans now.
@@ -54,6 +84,7 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/scan", post(scan))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -121,14 +152,40 @@ fn urls_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, String> {
     }
 }
 
-async fn scan(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The metrics, for Prometheus (with the server's token, when it has one:
+/// a scrape config's `authorization`).
+async fn metrics(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Response {
     if !authorised(&state, &headers) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "the metrics need 'Authorization: Bearer TOKEN' with the server's token",
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.text(),
+    )
+        .into_response()
+}
+
+async fn scan(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    let response = answer(&state, &headers, &body).await;
+    state.metrics.scan_answered(response.status().as_u16());
+    response
+}
+
+/// A scan request's answer: the stream, or why not.
+async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !authorised(state, headers) {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "a scan needs 'Authorization: Bearer TOKEN' with the server's token",
         );
     }
-    let urls = match urls_of(&headers, &body) {
+    let urls = match urls_of(headers, body) {
         Ok(urls) => urls,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
@@ -152,12 +209,30 @@ async fn scan(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes
         );
     }
     let expected = urls.len();
+    if !state.admit(expected) {
+        let mut busy = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the server has {} URLs of other scans to answer first (--max-pending {}): \
+                 try again later",
+                state.pending.load(Ordering::SeqCst),
+                state.max_pending
+            ),
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return busy;
+    }
     let scan = match state.engine.scan(urls).await {
         Ok(scan) => scan,
-        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => {
+            state.release(expected);
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
     };
+    state.metrics.scans_in_flight.inc();
     let stream = futures::stream::unfold(
-        Streaming::new(scan, expected, Arc::clone(&state)),
+        Streaming::new(scan, expected, Arc::clone(state)),
         |mut s| async move {
             s.next()
                 .await
@@ -223,6 +298,8 @@ impl Streaming {
 
     fn page(&mut self, page: &PageResult) -> Bytes {
         self.received += 1;
+        self.state.release(1);
+        self.state.metrics.page(page);
         match &page.outcome {
             Ok(scripts) => self.scripts += scripts.len() as u64,
             Err(e) => *self.failed.entry(e.kind.as_str()).or_default() += 1,
@@ -249,6 +326,14 @@ impl Streaming {
             "cut_short": cut_short,
         });
         Bytes::from(summary.to_string() + "\n")
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        // Done, cut short, or its client went away.
+        self.state.release(self.expected - self.received);
+        self.state.metrics.scans_in_flight.dec();
     }
 }
 

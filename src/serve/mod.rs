@@ -13,6 +13,7 @@
 
 pub mod engine;
 pub mod http;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ pub struct Settings {
     pub allow_private: bool,
     /// URLs one scan may ask for (`--max-urls`).
     pub max_urls: usize,
+    /// URLs of running scans, all clients together, past which a new scan
+    /// is answered 503 (`--max-pending`).
+    pub max_pending: usize,
     /// The fetching and parsing settings every scan shares (`-c`,
     /// `--per-host`, timeouts, retries, ...).
     pub config: Config,
@@ -82,6 +86,12 @@ impl Settings {
 /// lets running scans finish within `--grace`, and ends the rest with a
 /// summary that says they were cut short.
 pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.max_urls <= settings.max_pending,
+        "--max-urls {} is more than --max-pending {}: a scan that size could never start",
+        settings.max_urls,
+        settings.max_pending
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("scriptscrape-serve")
