@@ -313,6 +313,21 @@ impl Fetcher {
         })
     }
 
+    /// The same client with a shorter `--timeout` or fewer `--retries`
+    /// (a served scan's options): never more than its own.
+    pub fn limited(&self, timeout: Option<Duration>, retries: Option<u32>) -> Fetcher {
+        let mut fetcher = self.clone();
+        fetcher.timeout = timeout.map_or(self.timeout, |t| t.min(self.timeout));
+        fetcher.retries = retries.map_or(self.retries, |r| r.min(self.retries));
+        fetcher
+    }
+
+    /// The longest time a page may take (`--timeout`) and the retries it
+    /// may get (`--retries`).
+    pub fn limits(&self) -> (Duration, u32) {
+        (self.timeout, self.retries)
+    }
+
     /// GETs `url` and returns its HTML body, or why there is none,
     /// retrying transient failures.
     pub async fn fetch(&self, url: &Url) -> Result<Fetched, FetchFailure> {

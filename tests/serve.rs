@@ -558,3 +558,48 @@ fn a_full_server_answers_503_with_retry_after() {
     assert_eq!(status, 200, "taken again once the first scan was answered");
     assert_eq!(site.hits("/gen/1"), 1);
 }
+
+/// A scan's options: a shorter timeout and fewer retries than the
+/// server's, for its pages only; an option the server does not offer is
+/// a 400 naming it.
+#[test]
+fn a_scans_options_limit_its_own_fetches() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "--retries", "2"]);
+    let slow = site.url("/slow-gen/3000/1");
+    let (limited, plain, refused) = runtime().block_on(async {
+        let post = |body: Value| {
+            client()
+                .post(server.url("/v1/scan"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+        };
+        let limited = post(serde_json::json!({
+            "urls": [slow],
+            "options": {"timeout": 0.5, "retries": 0}
+        }))
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+        let plain = scan(&client(), &server.base, &site.url("/gen/2"), None).await;
+        let refused = post(serde_json::json!({"urls": [slow], "options": {"depth": 2}}))
+            .await
+            .expect("request");
+        let refused = (
+            refused.status().as_u16(),
+            refused.text().await.expect("body"),
+        );
+        (limited, plain, refused)
+    });
+    let page: Value = serde_json::from_str(limited.lines().next().expect("a page")).expect("JSON");
+    assert_eq!(page["error"], "timeout", "{limited}");
+    assert_eq!(page["attempts"], 1, "{limited}");
+    assert_eq!(plain.0, 200);
+    assert_eq!(plain.1.last().expect("summary")["ok"], 1);
+    assert_eq!(refused.0, 400);
+    assert!(refused.1.contains("options.depth"), "{}", refused.1);
+}

@@ -228,7 +228,13 @@ impl Fetching {
                     work.dispatched(seq, origin.as_ref().map(|o| o.depth));
                     let rule = self.hop_rule(origin.as_ref());
                     self.pages_running += 1;
-                    let task = tasks::page(&self.fetcher, host, url, seq, origin, rule);
+                    let limits = work.fetch_limits(seq);
+                    let fetcher = if limits == work::FetchLimits::default() {
+                        self.fetcher.clone()
+                    } else {
+                        self.fetcher.limited(limits.timeout, limits.retries)
+                    };
+                    let task = tasks::page(&fetcher, host, url, seq, origin, rule);
                     self.tasks.push(task);
                 }
                 Job::Robots(host, page) => {

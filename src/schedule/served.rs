@@ -16,7 +16,7 @@ use futures::future::Either;
 use tokio::sync::mpsc;
 
 use super::Completed;
-use super::work::{Closed, Ctx, Work};
+use super::work::{Closed, Ctx, FetchLimits, Work};
 use crate::error::ErrorKind;
 
 /// Bits of a page's `seq` that number it within its scan; the rest name
@@ -35,8 +35,9 @@ pub struct NewScan {
     pub lines: Vec<String>,
 }
 
-/// Whether the scan numbered so still has a client waiting for it.
-pub type Alive = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+/// The fetch limits of the scan numbered so, while a client still waits
+/// for it; `None` once it has gone.
+pub type Alive = Arc<dyn Fn(u64) -> Option<FetchLimits> + Send + Sync>;
 
 /// The scan a page's `seq` belongs to, and the page's position in it.
 pub fn scan_of(seq: u64) -> (u64, u32) {
@@ -112,7 +113,7 @@ impl Work for Served {
                 let Some(mut turn) = self.turns.pop_front() else {
                     return Ok(());
                 };
-                if !(self.alive)(turn.id) {
+                if (self.alive)(turn.id).is_none() {
                     return Ok(());
                 }
                 let Some(line) = turn.lines.next() else {
@@ -139,7 +140,11 @@ impl Work for Served {
     }
 
     fn wanted(&self, seq: u64) -> bool {
-        (self.alive)(scan_of(seq).0)
+        (self.alive)(scan_of(seq).0).is_some()
+    }
+
+    fn fetch_limits(&self, seq: u64) -> FetchLimits {
+        (self.alive)(scan_of(seq).0).unwrap_or_default()
     }
 
     fn elsewhere(&self) -> u64 {

@@ -31,6 +31,15 @@ pub(crate) struct Ctx<'a> {
     pub now: Instant,
 }
 
+/// Limits of one page's fetch below the run's; `None`: the run's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// Its `--timeout`.
+    pub timeout: Option<std::time::Duration>,
+    /// Its `--retries`.
+    pub retries: Option<u32>,
+}
+
 /// The receiver of the results went away: the run cannot go on.
 pub(crate) struct Closed;
 
@@ -66,6 +75,12 @@ pub(crate) trait Work: Send {
     /// be fetched (not when a served scan's client has gone away).
     fn wanted(&self, _seq: u64) -> bool {
         true
+    }
+
+    /// A shorter timeout or fewer retries for the page of `seq` than the
+    /// run's (a served scan's options).
+    fn fetch_limits(&self, _seq: u64) -> FetchLimits {
+        FetchLimits::default()
     }
 
     /// The page request of `seq` started, at `depth` in a crawl.

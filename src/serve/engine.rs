@@ -22,13 +22,15 @@ use crate::fetch::Fetcher;
 use crate::output::PageResult;
 use crate::run::stop::Stop;
 use crate::schedule::served::{Alive, NewScan, Served, scan_id, scan_of};
+use crate::schedule::work::FetchLimits;
 use crate::schedule::{self, Completed};
 
 /// URLs of all scans together waiting in the host queues: small, so that
 /// a new scan's first URL enters them soon whatever is queued before it.
 const MAX_QUEUED: usize = 256;
 
-type Routes = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<PageResult>>>>;
+/// Each running scan: where its pages go, and its fetch limits.
+type Routes = Arc<Mutex<HashMap<u64, (mpsc::UnboundedSender<PageResult>, FetchLimits)>>>;
 
 /// The shared engine: hand it scans, read their pages as they complete.
 pub struct Engine {
@@ -95,7 +97,8 @@ impl Engine {
             known
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .contains_key(&id)
+                .get(&id)
+                .map(|(_, limits)| *limits)
         });
         tokio::spawn(async move {
             schedule::run(setup, Served::new(arriving, alive), completed).await;
@@ -112,14 +115,15 @@ impl Engine {
         })
     }
 
-    /// Starts a scan of `lines` (URLs as the client wrote them).
-    pub async fn scan(&self, lines: Vec<String>) -> anyhow::Result<Scan> {
+    /// Starts a scan of `lines` (URLs as the client wrote them), each
+    /// page's fetch within `limits`.
+    pub async fn scan(&self, lines: Vec<String>, limits: FetchLimits) -> anyhow::Result<Scan> {
         let id = scan_id(self.started.fetch_add(1, Ordering::Relaxed));
         let (tx, pages) = mpsc::unbounded_channel();
         self.routes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, tx);
+            .insert(id, (tx, limits));
         let scan = Scan {
             pages,
             id,
@@ -148,7 +152,7 @@ async fn route(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
-            .cloned();
+            .map(|(to, _)| to.clone());
         let Some(to) = to else { continue };
         // The semaphore is never closed, so acquiring only waits.
         let Ok(permit) = Arc::clone(&parsing).acquire_owned().await else {

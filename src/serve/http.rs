@@ -19,6 +19,7 @@ use super::metrics::Metrics;
 use super::{MAX_BODY, MAX_URL, Settings};
 use crate::output::PageResult;
 use crate::run::stop::{Level, Stop};
+use crate::schedule::work::FetchLimits;
 
 /// What every request handler shares.
 pub struct State {
@@ -30,6 +31,8 @@ pub struct State {
     pending: AtomicUsize,
     max_pending: usize,
     metrics: Metrics,
+    /// The server's `--timeout` and `--retries`: a scan may ask for less.
+    limits: (Duration, u32),
     stop: Stop,
     grace: Duration,
     /// When the server was asked to stop: scans still running then are
@@ -47,6 +50,7 @@ impl State {
             pending: AtomicUsize::new(0),
             max_pending: settings.max_pending,
             metrics: Metrics::new(),
+            limits: (settings.config.fetch.timeout, settings.config.fetch.retries),
             stop,
             grace,
             draining_since: std::sync::OnceLock::new(),
@@ -117,9 +121,63 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The URLs a scan request names: a JSON body `{"urls": [...]}` or text,
-/// one URL per line (blank lines and `#` comments skipped).
-fn urls_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, String> {
+/// What a scan request asks for: its URLs, and its options.
+#[derive(Debug, Default, PartialEq)]
+struct Asked {
+    urls: Vec<String>,
+    limits: FetchLimits,
+}
+
+/// The options a scan may set (`"options"` of a JSON body), within the
+/// server's own `--timeout` and `--retries`.
+fn options_of(value: &serde_json::Value, server: (Duration, u32)) -> Result<FetchLimits, String> {
+    let Some(options) = value.as_object() else {
+        return Err("\"options\" must be an object".into());
+    };
+    let mut limits = FetchLimits::default();
+    for (name, value) in options {
+        match name.as_str() {
+            "timeout" => {
+                let secs = value
+                    .as_f64()
+                    .filter(|s| *s > 0.0 && *s <= server.0.as_secs_f64())
+                    .ok_or_else(|| {
+                        format!(
+                            "options.timeout must be seconds, more than 0 and at most the \
+                             server's {} (--timeout)",
+                            server.0.as_secs_f64()
+                        )
+                    })?;
+                limits.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "retries" => {
+                let n = value
+                    .as_u64()
+                    .filter(|n| *n <= u64::from(server.1))
+                    .ok_or_else(|| {
+                        format!(
+                            "options.retries must be a whole number from 0 to the server's {} \
+                             (--retries)",
+                            server.1
+                        )
+                    })?;
+                // At most the server's, which is a u32.
+                limits.retries = Some(u32::try_from(n).unwrap_or(server.1));
+            }
+            other => {
+                return Err(format!(
+                    "options.{other}: not an option of a scan (it may set timeout and retries)"
+                ));
+            }
+        }
+    }
+    Ok(limits)
+}
+
+/// The URLs a scan request names: a JSON body `{"urls": [...],
+/// "options": {...}}` or text, one URL per line (blank lines and `#`
+/// comments skipped).
+fn asked(headers: &HeaderMap, body: &[u8], server: (Duration, u32)) -> Result<Asked, String> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -130,25 +188,37 @@ fn urls_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, String> {
         let Some(object) = value.as_object() else {
             return Err("the body must be a JSON object with \"urls\"".into());
         };
-        if let Some(field) = object.keys().find(|k| *k != "urls") {
-            return Err(format!("unknown field {field:?}: a scan takes \"urls\""));
+        if let Some(field) = object.keys().find(|k| *k != "urls" && *k != "options") {
+            return Err(format!(
+                "unknown field {field:?}: a scan takes \"urls\" and \"options\""
+            ));
         }
         let urls = object
             .get("urls")
             .and_then(|u| u.as_array())
             .ok_or("\"urls\" must be an array of strings")?;
-        urls.iter()
+        let urls = urls
+            .iter()
             .map(|u| u.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| "\"urls\" must be an array of strings".into())
+            .ok_or("\"urls\" must be an array of strings")?;
+        let limits = match object.get("options") {
+            Some(options) => options_of(options, server)?,
+            None => FetchLimits::default(),
+        };
+        Ok(Asked { urls, limits })
     } else {
         let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text")?;
-        Ok(text
+        let urls = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(str::to_owned)
-            .collect())
+            .collect();
+        Ok(Asked {
+            urls,
+            limits: FetchLimits::default(),
+        })
     }
 }
 
@@ -185,8 +255,8 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8]) -> Respons
             "a scan needs 'Authorization: Bearer TOKEN' with the server's token",
         );
     }
-    let urls = match urls_of(headers, body) {
-        Ok(urls) => urls,
+    let Asked { urls, limits } = match asked(headers, body, state.limits) {
+        Ok(asked) => asked,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
     if urls.is_empty() {
@@ -223,7 +293,7 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8]) -> Respons
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         return busy;
     }
-    let scan = match state.engine.scan(urls).await {
+    let scan = match state.engine.scan(urls, limits).await {
         Ok(scan) => scan,
         Err(e) => {
             state.release(expected);
@@ -350,15 +420,34 @@ mod tests {
     }
 
     #[test]
-    fn a_scan_names_urls_as_json_or_lines() {
+    fn a_scan_names_urls_and_options_as_json_or_urls_as_lines() {
+        let server = (Duration::from_secs(30), 2);
         let mut json = HeaderMap::new();
         json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-        let urls = urls_of(&json, br#"{"urls": ["https://a.test/", "b.test"]}"#).unwrap();
-        assert_eq!(urls, ["https://a.test/", "b.test"]);
-        let err = urls_of(&json, br#"{"urls": [], "depth": 3}"#).unwrap_err();
+        let body = br#"{"urls": ["https://a.test/", "b.test"], "options": {"timeout": 2.5, "retries": 0}}"#;
+        let got = asked(&json, body, server).unwrap();
+        assert_eq!(got.urls, ["https://a.test/", "b.test"]);
+        assert_eq!(got.limits.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(got.limits.retries, Some(0));
+        let err = asked(&json, br#"{"urls": [], "depth": 3}"#, server).unwrap_err();
         assert!(err.contains("\"depth\""), "{err}");
-        assert!(urls_of(&json, br#"{"urls": [1]}"#).is_err());
-        let text = urls_of(&HeaderMap::new(), b"https://a.test/\n\n# no\n b.test \n").unwrap();
-        assert_eq!(text, ["https://a.test/", "b.test"]);
+        let err = asked(&json, br#"{"urls": [], "options": {"depth": 3}}"#, server).unwrap_err();
+        assert!(err.starts_with("options.depth"), "{err}");
+        let err = asked(
+            &json,
+            br#"{"urls": [], "options": {"timeout": 60}}"#,
+            server,
+        )
+        .unwrap_err();
+        assert!(err.contains("--timeout"), "{err}");
+        let err = asked(&json, br#"{"urls": [], "options": {"retries": 3}}"#, server).unwrap_err();
+        assert!(err.contains("--retries"), "{err}");
+        assert!(asked(&json, br#"{"urls": [1]}"#, server).is_err());
+        let text = asked(
+            &HeaderMap::new(),
+            b"https://a.test/\n\n# no\n b.test \n",
+            server,
+        );
+        assert_eq!(text.unwrap().urls, ["https://a.test/", "b.test"]);
     }
 }
