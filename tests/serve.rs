@@ -25,7 +25,40 @@ impl Server {
     /// waits (bounded) for the address it says it listens on.
     fn start(run: &Run, args: &[&str]) -> Server {
         let mut cmd = run.command(&["serve", "--listen", "127.0.0.1:0"]);
-        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(args);
+        Server::spawn(cmd)
+    }
+
+    /// As [`Server::start`], the server seeing `hosts` as its /etc/hosts
+    /// (a mount namespace of its own, in a user namespace: no privilege
+    /// needed, and the machine's file untouched).
+    fn start_with_hosts(run: &Run, hosts: &str, args: &[&str]) -> Server {
+        let file = run.path("hosts");
+        std::fs::write(&file, hosts).expect("hosts file");
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["-U", "-r", "-m", "sh", "-c"])
+            .arg("mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+            .arg(&file)
+            .arg(env!("CARGO_BIN_EXE_scriptscrape"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(run.dir.path())
+            .env("XDG_CONFIG_HOME", run.path("no-config-home"));
+        for var in [
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        Server::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: std::process::Command) -> Server {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start scriptscrape serve");
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
         let mut line = String::new();
@@ -602,4 +635,31 @@ fn a_scans_options_limit_its_own_fetches() {
     assert_eq!(plain.1.last().expect("summary")["ok"], 1);
     assert_eq!(refused.0, 400);
     assert!(refused.1.contains("options.depth"), "{}", refused.1);
+}
+
+/// A public-looking name that resolves to a loopback address (here by a
+/// hosts file of the test's, never real DNS) is refused like the address
+/// itself: the rule checks the resolved address. With --allow-private
+/// the same name is fetched, so it did resolve to the site.
+#[test]
+fn a_name_that_resolves_to_loopback_is_refused() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let hosts = "127.0.0.1 shop.example.com\n";
+    let url = format!("http://shop.example.com:{}/gen/5", site.addr.port());
+    for (allow, expected) in [(false, "private_address"), (true, "")] {
+        let args: &[&str] = if allow {
+            &["--no-auth", "--allow-private"]
+        } else {
+            &["--no-auth"]
+        };
+        let server = Server::start_with_hosts(&run, hosts, args);
+        let (status, lines) =
+            runtime().block_on(async { scan(&client(), &server.base, &url, None).await });
+        assert_eq!(status, 200);
+        let page = &lines[0];
+        let error = page["error"].as_str().unwrap_or("");
+        assert_eq!(error, expected, "allow-private {allow}: {page}");
+    }
+    assert_eq!(site.hits("/gen/5"), 1, "fetched only when allowed");
 }
