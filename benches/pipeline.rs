@@ -105,6 +105,9 @@ fn main() {
     if matches!(which, "formats" | "all") {
         formats(&dir, runs);
     }
+    if matches!(which, "serve" | "all") {
+        serve(runs);
+    }
     // Not in `all`: it needs Chromium, and takes minutes.
     if which == "render" {
         render(&dir, runs);
@@ -120,6 +123,130 @@ fn main() {
         };
         against(&dir, runs, Path::new(other));
     }
+}
+
+/// `scriptscrape serve` under 1, 10 and 100 clients at once, each scanning
+/// 20 pages of 50 ms latency (distinct pages throughout), with curl as the
+/// client: time to the first row and to the summary, as each client sees
+/// them (read from curl's output as it streams), and the server's memory.
+fn serve(runs: usize) {
+    let latency = Duration::from_millis(50);
+    let site = Server::start(latency, pages::Size::Realistic);
+    println!(
+        "\n## serve: clients at once, 20 pages each, {} ms latency, -c 256 (curl; {runs} rounds)",
+        latency.as_millis()
+    );
+    let mut server = Command::new(env!("CARGO_BIN_EXE_scriptscrape"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-auth",
+            "--allow-private",
+        ])
+        .args(["-c", "256", "--per-host", "256", "--max-pending", "100000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start scriptscrape serve");
+    let mut stderr = std::io::BufReader::new(server.stderr.take().expect("piped"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("the server's first line");
+    let base = line
+        .trim()
+        .strip_prefix("scriptscrape: listening on ")
+        .unwrap_or_else(|| panic!("the server did not start: {line}"))
+        .to_owned();
+    let mut next_page = 0u64;
+    for clients in [1usize, 10, 100] {
+        let (mut first, mut whole) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let scans: Vec<String> = (0..clients)
+                .map(|_| {
+                    let urls: Vec<String> = (0..20)
+                        .map(|_| {
+                            next_page += 1;
+                            site.url(next_page)
+                        })
+                        .collect();
+                    urls.join("\n")
+                })
+                .collect();
+            for (to_first, to_end) in curl_scans(&base, &scans) {
+                first.push(to_first);
+                whole.push(to_end);
+            }
+        }
+        let ms = |v: &mut Vec<f64>, p: f64| {
+            v.sort_by(f64::total_cmp);
+            let at = ((v.len() as f64 - 1.0) * p).round() as usize;
+            v[at] * 1000.0
+        };
+        println!(
+            "  {clients:>3} clients: first row p50 {:.0} ms, p99 {:.0} ms; summary p50 {:.0} ms, p99 {:.0} ms ({} scans)",
+            ms(&mut first, 0.5),
+            ms(&mut first, 0.99),
+            ms(&mut whole, 0.5),
+            ms(&mut whole, 0.99),
+            first.len()
+        );
+    }
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or("?".to_owned(), |v| v.trim().to_owned())
+    };
+    println!(
+        "  server memory: peak RSS {}, RSS now {}",
+        field("VmHWM:"),
+        field("VmRSS:")
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Runs one curl per scan, all at once, and returns for each the seconds
+/// from its start (the spawn of its curl) to its first row and to the end
+/// of its answer.
+fn curl_scans(base: &str, scans: &[String]) -> Vec<(f64, f64)> {
+    let children: Vec<(Instant, std::process::Child)> = scans
+        .iter()
+        .map(|body| {
+            let started = Instant::now();
+            let child = Command::new("curl")
+                .args(["-sN", "--data-binary", body, &format!("{base}/v1/scan")])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("curl (apt-get install curl)");
+            (started, child)
+        })
+        .collect();
+    let readers: Vec<_> = children
+        .into_iter()
+        .map(|(started, mut child)| {
+            std::thread::spawn(move || {
+                let out = child.stdout.take().expect("piped");
+                let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
+                let mut first = None;
+                let mut summary = false;
+                for line in lines.by_ref().map_while(Result::ok) {
+                    first.get_or_insert_with(|| started.elapsed().as_secs_f64());
+                    summary |= line.contains("\"object\":\"summary\"");
+                }
+                let end = started.elapsed().as_secs_f64();
+                let _ = child.wait();
+                assert!(summary, "a scan ended without its summary");
+                (first.unwrap_or(end), end)
+            })
+        })
+        .collect();
+    readers
+        .into_iter()
+        .map(|r| r.join().expect("reader"))
+        .collect()
 }
 
 /// This build against `other`, an earlier scriptscrape binary, on the
