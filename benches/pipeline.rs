@@ -2,7 +2,7 @@
 //! to its ceilings and next to the usual Python program.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|formats|render|all]
+//! cargo bench --bench pipeline -- [latency|cpu|scale|crawl|extract|diff|scripts|formats|render|serve|all]
 //!     [--runs N] [--python-runs N] [--no-python] [--frontier-memory N]
 //! cargo bench --bench pipeline -- against --binary PATH [--runs N]
 //! ```
