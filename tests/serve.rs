@@ -663,3 +663,46 @@ fn a_name_that_resolves_to_loopback_is_refused() {
     }
     assert_eq!(site.hits("/gen/5"), 1, "fetched only when allowed");
 }
+
+/// Turns go client by client: while one client's big scan runs at -c 2,
+/// another client's one-page scan is answered long before the big one is
+/// half done (with all its URLs queued ahead, it would wait for all).
+#[test]
+fn a_small_scan_of_another_client_is_not_starved() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "-c", "2"]);
+    let big: Vec<String> = (0..40)
+        .map(|i| site.url(&format!("/slow-gen/300/{i}")))
+        .collect();
+    let big_done = || {
+        (0..40)
+            .map(|i| site.hits(&format!("/slow-gen/300/{i}")))
+            .sum::<usize>()
+    };
+    let rt = runtime();
+    let base = server.base.clone();
+    let first = rt.spawn(async move { scan(&client(), &base, &big.join("\n"), None).await });
+    let started = std::time::Instant::now();
+    while big_done() < 2 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Another client: another source address.
+    let other = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(Some("127.0.0.2".parse().expect("an address")))
+        .build()
+        .expect("client");
+    let (status, lines) = rt
+        .block_on(async { scan(&other, &server.base, &site.url("/slow-gen/300/99"), None).await });
+    let when = big_done();
+    assert_eq!(status, 200);
+    assert_eq!(lines.last().expect("summary")["ok"], 1);
+    assert!(
+        when < 20,
+        "the small scan waited for {when} of the big scan's 40 pages"
+    );
+    let (status, lines) = rt.block_on(first).expect("the big scan");
+    assert_eq!(status, 200);
+    assert_eq!(lines.last().expect("summary")["ok"], 40);
+}

@@ -3,10 +3,11 @@
 //! taken in turn.
 //!
 //! The host queues hold at most `max_queued` URLs; the next URL to enter
-//! them is always the next one of the scan whose turn it is, so a scan of
-//! a few URLs waits behind at most the queues' worth of a big one, never
-//! behind all of it. A scan whose client went away gives up the URLs it
-//! has not yet queued.
+//! them is always the next one of the client whose turn it is, and of
+//! that client's scans, the one whose turn it is: so a scan of a few URLs
+//! waits behind at most the queues' worth of a big one, never behind all
+//! of it, and a client cannot take more turns by opening more scans. A
+//! scan whose client went away gives up its URLs, queued or not.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -33,6 +34,8 @@ pub struct NewScan {
     pub id: u64,
     /// Its URLs, as the client wrote them.
     pub lines: Vec<String>,
+    /// Who asked for it (the client's address): turns go client by client.
+    pub client: String,
 }
 
 /// The fetch limits of the scan numbered so, while a client still waits
@@ -63,11 +66,17 @@ pub enum Arrival {
     Take,
 }
 
-/// The scans waiting to have their URLs queued, in turn.
+/// One client's scans with URLs waiting, in turn.
+struct Client {
+    key: String,
+    scans: VecDeque<Turn>,
+}
+
+/// The scans waiting to have their URLs queued, client by client.
 pub struct Served {
     scans: mpsc::Receiver<NewScan>,
     open: bool,
-    turns: VecDeque<Turn>,
+    turns: VecDeque<Client>,
     alive: Alive,
 }
 
@@ -104,19 +113,37 @@ impl Work for Served {
     fn take_in(&mut self, arrival: Arrival, ctx: &mut Ctx<'_>) -> Result<(), Closed> {
         match arrival {
             Arrival::Scan(None) => self.open = false,
-            Arrival::Scan(Some(scan)) => self.turns.push_back(Turn {
-                id: scan.id,
-                next: 0,
-                lines: scan.lines.into_iter(),
-            }),
+            Arrival::Scan(Some(scan)) => {
+                let turn = Turn {
+                    id: scan.id,
+                    next: 0,
+                    lines: scan.lines.into_iter(),
+                };
+                match self.turns.iter_mut().find(|c| c.key == scan.client) {
+                    Some(client) => client.scans.push_back(turn),
+                    None => self.turns.push_back(Client {
+                        key: scan.client,
+                        scans: VecDeque::from([turn]),
+                    }),
+                }
+            }
             Arrival::Take => {
-                let Some(mut turn) = self.turns.pop_front() else {
+                let Some(mut client) = self.turns.pop_front() else {
                     return Ok(());
                 };
-                if (self.alive)(turn.id).is_none() {
+                // The client goes back to the end of the line below,
+                // while it has URLs waiting.
+                let Some(mut turn) = client.scans.pop_front() else {
                     return Ok(());
-                }
-                let Some(line) = turn.lines.next() else {
+                };
+                let line = match (self.alive)(turn.id) {
+                    Some(_) => turn.lines.next(),
+                    None => None,
+                };
+                let Some(line) = line else {
+                    if !client.scans.is_empty() {
+                        self.turns.push_back(client);
+                    }
                     return Ok(());
                 };
                 let seq = (turn.id << SEQ_BITS) | u64::from(turn.next);
@@ -132,7 +159,10 @@ impl Work for Served {
                     )),
                 }
                 if turn.lines.len() > 0 {
-                    self.turns.push_back(turn);
+                    client.scans.push_back(turn);
+                }
+                if !client.scans.is_empty() {
+                    self.turns.push_back(client);
                 }
             }
         }
@@ -148,7 +178,11 @@ impl Work for Served {
     }
 
     fn elsewhere(&self) -> u64 {
-        self.turns.iter().map(|t| t.lines.len() as u64).sum()
+        self.turns
+            .iter()
+            .flat_map(|c| &c.scans)
+            .map(|t| t.lines.len() as u64)
+            .sum()
     }
 
     fn exhausted(&self) -> bool {

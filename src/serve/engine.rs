@@ -25,9 +25,12 @@ use crate::schedule::served::{Alive, NewScan, Served, scan_id, scan_of};
 use crate::schedule::work::FetchLimits;
 use crate::schedule::{self, Completed};
 
-/// URLs of all scans together waiting in the host queues: small, so that
-/// a new scan's first URL enters them soon whatever is queued before it.
-const MAX_QUEUED: usize = 256;
+/// URLs of all scans together waiting in the host queues, per request
+/// slot (`-c`): few, so that a new scan's first URL enters them soon
+/// whatever is queued before it (the turns decide who is next, not the
+/// queues), enough that a host at its `--per-host` limit seldom leaves a
+/// slot idle.
+const QUEUED_PER_SLOT: usize = 1;
 
 /// Each running scan: where its pages go, and its fetch limits.
 type Routes = Arc<Mutex<HashMap<u64, (mpsc::UnboundedSender<PageResult>, FetchLimits)>>>;
@@ -74,7 +77,7 @@ impl Engine {
             delay: config.delay,
             rate: config.rate,
             random_delay: config.random_delay,
-            max_queued: MAX_QUEUED,
+            max_queued: (QUEUED_PER_SLOT * config.concurrency.get()).max(8),
             robots_agent: config
                 .robots
                 .then(|| crate::crawl::robots::agent_token(&config.fetch.user_agent).to_owned()),
@@ -116,8 +119,14 @@ impl Engine {
     }
 
     /// Starts a scan of `lines` (URLs as the client wrote them), each
-    /// page's fetch within `limits`.
-    pub async fn scan(&self, lines: Vec<String>, limits: FetchLimits) -> anyhow::Result<Scan> {
+    /// page's fetch within `limits`, for `client` (scans take turns client
+    /// by client).
+    pub async fn scan(
+        &self,
+        lines: Vec<String>,
+        limits: FetchLimits,
+        client: String,
+    ) -> anyhow::Result<Scan> {
         let id = scan_id(self.started.fetch_add(1, Ordering::Relaxed));
         let (tx, pages) = mpsc::unbounded_channel();
         self.routes
@@ -130,7 +139,7 @@ impl Engine {
             routes: Arc::clone(&self.routes),
         };
         self.scans
-            .send(NewScan { id, lines })
+            .send(NewScan { id, lines, client })
             .await
             .map_err(|_| anyhow::anyhow!("the server is stopping"))?;
         Ok(scan)

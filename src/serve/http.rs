@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State as Shared};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State as Shared};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -241,14 +241,20 @@ async fn metrics(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Respo
         .into_response()
 }
 
-async fn scan(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    let response = answer(&state, &headers, &body).await;
+async fn scan(
+    Shared(state): Shared<Arc<State>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let response = answer(&state, &headers, &body, peer.ip().to_string()).await;
     state.metrics.scan_answered(response.status().as_u16());
     response
 }
 
-/// A scan request's answer: the stream, or why not.
-async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8]) -> Response {
+/// A scan request's answer: the stream, or why not. `client`: who asks
+/// (its address), whose scans take turns with other clients'.
+async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: String) -> Response {
     if !authorised(state, headers) {
         return refuse(
             StatusCode::UNAUTHORIZED,
@@ -293,7 +299,7 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8]) -> Respons
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         return busy;
     }
-    let scan = match state.engine.scan(urls, limits).await {
+    let scan = match state.engine.scan(urls, limits, client).await {
         Ok(scan) => scan,
         Err(e) => {
             state.release(expected);

@@ -115,6 +115,7 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
         tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "listening on http://{local}");
         let app = http::router(Arc::clone(&state));
         let stopping = stop.clone();
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 stopping.reached(Level::Draining).await;
