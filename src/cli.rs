@@ -369,7 +369,8 @@ pub struct FetchArgs {
 
     /// Let a crawl follow links and redirects to loopback, private,
     /// link-local and cloud-metadata addresses (by default only the listed
-    /// URLs' hosts may be on such addresses).
+    /// URLs' hosts may be on such addresses); for serve, let the clients'
+    /// URLs be on them.
     #[arg(env = "SCRIPTSCRAPE_ALLOW_PRIVATE", long, help_heading = "Crawling")]
     pub allow_private: bool,
 
@@ -954,6 +955,7 @@ fn resolve_quiet_verbose(
         Some(Command::Enqueue(args)) => &mut args.log,
         Some(Command::Work(args)) => &mut args.log,
         Some(Command::Collect(args)) => &mut args.log,
+        Some(Command::Serve(args)) => &mut args.log,
         Some(_) => return Ok(()),
     };
     if !(log.quiet && log.verbose > 0) {

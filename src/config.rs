@@ -304,8 +304,47 @@ impl Config {
         if let Some((_, flag)) = crawling.iter().find(|(given, _)| *given) {
             bail!("{flag}: a server's scans fetch the URLs they are given, they do not crawl");
         }
+        // The clients choose the sites: the operator's logins, cookies and
+        // headers would be sent to whichever they name.
+        let credentials = [
+            (fetch.user.is_some(), "-u (--user)"),
+            (!fetch.cookies.is_empty(), "-b (--cookie)"),
+            (fetch.cookie_jar.is_some(), "--cookie-jar"),
+            (!fetch.headers.is_empty(), "-H (--header)"),
+        ];
+        if let Some((_, flag)) = credentials.iter().find(|(given, _)| *given) {
+            bail!(
+                "{flag}: a server's clients name the sites, so what it carries would go to any \
+                 of them; serve takes no credentials or headers"
+            );
+        }
+        let defaults = defaults::<crate::cli::FetchArgs>();
+        let not_offered = [
+            (fetch.fetch_scripts, "--fetch-scripts"),
+            (
+                fetch.max_script_body != defaults.max_script_body,
+                "--max-script-body",
+            ),
+            (
+                fetch.max_scripts_per_page != defaults.max_scripts_per_page,
+                "--max-scripts-per-page",
+            ),
+            (fetch.inline_text, "--inline-text"),
+            (!fetch.strip_query.is_empty(), "--strip-query"),
+        ];
+        if let Some((_, flag)) = not_offered.iter().find(|(given, _)| *given) {
+            bail!("{flag} is not offered by serve: its scans write the columns of a plain run");
+        }
         let allow_private = std::mem::take(&mut fetch.allow_private);
         let config = Self::for_work(fetch, log)?;
+        if !allow_private && config.fetch.proxies.all().next().is_some() {
+            bail!(
+                "a proxy is set (--proxy, or HTTP_PROXY/HTTPS_PROXY/ALL_PROXY in the \
+                 environment), and a proxy resolves the names it is sent, so the \
+                 private-network rule could not hold for the clients' URLs: unset it, or give \
+                 --allow-private if the proxy keeps clients out of private networks itself"
+            );
+        }
         Ok((config, allow_private))
     }
 

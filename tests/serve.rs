@@ -706,3 +706,141 @@ fn a_small_scan_of_another_client_is_not_starved() {
     assert_eq!(status, 200);
     assert_eq!(lines.last().expect("summary")["ok"], 40);
 }
+
+/// What the server cannot hold to its rules it refuses at start: the
+/// operator's credentials and headers (they would go to whatever site a
+/// client names), a proxy without --allow-private (it resolves names
+/// itself), options of a plain run serve does not offer, and a token no
+/// client could send.
+#[test]
+fn serve_refuses_at_start_what_it_cannot_hold() {
+    let run = Run::new();
+    std::fs::write(run.path("accented"), "é".repeat(9)).expect("token file");
+    let cases: [(&[&str], &str); 6] = [
+        (&["-u", "admin:s3cret"], "-u (--user)"),
+        (&["-H", "X-Team: blue"], "-H (--header)"),
+        (&["-b", "session=1"], "-b (--cookie)"),
+        (&["--proxy", "http://127.0.0.1:9"], "a proxy is set"),
+        (
+            &["--fetch-scripts"],
+            "--fetch-scripts is not offered by serve",
+        ),
+        (&["--token-file", "accented"], "visible ASCII"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        if !args.contains(&"--token-file") {
+            all.push("--no-auth");
+        }
+        all.extend_from_slice(args);
+        let out = run.run(&all, None);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    }
+}
+
+/// The scheme of the Authorization header is case-insensitive, a 401 says
+/// which scheme to use, and a JSON body is known by its media type
+/// whatever its case and parameters.
+#[test]
+fn http_details_clients_rely_on() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let token = "another-token-0123456789";
+    std::fs::write(run.path("token"), token).expect("token file");
+    let server = Server::start(
+        &run,
+        &[
+            "--token-file",
+            &run.path("token").to_string_lossy(),
+            "--allow-private",
+        ],
+    );
+    let (refused, lower) = runtime().block_on(async {
+        let refused = client()
+            .post(server.url("/v1/scan"))
+            .body(site.url("/gen/1"))
+            .send()
+            .await
+            .expect("request");
+        let lower = client()
+            .post(server.url("/v1/scan"))
+            .header("authorization", format!("bearer {token}"))
+            .header("content-type", "Application/JSON; charset=utf-8")
+            .body(serde_json::json!({"urls": [site.url("/gen/1")]}).to_string())
+            .send()
+            .await
+            .expect("request");
+        let refused = (
+            refused.status().as_u16(),
+            refused
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap_or("").to_owned()),
+        );
+        (
+            refused,
+            (lower.status().as_u16(), lower.text().await.expect("body")),
+        )
+    });
+    assert_eq!(refused.0, 401);
+    assert!(refused.1.is_some_and(|v| v.starts_with("Bearer")));
+    assert_eq!(lower.0, 200);
+    let first: Value = serde_json::from_str(lower.1.lines().next().expect("a page")).expect("JSON");
+    assert_eq!(
+        first["page_url"],
+        site.url("/gen/1").as_str(),
+        "{}",
+        lower.1
+    );
+}
+
+/// A client that stops reading its stream is cut once its unread pages
+/// pass the scan's buffer: its remaining URLs are given up, and the
+/// server's pending count (--max-pending) is free again for others.
+#[test]
+fn a_client_that_stops_reading_is_cut() {
+    use std::io::Write as _;
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(
+        &run,
+        &["--no-auth", "--allow-private", "--max-pending", "1000"],
+    );
+    let urls: Vec<String> = (0..1000)
+        .map(|i| site.url(&format!("/fixtures/kitchen-sink.html?{i}")))
+        .collect();
+    let body = urls.join("\n");
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stalled = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        stalled,
+        "POST /v1/scan HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the scan");
+    // It never reads. Another client's scan is taken once the stalled one
+    // is cut (before that, --max-pending is taken by its 1000 URLs).
+    let started = std::time::Instant::now();
+    let mut answered = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        let (status, lines) = runtime()
+            .block_on(async { scan(&client(), &server.base, &site.url("/gen/1"), None).await });
+        if status == 200 {
+            answered = Some(lines);
+            break;
+        }
+        assert_eq!(status, 503);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lines = answered.expect("the other client's scan was never taken");
+    assert_eq!(lines.last().expect("summary")["ok"], 1);
+    // Hits are counted by path: every page of the scan is this one.
+    let fetched = site.hits("/fixtures/kitchen-sink.html");
+    assert!(
+        fetched < 1000,
+        "all {fetched} pages were fetched for a client not reading"
+    );
+    drop(stalled);
+}

@@ -32,31 +32,75 @@ use crate::schedule::{self, Completed};
 /// slot idle.
 const QUEUED_PER_SLOT: usize = 1;
 
-/// Each running scan: where its pages go, and its fetch limits.
-type Routes = Arc<Mutex<HashMap<u64, (mpsc::UnboundedSender<PageResult>, FetchLimits)>>>;
+/// Pages of a scan parsed and not yet taken by its client: past this the
+/// client is not reading (or far too slowly), and the scan is cut, so
+/// that a stalled client holds neither memory nor the server's
+/// `--max-pending`.
+const SCAN_BUFFER: usize = 64;
+
+/// One running scan.
+struct Route {
+    /// Where its pages go.
+    pages: mpsc::Sender<PageResult>,
+    limits: FetchLimits,
+    /// Its URLs not yet done.
+    remaining: usize,
+}
+
+/// The running scans, and their URLs not yet done, all together.
+#[derive(Default)]
+struct Table {
+    scans: HashMap<u64, Route>,
+    pending: usize,
+}
+
+impl Table {
+    /// Ends scan `id` (if it runs): its URLs not yet done are given up.
+    fn end(&mut self, id: u64) {
+        if let Some(route) = self.scans.remove(&id) {
+            self.pending -= route.remaining;
+        }
+    }
+}
+
+type Routes = Arc<Mutex<Table>>;
+
+fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, Table> {
+    routes.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The shared engine: hand it scans, read their pages as they complete.
 pub struct Engine {
     scans: mpsc::Sender<NewScan>,
     routes: Routes,
     started: AtomicU64,
+    max_pending: usize,
+}
+
+/// Why a scan was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Running scans have this many URLs to do, and one more scan this
+    /// size would pass `--max-pending`.
+    #[error("the server has {0} URLs of other scans to do first (--max-pending {1})")]
+    Busy(usize, usize),
+    /// The server is stopping.
+    #[error("the server is stopping")]
+    Stopping,
 }
 
 /// One scan's pages, as they complete. Dropping it (the client went
 /// away) gives up its URLs not yet started.
 pub struct Scan {
-    /// Each page's result, once.
-    pub pages: mpsc::UnboundedReceiver<PageResult>,
+    /// Each page's result, once; closed early when the scan was cut.
+    pub pages: mpsc::Receiver<PageResult>,
     id: u64,
     routes: Routes,
 }
 
 impl Drop for Scan {
     fn drop(&mut self) {
-        self.routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
+        lock(&self.routes).end(self.id);
     }
 }
 
@@ -64,7 +108,12 @@ impl Engine {
     /// Starts the engine on the current runtime with `config`'s limits;
     /// unless `allow_private`, every URL and redirect is held to the
     /// private-network rule (none is trusted: they are the clients').
-    pub fn start(config: &Config, allow_private: bool, stop: Stop) -> anyhow::Result<Engine> {
+    pub fn start(
+        config: &Config,
+        allow_private: bool,
+        max_pending: usize,
+        stop: Stop,
+    ) -> anyhow::Result<Engine> {
         let guard = (!allow_private).then(|| {
             let guard = Guard::new();
             guard.trust_proxies(&config.fetch.proxies);
@@ -96,13 +145,7 @@ impl Engine {
         let (completed, done) = mpsc::channel(64);
         let routes = Routes::default();
         let known = Arc::clone(&routes);
-        let alive: Alive = Arc::new(move |id| {
-            known
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&id)
-                .map(|(_, limits)| *limits)
-        });
+        let alive: Alive = Arc::new(move |id| lock(&known).scans.get(&id).map(|r| r.limits));
         tokio::spawn(async move {
             schedule::run(setup, Served::new(arriving, alive), completed).await;
         });
@@ -115,7 +158,13 @@ impl Engine {
             scans,
             routes,
             started: AtomicU64::new(0),
+            max_pending,
         })
+    }
+
+    /// URLs of running scans not yet done.
+    pub fn pending(&self) -> usize {
+        lock(&self.routes).pending
     }
 
     /// Starts a scan of `lines` (URLs as the client wrote them), each
@@ -126,13 +175,22 @@ impl Engine {
         lines: Vec<String>,
         limits: FetchLimits,
         client: String,
-    ) -> anyhow::Result<Scan> {
+    ) -> Result<Scan, Refused> {
         let id = scan_id(self.started.fetch_add(1, Ordering::Relaxed));
-        let (tx, pages) = mpsc::unbounded_channel();
-        self.routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, (tx, limits));
+        let (tx, pages) = mpsc::channel(SCAN_BUFFER);
+        {
+            let mut table = lock(&self.routes);
+            if table.pending + lines.len() > self.max_pending {
+                return Err(Refused::Busy(table.pending, self.max_pending));
+            }
+            table.pending += lines.len();
+            let route = Route {
+                pages: tx,
+                limits,
+                remaining: lines.len(),
+            };
+            table.scans.insert(id, route);
+        }
         let scan = Scan {
             pages,
             id,
@@ -141,7 +199,7 @@ impl Engine {
         self.scans
             .send(NewScan { id, lines, client })
             .await
-            .map_err(|_| anyhow::anyhow!("the server is stopping"))?;
+            .map_err(|_| Refused::Stopping)?;
         Ok(scan)
     }
 }
@@ -157,12 +215,17 @@ async fn route(
     let parsing = Arc::new(Semaphore::new(parsers));
     while let Some(page) = done.recv().await {
         let (id, _) = scan_of(page.seq);
-        let to = routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-            .map(|(to, _)| to.clone());
-        let Some(to) = to else { continue };
+        let to = {
+            let mut table = lock(&routes);
+            let Some(route) = table.scans.get_mut(&id) else {
+                continue;
+            };
+            route.remaining -= 1;
+            let to = route.pages.clone();
+            table.pending -= 1;
+            to
+        };
+        let routes = Arc::clone(&routes);
         // The semaphore is never closed, so acquiring only waits.
         let Ok(permit) = Arc::clone(&parsing).acquire_owned().await else {
             return;
@@ -170,7 +233,12 @@ async fn route(
         tokio::task::spawn_blocking(move || {
             let (result, _, _) = crate::pipeline::parse_one(page, &extractor, None, false);
             drop(permit);
-            let _ = to.send(result);
+            if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(result) {
+                tracing::warn!(
+                    "a client has not read {SCAN_BUFFER} pages of its scan: the scan is cut"
+                );
+                lock(&routes).end(id);
+            }
         });
     }
 }

@@ -3,18 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State as Shared};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State as Shared};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::engine::{Engine, Scan};
+use super::engine::{Engine, Refused, Scan};
 use super::metrics::Metrics;
 use super::{MAX_BODY, MAX_URL, Settings};
 use crate::output::PageResult;
@@ -26,10 +26,6 @@ pub struct State {
     engine: Engine,
     token: Option<String>,
     max_urls: usize,
-    /// URLs of running scans not yet answered, all clients together, and
-    /// the most there may be (`--max-pending`).
-    pending: AtomicUsize,
-    max_pending: usize,
     metrics: Metrics,
     /// The server's `--timeout` and `--retries`: a scan may ask for less.
     limits: (Duration, u32),
@@ -47,8 +43,6 @@ impl State {
             engine,
             token: settings.token.clone(),
             max_urls: settings.max_urls,
-            pending: AtomicUsize::new(0),
-            max_pending: settings.max_pending,
             metrics: Metrics::new(),
             limits: (settings.config.fetch.timeout, settings.config.fetch.retries),
             stop,
@@ -57,40 +51,44 @@ impl State {
         }
     }
 
-    /// Takes `urls` more URLs in, unless that would pass `--max-pending`.
-    fn admit(&self, urls: usize) -> bool {
-        let admitted = self
-            .pending
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |pending| {
-                (pending + urls <= self.max_pending).then_some(pending + urls)
-            })
-            .is_ok();
-        if admitted {
-            self.metrics.urls_pending.inc_by(urls as i64);
-        }
-        admitted
-    }
-
-    /// `urls` URLs were answered, or will not be.
-    fn release(&self, urls: usize) {
-        self.pending.fetch_sub(urls, Ordering::SeqCst);
-        self.metrics.urls_pending.dec_by(urls as i64);
-    }
-
     /// Notes that the server stops accepting scans now.
     pub fn draining(&self) {
         let _ = self.draining_since.set(tokio::time::Instant::now());
     }
 }
 
-/// The server's routes.
+/// The server's routes: scans and metrics need the token, checked on the
+/// headers before any body is read; the health check does not.
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/scan", post(scan))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
+        .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Refuses a request without the server's token (401, with the scheme to
+/// use), counting refused scans.
+async fn guard(Shared(state): Shared<Arc<State>>, request: Request, next: Next) -> Response {
+    if authorised(&state, request.headers()) {
+        return next.run(request).await;
+    }
+    if request.uri().path() == "/v1/scan" {
+        state
+            .metrics
+            .scan_answered(StatusCode::UNAUTHORIZED.as_u16());
+    }
+    let mut refused = refuse(
+        StatusCode::UNAUTHORIZED,
+        "this needs 'Authorization: Bearer TOKEN' with the server's token",
+    );
+    refused.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"scriptscrape\""),
+    );
+    refused
 }
 
 /// An error answer: its status and a one-line JSON body saying why.
@@ -105,11 +103,13 @@ fn authorised(state: &State, headers: &HeaderMap) -> bool {
     let Some(token) = &state.token else {
         return true;
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
@@ -181,7 +181,11 @@ fn asked(headers: &HeaderMap, body: &[u8], server: (Duration, u32)) -> Result<As
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/json"));
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| {
+            let t = t.trim();
+            t.eq_ignore_ascii_case("application/json") || t.eq_ignore_ascii_case("text/json")
+        });
     if json {
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
@@ -224,13 +228,9 @@ fn asked(headers: &HeaderMap, body: &[u8], server: (Duration, u32)) -> Result<As
 
 /// The metrics, for Prometheus (with the server's token, when it has one:
 /// a scrape config's `authorization`).
-async fn metrics(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Response {
-    if !authorised(&state, &headers) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "the metrics need 'Authorization: Bearer TOKEN' with the server's token",
-        );
-    }
+async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
+    let pending = i64::try_from(state.engine.pending()).unwrap_or(i64::MAX);
+    state.metrics.urls_pending.set(pending);
     (
         [(
             header::CONTENT_TYPE,
@@ -252,15 +252,10 @@ async fn scan(
     response
 }
 
-/// A scan request's answer: the stream, or why not. `client`: who asks
-/// (its address), whose scans take turns with other clients'.
+/// A scan request's answer (its token was checked): the stream, or why
+/// not. `client`: who asks (its address), whose scans take turns with
+/// other clients'.
 async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: String) -> Response {
-    if !authorised(state, headers) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "a scan needs 'Authorization: Bearer TOKEN' with the server's token",
-        );
-    }
     let Asked { urls, limits } = match asked(headers, body, state.limits) {
         Ok(asked) => asked,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
@@ -285,25 +280,20 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: St
         );
     }
     let expected = urls.len();
-    if !state.admit(expected) {
-        let mut busy = refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the server has {} URLs of other scans to answer first (--max-pending {}): \
-                 try again later",
-                state.pending.load(Ordering::SeqCst),
-                state.max_pending
-            ),
-        );
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        return busy;
-    }
     let scan = match state.engine.scan(urls, limits, client).await {
         Ok(scan) => scan,
-        Err(e) => {
-            state.release(expected);
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        Err(refused) => {
+            let busy = matches!(refused, Refused::Busy(..));
+            let mut answer = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{refused}: try again later"),
+            );
+            if busy {
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            }
+            return answer;
         }
     };
     state.metrics.scans_in_flight.inc();
@@ -374,8 +364,9 @@ impl Streaming {
 
     fn page(&mut self, page: &PageResult) -> Bytes {
         self.received += 1;
-        self.state.release(1);
         self.state.metrics.page(page);
+        // -v: each failed page; -vv: each page.
+        crate::pipeline::log_page(page, tracing::Level::INFO);
         match &page.outcome {
             Ok(scripts) => self.scripts += scripts.len() as u64,
             Err(e) => *self.failed.entry(e.kind.as_str()).or_default() += 1,
@@ -407,8 +398,6 @@ impl Streaming {
 
 impl Drop for Streaming {
     fn drop(&mut self) {
-        // Done, cut short, or its client went away.
-        self.state.release(self.expected - self.received);
         self.state.metrics.scans_in_flight.dec();
     }
 }

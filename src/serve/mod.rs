@@ -62,9 +62,11 @@ impl Settings {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read --token-file {}", path.display()))?;
                 let token = text.trim();
+                // What a client can send in an Authorization header.
                 anyhow::ensure!(
-                    token.len() >= 16,
-                    "--token-file {}: the token must be at least 16 characters",
+                    token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()),
+                    "--token-file {}: the token must be at least 16 visible ASCII characters \
+                     (letters, digits, punctuation), on one line",
                     path.display()
                 );
                 Ok(Some(token.to_owned()))
@@ -108,6 +110,7 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
         let engine = engine::Engine::start(
             &settings.config,
             settings.allow_private,
+            settings.max_pending,
             engine_stop.clone(),
         )?;
         let grace = settings.config.grace;
