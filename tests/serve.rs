@@ -844,3 +844,41 @@ fn a_client_that_stops_reading_is_cut() {
     );
     drop(stalled);
 }
+
+/// A client that trickles its request headers (slowloris) does not hold
+/// its connection: the server closes it (within 10 s; the test waits at
+/// most 30).
+#[test]
+fn a_client_trickling_its_headers_is_closed() {
+    use std::io::{Read as _, Write as _};
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"POST /v1/scan HTTP/1.1\r\nHost: x\r\n")
+        .expect("the first header lines");
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut rest = Vec::new();
+    // The server answers (408) and closes, or just closes: either way the
+    // read ends; a read timeout would be an error of kind WouldBlock.
+    match slow.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => assert_ne!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock,
+            "the connection was still open after 30 s"
+        ),
+    }
+    // And the server still serves others.
+    let health = runtime().block_on(async {
+        client()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(health, 200);
+}

@@ -118,18 +118,67 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
         tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "listening on http://{local}");
         let app = http::router(Arc::clone(&state));
         let stopping = stop.clone();
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stopping.reached(Level::Draining).await;
-                state.draining();
-            })
-            .await
-            .context("the server failed")?;
+        accept(listener, app, async move {
+            stopping.reached(Level::Draining).await;
+            state.draining();
+        })
+        .await;
         engine_stop.request(crate::run::stop::Cause::Terminate);
         Ok::<(), anyhow::Error>(())
     })?;
     // Requests the engine still had in flight end with the runtime.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// How long a client may take to send a request's headers: a client that
+/// trickles them (slowloris) holds a connection no longer.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on each connection `listener` accepts until `stopping`
+/// resolves; then accepts no more and waits for the connections to finish
+/// (running scans end within the grace period, see http.rs).
+async fn accept(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stopping: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stopping);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors, say: a moment before accepting more.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopping => break,
+        };
+        // Scans take turns by the client's address (http.rs).
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A connection that fails fails for its client alone.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
