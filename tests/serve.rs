@@ -372,6 +372,15 @@ fn bad_scan_requests_are_refused() {
             unknown.text().await.expect("body"),
         );
         let empty = scan(&client, &server.base, "\n# nothing\n", None).await;
+        let huge = scan(&client, &server.base, &"x".repeat(5 << 20), None).await;
+        assert_eq!(huge.0, 413);
+        assert!(
+            huge.1[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("4 MiB")),
+            "{:?}",
+            huge.1
+        );
         (too_many, unknown, empty)
     });
     assert_eq!(answers.0.0, 413);

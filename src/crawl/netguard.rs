@@ -40,7 +40,9 @@ pub struct Blocked {
 impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        if host == self.addr.to_string() {
+        // The same address may be written two ways (::ffff:7f00:1 is
+        // ::ffff:127.0.0.1).
+        if host.parse::<IpAddr>().is_ok_and(|ip| ip == self.addr) {
             write!(f, "{host} is a non-public address")?;
         } else {
             write!(f, "{host} resolves to the non-public address {}", self.addr)?;
@@ -280,6 +282,16 @@ mod tests {
         assert_eq!(err.addr.to_string(), "169.254.169.254");
         guard.trust("Intranet.Test");
         assert_eq!(guard.filter("intranet.test", mixed.clone()).unwrap(), mixed);
+    }
+
+    #[test]
+    fn an_address_is_named_as_itself_however_written() {
+        let url = Url::parse("http://[::ffff:127.0.0.1]/").unwrap();
+        let err = Guard::new().check_url(&url).unwrap_err().to_string();
+        assert!(
+            err.starts_with("::ffff:7f00:1 is a non-public address"),
+            "{err}"
+        );
     }
 
     #[test]

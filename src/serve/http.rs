@@ -65,7 +65,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // The scan handler reads its body itself, within MAX_BODY.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -245,9 +246,20 @@ async fn scan(
     Shared(state): Shared<Arc<State>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let response = answer(&state, &headers, &body, peer.ip().to_string()).await;
+    // Read here, not by an extractor, so that a body over the cap gets
+    // this server's one-line JSON answer (and is counted).
+    let response = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => answer(&state, &headers, &body, peer.ip().to_string()).await,
+        Err(_) => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is over {} MiB, or broken off",
+                MAX_BODY >> 20
+            ),
+        ),
+    };
     state.metrics.scan_answered(response.status().as_u16());
     response
 }
