@@ -58,7 +58,7 @@ impl Table {
     /// Ends scan `id` (if it runs): its URLs not yet done are given up.
     fn end(&mut self, id: u64) {
         if let Some(route) = self.scans.remove(&id) {
-            self.pending -= route.remaining;
+            self.pending = self.pending.saturating_sub(route.remaining);
         }
     }
 }
@@ -220,9 +220,11 @@ async fn route(
             let Some(route) = table.scans.get_mut(&id) else {
                 continue;
             };
-            route.remaining -= 1;
+            // One result per URL; saturating all the same, as a count
+            // off by one must not take the server down.
+            route.remaining = route.remaining.saturating_sub(1);
             let to = route.pages.clone();
-            table.pending -= 1;
+            table.pending = table.pending.saturating_sub(1);
             to
         };
         let routes = Arc::clone(&routes);
