@@ -41,20 +41,20 @@ impl Server {
             .arg(&file)
             .arg(env!("CARGO_BIN_EXE_scriptscrape"))
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .current_dir(run.dir.path())
-            .env("XDG_CONFIG_HOME", run.path("no-config-home"));
-        for var in [
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
+            .args(args);
+        run.isolate(&mut cmd);
         Server::spawn(cmd)
+    }
+
+    /// As [`Server::start`], with `token` (written to a file) as the
+    /// server's token.
+    fn start_with_token(run: &Run, token: &str, args: &[&str]) -> Server {
+        let file = run.path("token");
+        // As an editor or `echo` writes it: the newline is not the token.
+        std::fs::write(&file, format!("{token}\n")).expect("token file");
+        let mut all = vec!["--token-file", file.to_str().expect("a UTF-8 path")];
+        all.extend_from_slice(args);
+        Server::start(run, &all)
     }
 
     fn spawn(mut cmd: std::process::Command) -> Server {
@@ -283,15 +283,7 @@ fn a_scan_needs_the_token() {
     let site = TestServer::start();
     let run = Run::new();
     let token = "s3cret-token-0123456789";
-    std::fs::write(run.path("token"), format!("{token}\n")).expect("token file");
-    let server = Server::start(
-        &run,
-        &[
-            "--token-file",
-            &run.path("token").to_string_lossy(),
-            "--allow-private",
-        ],
-    );
+    let server = Server::start_with_token(&run, token, &["--allow-private"]);
     let page = site.url("/gen/1");
     let answers = runtime().block_on(async {
         let client = client();
@@ -491,15 +483,7 @@ fn metrics_count_scans_and_pages() {
     let site = TestServer::start();
     let run = Run::new();
     let token = "metrics-token-0123456789";
-    std::fs::write(run.path("token"), token).expect("token file");
-    let server = Server::start(
-        &run,
-        &[
-            "--token-file",
-            &run.path("token").to_string_lossy(),
-            "--allow-private",
-        ],
-    );
+    let server = Server::start_with_token(&run, token, &["--allow-private"]);
     let body = format!("{}\n{}", site.url("/gen/1"), site.url("/status/404"));
     let (text, unauthorised) = runtime().block_on(async {
         let (status, _) = scan(&client(), &server.base, &body, Some(token)).await;
@@ -757,15 +741,7 @@ fn http_details_clients_rely_on() {
     let site = TestServer::start();
     let run = Run::new();
     let token = "another-token-0123456789";
-    std::fs::write(run.path("token"), token).expect("token file");
-    let server = Server::start(
-        &run,
-        &[
-            "--token-file",
-            &run.path("token").to_string_lossy(),
-            "--allow-private",
-        ],
-    );
+    let server = Server::start_with_token(&run, token, &["--allow-private"]);
     let (refused, lower) = runtime().block_on(async {
         let refused = client()
             .post(server.url("/v1/scan"))

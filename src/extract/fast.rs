@@ -429,16 +429,7 @@ impl<'a> Scan<'a> {
         if start == end || self.templates > 0 || !self.foreign.is_empty() {
             return Ok(());
         }
-        let watched = self.phase != Phase::Body
-            || matches!(
-                self.tables.last(),
-                Some(
-                    TableElement::Table
-                        | TableElement::Section(_)
-                        | TableElement::Row
-                        | TableElement::ColGroup
-                )
-            );
+        let watched = self.phase != Phase::Body || self.outside_cells();
         if !watched {
             return Ok(());
         }

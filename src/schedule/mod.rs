@@ -220,15 +220,14 @@ impl Fetching {
                     seq,
                     origin,
                 } => {
-                    if !work.wanted(seq) {
+                    let Some(limits) = work.fetch_limits(seq) else {
                         // Nobody waits for it: the slot goes back.
                         self.queues.finished(&host, now);
                         continue;
-                    }
+                    };
                     work.dispatched(seq, origin.as_ref().map(|o| o.depth));
                     let rule = self.hop_rule(origin.as_ref());
                     self.pages_running += 1;
-                    let limits = work.fetch_limits(seq);
                     let fetcher = if limits == work::FetchLimits::default() {
                         self.fetcher.clone()
                     } else {

@@ -169,12 +169,8 @@ impl Work for Served {
         Ok(())
     }
 
-    fn wanted(&self, seq: u64) -> bool {
-        (self.alive)(scan_of(seq).0).is_some()
-    }
-
-    fn fetch_limits(&self, seq: u64) -> FetchLimits {
-        (self.alive)(scan_of(seq).0).unwrap_or_default()
+    fn fetch_limits(&self, seq: u64) -> Option<FetchLimits> {
+        (self.alive)(scan_of(seq).0)
     }
 
     fn elsewhere(&self) -> u64 {

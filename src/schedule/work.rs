@@ -71,16 +71,12 @@ pub(crate) trait Work: Send {
         Some(u16::MAX)
     }
 
-    /// Whether the page of `seq`, at the front of its queue, is still to
-    /// be fetched (not when a served scan's client has gone away).
-    fn wanted(&self, _seq: u64) -> bool {
-        true
-    }
-
-    /// A shorter timeout or fewer retries for the page of `seq` than the
-    /// run's (a served scan's options).
-    fn fetch_limits(&self, _seq: u64) -> FetchLimits {
-        FetchLimits::default()
+    /// How the page of `seq`, at the front of its queue, is to be fetched:
+    /// within a shorter timeout or fewer retries than the run's (a served
+    /// scan's options), or not at all (`None`: its scan's client has gone
+    /// away).
+    fn fetch_limits(&self, _seq: u64) -> Option<FetchLimits> {
+        Some(FetchLimits::default())
     }
 
     /// The page request of `seq` started, at `depth` in a crawl.

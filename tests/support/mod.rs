@@ -1145,12 +1145,20 @@ impl Run {
     /// directory. The caller bounds how long it waits.
     pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scriptscrape"));
-        cmd.current_dir(self.dir.path()).args(args);
+        cmd.args(args);
+        self.isolate(&mut cmd);
+        cmd
+    }
+
+    /// Runs `cmd` (the binary, or a wrapper that execs it) in this
+    /// directory, without the machine's proxies, scriptscrape variables
+    /// or configuration file.
+    pub fn isolate(&self, cmd: &mut std::process::Command) {
+        cmd.current_dir(self.dir.path());
         for var in PROXY_VARS.iter().map(|v| v.to_string()).chain(own_vars()) {
             cmd.env_remove(var);
         }
         cmd.env("XDG_CONFIG_HOME", self.no_config_home());
-        cmd
     }
 
     /// A configuration home with no configuration file in it, so that the

@@ -352,16 +352,7 @@ impl<'a> Scan<'a> {
                 self.end(name)
             }
             Phase::Body => {
-                let in_table = matches!(
-                    self.tables.last(),
-                    Some(
-                        TableElement::Table
-                            | TableElement::Section(_)
-                            | TableElement::Row
-                            | TableElement::ColGroup
-                    )
-                );
-                if name == "br" && in_table {
+                if name == "br" && self.outside_cells() {
                     // Taken for <br>, foster-parented, which first
                     // reconstructs the active formatting elements: their
                     // clones go before the table, and later scripts into
@@ -373,6 +364,20 @@ impl<'a> Scan<'a> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Whether the current node is a table element outside its cells
+    /// (where text and most markup are foster-parented).
+    pub(super) fn outside_cells(&self) -> bool {
+        matches!(
+            self.tables.last(),
+            Some(
+                TableElement::Table
+                    | TableElement::Section(_)
+                    | TableElement::Row
+                    | TableElement::ColGroup
+            )
+        )
     }
 
     /// An end tag in the body, where open tables decide what it does.
