@@ -1130,6 +1130,18 @@ pub struct ServeArgs {
     )]
     pub max_pending: u64,
 
+    /// The deepest a scan may crawl (its options.depth): links followed
+    /// from its URLs, within --scope, robots.txt obeyed; 0: scans fetch
+    /// the URLs they name only.
+    #[arg(
+        env = "SCRIPTSCRAPE_MAX_DEPTH",
+        long,
+        value_name = "N",
+        default_value = "0",
+        value_parser = clap::value_parser!(u16).range(0..=100)
+    )]
+    pub max_depth: u16,
+
     #[command(flatten)]
     pub fetch: FetchArgs,
 

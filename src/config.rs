@@ -288,21 +288,52 @@ impl Config {
 
     /// The server's fetching settings (`scriptscrape serve`), and whether
     /// client URLs may be private addresses (`--allow-private`, which for
-    /// a server applies to every URL, not to a crawl's links).
+    /// a server applies to every URL, not to a crawl's links). With
+    /// `max_depth` (`--max-depth`), scans may crawl up to that depth, with
+    /// the crawl options given here (`--scope`, `--include`, ...) as
+    /// `config.crawl`, whose `max_depth` is the server's.
     pub fn for_serve(
         mut fetch: crate::cli::FetchArgs,
         log: crate::cli::LogArgs,
+        max_depth: u16,
     ) -> anyhow::Result<(Config, bool)> {
-        let crawling = [
-            (fetch.depth > 0, "--depth"),
-            (!fetch.sitemaps.is_empty(), "--sitemap"),
-            (fetch.max_pages.is_some(), "--max-pages"),
-            (fetch.scope.is_some(), "--scope"),
-            (!fetch.include.is_empty(), "--include"),
-            (!fetch.exclude.is_empty(), "--exclude"),
+        let per_scan = [
+            (
+                fetch.depth > 0,
+                "--depth",
+                "a scan's options.depth, up to --max-depth",
+            ),
+            (
+                fetch.max_pages.is_some(),
+                "--max-pages",
+                "a scan's options.max_pages, up to --max-urls",
+            ),
+            (
+                fetch.fetch_scripts,
+                "--fetch-scripts",
+                "a scan's options.fetch_scripts",
+            ),
         ];
-        if let Some((_, flag)) = crawling.iter().find(|(given, _)| *given) {
-            bail!("{flag}: a server's scans fetch the URLs they are given, they do not crawl");
+        if let Some((_, flag, instead)) = per_scan.iter().find(|(given, ..)| *given) {
+            bail!("{flag} is set scan by scan in serve: {instead}");
+        }
+        if !fetch.sitemaps.is_empty() {
+            bail!("--sitemap is not read by serve: a scan names its URLs, or crawls from them");
+        }
+        if max_depth == 0 {
+            let crawling = [
+                (fetch.scope.is_some(), "--scope"),
+                (!fetch.include.is_empty(), "--include"),
+                (!fetch.exclude.is_empty(), "--exclude"),
+                (fetch.follow_nofollow, "--follow-nofollow"),
+                (!fetch.strip_query.is_empty(), "--strip-query"),
+            ];
+            if let Some((_, flag)) = crawling.iter().find(|(given, _)| *given) {
+                bail!(
+                    "{flag} applies to the links a scan follows: give --max-depth N (1 or more) \
+                     so that scans may crawl"
+                );
+            }
         }
         // The clients choose the sites: the operator's logins, cookies and
         // headers would be sent to whichever they name.
@@ -318,23 +349,17 @@ impl Config {
                  of them; serve takes no credentials or headers"
             );
         }
-        let defaults = defaults::<crate::cli::FetchArgs>();
-        let not_offered = [
-            (fetch.fetch_scripts, "--fetch-scripts"),
-            (
-                fetch.max_script_body != defaults.max_script_body,
-                "--max-script-body",
-            ),
-            (
-                fetch.max_scripts_per_page != defaults.max_scripts_per_page,
-                "--max-scripts-per-page",
-            ),
-            (fetch.inline_text, "--inline-text"),
-            (!fetch.strip_query.is_empty(), "--strip-query"),
-        ];
-        if let Some((_, flag)) = not_offered.iter().find(|(given, _)| *given) {
-            bail!("{flag} is not offered by serve: its scans write the columns of a plain run");
+        if fetch.inline_text {
+            bail!(
+                "--inline-text is not offered by serve: its scans write the columns of a plain run"
+            );
         }
+        // Built as a crawl of the server's greatest depth: each scan's is
+        // its own, up to that.
+        fetch.depth = max_depth;
+        // Scans ask for it one by one; `fetch_scripts` carries the
+        // server's --max-script-body for those that do.
+        fetch.fetch_scripts = true;
         let allow_private = std::mem::take(&mut fetch.allow_private);
         let config = Self::for_work(fetch, log)?;
         if !allow_private && config.fetch.proxies.all().next().is_some() {

@@ -303,7 +303,7 @@ fn serve(args: scriptscrape::cli::ServeArgs) -> ExitCode {
             args.token_file.as_ref(),
             args.no_auth,
         )?;
-        let (config, allow_private) = Config::for_serve(args.fetch, args.log)?;
+        let (config, allow_private) = Config::for_serve(args.fetch, args.log, args.max_depth)?;
         if config.fetch.insecure {
             tracing::warn!("warning: --insecure: TLS certificates are not checked");
         }

@@ -709,15 +709,15 @@ fn a_small_scan_of_another_client_is_not_starved() {
 fn serve_refuses_at_start_what_it_cannot_hold() {
     let run = Run::new();
     std::fs::write(run.path("accented"), "é".repeat(9)).expect("token file");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["-u", "admin:s3cret"], "-u (--user)"),
         (&["-H", "X-Team: blue"], "-H (--header)"),
         (&["-b", "session=1"], "-b (--cookie)"),
         (&["--proxy", "http://127.0.0.1:9"], "a proxy is set"),
-        (
-            &["--fetch-scripts"],
-            "--fetch-scripts is not offered by serve",
-        ),
+        (&["--fetch-scripts"], "options.fetch_scripts"),
+        (&["--depth", "2"], "up to --max-depth"),
+        (&["--scope", "domain"], "give --max-depth N"),
+        (&["--inline-text"], "--inline-text is not offered by serve"),
         (&["--token-file", "accented"], "visible ASCII"),
     ];
     for (args, needle) in cases {
@@ -866,4 +866,181 @@ fn a_client_trickling_its_headers_is_closed() {
             .as_u16()
     });
     assert_eq!(health, 200);
+}
+
+/// POSTs a JSON scan of `urls` with `options` (no token) and returns the
+/// status and the JSON Lines of the answer.
+async fn scan_json(server: &str, urls: &[String], options: Value) -> (u16, Vec<Value>) {
+    let response = client()
+        .post(format!("{server}/v1/scan"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"urls": urls, "options": options}).to_string())
+        .send()
+        .await
+        .expect("the scan request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("the answer");
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (status, lines)
+}
+
+/// A scan with `depth` crawls as the CLI's `--depth` does: the same pages
+/// (normal forms, depths, referrers) and the same scripts; a duplicate
+/// line is counted, not fetched twice.
+#[test]
+fn a_crawling_scans_objects_are_the_clis_crawl() {
+    let site = TestServer::start();
+    let seeds = [site.url("/site/0"), site.url("/site/7")];
+    let run = Run::new();
+    let list = run.urls("seeds.txt", &seeds);
+    let cli = run.run(
+        &[
+            &list,
+            "--depth",
+            "2",
+            "--allow-private",
+            "-o",
+            "scripts.jsonl",
+            "--pages",
+            "pages.jsonl",
+        ],
+        None,
+    );
+    assert!(cli.code == 0 || cli.code == 1, "{}", cli.stderr);
+    let cli_pages = keyed_file(&run.path("pages.jsonl"), "page");
+    assert!(cli_pages.len() > 100, "{}", cli_pages.len());
+
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "--max-depth", "3"]);
+    let mut urls = seeds.to_vec();
+    urls.push(format!("{}#again", seeds[0]));
+    let (status, lines) = runtime().block_on(scan_json(
+        &server.base,
+        &urls,
+        serde_json::json!({"depth": 2}),
+    ));
+    assert_eq!(status, 200);
+    let pages = keyed(&lines, "page");
+    assert_eq!(pages, cli_pages);
+    assert_eq!(
+        keyed(&lines, "script"),
+        keyed_file(&run.path("scripts.jsonl"), "script")
+    );
+    let summary = lines.last().expect("a summary");
+    assert_eq!(summary["object"], "summary");
+    assert_eq!(summary["urls"], 3);
+    assert_eq!(summary["duplicates"], 1);
+    assert_eq!(summary["pages"], pages.len());
+    assert_eq!(summary["discovered"], pages.len() - 2);
+    assert_eq!(summary["not_fetched"], 0);
+    assert!(summary["off_scope"].as_u64().expect("a count") > 0);
+    assert_eq!(summary["cut_short"], false);
+    // Each page fetched once.
+    assert_eq!(site.hits("/site/7"), 2, "once by the CLI, once by the scan");
+}
+
+/// A crawl fetches at most its `max_pages`, listed URLs included, and
+/// says how many it found but left; a depth past the server's is refused.
+#[test]
+fn a_crawling_scan_keeps_to_its_budget_and_the_servers_depth() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "--max-depth", "2"]);
+    let (status, lines, refused) = runtime().block_on(async {
+        let seed = [site.url("/site/0")];
+        let (status, lines) = scan_json(
+            &server.base,
+            &seed,
+            serde_json::json!({"depth": 2, "max_pages": 15}),
+        )
+        .await;
+        let (refused, answer) =
+            scan_json(&server.base, &seed, serde_json::json!({"depth": 3})).await;
+        (status, lines, (refused, answer))
+    });
+    assert_eq!(status, 200);
+    let pages = keyed(&lines, "page");
+    assert_eq!(pages.len(), 15);
+    let fetched: usize = (0..3000)
+        .map(|n| site.hits(&format!("/site/{n}")))
+        .sum::<usize>()
+        + site.hits("/json");
+    assert_eq!(
+        fetched,
+        15,
+        "the site saw the budget and no more: {:?}",
+        pages.keys()
+    );
+    let summary = lines.last().expect("a summary");
+    let discovered = summary["discovered"].as_u64().expect("a count");
+    assert!(discovered > 14, "{summary}");
+    assert_eq!(summary["not_fetched"], discovered - 14);
+    assert_eq!(summary["cut_short"], false);
+    assert_eq!(refused.0, 400);
+    let why = refused.1[0]["error"].as_str().expect("an error");
+    assert!(
+        why.contains("from 0 to the server's 2 (--max-depth)"),
+        "{why}"
+    );
+}
+
+/// With `fetch_scripts`, a scan's script objects carry what is behind each
+/// script, as the CLI's `--fetch-scripts` rows do; each scan fetches its
+/// scripts afresh (a script changed between two scans is seen changed),
+/// and once for all its pages.
+#[test]
+fn a_scan_may_fetch_its_scripts_and_each_scan_sees_them_afresh() {
+    let site = TestServer::start();
+    site.set_script("shared.js", "var v = 1;", Duration::ZERO);
+    site.set_script("slow.js", "var s = 1;", Duration::from_millis(300));
+    for name in ["a", "b"] {
+        site.set_page(
+            name,
+            "<script src=/js/shared.js integrity=sha256-nope></script>\
+             <script src=/js/slow.js></script><script src=/js/missing.js></script>\
+             <script>inline()</script>",
+        );
+    }
+    let urls = [site.url("/page/a"), site.url("/page/b")];
+    let run = Run::new();
+    let list = run.urls("urls.txt", &urls);
+    let cli = run.run(&[&list, "--fetch-scripts", "-o", "scripts.jsonl"], None);
+    assert!(cli.code == 0 || cli.code == 1, "{}", cli.stderr);
+    let server = Server::start(&run, &["--no-auth", "--allow-private"]);
+    let options = serde_json::json!({"fetch_scripts": true});
+    let (first, second, plain) = runtime().block_on(async {
+        let first = scan_json(&server.base, &urls, options.clone()).await;
+        site.set_script("shared.js", "var v = 2;", Duration::ZERO);
+        let second = scan_json(&server.base, &urls, options).await;
+        let plain = scan_json(&server.base, &urls, serde_json::json!({})).await;
+        (first, second, plain)
+    });
+    assert_eq!(first.0, 200);
+    let scripts = keyed(&first.1, "script");
+    assert_eq!(scripts, keyed_file(&run.path("scripts.jsonl"), "script"));
+    let shared = |lines: &[Value]| {
+        lines
+            .iter()
+            .find(|l| {
+                l["object"] == "script"
+                    && l["src"].as_str().is_some_and(|s| s.ends_with("shared.js"))
+            })
+            .map(|l| l["content_sha384"].clone())
+            .expect("the shared script's row")
+    };
+    assert!(shared(&first.1).is_string());
+    assert_ne!(
+        shared(&first.1),
+        shared(&second.1),
+        "the second scan saw the change"
+    );
+    assert!(
+        shared(&plain.1).is_null(),
+        "a scan that did not ask fetched nothing"
+    );
+    // The CLI once, each asking scan once, for both pages together.
+    assert_eq!(site.hits("/js/shared.js"), 3);
+    assert_eq!(site.hits("/js/slow.js"), 3);
 }

@@ -251,6 +251,22 @@ impl Queues {
         self.enqueue(url, seq, origin, from_input, now);
     }
 
+    /// Queues a served scan's URL, listed or found by its crawl, as the
+    /// input's: it counts against `max_queued`, and waits in the lane of
+    /// depth 0 whatever its depth, because the scans' turns decide which
+    /// URL enters next, and a lane ahead of another would let one scan's
+    /// seeds hold back another's links.
+    pub(crate) fn push_in_turn(
+        &mut self,
+        url: Url,
+        seq: u64,
+        origin: Option<Origin>,
+        now: Instant,
+    ) {
+        self.from_input += 1;
+        self.enqueue_in(url, seq, origin, true, 0, now);
+    }
+
     pub(crate) fn enqueue(
         &mut self,
         url: Url,
@@ -259,8 +275,21 @@ impl Queues {
         from_input: bool,
         now: Instant,
     ) {
-        let key = host_key(&url);
         let depth = origin.as_ref().map_or(0, |o| o.depth);
+        self.enqueue_in(url, seq, origin, from_input, depth, now);
+    }
+
+    /// Queues a page in the lane of `depth`.
+    fn enqueue_in(
+        &mut self,
+        url: Url,
+        seq: u64,
+        origin: Option<Origin>,
+        from_input: bool,
+        depth: u16,
+        now: Instant,
+    ) {
+        let key = host_key(&url);
         let q = Queued {
             url: String::from(url).into_boxed_str(),
             seq,

@@ -226,7 +226,7 @@ impl Fetching {
                         continue;
                     };
                     work.dispatched(seq, origin.as_ref().map(|o| o.depth));
-                    let rule = self.hop_rule(origin.as_ref());
+                    let rule = self.hop_rule(work, seq, origin.as_ref());
                     self.pages_running += 1;
                     let fetcher = if limits == work::FetchLimits::default() {
                         self.fetcher.clone()
@@ -261,16 +261,14 @@ impl Fetching {
         work.after_dispatch(&mut self.queues, &mut self.rows);
     }
 
-    /// A link's redirects stay in scope; seeds and sitemap entries (depth
-    /// 0) are the user's and the site's word.
-    fn hop_rule(&self, origin: Option<&Origin>) -> Option<HopRule> {
-        match (&self.crawl, origin) {
-            (Some(crawl), Some(o)) if o.depth > 0 => {
-                let (crawl, seed) = (Arc::clone(crawl), o.seed.clone());
-                Some(Arc::new(move |hop| crawl.in_scope(&seed, hop)))
-            }
-            _ => None,
-        }
+    /// A link's redirects stay in scope of its crawl (the run's, or its
+    /// served scan's); seeds and sitemap entries (depth 0) are the user's
+    /// and the site's word.
+    fn hop_rule(&self, work: &impl Work, seq: u64, origin: Option<&Origin>) -> Option<HopRule> {
+        let o = origin.filter(|o| o.depth > 0)?;
+        let crawl = self.crawl.clone().or_else(|| work.crawl_of(seq))?;
+        let seed = o.seed.clone();
+        Some(Arc::new(move |hop| crawl.in_scope(&seed, hop)))
     }
 
     /// A stop was asked for: what is queued will not be fetched.

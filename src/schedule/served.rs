@@ -8,17 +8,28 @@
 //! waits behind at most the queues' worth of a big one, never behind all
 //! of it, and a client cannot take more turns by opening more scans. A
 //! scan whose client went away gives up its URLs, queued or not.
+//!
+//! A scan that crawls (`depth` of 1 or more) keeps its own frontier here:
+//! the links its pages lead to come back from the server's parse stage,
+//! are checked against the scan's own set of URLs seen, and wait their
+//! turn like its listed URLs, nearest the seeds first. Each crawling scan
+//! has a budget of pages; links past it are counted, not queued.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
+use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 
 use futures::future::Either;
 use tokio::sync::mpsc;
+use url::Url;
 
 use super::Completed;
 use super::work::{Closed, Ctx, FetchLimits, Work};
+use crate::crawl::{Crawl, Discovered, Origin};
 use crate::error::ErrorKind;
+use crate::seen::HashSet64;
 
 /// Bits of a page's `seq` that number it within its scan; the rest name
 /// the scan.
@@ -28,19 +39,61 @@ pub const SEQ_BITS: u32 = 32;
 /// crawl's first found one.
 const SCAN_IDS: u64 = 1 << 29;
 
+/// One line of a scan: as the client wrote it, and the URL it names or
+/// why it names none.
+#[derive(Debug)]
+pub struct Line {
+    /// The client's text.
+    pub raw: String,
+    /// Its URL (normal form, when the scan crawls), or why it is none.
+    pub url: Result<Url, String>,
+}
+
+/// A crawling scan's settings.
+#[derive(Clone, Debug)]
+pub struct ScanCrawl {
+    /// Scope, filters and depth (`max_depth`: the scan's `depth`).
+    pub crawl: Arc<Crawl>,
+    /// Pages the scan may fetch in all, its listed URLs included (at least
+    /// as many as it lists).
+    pub max_pages: u64,
+}
+
 /// A scan handed to the scheduler.
 pub struct NewScan {
     /// Its number (see [`scan_of`]).
     pub id: u64,
-    /// Its URLs, as the client wrote them.
-    pub lines: Vec<String>,
+    /// Its URLs, each once.
+    pub lines: Vec<Line>,
     /// Who asked for it (the client's address): turns go client by client.
     pub client: String,
+    /// Crawling: how.
+    pub crawl: Option<ScanCrawl>,
 }
 
-/// The fetch limits of the scan numbered so, while a client still waits
-/// for it; `None` once it has gone.
-pub type Alive = Arc<dyn Fn(u64) -> Option<FetchLimits> + Send + Sync>;
+/// What became of the links one page of a crawling scan led to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinksTaken {
+    /// Queued: each will have a result.
+    pub queued: u64,
+    /// URLs the scan had not seen before (`queued` among them).
+    pub discovered: u64,
+    /// Links out of scope or filtered out.
+    pub off_scope: u64,
+    /// Discovered but not queued: past the scan's budget of pages, or the
+    /// server is stopping.
+    pub left: u64,
+}
+
+/// What the server knows of its scans: asked and told by the scheduler.
+pub trait Scans: Send + Sync {
+    /// The fetch limits of the scan numbered `id` while a client still
+    /// waits for it; `None` once it has gone.
+    fn limits(&self, id: u64) -> Option<FetchLimits>;
+
+    /// The links of one page of scan `id` were taken in.
+    fn links_taken(&self, id: u64, taken: LinksTaken);
+}
 
 /// The scan a page's `seq` belongs to, and the page's position in it.
 pub fn scan_of(seq: u64) -> (u64, u32) {
@@ -52,16 +105,13 @@ pub fn scan_id(count: u64) -> u64 {
     count % SCAN_IDS
 }
 
-struct Turn {
-    id: u64,
-    next: u32,
-    lines: std::vec::IntoIter<String>,
-}
-
 /// What came in.
 pub enum Arrival {
     /// A new scan, or `None` when no more will come (the server stops).
     Scan(Option<NewScan>),
+    /// The links of a page of the scan numbered so, or `None` when the
+    /// parse stage is gone.
+    Links(Option<(u64, Discovered)>),
     /// Room in the queues, and a scan with URLs waiting: its turn.
     Take,
 }
@@ -69,26 +119,223 @@ pub enum Arrival {
 /// One client's scans with URLs waiting, in turn.
 struct Client {
     key: String,
-    scans: VecDeque<Turn>,
+    scans: VecDeque<u64>,
+}
+
+/// A crawling scan's frontier.
+struct Frontier {
+    crawl: Arc<Crawl>,
+    hasher: RandomState,
+    /// Every URL of the scan queued or fetched, in normal form.
+    seen: HashSet64,
+    /// Found URLs waiting for their turn, by depth.
+    waiting: BTreeMap<u16, VecDeque<(Url, Origin)>>,
+    /// Found URLs that may still be queued.
+    budget: u64,
+}
+
+impl Frontier {
+    fn first_sight(&mut self, url: &Url) -> bool {
+        self.seen.insert(self.hasher.hash_one(url.as_str()))
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.values().map(VecDeque::len).sum()
+    }
+
+    fn next(&mut self) -> Option<(Url, Origin)> {
+        let mut nearest = self.waiting.first_entry()?;
+        let next = nearest.get_mut().pop_front();
+        if nearest.get().is_empty() {
+            nearest.remove();
+        }
+        next
+    }
+}
+
+/// One scan's URLs not queued yet.
+struct Scan {
+    client: String,
+    /// Its next URL's position in the scan.
+    next: u32,
+    lines: std::vec::IntoIter<Line>,
+    frontier: Option<Frontier>,
+    /// Listed in its client's turns.
+    in_turn: bool,
+}
+
+impl Scan {
+    fn waiting(&self) -> usize {
+        self.lines.len() + self.frontier.as_ref().map_or(0, Frontier::waiting)
+    }
+
+    /// Queues the scan's next URL (or the row of a line that is none).
+    fn take_one(&mut self, id: u64, ctx: &mut Ctx<'_>) {
+        let seq = (id << SEQ_BITS) | u64::from(self.next);
+        self.next += 1;
+        if let Some(line) = self.lines.next() {
+            match line.url {
+                Ok(url) => {
+                    let origin = self.frontier.is_some().then(|| Origin::seed(&url));
+                    ctx.queues.push_in_turn(url, seq, origin, ctx.now);
+                }
+                Err(why) => ctx.rows.push(Completed::without_request(
+                    seq,
+                    line.raw,
+                    ErrorKind::InvalidUrl,
+                    format!("URL {} of the scan: {why}", self.next),
+                )),
+            }
+        } else if let Some((url, origin)) = self.frontier.as_mut().and_then(Frontier::next) {
+            ctx.queues.push_in_turn(url, seq, Some(origin), ctx.now);
+        }
+    }
 }
 
 /// The scans waiting to have their URLs queued, client by client.
 pub struct Served {
-    scans: mpsc::Receiver<NewScan>,
+    arriving: mpsc::Receiver<NewScan>,
+    links: mpsc::UnboundedReceiver<(u64, Discovered)>,
     open: bool,
     turns: VecDeque<Client>,
-    alive: Alive,
+    scans: HashMap<u64, Scan>,
+    known: Arc<dyn Scans>,
 }
 
 impl Served {
-    /// Work from the scans that arrive on `scans`; a scan `alive` says
-    /// is gone gives up its URLs, queued or not.
-    pub fn new(scans: mpsc::Receiver<NewScan>, alive: Alive) -> Self {
+    /// Work from the scans that arrive on `arriving`, and the links their
+    /// pages lead to, from `links`; a scan `known` says is gone gives up
+    /// its URLs, queued or not.
+    pub fn new(
+        arriving: mpsc::Receiver<NewScan>,
+        links: mpsc::UnboundedReceiver<(u64, Discovered)>,
+        known: Arc<dyn Scans>,
+    ) -> Self {
         Served {
-            scans,
+            arriving,
+            links,
             open: true,
             turns: VecDeque::new(),
-            alive,
+            scans: HashMap::new(),
+            known,
+        }
+    }
+
+    /// Lists scan `id` in its client's turns.
+    fn put_in_turn(&mut self, id: u64) {
+        let Some(scan) = self.scans.get_mut(&id) else {
+            return;
+        };
+        if scan.in_turn {
+            return;
+        }
+        scan.in_turn = true;
+        match self.turns.iter_mut().find(|c| c.key == scan.client) {
+            Some(client) => client.scans.push_back(id),
+            None => self.turns.push_back(Client {
+                key: scan.client.clone(),
+                scans: VecDeque::from([id]),
+            }),
+        }
+    }
+
+    fn new_scan(&mut self, new: NewScan) {
+        // Forgets the scans that ended: their frontiers' seen-sets are
+        // the memory a long-running server would otherwise keep.
+        let known = &self.known;
+        self.scans.retain(|id, _| known.limits(*id).is_some());
+        let frontier = new.crawl.map(|c| {
+            let mut frontier = Frontier {
+                crawl: c.crawl,
+                hasher: RandomState::new(),
+                seen: HashSet64::default(),
+                waiting: BTreeMap::new(),
+                budget: c.max_pages.saturating_sub(new.lines.len() as u64),
+            };
+            for line in &new.lines {
+                if let Ok(url) = &line.url {
+                    frontier.first_sight(url);
+                }
+            }
+            frontier
+        });
+        let scan = Scan {
+            client: new.client,
+            next: 0,
+            lines: new.lines.into_iter(),
+            frontier,
+            in_turn: false,
+        };
+        self.scans.insert(new.id, scan);
+        self.put_in_turn(new.id);
+    }
+
+    /// A page's links came back: those the scan has not seen wait for its
+    /// turn, within its budget.
+    fn links_back(&mut self, id: u64, found: Discovered, draining: bool) {
+        let Some(frontier) = self.scans.get_mut(&id).and_then(|s| s.frontier.as_mut()) else {
+            return;
+        };
+        let mut taken = LinksTaken {
+            off_scope: found.off_scope,
+            ..LinksTaken::default()
+        };
+        let depth = found.page_depth + 1;
+        for url in found.urls {
+            if !frontier.first_sight(&url) {
+                continue;
+            }
+            taken.discovered += 1;
+            if draining || frontier.budget == 0 {
+                taken.left += 1;
+                continue;
+            }
+            frontier.budget -= 1;
+            taken.queued += 1;
+            let origin = Origin {
+                depth,
+                seed: Arc::clone(&found.seed),
+                referrer: Some(Arc::clone(&found.referrer)),
+            };
+            frontier
+                .waiting
+                .entry(depth)
+                .or_default()
+                .push_back((url, origin));
+        }
+        // Told before the URLs can be fetched: the scan's count of
+        // results to come grows before any of them arrives.
+        self.known.links_taken(id, taken);
+        if taken.queued > 0 {
+            self.put_in_turn(id);
+        }
+    }
+
+    /// The next URL of the client whose turn it is.
+    fn take(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(mut client) = self.turns.pop_front() else {
+            return;
+        };
+        if let Some(id) = client.scans.pop_front() {
+            let alive = self.known.limits(id).is_some();
+            match self.scans.entry(id) {
+                Entry::Occupied(mut scan) if alive => {
+                    scan.get_mut().take_one(id, ctx);
+                    if scan.get().waiting() > 0 {
+                        client.scans.push_back(id);
+                    } else {
+                        scan.get_mut().in_turn = false;
+                    }
+                }
+                Entry::Occupied(scan) => {
+                    scan.remove();
+                }
+                Entry::Vacant(_) => {}
+            }
+        }
+        // Back to the end of the line, while it has URLs waiting.
+        if !client.scans.is_empty() {
+            self.turns.push_back(client);
         }
     }
 }
@@ -100,93 +347,65 @@ impl Work for Served {
         if room && !self.turns.is_empty() {
             return Either::Left(std::future::ready(Arrival::Take));
         }
-        let scans = &mut self.scans;
-        let open = self.open;
+        let (arriving, links, open) = (&mut self.arriving, &mut self.links, self.open);
         Either::Right(async move {
-            if !open {
-                return std::future::pending().await;
+            tokio::select! {
+                scan = arriving.recv(), if open => Arrival::Scan(scan),
+                found = links.recv() => Arrival::Links(found),
             }
-            Arrival::Scan(scans.recv().await)
         })
     }
 
     fn take_in(&mut self, arrival: Arrival, ctx: &mut Ctx<'_>) -> Result<(), Closed> {
         match arrival {
             Arrival::Scan(None) => self.open = false,
-            Arrival::Scan(Some(scan)) => {
-                let turn = Turn {
-                    id: scan.id,
-                    next: 0,
-                    lines: scan.lines.into_iter(),
-                };
-                match self.turns.iter_mut().find(|c| c.key == scan.client) {
-                    Some(client) => client.scans.push_back(turn),
-                    None => self.turns.push_back(Client {
-                        key: scan.client,
-                        scans: VecDeque::from([turn]),
-                    }),
-                }
-            }
-            Arrival::Take => {
-                let Some(mut client) = self.turns.pop_front() else {
-                    return Ok(());
-                };
-                // The client goes back to the end of the line below,
-                // while it has URLs waiting.
-                let Some(mut turn) = client.scans.pop_front() else {
-                    return Ok(());
-                };
-                let line = match (self.alive)(turn.id) {
-                    Some(_) => turn.lines.next(),
-                    None => None,
-                };
-                let Some(line) = line else {
-                    if !client.scans.is_empty() {
-                        self.turns.push_back(client);
-                    }
-                    return Ok(());
-                };
-                let seq = (turn.id << SEQ_BITS) | u64::from(turn.next);
-                turn.next += 1;
-                let at = turn.next;
-                match crate::input::parse_url(line.trim()) {
-                    Ok(url) => ctx.queues.push(url, seq, None, ctx.now),
-                    Err(why) => ctx.rows.push(Completed::without_request(
-                        seq,
-                        line,
-                        ErrorKind::InvalidUrl,
-                        format!("URL {at} of the scan: {why}"),
-                    )),
-                }
-                if turn.lines.len() > 0 {
-                    client.scans.push_back(turn);
-                }
-                if !client.scans.is_empty() {
-                    self.turns.push_back(client);
-                }
-            }
+            Arrival::Scan(Some(scan)) => self.new_scan(scan),
+            Arrival::Links(Some((id, found))) => self.links_back(id, found, ctx.draining),
+            // The parse stage is gone: so is the server.
+            Arrival::Links(None) => return Err(Closed),
+            Arrival::Take => self.take(ctx),
         }
         Ok(())
     }
 
     fn fetch_limits(&self, seq: u64) -> Option<FetchLimits> {
-        (self.alive)(scan_of(seq).0)
+        self.known.limits(scan_of(seq).0)
+    }
+
+    fn crawl_of(&self, seq: u64) -> Option<Arc<Crawl>> {
+        let frontier = self.scans.get(&scan_of(seq).0)?.frontier.as_ref()?;
+        Some(Arc::clone(&frontier.crawl))
+    }
+
+    fn completed(&mut self, done: &Completed, _depth: Option<u16>) {
+        let Some(frontier) = self
+            .scans
+            .get_mut(&scan_of(done.seq).0)
+            .and_then(|s| s.frontier.as_mut())
+        else {
+            return;
+        };
+        // Where a redirect landed is fetched: a link found later that
+        // leads there is a duplicate.
+        if let Ok(fetched) = &done.fetch
+            && fetched.final_url.as_str() != done.page_url
+        {
+            let landed = frontier.crawl.normalize(&fetched.final_url);
+            frontier.first_sight(&landed);
+        }
     }
 
     fn elsewhere(&self) -> u64 {
-        self.turns
-            .iter()
-            .flat_map(|c| &c.scans)
-            .map(|t| t.lines.len() as u64)
-            .sum()
+        self.scans.values().map(|s| s.waiting() as u64).sum()
     }
 
     fn exhausted(&self) -> bool {
-        !self.open && self.turns.is_empty()
+        !self.open && self.elsewhere() == 0
     }
 
     fn give_up(&mut self) -> u64 {
         let left = self.elsewhere();
+        self.scans.clear();
         self.turns.clear();
         self.open = false;
         left

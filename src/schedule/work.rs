@@ -79,6 +79,12 @@ pub(crate) trait Work: Send {
         Some(FetchLimits::default())
     }
 
+    /// The crawl settings of the page of `seq` when they are its own, not
+    /// the run's (a served scan's): what its redirects are held to.
+    fn crawl_of(&self, _seq: u64) -> Option<std::sync::Arc<crate::crawl::Crawl>> {
+        None
+    }
+
     /// The page request of `seq` started, at `depth` in a crawl.
     fn dispatched(&mut self, _seq: u64, _depth: Option<u16>) {}
 

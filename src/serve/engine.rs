@@ -1,27 +1,33 @@
 //! The one fetch-and-parse engine every scan of the server shares.
 //!
 //! ```text
-//!  scans ─► schedule::run (Served work) ─► router ─► parse (blocking pool) ─► the scan's channel
-//!           one -c, one --per-host            ≤ parsers pages at once
-//!           for every client together
+//!  scans ─► schedule::run (Served work) ─► router ─► parse (blocking pool) ─┬─► the scan's channel
+//!           one -c, one --per-host            ≤ parsers pages at once       └─► scripts.rs (fetch_scripts)
+//!           for every client together    ◄── links of crawling scans ──┘
 //! ```
 //!
 //! Pages are parsed as the command line parses them (`pipeline::parse_one`),
-//! so a scan's rows are the CLI's rows for the same URLs.
+//! so a scan's rows are the CLI's rows for the same URLs. A scan ends when
+//! every URL it listed or its crawl queued has its page, and no page's
+//! links are still on their way back: the table below counts both.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Semaphore, mpsc};
 
+use super::scripts::{self, Hub};
 use crate::config::Config;
 use crate::crawl::netguard::Guard;
+use crate::crawl::{Crawl, Discovered};
 use crate::extract::Extractor;
 use crate::fetch::Fetcher;
 use crate::output::PageResult;
 use crate::run::stop::Stop;
-use crate::schedule::served::{Alive, NewScan, Served, scan_id, scan_of};
+use crate::schedule::served::{
+    Line, LinksTaken, NewScan, ScanCrawl, Scans, Served, scan_id, scan_of,
+};
 use crate::schedule::work::FetchLimits;
 use crate::schedule::{self, Completed};
 
@@ -38,35 +44,128 @@ const QUEUED_PER_SLOT: usize = 1;
 /// `--max-pending`.
 const SCAN_BUFFER: usize = 64;
 
+/// What a scan asks for beyond its URLs (each within the server's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Its pages' fetch limits.
+    pub limits: FetchLimits,
+    /// Links followed from its URLs (0: none).
+    pub depth: u16,
+    /// Crawling: pages fetched in all; `None`: the server's `--max-urls`.
+    pub max_pages: Option<u64>,
+    /// What is behind each external script is fetched too.
+    pub fetch_scripts: bool,
+}
+
+/// What a client's scan learns as it runs, beyond its pages.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Every URL it listed or queued has its page (it was not cut).
+    complete: AtomicBool,
+    /// Its crawl's counts.
+    discovered: AtomicU64,
+    off_scope: AtomicU64,
+    left: AtomicU64,
+}
+
+/// A scan's crawl counts, for its summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Crawled {
+    /// URLs found that it had not seen.
+    pub discovered: u64,
+    /// Links out of scope or filtered out.
+    pub off_scope: u64,
+    /// Found but not fetched: past its `max_pages`, or the server stopped.
+    pub left: u64,
+}
+
 /// One running scan.
 struct Route {
     /// Where its pages go.
     pages: mpsc::Sender<PageResult>,
     limits: FetchLimits,
-    /// Its URLs not yet done.
-    remaining: usize,
+    crawl: Option<Arc<Crawl>>,
+    fetch_scripts: bool,
+    /// Of the server's `--max-pending`, what it still holds.
+    reserved: usize,
+    /// Results it will have: its URLs, and those its crawl queued.
+    expected: u64,
+    /// Results that reached the router.
+    received: u64,
+    /// Pages whose links are on their way back to its frontier.
+    links_pending: u64,
+    tally: Arc<Tally>,
 }
 
-/// The running scans, and their URLs not yet done, all together.
+impl Route {
+    fn finished(&self) -> bool {
+        self.received >= self.expected && self.links_pending == 0
+    }
+}
+
+/// The running scans, and what they hold of `--max-pending`, all together.
 #[derive(Default)]
-struct Table {
+pub(super) struct Table {
     scans: HashMap<u64, Route>,
     pending: usize,
 }
 
 impl Table {
     /// Ends scan `id` (if it runs): its URLs not yet done are given up.
+    /// Its channel closes once the pages on their way are delivered.
     fn end(&mut self, id: u64) {
         if let Some(route) = self.scans.remove(&id) {
-            self.pending = self.pending.saturating_sub(route.remaining);
+            self.pending = self.pending.saturating_sub(route.reserved);
         }
+    }
+
+    /// Ends scan `id` as complete.
+    fn finish(&mut self, id: u64) {
+        if let Some(route) = self.scans.get(&id) {
+            route.tally.complete.store(true, Ordering::Relaxed);
+        }
+        self.end(id);
+    }
+
+    /// Whether scan `id` still runs.
+    pub(super) fn runs(&self, id: u64) -> bool {
+        self.scans.contains_key(&id)
     }
 }
 
-type Routes = Arc<Mutex<Table>>;
+pub(super) type Routes = Arc<Mutex<Table>>;
 
-fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, Table> {
+pub(super) fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, Table> {
     routes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The table, as the scheduler asks it about scans.
+struct Known(Routes);
+
+impl Scans for Known {
+    fn limits(&self, id: u64) -> Option<FetchLimits> {
+        lock(&self.0).scans.get(&id).map(|r| r.limits)
+    }
+
+    fn links_taken(&self, id: u64, taken: LinksTaken) {
+        let mut table = lock(&self.0);
+        let Some(route) = table.scans.get_mut(&id) else {
+            return;
+        };
+        route.expected += taken.queued;
+        route.links_pending = route.links_pending.saturating_sub(1);
+        let tally = &route.tally;
+        tally
+            .discovered
+            .fetch_add(taken.discovered, Ordering::Relaxed);
+        tally
+            .off_scope
+            .fetch_add(taken.off_scope, Ordering::Relaxed);
+        tally.left.fetch_add(taken.left, Ordering::Relaxed);
+        if route.finished() {
+            table.finish(id);
+        }
+    }
 }
 
 /// The shared engine: hand it scans, read their pages as they complete.
@@ -75,6 +174,12 @@ pub struct Engine {
     routes: Routes,
     started: AtomicU64,
     max_pending: usize,
+    /// Crawl settings of a scan, but its depth (`None`: scans do not
+    /// crawl).
+    crawl: Option<Crawl>,
+    /// Scans may fetch their scripts (the config's `fetch_scripts`, as
+    /// `Config::for_serve` sets it).
+    fetch_scripts: bool,
 }
 
 /// Why a scan was not started.
@@ -92,10 +197,30 @@ pub enum Refused {
 /// One scan's pages, as they complete. Dropping it (the client went
 /// away) gives up its URLs not yet started.
 pub struct Scan {
-    /// Each page's result, once; closed early when the scan was cut.
+    /// Each page's result, once; closed when the scan ends, complete or
+    /// cut.
     pub pages: mpsc::Receiver<PageResult>,
+    /// Its lines that repeat an earlier one's URL, not fetched again.
+    pub duplicates: u64,
     id: u64,
     routes: Routes,
+    tally: Arc<Tally>,
+}
+
+impl Scan {
+    /// Whether every page came: false when the scan was cut.
+    pub fn complete(&self) -> bool {
+        self.tally.complete.load(Ordering::Relaxed)
+    }
+
+    /// Its crawl's counts so far.
+    pub fn crawled(&self) -> Crawled {
+        Crawled {
+            discovered: self.tally.discovered.load(Ordering::Relaxed),
+            off_scope: self.tally.off_scope.load(Ordering::Relaxed),
+            left: self.tally.left.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Drop for Scan {
@@ -132,6 +257,13 @@ impl Engine {
                 .then(|| crate::crawl::robots::agent_token(&config.fetch.user_agent).to_owned()),
             max_frontier: 0,
         };
+        let routes = Routes::default();
+        let (hub, link) = scripts::start(
+            Arc::clone(&routes),
+            config.max_scripts_per_page,
+            config.fetch_scripts.unwrap_or(0),
+            config.concurrency.get(),
+        );
         let setup = schedule::Setup {
             fetcher,
             limits,
@@ -139,26 +271,34 @@ impl Engine {
             grace: config.grace,
             crawl: None,
             progress: None,
-            scripts: None,
+            scripts: Some(link),
         };
         let (scans, arriving) = mpsc::channel(64);
         let (completed, done) = mpsc::channel(64);
-        let routes = Routes::default();
-        let known = Arc::clone(&routes);
-        let alive: Alive = Arc::new(move |id| lock(&known).scans.get(&id).map(|r| r.limits));
+        let (found, links) = mpsc::unbounded_channel();
+        let known = Arc::new(Known(Arc::clone(&routes)));
         tokio::spawn(async move {
-            schedule::run(setup, Served::new(arriving, alive), completed).await;
+            schedule::run(setup, Served::new(arriving, links, known), completed).await;
         });
         let extractor = Extractor::new()
             .keep_inline_text(false)
             .detect_utf8(config.detect_utf8);
+        let router = Router {
+            routes: Arc::clone(&routes),
+            plain: extractor,
+            with_links: extractor.links(true),
+            found,
+            hub,
+        };
         let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::spawn(route(done, Arc::clone(&routes), extractor, parsers));
+        tokio::spawn(router.run(done, parsers));
         Ok(Engine {
             scans,
             routes,
             started: AtomicU64::new(0),
             max_pending,
+            crawl: config.crawl.clone(),
+            fetch_scripts: config.fetch_scripts.is_some(),
         })
     }
 
@@ -167,80 +307,202 @@ impl Engine {
         lock(&self.routes).pending
     }
 
-    /// Starts a scan of `lines` (URLs as the client wrote them), each
-    /// page's fetch within `limits`, for `client` (scans take turns client
-    /// by client).
+    /// Whether a scan may ask for its scripts' content.
+    pub fn fetches_scripts(&self) -> bool {
+        self.fetch_scripts
+    }
+
+    /// The deepest a scan may crawl (`--max-depth`).
+    pub fn max_depth(&self) -> u16 {
+        self.crawl.as_ref().map_or(0, |c| c.max_depth)
+    }
+
+    /// Starts a scan of `lines` (URLs as the client wrote them, each
+    /// fetched once) with `options` (checked against the server's
+    /// already), for `client` (scans take turns client by client). A
+    /// crawling scan holds its `max_pages` of `--max-pending`; `max_urls`
+    /// stands for its `max_pages` when it gives none.
     pub async fn scan(
         &self,
         lines: Vec<String>,
-        limits: FetchLimits,
+        options: ScanOptions,
+        max_urls: u64,
         client: String,
     ) -> Result<Scan, Refused> {
+        let crawl = match &self.crawl {
+            Some(crawl) if options.depth > 0 => Some(ScanCrawl {
+                crawl: Arc::new(Crawl {
+                    max_depth: options.depth,
+                    ..crawl.clone()
+                }),
+                max_pages: options.max_pages.unwrap_or(max_urls),
+            }),
+            _ => None,
+        };
+        let (lines, duplicates) = distinct(lines, crawl.as_ref().map(|c| &*c.crawl));
+        let expected = lines.len();
+        let reserved = match &crawl {
+            // Within the usize range: it is at most --max-urls.
+            Some(c) => usize::try_from(c.max_pages)
+                .unwrap_or(usize::MAX)
+                .max(expected),
+            None => expected,
+        };
         let id = scan_id(self.started.fetch_add(1, Ordering::Relaxed));
         let (tx, pages) = mpsc::channel(SCAN_BUFFER);
+        let tally = Arc::new(Tally::default());
         {
             let mut table = lock(&self.routes);
-            if table.pending + lines.len() > self.max_pending {
+            if table.pending.saturating_add(reserved) > self.max_pending {
                 return Err(Refused::Busy(table.pending, self.max_pending));
             }
-            table.pending += lines.len();
+            table.pending += reserved;
             let route = Route {
                 pages: tx,
-                limits,
-                remaining: lines.len(),
+                limits: options.limits,
+                crawl: crawl.as_ref().map(|c| Arc::clone(&c.crawl)),
+                fetch_scripts: options.fetch_scripts,
+                reserved,
+                expected: expected as u64,
+                received: 0,
+                links_pending: 0,
+                tally: Arc::clone(&tally),
             };
             table.scans.insert(id, route);
         }
         let scan = Scan {
             pages,
+            duplicates,
             id,
             routes: Arc::clone(&self.routes),
+            tally,
         };
-        self.scans
-            .send(NewScan { id, lines, client })
-            .await
-            .map_err(|_| Refused::Stopping)?;
+        let new = NewScan {
+            id,
+            lines,
+            client,
+            crawl,
+        };
+        self.scans.send(new).await.map_err(|_| Refused::Stopping)?;
         Ok(scan)
     }
 }
 
-/// Hands each completed page to be parsed, then to its scan; pages of a
-/// scan that is gone are dropped unparsed.
-async fn route(
-    mut done: mpsc::Receiver<Completed>,
+/// The scan's lines, each URL once (as the command line reads a list:
+/// the same URL, or the same text that is none, is a duplicate; crawling,
+/// URLs in their normal form), and how many repeated one before.
+fn distinct(lines: Vec<String>, crawl: Option<&Crawl>) -> (Vec<Line>, u64) {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept = Vec::with_capacity(lines.len());
+    let mut duplicates = 0;
+    for raw in lines {
+        let url = crate::input::parse_url(raw.trim()).map(|url| match crawl {
+            Some(crawl) => crawl.normalize(&url),
+            None => url,
+        });
+        let key = match &url {
+            Ok(url) => (true, url.as_str().to_owned()),
+            Err(_) => (false, raw.clone()),
+        };
+        if seen.insert(key) {
+            kept.push(Line { raw, url });
+        } else {
+            duplicates += 1;
+        }
+    }
+    (kept, duplicates)
+}
+
+/// Hands each completed page to be parsed, then on to its scan (through
+/// the scripts stage when the scan fetches scripts), and a crawling
+/// scan's links back to its frontier.
+struct Router {
     routes: Routes,
-    extractor: Extractor,
-    parsers: usize,
-) {
-    let parsing = Arc::new(Semaphore::new(parsers));
-    while let Some(page) = done.recv().await {
-        let (id, _) = scan_of(page.seq);
-        let to = {
-            let mut table = lock(&routes);
-            let Some(route) = table.scans.get_mut(&id) else {
+    plain: Extractor,
+    /// For pages whose links are followed.
+    with_links: Extractor,
+    found: mpsc::UnboundedSender<(u64, Discovered)>,
+    hub: Hub,
+}
+
+impl Router {
+    async fn run(self, mut done: mpsc::Receiver<Completed>, parsers: usize) {
+        let router = Arc::new(self);
+        let parsing = Arc::new(Semaphore::new(parsers));
+        while let Some(page) = done.recv().await {
+            let (id, _) = scan_of(page.seq);
+            let Some((to, crawl, fetch_scripts)) = router.received(id, &page) else {
+                // Its scan is gone: dropped unparsed, but the scripts
+                // stage's count of pages must hear of it.
+                router.hub.passed();
                 continue;
             };
-            // One result per URL; saturating all the same, as a count
-            // off by one must not take the server down.
-            route.remaining = route.remaining.saturating_sub(1);
-            let to = route.pages.clone();
+            // The semaphore is never closed, so acquiring only waits.
+            let Ok(permit) = Arc::clone(&parsing).acquire_owned().await else {
+                return;
+            };
+            let router = Arc::clone(&router);
+            tokio::task::spawn_blocking(move || {
+                let extractor = match crawl {
+                    Some(_) => &router.with_links,
+                    None => &router.plain,
+                };
+                let (result, links, _) =
+                    crate::pipeline::parse_one(page, extractor, crawl.as_deref(), false);
+                drop(permit);
+                if let Some(links) = links {
+                    // Gone only with the scheduler, when the server stops.
+                    let _ = router.found.send((id, links));
+                }
+                if fetch_scripts {
+                    router.hub.page(id, result, to);
+                } else {
+                    router.hub.passed();
+                    deliver(&router.routes, id, &to, result);
+                }
+            });
+        }
+    }
+
+    /// Counts a page of scan `id` in: where it goes, the scan's crawl
+    /// settings, and whether it waits for its scripts; `None` when the
+    /// scan is gone.
+    fn received(
+        &self,
+        id: u64,
+        page: &Completed,
+    ) -> Option<(mpsc::Sender<PageResult>, Option<Arc<Crawl>>, bool)> {
+        let mut table = lock(&self.routes);
+        let route = table.scans.get_mut(&id)?;
+        // One result per URL; saturating all the same, as a count off by
+        // one must not take the server down.
+        route.received += 1;
+        let held = route.reserved > 0;
+        route.reserved = route.reserved.saturating_sub(1);
+        if route.crawl.as_ref().is_some_and(|c| page.yields_links(c)) {
+            route.links_pending += 1;
+        }
+        let found = (
+            route.pages.clone(),
+            route.crawl.clone(),
+            route.fetch_scripts,
+        );
+        let finished = route.finished();
+        if held {
             table.pending = table.pending.saturating_sub(1);
-            to
-        };
-        let routes = Arc::clone(&routes);
-        // The semaphore is never closed, so acquiring only waits.
-        let Ok(permit) = Arc::clone(&parsing).acquire_owned().await else {
-            return;
-        };
-        tokio::task::spawn_blocking(move || {
-            let (result, _, _) = crate::pipeline::parse_one(page, &extractor, None, false);
-            drop(permit);
-            if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(result) {
-                tracing::warn!(
-                    "a client has not read {SCAN_BUFFER} pages of its scan: the scan is cut"
-                );
-                lock(&routes).end(id);
-            }
-        });
+        }
+        if finished {
+            table.finish(id);
+        }
+        Some(found)
+    }
+}
+
+/// Hands a parsed page to its scan's client; a client that has not read
+/// [`SCAN_BUFFER`] pages is not reading, and its scan is cut.
+pub(super) fn deliver(routes: &Routes, id: u64, to: &mpsc::Sender<PageResult>, page: PageResult) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(page) {
+        tracing::warn!("a client has not read {SCAN_BUFFER} pages of its scan: the scan is cut");
+        lock(routes).end(id);
     }
 }

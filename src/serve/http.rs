@@ -14,12 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::engine::{Engine, Refused, Scan};
+use super::engine::{Engine, Refused, Scan, ScanOptions};
 use super::metrics::Metrics;
 use super::{MAX_BODY, MAX_URL, Settings};
 use crate::output::PageResult;
 use crate::run::stop::{Level, Stop};
-use crate::schedule::work::FetchLimits;
 
 /// What every request handler shares.
 pub struct State {
@@ -27,8 +26,8 @@ pub struct State {
     token: Option<String>,
     max_urls: usize,
     metrics: Metrics,
-    /// The server's `--timeout` and `--retries`: a scan may ask for less.
-    limits: (Duration, u32),
+    /// What a scan may ask for, at most.
+    allowed: Allowed,
     stop: Stop,
     grace: Duration,
     /// When the server was asked to stop: scans still running then are
@@ -39,12 +38,20 @@ pub struct State {
 impl State {
     /// The handlers' state for `settings`' server.
     pub fn new(engine: Engine, settings: &Settings, stop: Stop, grace: Duration) -> State {
+        let depth = engine.max_depth();
+        let scripts = engine.fetches_scripts();
         State {
             engine,
             token: settings.token.clone(),
             max_urls: settings.max_urls,
             metrics: Metrics::new(),
-            limits: (settings.config.fetch.timeout, settings.config.fetch.retries),
+            allowed: Allowed {
+                timeout: settings.config.fetch.timeout,
+                retries: settings.config.fetch.retries,
+                depth,
+                pages: settings.max_urls as u64,
+                scripts,
+            },
             stop,
             grace,
             draining_since: std::sync::OnceLock::new(),
@@ -126,59 +133,114 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug, Default, PartialEq)]
 struct Asked {
     urls: Vec<String>,
-    limits: FetchLimits,
+    options: ScanOptions,
 }
 
-/// The options a scan may set (`"options"` of a JSON body), within the
-/// server's own `--timeout` and `--retries`.
-fn options_of(value: &serde_json::Value, server: (Duration, u32)) -> Result<FetchLimits, String> {
+/// What a scan may ask for, at most: the server's own.
+#[derive(Clone, Copy, Debug)]
+struct Allowed {
+    /// `--timeout`.
+    timeout: Duration,
+    /// `--retries`.
+    retries: u32,
+    /// `--max-depth`.
+    depth: u16,
+    /// `--max-urls`.
+    pages: u64,
+    /// Scripts may be fetched.
+    scripts: bool,
+}
+
+/// The options a scan may set (`"options"` of a JSON body), each within
+/// the server's own.
+fn options_of(value: &serde_json::Value, server: Allowed) -> Result<ScanOptions, String> {
     let Some(options) = value.as_object() else {
         return Err("\"options\" must be an object".into());
     };
-    let mut limits = FetchLimits::default();
+    let mut asked = ScanOptions::default();
     for (name, value) in options {
         match name.as_str() {
             "timeout" => {
+                let most = server.timeout.as_secs_f64();
                 let secs = value
                     .as_f64()
-                    .filter(|s| *s > 0.0 && *s <= server.0.as_secs_f64())
+                    .filter(|s| *s > 0.0 && *s <= most)
                     .ok_or_else(|| {
                         format!(
                             "options.timeout must be seconds, more than 0 and at most the \
-                             server's {} (--timeout)",
-                            server.0.as_secs_f64()
+                             server's {most} (--timeout)"
                         )
                     })?;
-                limits.timeout = Some(Duration::from_secs_f64(secs));
+                asked.limits.timeout = Some(Duration::from_secs_f64(secs));
             }
             "retries" => {
-                let n = value
-                    .as_u64()
-                    .filter(|n| *n <= u64::from(server.1))
-                    .ok_or_else(|| {
-                        format!(
-                            "options.retries must be a whole number from 0 to the server's {} \
-                             (--retries)",
-                            server.1
-                        )
-                    })?;
+                let n = whole(value, 0, u64::from(server.retries)).ok_or_else(|| {
+                    format!(
+                        "options.retries must be a whole number from 0 to the server's {} \
+                         (--retries)",
+                        server.retries
+                    )
+                })?;
                 // At most the server's, which is a u32.
-                limits.retries = Some(u32::try_from(n).unwrap_or(server.1));
+                asked.limits.retries = Some(u32::try_from(n).unwrap_or(server.retries));
+            }
+            "depth" if server.depth == 0 => {
+                return Err("options.depth: this server's scans do not crawl (it runs \
+                            without --max-depth)"
+                    .into());
+            }
+            "depth" => {
+                let n = whole(value, 0, u64::from(server.depth)).ok_or_else(|| {
+                    format!(
+                        "options.depth must be a whole number from 0 to the server's {} \
+                         (--max-depth)",
+                        server.depth
+                    )
+                })?;
+                // At most the server's, which is a u16.
+                asked.depth = u16::try_from(n).unwrap_or(server.depth);
+            }
+            "max_pages" => {
+                let n = whole(value, 1, server.pages).ok_or_else(|| {
+                    format!(
+                        "options.max_pages must be a whole number from 1 to the server's {} \
+                         (--max-urls)",
+                        server.pages
+                    )
+                })?;
+                asked.max_pages = Some(n);
+            }
+            "fetch_scripts" if !server.scripts => {
+                return Err("options.fetch_scripts: this server does not fetch scripts".into());
+            }
+            "fetch_scripts" => {
+                asked.fetch_scripts = value
+                    .as_bool()
+                    .ok_or("options.fetch_scripts must be true or false")?;
             }
             other => {
                 return Err(format!(
-                    "options.{other}: not an option of a scan (it may set timeout and retries)"
+                    "options.{other}: not an option of a scan (it may set timeout, retries, \
+                     depth, max_pages and fetch_scripts)"
                 ));
             }
         }
     }
-    Ok(limits)
+    if asked.max_pages.is_some() && asked.depth == 0 {
+        return Err("options.max_pages bounds a crawl: give options.depth (1 or more) too".into());
+    }
+    Ok(asked)
+}
+
+/// A JSON number that is a whole number from `low` to `high`.
+fn whole(value: &serde_json::Value, low: u64, high: u64) -> Option<u64> {
+    value.as_u64().filter(|n| (low..=high).contains(n))
 }
 
 /// The URLs a scan request names: a JSON body `{"urls": [...],
 /// "options": {...}}` or text, one URL per line (blank lines and `#`
 /// comments skipped).
-fn asked(headers: &HeaderMap, body: &[u8], server: (Duration, u32)) -> Result<Asked, String> {
+fn asked(headers: &HeaderMap, body: &[u8], server: Allowed) -> Result<Asked, String> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -207,11 +269,11 @@ fn asked(headers: &HeaderMap, body: &[u8], server: (Duration, u32)) -> Result<As
             .map(|u| u.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
             .ok_or("\"urls\" must be an array of strings")?;
-        let limits = match object.get("options") {
+        let options = match object.get("options") {
             Some(options) => options_of(options, server)?,
-            None => FetchLimits::default(),
+            None => ScanOptions::default(),
         };
-        Ok(Asked { urls, limits })
+        Ok(Asked { urls, options })
     } else {
         let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text")?;
         let urls = text
@@ -222,7 +284,7 @@ fn asked(headers: &HeaderMap, body: &[u8], server: (Duration, u32)) -> Result<As
             .collect();
         Ok(Asked {
             urls,
-            limits: FetchLimits::default(),
+            options: ScanOptions::default(),
         })
     }
 }
@@ -268,7 +330,7 @@ async fn scan(
 /// not. `client`: who asks (its address), whose scans take turns with
 /// other clients'.
 async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: String) -> Response {
-    let Asked { urls, limits } = match asked(headers, body, state.limits) {
+    let Asked { urls, options } = match asked(headers, body, state.allowed) {
         Ok(asked) => asked,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
@@ -291,8 +353,19 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: St
             format!("URL {} is longer than {MAX_URL} bytes", long + 1),
         );
     }
-    let expected = urls.len();
-    let scan = match state.engine.scan(urls, limits, client).await {
+    if let Some(max) = options.max_pages.filter(|max| *max < urls.len() as u64) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "options.max_pages {max} is less than the scan's {} URLs: it bounds the pages \
+                 of the whole crawl, listed ones included",
+                urls.len()
+            ),
+        );
+    }
+    let given = urls.len();
+    let max_urls = state.allowed.pages;
+    let scan = match state.engine.scan(urls, options, max_urls, client).await {
         Ok(scan) => scan,
         Err(refused) => {
             let busy = matches!(refused, Refused::Busy(..));
@@ -310,7 +383,7 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: St
     };
     state.metrics.scans_in_flight.inc();
     let stream = futures::stream::unfold(
-        Streaming::new(scan, expected, Arc::clone(state)),
+        Streaming::new(scan, given, Arc::clone(state)),
         |mut s| async move {
             s.next()
                 .await
@@ -328,7 +401,8 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: St
 /// summary.
 struct Streaming {
     scan: Scan,
-    expected: usize,
+    /// URLs the client named.
+    given: usize,
     received: usize,
     scripts: u64,
     failed: BTreeMap<&'static str, u64>,
@@ -338,10 +412,10 @@ struct Streaming {
 }
 
 impl Streaming {
-    fn new(scan: Scan, expected: usize, state: Arc<State>) -> Self {
+    fn new(scan: Scan, given: usize, state: Arc<State>) -> Self {
         Streaming {
             scan,
-            expected,
+            given,
             received: 0,
             scripts: 0,
             failed: BTreeMap::new(),
@@ -356,9 +430,6 @@ impl Streaming {
         if self.done {
             return None;
         }
-        if self.received == self.expected {
-            return Some(self.summary(false));
-        }
         let state = Arc::clone(&self.state);
         let cut = async move {
             state.stop.reached(Level::Draining).await;
@@ -368,7 +439,8 @@ impl Streaming {
         tokio::select! {
             page = self.scan.pages.recv() => match page {
                 Some(page) => Some(self.page(&page)),
-                None => Some(self.summary(true)),
+                // Closed: every page came, or the scan was cut.
+                None => Some(self.summary(!self.scan.complete())),
             },
             () = cut => Some(self.summary(true)),
         }
@@ -393,14 +465,19 @@ impl Streaming {
     fn summary(&mut self, cut_short: bool) -> Bytes {
         self.done = true;
         let failed: u64 = self.failed.values().sum();
+        let crawled = self.scan.crawled();
         let summary = json!({
             "object": "summary",
-            "urls": self.expected,
+            "urls": self.given,
+            "duplicates": self.scan.duplicates,
             "pages": self.received,
             "ok": self.received as u64 - failed,
             "failed": failed,
             "errors": self.failed,
             "scripts": self.scripts,
+            "discovered": crawled.discovered,
+            "off_scope": crawled.off_scope,
+            "not_fetched": crawled.left,
             "elapsed_s": (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
             "cut_short": cut_short,
         });
@@ -428,18 +505,67 @@ mod tests {
 
     #[test]
     fn a_scan_names_urls_and_options_as_json_or_urls_as_lines() {
-        let server = (Duration::from_secs(30), 2);
+        let server = Allowed {
+            timeout: Duration::from_secs(30),
+            retries: 2,
+            depth: 2,
+            pages: 100,
+            scripts: true,
+        };
         let mut json = HeaderMap::new();
         json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         let body = br#"{"urls": ["https://a.test/", "b.test"], "options": {"timeout": 2.5, "retries": 0}}"#;
         let got = asked(&json, body, server).unwrap();
         assert_eq!(got.urls, ["https://a.test/", "b.test"]);
-        assert_eq!(got.limits.timeout, Some(Duration::from_millis(2500)));
-        assert_eq!(got.limits.retries, Some(0));
+        assert_eq!(
+            got.options.limits.timeout,
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(got.options.limits.retries, Some(0));
         let err = asked(&json, br#"{"urls": [], "depth": 3}"#, server).unwrap_err();
         assert!(err.contains("\"depth\""), "{err}");
         let err = asked(&json, br#"{"urls": [], "options": {"depth": 3}}"#, server).unwrap_err();
-        assert!(err.starts_with("options.depth"), "{err}");
+        assert!(err.contains("--max-depth"), "{err}");
+        let crawl = br#"{"urls": ["a.test"], "options": {"depth": 2, "max_pages": 50, "fetch_scripts": true}}"#;
+        let got = asked(&json, crawl, server).unwrap().options;
+        assert_eq!(
+            (got.depth, got.max_pages, got.fetch_scripts),
+            (2, Some(50), true)
+        );
+        for (body, names) in [
+            (
+                &br#"{"urls": [], "options": {"max_pages": 101, "depth": 1}}"#[..],
+                "--max-urls",
+            ),
+            (
+                br#"{"urls": [], "options": {"max_pages": 5}}"#,
+                "options.depth",
+            ),
+            (
+                br#"{"urls": [], "options": {"fetch_scripts": 1}}"#,
+                "true or false",
+            ),
+            (
+                br#"{"urls": [], "options": {"user_agent": "x"}}"#,
+                "options.user_agent",
+            ),
+        ] {
+            let err = asked(&json, body, server).unwrap_err();
+            assert!(err.contains(names), "{err}");
+        }
+        let plain = Allowed {
+            depth: 0,
+            scripts: false,
+            ..server
+        };
+        let err = asked(&json, br#"{"urls": [], "options": {"depth": 1}}"#, plain).unwrap_err();
+        assert!(err.contains("do not crawl"), "{err}");
+        let err = asked(
+            &json,
+            br#"{"urls": [], "options": {"fetch_scripts": true}}"#,
+            plain,
+        );
+        assert!(err.unwrap_err().contains("does not fetch scripts"));
         let err = asked(
             &json,
             br#"{"urls": [], "options": {"timeout": 60}}"#,

@@ -14,6 +14,7 @@
 pub mod engine;
 pub mod http;
 pub mod metrics;
+mod scripts;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
