@@ -1086,7 +1086,10 @@ Example:
   curl -sN -H \"Authorization: Bearer $(cat token)\" --data-binary @urls.txt \\
     http://127.0.0.1:8080/v1/scan
 
-See README \"Scans over HTTP\" for the stream's objects and the security model.";
+A JSON body may set options: {\"urls\": [...], \"options\": {\"timeout\": 10,
+\"retries\": 1, \"depth\": 1, \"max_pages\": 100, \"fetch_scripts\": true}}
+(depth needs --max-depth). See README \"Scans over HTTP\" for the stream's
+objects and the security model.";
 
 /// `scriptscrape serve`'s command line.
 #[derive(Debug, clap::Args)]

@@ -1080,10 +1080,10 @@ fn serve_recipe_scans_over_http() {
     let recipe = substitute(recipe, "127.0.0.1:8080", &addr);
     let recipe = substitute(&recipe, "https://example.com/", &server.url("/gen/3"));
     let recipe = substitute(&recipe, "https://example.org/", &server.url("/gen/4"));
-    let started = "--per-host 2 --allow-private &\n\
+    let started = "--max-depth 2 --allow-private &\n\
          for i in $(seq 100); do curl -s http://ADDR/healthz >/dev/null && break; sleep 0.1; done\n"
         .replace("ADDR", &addr);
-    let recipe = substitute(&recipe, "--per-host 2\n", &started);
+    let recipe = substitute(&recipe, "--max-depth 2\n", &started);
     let ran = sandbox.sh(&format!("{recipe}\nkill $!"));
     assert_eq!(ran.code, Some(0), "{}", ran.printed());
     let objects: Vec<Value> = ran
@@ -1095,10 +1095,26 @@ fn serve_recipe_scans_over_http() {
         .iter()
         .filter(|o| o["object"] == "summary")
         .collect();
-    assert_eq!(summaries.len(), 2, "{}", ran.printed());
-    for summary in summaries {
-        assert_eq!(summary["ok"], 2, "{summary}");
+    assert_eq!(summaries.len(), 3, "{}", ran.printed());
+    for (summary, ok) in summaries.iter().zip([2, 2, 1]) {
+        assert_eq!(summary["ok"], ok, "{summary}");
     }
+    // The third scan crawled (the page leads nowhere) and fetched its
+    // scripts.
+    let third: Vec<&Value> = objects
+        .iter()
+        .skip_while(|o| o["object"] != "summary")
+        .skip(1)
+        .skip_while(|o| o["object"] != "summary")
+        .skip(1)
+        .filter(|o| o["object"] == "script" && o["src"].is_string())
+        .collect();
+    assert!(!third.is_empty(), "{}", ran.printed());
+    assert!(
+        third.iter().all(|o| o["content_status"].is_number()),
+        "{}",
+        ran.printed()
+    );
     for n in 1..=4 {
         let url = server.url(&format!("/gen/{n}"));
         assert!(
