@@ -395,9 +395,25 @@ fn bad_scan_requests_are_refused() {
 /// the server exits as a terminated run does (143).
 #[test]
 fn sigterm_cuts_a_running_scan_short_after_the_grace_period() {
+    cut_by_sigterm(&["--grace", "1"], 1);
+}
+
+/// A second SIGTERM does not wait for the grace period: the scan ends at
+/// once, with its summary (a grace longer than the test waits for the
+/// server to exit).
+#[test]
+fn a_second_sigterm_cuts_scans_at_once() {
+    cut_by_sigterm(&["--grace", "300"], 2);
+}
+
+/// Sends `signals` SIGTERMs to a server started with `args` while a scan's
+/// quick page is done and its slow one in flight.
+fn cut_by_sigterm(args: &[&str], signals: usize) {
     let site = TestServer::start();
     let run = Run::new();
-    let mut server = Server::start(&run, &["--no-auth", "--allow-private", "--grace", "1"]);
+    let mut all = vec!["--no-auth", "--allow-private"];
+    all.extend_from_slice(args);
+    let mut server = Server::start(&run, &all);
     let rt = runtime();
     let body = format!("{}\n{}", site.url("/gen/1"), site.url("/slow-gen/20000/2"));
     let base = server.base.clone();
@@ -416,6 +432,14 @@ fn sigterm_cuts_a_running_scan_short_after_the_grace_period() {
         "the slow page was requested"
     );
     signal(&server.child, libc::SIGTERM);
+    if signals == 2 {
+        // The server says it took the first before the second is sent.
+        let mut said = String::new();
+        let stderr = server.stderr.as_mut().expect("the server's stderr");
+        stderr.read_line(&mut said).expect("read stderr");
+        assert!(said.contains("SIGTERM"), "{said}");
+        signal(&server.child, libc::SIGTERM);
+    }
     let (status, lines) = rt.block_on(answer).expect("the scan's task");
     assert_eq!(status, 200);
     let summary = lines.last().expect("a summary");

@@ -434,7 +434,11 @@ impl Streaming {
         let cut = async move {
             state.stop.reached(Level::Draining).await;
             let since = *state.draining_since.get_or_init(tokio::time::Instant::now);
-            tokio::time::sleep_until(since + state.grace).await;
+            // A second signal does not wait for the grace period.
+            tokio::select! {
+                () = tokio::time::sleep_until(since + state.grace) => {}
+                () = state.stop.reached(Level::Now) => {}
+            }
         };
         tokio::select! {
             page = self.scan.pages.recv() => match page {
