@@ -704,14 +704,15 @@ fn a_small_scan_of_another_client_is_not_starved() {
     while big_done() < 2 && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Another client: another source address.
-    let other = reqwest::Client::builder()
-        .no_proxy()
-        .local_address(Some("127.0.0.2".parse().expect("an address")))
-        .build()
-        .expect("client");
-    let (status, lines) = rt
-        .block_on(async { scan(&other, &server.base, &site.url("/slow-gen/300/99"), None).await });
+    let (status, lines) = rt.block_on(async {
+        scan(
+            &other_client(),
+            &server.base,
+            &site.url("/slow-gen/300/99"),
+            None,
+        )
+        .await
+    });
     let when = big_done();
     assert_eq!(status, 200);
     assert_eq!(lines.last().expect("summary")["ok"], 1);
@@ -722,6 +723,63 @@ fn a_small_scan_of_another_client_is_not_starved() {
     let (status, lines) = rt.block_on(first).expect("the big scan");
     assert_eq!(status, 200);
     assert_eq!(lines.last().expect("summary")["ok"], 40);
+}
+
+/// Another client: another source address (127.0.0.2).
+fn other_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(Some("127.0.0.2".parse().expect("an address")))
+        .build()
+        .expect("client")
+}
+
+/// A crawl's links take turns as listed URLs do: another client's
+/// one-page scan is answered long before a crawl of 40 pages is half done
+/// (were the links queued as they are found, it would wait behind them).
+#[test]
+fn a_crawl_does_not_crowd_out_another_clients_scan() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(
+        &run,
+        &[
+            "--no-auth",
+            "--allow-private",
+            "-c",
+            "2",
+            "--delay",
+            "100ms",
+            "--max-depth",
+            "2",
+        ],
+    );
+    let crawled = || {
+        (0..3000)
+            .map(|n| site.hits(&format!("/site/{n}")))
+            .sum::<usize>()
+    };
+    let rt = runtime();
+    let base = server.base.clone();
+    let seed = [site.url("/site/0")];
+    let options = serde_json::json!({"depth": 2, "max_pages": 40});
+    let first = rt.spawn(async move { scan_json(&base, &seed, options).await });
+    let started = std::time::Instant::now();
+    while crawled() < 3 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, lines) = rt
+        .block_on(async { scan(&other_client(), &server.base, &site.url("/gen/99"), None).await });
+    let when = crawled();
+    assert_eq!(status, 200);
+    assert_eq!(lines.last().expect("summary")["ok"], 1);
+    assert!(
+        when < 20,
+        "the small scan waited for {when} of the crawl's 40 pages"
+    );
+    let (status, lines) = rt.block_on(first).expect("the crawl");
+    assert_eq!(status, 200);
+    assert_eq!(keyed(&lines, "page").len(), 40);
 }
 
 /// What the server cannot hold to its rules it refuses at start: the
