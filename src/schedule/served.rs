@@ -199,8 +199,13 @@ pub struct Served {
     open: bool,
     turns: VecDeque<Client>,
     scans: HashMap<u64, Scan>,
+    /// Scans kept past which those that ended are forgotten.
+    prune_at: usize,
     known: Arc<dyn Scans>,
 }
+
+/// The fewest scans kept before those that ended are forgotten.
+const PRUNE_AT_LEAST: usize = 64;
 
 impl Served {
     /// Work from the scans that arrive on `arriving`, and the links their
@@ -217,6 +222,7 @@ impl Served {
             open: true,
             turns: VecDeque::new(),
             scans: HashMap::new(),
+            prune_at: PRUNE_AT_LEAST,
             known,
         }
     }
@@ -240,10 +246,14 @@ impl Served {
     }
 
     fn new_scan(&mut self, new: NewScan) {
-        // Forgets the scans that ended: their frontiers' seen-sets are
-        // the memory a long-running server would otherwise keep.
-        let known = &self.known;
-        self.scans.retain(|id, _| known.limits(*id).is_some());
+        // Forgets the scans that ended (their frontiers' seen-sets are the
+        // memory a long-running server would otherwise keep), each time
+        // the scans kept have doubled: a few checks per new scan.
+        if self.scans.len() >= self.prune_at {
+            let known = &self.known;
+            self.scans.retain(|id, _| known.limits(*id).is_some());
+            self.prune_at = (2 * self.scans.len()).max(PRUNE_AT_LEAST);
+        }
         let frontier = new.crawl.map(|c| {
             let mut frontier = Frontier {
                 crawl: c.crawl,

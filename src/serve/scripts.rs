@@ -22,6 +22,9 @@ use crate::content::scripts::{Content, News, Scripts, max_held};
 use crate::output::PageResult;
 use crate::schedule::ScriptLink;
 
+/// The fewest scans known before those that ended are forgotten.
+const PRUNE_AT_LEAST: usize = 64;
+
 /// Where a scan's page goes once its scripts are known.
 type To = mpsc::Sender<PageResult>;
 
@@ -76,6 +79,7 @@ pub(super) fn start(
         routes,
         max_per_page,
         scans: HashMap::new(),
+        prune_at: PRUNE_AT_LEAST,
         asked: HashMap::new(),
         news: news_tx.clone(),
     };
@@ -99,6 +103,8 @@ struct Stage {
     max_per_page: usize,
     /// Each scan's scripts, known or asked for, and its held pages.
     scans: HashMap<u64, Scripts<To>>,
+    /// Scans known past which those that ended are forgotten.
+    prune_at: usize,
     /// Scripts being fetched, and the scans waiting for each.
     asked: HashMap<Url, Vec<u64>>,
     news: mpsc::UnboundedSender<News>,
@@ -106,10 +112,12 @@ struct Stage {
 
 impl Stage {
     fn page(&mut self, id: u64, page: PageResult, to: To) {
-        if !self.scans.contains_key(&id) {
-            // A new scan: forget those that ended and hold no page.
+        if !self.scans.contains_key(&id) && self.scans.len() >= self.prune_at {
+            // A new scan, and the scans known have doubled: forget those
+            // that ended and hold no page.
             let table = lock(&self.routes);
             self.scans.retain(|id, s| s.held() > 0 || table.runs(*id));
+            self.prune_at = (2 * self.scans.len()).max(PRUNE_AT_LEAST);
         }
         let max_per_page = self.max_per_page;
         let scripts = self
