@@ -378,12 +378,13 @@ pub(crate) async fn run<W: Work>(
         }
         f.queues.wake(now);
         f.dispatch(&mut work, now);
-        let queued = f.queues.queued as u64 + work.elsewhere();
-        if let Some(progress) = &progress
-            && queued != shown_queued
-        {
-            shown_queued = queued;
-            progress.queued(queued);
+        if let Some(progress) = &progress {
+            // Only when shown: a served work counts its scans for it.
+            let queued = f.queues.queued as u64 + work.elsewhere();
+            if queued != shown_queued {
+                shown_queued = queued;
+                progress.queued(queued);
+            }
         }
         for done in std::mem::take(&mut f.rows) {
             if !f.hand_on(done, &out).await {
