@@ -725,6 +725,13 @@ fn a_small_scan_of_another_client_is_not_starved() {
     assert_eq!(lines.last().expect("summary")["ok"], 40);
 }
 
+/// Requests for the crawl site's pages (`/site/N`) the test site had.
+fn site_pages_fetched(site: &TestServer) -> usize {
+    (0..crate::support::SITE_PAGES)
+        .map(|n| site.hits(&format!("/site/{n}")))
+        .sum()
+}
+
 /// Another client: another source address (127.0.0.2).
 fn other_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -754,11 +761,7 @@ fn a_crawl_does_not_crowd_out_another_clients_scan() {
             "2",
         ],
     );
-    let crawled = || {
-        (0..3000)
-            .map(|n| site.hits(&format!("/site/{n}")))
-            .sum::<usize>()
-    };
+    let crawled = || site_pages_fetched(&site);
     let rt = runtime();
     let base = server.base.clone();
     let seed = [site.url("/site/0")];
@@ -1045,10 +1048,7 @@ fn a_crawling_scan_keeps_to_its_budget_and_the_servers_depth() {
     assert_eq!(status, 200);
     let pages = keyed(&lines, "page");
     assert_eq!(pages.len(), 15);
-    let fetched: usize = (0..3000)
-        .map(|n| site.hits(&format!("/site/{n}")))
-        .sum::<usize>()
-        + site.hits("/json");
+    let fetched = site_pages_fetched(&site) + site.hits("/json");
     assert_eq!(
         fetched,
         15,
