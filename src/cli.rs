@@ -1145,6 +1145,13 @@ pub struct ServeArgs {
     )]
     pub max_depth: u16,
 
+    /// Behind a reverse proxy: scans take turns by this request header
+    /// (its last entry, which the proxy appends; X-Forwarded-For, say)
+    /// rather than by the address they come from, which is the proxy's.
+    /// Only for a proxy that sets it: a client could name itself otherwise.
+    #[arg(env = "SCRIPTSCRAPE_CLIENT_HEADER", long, value_name = "NAME")]
+    pub client_header: Option<axum::http::HeaderName>,
+
     #[command(flatten)]
     pub fetch: FetchArgs,
 

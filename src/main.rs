@@ -316,6 +316,7 @@ fn serve(args: scriptscrape::cli::ServeArgs) -> ExitCode {
             // The parsers' ranges keep them far below usize's.
             max_urls: usize::try_from(args.max_urls).unwrap_or(usize::MAX),
             max_pending: usize::try_from(args.max_pending).unwrap_or(usize::MAX),
+            client_header: args.client_header,
             config,
         };
         scriptscrape::serve::serve(settings, &stop)

@@ -725,6 +725,80 @@ fn a_small_scan_of_another_client_is_not_starved() {
     assert_eq!(lines.last().expect("summary")["ok"], 40);
 }
 
+/// Behind a reverse proxy every scan comes from its address: with
+/// `--client-header`, the header it sets names the client instead, so a
+/// client with thirty scans running does not hold back another's one-page scan
+/// (both through the same address).
+#[test]
+fn a_reverse_proxys_header_names_the_client() {
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(
+        &run,
+        &[
+            "--no-auth",
+            "--allow-private",
+            "-c",
+            "2",
+            "--client-header",
+            "X-Forwarded-For",
+        ],
+    );
+    let paths: Vec<String> = (0..120).map(|i| format!("/slow-gen/300/{i}")).collect();
+    let busy_done = || paths.iter().map(|p| site.hits(p)).sum::<usize>();
+    let rt = runtime();
+    let scans: Vec<_> = paths
+        .chunks(4)
+        .map(|pair| {
+            let request = client()
+                .post(server.url("/v1/scan"))
+                .header("x-forwarded-for", "203.0.113.9, 192.0.2.1")
+                .body(
+                    pair.iter()
+                        .map(|p| site.url(p))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            // Read to the end: a client that hangs up gives up its scan.
+            rt.spawn(async move { request.send().await?.text().await })
+        })
+        .collect();
+    // Most of the thirty running (the first may be done before the last
+    // arrives).
+    let in_flight = || {
+        let metrics = rt.block_on(async {
+            let answer = client().get(server.url("/metrics")).send().await;
+            answer.expect("metrics").text().await.expect("metrics text")
+        });
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("scriptscrape_scans_in_flight "))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 25)
+    };
+    let started = std::time::Instant::now();
+    while !in_flight() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let small = rt.block_on(async {
+        let answer = client()
+            .post(server.url("/v1/scan"))
+            .header("x-forwarded-for", "192.0.2.2")
+            .body(site.url("/slow-gen/300/99"))
+            .send()
+            .await
+            .expect("the small scan");
+        answer.text().await.expect("its answer")
+    });
+    let when = busy_done();
+    assert!(small.contains("\"ok\":1"), "{small}");
+    assert!(
+        when < 20,
+        "the small scan waited for {when} of the other client's 120 pages"
+    );
+    drop(scans);
+}
+
 /// Requests for the crawl site's pages (`/site/N`) the test site had.
 fn site_pages_fetched(site: &TestServer) -> usize {
     (0..crate::support::SITE_PAGES)

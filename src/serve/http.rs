@@ -28,6 +28,8 @@ pub struct State {
     metrics: Metrics,
     /// What a scan may ask for, at most.
     allowed: Allowed,
+    /// `--client-header`.
+    client_header: Option<axum::http::HeaderName>,
     stop: Stop,
     grace: Duration,
     /// When the server was asked to stop: scans still running then are
@@ -43,6 +45,7 @@ impl State {
         State {
             engine,
             token: settings.token.clone(),
+            client_header: settings.client_header.clone(),
             max_urls: settings.max_urls,
             metrics: Metrics::new(),
             allowed: Allowed {
@@ -313,7 +316,10 @@ async fn scan(
     // Read here, not by an extractor, so that a body over the cap gets
     // this server's one-line JSON answer (and is counted).
     let response = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(body) => answer(&state, &headers, &body, peer.ip().to_string()).await,
+        Ok(body) => {
+            let client = client_of(state.client_header.as_ref(), &headers, peer.ip());
+            answer(&state, &headers, &body, client).await
+        }
         Err(_) => refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -324,6 +330,24 @@ async fn scan(
     };
     state.metrics.scan_answered(response.status().as_u16());
     response
+}
+
+/// Who a scan request is from, for the turns scans take: the last entry
+/// of `header` when the operator named one (what the reverse proxy in
+/// front appended: entries before it are the client's own word), else the
+/// address it came from.
+fn client_of(
+    header: Option<&axum::http::HeaderName>,
+    headers: &HeaderMap,
+    peer: std::net::IpAddr,
+) -> String {
+    header
+        .and_then(|name| headers.get_all(name).iter().next_back())
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map_or_else(|| peer.to_string(), str::to_owned)
 }
 
 /// A scan request's answer (its token was checked): the stream, or why
@@ -498,6 +522,20 @@ impl Drop for Streaming {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_last_entry_of_the_named_header_or_the_peer() {
+        let peer: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        let name = axum::http::HeaderName::from_static("x-forwarded-for");
+        let mut headers = HeaderMap::new();
+        assert_eq!(client_of(Some(&name), &headers, peer), "192.0.2.9");
+        headers.append(&name, "10.9.9.9, 198.51.100.7".parse().unwrap());
+        assert_eq!(client_of(None, &headers, peer), "192.0.2.9");
+        assert_eq!(client_of(Some(&name), &headers, peer), "198.51.100.7");
+        // A second header line: the proxy's is the last.
+        headers.append(&name, "203.0.113.4".parse().unwrap());
+        assert_eq!(client_of(Some(&name), &headers, peer), "203.0.113.4");
+    }
 
     #[test]
     fn tokens_compare_whole() {

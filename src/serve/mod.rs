@@ -40,6 +40,9 @@ pub struct Settings {
     /// URLs of running scans, all clients together, past which a new scan
     /// is answered 503 (`--max-pending`).
     pub max_pending: usize,
+    /// The request header that names the client, set by a reverse proxy
+    /// in front (`--client-header`); `None`: the peer's address does.
+    pub client_header: Option<axum::http::HeaderName>,
     /// The fetching and parsing settings every scan shares (`-c`,
     /// `--per-host`, timeouts, retries, ...).
     pub config: Config,
