@@ -43,6 +43,8 @@ const SCAN_IDS: u64 = 1 << 29;
 /// why it names none.
 #[derive(Debug)]
 pub struct Line {
+    /// Its place among the URLs the client named, from 1.
+    pub at: usize,
     /// The client's text.
     pub raw: String,
     /// Its URL (normal form, when the scan crawls), or why it is none.
@@ -183,7 +185,7 @@ impl Scan {
                     seq,
                     line.raw,
                     ErrorKind::InvalidUrl,
-                    format!("URL {} of the scan: {why}", self.next),
+                    format!("URL {} of the scan: {why}", line.at),
                 )),
             }
         } else if let Some((url, origin)) = self.frontier.as_mut().and_then(Frontier::next) {

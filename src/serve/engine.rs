@@ -395,7 +395,7 @@ fn distinct(lines: Vec<String>, crawl: Option<&Crawl>) -> (Vec<Line>, u64) {
     let mut seen = std::collections::HashSet::new();
     let mut kept = Vec::with_capacity(lines.len());
     let mut duplicates = 0;
-    for raw in lines {
+    for (at, raw) in (1..).zip(lines) {
         let url = crate::input::parse_url(raw.trim()).map(|url| match crawl {
             Some(crawl) => crawl.normalize(&url),
             None => url,
@@ -405,7 +405,7 @@ fn distinct(lines: Vec<String>, crawl: Option<&Crawl>) -> (Vec<Line>, u64) {
             Err(_) => (false, raw.clone()),
         };
         if seen.insert(key) {
-            kept.push(Line { raw, url });
+            kept.push(Line { at, raw, url });
         } else {
             duplicates += 1;
         }
@@ -504,5 +504,47 @@ pub(super) fn deliver(routes: &Routes, id: u64, to: &mpsc::Sender<PageResult>, p
     if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(page) {
         tracing::warn!("a client has not read {SCAN_BUFFER} pages of its scan: the scan is cut");
         lock(routes).end(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_names_each_url_once_and_its_lines_keep_their_places() {
+        let lines = [
+            "https://a.test/~x",
+            "a.test/~x#top",
+            "nope nope",
+            "https://a.test/%7Ex",
+            "nope nope",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let (kept, duplicates) = distinct(lines.clone(), None);
+        let seen: Vec<_> = kept.iter().map(|l| (l.at, l.url.is_ok())).collect();
+        // "a.test/~x#top" is https://a.test/~x (the fragment is never
+        // sent); an escaped "~" is another URL, unless crawling (normal
+        // forms).
+        assert_eq!(seen, [(1, true), (3, false), (4, true)]);
+        assert_eq!(duplicates, 2);
+        let crawl = Crawl {
+            max_depth: 1,
+            scope: Default::default(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            strip_query: Vec::new(),
+            follow_nofollow: false,
+            allow_private: false,
+            max_pages: None,
+            sitemaps: Vec::new(),
+            sitemap_auto: false,
+            frontier_memory: 1,
+            shard: None,
+        };
+        let (kept, duplicates) = distinct(lines, Some(&crawl));
+        assert_eq!(kept.len(), 2);
+        assert_eq!(duplicates, 3);
     }
 }
