@@ -1200,3 +1200,102 @@ fn a_scan_may_fetch_its_scripts_and_each_scan_sees_them_afresh() {
     assert_eq!(site.hits("/js/shared.js"), 3);
     assert_eq!(site.hits("/js/slow.js"), 3);
 }
+
+/// A hundred pages waiting for one slow script are all handed on when it
+/// comes, to a client that reads: none is lost to the scan's buffer.
+#[test]
+fn pages_released_together_by_their_script_all_reach_the_client() {
+    let site = TestServer::start();
+    site.set_script("shared.js", "var shared;", Duration::from_millis(1500));
+    let urls: Vec<String> = (0..100)
+        .map(|i| {
+            site.set_page(&format!("p{i}"), "<script src=/js/shared.js></script>");
+            site.url(&format!("/page/p{i}"))
+        })
+        .collect();
+    let run = Run::new();
+    let server = Server::start(&run, &["--no-auth", "--allow-private", "-c", "32"]);
+    let options = serde_json::json!({"fetch_scripts": true});
+    let (status, lines) = runtime().block_on(scan_json(&server.base, &urls, options));
+    assert_eq!(status, 200);
+    let summary = lines.last().expect("a summary");
+    assert_eq!(summary["pages"], 100, "{summary}");
+    assert_eq!(summary["cut_short"], false, "{summary}");
+    assert_eq!(keyed(&lines, "page").len(), 100);
+}
+
+/// A scan whose pages wait for a script that does not answer is paused
+/// once it holds its share of pages; another client's scan is answered
+/// meanwhile (it waited for the script before: the server's bound on
+/// waiting pages was reached by the one scan).
+#[test]
+fn a_scan_waiting_on_its_scripts_does_not_hold_back_another() {
+    let site = TestServer::start();
+    let urls: Vec<String> = (0..100)
+        .map(|i| {
+            site.set_page(&format!("h{i}"), "<script src=/stall-headers></script>");
+            site.url(&format!("/page/h{i}"))
+        })
+        .collect();
+    let run = Run::new();
+    let server = Server::start(
+        &run,
+        &[
+            "--no-auth",
+            "--allow-private",
+            "-c",
+            "4",
+            "--timeout",
+            "60",
+            "--retries",
+            "0",
+        ],
+    );
+    let rt = runtime();
+    let streamed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held_scan = {
+        let (base, streamed) = (server.base.clone(), std::sync::Arc::clone(&streamed));
+        let body = serde_json::json!({"urls": urls, "options": {"fetch_scripts": true}});
+        rt.spawn(async move {
+            let mut answer = client()
+                .post(format!("{base}/v1/scan"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("the held scan");
+            while let Ok(Some(chunk)) = answer.chunk().await {
+                let pages = chunk
+                    .windows(17)
+                    .filter(|w| w == b"\"object\":\"page\"")
+                    .count();
+                streamed.fetch_add(pages, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let fetched = || {
+        (0..100)
+            .map(|i| site.hits(&format!("/page/h{i}")))
+            .sum::<usize>()
+    };
+    let started = std::time::Instant::now();
+    while fetched() < 66 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(fetched() >= 66, "the held scan's pages were fetched");
+    let (status, lines) =
+        rt.block_on(async { scan(&other_client(), &server.base, &site.url("/gen/1"), None).await });
+    assert_eq!(status, 200);
+    assert_eq!(lines.last().expect("a summary")["ok"], 1);
+    assert_eq!(
+        streamed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the other scan was answered while the script still stalled"
+    );
+    assert_eq!(
+        site.hits("/stall-headers"),
+        1,
+        "the script was asked for once"
+    );
+    held_scan.abort();
+}

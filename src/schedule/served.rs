@@ -97,6 +97,17 @@ pub trait Scans: Send + Sync {
     fn links_taken(&self, id: u64, taken: LinksTaken);
 }
 
+/// A scan to pause or resume: one whose pages wait for scripts that are
+/// slow to come takes no turns meanwhile, so that it cannot hold the
+/// scheduler's bound on waiting pages for everyone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// The scan numbered so takes no turns.
+    Pause(u64),
+    /// It takes turns again.
+    Resume(u64),
+}
+
 /// The scan a page's `seq` belongs to, and the page's position in it.
 pub fn scan_of(seq: u64) -> (u64, u32) {
     (seq >> SEQ_BITS, (seq & ((1 << SEQ_BITS) - 1)) as u32)
@@ -114,6 +125,8 @@ pub enum Arrival {
     /// The links of a page of the scan numbered so, or `None` when the
     /// parse stage is gone.
     Links(Option<(u64, Discovered)>),
+    /// A scan to pause or resume.
+    Hold(Hold),
     /// Room in the queues, and a scan with URLs waiting: its turn.
     Take,
 }
@@ -164,6 +177,8 @@ struct Scan {
     frontier: Option<Frontier>,
     /// Listed in its client's turns.
     in_turn: bool,
+    /// Takes no turns for now (see [`Hold`]).
+    paused: bool,
 }
 
 impl Scan {
@@ -198,6 +213,7 @@ impl Scan {
 pub struct Served {
     arriving: mpsc::Receiver<NewScan>,
     links: mpsc::UnboundedReceiver<(u64, Discovered)>,
+    holds: mpsc::UnboundedReceiver<Hold>,
     open: bool,
     turns: VecDeque<Client>,
     scans: HashMap<u64, Scan>,
@@ -211,16 +227,18 @@ const PRUNE_AT_LEAST: usize = 64;
 
 impl Served {
     /// Work from the scans that arrive on `arriving`, and the links their
-    /// pages lead to, from `links`; a scan `known` says is gone gives up
-    /// its URLs, queued or not.
+    /// pages lead to, from `links`, pausing and resuming scans as `holds`
+    /// says; a scan `known` says is gone gives up its URLs, queued or not.
     pub fn new(
         arriving: mpsc::Receiver<NewScan>,
         links: mpsc::UnboundedReceiver<(u64, Discovered)>,
+        holds: mpsc::UnboundedReceiver<Hold>,
         known: Arc<dyn Scans>,
     ) -> Self {
         Served {
             arriving,
             links,
+            holds,
             open: true,
             turns: VecDeque::new(),
             scans: HashMap::new(),
@@ -234,7 +252,7 @@ impl Served {
         let Some(scan) = self.scans.get_mut(&id) else {
             return;
         };
-        if scan.in_turn {
+        if scan.in_turn || scan.paused || scan.waiting() == 0 {
             return;
         }
         scan.in_turn = true;
@@ -277,6 +295,7 @@ impl Served {
             lines: new.lines.into_iter(),
             frontier,
             in_turn: false,
+            paused: false,
         };
         self.scans.insert(new.id, scan);
         self.put_in_turn(new.id);
@@ -323,6 +342,34 @@ impl Served {
         }
     }
 
+    /// Pauses or resumes a scan.
+    fn hold(&mut self, hold: Hold) {
+        match hold {
+            Hold::Pause(id) => {
+                let Some(scan) = self.scans.get_mut(&id) else {
+                    return;
+                };
+                scan.paused = true;
+                if !std::mem::take(&mut scan.in_turn) {
+                    return;
+                }
+                if let Some(at) = self.turns.iter().position(|c| c.key == scan.client) {
+                    let client = &mut self.turns[at];
+                    client.scans.retain(|s| *s != id);
+                    if client.scans.is_empty() {
+                        self.turns.remove(at);
+                    }
+                }
+            }
+            Hold::Resume(id) => {
+                if let Some(scan) = self.scans.get_mut(&id) {
+                    scan.paused = false;
+                    self.put_in_turn(id);
+                }
+            }
+        }
+    }
+
     /// The next URL of the client whose turn it is.
     fn take(&mut self, ctx: &mut Ctx<'_>) {
         let Some(mut client) = self.turns.pop_front() else {
@@ -359,11 +406,13 @@ impl Work for Served {
         if room && !self.turns.is_empty() {
             return Either::Left(std::future::ready(Arrival::Take));
         }
-        let (arriving, links, open) = (&mut self.arriving, &mut self.links, self.open);
+        let (arriving, links, holds) = (&mut self.arriving, &mut self.links, &mut self.holds);
+        let open = self.open;
         Either::Right(async move {
             tokio::select! {
                 scan = arriving.recv(), if open => Arrival::Scan(scan),
                 found = links.recv() => Arrival::Links(found),
+                Some(hold) = holds.recv() => Arrival::Hold(hold),
             }
         })
     }
@@ -375,6 +424,7 @@ impl Work for Served {
             Arrival::Links(Some((id, found))) => self.links_back(id, found, ctx.draining),
             // The parse stage is gone: so is the server.
             Arrival::Links(None) => return Err(Closed),
+            Arrival::Hold(hold) => self.hold(hold),
             Arrival::Take => self.take(ctx),
         }
         Ok(())

@@ -38,9 +38,11 @@ use crate::schedule::{self, Completed};
 /// slot idle.
 const QUEUED_PER_SLOT: usize = 1;
 
-/// Pages of a scan parsed and not yet taken by its client: past this the
-/// client is not reading (or far too slowly), and the scan is cut, so
-/// that a stalled client holds neither memory nor the server's
+/// Pages of a scan parsed and not yet taken by its client, beyond those
+/// that may arrive at once (its pages held for their scripts, released
+/// together when a script they share comes, and those being fetched):
+/// past this the client is not reading (or far too slowly), and the scan
+/// is cut, so that a stalled client holds neither memory nor the server's
 /// `--max-pending`.
 const SCAN_BUFFER: usize = 64;
 
@@ -60,8 +62,12 @@ pub struct ScanOptions {
 /// What a client's scan learns as it runs, beyond its pages.
 #[derive(Debug, Default)]
 pub struct Tally {
-    /// Every URL it listed or queued has its page (it was not cut).
+    /// Every URL it listed or queued reached the router.
     complete: AtomicBool,
+    /// A page could not be handed to the client (it was not reading).
+    cut: AtomicBool,
+    /// URLs its crawl queued.
+    queued: AtomicU64,
     /// Its crawl's counts.
     discovered: AtomicU64,
     off_scope: AtomicU64,
@@ -77,12 +83,22 @@ pub struct Crawled {
     pub off_scope: u64,
     /// Found but not fetched: past its `max_pages`, or the server stopped.
     pub left: u64,
+    /// Found and queued.
+    pub queued: u64,
+}
+
+/// Where a scan's pages go: its client's channel, and its tally (a page
+/// that cannot be handed on marks the scan cut).
+#[derive(Clone, Debug)]
+pub(super) struct Dest {
+    pages: mpsc::Sender<PageResult>,
+    tally: Arc<Tally>,
 }
 
 /// One running scan.
 struct Route {
     /// Where its pages go.
-    pages: mpsc::Sender<PageResult>,
+    dest: Dest,
     limits: FetchLimits,
     crawl: Option<Arc<Crawl>>,
     fetch_scripts: bool,
@@ -94,7 +110,6 @@ struct Route {
     received: u64,
     /// Pages whose links are on their way back to its frontier.
     links_pending: u64,
-    tally: Arc<Tally>,
 }
 
 impl Route {
@@ -108,23 +123,37 @@ impl Route {
 pub(super) struct Table {
     scans: HashMap<u64, Route>,
     pending: usize,
+    /// Told of each scan cut short (its client went away or stopped
+    /// reading): the scripts stage lets go of its held pages.
+    pub(super) cut: Option<mpsc::UnboundedSender<u64>>,
 }
 
 impl Table {
-    /// Ends scan `id` (if it runs): its URLs not yet done are given up.
-    /// Its channel closes once the pages on their way are delivered.
+    /// Removes scan `id` (if it runs), giving back what it held of
+    /// `--max-pending`. Its channel closes once the pages on their way are
+    /// delivered.
+    fn remove(&mut self, id: u64) -> Option<Route> {
+        let route = self.scans.remove(&id)?;
+        self.pending = self.pending.saturating_sub(route.reserved);
+        Some(route)
+    }
+
+    /// Cuts scan `id` short (if it runs): its URLs not yet done are given
+    /// up, and its pages waiting for scripts let go.
     fn end(&mut self, id: u64) {
-        if let Some(route) = self.scans.remove(&id) {
-            self.pending = self.pending.saturating_sub(route.reserved);
+        if self.remove(id).is_some()
+            && let Some(cut) = &self.cut
+        {
+            let _ = cut.send(id);
         }
     }
 
-    /// Ends scan `id` as complete.
+    /// Ends scan `id` as complete: every page reached the router (those
+    /// waiting for scripts are delivered as they come).
     fn finish(&mut self, id: u64) {
-        if let Some(route) = self.scans.get(&id) {
-            route.tally.complete.store(true, Ordering::Relaxed);
+        if let Some(route) = self.remove(id) {
+            route.dest.tally.complete.store(true, Ordering::Relaxed);
         }
-        self.end(id);
     }
 
     /// Whether scan `id` still runs.
@@ -154,7 +183,8 @@ impl Scans for Known {
         };
         route.expected += taken.queued;
         route.links_pending = route.links_pending.saturating_sub(1);
-        let tally = &route.tally;
+        let tally = &route.dest.tally;
+        tally.queued.fetch_add(taken.queued, Ordering::Relaxed);
         tally
             .discovered
             .fetch_add(taken.discovered, Ordering::Relaxed);
@@ -174,6 +204,8 @@ pub struct Engine {
     routes: Routes,
     started: AtomicU64,
     max_pending: usize,
+    /// Pages of a scan its client may leave unread.
+    buffer: usize,
     /// Crawl settings of a scan, but its depth (`None`: scans do not
     /// crawl).
     crawl: Option<Crawl>,
@@ -210,7 +242,7 @@ pub struct Scan {
 impl Scan {
     /// Whether every page came: false when the scan was cut.
     pub fn complete(&self) -> bool {
-        self.tally.complete.load(Ordering::Relaxed)
+        self.tally.complete.load(Ordering::Relaxed) && !self.tally.cut.load(Ordering::Relaxed)
     }
 
     /// Its crawl's counts so far.
@@ -219,6 +251,7 @@ impl Scan {
             discovered: self.tally.discovered.load(Ordering::Relaxed),
             off_scope: self.tally.off_scope.load(Ordering::Relaxed),
             left: self.tally.left.load(Ordering::Relaxed),
+            queued: self.tally.queued.load(Ordering::Relaxed),
         }
     }
 }
@@ -258,7 +291,7 @@ impl Engine {
             max_frontier: 0,
         };
         let routes = Routes::default();
-        let (hub, link) = scripts::start(
+        let scripts::Started { hub, link, holds } = scripts::start(
             Arc::clone(&routes),
             config.max_scripts_per_page,
             config.fetch_scripts.unwrap_or(0),
@@ -278,7 +311,8 @@ impl Engine {
         let (found, links) = mpsc::unbounded_channel();
         let known = Arc::new(Known(Arc::clone(&routes)));
         tokio::spawn(async move {
-            schedule::run(setup, Served::new(arriving, links, known), completed).await;
+            let work = Served::new(arriving, links, holds, known);
+            schedule::run(setup, work, completed).await;
         });
         let extractor = Extractor::new()
             .keep_inline_text(false)
@@ -297,6 +331,9 @@ impl Engine {
             routes,
             started: AtomicU64::new(0),
             max_pending,
+            // What may come at once: the pages it holds for scripts, and
+            // those being fetched or parsed.
+            buffer: SCAN_BUFFER + scripts::HELD_PER_SCAN + config.concurrency.get() + parsers,
             crawl: config.crawl.clone(),
             fetch_scripts: config.fetch_scripts.is_some(),
         })
@@ -349,7 +386,7 @@ impl Engine {
             None => expected,
         };
         let id = scan_id(self.started.fetch_add(1, Ordering::Relaxed));
-        let (tx, pages) = mpsc::channel(SCAN_BUFFER);
+        let (tx, pages) = mpsc::channel(self.buffer);
         let tally = Arc::new(Tally::default());
         {
             let mut table = lock(&self.routes);
@@ -358,7 +395,10 @@ impl Engine {
             }
             table.pending += reserved;
             let route = Route {
-                pages: tx,
+                dest: Dest {
+                    pages: tx,
+                    tally: Arc::clone(&tally),
+                },
                 limits: options.limits,
                 crawl: crawl.as_ref().map(|c| Arc::clone(&c.crawl)),
                 fetch_scripts: options.fetch_scripts,
@@ -366,7 +406,6 @@ impl Engine {
                 expected: expected as u64,
                 received: 0,
                 links_pending: 0,
-                tally: Arc::clone(&tally),
             };
             table.scans.insert(id, route);
         }
@@ -467,11 +506,7 @@ impl Router {
     /// Counts a page of scan `id` in: where it goes, the scan's crawl
     /// settings, and whether it waits for its scripts; `None` when the
     /// scan is gone.
-    fn received(
-        &self,
-        id: u64,
-        page: &Completed,
-    ) -> Option<(mpsc::Sender<PageResult>, Option<Arc<Crawl>>, bool)> {
+    fn received(&self, id: u64, page: &Completed) -> Option<(Dest, Option<Arc<Crawl>>, bool)> {
         let mut table = lock(&self.routes);
         let route = table.scans.get_mut(&id)?;
         // One result per URL; saturating all the same, as a count off by
@@ -482,11 +517,7 @@ impl Router {
         if route.crawl.as_ref().is_some_and(|c| page.yields_links(c)) {
             route.links_pending += 1;
         }
-        let found = (
-            route.pages.clone(),
-            route.crawl.clone(),
-            route.fetch_scripts,
-        );
+        let found = (route.dest.clone(), route.crawl.clone(), route.fetch_scripts);
         let finished = route.finished();
         if held {
             table.pending = table.pending.saturating_sub(1);
@@ -498,11 +529,13 @@ impl Router {
     }
 }
 
-/// Hands a parsed page to its scan's client; a client that has not read
-/// [`SCAN_BUFFER`] pages is not reading, and its scan is cut.
-pub(super) fn deliver(routes: &Routes, id: u64, to: &mpsc::Sender<PageResult>, page: PageResult) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(page) {
-        tracing::warn!("a client has not read {SCAN_BUFFER} pages of its scan: the scan is cut");
+/// Hands a parsed page to its scan's client; a client whose channel is
+/// full has not read [`SCAN_BUFFER`] pages and more, and its scan is cut.
+pub(super) fn deliver(routes: &Routes, id: u64, to: &Dest, page: PageResult) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = to.pages.try_send(page) {
+        if !to.tally.cut.swap(true, Ordering::Relaxed) {
+            tracing::warn!("a client is not reading the pages of its scan: the scan is cut");
+        }
         lock(routes).end(id);
     }
 }

@@ -9,6 +9,13 @@
 //! The scheduler counts on news of every page it hands on (see
 //! [`crate::content::scripts`]): pages that do not come here are reported
 //! as passing straight through ([`Hub::passed`]).
+//!
+//! A scan whose scripts do not answer must not hold back the others': one
+//! holding [`HELD_PER_SCAN`] pages is paused (its URLs wait in their turn,
+//! see [`crate::schedule::served`]) until it holds half as many, and a
+//! scan cut short (its client went away) lets go of its held pages at
+//! once. The scheduler's own bound on held pages, for all scans together,
+//! is far above one scan's.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -17,22 +24,32 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::engine::{Routes, deliver, lock};
+use super::engine::{Dest, Routes, deliver, lock};
 use crate::content::scripts::{Content, News, Scripts, max_held};
 use crate::output::PageResult;
 use crate::schedule::ScriptLink;
+use crate::schedule::served::Hold;
 
 /// The fewest scans known before those that ended are forgotten.
 const PRUNE_AT_LEAST: usize = 64;
 
+/// A scan's pages held for their scripts past which its URLs wait.
+pub(super) const HELD_PER_SCAN: usize = 64;
+
+/// Scans that may each hold [`HELD_PER_SCAN`] pages before the scheduler
+/// starts no page for anyone (which bounds the memory held pages take).
+const HOLDING_SCANS: usize = 16;
+
 /// Where a scan's page goes once its scripts are known.
-type To = mpsc::Sender<PageResult>;
+type To = Dest;
 
 enum Arrival {
     /// A parsed page of the scan numbered so.
     Page(u64, PageResult, To),
     /// A script's fetch ended; the URL is the one asked for.
     Script(Url, Content),
+    /// The scan numbered so was cut short.
+    Cut(u64),
 }
 
 /// The stage's door: pages in, and news of pages that pass it by.
@@ -58,23 +75,36 @@ impl Hub {
     }
 }
 
-/// Starts the stage on the current runtime: its door, and the scheduler's
-/// link to it.
+/// The stage, started on the current runtime.
+pub(super) struct Started {
+    /// Its door.
+    pub hub: Hub,
+    /// The scheduler's link to it.
+    pub link: ScriptLink,
+    /// Scans to pause and resume, for the scheduler's served work.
+    pub holds: mpsc::UnboundedReceiver<Hold>,
+}
+
+/// Starts the stage on the current runtime; `routes` is told where to
+/// report scans cut short.
 pub(super) fn start(
     routes: Routes,
     max_per_page: usize,
     max_body: u64,
     concurrency: usize,
-) -> (Hub, ScriptLink) {
+) -> Started {
     let (arrivals, mut arriving) = mpsc::unbounded_channel();
     let (news_tx, news) = mpsc::unbounded_channel();
+    let (holds_tx, holds) = mpsc::unbounded_channel();
     let results = arrivals.clone();
     let link = ScriptLink {
         news,
         results: Box::new(move |url, content| results.send(Arrival::Script(url, content)).is_ok()),
         max_body,
-        max_held: max_held(concurrency),
+        max_held: max_held(concurrency).max(HOLDING_SCANS * HELD_PER_SCAN),
     };
+    let (cut_tx, mut cut) = mpsc::unbounded_channel();
+    lock(&routes).cut = Some(cut_tx);
     let mut stage = Stage {
         routes,
         max_per_page,
@@ -82,12 +112,19 @@ pub(super) fn start(
         prune_at: PRUNE_AT_LEAST,
         asked: HashMap::new(),
         news: news_tx.clone(),
+        holds: holds_tx,
     };
     tokio::spawn(async move {
-        while let Some(arrival) = arriving.recv().await {
+        loop {
+            let arrival = tokio::select! {
+                Some(arrival) = arriving.recv() => arrival,
+                Some(id) = cut.recv() => Arrival::Cut(id),
+                else => return,
+            };
             match arrival {
                 Arrival::Page(id, page, to) => stage.page(id, page, to),
                 Arrival::Script(url, content) => stage.script(&url, content),
+                Arrival::Cut(id) => stage.cut(id),
             }
         }
     });
@@ -95,7 +132,7 @@ pub(super) fn start(
         arrivals,
         news: news_tx,
     };
-    (hub, link)
+    Started { hub, link, holds }
 }
 
 struct Stage {
@@ -108,6 +145,7 @@ struct Stage {
     /// Scripts being fetched, and the scans waiting for each.
     asked: HashMap<Url, Vec<u64>>,
     news: mpsc::UnboundedSender<News>,
+    holds: mpsc::UnboundedSender<Hold>,
 }
 
 impl Stage {
@@ -125,6 +163,9 @@ impl Stage {
             .entry(id)
             .or_insert_with(|| Scripts::new(max_per_page));
         let (ready, news) = scripts.page(page, to);
+        if scripts.held() == HELD_PER_SCAN {
+            let _ = self.holds.send(Hold::Pause(id));
+        }
         let news = match news {
             News::Page { fetch, held } => News::Page {
                 fetch: self.not_asked(id, fetch),
@@ -161,9 +202,24 @@ impl Stage {
             let Some(scripts) = self.scans.get_mut(&id) else {
                 continue;
             };
+            let before = scripts.held();
             for (page, to) in scripts.script(url, content.clone()) {
                 let _ = self.news.send(News::Released);
                 deliver(&self.routes, id, &to, page);
+            }
+            if before >= HELD_PER_SCAN / 2 && scripts.held() < HELD_PER_SCAN / 2 {
+                let _ = self.holds.send(Hold::Resume(id));
+            }
+        }
+    }
+
+    /// Scan `id` was cut short: its held pages are let go (nobody will
+    /// read them), so that they no longer count against the scheduler's
+    /// bound.
+    fn cut(&mut self, id: u64) {
+        if let Some(scripts) = self.scans.remove(&id) {
+            for _ in 0..scripts.held() {
+                let _ = self.news.send(News::Released);
             }
         }
     }
