@@ -989,31 +989,57 @@ fn a_client_that_stops_reading_is_cut() {
     drop(stalled);
 }
 
-/// A client that trickles its request headers (slowloris) does not hold
-/// its connection: the server closes it (within 10 s; the test waits at
-/// most 30).
+/// A client that trickles its request headers (slowloris), sends nothing,
+/// speaks HTTP/2 without asking, or keeps its connection idle after a
+/// request, does not hold the connection: the server closes it (within
+/// 10 s; the test waits at most 30).
 #[test]
 fn a_client_trickling_its_headers_is_closed() {
     use std::io::{Read as _, Write as _};
     let run = Run::new();
     let server = Server::start(&run, &["--no-auth"]);
     let addr = server.base.trim_start_matches("http://").to_owned();
-    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
-    slow.write_all(b"POST /v1/scan HTTP/1.1\r\nHost: x\r\n")
-        .expect("the first header lines");
-    slow.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("read timeout");
-    let mut rest = Vec::new();
-    // The server answers (408) and closes, or just closes: either way the
-    // read ends; a read timeout would be an error of kind WouldBlock.
-    match slow.read_to_end(&mut rest) {
-        Ok(_) => {}
-        Err(e) => assert_ne!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock,
-            "the connection was still open after 30 s"
-        ),
-    }
+    let openings: [&[u8]; 4] = [
+        b"POST /v1/scan HTTP/1.1\r\nHost: x\r\n",
+        b"",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    let clients: Vec<_> = openings
+        .into_iter()
+        .map(|opening| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+                slow.write_all(opening).expect("the opening");
+                slow.set_read_timeout(Some(Duration::from_secs(30)))
+                    .expect("read timeout");
+                let mut rest = Vec::new();
+                // The server answers (408) and closes, or just closes:
+                // either way the read ends; a read timeout would be an
+                // error of kind WouldBlock.
+                if let Err(e) = slow.read_to_end(&mut rest) {
+                    assert_ne!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock,
+                        "{:?}: the connection was still open after 30 s",
+                        String::from_utf8_lossy(opening)
+                    );
+                }
+                rest
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<u8>> = clients
+        .into_iter()
+        .map(|c| c.join().expect("a client thread"))
+        .collect();
+    // The complete request was answered before its idle connection closed.
+    assert!(
+        answers[3].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answers[3])
+    );
     // And the server still serves others.
     let health = runtime().block_on(async {
         client()
@@ -1298,4 +1324,49 @@ fn a_scan_waiting_on_its_scripts_does_not_hold_back_another() {
         "the script was asked for once"
     );
     held_scan.abort();
+}
+
+/// A client that does not read its answer does not hold the server past
+/// its grace period on SIGTERM: its connection is dropped a second after
+/// (the process's own last resort, five seconds after, is not needed).
+#[test]
+fn a_client_not_reading_does_not_hold_a_stopping_server() {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let site = TestServer::start();
+    let run = Run::new();
+    let mut server = Server::start(&run, &["--no-auth", "--allow-private", "--grace", "1"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut quiet = std::net::TcpStream::connect(&addr).expect("connect");
+    let small: libc::c_int = 4096;
+    // SAFETY: sets an int option on a socket this test owns.
+    let set = unsafe {
+        libc::setsockopt(
+            quiet.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const small).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "a small receive buffer");
+    // Answers of some 40 MB: more than any socket buffers hold.
+    site.set_page("many", &"<script>x()</script>".repeat(3000));
+    let body: String = (0..20)
+        .map(|n| site.url(&format!("/page/many?{n}")) + "\n")
+        .collect();
+    let request = format!(
+        "POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    quiet.write_all(request.as_bytes()).expect("the request");
+    let started = std::time::Instant::now();
+    while site.hits("/page/many") < 20 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&server.child, libc::SIGTERM);
+    let (code, stderr) = server.wait();
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(!stderr.contains("blocked"), "{stderr}");
+    drop(quiet);
 }

@@ -20,6 +20,10 @@ use super::{MAX_BODY, MAX_URL, Settings};
 use crate::output::PageResult;
 use crate::run::stop::{Level, Stop};
 
+/// How long a scan's request body may take to arrive whole (4 MiB at a
+/// slow client's pace): one that trickles it holds a connection no longer.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What every request handler shares.
 pub struct State {
     engine: Engine,
@@ -315,12 +319,20 @@ async fn scan(
 ) -> Response {
     // Read here, not by an extractor, so that a body over the cap gets
     // this server's one-line JSON answer (and is counted).
-    let response = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(body) => {
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY));
+    let response = match read.await {
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body took over {} s to arrive",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        ),
+        Ok(Ok(body)) => {
             let client = client_of(state.client_header.as_ref(), &headers, peer.ip());
             answer(&state, &headers, &body, client).await
         }
-        Err(_) => refuse(
+        Ok(Err(_)) => refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the request body is over {} MiB, or broken off",

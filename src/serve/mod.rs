@@ -122,7 +122,7 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
         tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "listening on http://{local}");
         let app = http::router(Arc::clone(&state));
         let stopping = stop.clone();
-        accept(listener, app, async move {
+        accept(listener, app, grace, async move {
             stopping.reached(Level::Draining).await;
             state.draining();
         })
@@ -135,30 +135,60 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a client may take to send a request's headers: a client that
-/// trickles them (slowloris) holds a connection no longer.
+/// How long a client may take to send a request's headers, and may keep
+/// a connection open between requests: a client that trickles them
+/// (slowloris), or sends nothing, holds a connection no longer.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `app` on each connection `listener` accepts until `stopping`
-/// resolves; then accepts no more and waits for the connections to finish
-/// (running scans end within the grace period, see http.rs).
+/// Connections served at once: half the descriptors the process may open
+/// (the rest are the fetches'), within bounds.
+fn max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, nothing else.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0;
+    let soft = if read { limit.rlim_cur } else { 1024 };
+    usize::try_from(soft / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(16, 4096)
+}
+
+/// Serves `app` on each connection `listener` accepts (HTTP/1.1; at most
+/// [`max_connections`] at once) until `stopping` resolves; then accepts
+/// no more and waits for the connections to finish: running scans end
+/// within `grace` (see http.rs), and a second later connections still
+/// open (a client that does not read its answer) are dropped.
 async fn accept(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    grace: Duration,
     stopping: impl std::future::Future<Output = ()>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: hyper's header-read timeout holds from the first byte
+    // (a connection that never says which version it speaks would wait
+    // for it unbounded), and curl and every client library speak it.
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections()));
     tokio::pin!(stopping);
     loop {
+        // The semaphore is never closed: acquiring only waits, and clients
+        // wait in the listen backlog meanwhile.
+        let slot = tokio::select! {
+            Ok(slot) = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut stopping => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -175,14 +205,15 @@ async fn accept(
             .clone()
             .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app))
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A connection that fails fails for its client alone.
             let _ = connection.await;
+            drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = tokio::time::timeout(grace + Duration::from_secs(1), graceful.shutdown()).await;
 }
