@@ -1118,7 +1118,7 @@ pub struct ServeArgs {
         long,
         value_name = "N",
         default_value = "1000",
-        value_parser = clap::value_parser!(u64).range(1..1_000_000)
+        value_parser = clap::value_parser!(u64).range(1..=999_999)
     )]
     pub max_urls: u64,
 
@@ -1129,7 +1129,7 @@ pub struct ServeArgs {
         long,
         value_name = "N",
         default_value = "10000",
-        value_parser = clap::value_parser!(u64).range(1..100_000_000)
+        value_parser = clap::value_parser!(u64).range(1..=99_999_999)
     )]
     pub max_pending: u64,
 

@@ -301,21 +301,21 @@ impl Config {
             (
                 fetch.depth > 0,
                 "--depth",
-                "a scan's options.depth, up to --max-depth",
+                "a scan asks for it with options.depth, up to --max-depth",
             ),
             (
                 fetch.max_pages.is_some(),
                 "--max-pages",
-                "a scan's options.max_pages, up to --max-urls",
+                "a scan asks for it with options.max_pages, up to --max-urls",
             ),
             (
                 fetch.fetch_scripts,
                 "--fetch-scripts",
-                "a scan's options.fetch_scripts",
+                "a scan asks for it with options.fetch_scripts",
             ),
         ];
         if let Some((_, flag, instead)) = per_scan.iter().find(|(given, ..)| *given) {
-            bail!("{flag} is set scan by scan in serve: {instead}");
+            bail!("{flag} is not a server option: {instead}");
         }
         if !fetch.sitemaps.is_empty() {
             bail!("--sitemap is not read by serve: a scan names its URLs, or crawls from them");

@@ -446,6 +446,7 @@ fn cut_by_sigterm(args: &[&str], signals: usize) {
     assert_eq!(summary["object"], "summary", "{lines:#?}");
     assert_eq!(summary["cut_short"], true, "{summary}");
     assert_eq!(summary["pages"], 1, "{summary}");
+    assert_eq!(summary["not_fetched"], 1, "{summary}");
     let (code, stderr) = server.wait();
     assert_eq!(code, Some(143), "{stderr}");
 }
@@ -873,7 +874,10 @@ fn serve_refuses_at_start_what_it_cannot_hold() {
         (&["-H", "X-Team: blue"], "-H (--header)"),
         (&["-b", "session=1"], "-b (--cookie)"),
         (&["--proxy", "http://127.0.0.1:9"], "a proxy is set"),
-        (&["--fetch-scripts"], "options.fetch_scripts"),
+        (
+            &["--fetch-scripts"],
+            "not a server option: a scan asks for it with options.fetch_scripts",
+        ),
         (&["--depth", "2"], "up to --max-depth"),
         (&["--scope", "domain"], "give --max-depth N"),
         (&["--inline-text"], "--inline-text is not offered by serve"),
@@ -1143,15 +1147,28 @@ fn a_crawling_scan_keeps_to_its_budget_and_the_servers_depth() {
         .await;
         let (refused, answer) =
             scan_json(&server.base, &seed, serde_json::json!({"depth": 3})).await;
+        // A budget below the distinct URLs is refused; repeats do not count.
+        let one = serde_json::json!({"depth": 1, "max_pages": 1});
+        let twice = [site.url("/site/5"), site.url("/site/5#again")];
+        let (repeats, _) = scan_json(&server.base, &twice, one.clone()).await;
+        let two = [site.url("/site/5"), site.url("/site/6")];
+        let (over, why) = scan_json(&server.base, &two, one).await;
+        assert_eq!((repeats, over), (200, 400));
+        let why = why[0]["error"].as_str().expect("an error");
+        assert!(
+            why.contains("less than the scan's 2 distinct URLs"),
+            "{why}"
+        );
         (status, lines, (refused, answer))
     });
     assert_eq!(status, 200);
     let pages = keyed(&lines, "page");
     assert_eq!(pages.len(), 15);
+    // And the scan of /site/5 with a budget of 1: one page.
     let fetched = site_pages_fetched(&site) + site.hits("/json");
     assert_eq!(
         fetched,
-        15,
+        16,
         "the site saw the budget and no more: {:?}",
         pages.keys()
     );

@@ -109,7 +109,11 @@ pub(crate) fn script(
     }));
     Box::pin(async move {
         let content = task.await.unwrap_or_else(|e| {
-            tracing::warn!("{}: internal error fetching a script: {e}", url);
+            // Cancelled: the process is stopping, which is no error.
+            if !e.is_cancelled() {
+                let shown = crate::output::without_password(url.as_str());
+                tracing::warn!("{shown}: internal error fetching a script: {e}");
+            }
             Content::from_fetch(Err(crate::fetch::FetchFailure::new(
                 ErrorKind::Io,
                 format!("internal error: {e}"),

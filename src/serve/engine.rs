@@ -224,6 +224,9 @@ pub enum Refused {
     /// The server is stopping.
     #[error("the server is stopping")]
     Stopping,
+    /// The scan's options do not fit its URLs.
+    #[error("{0}")]
+    Unfit(String),
 }
 
 /// One scan's pages, as they complete. Dropping it (the client went
@@ -378,6 +381,13 @@ impl Engine {
         };
         let (lines, duplicates) = distinct(lines, crawl.as_ref().map(|c| &*c.crawl));
         let expected = lines.len();
+        if let Some(c) = crawl.as_ref().filter(|c| c.max_pages < expected as u64) {
+            return Err(Refused::Unfit(format!(
+                "options.max_pages {} is less than the scan's {expected} distinct URLs: it \
+                 bounds the pages of the whole crawl, listed ones included",
+                c.max_pages
+            )));
+        }
         let reserved = match &crawl {
             // Within the usize range: it is at most --max-urls.
             Some(c) => usize::try_from(c.max_pages)

@@ -171,11 +171,11 @@ fn options_of(value: &serde_json::Value, server: Allowed) -> Result<ScanOptions,
                 let most = server.timeout.as_secs_f64();
                 let secs = value
                     .as_f64()
-                    .filter(|s| *s > 0.0 && *s <= most)
+                    .filter(|s| *s >= 0.001 && *s <= most)
                     .ok_or_else(|| {
                         format!(
-                            "options.timeout must be seconds, more than 0 and at most the \
-                             server's {most} (--timeout)"
+                            "options.timeout must be seconds, from 0.001 to the server's \
+                             {most} (--timeout)"
                         )
                     })?;
                 asked.limits.timeout = Some(Duration::from_secs_f64(secs));
@@ -389,20 +389,13 @@ async fn answer(state: &Arc<State>, headers: &HeaderMap, body: &[u8], client: St
             format!("URL {} is longer than {MAX_URL} bytes", long + 1),
         );
     }
-    if let Some(max) = options.max_pages.filter(|max| *max < urls.len() as u64) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "options.max_pages {max} is less than the scan's {} URLs: it bounds the pages \
-                 of the whole crawl, listed ones included",
-                urls.len()
-            ),
-        );
-    }
     let given = urls.len();
     let max_urls = state.allowed.pages;
     let scan = match state.engine.scan(urls, options, max_urls, client).await {
         Ok(scan) => scan,
+        Err(refused @ Refused::Unfit(_)) => {
+            return refuse(StatusCode::BAD_REQUEST, refused.to_string());
+        }
         Err(refused) => {
             let busy = matches!(refused, Refused::Busy(..));
             let mut answer = refuse(
@@ -506,6 +499,9 @@ impl Streaming {
         self.done = true;
         let failed: u64 = self.failed.values().sum();
         let crawled = self.scan.crawled();
+        // Listed or queued without a page: a scan cut short left them.
+        let promised = self.given as u64 - self.scan.duplicates + crawled.queued;
+        let not_fetched = crawled.left + promised.saturating_sub(self.received as u64);
         let summary = json!({
             "object": "summary",
             "urls": self.given,
@@ -517,7 +513,7 @@ impl Streaming {
             "scripts": self.scripts,
             "discovered": crawled.discovered,
             "off_scope": crawled.off_scope,
-            "not_fetched": crawled.left,
+            "not_fetched": not_fetched,
             "elapsed_s": (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
             "cut_short": cut_short,
         });
@@ -602,6 +598,10 @@ mod tests {
             (
                 br#"{"urls": [], "options": {"user_agent": "x"}}"#,
                 "options.user_agent",
+            ),
+            (
+                br#"{"urls": [], "options": {"timeout": 1e-300}}"#,
+                "from 0.001",
             ),
         ] {
             let err = asked(&json, body, server).unwrap_err();
