@@ -1387,3 +1387,135 @@ fn a_client_not_reading_does_not_hold_a_stopping_server() {
     assert!(!stderr.contains("blocked"), "{stderr}");
     drop(quiet);
 }
+
+/// Pages of a host that hangs fill at most that host's share of the
+/// queues: another client's URL on another host is fetched while they
+/// hang (were the queues filled with them, it would wait the 20 s the
+/// host takes to answer).
+#[test]
+fn a_host_that_hangs_does_not_hold_back_other_hosts() {
+    let hanging = TestServer::start();
+    let site = TestServer::start();
+    let run = Run::new();
+    let server = Server::start(
+        &run,
+        &[
+            "--no-auth",
+            "--allow-private",
+            "-c",
+            "16",
+            "--per-host",
+            "4",
+            "--timeout",
+            "60",
+            "--retries",
+            "0",
+        ],
+    );
+    let stalls: Vec<String> = (0..40)
+        .map(|i| hanging.url(&format!("/stall-headers?{i}")))
+        .collect();
+    let rt = runtime();
+    let base = server.base.clone();
+    let stalled = rt.spawn(async move { scan(&client(), &base, &stalls.join("\n"), None).await });
+    let started = std::time::Instant::now();
+    while hanging.hits("/stall-headers") < 4 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        hanging.hits("/stall-headers"),
+        4,
+        "the hanging host's requests"
+    );
+    let (status, lines) =
+        rt.block_on(async { scan(&other_client(), &server.base, &site.url("/gen/1"), None).await });
+    assert_eq!(status, 200);
+    assert_eq!(lines.last().expect("a summary")["ok"], 1);
+    assert_eq!(
+        hanging.hits("/stall-headers"),
+        4,
+        "the other host's page waited for the hanging host's first pages"
+    );
+    stalled.abort();
+}
+
+/// Pages held for their scripts count against their client, not each
+/// scan: a client with twenty scans whose script never answers is paused
+/// at its share, and does not hold the server's bound on held pages for
+/// everyone (twenty scans of 60 held pages each did).
+#[test]
+fn many_scans_of_one_client_waiting_on_scripts_do_not_hold_back_another() {
+    let site = TestServer::start();
+    let stalling = TestServer::start();
+    let script = stalling.url("/stall-headers");
+    site.set_page("hold", &format!("<script src={script}></script>"));
+    let run = Run::new();
+    let server = Server::start(
+        &run,
+        &[
+            "--no-auth",
+            "--allow-private",
+            "-c",
+            "4",
+            "--timeout",
+            "60",
+            "--retries",
+            "0",
+            "--max-pending",
+            "5000",
+        ],
+    );
+    let rt = runtime();
+    let streamed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let scans: Vec<_> = (0..20)
+        .map(|s| {
+            let urls: Vec<String> = (0..60)
+                .map(|i| site.url(&format!("/page/hold?{s}-{i}")))
+                .collect();
+            let body = serde_json::json!({"urls": urls, "options": {"fetch_scripts": true}});
+            let (base, streamed) = (server.base.clone(), std::sync::Arc::clone(&streamed));
+            rt.spawn(async move {
+                let mut answer = client()
+                    .post(format!("{base}/v1/scan"))
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .expect("a held scan");
+                while let Ok(Some(chunk)) = answer.chunk().await {
+                    let pages = chunk
+                        .windows(17)
+                        .filter(|w| w == b"\"object\":\"page\"")
+                        .count();
+                    streamed.fetch_add(pages, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    // Until the held scans' pages stop coming: their client is paused.
+    let started = std::time::Instant::now();
+    let mut last = (0, 0);
+    while last.1 < 5 && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = site.hits("/page/hold");
+        last = if now == last.0 && now > 0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+    }
+    assert!(last.0 < 1200, "{} held pages fetched: not paused", last.0);
+    let (status, lines) =
+        rt.block_on(async { scan(&other_client(), &server.base, &site.url("/gen/1"), None).await });
+    assert_eq!(status, 200);
+    assert_eq!(lines.last().expect("a summary")["ok"], 1);
+    assert_eq!(
+        (stalling.in_flight(), stalling.hits("/stall-headers")),
+        (1, 1),
+        "the other scan was answered while the script still stalled"
+    );
+    assert_eq!(streamed.load(std::sync::atomic::Ordering::SeqCst), 0);
+    for scan in scans {
+        scan.abort();
+    }
+}

@@ -87,6 +87,8 @@ pub(crate) struct Queues {
 struct Host {
     /// Queued URLs by lane.
     levels: BTreeMap<Lane, DepthQueue>,
+    /// Pages among them (scripts are not).
+    pages: usize,
     in_flight: usize,
     /// Least time between request starts: --delay, or a larger Crawl-delay.
     delay: Duration,
@@ -203,6 +205,7 @@ impl Queues {
     pub(crate) fn take_all(&mut self) -> Vec<Queued> {
         let mut all = Vec::with_capacity(self.queued);
         for host in self.hosts.values_mut() {
+            host.pages = 0;
             let scripts = host.levels.remove(&Lane::Script);
             for (_, level) in std::mem::take(&mut host.levels) {
                 all.extend(level.queue);
@@ -307,6 +310,7 @@ impl Queues {
         let limits = &self.limits;
         let host = self.hosts.entry(key.clone()).or_insert_with(|| Host {
             levels: BTreeMap::new(),
+            pages: 0,
             in_flight: 0,
             delay: limits.delay,
             crawl_delay: Duration::ZERO,
@@ -318,6 +322,9 @@ impl Queues {
             },
         });
         host.levels.entry(lane).or_default().queue.push_back(q);
+        if let Lane::Page(_) = lane {
+            host.pages += 1;
+        }
         self.list(key, now);
     }
 
@@ -437,6 +444,7 @@ impl Queues {
                 Lane::Script => self.scripts -= 1,
                 Lane::Page(depth) => {
                     self.queued -= 1;
+                    host.pages -= 1;
                     if q.from_input {
                         self.from_input -= 1;
                     }
@@ -480,6 +488,49 @@ impl Queues {
                 origin: q.origin,
             });
         }
+    }
+
+    /// Whether the host `key` has as many pages queued as it may have in
+    /// flight (`--per-host`): the share of the queues a served scan may
+    /// fill for one host, so that URLs for a host that hangs cannot fill
+    /// the queues while other hosts' slots sit idle.
+    pub(crate) fn host_full(&self, key: &str) -> bool {
+        self.hosts
+            .get(key)
+            .is_some_and(|h| h.pages >= self.limits.per_host)
+    }
+
+    /// Removes every queued page whose `seq` is `gone`'s (a served scan
+    /// whose client went away); returns how many.
+    pub(crate) fn drop_pages(&mut self, gone: impl Fn(u64) -> bool) -> usize {
+        let mut dropped = 0;
+        for host in self.hosts.values_mut() {
+            host.levels.retain(|lane, level| {
+                let Lane::Page(depth) = *lane else {
+                    return true;
+                };
+                level.queue.retain(|q| {
+                    if !gone(q.seq) {
+                        return true;
+                    }
+                    dropped += 1;
+                    host.pages -= 1;
+                    self.queued -= 1;
+                    if q.from_input {
+                        self.from_input -= 1;
+                    }
+                    if let Some(n) = self.queued_at.get_mut(&depth) {
+                        *n -= 1;
+                    }
+                    false
+                });
+                // A host still listed in `ready` for a lane it no longer
+                // has is passed over by `next_job`.
+                !level.queue.is_empty()
+            });
+        }
+        self.queued_at.retain(|_, n| *n > 0);
+        dropped
     }
 
     pub(crate) fn robots_known(&mut self, key: &str, rules: Rules, now: Instant) {
@@ -578,6 +629,37 @@ mod tests {
             Job::Fetch { host, url, .. } => (host, url),
             other => panic!("expected a fetch, got {other:?}"),
         })
+    }
+
+    #[test]
+    fn a_host_is_full_at_its_share_and_a_gone_scans_pages_leave_the_queues() {
+        let now = Instant::now();
+        let mut q = Queues::new(limits(1, 2, 0));
+        // Seqs 0..6 are scan 0's, 100.. scan 1's.
+        for i in 0..3 {
+            q.push_in_turn(url(&format!("http://h.test/{i}")), i, None, now);
+            q.push_in_turn(url(&format!("http://h.test/x{i}")), 100 + i, None, now);
+        }
+        assert!(q.host_full("h.test:80") && !q.host_full("other.test:80"));
+        assert_eq!(
+            fetch(&mut q, now)
+                .map(|(_, u)| u.path().to_owned())
+                .as_deref(),
+            Some("/0")
+        );
+        assert_eq!(q.drop_pages(|seq| seq < 100), 2);
+        assert_eq!((q.queued, q.from_input), (3, 3));
+        assert!(q.host_full("h.test:80"));
+        assert_eq!(q.drop_pages(|seq| seq == 100), 1);
+        assert!(q.host_full("h.test:80"), "2 queued: --per-host 2");
+        q.finished("h.test:80", now);
+        let next = fetch(&mut q, now).map(|(_, u)| u.path().to_owned());
+        assert_eq!(next.as_deref(), Some("/x1"));
+        assert!(!q.host_full("h.test:80"));
+        q.finished("h.test:80", now);
+        let next = fetch(&mut q, now).map(|(_, u)| u.path().to_owned());
+        assert_eq!(next.as_deref(), Some("/x2"));
+        assert!(q.is_empty() && q.lowest_depth().is_none());
     }
 
     #[test]

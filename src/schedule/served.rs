@@ -9,6 +9,12 @@
 //! of it, and a client cannot take more turns by opening more scans. A
 //! scan whose client went away gives up its URLs, queued or not.
 //!
+//! One host's pages fill at most its `--per-host` share of the queues: a
+//! scan whose next URL's host has that many waiting passes its turn until
+//! one of them starts. Otherwise the pages of one host that hangs would
+//! fill the queues while every other host's slots sat idle, and hold back
+//! every client; now filling them takes as many hosts as fill `-c`.
+//!
 //! A scan that crawls (`depth` of 1 or more) keeps its own frontier here:
 //! the links its pages lead to come back from the server's parse stage,
 //! are checked against the scan's own set of URLs seen, and wait their
@@ -26,6 +32,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::Completed;
+use super::hosts::{Queues, host_key};
 use super::work::{Closed, Ctx, FetchLimits, Work};
 use crate::crawl::{Crawl, Discovered, Origin};
 use crate::error::ErrorKind;
@@ -97,15 +104,16 @@ pub trait Scans: Send + Sync {
     fn links_taken(&self, id: u64, taken: LinksTaken);
 }
 
-/// A scan to pause or resume: one whose pages wait for scripts that are
-/// slow to come takes no turns meanwhile, so that it cannot hold the
-/// scheduler's bound on waiting pages for everyone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A client to pause or resume: one whose pages wait for scripts that
+/// are slow to come takes no turns meanwhile, so that it cannot hold the
+/// scheduler's bound on waiting pages for everyone, however many scans it
+/// opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hold {
-    /// The scan numbered so takes no turns.
-    Pause(u64),
+    /// The client so named takes no turns.
+    Pause(Arc<str>),
     /// It takes turns again.
-    Resume(u64),
+    Resume(Arc<str>),
 }
 
 /// The scan a page's `seq` belongs to, and the page's position in it.
@@ -125,8 +133,11 @@ pub enum Arrival {
     /// The links of a page of the scan numbered so, or `None` when the
     /// parse stage is gone.
     Links(Option<(u64, Discovered)>),
-    /// A scan to pause or resume.
+    /// A client to pause or resume.
     Hold(Hold),
+    /// The scan numbered so was cut short (its client went away): its
+    /// URLs, queued or not, are given up.
+    Cut(u64),
     /// Room in the queues, and a scan with URLs waiting: its turn.
     Take,
 }
@@ -177,13 +188,26 @@ struct Scan {
     frontier: Option<Frontier>,
     /// Listed in its client's turns.
     in_turn: bool,
-    /// Takes no turns for now (see [`Hold`]).
-    paused: bool,
+    /// Waits for the host of its next URL to have room in the queues.
+    parked: bool,
 }
 
 impl Scan {
     fn waiting(&self) -> usize {
         self.lines.len() + self.frontier.as_ref().map_or(0, Frontier::waiting)
+    }
+
+    /// The host of the URL it would queue next (`None`: a line that names
+    /// none, or nothing left).
+    fn next_host(&self) -> Option<String> {
+        match self.lines.as_slice().first() {
+            Some(line) => line.url.as_ref().ok().map(host_key),
+            None => {
+                let frontier = self.frontier.as_ref()?;
+                let (_, nearest) = frontier.waiting.first_key_value()?;
+                nearest.front().map(|(url, _)| host_key(url))
+            }
+        }
     }
 
     /// Queues the scan's next URL (or the row of a line that is none).
@@ -214,8 +238,14 @@ pub struct Served {
     arriving: mpsc::Receiver<NewScan>,
     links: mpsc::UnboundedReceiver<(u64, Discovered)>,
     holds: mpsc::UnboundedReceiver<Hold>,
+    cuts: mpsc::UnboundedReceiver<u64>,
     open: bool,
+    /// Clients with scans that may take a turn.
     turns: VecDeque<Client>,
+    /// Paused clients (see [`Hold`]), and their scans in turn.
+    resting: HashMap<Arc<str>, VecDeque<u64>>,
+    /// Scans waiting for room at the host of their next URL, by host.
+    parked: HashMap<String, Vec<u64>>,
     scans: HashMap<u64, Scan>,
     /// Scans kept past which those that ended are forgotten.
     prune_at: usize,
@@ -227,20 +257,25 @@ const PRUNE_AT_LEAST: usize = 64;
 
 impl Served {
     /// Work from the scans that arrive on `arriving`, and the links their
-    /// pages lead to, from `links`, pausing and resuming scans as `holds`
-    /// says; a scan `known` says is gone gives up its URLs, queued or not.
+    /// pages lead to, from `links`, pausing and resuming clients as `holds`
+    /// says; a scan `cuts` names, or `known` says is gone, gives up its
+    /// URLs, queued or not.
     pub fn new(
         arriving: mpsc::Receiver<NewScan>,
         links: mpsc::UnboundedReceiver<(u64, Discovered)>,
         holds: mpsc::UnboundedReceiver<Hold>,
+        cuts: mpsc::UnboundedReceiver<u64>,
         known: Arc<dyn Scans>,
     ) -> Self {
         Served {
             arriving,
             links,
             holds,
+            cuts,
             open: true,
             turns: VecDeque::new(),
+            resting: HashMap::new(),
+            parked: HashMap::new(),
             scans: HashMap::new(),
             prune_at: PRUNE_AT_LEAST,
             known,
@@ -252,10 +287,14 @@ impl Served {
         let Some(scan) = self.scans.get_mut(&id) else {
             return;
         };
-        if scan.in_turn || scan.paused || scan.waiting() == 0 {
+        if scan.in_turn || scan.parked || scan.waiting() == 0 {
             return;
         }
         scan.in_turn = true;
+        if let Some(resting) = self.resting.get_mut(scan.client.as_str()) {
+            resting.push_back(id);
+            return;
+        }
         match self.turns.iter_mut().find(|c| c.key == scan.client) {
             Some(client) => client.scans.push_back(id),
             None => self.turns.push_back(Client {
@@ -295,7 +334,7 @@ impl Served {
             lines: new.lines.into_iter(),
             frontier,
             in_turn: false,
-            paused: false,
+            parked: false,
         };
         self.scans.insert(new.id, scan);
         self.put_in_turn(new.id);
@@ -342,32 +381,51 @@ impl Served {
         }
     }
 
-    /// Pauses or resumes a scan.
+    /// Pauses or resumes a client.
     fn hold(&mut self, hold: Hold) {
         match hold {
-            Hold::Pause(id) => {
-                let Some(scan) = self.scans.get_mut(&id) else {
+            Hold::Pause(client) => {
+                if self.resting.contains_key(&client) {
                     return;
+                }
+                let scans = match self.turns.iter().position(|c| *c.key == *client) {
+                    Some(at) => self.turns.remove(at).map(|c| c.scans).unwrap_or_default(),
+                    None => VecDeque::new(),
                 };
-                scan.paused = true;
-                if !std::mem::take(&mut scan.in_turn) {
-                    return;
-                }
-                if let Some(at) = self.turns.iter().position(|c| c.key == scan.client) {
-                    let client = &mut self.turns[at];
-                    client.scans.retain(|s| *s != id);
-                    if client.scans.is_empty() {
-                        self.turns.remove(at);
-                    }
-                }
+                self.resting.insert(client, scans);
             }
-            Hold::Resume(id) => {
-                if let Some(scan) = self.scans.get_mut(&id) {
-                    scan.paused = false;
-                    self.put_in_turn(id);
+            Hold::Resume(client) => {
+                if let Some(scans) = self.resting.remove(&client)
+                    && !scans.is_empty()
+                {
+                    self.turns.push_back(Client {
+                        key: client.to_string(),
+                        scans,
+                    });
                 }
             }
         }
+    }
+
+    /// Scan `id` was cut short: it gives up its URLs, those in the host
+    /// queues too (they would hold their hosts' share of the queues until
+    /// dispatched, which may be long behind a host that hangs).
+    fn cut(&mut self, id: u64, ctx: &mut Ctx<'_>) {
+        let Some(scan) = self.scans.remove(&id) else {
+            return;
+        };
+        let client = scan.client.as_str();
+        if let Some(at) = self.turns.iter().position(|c| c.key == client) {
+            let scans = &mut self.turns[at].scans;
+            scans.retain(|s| *s != id);
+            if scans.is_empty() {
+                self.turns.remove(at);
+            }
+        }
+        if let Some(resting) = self.resting.get_mut(client) {
+            resting.retain(|s| *s != id);
+        }
+        ctx.queues.drop_pages(|seq| scan_of(seq).0 == id);
     }
 
     /// The next URL of the client whose turn it is.
@@ -379,11 +437,21 @@ impl Served {
             let alive = self.known.limits(id).is_some();
             match self.scans.entry(id) {
                 Entry::Occupied(mut scan) if alive => {
-                    scan.get_mut().take_one(id, ctx);
-                    if scan.get().waiting() > 0 {
-                        client.scans.push_back(id);
+                    let scan = scan.get_mut();
+                    let full = scan.next_host().filter(|h| ctx.queues.host_full(h));
+                    if let Some(host) = full {
+                        // Its turn passes: it waits until its host's queue
+                        // has room (see `after_dispatch`).
+                        scan.in_turn = false;
+                        scan.parked = true;
+                        self.parked.entry(host).or_default().push(id);
                     } else {
-                        scan.get_mut().in_turn = false;
+                        scan.take_one(id, ctx);
+                        if scan.waiting() > 0 {
+                            client.scans.push_back(id);
+                        } else {
+                            scan.in_turn = false;
+                        }
                     }
                 }
                 Entry::Occupied(scan) => {
@@ -406,13 +474,15 @@ impl Work for Served {
         if room && !self.turns.is_empty() {
             return Either::Left(std::future::ready(Arrival::Take));
         }
-        let (arriving, links, holds) = (&mut self.arriving, &mut self.links, &mut self.holds);
+        let (arriving, links) = (&mut self.arriving, &mut self.links);
+        let (holds, cuts) = (&mut self.holds, &mut self.cuts);
         let open = self.open;
         Either::Right(async move {
             tokio::select! {
                 scan = arriving.recv(), if open => Arrival::Scan(scan),
                 found = links.recv() => Arrival::Links(found),
                 Some(hold) = holds.recv() => Arrival::Hold(hold),
+                Some(id) = cuts.recv() => Arrival::Cut(id),
             }
         })
     }
@@ -425,6 +495,7 @@ impl Work for Served {
             // The parse stage is gone: so is the server.
             Arrival::Links(None) => return Err(Closed),
             Arrival::Hold(hold) => self.hold(hold),
+            Arrival::Cut(id) => self.cut(id, ctx),
             Arrival::Take => self.take(ctx),
         }
         Ok(())
@@ -432,6 +503,26 @@ impl Work for Served {
 
     fn fetch_limits(&self, seq: u64) -> Option<FetchLimits> {
         self.known.limits(scan_of(seq).0)
+    }
+
+    fn after_dispatch(&mut self, queues: &mut Queues, _rows: &mut Vec<Completed>) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let drained: Vec<String> = self
+            .parked
+            .keys()
+            .filter(|host| !queues.host_full(host))
+            .cloned()
+            .collect();
+        for host in drained {
+            for id in self.parked.remove(&host).unwrap_or_default() {
+                if let Some(scan) = self.scans.get_mut(&id) {
+                    scan.parked = false;
+                }
+                self.put_in_turn(id);
+            }
+        }
     }
 
     fn crawl_of(&self, seq: u64) -> Option<Arc<Crawl>> {
@@ -469,6 +560,8 @@ impl Work for Served {
         let left = self.elsewhere();
         self.scans.clear();
         self.turns.clear();
+        self.resting.clear();
+        self.parked.clear();
         self.open = false;
         left
     }

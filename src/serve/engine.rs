@@ -93,6 +93,8 @@ pub struct Crawled {
 pub(super) struct Dest {
     pages: mpsc::Sender<PageResult>,
     tally: Arc<Tally>,
+    /// The client whose scan it is (see [`crate::schedule::served::Hold`]).
+    pub(super) client: Arc<str>,
 }
 
 /// One running scan.
@@ -123,9 +125,10 @@ impl Route {
 pub(super) struct Table {
     scans: HashMap<u64, Route>,
     pending: usize,
-    /// Told of each scan cut short (its client went away or stopped
-    /// reading): the scripts stage lets go of its held pages.
-    pub(super) cut: Option<mpsc::UnboundedSender<u64>>,
+    /// Told of each scan whose client went away or stopped reading: the
+    /// scheduler gives up its queued URLs, the scripts stage lets go of
+    /// its held pages.
+    pub(super) cut: Vec<mpsc::UnboundedSender<u64>>,
 }
 
 impl Table {
@@ -138,12 +141,12 @@ impl Table {
         Some(route)
     }
 
-    /// Cuts scan `id` short (if it runs): its URLs not yet done are given
-    /// up, and its pages waiting for scripts let go.
+    /// Cuts scan `id` short: its URLs not yet done are given up, and its
+    /// pages waiting for scripts let go (also when every page came, and
+    /// some wait for scripts).
     fn end(&mut self, id: u64) {
-        if self.remove(id).is_some()
-            && let Some(cut) = &self.cut
-        {
+        self.remove(id);
+        for cut in &self.cut {
             let _ = cut.send(id);
         }
     }
@@ -312,9 +315,11 @@ impl Engine {
         let (scans, arriving) = mpsc::channel(64);
         let (completed, done) = mpsc::channel(64);
         let (found, links) = mpsc::unbounded_channel();
+        let (cut, cuts) = mpsc::unbounded_channel();
+        lock(&routes).cut.push(cut);
         let known = Arc::new(Known(Arc::clone(&routes)));
         tokio::spawn(async move {
-            let work = Served::new(arriving, links, holds, known);
+            let work = Served::new(arriving, links, holds, cuts, known);
             schedule::run(setup, work, completed).await;
         });
         let extractor = Extractor::new()
@@ -336,7 +341,7 @@ impl Engine {
             max_pending,
             // What may come at once: the pages it holds for scripts, and
             // those being fetched or parsed.
-            buffer: SCAN_BUFFER + scripts::HELD_PER_SCAN + config.concurrency.get() + parsers,
+            buffer: SCAN_BUFFER + scripts::HELD_PER_CLIENT + config.concurrency.get() + parsers,
             crawl: config.crawl.clone(),
             fetch_scripts: config.fetch_scripts.is_some(),
         })
@@ -408,6 +413,7 @@ impl Engine {
                 dest: Dest {
                     pages: tx,
                     tally: Arc::clone(&tally),
+                    client: Arc::from(client.as_str()),
                 },
                 limits: options.limits,
                 crawl: crawl.as_ref().map(|c| Arc::clone(&c.crawl)),
@@ -536,6 +542,13 @@ impl Router {
             table.finish(id);
         }
         Some(found)
+    }
+}
+
+impl Dest {
+    /// Whether its client went away (nobody reads its pages).
+    pub(super) fn gone(&self) -> bool {
+        self.pages.is_closed()
     }
 }
 

@@ -10,12 +10,12 @@
 //! [`crate::content::scripts`]): pages that do not come here are reported
 //! as passing straight through ([`Hub::passed`]).
 //!
-//! A scan whose scripts do not answer must not hold back the others': one
-//! holding [`HELD_PER_SCAN`] pages is paused (its URLs wait in their turn,
-//! see [`crate::schedule::served`]) until it holds half as many, and a
-//! scan cut short (its client went away) lets go of its held pages at
-//! once. The scheduler's own bound on held pages, for all scans together,
-//! is far above one scan's.
+//! A client whose scripts do not answer must not hold back the others': one
+//! holding [`HELD_PER_CLIENT`] pages, in all its scans together, is paused
+//! (its URLs wait in their turn, see [`crate::schedule::served`]) until it
+//! holds half as many, and a scan whose client went away lets go of its
+//! held pages at once. The scheduler's own bound on held pages, for all
+//! clients together, is far above one client's.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -33,12 +33,13 @@ use crate::schedule::served::Hold;
 /// The fewest scans known before those that ended are forgotten.
 const PRUNE_AT_LEAST: usize = 64;
 
-/// A scan's pages held for their scripts past which its URLs wait.
-pub(super) const HELD_PER_SCAN: usize = 64;
+/// A client's pages held for their scripts past which its URLs wait.
+pub(super) const HELD_PER_CLIENT: usize = 64;
 
-/// Scans that may each hold [`HELD_PER_SCAN`] pages before the scheduler
-/// starts no page for anyone (which bounds the memory held pages take).
-const HOLDING_SCANS: usize = 16;
+/// Clients that may each hold [`HELD_PER_CLIENT`] pages before the
+/// scheduler starts no page for anyone (which bounds the memory held pages
+/// take).
+const HOLDING_CLIENTS: usize = 16;
 
 /// Where a scan's page goes once its scripts are known.
 type To = Dest;
@@ -101,14 +102,15 @@ pub(super) fn start(
         news,
         results: Box::new(move |url, content| results.send(Arrival::Script(url, content)).is_ok()),
         max_body,
-        max_held: max_held(concurrency).max(HOLDING_SCANS * HELD_PER_SCAN),
+        max_held: max_held(concurrency).max(HOLDING_CLIENTS * HELD_PER_CLIENT),
     };
     let (cut_tx, mut cut) = mpsc::unbounded_channel();
-    lock(&routes).cut = Some(cut_tx);
+    lock(&routes).cut.push(cut_tx);
     let mut stage = Stage {
         routes,
         max_per_page,
         scans: HashMap::new(),
+        held: HashMap::new(),
         prune_at: PRUNE_AT_LEAST,
         asked: HashMap::new(),
         news: news_tx.clone(),
@@ -135,11 +137,19 @@ pub(super) fn start(
     Started { hub, link, holds }
 }
 
+/// One scan's scripts, and whose scan it is.
+struct ScanScripts {
+    client: Arc<str>,
+    scripts: Scripts<To>,
+}
+
 struct Stage {
     routes: Routes,
     max_per_page: usize,
     /// Each scan's scripts, known or asked for, and its held pages.
-    scans: HashMap<u64, Scripts<To>>,
+    scans: HashMap<u64, ScanScripts>,
+    /// Pages held, by client.
+    held: HashMap<Arc<str>, usize>,
     /// Scans known past which those that ended are forgotten.
     prune_at: usize,
     /// Scripts being fetched, and the scans waiting for each.
@@ -150,32 +160,71 @@ struct Stage {
 
 impl Stage {
     fn page(&mut self, id: u64, page: PageResult, to: To) {
+        if to.gone() {
+            // Its client went away while it was parsed: nobody waits for
+            // its scripts.
+            let _ = self.news.send(News::Page {
+                fetch: Vec::new(),
+                held: false,
+            });
+            return;
+        }
         if !self.scans.contains_key(&id) && self.scans.len() >= self.prune_at {
             // A new scan, and the scans known have doubled: forget those
             // that ended and hold no page.
             let table = lock(&self.routes);
-            self.scans.retain(|id, s| s.held() > 0 || table.runs(*id));
+            self.scans
+                .retain(|id, s| s.scripts.held() > 0 || table.runs(*id));
             self.prune_at = (2 * self.scans.len()).max(PRUNE_AT_LEAST);
         }
         let max_per_page = self.max_per_page;
-        let scripts = self
-            .scans
-            .entry(id)
-            .or_insert_with(|| Scripts::new(max_per_page));
-        let (ready, news) = scripts.page(page, to);
-        if scripts.held() == HELD_PER_SCAN {
-            let _ = self.holds.send(Hold::Pause(id));
-        }
+        let client = Arc::clone(&to.client);
+        let scan = self.scans.entry(id).or_insert_with(|| ScanScripts {
+            client: Arc::clone(&client),
+            scripts: Scripts::new(max_per_page),
+        });
+        let (ready, news) = scan.scripts.page(page, to);
         let news = match news {
-            News::Page { fetch, held } => News::Page {
-                fetch: self.not_asked(id, fetch),
-                held,
-            },
+            News::Page { fetch, held } => {
+                if held {
+                    self.held_one(client);
+                }
+                News::Page {
+                    fetch: self.not_asked(id, fetch),
+                    held,
+                }
+            }
             other => other,
         };
         let _ = self.news.send(news);
         if let Some((page, to)) = ready {
             deliver(&self.routes, id, &to, page);
+        }
+    }
+
+    /// A page of `client`'s is held: at [`HELD_PER_CLIENT`], the client
+    /// takes no turns.
+    fn held_one(&mut self, client: Arc<str>) {
+        let held = self.held.entry(Arc::clone(&client)).or_default();
+        *held += 1;
+        if *held == HELD_PER_CLIENT {
+            let _ = self.holds.send(Hold::Pause(client));
+        }
+    }
+
+    /// `count` pages of `client`'s were let go: below half of
+    /// [`HELD_PER_CLIENT`], the client takes turns again.
+    fn released(&mut self, client: &Arc<str>, count: usize) {
+        let Some(held) = self.held.get_mut(client) else {
+            return;
+        };
+        let before = *held;
+        *held = held.saturating_sub(count);
+        if before >= HELD_PER_CLIENT / 2 && *held < HELD_PER_CLIENT / 2 {
+            let _ = self.holds.send(Hold::Resume(Arc::clone(client)));
+        }
+        if *held == 0 {
+            self.held.remove(client);
         }
     }
 
@@ -199,28 +248,30 @@ impl Stage {
 
     fn script(&mut self, url: &Url, content: Content) {
         for id in self.asked.remove(url).unwrap_or_default() {
-            let Some(scripts) = self.scans.get_mut(&id) else {
+            let Some(scan) = self.scans.get_mut(&id) else {
                 continue;
             };
-            let before = scripts.held();
-            for (page, to) in scripts.script(url, content.clone()) {
+            let client = Arc::clone(&scan.client);
+            let ready = scan.scripts.script(url, content.clone());
+            let count = ready.len();
+            for (page, to) in ready {
                 let _ = self.news.send(News::Released);
                 deliver(&self.routes, id, &to, page);
             }
-            if before >= HELD_PER_SCAN / 2 && scripts.held() < HELD_PER_SCAN / 2 {
-                let _ = self.holds.send(Hold::Resume(id));
-            }
+            self.released(&client, count);
         }
     }
 
-    /// Scan `id` was cut short: its held pages are let go (nobody will
-    /// read them), so that they no longer count against the scheduler's
-    /// bound.
+    /// Scan `id` ended (its client went away, or read it all): its held
+    /// pages are let go (nobody will read them), so that they no longer
+    /// count against the scheduler's bound or its client's.
     fn cut(&mut self, id: u64) {
-        if let Some(scripts) = self.scans.remove(&id) {
-            for _ in 0..scripts.held() {
+        if let Some(scan) = self.scans.remove(&id) {
+            let held = scan.scripts.held();
+            for _ in 0..held {
                 let _ = self.news.send(News::Released);
             }
+            self.released(&scan.client, held);
         }
     }
 }

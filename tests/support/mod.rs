@@ -163,6 +163,11 @@ impl TestServer {
         self.seen.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Requests the server has in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.seen.in_flight.load(Ordering::SeqCst)
+    }
+
     /// Serve this robots.txt from now on (404 until set).
     pub fn set_robots(&self, status: u16, body: &str) {
         *self.seen.robots.lock().unwrap() = Some((status, body.to_owned()));
