@@ -1519,3 +1519,77 @@ fn many_scans_of_one_client_waiting_on_scripts_do_not_hold_back_another() {
         scan.abort();
     }
 }
+
+/// One address holds at most a quarter of the server's connections (here
+/// 8 of 32, with 64 descriptors): past that its connections are answered
+/// 503 at once, and another address is still served.
+#[test]
+fn one_address_cannot_hold_every_connection() {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::process::CommandExt as _;
+    let run = Run::new();
+    let mut cmd = run.command(&["serve", "--listen", "127.0.0.1:0", "--no-auth"]);
+    // SAFETY: setrlimit is async-signal-safe; the child sets its own limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let server = Server::spawn(cmd);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let idle: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // Accepted in order: the next connection is the ninth.
+    let get = |stream: &mut std::net::TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: scriptscrape\r\nconnection: close\r\n\r\n")
+            .expect("send");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = get(&mut std::net::TcpStream::connect(&addr).expect("connect"));
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    assert!(head.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 5"),
+        "{head}"
+    );
+    let error: Value = serde_json::from_str(body).expect("a JSON error");
+    assert!(
+        error["error"]
+            .as_str()
+            .expect("its text")
+            .contains("8 connections"),
+        "{body}"
+    );
+    let rt = runtime();
+    let other = rt.block_on(async {
+        let answer = other_client().get(server.url("/healthz")).send().await;
+        answer.expect("healthz").text().await.expect("its text")
+    });
+    assert_eq!(other.trim(), "ok");
+    drop(idle);
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    while !answer.starts_with("HTTP/1.1 200") && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        answer = get(&mut std::net::TcpStream::connect(&addr).expect("connect"));
+    }
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the share came back: {answer}"
+    );
+}

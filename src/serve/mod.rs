@@ -11,6 +11,7 @@
 //! private-network rule (a server that fetches for its callers must not
 //! become their way into its own network), unless the operator allows it.
 
+mod conns;
 pub mod engine;
 pub mod http;
 pub mod metrics;
@@ -121,8 +122,9 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
         let state = Arc::new(http::State::new(engine, &settings, stop.clone(), grace));
         tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "listening on http://{local}");
         let app = http::router(Arc::clone(&state));
+        let peers = conns::Peers::new(conns::max_connections(), settings.client_header.is_some());
         let stopping = stop.clone();
-        accept(listener, app, grace, async move {
+        accept(listener, app, peers, grace, async move {
             stopping.reached(Level::Draining).await;
             state.draining();
         })
@@ -140,29 +142,16 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
 /// (slowloris), or sends nothing, holds a connection no longer.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections served at once: half the descriptors the process may open
-/// (the rest are the fetches'), within bounds.
-fn max_connections() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given, nothing else.
-    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0;
-    let soft = if read { limit.rlim_cur } else { 1024 };
-    usize::try_from(soft / 2)
-        .unwrap_or(usize::MAX)
-        .clamp(16, 4096)
-}
-
 /// Serves `app` on each connection `listener` accepts (HTTP/1.1; at most
-/// [`max_connections`] at once) until `stopping` resolves; then accepts
-/// no more and waits for the connections to finish: running scans end
-/// within `grace` (see http.rs), and a second later connections still
-/// open (a client that does not read its answer) are dropped.
+/// [`conns::max_connections`] at once, each address its share of
+/// `peers`) until `stopping` resolves; then accepts no more and waits for
+/// the connections to finish: running scans end within `grace` (see
+/// http.rs), and a second later connections still open (a client that
+/// does not read its answer) are dropped.
 async fn accept(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    peers: Arc<conns::Peers>,
     grace: Duration,
     stopping: impl std::future::Future<Output = ()>,
 ) {
@@ -180,7 +169,8 @@ async fn accept(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(conns::max_connections()));
+    let refusing = Arc::new(tokio::sync::Semaphore::new(conns::REFUSING));
     tokio::pin!(stopping);
     loop {
         // The semaphore is never closed: acquiring only waits, and clients
@@ -200,6 +190,11 @@ async fn accept(
             },
             () = &mut stopping => break,
         };
+        let Some(held) = peers.admit(peer.ip()) else {
+            tracing::debug!("a connection refused: its address holds its share");
+            conns::refuse(stream, &peers, &refusing);
+            continue;
+        };
         // Scans take turns by the client's address (http.rs).
         let app = app
             .clone()
@@ -211,7 +206,7 @@ async fn accept(
         tokio::spawn(async move {
             // A connection that fails fails for its client alone.
             let _ = connection.await;
-            drop(slot);
+            drop((slot, held));
         });
     }
     drop(listener);
