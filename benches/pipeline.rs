@@ -126,9 +126,11 @@ fn main() {
 }
 
 /// `scriptscrape serve` under 1, 10 and 100 clients at once, each scanning
-/// 20 pages of 50 ms latency (distinct pages throughout), with curl as the
-/// client: time to the first row and to the summary, as each client sees
-/// them (read from curl's output as it streams), and the server's memory.
+/// 20 pages of 50 ms latency (distinct pages throughout), or crawling 20
+/// pages from a seed of the linked site (depth 2, `max_pages` 20), with
+/// curl as the client: time to the first row and to the summary, as each
+/// client sees them (read from curl's output as it streams), and the
+/// server's memory.
 fn serve(runs: usize) {
     let latency = Duration::from_millis(50);
     let site = Server::start(latency, pages::Size::Realistic);
@@ -145,6 +147,7 @@ fn serve(runs: usize) {
             "--allow-private",
         ])
         .args(["-c", "256", "--per-host", "256", "--max-pending", "100000"])
+        .args(["--max-depth", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -158,38 +161,48 @@ fn serve(runs: usize) {
         .unwrap_or_else(|| panic!("the server did not start: {line}"))
         .to_owned();
     let mut next_page = 0u64;
-    for clients in [1usize, 10, 100] {
-        let (mut first, mut whole) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let scans: Vec<String> = (0..clients)
-                .map(|_| {
-                    let urls: Vec<String> = (0..20)
-                        .map(|_| {
-                            next_page += 1;
-                            site.url(next_page)
-                        })
-                        .collect();
-                    urls.join("\n")
-                })
-                .collect();
-            for (to_first, to_end) in curl_scans(&base, &scans) {
-                first.push(to_first);
-                whole.push(to_end);
+    let mut next_seed = 0u64;
+    for crawling in [false, true] {
+        for clients in [1usize, 10, 100] {
+            let (mut first, mut whole) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let scans: Vec<String> = (0..clients)
+                    .map(|_| {
+                        if crawling {
+                            next_seed = (next_seed + 1) % SITE_PAGES;
+                            let seed = site.site_url(next_seed);
+                            let options = r#""options": {"depth": 2, "max_pages": 20}"#;
+                            return format!(r#"{{"urls": ["{seed}"], {options}}}"#);
+                        }
+                        let urls: Vec<String> = (0..20)
+                            .map(|_| {
+                                next_page += 1;
+                                site.url(next_page)
+                            })
+                            .collect();
+                        urls.join("\n")
+                    })
+                    .collect();
+                for (to_first, to_end) in curl_scans(&base, &scans, crawling) {
+                    first.push(to_first);
+                    whole.push(to_end);
+                }
             }
+            let ms = |v: &mut Vec<f64>, p: f64| {
+                v.sort_by(f64::total_cmp);
+                let at = ((v.len() as f64 - 1.0) * p).round() as usize;
+                v[at] * 1000.0
+            };
+            println!(
+                "  {:>8} {clients:>3} clients: first row p50 {:.0} ms, p99 {:.0} ms; summary p50 {:.0} ms, p99 {:.0} ms ({} scans)",
+                if crawling { "crawling" } else { "listed" },
+                ms(&mut first, 0.5),
+                ms(&mut first, 0.99),
+                ms(&mut whole, 0.5),
+                ms(&mut whole, 0.99),
+                first.len()
+            );
         }
-        let ms = |v: &mut Vec<f64>, p: f64| {
-            v.sort_by(f64::total_cmp);
-            let at = ((v.len() as f64 - 1.0) * p).round() as usize;
-            v[at] * 1000.0
-        };
-        println!(
-            "  {clients:>3} clients: first row p50 {:.0} ms, p99 {:.0} ms; summary p50 {:.0} ms, p99 {:.0} ms ({} scans)",
-            ms(&mut first, 0.5),
-            ms(&mut first, 0.99),
-            ms(&mut whole, 0.5),
-            ms(&mut whole, 0.99),
-            first.len()
-        );
     }
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
@@ -208,15 +221,19 @@ fn serve(runs: usize) {
     let _ = server.wait();
 }
 
-/// Runs one curl per scan, all at once, and returns for each the seconds
-/// from its start (the spawn of its curl) to its first row and to the end
-/// of its answer.
-fn curl_scans(base: &str, scans: &[String]) -> Vec<(f64, f64)> {
+/// Runs one curl per scan (a JSON body when `json`), all at once, and
+/// returns for each the seconds from its start (the spawn of its curl) to
+/// its first row and to the end of its answer.
+fn curl_scans(base: &str, scans: &[String], json: bool) -> Vec<(f64, f64)> {
     let children: Vec<(Instant, std::process::Child)> = scans
         .iter()
         .map(|body| {
             let started = Instant::now();
-            let child = Command::new("curl")
+            let mut curl = Command::new("curl");
+            if json {
+                curl.args(["-H", "content-type: application/json"]);
+            }
+            let child = curl
                 .args(["-sN", "--data-binary", body, &format!("{base}/v1/scan")])
                 .stdout(Stdio::piped())
                 .spawn()
@@ -234,11 +251,13 @@ fn curl_scans(base: &str, scans: &[String]) -> Vec<(f64, f64)> {
                 let mut summary = false;
                 for line in lines.by_ref().map_while(Result::ok) {
                     first.get_or_insert_with(|| started.elapsed().as_secs_f64());
-                    summary |= line.contains("\"object\":\"summary\"");
+                    summary |= line.contains("\"object\":\"summary\"")
+                        && line.contains("\"cut_short\":false")
+                        && line.contains("\"failed\":0");
                 }
                 let end = started.elapsed().as_secs_f64();
                 let _ = child.wait();
-                assert!(summary, "a scan ended without its summary");
+                assert!(summary, "a scan ended without a whole summary");
                 (first.unwrap_or(end), end)
             })
         })
