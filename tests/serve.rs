@@ -130,6 +130,11 @@ async fn scan(
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
+    answer(request).await
+}
+
+/// Sends a scan request; its status, and the JSON Lines of its answer.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Vec<Value>) {
     let response = request.send().await.expect("the scan request");
     let status = response.status().as_u16();
     let text = response.text().await.expect("the answer");
@@ -1060,20 +1065,11 @@ fn a_client_trickling_its_headers_is_closed() {
 /// POSTs a JSON scan of `urls` with `options` (no token) and returns the
 /// status and the JSON Lines of the answer.
 async fn scan_json(server: &str, urls: &[String], options: Value) -> (u16, Vec<Value>) {
-    let response = client()
+    let request = client()
         .post(format!("{server}/v1/scan"))
         .header("content-type", "application/json")
-        .body(serde_json::json!({"urls": urls, "options": options}).to_string())
-        .send()
-        .await
-        .expect("the scan request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("the answer");
-    let lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (status, lines)
+        .body(serde_json::json!({"urls": urls, "options": options}).to_string());
+    answer(request).await
 }
 
 /// A scan with `depth` crawls as the CLI's `--depth` does: the same pages
