@@ -1577,6 +1577,16 @@ fn one_address_cannot_hold_every_connection() {
         answer.expect("healthz").text().await.expect("its text")
     });
     assert_eq!(other.trim(), "ok");
+    let metrics = rt.block_on(async {
+        let answer = other_client().get(server.url("/metrics")).send().await;
+        answer.expect("metrics").text().await.expect("its text")
+    });
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "scriptscrape_connections_refused_total 1"),
+        "{metrics}"
+    );
     drop(idle);
     let started = std::time::Instant::now();
     let mut answer = String::new();

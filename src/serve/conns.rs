@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use prometheus_client::metrics::counter::Counter;
+
 /// Connections served at once: half the descriptors the process may open
 /// (the rest are the fetches'), within bounds.
 pub(super) fn max_connections() -> usize {
@@ -47,6 +49,8 @@ pub(super) struct Peers {
     open: Mutex<HashMap<IpAddr, usize>>,
     /// The most one address may hold; `None`: no share.
     share: Option<usize>,
+    /// Connections refused (`/metrics`).
+    refused: Counter,
 }
 
 /// One address's connection; gives its place back when dropped.
@@ -58,10 +62,11 @@ pub(super) struct Held {
 impl Peers {
     /// Shares of `max` connections, a quarter (4 at least) each; or none,
     /// behind a reverse proxy.
-    pub(super) fn new(max: usize, behind_proxy: bool) -> Arc<Peers> {
+    pub(super) fn new(max: usize, behind_proxy: bool, refused: Counter) -> Arc<Peers> {
         Arc::new(Peers {
             open: Mutex::new(HashMap::new()),
             share: (!behind_proxy).then_some((max / 4).max(4)),
+            refused,
         })
     }
 
@@ -112,6 +117,7 @@ pub(super) fn refuse(
     peers: &Peers,
     refusing: &Arc<tokio::sync::Semaphore>,
 ) {
+    peers.refused.inc();
     // A new connection's send buffer is empty: the answer fits whole.
     let _ = stream.try_write(&refusal(peers.share.unwrap_or(0)));
     let Ok(permit) = Arc::clone(refusing).try_acquire_owned() else {
@@ -160,7 +166,7 @@ mod tests {
 
     #[test]
     fn an_address_holds_its_share_and_gets_it_back() {
-        let peers = Peers::new(16, false);
+        let peers = Peers::new(16, false, Counter::default());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let held: Vec<_> = (0..4).map_while(|_| peers.admit(a)).collect();
         assert_eq!(held.len(), 4);
@@ -175,7 +181,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_address_shares_with_its_64() {
-        let peers = Peers::new(16, false);
+        let peers = Peers::new(16, false, Counter::default());
         let held: Vec<_> = (1..=4)
             .map(|i| peers.admit(format!("2001:db8:1:2::{i}").parse().unwrap()))
             .collect();
@@ -190,7 +196,7 @@ mod tests {
 
     #[test]
     fn behind_a_proxy_no_share_applies() {
-        let peers = Peers::new(16, true);
+        let peers = Peers::new(16, true, Counter::default());
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let held: Vec<_> = (0..100).map_while(|_| peers.admit(a)).collect();
         assert_eq!(held.len(), 100);

@@ -42,6 +42,11 @@ pub struct State {
 }
 
 impl State {
+    /// The count of connections refused for their address's share.
+    pub(super) fn connections_refused(&self) -> prometheus_client::metrics::counter::Counter {
+        self.metrics.connections_refused.clone()
+    }
+
     /// The handlers' state for `settings`' server.
     pub fn new(engine: Engine, settings: &Settings, stop: Stop, grace: Duration) -> State {
         let depth = engine.max_depth();

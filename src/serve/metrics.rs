@@ -23,6 +23,8 @@ pub struct Metrics {
     pub scans_in_flight: Gauge,
     /// URLs of running scans not yet answered.
     pub urls_pending: Gauge,
+    /// Connections answered 503 at once: their address held its share.
+    pub connections_refused: Counter,
 }
 
 impl Metrics {
@@ -60,6 +62,12 @@ impl Metrics {
             "URLs of running scans not yet answered",
             urls_pending.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 at once, their address holding its share of connections",
+            connections_refused.clone(),
+        );
         Metrics {
             registry,
             scans,
@@ -67,6 +75,7 @@ impl Metrics {
             fetch_seconds,
             scans_in_flight,
             urls_pending,
+            connections_refused,
         }
     }
 

@@ -122,7 +122,11 @@ pub fn serve(settings: Settings, stop: &Stop) -> anyhow::Result<()> {
         let state = Arc::new(http::State::new(engine, &settings, stop.clone(), grace));
         tracing::info!(target: crate::run::terminal::SUMMARY_TARGET, "listening on http://{local}");
         let app = http::router(Arc::clone(&state));
-        let peers = conns::Peers::new(conns::max_connections(), settings.client_header.is_some());
+        let peers = conns::Peers::new(
+            conns::max_connections(),
+            settings.client_header.is_some(),
+            state.connections_refused(),
+        );
         let stopping = stop.clone();
         accept(listener, app, peers, grace, async move {
             stopping.reached(Level::Draining).await;
